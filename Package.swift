@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One settings list for every Swift target (STYLE.md).
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Tollgate",
+    products: [
+        .executable(name: "tollgate", targets: ["tollgate"]),
+        .executable(name: "fake-ollama", targets: ["fake-ollama"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(
+            name: "CTollgate",
+            dependencies: ["COpenSSL"],
+            linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("crypt")]
+        ),
+        .target(name: "TollgateHTTP", swiftSettings: swiftSettings),
+        .target(name: "TollgateIO", dependencies: ["CTollgate", "COpenSSL"], swiftSettings: swiftSettings),
+        .target(name: "Tollgate", dependencies: ["TollgateHTTP", "TollgateIO"], swiftSettings: swiftSettings),
+        .target(name: "FakeOllama", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "tollgate",
+            dependencies: ["Tollgate", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(name: "fake-ollama", dependencies: ["FakeOllama"], swiftSettings: swiftSettings),
+        .testTarget(name: "TollgateHTTPTests", dependencies: ["TollgateHTTP"], swiftSettings: swiftSettings),
+        .testTarget(name: "TollgateTests", dependencies: ["Tollgate"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["Tollgate", "TollgateIO", "FakeOllama", "COpenSSL"],
+            swiftSettings: swiftSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,58 @@
+#ifndef CTOLLGATE_H
+#define CTOLLGATE_H
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/resource.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <crypt.h>
+#include <openssl/ssl.h>
+
+// One-line wrappers for OpenSSL function-like macros and constants Swift cannot import.
+long tg_SSL_CTX_set_mode(SSL_CTX *ctx, long mode);
+long tg_SSL_CTX_set_options(SSL_CTX *ctx, unsigned long long op);
+int tg_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version);
+int tg_SSL_CTX_set1_groups_list(SSL_CTX *ctx, const char *list);
+long tg_SSL_CTX_set_session_cache_mode(SSL_CTX *ctx, long mode);
+int tg_SSL_CTX_set_session_id_context(SSL_CTX *ctx);
+long tg_SSL_CTX_get_ex_cert_chain_count(SSL_CTX *ctx);
+
+extern const long TG_SSL_MODE_RELEASE_BUFFERS;
+extern const long TG_SSL_MODE_ENABLE_PARTIAL_WRITE;
+extern const long TG_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER;
+extern const unsigned long long TG_SSL_OP_NO_RENEGOTIATION;
+extern const unsigned long long TG_SSL_OP_NO_COMPRESSION;
+extern const unsigned long long TG_SSL_OP_NO_TLSv1;
+extern const unsigned long long TG_SSL_OP_NO_TLSv1_1;
+extern const unsigned long long TG_SSL_OP_CIPHER_SERVER_PREFERENCE;
+extern const int TG_TLS1_2_VERSION;
+extern const long TG_SSL_SESS_CACHE_SERVER;
+
+/// Installs an ALPN callback that selects "http/1.1" and declines anything else (h2 included).
+void tg_SSL_CTX_enable_alpn_http11(SSL_CTX *ctx);
+
+/// The negotiated protocol version name ("TLSv1.3") for logs and tests.
+const char *tg_SSL_get_version(const SSL *ssl);
+
+/// Generates a P-256 key and an X.509 certificate.
+/// If ca_key_path/ca_cert_path are NULL the certificate is self-signed; is_ca marks it as a CA.
+/// san is a comma-separated subjectAltName value ("DNS:localhost,IP:127.0.0.1"), may be NULL.
+/// Writes PEM files (key with mode 0600). Returns 0 on success, -1 with a message in err.
+int tg_generate_certificate(const char *key_path, const char *cert_path, const char *common_name,
+                            const char *san, int is_ca, int days,
+                            const char *ca_key_path, const char *ca_cert_path,
+                            char *err, size_t err_len);
+
+/// The expiry time (seconds since the epoch) of the first certificate in a PEM file, or -1.
+long long tg_certificate_not_after(const char *cert_path);
+
+/// Fills err with OpenSSL's error queue (oldest first) and clears it.
+void tg_ssl_error_string(char *err, size_t err_len);
+
+#endif
