@@ -1,0 +1,63 @@
+/// Byte constants and character classes of the HTTP grammar (RFC 9110 5.6, RFC 9112).
+enum ASCII {
+    static let cr: UInt8 = 0x0D
+    static let lf: UInt8 = 0x0A
+    static let sp: UInt8 = 0x20
+    static let htab: UInt8 = 0x09
+    static let colon: UInt8 = 0x3A
+    static let semicolon: UInt8 = 0x3B
+    static let equals: UInt8 = 0x3D
+    static let comma: UInt8 = 0x2C
+    static let slash: UInt8 = 0x2F
+    static let question: UInt8 = 0x3F
+    static let at: UInt8 = 0x40
+    static let star: UInt8 = 0x2A
+    static let quote: UInt8 = 0x22
+    static let backslash: UInt8 = 0x5C
+    static let zero: UInt8 = 0x30
+
+    /// True for RFC 9110 `tchar`: ALPHA, DIGIT and ``!#$%&'*+-.^_`|~``.
+    @inline(__always)
+    static func isTchar(_ b: UInt8) -> Bool {
+        switch b {
+        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
+        case 0x21, 0x23, 0x24, 0x25, 0x26, 0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E, 0x5F, 0x60, 0x7C, 0x7E: return true
+        default: return false
+        }
+    }
+
+    /// True for bytes allowed inside a field value: HTAB, SP, VCHAR and obs-text.
+    @inline(__always)
+    static func isFieldValueByte(_ b: UInt8) -> Bool {
+        b == htab || (b >= sp && b != 0x7F)
+    }
+
+    /// True for SP or HTAB (optional whitespace).
+    @inline(__always)
+    static func isOWS(_ b: UInt8) -> Bool {
+        b == sp || b == htab
+    }
+
+    /// The value of a hex digit, or nil.
+    @inline(__always)
+    static func hexValue(_ b: UInt8) -> Int? {
+        switch b {
+        case 0x30...0x39: return Int(b &- 0x30)
+        case 0x41...0x46: return Int(b &- 0x41 &+ 10)
+        case 0x61...0x66: return Int(b &- 0x61 &+ 10)
+        default: return nil
+        }
+    }
+
+    /// True for 0-9.
+    @inline(__always)
+    static func isDigit(_ b: UInt8) -> Bool {
+        b >= 0x30 && b <= 0x39
+    }
+
+    /// ASCII lowercase of `b`; other bytes unchanged.
+    @inline(__always)
+    static func lower(_ b: UInt8) -> UInt8 {
+        b >= 0x41 && b <= 0x5A ? b | 0x20 : b
+    }
+}

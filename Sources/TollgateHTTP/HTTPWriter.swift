@@ -1,0 +1,69 @@
+/// Writes wire bytes into a caller-owned [UInt8].
+///
+/// Appends only; the caller owns the buffer and reuses it. Names and values are written as given: callers must
+/// pass bytes that are valid in a header (no CR or LF).
+public enum HTTPWriter {
+    /// "\r\n".
+    public static let crlf: [UInt8] = [0x0D, 0x0A]
+    /// The last chunk of a chunked body with no trailers: "0\r\n\r\n".
+    public static let lastChunk: [UInt8] = [0x30, 0x0D, 0x0A, 0x0D, 0x0A]
+
+    /// Appends a status line such as "HTTP/1.1 200 OK\r\n", with the standard reason phrase.
+    public static func appendStatusLine(_ status: Int, version: HTTPVersion = .http11, to out: inout [UInt8]) {
+        appendRaw(version == .http11 ? "HTTP/1.1 " : "HTTP/1.0 ", to: &out)
+        appendDecimal(status, to: &out)
+        out.append(ASCII.sp)
+        appendRaw(reasonPhrase(status), to: &out)
+        out.append(contentsOf: crlf)
+    }
+
+    /// Appends "name: value\r\n".
+    public static func appendHeader(_ name: String, _ value: String, to out: inout [UInt8]) {
+        appendRaw(name, to: &out)
+        out.append(ASCII.colon)
+        out.append(ASCII.sp)
+        appendRaw(value, to: &out)
+        out.append(contentsOf: crlf)
+    }
+
+    /// Appends "name: value\r\n" with the value taken as bytes (for example a range of a parsed head).
+    public static func appendHeader(_ name: String, bytes value: ArraySlice<UInt8>, to out: inout [UInt8]) {
+        appendRaw(name, to: &out)
+        out.append(ASCII.colon)
+        out.append(ASCII.sp)
+        out.append(contentsOf: value)
+        out.append(contentsOf: crlf)
+    }
+
+    /// Appends the UTF-8 bytes of `s` unchanged.
+    public static func appendRaw(_ s: String, to out: inout [UInt8]) {
+        out.append(contentsOf: s.utf8)
+    }
+
+    /// Appends `n` in decimal ASCII, with a leading "-" when negative; no String is made.
+    public static func appendDecimal(_ n: Int, to out: inout [UInt8]) {
+        if n < 0 { out.append(0x2D) }
+        // Work in UInt so Int.min's magnitude fits.
+        let magnitude = n.magnitude
+        var divisor: UInt = 1
+        while magnitude / divisor >= 10 { divisor &*= 10 }
+        while divisor > 0 {
+            out.append(ASCII.zero &+ UInt8(truncatingIfNeeded: (magnitude / divisor) % 10))
+            divisor /= 10
+        }
+    }
+
+    /// Appends a chunk header: the size in lowercase hex and CRLF, e.g. "1a\r\n". `size` must not be negative;
+    /// a size of 0 writes "0\r\n", the start of a last chunk.
+    public static func appendChunkHeader(size: Int, to out: inout [UInt8]) {
+        precondition(size >= 0, "negative chunk size")
+        var shift = 0
+        while shift < Int.bitWidth &- 4 && size >> (shift &+ 4) != 0 { shift &+= 4 }
+        while shift >= 0 {
+            let nibble = UInt8(truncatingIfNeeded: (size >> shift) & 0xF)
+            out.append(nibble < 10 ? ASCII.zero &+ nibble : 0x61 &+ nibble &- 10)
+            shift &-= 4
+        }
+        out.append(contentsOf: crlf)
+    }
+}
