@@ -1,19 +1,34 @@
 /// Byte constants and character classes of the HTTP grammar (RFC 9110 5.6, RFC 9112).
 enum ASCII {
+    /// Carriage return.
     static let cr: UInt8 = 0x0D
+    /// Line feed.
     static let lf: UInt8 = 0x0A
+    /// Space.
     static let sp: UInt8 = 0x20
+    /// Horizontal tab.
     static let htab: UInt8 = 0x09
+    /// ":"
     static let colon: UInt8 = 0x3A
+    /// ";"
     static let semicolon: UInt8 = 0x3B
+    /// "="
     static let equals: UInt8 = 0x3D
+    /// ","
     static let comma: UInt8 = 0x2C
+    /// "/"
     static let slash: UInt8 = 0x2F
+    /// "?"
     static let question: UInt8 = 0x3F
+    /// "@"
     static let at: UInt8 = 0x40
+    /// "*"
     static let star: UInt8 = 0x2A
+    /// Double quote.
     static let quote: UInt8 = 0x22
+    /// "\\"
     static let backslash: UInt8 = 0x5C
+    /// "0"
     static let zero: UInt8 = 0x30
 
     /// True for RFC 9110 `tchar`: ALPHA, DIGIT and ``!#$%&'*+-.^_`|~``.

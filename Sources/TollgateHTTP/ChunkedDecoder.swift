@@ -4,6 +4,7 @@
 /// `;name[=token|quoted-string]` with no whitespace, every line ends in CRLF, trailer fields follow the header
 /// field rules and are discarded. Every refusal is a 400; after one the decoder keeps refusing.
 public struct ChunkedDecoder: Sendable {
+    /// Where in the chunked grammar the next byte falls.
     enum State: Sendable, Equatable {
         case size, extNameStart, extName, extValueStart, extToken, extQuoted, extQuotedEscape, extAfterQuoted
         case lineLF, data, dataCR, dataLF
@@ -11,13 +12,19 @@ public struct ChunkedDecoder: Sendable {
         case done, failed
     }
 
+    /// Longest chunk-size line (with extensions, without CRLF) accepted.
     let maxChunkLineBytes: Int
+    /// Longest trailer section (with its CRLFs) accepted.
     let maxTrailerBytes: Int
+    /// The current position in the grammar.
     var state: State = .size
     /// Chunk size being read, then the data bytes of the current chunk still to come.
     var remaining = 0
+    /// Hex digits read on the current chunk-size line.
     var digits = 0
+    /// Bytes read on the current chunk-size line.
     var lineBytes = 0
+    /// Bytes read of the trailer section.
     var trailerBytes = 0
 
     /// Creates a decoder positioned at the first chunk-size line.

@@ -4,18 +4,24 @@
 /// head may not reach (`start + maxHeadBytes`); needing a byte there means the head is too long (431), needing one
 /// past the buffered `end` means more input is needed.
 struct HeadScanner {
+    /// The caller's buffer.
     let buffer: [UInt8]
+    /// One past the last buffered byte.
     let end: Int
+    /// The first index the head may not reach.
     let headLimit: Int
 
     /// Result of scanning one part of a head.
     enum Step: Equatable {
         /// The part ends here: the index just after its terminating CRLF (or the line's CR for `findLineEnd`).
         case done(Int)
+        /// The buffer ends before the part does.
         case needMore
+        /// The part is refused.
         case invalid(HTTPParseError)
     }
 
+    /// A refusal with `status` and `reason`.
     static func error(_ status: Int, _ reason: String) -> Step {
         .invalid(HTTPParseError(status: status, reason: reason))
     }
