@@ -1,4 +1,6 @@
+#define _GNU_SOURCE
 #include "CTollgate.h"
+#include <sys/random.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -10,6 +12,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <time.h>
+
+int tg_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) { return accept4(fd, addr, len, flags); }
+long tg_getrandom(void *buf, size_t len) { return (long)getrandom(buf, len, 0); }
 
 long tg_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
 long tg_SSL_CTX_set_options(SSL_CTX *ctx, unsigned long long op) { return (long)SSL_CTX_set_options(ctx, op); }

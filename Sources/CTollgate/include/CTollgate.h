@@ -14,6 +14,10 @@
 #include <crypt.h>
 #include <openssl/ssl.h>
 
+/// accept4 and getrandom need _GNU_SOURCE, which Swift's Glibc module does not define.
+int tg_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+long tg_getrandom(void *buf, size_t len);
+
 // One-line wrappers for OpenSSL function-like macros and constants Swift cannot import.
 long tg_SSL_CTX_set_mode(SSL_CTX *ctx, long mode);
 long tg_SSL_CTX_set_options(SSL_CTX *ctx, unsigned long long op);

@@ -1,0 +1,90 @@
+import TollgateHTTP
+import TollgateIO
+
+/// Everything a running Tollgate needs, resolved from flags (and later the config file).
+public struct ServerConfig: Sendable {
+    /// The TLS listeners (IPv4 and/or IPv6); empty when only plain HTTP is served.
+    public var listen: [SocketAddress] = [SocketAddress(parsing: "0.0.0.0:8443")!]
+    /// Plain-HTTP listeners (behind a load balancer, or local tests).
+    public var listenPlain: [SocketAddress] = []
+    /// Listeners that answer every plain request with a 301 to https.
+    public var listenRedirect: [SocketAddress] = []
+    /// The https port the redirect points at (the TLS listener's by default).
+    public var redirectPort: UInt16?
+    public var certificatePath: String?
+    public var keyPath: String?
+    public var upstream: UpstreamAddress = UpstreamAddress(parsing: "http://127.0.0.1:11434")!
+    public var workers: Int = 1
+    public var limits = HTTPLimits()
+    public var timeouts = Timeouts()
+    public var bodyLimits = BodyLimits()
+    /// Log one line per request to stdout.
+    public var accessLog: AccessLogFormat = .text
+    /// How long in-flight requests may finish after SIGTERM before connections are closed.
+    public var drainGraceSeconds: Double = 30
+    /// Bytes buffered towards a slow reader before Tollgate stops reading the other side.
+    public var backpressureBytes: Int = 64 * 1024
+    /// Idle keep-alive connections kept to the upstream per worker.
+    public var upstreamIdlePerWorker: Int = 64
+
+    public init() {}
+}
+
+/// Every timeout, in seconds.
+public struct Timeouts: Sendable {
+    /// From connection start, or from the first byte of a later request, until its head is complete (slow loris).
+    public var requestHead: Double = 10
+    /// A keep-alive connection waiting for its next request.
+    public var keepAliveIdle: Double = 75
+    /// Between reads of a request body (nginx client_body_timeout).
+    public var clientBodyIdle: Double = 60
+    /// A client that accepts none of the bytes waiting for it (nginx send_timeout).
+    public var clientSend: Double = 60
+    /// Connecting to the upstream.
+    public var upstreamConnect: Double = 5
+    /// Between bytes from the upstream while a request is in flight (a model load takes minutes).
+    public var upstreamIdle: Double = 600
+    /// An idle pooled upstream connection before it is closed.
+    public var upstreamPoolIdle: Double = 60
+
+    public init() {}
+}
+
+/// Request body limits per route class; 0 means no limit.
+public struct BodyLimits: Sendable {
+    /// generate, chat, embed and the /v1 equivalents: images in prompts need room.
+    public var inference: Int = 64 << 20
+    /// Model uploads (`/api/blobs/…`) are many gigabytes.
+    public var blobs: Int = 0
+    /// Everything else.
+    public var other: Int = 1 << 20
+
+    public init() {}
+}
+
+/// Access log output.
+public enum AccessLogFormat: String, Sendable, CaseIterable {
+    case text, none
+}
+
+/// The upstream's address and the Host header it expects.
+public struct UpstreamAddress: Sendable, Equatable {
+    public var address: SocketAddress
+    /// "127.0.0.1:11434": what Tollgate sends as Host (Ollama refuses foreign hosts).
+    public var hostHeader: String
+
+    /// Parses "http://HOST:PORT" (HOST numeric or localhost; port defaults to 80).
+    public init?(parsing text: String) {
+        var rest = Substring(text)
+        if rest.hasPrefix("http://") { rest = rest.dropFirst(7) } else if rest.contains("://") { return nil }
+        while rest.hasSuffix("/") { rest = rest.dropLast() }
+        if rest.isEmpty || rest.contains("/") { return nil }
+        var hostPort = String(rest)
+        let hasPort: Bool
+        if hostPort.hasPrefix("[") { hasPort = hostPort.contains("]:") } else { hasPort = hostPort.contains(":") }
+        if !hasPort { hostPort += ":80" }
+        guard let address = SocketAddress(parsing: hostPort) else { return nil }
+        self.address = address
+        self.hostHeader = address.description
+    }
+}

@@ -1,0 +1,199 @@
+import TollgateHTTP
+import TollgateIO
+
+extension ClientConnection {
+    /// A complete head is in `worker.scratchHead`: run the phases in nginx's order, then proxy.
+    ///
+    /// read head → rate limit → authenticate → route policy → proxy → log. Rate limiting and authentication are
+    /// their own issues and slot in here, before the route policy, once they exist.
+    func startExchange() {
+        let head = worker.scratchHead
+        let family = APIFamily.of(path: input, head.path)
+        let route = RouteClass.of(input, path: head.path)
+        let ex = Exchange(requestID: worker.nextRequestID(), head: head, buffer: input, family: family, route: route,
+                          bodyLimit: route.bodyLimit(worker.config.bodyLimits), start: worker.loop.now)
+        if worker.draining { ex.clientKeepAlive = false }
+        inStart += head.headLength
+        exchange = ex
+        phase = .exchange
+        requestsServed += 1
+        timer = .none
+        timerDeadline = 0
+
+        if kind == .redirect {
+            redirect(ex, head: head)
+            return
+        }
+        if let rejection = RoutePolicy.check(head: head, exchange: ex) {
+            respond(ex, rejection, reason: .rejected)
+            return
+        }
+        proxy(ex, head: head)
+    }
+
+    /// Connects (or reuses a pooled connection) and queues the rewritten head and whatever body is here already.
+    private func proxy(_ ex: Exchange, head: RequestHead) {
+        let up: UpstreamConnection
+        if let pooled = worker.takeIdleUpstream() {
+            up = pooled
+            up.reused = true
+        } else {
+            switch UpstreamConnection.open(worker: worker) {
+            case .success(let fresh): up = fresh
+            case .failure:
+                respond(ex, .badGateway("cannot connect to \(worker.config.upstream.hostHeader)"), reason: .upstreamRefused)
+                return
+            }
+        }
+        ex.upstream = up
+        RequestRewriter.write(head, buffer: input, upstreamHost: worker.upstreamHost, clientAddress: peerText,
+                              scheme: scheme, requestID: ex.requestID, into: &up.out)
+        if !ex.requestDone && ex.expectContinue && inStart == inEnd {
+            HTTPWriter.appendRaw("HTTP/1.1 100 Continue\r\n\r\n", to: &out)
+        }
+        if !ex.requestDone && inStart < inEnd {
+            moveBody(ex, into: up)
+        }
+        if up.reused && ex.requestDone && up.outStart == 0 { ex.replay = up.out }
+        if !ex.requestDone {
+            timer = .body
+            timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.clientBodyIdle)
+        }
+        up.attach(self)
+        if !up.isConnecting && !up.flush() {
+            upstreamFailed(up, reason: .upstreamClosed, detail: "write failed")
+            return
+        }
+        if outStart < out.count { flush() } else { updateInterest() }
+    }
+
+    /// Moves buffered body bytes to the upstream, then flushes it.
+    func pumpRequestBody(_ ex: Exchange) {
+        guard let up = ex.upstream else { return }
+        moveBody(ex, into: up)
+        guard phase == .exchange, exchange === ex else { return }
+        timerDeadline = ex.requestDone ? 0 : worker.loop.now &+ worker.seconds(worker.config.timeouts.clientBodyIdle)
+        if ex.requestDone { timer = .none }
+        if !up.isConnecting && !up.flush() {
+            upstreamFailed(up, reason: .upstreamClosed, detail: "write failed")
+        }
+    }
+
+    /// Copies body bytes from the client buffer to the upstream's output, re-framing chunked bodies cleanly
+    /// (no extensions, no trailers) and enforcing the route's body limit.
+    private func moveBody(_ ex: Exchange, into up: UpstreamConnection) {
+        switch ex.body {
+        case .none:
+            ex.requestDone = true
+        case .length(let remaining):
+            let n = min(remaining, inEnd - inStart)
+            up.out.append(contentsOf: input[inStart..<inStart + n])
+            inStart += n
+            ex.bytesIn += n
+            ex.body = .length(remaining: remaining - n)
+            if remaining - n == 0 { ex.requestDone = true }
+        case .chunked:
+            var data = 0
+            let consumed: Int
+            do {
+                consumed = try ex.bodyDecoder.decode(input, from: inStart, to: inEnd) { range in
+                    HTTPWriter.appendChunkHeader(size: range.count, to: &up.out)
+                    up.out.append(contentsOf: input[range])
+                    up.out.append(contentsOf: HTTPWriter.crlf)
+                    data += range.count
+                }
+            } catch {
+                inStart = inEnd
+                failRequest(ex, ErrorResponse.fromParse(error), reason: .badRequest)
+                return
+            }
+            inStart += consumed
+            ex.bytesIn += consumed
+            ex.bodyBytes += data
+            if ex.bodyLimit > 0 && ex.bodyBytes > ex.bodyLimit {
+                inStart = inEnd
+                failRequest(ex, .tooLarge(limit: ex.bodyLimit), reason: .rejected)
+                return
+            }
+            if ex.bodyDecoder.isDone {
+                up.out.append(contentsOf: HTTPWriter.lastChunk)
+                ex.requestDone = true
+            }
+        }
+    }
+
+    /// The request body cannot be completed: the upstream request is abandoned; the client gets the error if no
+    /// response has started, else the connection just closes.
+    private func failRequest(_ ex: Exchange, _ error: ErrorResponse, reason: CloseReason) {
+        if let up = ex.upstream {
+            ex.upstream = nil
+            up.close()
+        }
+        if ex.headSent {
+            close(reason)
+        } else {
+            respond(ex, error, reason: reason)
+        }
+    }
+
+    /// Answers the exchange with Tollgate's own error response and finishes it.
+    func respond(_ ex: Exchange, _ error: ErrorResponse, reason: CloseReason) {
+        if let up = ex.upstream {
+            ex.upstream = nil
+            up.close()
+        }
+        ex.status = error.status
+        ex.headSent = true
+        if !ex.requestDone { ex.closeAfter = true }
+        let closing = ex.closeAfter || !ex.clientKeepAlive || worker.draining
+        let before = out.count
+        error.serialize(for: ex.family, requestID: ex.requestID, close: closing, headOnly: ex.isHead, into: &out)
+        ex.bytesOut += out.count - before
+        ex.closeAfter = closing
+        finishExchange(ex, reason: reason)
+    }
+
+    /// The redirect listener's only answer: 301 to the same host and path over https.
+    private func redirect(_ ex: Exchange, head: RequestHead) {
+        var host = head.host.map { String(decoding: input[$0], as: UTF8.self) } ?? "localhost"
+        if let colon = host.lastIndex(of: ":"), !host.hasSuffix("]") { host = String(host[..<colon]) }
+        let port = worker.config.redirectPort ?? worker.config.listen.first?.port ?? 443
+        let location = "https://\(host)\(port == 443 ? "" : ":\(port)")\(String(decoding: input[head.path.lowerBound..<head.target.upperBound], as: UTF8.self))"
+        ex.closeAfter = true
+        ex.status = 301
+        ex.headSent = true
+        HTTPWriter.appendStatusLine(301, to: &out)
+        HTTPWriter.appendHeader("Location", location, to: &out)
+        HTTPWriter.appendHeader("Content-Length", "0", to: &out)
+        HTTPWriter.appendHeader("Connection", "close", to: &out)
+        out.append(contentsOf: HTTPWriter.crlf)
+        finishExchange(ex, reason: .completed)
+    }
+
+    /// Ends the exchange: logs it, then either waits for the next request (keep-alive, pipelining) or closes
+    /// once everything is written.
+    func finishExchange(_ ex: Exchange, reason: CloseReason) {
+        logExchange(ex, reason: reason, status: ex.status)
+        exchange = nil
+        let keep = ex.clientKeepAlive && ex.requestDone && !ex.closeAfter && !worker.draining
+        if keep {
+            phase = .waitingHead
+            timer = .keepAlive
+            timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.keepAliveIdle)
+            if inStart == inEnd && input.count > ClientConnection.readSize {
+                input = []
+            }
+            if inStart < inEnd {
+                // A pipelined request is already here.
+                worker.loop.deferUntilIterationEnd { [self] in
+                    if phase == .waitingHead && exchange == nil { processInput(); readAvailable() }
+                }
+            }
+        } else {
+            phase = .waitingHead
+            closeAfterFlush = true
+            inStart = inEnd
+        }
+        flush()
+    }
+}

@@ -1,0 +1,250 @@
+import TollgateHTTP
+import TollgateIO
+
+extension ClientConnection {
+    /// The upstream accepted the connection: send what is queued.
+    func upstreamConnected(_ up: UpstreamConnection) {
+        guard let ex = exchange, ex.upstream === up else { up.close(); return }
+        if !up.flush() {
+            upstreamFailed(up, reason: .upstreamClosed, detail: "write failed")
+            return
+        }
+        updateInterest()
+    }
+
+    /// Readiness on the exchange's upstream socket.
+    func upstreamReady(_ up: UpstreamConnection, _ events: ReadyEvents) {
+        guard let ex = exchange, ex.upstream === up else { up.close(); return }
+        if events.contains(.writable) {
+            if !up.flush() {
+                upstreamFailed(up, reason: .upstreamClosed, detail: "write failed")
+                return
+            }
+            // The upstream drained what we queued: the client may send more body.
+            if !ex.requestDone { readAvailable() }
+            guard exchange === ex else { return }
+        }
+        if events.contains(.readable) || events.contains(.peerClosed) || events.contains(.error) {
+            relayResponse(ex, up)
+        }
+    }
+
+    /// Reads from the upstream and relays every read to the client at once, until the client's backlog reaches the
+    /// backpressure bound (then reading pauses until it drains).
+    private func relayResponse(_ ex: Exchange, _ up: UpstreamConnection) {
+        while exchange === ex && ex.upstream === up {
+            if pendingOutput >= worker.config.backpressureBytes {
+                up.paused = true
+                up.updateInterest()
+                break
+            }
+            switch up.readOnce() {
+            case .bytes:
+                up.armIdle()
+                consumeUpstream(ex, up)
+            case .wouldBlock:
+                flush()
+                return
+            case .eof:
+                upstreamEnded(ex, up)
+                return
+            case .failed(let e):
+                upstreamBroke(ex, up, detail: Syscall.describe(e))
+                return
+            }
+        }
+        if phase != .closed { flush() }
+    }
+
+    /// Parses the response head if needed, then moves body bytes from the upstream buffer to the client's.
+    private func consumeUpstream(_ ex: Exchange, _ up: UpstreamConnection) {
+        if !ex.headSent {
+            while true {
+                switch worker.responseParser.parse(up.input, from: up.inStart, to: up.inEnd, requestWasHead: ex.isHead,
+                                                   into: &ex.responseHead) {
+                case .needMore:
+                    return
+                case .invalid(let e):
+                    upstreamInvalid(ex, up, detail: e.reason)
+                    return
+                case .complete:
+                    break
+                }
+                let head = ex.responseHead
+                if head.status >= 100 && head.status < 200 {
+                    // Interim responses (we never forward Expect, so these are unexpected): skip them.
+                    up.inStart += head.headLength
+                    continue
+                }
+                ex.status = head.status
+                ex.firstByteAt = worker.loop.now
+                ex.mode = ResponseRewriter.bodyMode(head.framing, clientVersion: ex.version)
+                if case .length(let n) = ex.mode { ex.remaining = n }
+                let delimitedByClose = ex.mode == .dechunkToClose || ex.mode == .untilClose
+                ex.closeAfter = ex.closeAfter || !ex.requestDone || !ex.clientKeepAlive || worker.draining || delimitedByClose
+                let before = out.count
+                ResponseRewriter.write(head, buffer: up.input, mode: ex.mode, requestID: ex.requestID,
+                                       close: ex.closeAfter, into: &out)
+                ex.bytesOut += out.count - before
+                up.inStart += head.headLength
+                ex.headSent = true
+                ex.replay = nil
+                break
+            }
+            if ex.mode == .none || ex.mode == .length(0) {
+                responseComplete(ex, up)
+                return
+            }
+        }
+        relayBody(ex, up)
+    }
+
+    private func relayBody(_ ex: Exchange, _ up: UpstreamConnection) {
+        let start = up.inStart, end = up.inEnd
+        guard start < end else { return }
+        let before = out.count
+        switch ex.mode {
+        case .none:
+            return
+        case .length:
+            let n = min(ex.remaining, end - start)
+            out.append(contentsOf: up.input[start..<start + n])
+            up.inStart += n
+            ex.remaining -= n
+            ex.bytesOut += out.count - before
+            if ex.remaining == 0 { responseComplete(ex, up) }
+        case .chunkedPassthrough, .dechunkToClose:
+            let passthrough = ex.mode == .chunkedPassthrough
+            let consumed: Int
+            do {
+                consumed = try ex.responseDecoder.decode(up.input, from: start, to: end) { range in
+                    if !passthrough { out.append(contentsOf: up.input[range]) }
+                }
+            } catch {
+                upstreamInvalid(ex, up, detail: error.reason)
+                return
+            }
+            if passthrough { out.append(contentsOf: up.input[start..<start + consumed]) }
+            up.inStart += consumed
+            ex.bytesOut += out.count - before
+            if ex.responseDecoder.isDone { responseComplete(ex, up) }
+        case .rechunk:
+            HTTPWriter.appendChunkHeader(size: end - start, to: &out)
+            out.append(contentsOf: up.input[start..<end])
+            out.append(contentsOf: HTTPWriter.crlf)
+            up.inStart = end
+            ex.bytesOut += out.count - before
+        case .untilClose:
+            out.append(contentsOf: up.input[start..<end])
+            up.inStart = end
+            ex.bytesOut += out.count - before
+        }
+    }
+
+    /// The response is complete: the upstream goes back to the pool if it can be reused.
+    private func responseComplete(_ ex: Exchange, _ up: UpstreamConnection) {
+        ex.upstream = nil
+        if ex.responseHead.keepAlive && ex.requestDone && !up.hasPendingOutput && up.bufferedInput == 0 {
+            worker.putIdleUpstream(up)
+        } else {
+            up.close()
+        }
+        finishExchange(ex, reason: .completed)
+    }
+
+    /// The upstream closed its side.
+    private func upstreamEnded(_ ex: Exchange, _ up: UpstreamConnection) {
+        if !ex.headSent {
+            if ex.responseHead.headLength == 0 && up.bufferedInput == 0 && retry(ex, up) { return }
+            upstreamFailed(up, reason: .upstreamClosed, detail: "the upstream closed the connection before answering")
+            return
+        }
+        switch ex.mode {
+        case .rechunk:
+            ex.upstream = nil
+            up.close()
+            out.append(contentsOf: HTTPWriter.lastChunk)
+            ex.bytesOut += HTTPWriter.lastChunk.count
+            finishExchange(ex, reason: .completed)
+        case .untilClose:
+            ex.upstream = nil
+            up.close()
+            finishExchange(ex, reason: .completed)
+        default:
+            truncate(ex, up, reason: .upstreamClosed)
+        }
+    }
+
+    private func upstreamBroke(_ ex: Exchange, _ up: UpstreamConnection, detail: String) {
+        if !ex.headSent {
+            if up.bufferedInput == 0 && retry(ex, up) { return }
+            upstreamFailed(up, reason: .upstreamClosed, detail: detail)
+        } else {
+            truncate(ex, up, reason: .upstreamClosed)
+        }
+    }
+
+    private func upstreamInvalid(_ ex: Exchange, _ up: UpstreamConnection, detail: String) {
+        if ex.headSent {
+            truncate(ex, up, reason: .upstreamInvalid)
+        } else {
+            respond(ex, .badGateway("invalid response from the upstream (\(detail))"), reason: .upstreamInvalid)
+        }
+    }
+
+    /// A pooled connection the upstream had already closed: send the same request once more on a fresh one.
+    private func retry(_ ex: Exchange, _ up: UpstreamConnection) -> Bool {
+        guard up.reused, let replay = ex.replay else { return false }
+        ex.replay = nil
+        ex.upstream = nil
+        up.close()
+        guard case .success(let fresh) = UpstreamConnection.open(worker: worker) else { return false }
+        ex.upstream = fresh
+        fresh.out = replay
+        fresh.attach(self)
+        if !fresh.isConnecting && !fresh.flush() {
+            upstreamFailed(fresh, reason: .upstreamClosed, detail: "write failed")
+        }
+        return true
+    }
+
+    /// Connecting or writing failed, or the upstream closed before answering: 502, or a truncated stream if the
+    /// response had begun.
+    func upstreamFailed(_ up: UpstreamConnection, reason: CloseReason, detail: String) {
+        guard let ex = exchange, ex.upstream === up else { up.close(); return }
+        if ex.headSent {
+            truncate(ex, up, reason: reason)
+            return
+        }
+        if up.reused && up.bufferedInput == 0 && retry(ex, up) { return }
+        let error: ErrorResponse = reason == .upstreamTimeout
+            ? .gatewayTimeout(detail)
+            : .badGateway("\(worker.config.upstream.hostHeader): \(detail)")
+        respond(ex, error, reason: reason)
+    }
+
+    /// The upstream said nothing for the idle timeout: 504 before the response began, else a truncated stream.
+    func upstreamTimedOut(_ up: UpstreamConnection) {
+        guard let ex = exchange, ex.upstream === up else { up.close(); return }
+        if ex.headSent {
+            truncate(ex, up, reason: .upstreamTimeout)
+        } else {
+            respond(ex, .gatewayTimeout("no response within \(Int(worker.config.timeouts.upstreamIdle)) s"), reason: .upstreamTimeout)
+        }
+    }
+
+    /// The response cannot be completed: deliver what arrived, then close without a terminating chunk so the
+    /// client sees a truncated response, never a falsely complete one.
+    private func truncate(_ ex: Exchange, _ up: UpstreamConnection, reason: CloseReason) {
+        ex.upstream = nil
+        up.close()
+        ex.closeAfter = true
+        ex.clientKeepAlive = false
+        logExchange(ex, reason: reason, status: ex.status)
+        exchange = nil
+        phase = .waitingHead
+        closeAfterFlush = true
+        inStart = inEnd
+        flush()
+    }
+}

@@ -1,0 +1,323 @@
+import Glibc
+import TollgateHTTP
+import TollgateIO
+
+/// One client connection: TLS handshake, request heads, keep-alive and pipelining, writes and closing.
+/// The exchange logic (request body upstream, response back) lives in the `+Request` and `+Response` extensions.
+///
+/// Loop thread only. Registered with the loop from accept to `close`, which releases everything exactly once.
+final class ClientConnection: EventHandler {
+    /// What the listener that accepted this connection does.
+    enum Kind { case tls, plain, redirect }
+    enum Phase { case handshake, waitingHead, exchange, lingering, closed }
+    enum Timer { case none, head, keepAlive, body, linger }
+
+    let worker: Worker
+    let transport: Transport
+    let kind: Kind
+    let peerText: [UInt8]
+    var phase: Phase
+    var exchange: Exchange?
+
+    var input: [UInt8] = []
+    var inStart = 0
+    var inEnd = 0
+    var out: [UInt8] = []
+    var outStart = 0
+    var closeAfterFlush = false
+    var requestsServed = 0
+
+    var timer: Timer = .head
+    var timerDeadline: UInt64 = 0
+    var sendDeadline: UInt64 = 0
+    private var handshakeWantsWrite = false
+
+    static let readSize = 16 * 1024
+
+    init(worker: Worker, transport: Transport, peer: SocketAddress, kind: Kind) {
+        self.worker = worker
+        self.transport = transport
+        self.kind = kind
+        self.peerText = Array(peer.hostString.utf8)
+        self.phase = kind == .tls ? .handshake : .waitingHead
+        timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.requestHead)
+        worker.clientConnections += 1
+        worker.loop.register(transport.fd, interest: .read, handler: self)
+    }
+
+    var scheme: StaticString { kind == .tls ? "https" : "http" }
+
+    // MARK: EventHandler
+
+    var deadline: UInt64 {
+        if sendDeadline != 0 && (timerDeadline == 0 || sendDeadline < timerDeadline) { return sendDeadline }
+        return timerDeadline
+    }
+
+    func deadlineExpired(now: UInt64) {
+        if sendDeadline != 0 && sendDeadline <= now {
+            close(.sendTimeout)
+            return
+        }
+        guard timerDeadline != 0 && timerDeadline <= now else { return }
+        switch timer {
+        case .head: close(.headTimeout)
+        case .keepAlive: close(.keepAliveTimeout)
+        case .body: close(.bodyTimeout)
+        case .linger: close(.completed)
+        case .none: timerDeadline = 0
+        }
+    }
+
+    func ready(_ events: ReadyEvents) {
+        switch phase {
+        case .closed:
+            return
+        case .handshake:
+            continueHandshake()
+        case .lingering:
+            linger()
+        case .waitingHead, .exchange:
+            if events.contains(.writable) { flush() }
+            guard phase != .closed else { return }
+            if events.contains(.readable) {
+                readAvailable()
+            } else if events.contains(.peerClosed) || events.contains(.error) {
+                // Not reading right now (busy with a response), but the client went away: stop the upstream too.
+                if wantsRead { readAvailable() } else { close(exchange == nil ? .clientClosed : .clientAborted) }
+            }
+        }
+    }
+
+    // MARK: TLS handshake
+
+    private func continueHandshake() {
+        guard case .tls(_, let session) = transport else { return }
+        switch session.handshake() {
+        case .bytes:
+            phase = .waitingHead
+            handshakeWantsWrite = false
+            updateInterest()
+            // The client may have sent its first request in the same flight as its Finished message.
+            readAvailable()
+        case .wouldBlock(let wantsWrite):
+            handshakeWantsWrite = wantsWrite
+            worker.loop.setInterest(transport.fd, wantsWrite ? .write : .read)
+        case .eof, .failed:
+            close(.tlsHandshakeFailed)
+        }
+    }
+
+    // MARK: reading
+
+    /// Whether the connection wants client bytes now.
+    var wantsRead: Bool {
+        switch phase {
+        case .handshake, .lingering: return true
+        case .closed: return false
+        case .waitingHead: return !closeAfterFlush
+        case .exchange:
+            guard let ex = exchange, !ex.requestDone else { return false }
+            if let up = ex.upstream, up.out.count - up.outStart >= worker.config.backpressureBytes { return false }
+            return true
+        }
+    }
+
+    func readAvailable() {
+        while phase == .waitingHead || phase == .exchange {
+            guard wantsRead else { break }
+            if inStart == inEnd {
+                inStart = 0
+                inEnd = 0
+            }
+            if input.isEmpty {
+                input = [UInt8](repeating: 0, count: ClientConnection.readSize)
+            } else if inEnd == input.count {
+                if !makeRoom() { break }
+            }
+            switch transport.read(into: &input, at: inEnd, count: input.count - inEnd) {
+            case .bytes(let n):
+                inEnd += n
+                processInput()
+            case .wouldBlock:
+                updateInterest()
+                return
+            case .eof:
+                close(exchange == nil && inStart == inEnd ? .clientClosed : .clientAborted)
+                return
+            case .failed:
+                close(exchange == nil ? .clientError : .clientAborted)
+                return
+            }
+        }
+        updateInterest()
+    }
+
+    /// Compacts the input buffer, or grows it while a head is still incomplete. False if there is no room.
+    private func makeRoom() -> Bool {
+        if inStart > 0 {
+            let n = inEnd - inStart
+            input.withUnsafeMutableBufferPointer { p in _ = memmove(p.baseAddress!, p.baseAddress! + inStart, n) }
+            inStart = 0
+            inEnd = n
+            return true
+        }
+        if exchange == nil && input.count < worker.config.limits.maxHeadBytes + 4096 {
+            input.append(contentsOf: repeatElement(0, count: input.count))
+            return true
+        }
+        return false
+    }
+
+    /// Acts on buffered client bytes: parses heads and starts exchanges, or feeds a request body upstream.
+    func processInput() {
+        while phase == .waitingHead || phase == .exchange {
+            if let ex = exchange {
+                if !ex.requestDone && inStart < inEnd { pumpRequestBody(ex) }
+                return
+            }
+            guard !closeAfterFlush, inStart < inEnd else { return }
+            if timer == .keepAlive {
+                timer = .head
+                timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.requestHead)
+            }
+            switch worker.requestParser.parse(input, from: inStart, to: inEnd, into: &worker.scratchHead) {
+            case .needMore:
+                return
+            case .invalid(let error):
+                refuse(ErrorResponse.fromParse(error))
+                return
+            case .complete:
+                startExchange()
+            }
+        }
+    }
+
+    // MARK: writing
+
+    /// Writes pending output; on completion closes or lingers if asked, and lets a paused upstream resume.
+    func flush() {
+        while outStart < out.count {
+            switch transport.write(out, at: outStart, count: out.count - outStart) {
+            case .bytes(let n):
+                outStart += n
+            case .wouldBlock:
+                if sendDeadline == 0 { sendDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.clientSend) }
+                updateInterest()
+                return
+            case .eof, .failed:
+                close(.clientAborted)
+                return
+            }
+        }
+        sendDeadline = 0
+        out.removeAll(keepingCapacity: out.capacity <= 64 * 1024)
+        outStart = 0
+        if closeAfterFlush && exchange == nil {
+            startLinger()
+            return
+        }
+        if let up = exchange?.upstream, up.paused {
+            up.paused = false
+            up.updateInterest()
+        }
+        updateInterest()
+    }
+
+    var pendingOutput: Int { out.count - outStart }
+
+    func updateInterest() {
+        guard phase != .closed, phase != .handshake else { return }
+        var interest: Interest = []
+        if wantsRead { interest.insert(.read) }
+        if outStart < out.count { interest.insert(.write) }
+        worker.loop.setInterest(transport.fd, interest)
+        // Plaintext already decrypted inside OpenSSL produces no epoll event: read it now.
+        if interest.contains(.read) && transport.bufferedPlaintext > 0 {
+            worker.loop.deferUntilIterationEnd { [self] in
+                if wantsRead { readAvailable() }
+            }
+        }
+    }
+
+    // MARK: ending
+
+    /// Answers a request Tollgate refuses before any exchange exists (bad framing) and closes.
+    func refuse(_ error: ErrorResponse) {
+        error.serialize(for: .ollama, requestID: nil, close: true, into: &out)
+        worker.log.record(requestID: Array("-".utf8), client: peerText, method: "-", path: "-", status: error.status,
+                          bytesIn: inEnd - inStart, bytesOut: out.count - outStart, durationNanos: 0, ttfbNanos: nil,
+                          reason: .badRequest)
+        inStart = inEnd
+        closeAfterFlush = true
+        flush()
+    }
+
+    /// Stops keep-alive for the drain: idle connections close now, busy ones after their response.
+    func drain() {
+        guard phase != .closed else { return }
+        if exchange == nil && phase != .lingering && (phase == .handshake || inStart == inEnd) && outStart == out.count {
+            close(.draining)
+        } else if let ex = exchange {
+            ex.clientKeepAlive = false
+        } else {
+            closeAfterFlush = true
+        }
+    }
+
+    /// Sends close_notify and FIN, then reads and discards what the client still sends for a short while, so that
+    /// our last response is not destroyed by a reset (nginx lingering_close).
+    private func startLinger() {
+        phase = .lingering
+        transport.shutdownWrite()
+        timer = .linger
+        timerDeadline = worker.loop.now &+ 2_000_000_000
+        sendDeadline = 0
+        worker.loop.setInterest(transport.fd, .read)
+        linger()
+    }
+
+    private func linger() {
+        if input.isEmpty { input = [UInt8](repeating: 0, count: 4096) }
+        for _ in 0..<16 {
+            switch transport.read(into: &input, at: 0, count: input.count) {
+            case .bytes: continue
+            case .wouldBlock: return
+            case .eof, .failed:
+                close(.completed)
+                return
+            }
+        }
+    }
+
+    /// Releases everything: the upstream of an exchange in flight (which cancels generation), the TLS session and
+    /// the socket. Idempotent.
+    func close(_ reason: CloseReason) {
+        guard phase != .closed else { return }
+        phase = .closed
+        if let ex = exchange {
+            if let up = ex.upstream {
+                ex.upstream = nil
+                up.close()
+            }
+            logExchange(ex, reason: reason, status: ex.status == 0 || !ex.headSent ? 499 : ex.status)
+            exchange = nil
+        }
+        timerDeadline = 0
+        sendDeadline = 0
+        worker.loop.deregister(transport.fd)
+        transport.close()
+        input = []
+        out = []
+        worker.connectionClosed()
+    }
+
+    func logExchange(_ ex: Exchange, reason: CloseReason, status: Int) {
+        guard worker.log.enabled else { return }
+        let now = worker.loop.now
+        worker.log.record(requestID: ex.requestID, client: peerText, method: ex.methodText, path: ex.path,
+                          status: status, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut,
+                          durationNanos: now &- ex.start,
+                          ttfbNanos: ex.firstByteAt == 0 ? nil : ex.firstByteAt &- ex.start, reason: reason)
+    }
+}

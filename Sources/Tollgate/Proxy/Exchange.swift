@@ -1,0 +1,69 @@
+import TollgateHTTP
+
+/// One request and its response as they cross Tollgate. Owned by its `ClientConnection`; loop thread only.
+final class Exchange {
+    enum RequestBody {
+        case none
+        case length(remaining: Int)
+        case chunked
+    }
+
+    let requestID: [UInt8]
+    let method: HTTPMethod
+    let methodText: String
+    let path: String
+    let version: HTTPVersion
+    let family: APIFamily
+    let route: RouteClass
+    let start: UInt64
+    var clientKeepAlive: Bool
+
+    // request side
+    var body: RequestBody
+    var bodyDecoder = ChunkedDecoder()
+    var bodyLimit: Int
+    var bodyBytes = 0
+    /// The whole body has been read from the client and queued upstream.
+    var requestDone = false
+    var expectContinue: Bool
+    var upstream: UpstreamConnection?
+    /// The complete upstream request when it fit in one piece, to replay once on a fresh connection if a pooled one
+    /// turns out to have been closed by the upstream.
+    var replay: [UInt8]?
+
+    // response side
+    var responseHead = ResponseHead()
+    var headSent = false
+    var mode: ResponseBodyMode = .none
+    var remaining = 0
+    var responseDecoder = ChunkedDecoder()
+    var status = 0
+    var bytesIn = 0
+    var bytesOut = 0
+    var firstByteAt: UInt64 = 0
+    /// The client connection closes after this response.
+    var closeAfter = false
+
+    init(requestID: [UInt8], head: RequestHead, buffer: [UInt8], family: APIFamily, route: RouteClass,
+         bodyLimit: Int, start: UInt64) {
+        self.requestID = requestID
+        self.method = head.method
+        self.methodText = String(decoding: buffer[head.methodRange], as: UTF8.self)
+        self.path = String(decoding: buffer[head.path], as: UTF8.self)
+        self.version = head.version
+        self.family = family
+        self.route = route
+        self.start = start
+        self.clientKeepAlive = head.keepAlive
+        self.bodyLimit = bodyLimit
+        self.expectContinue = head.expectContinue
+        switch head.framing {
+        case .contentLength(let n) where n > 0: body = .length(remaining: n)
+        case .chunked: body = .chunked
+        default: body = .none
+        }
+        requestDone = { if case .none = body { return true } else { return false } }()
+    }
+
+    var isHead: Bool { method == .head }
+}

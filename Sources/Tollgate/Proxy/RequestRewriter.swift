@@ -1,0 +1,79 @@
+import TollgateHTTP
+
+/// Writes the request head Tollgate sends upstream: exactly one well-formed HTTP/1.1 request.
+///
+/// Host becomes the upstream's; hop-by-hop headers, credentials (`Authorization`, `x-api-key`, `Proxy-*`),
+/// `Origin` and `Referer`, and any client-sent forwarding headers are dropped; `X-Forwarded-For`,
+/// `X-Forwarded-Proto` and `X-Request-Id` are set; framing is re-declared from what the parser validated.
+public enum RequestRewriter {
+    /// Appends the upstream head to `out`.
+    public static func write(_ head: RequestHead, buffer: [UInt8], upstreamHost: [UInt8], clientAddress: [UInt8],
+                             scheme: StaticString, requestID: [UInt8], into out: inout [UInt8]) {
+        out.append(contentsOf: buffer[head.methodRange])
+        out.append(0x20)
+        if head.target.lowerBound < head.path.lowerBound || buffer[head.target.lowerBound] != UInt8(ascii: "/") {
+            // absolute-form: send origin-form (path and query) upstream
+            out.append(contentsOf: buffer[head.path.lowerBound..<head.target.upperBound])
+        } else {
+            out.append(contentsOf: buffer[head.target])
+        }
+        HTTPWriter.appendRaw(" HTTP/1.1\r\nHost: ", to: &out)
+        out.append(contentsOf: upstreamHost)
+        out.append(contentsOf: HTTPWriter.crlf)
+
+        let nominated = connectionNominated(head, buffer)
+        for field in head.headers {
+            switch field.kind {
+            case .other, .contentType:
+                if !nominated.isEmpty && nominated.contains(where: { equalNames(buffer, $0, field.name) }) { continue }
+                out.append(contentsOf: buffer[field.name])
+                out.append(0x3A)
+                out.append(0x20)
+                out.append(contentsOf: buffer[field.value])
+                out.append(contentsOf: HTTPWriter.crlf)
+            default:
+                continue
+            }
+        }
+        HTTPWriter.appendRaw("X-Forwarded-For: ", to: &out)
+        out.append(contentsOf: clientAddress)
+        HTTPWriter.appendRaw("\r\nX-Forwarded-Proto: ", to: &out)
+        scheme.withUTF8Buffer { out.append(contentsOf: $0) }
+        HTTPWriter.appendRaw("\r\nX-Request-Id: ", to: &out)
+        out.append(contentsOf: requestID)
+        out.append(contentsOf: HTTPWriter.crlf)
+        switch head.framing {
+        case .contentLength(let n):
+            HTTPWriter.appendRaw("Content-Length: ", to: &out)
+            HTTPWriter.appendDecimal(n, to: &out)
+            out.append(contentsOf: HTTPWriter.crlf)
+        case .chunked:
+            HTTPWriter.appendRaw("Transfer-Encoding: chunked\r\n", to: &out)
+        case .none, .untilClose:
+            break
+        }
+        out.append(contentsOf: HTTPWriter.crlf)
+    }
+
+    /// Header names listed in `Connection` (other than close/keep-alive): hop-by-hop by declaration.
+    static func connectionNominated(_ head: RequestHead, _ buffer: [UInt8]) -> [Range<Int>] {
+        var result: [Range<Int>] = []
+        for field in head.headers where field.kind == .connection {
+            for token in HTTPBytes.commaSeparated(buffer, field.value) {
+                if HTTPBytes.equalsLowercased(buffer, token, "close") || HTTPBytes.equalsLowercased(buffer, token, "keep-alive") { continue }
+                result.append(token)
+            }
+        }
+        return result
+    }
+
+    static func equalNames(_ buffer: [UInt8], _ a: Range<Int>, _ b: Range<Int>) -> Bool {
+        guard a.count == b.count else { return false }
+        var i = a.lowerBound, j = b.lowerBound
+        while i < a.upperBound {
+            if buffer[i] | 0x20 != buffer[j] | 0x20 { return false }
+            i += 1; j += 1
+        }
+        return true
+    }
+}

@@ -1,0 +1,74 @@
+import TollgateHTTP
+
+/// How the response body travels to the client.
+public enum ResponseBodyMode: Sendable, Equatable {
+    /// No body (HEAD, 204, 304).
+    case none
+    /// Content-Length bytes, forwarded as they are.
+    case length(Int)
+    /// The upstream's chunked bytes, forwarded byte for byte while a decoder tracks where they end.
+    case chunkedPassthrough
+    /// Chunked upstream, HTTP/1.0 client: the decoded data is sent and the connection closed at the end.
+    case dechunkToClose
+    /// Close-delimited upstream, HTTP/1.1 client: each read is sent as one chunk so the connection can be kept.
+    case rechunk
+    /// Close-delimited upstream and HTTP/1.0 client: bytes as they come, closed at the end.
+    case untilClose
+}
+
+/// Writes the response head Tollgate sends the client from the upstream's.
+public enum ResponseRewriter {
+    /// Chooses how the body is relayed.
+    public static func bodyMode(_ framing: BodyFraming, clientVersion: HTTPVersion) -> ResponseBodyMode {
+        switch framing {
+        case .none: return .none
+        case .contentLength(let n): return .length(n)
+        case .chunked: return clientVersion == .http11 ? .chunkedPassthrough : .dechunkToClose
+        case .untilClose: return clientVersion == .http11 ? .rechunk : .untilClose
+        }
+    }
+
+    /// Appends the client-facing head: the upstream's status and end-to-end headers, our framing, the request id,
+    /// and `Connection: close` when the connection ends after this response.
+    public static func write(_ head: ResponseHead, buffer: [UInt8], mode: ResponseBodyMode, requestID: [UInt8],
+                             close: Bool, into out: inout [UInt8]) {
+        HTTPWriter.appendStatusLine(head.status, to: &out)
+        for field in head.headers {
+            switch field.kind {
+            case .other, .contentType, .origin, .referer, .xApiKey, .authorization, .expect, .host, .xForwardedFor,
+                 .xForwardedProto:
+                out.append(contentsOf: buffer[field.name])
+                out.append(0x3A)
+                out.append(0x20)
+                out.append(contentsOf: buffer[field.value])
+                out.append(contentsOf: HTTPWriter.crlf)
+            case .contentLength, .transferEncoding, .connection, .keepAlive, .proxyConnection, .proxyAuthorization,
+                 .proxyOther, .te, .trailer, .upgrade, .xRequestId:
+                continue
+            }
+        }
+        switch mode {
+        case .length(let n):
+            HTTPWriter.appendRaw("Content-Length: ", to: &out)
+            HTTPWriter.appendDecimal(n, to: &out)
+            out.append(contentsOf: HTTPWriter.crlf)
+        case .chunkedPassthrough, .rechunk:
+            HTTPWriter.appendRaw("Transfer-Encoding: chunked\r\n", to: &out)
+        case .none:
+            // A HEAD answer keeps the length the upstream declared.
+            for field in head.headers where field.kind == .contentLength {
+                HTTPWriter.appendRaw("Content-Length: ", to: &out)
+                out.append(contentsOf: buffer[field.value])
+                out.append(contentsOf: HTTPWriter.crlf)
+                break
+            }
+        case .dechunkToClose, .untilClose:
+            break
+        }
+        HTTPWriter.appendRaw("X-Request-Id: ", to: &out)
+        out.append(contentsOf: requestID)
+        out.append(contentsOf: HTTPWriter.crlf)
+        if close { HTTPWriter.appendRaw("Connection: close\r\n", to: &out) }
+        out.append(contentsOf: HTTPWriter.crlf)
+    }
+}

@@ -1,0 +1,185 @@
+import Glibc
+import TollgateIO
+
+/// One keep-alive HTTP/1.1 connection to the upstream. It belongs to a worker's pool while idle and to one
+/// `ClientConnection` while an exchange uses it; the client connection drives the protocol, this type the socket.
+///
+/// Loop thread only. Closed exactly once through `close`.
+final class UpstreamConnection: EventHandler {
+    enum State { case connecting, active, idle, closed }
+
+    let worker: Worker
+    let fd: Int32
+    private(set) var state: State
+    /// The exchange's owner while active.
+    var client: ClientConnection?
+    /// Bytes waiting to go upstream (request head and body).
+    var out: [UInt8] = []
+    var outStart = 0
+    /// Bytes read from upstream not yet relayed.
+    var input: [UInt8] = []
+    var inStart = 0
+    var inEnd = 0
+    /// Whether the connection came from the pool (a failure before any response byte may be retried).
+    var reused = false
+    /// Reading paused because the client is slow.
+    var paused = false
+    var deadline: UInt64 = 0
+
+    static let readSize = 16 * 1024
+
+    init(worker: Worker, fd: Int32, connected: Bool) {
+        self.worker = worker
+        self.fd = fd
+        self.state = connected ? .active : .connecting
+        let interest: Interest = connected ? .read : .write
+        worker.loop.register(fd, interest: interest, handler: self)
+        if !connected { deadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.upstreamConnect) }
+    }
+
+    /// Starts a connection to the configured upstream.
+    static func open(worker: Worker) -> Result<UpstreamConnection, CloseReason> {
+        switch Socket.connect(to: worker.config.upstream.address) {
+        case .connected(let fd): return .success(UpstreamConnection(worker: worker, fd: fd, connected: true))
+        case .inProgress(let fd): return .success(UpstreamConnection(worker: worker, fd: fd, connected: false))
+        case .failed: return .failure(.upstreamRefused)
+        }
+    }
+
+    var isUsable: Bool { state == .idle }
+    var isConnecting: Bool { state == .connecting }
+    var hasPendingOutput: Bool { outStart < out.count }
+    var bufferedInput: Int { inEnd - inStart }
+
+    /// Attaches to a client's exchange.
+    func attach(_ client: ClientConnection) {
+        self.client = client
+        if state == .idle { state = .active }
+        paused = false
+        armIdle()
+        updateInterest()
+    }
+
+    func becomeIdle() {
+        client = nil
+        state = .idle
+        out.removeAll(keepingCapacity: false)
+        outStart = 0
+        input.removeAll(keepingCapacity: false)
+        inStart = 0
+        inEnd = 0
+        deadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.upstreamPoolIdle)
+        worker.loop.setInterest(fd, .read)
+    }
+
+    /// Re-arms the between-bytes timeout.
+    func armIdle() {
+        deadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.upstreamIdle)
+    }
+
+    func updateInterest() {
+        guard state == .active || state == .connecting else { return }
+        var interest: Interest = []
+        if state == .connecting {
+            interest = .write
+        } else {
+            if !paused { interest.insert(.read) }
+            if hasPendingOutput { interest.insert(.write) }
+        }
+        worker.loop.setInterest(fd, interest)
+    }
+
+    /// Writes what is pending. Returns false if the connection failed.
+    func flush() -> Bool {
+        guard state == .active else { return true }
+        while outStart < out.count {
+            switch Syscall.write(fd, out, at: outStart, count: out.count - outStart) {
+            case .bytes(let n):
+                outStart += n
+            case .wouldBlock:
+                updateInterest()
+                return true
+            case .eof, .failed:
+                return false
+            }
+        }
+        out.removeAll(keepingCapacity: true)
+        outStart = 0
+        updateInterest()
+        return true
+    }
+
+    /// Reads once into `input`; compacts or grows the buffer first.
+    func readOnce() -> IOResult {
+        if inStart == inEnd {
+            inStart = 0
+            inEnd = 0
+        }
+        if input.isEmpty {
+            input = [UInt8](repeating: 0, count: UpstreamConnection.readSize)
+        } else if input.count - inEnd < 4096 {
+            if inStart > 0 {
+                let n = inEnd - inStart
+                input.withUnsafeMutableBufferPointer { p in
+                    _ = memmove(p.baseAddress!, p.baseAddress! + inStart, n)
+                }
+                inStart = 0
+                inEnd = n
+            }
+            if input.count - inEnd < 4096 {
+                input.append(contentsOf: repeatElement(0, count: input.count))
+            }
+        }
+        let r = Syscall.read(fd, into: &input, at: inEnd, count: input.count - inEnd)
+        if case .bytes(let n) = r { inEnd += n }
+        return r
+    }
+
+    // MARK: EventHandler
+
+    func ready(_ events: ReadyEvents) {
+        switch state {
+        case .closed:
+            return
+        case .idle:
+            // An idle pooled connection that becomes readable was closed (or spoke out of turn): drop it.
+            worker.removeIdleUpstream(self)
+            close()
+        case .connecting:
+            let err = Syscall.socketError(fd)
+            if err != 0 || events.contains(.error) {
+                client?.upstreamFailed(self, reason: .upstreamRefused, detail: Syscall.describe(err == 0 ? ECONNREFUSED : err))
+                return
+            }
+            state = .active
+            armIdle()
+            client?.upstreamConnected(self)
+        case .active:
+            client?.upstreamReady(self, events)
+        }
+    }
+
+    func deadlineExpired(now: UInt64) {
+        switch state {
+        case .idle:
+            worker.removeIdleUpstream(self)
+            close()
+        case .connecting:
+            client?.upstreamFailed(self, reason: .upstreamTimeout, detail: "no connection within \(Int(worker.config.timeouts.upstreamConnect)) s")
+        case .active:
+            client?.upstreamTimedOut(self)
+        case .closed:
+            break
+        }
+    }
+
+    /// Closes the socket; an active generation upstream notices and stops (Ollama cancels on close).
+    func close() {
+        guard state != .closed else { return }
+        state = .closed
+        client = nil
+        deadline = 0
+        worker.loop.deregister(fd)
+        Syscall.close(fd)
+    }
+}

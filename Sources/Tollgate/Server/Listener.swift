@@ -1,0 +1,70 @@
+import Glibc
+import TollgateIO
+
+/// One listening socket on one event loop (each loop has its own, sharing the port with SO_REUSEPORT, so the
+/// kernel spreads connections across loops).
+///
+/// Loop thread only; closes its socket in `close`.
+final class Listener: EventHandler {
+    let worker: Worker
+    let fd: Int32
+    let kind: ClientConnection.Kind
+    private var closed = false
+    private(set) var deadline: UInt64 = 0
+
+    init(worker: Worker, fd: Int32, kind: ClientConnection.Kind) {
+        self.worker = worker
+        self.fd = fd
+        self.kind = kind
+        worker.loop.register(fd, interest: .read, handler: self)
+    }
+
+    func ready(_ events: ReadyEvents) {
+        // Accept a bounded batch per wakeup so one loop does not starve its connections during a storm.
+        for _ in 0..<64 {
+            guard !closed else { return }
+            switch Socket.accept(fd) {
+            case .connection(let cfd, let peer):
+                accepted(cfd, peer)
+            case .wouldBlock:
+                return
+            case .exhausted:
+                // Out of descriptors: stop accepting for a moment instead of spinning on a level-triggered event;
+                // the sweep re-enables us (accept keeps working once the pressure passes).
+                worker.loop.setInterest(fd, .none)
+                deadline = worker.loop.now &+ 100_000_000
+                return
+            case .failed:
+                return
+            }
+        }
+    }
+
+    private func accepted(_ cfd: Int32, _ peer: SocketAddress) {
+        switch kind {
+        case .tls:
+            guard let tls = worker.tls, let session = tls.makeSession(fd: cfd) else {
+                Syscall.close(cfd)
+                return
+            }
+            _ = ClientConnection(worker: worker, transport: .tls(cfd, session), peer: peer, kind: .tls)
+        case .plain, .redirect:
+            let conn = ClientConnection(worker: worker, transport: .plain(cfd), peer: peer, kind: kind)
+            if worker.draining { conn.drain() }
+        }
+    }
+
+    func deadlineExpired(now: UInt64) {
+        deadline = 0
+        if !closed { worker.loop.setInterest(fd, .read) }
+    }
+
+    /// Stops accepting and closes the socket.
+    func close() {
+        guard !closed else { return }
+        closed = true
+        deadline = 0
+        worker.loop.deregister(fd)
+        Syscall.close(fd)
+    }
+}

@@ -1,0 +1,130 @@
+import Glibc
+import Synchronization
+import TollgateIO
+
+/// The running proxy: one event loop per worker thread, each with its own listeners (SO_REUSEPORT) and upstream
+/// pool. Start with `start`, stop with `shutdown` (graceful drain) from any thread, wait with `waitUntilStopped`.
+public final class Server: @unchecked Sendable {
+    public let config: ServerConfig
+    /// The addresses actually bound (port 0 resolved), for tests and the start-up message.
+    public private(set) var tlsAddresses: [SocketAddress] = []
+    public private(set) var plainAddresses: [SocketAddress] = []
+    public private(set) var redirectAddresses: [SocketAddress] = []
+    /// The certificate's expiry (seconds since the epoch), when TLS is on.
+    public let certificateNotAfter: Int64?
+
+    private var workers: [Worker] = []
+    private var listeners: [[Listener]] = []
+    private var threads: [pthread_t] = []
+    private let stopped = Mutex<Int>(0)
+    private let shuttingDown = Atomic<Bool>(false)
+
+    /// Loads the certificate, creates the loops and binds every listener; fails with a clear message.
+    public init(config: ServerConfig) throws(SocketError) {
+        self.config = config
+        var tls: TLSContext?
+        if !config.listen.isEmpty {
+            guard let cert = config.certificatePath, let key = config.keyPath else {
+                throw SocketError("a TLS listener needs --cert and --key")
+            }
+            tls = try TLSContext(certificatePath: cert, keyPath: key)
+        }
+        certificateNotAfter = tls?.notAfter
+        Syscall.raiseFileLimit()
+        let count = max(1, config.workers)
+        do throws(SocketError) {
+            for i in 0..<count {
+                let loop = try EventLoop(index: i)
+                workers.append(Worker(loop: loop, config: config, tls: tls))
+                listeners.append([])
+            }
+            // Bind the first loop's socket, read back the port (port 0 in tests), bind the others to the same port.
+            func bindAll(_ addresses: [SocketAddress], _ kind: ClientConnection.Kind) throws(SocketError) -> [SocketAddress] {
+                var bound: [SocketAddress] = []
+                for var address in addresses {
+                    for i in 0..<count {
+                        let fd = try Socket.listen(on: address, reusePort: true)
+                        if i == 0, let actual = Socket.localAddress(fd) { address = actual }
+                        listeners[i].append(Listener(worker: workers[i], fd: fd, kind: kind))
+                    }
+                    bound.append(address)
+                }
+                return bound
+            }
+            tlsAddresses = try bindAll(config.listen, .tls)
+            plainAddresses = try bindAll(config.listenPlain, .plain)
+            redirectAddresses = try bindAll(config.listenRedirect, .redirect)
+        } catch {
+            for list in listeners { for l in list { l.close() } }
+            throw error
+        }
+        if config.listen.isEmpty && config.listenPlain.isEmpty {
+            throw SocketError("nothing to listen on: give --listen or --listen-plain")
+        }
+    }
+
+    /// Starts one thread per loop.
+    public func start() {
+        for (i, worker) in workers.enumerated() {
+            let w = UncheckedBox(worker)
+            worker.onDrained = { [self] in
+                for l in listeners[i] { l.close() }
+                w.value.log.flush()
+                w.value.loop.stop()
+            }
+            threads.append(spawnThread(name: "tollgate-\(i)") { [self] in
+                w.value.loop.run()
+                w.value.log.flush()
+                stopped.withLock { $0 += 1 }
+            })
+        }
+    }
+
+    /// Graceful stop, from any thread: listeners close, idle connections close, in-flight requests get up to
+    /// `graceSeconds` to finish, then everything left is closed and the loops exit.
+    public func shutdown(graceSeconds: Double? = nil) {
+        guard !shuttingDown.exchange(true, ordering: .relaxed) else { return }
+        let grace = graceSeconds ?? config.drainGraceSeconds
+        for (i, worker) in workers.enumerated() {
+            let w = UncheckedBox(worker)
+            let ls = UncheckedBox(listeners[i])
+            worker.loop.execute {
+                for l in ls.value { l.close() }
+                w.value.beginDrain()
+                w.value.loop.schedule(afterNanos: UInt64(grace * 1_000_000_000)) {
+                    w.value.forceClose()
+                }
+            }
+        }
+    }
+
+    /// Blocks until every loop has exited.
+    public func waitUntilStopped() {
+        for t in threads { pthread_join(t, nil) }
+        threads.removeAll()
+    }
+}
+
+/// Moves a loop-confined value into a closure that runs on that loop.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+private final class ThreadBody {
+    let body: () -> Void
+    init(_ body: @escaping () -> Void) { self.body = body }
+}
+
+/// Starts a pthread running body. Lives in the library, not main.swift, so the closure is not main-actor isolated.
+nonisolated func spawnThread(name: String, _ body: @escaping () -> Void) -> pthread_t {
+    let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+    var thread = pthread_t()
+    let rc = pthread_create(&thread, nil, { arg in
+        let body = Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue()
+        body.body()
+        return nil
+    }, box)
+    precondition(rc == 0, "pthread_create failed: \(rc)")
+    return thread
+}

@@ -1,0 +1,119 @@
+import Glibc
+import TollgateHTTP
+import TollgateIO
+
+/// Everything one event loop's connections share: config, parsers, scratch storage, the upstream pool and the log.
+///
+/// Loop thread only.
+final class Worker {
+    let loop: EventLoop
+    let config: ServerConfig
+    var tls: TLSContext?
+    let requestParser: RequestParser
+    let responseParser = ResponseParser()
+    /// Scratch head: parsed into, used while a request is admitted and its upstream head written, then reused.
+    var scratchHead = RequestHead()
+    let upstreamHost: [UInt8]
+    let log: AccessLog
+    private(set) var idleUpstreams: [UpstreamConnection] = []
+    private(set) var draining = false
+    var clientConnections = 0
+    /// Called when the worker has drained (no connections left).
+    var onDrained: (() -> Void)?
+    private var rng: (UInt64, UInt64)
+
+    init(loop: EventLoop, config: ServerConfig, tls: TLSContext?) {
+        self.loop = loop
+        self.config = config
+        self.tls = tls
+        self.requestParser = RequestParser(limits: config.limits)
+        self.upstreamHost = Array(config.upstream.hostHeader.utf8)
+        self.log = AccessLog(format: config.accessLog, loop: loop)
+        let seed = Syscall.randomBytes(16)
+        var a: UInt64 = 0, b: UInt64 = 0
+        for i in 0..<8 { a = a << 8 | UInt64(seed[i]); b = b << 8 | UInt64(seed[8 + i]) }
+        rng = (a | 1, b | 2)
+    }
+
+    // MARK: request ids
+
+    private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// A fresh 16-hex-digit request id (xorshift128+ seeded from the kernel).
+    func nextRequestID() -> [UInt8] {
+        var s1 = rng.0
+        let s0 = rng.1
+        rng.0 = s0
+        s1 ^= s1 << 23
+        rng.1 = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26)
+        var v = rng.1 &+ s0
+        var out = [UInt8](repeating: 0, count: 16)
+        for i in (0..<16).reversed() {
+            out[i] = Worker.hex[Int(v & 0xf)]
+            v >>= 4
+        }
+        return out
+    }
+
+    // MARK: upstream pool
+
+    /// An idle keep-alive upstream connection, most recently used first, or nil.
+    func takeIdleUpstream() -> UpstreamConnection? {
+        while let up = idleUpstreams.popLast() {
+            if up.isUsable { return up }
+            up.close()
+        }
+        return nil
+    }
+
+    /// Returns a connection to the pool, or closes it when the pool is full or the worker drains.
+    func putIdleUpstream(_ up: UpstreamConnection) {
+        if draining || idleUpstreams.count >= config.upstreamIdlePerWorker {
+            up.close()
+            return
+        }
+        up.becomeIdle()
+        idleUpstreams.append(up)
+    }
+
+    /// Forgets a pooled connection that closed.
+    func removeIdleUpstream(_ up: UpstreamConnection) {
+        if let i = idleUpstreams.firstIndex(where: { $0 === up }) { idleUpstreams.remove(at: i) }
+    }
+
+    // MARK: draining
+
+    /// Stops keep-alive: idle connections close now, busy ones after their current response.
+    func beginDrain() {
+        guard !draining else { return }
+        draining = true
+        for up in idleUpstreams { up.close() }
+        idleUpstreams.removeAll()
+        loop.forEachHandler { handler in
+            if let c = handler as? ClientConnection { c.drain() }
+        }
+        checkDrained()
+    }
+
+    /// Closes whatever is left (the grace period ran out).
+    func forceClose() {
+        loop.forEachHandler { handler in
+            if let c = handler as? ClientConnection { c.close(.draining) }
+        }
+        checkDrained()
+    }
+
+    func connectionClosed() {
+        clientConnections -= 1
+        if draining { checkDrained() }
+    }
+
+    private func checkDrained() {
+        if draining && clientConnections == 0, let done = onDrained {
+            onDrained = nil
+            done()
+        }
+    }
+
+    func seconds(_ s: Double) -> UInt64 { UInt64(s * 1_000_000_000) }
+}

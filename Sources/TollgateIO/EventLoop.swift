@@ -1,0 +1,213 @@
+import CTollgate
+import Glibc
+import Synchronization
+
+/// One epoll instance on one thread. Connections registered here are only touched from this thread.
+///
+/// Timeouts are deadlines on handlers, checked by a sweep every `tick` (they fire at most one tick late);
+/// other threads hand work to the loop with `execute`, which wakes it through an eventfd.
+public final class EventLoop: @unchecked Sendable {
+    private struct Slot {
+        var handler: (any EventHandler)?
+        var generation: UInt32
+        var interest: Interest
+    }
+
+    private let epfd: Int32
+    private let wakeFD: Int32
+    private var slots: [Slot] = []
+    private var nextGeneration: UInt32 = 1
+    private let pending = Mutex<[@Sendable () -> Void]>([])
+    private var oneShots: [(deadline: UInt64, body: () -> Void)] = []
+    private var afterIteration: [() -> Void] = []
+    private var lastSweep: UInt64 = 0
+    private var running = false
+    private let tick: UInt64
+
+    /// Monotonic nanoseconds, read once per loop iteration.
+    public private(set) var now: UInt64
+    /// The loop's index among the server's loops.
+    public let index: Int
+    /// Number of registered descriptors (for metrics and drain).
+    public private(set) var registeredCount = 0
+
+    /// Creates the epoll instance and the wakeup eventfd.
+    public init(index: Int, tickMillis: UInt64 = 250) throws(SocketError) {
+        self.index = index
+        self.tick = tickMillis * 1_000_000
+        epfd = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard epfd >= 0 else { throw SocketError("epoll_create1: \(Syscall.describe(errno))") }
+        wakeFD = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
+        guard wakeFD >= 0 else { throw SocketError("eventfd: \(Syscall.describe(errno))") }
+        now = Syscall.monotonicNanos()
+        var ev = epoll_event()
+        ev.events = EPOLLIN.rawValue
+        ev.data.u64 = UInt64.max
+        epoll_ctl(epfd, EPOLL_CTL_ADD, wakeFD, &ev)
+    }
+
+    deinit {
+        Syscall.close(wakeFD)
+        Syscall.close(epfd)
+    }
+
+    // MARK: registration
+
+    /// Starts watching fd for `interest` (peer-close is always watched) on behalf of handler, which the loop keeps
+    /// until `deregister`. The caller still owns and closes the fd.
+    public func register(_ fd: Int32, interest: Interest, handler: any EventHandler) {
+        let i = Int(fd)
+        if i >= slots.count {
+            slots.append(contentsOf: repeatElement(Slot(handler: nil, generation: 0, interest: []), count: max(i + 1 - slots.count, slots.count)))
+        }
+        nextGeneration &+= 1
+        if nextGeneration == 0 { nextGeneration = 1 }
+        slots[i] = Slot(handler: handler, generation: nextGeneration, interest: interest)
+        var ev = epoll_event()
+        ev.events = EventLoop.mask(interest)
+        ev.data.u64 = UInt64(nextGeneration) << 32 | UInt64(UInt32(bitPattern: fd))
+        epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev)
+        registeredCount += 1
+    }
+
+    /// Changes the interest; calls epoll_ctl only when the mask really changes (h2o).
+    public func setInterest(_ fd: Int32, _ interest: Interest) {
+        let i = Int(fd)
+        guard i < slots.count, slots[i].handler != nil, slots[i].interest != interest else { return }
+        slots[i].interest = interest
+        var ev = epoll_event()
+        ev.events = EventLoop.mask(interest)
+        ev.data.u64 = UInt64(slots[i].generation) << 32 | UInt64(UInt32(bitPattern: fd))
+        epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev)
+    }
+
+    /// Stops watching fd and drops the loop's reference to its handler. Call before closing the fd.
+    public func deregister(_ fd: Int32) {
+        let i = Int(fd)
+        guard i < slots.count, slots[i].handler != nil else { return }
+        epoll_ctl(epfd, EPOLL_CTL_DEL, fd, nil)
+        slots[i].handler = nil
+        slots[i].interest = []
+        registeredCount -= 1
+    }
+
+    private static func mask(_ interest: Interest) -> UInt32 {
+        var m = EPOLLRDHUP.rawValue
+        if interest.contains(.read) { m |= EPOLLIN.rawValue }
+        if interest.contains(.write) { m |= EPOLLOUT.rawValue }
+        return m
+    }
+
+    // MARK: work from this thread and others
+
+    /// Runs body on the loop's thread soon. Safe from any thread.
+    public func execute(_ body: @escaping @Sendable () -> Void) {
+        pending.withLock { $0.append(body) }
+        var one: UInt64 = 1
+        _ = Glibc.write(wakeFD, &one, 8)
+    }
+
+    /// Runs body on this loop once `delayNanos` have passed (at most one tick late). Loop thread only.
+    public func schedule(afterNanos delayNanos: UInt64, _ body: @escaping () -> Void) {
+        oneShots.append((now &+ delayNanos, body))
+    }
+
+    /// Runs body at the end of the current iteration, after all events were handled (log flushing). Loop thread only.
+    public func deferUntilIterationEnd(_ body: @escaping () -> Void) {
+        afterIteration.append(body)
+    }
+
+    /// Calls body with every registered handler (drain). Loop thread only.
+    public func forEachHandler(_ body: (any EventHandler) -> Void) {
+        for slot in slots where slot.handler != nil { body(slot.handler!) }
+    }
+
+    /// Stops `run` after the current iteration. Loop thread only (use `execute` from elsewhere).
+    public func stop() { running = false }
+
+    // MARK: running
+
+    /// Runs until `stop`. Call on the thread that owns this loop.
+    public func run() {
+        running = true
+        let capacity = 512
+        let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: capacity)
+        defer { events.deallocate() }
+        while running {
+            let timeout = oneShots.isEmpty && afterIteration.isEmpty ? Int32(tick / 1_000_000) : computeTimeout()
+            let n = epoll_wait(epfd, events, Int32(capacity), timeout)
+            now = Syscall.monotonicNanos()
+            if n > 0 {
+                for k in 0..<Int(n) {
+                    let ev = events[k]
+                    let data = ev.data.u64
+                    if data == UInt64.max {
+                        drainWakeups()
+                        continue
+                    }
+                    let fd = Int(UInt32(truncatingIfNeeded: data))
+                    let generation = UInt32(truncatingIfNeeded: data >> 32)
+                    // An event for a descriptor closed earlier in this batch (and maybe reused) is dropped.
+                    guard fd < slots.count, slots[fd].generation == generation, let handler = slots[fd].handler else { continue }
+                    var ready: ReadyEvents = []
+                    if ev.events & EPOLLIN.rawValue != 0 { ready.insert(.readable) }
+                    if ev.events & EPOLLOUT.rawValue != 0 { ready.insert(.writable) }
+                    if ev.events & (EPOLLRDHUP.rawValue | EPOLLHUP.rawValue) != 0 { ready.insert(.peerClosed) }
+                    if ev.events & EPOLLERR.rawValue != 0 { ready.insert(.error) }
+                    handler.ready(ready)
+                }
+            }
+            runOneShots()
+            if now &- lastSweep >= tick { sweep() }
+            runAfterIteration()
+        }
+    }
+
+    private func computeTimeout() -> Int32 {
+        if !afterIteration.isEmpty { return 0 }
+        var earliest = now &+ tick
+        for s in oneShots where s.deadline < earliest { earliest = s.deadline }
+        return earliest <= now ? 0 : Int32((earliest - now + 999_999) / 1_000_000)
+    }
+
+    private func drainWakeups() {
+        var value: UInt64 = 0
+        _ = Glibc.read(wakeFD, &value, 8)
+        let work = pending.withLock { queue -> [@Sendable () -> Void] in
+            let w = queue
+            queue.removeAll(keepingCapacity: true)
+            return w
+        }
+        for body in work { body() }
+    }
+
+    private func runOneShots() {
+        guard !oneShots.isEmpty else { return }
+        var due: [() -> Void] = []
+        oneShots.removeAll { entry in
+            if entry.deadline <= now { due.append(entry.body); return true }
+            return false
+        }
+        for body in due { body() }
+    }
+
+    private func runAfterIteration() {
+        while !afterIteration.isEmpty {
+            let work = afterIteration
+            afterIteration.removeAll(keepingCapacity: true)
+            for body in work { body() }
+        }
+    }
+
+    private func sweep() {
+        lastSweep = now
+        var i = 0
+        while i < slots.count {
+            if let handler = slots[i].handler {
+                let d = handler.deadline
+                if d != 0 && d <= now { handler.deadlineExpired(now: now) }
+            }
+            i += 1
+        }
+    }
+}

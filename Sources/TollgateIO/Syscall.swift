@@ -1,0 +1,130 @@
+import CTollgate
+import Glibc
+
+/// The outcome of a non-blocking read or write.
+public enum IOResult: Sendable, Equatable {
+    /// This many bytes moved (never zero for a read: zero is `.eof`).
+    case bytes(Int)
+    /// Nothing can move now; wait for readiness. `wantsWrite` is true when the socket must become writable
+    /// (a TLS read can need a write and the other way round).
+    case wouldBlock(wantsWrite: Bool)
+    /// The peer closed its side.
+    case eof
+    /// The connection failed; `errno` or a TLS failure.
+    case failed(Int32)
+}
+
+/// The one place that makes system calls: retries `EINTR`, maps `EAGAIN` to "would block",
+/// and never retries `close` (swift-nio `System.swift`).
+public enum Syscall {
+    /// Reads into buffer[offset..<offset+count].
+    @inline(__always)
+    public static func read(_ fd: Int32, into buffer: inout [UInt8], at offset: Int, count: Int) -> IOResult {
+        while true {
+            let n = buffer.withUnsafeMutableBytes { raw in
+                Glibc.read(fd, raw.baseAddress! + offset, count)
+            }
+            if n > 0 { return .bytes(n) }
+            if n == 0 { return .eof }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock(wantsWrite: false) }
+            return .failed(e)
+        }
+    }
+
+    /// Writes buffer[offset..<offset+count] with MSG_NOSIGNAL.
+    @inline(__always)
+    public static func write(_ fd: Int32, _ buffer: [UInt8], at offset: Int, count: Int) -> IOResult {
+        while true {
+            let n = buffer.withUnsafeBytes { raw in
+                Glibc.send(fd, raw.baseAddress! + offset, count, Int32(MSG_NOSIGNAL))
+            }
+            if n >= 0 { return .bytes(n) }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock(wantsWrite: true) }
+            return .failed(e)
+        }
+    }
+
+    /// Closes a descriptor once; `EINTR` is not retried because Linux has already released the fd.
+    public static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+
+    /// Sets O_NONBLOCK and FD_CLOEXEC.
+    public static func setNonBlocking(_ fd: Int32) {
+        let flags = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+    }
+
+    /// Sets an integer socket option.
+    @discardableResult
+    public static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) -> Bool {
+        var v = value
+        return setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size)) == 0
+    }
+
+    /// The pending socket error (SO_ERROR), used to finish a non-blocking connect.
+    public static func socketError(_ fd: Int32) -> Int32 {
+        var v: Int32 = 0
+        var len = socklen_t(MemoryLayout<Int32>.size)
+        if getsockopt(fd, SOL_SOCKET, SO_ERROR, &v, &len) != 0 { return errno }
+        return v
+    }
+
+    /// Monotonic time in nanoseconds.
+    @inline(__always)
+    public static func monotonicNanos() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+
+    /// Wall-clock time in nanoseconds since the epoch (for logs).
+    public static func wallNanos() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+
+    /// Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the new soft limit.
+    @discardableResult
+    public static func raiseFileLimit() -> UInt64 {
+        var rl = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &rl) == 0 else { return 0 }
+        if rl.rlim_cur < rl.rlim_max {
+            rl.rlim_cur = rl.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &rl)
+        }
+        return UInt64(rl.rlim_cur)
+    }
+
+    /// A human description of an errno value.
+    public static func describe(_ e: Int32) -> String {
+        String(cString: strerror(e))
+    }
+
+    /// Fills `bytes` from the kernel's random source.
+    public static func randomBytes(_ count: Int) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        out.withUnsafeMutableBytes { raw in
+            var done = 0
+            while done < count {
+                let n = tg_getrandom(raw.baseAddress! + done, count - done)
+                if n > 0 { done += n } else if errno != EINTR { break }
+            }
+        }
+        return out
+    }
+}
+
+extension String {
+    /// Decodes a NUL-terminated C buffer.
+    init(cBuffer: [CChar]) {
+        let bytes = cBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        self = String(decoding: bytes, as: UTF8.self)
+    }
+}

@@ -1,0 +1,177 @@
+import COpenSSL
+import CTollgate
+import Glibc
+
+/// A server TLS configuration (one `SSL_CTX`), Mozilla "intermediate" by default.
+///
+/// Thread-safe once built: OpenSSL allows one `SSL_CTX` to create sessions from many threads. Owns the `SSL_CTX`
+/// and frees it in `deinit`; a reload builds a new context and swaps it in for new connections only.
+public final class TLSContext: @unchecked Sendable {
+    let ctx: OpaquePointer
+    /// The certificate's expiry, seconds since the epoch (for metrics and logs).
+    public let notAfter: Int64
+    public let certificatePath: String
+
+    /// TLS 1.2 ciphers of Mozilla's intermediate profile (REFERENCE.md).
+    public static let intermediateCiphers =
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" +
+        "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+    public static let intermediateSuites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+    public static let intermediateGroups = "X25519:P-256:P-384"
+
+    /// Loads a PEM certificate chain and private key; fails with a message naming the file and the problem.
+    public init(certificatePath: String, keyPath: String) throws(SocketError) {
+        for (what, path) in [("certificate", certificatePath), ("private key", keyPath)] {
+            if access(path, F_OK) != 0 { throw SocketError("\(what) \(path) does not exist") }
+            if access(path, R_OK) != 0 { throw SocketError("\(what) \(path) is not readable: \(Syscall.describe(errno))") }
+        }
+        guard let ctx = SSL_CTX_new(TLS_server_method()) else {
+            throw SocketError("SSL_CTX_new failed: \(TLSContext.takeErrors())")
+        }
+        self.ctx = ctx
+        self.certificatePath = certificatePath
+        _ = tg_SSL_CTX_set_min_proto_version(ctx, TG_TLS1_2_VERSION)
+        _ = tg_SSL_CTX_set_options(ctx, TG_SSL_OP_NO_RENEGOTIATION | TG_SSL_OP_NO_COMPRESSION | TG_SSL_OP_NO_TLSv1 | TG_SSL_OP_NO_TLSv1_1)
+        _ = tg_SSL_CTX_set_mode(ctx, TG_SSL_MODE_RELEASE_BUFFERS | TG_SSL_MODE_ENABLE_PARTIAL_WRITE | TG_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER)
+        guard SSL_CTX_set_cipher_list(ctx, TLSContext.intermediateCiphers) == 1,
+              SSL_CTX_set_ciphersuites(ctx, TLSContext.intermediateSuites) == 1,
+              tg_SSL_CTX_set1_groups_list(ctx, TLSContext.intermediateGroups) == 1 else {
+            let e = TLSContext.takeErrors()
+            SSL_CTX_free(ctx)
+            throw SocketError("cannot apply the TLS profile: \(e)")
+        }
+        // Session resumption: a server-side cache plus stateless tickets (OpenSSL's default).
+        _ = tg_SSL_CTX_set_session_cache_mode(ctx, TG_SSL_SESS_CACHE_SERVER)
+        _ = tg_SSL_CTX_set_session_id_context(ctx)
+        tg_SSL_CTX_enable_alpn_http11(ctx)
+
+        if SSL_CTX_use_certificate_chain_file(ctx, certificatePath) != 1 {
+            let e = TLSContext.takeErrors()
+            SSL_CTX_free(ctx)
+            throw SocketError("certificate \(certificatePath) is not a usable PEM certificate chain: \(e)")
+        }
+        if SSL_CTX_use_PrivateKey_file(ctx, keyPath, SSL_FILETYPE_PEM) != 1 {
+            let e = TLSContext.takeErrors()
+            SSL_CTX_free(ctx)
+            throw SocketError("private key \(keyPath) is not a usable PEM private key: \(e)")
+        }
+        if SSL_CTX_check_private_key(ctx) != 1 {
+            _ = TLSContext.takeErrors()
+            SSL_CTX_free(ctx)
+            throw SocketError("private key \(keyPath) does not match certificate \(certificatePath)")
+        }
+        notAfter = Int64(tg_certificate_not_after(certificatePath))
+    }
+
+    deinit { SSL_CTX_free(ctx) }
+
+    /// Creates a server session on an accepted, non-blocking socket.
+    public func makeSession(fd: Int32) -> TLSSession? {
+        guard let ssl = SSL_new(ctx) else { return nil }
+        SSL_set_fd(ssl, fd)
+        SSL_set_accept_state(ssl)
+        return TLSSession(ssl: ssl)
+    }
+
+    /// OpenSSL's error queue as text, cleared.
+    static func takeErrors() -> String {
+        var buf = [CChar](repeating: 0, count: 1024)
+        tg_ssl_error_string(&buf, buf.count)
+        let s = String(cBuffer: buf)
+        return s.isEmpty ? "unknown OpenSSL error" : s
+    }
+}
+
+/// One TLS connection (`SSL*`) over a non-blocking socket. Owned by exactly one connection, which calls `free`.
+public final class TLSSession {
+    private var ssl: OpaquePointer?
+
+    init(ssl: OpaquePointer) { self.ssl = ssl }
+
+    deinit {
+        if let ssl { SSL_free(ssl) }
+    }
+
+    /// Frees the session now (idempotent); the socket stays open.
+    public func free() {
+        if let ssl { SSL_free(ssl) }
+        ssl = nil
+    }
+
+    /// Drives the handshake: `.bytes(0)` when it completed.
+    public func handshake() -> IOResult {
+        guard let ssl else { return .failed(EBADF) }
+        ERR_clear_error()
+        let rc = SSL_do_handshake(ssl)
+        if rc == 1 { return .bytes(0) }
+        return map(rc)
+    }
+
+    /// Reads plaintext into buffer[offset..<offset+count].
+    @inline(__always)
+    public func read(into buffer: inout [UInt8], at offset: Int, count: Int) -> IOResult {
+        guard let ssl else { return .failed(EBADF) }
+        let rc = buffer.withUnsafeMutableBytes { raw in
+            SSL_read(ssl, raw.baseAddress! + offset, Int32(min(count, Int(Int32.max))))
+        }
+        if rc > 0 { return .bytes(Int(rc)) }
+        return map(rc)
+    }
+
+    /// Writes buffer[offset..<offset+count]; partial writes are possible (SSL_MODE_ENABLE_PARTIAL_WRITE).
+    @inline(__always)
+    public func write(_ buffer: [UInt8], at offset: Int, count: Int) -> IOResult {
+        guard let ssl else { return .failed(EBADF) }
+        let rc = buffer.withUnsafeBytes { raw in
+            SSL_write(ssl, raw.baseAddress! + offset, Int32(min(count, Int(Int32.max))))
+        }
+        if rc > 0 { return .bytes(Int(rc)) }
+        return map(rc)
+    }
+
+    /// Plaintext already decrypted and waiting inside OpenSSL.
+    public var pending: Int {
+        guard let ssl else { return 0 }
+        return Int(SSL_pending(ssl))
+    }
+
+    /// Sends close_notify once, without waiting for the peer's.
+    public func shutdown() {
+        guard let ssl else { return }
+        ERR_clear_error()
+        _ = SSL_shutdown(ssl)
+        ERR_clear_error()
+    }
+
+    /// "TLSv1.3" etc.
+    public var protocolVersion: String {
+        guard let ssl else { return "" }
+        return String(cString: tg_SSL_get_version(ssl))
+    }
+
+    /// Whether this session was resumed from a ticket or the cache.
+    public var resumed: Bool {
+        guard let ssl else { return false }
+        return SSL_session_reused(ssl) == 1
+    }
+
+    private func map(_ rc: Int32) -> IOResult {
+        let err = SSL_get_error(ssl, rc)
+        switch err {
+        case SSL_ERROR_WANT_READ:
+            return .wouldBlock(wantsWrite: false)
+        case SSL_ERROR_WANT_WRITE:
+            return .wouldBlock(wantsWrite: true)
+        case SSL_ERROR_ZERO_RETURN:
+            return .eof
+        case SSL_ERROR_SYSCALL:
+            let e = errno
+            ERR_clear_error()
+            // An unexpected EOF from a peer that vanished without close_notify reads as EOF too.
+            return e == 0 ? .eof : .failed(e)
+        default:
+            ERR_clear_error()
+            return .failed(-1)
+        }
+    }
+}

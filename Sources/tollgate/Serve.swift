@@ -1,0 +1,141 @@
+import ArgumentParser
+import Glibc
+import Tollgate
+import TollgateIO
+
+/// `tollgate serve`: parse flags into a ServerConfig, start, wait for SIGTERM/SIGINT, drain.
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve HTTPS in front of Ollama.")
+
+    @Option(name: .long, help: ArgumentHelp("TLS listen address HOST:PORT or [V6]:PORT; repeat for IPv4 and IPv6.", valueName: "addr"))
+    var listen: [String] = []
+
+    @Option(name: .customLong("listen-plain"), help: ArgumentHelp("Plain-HTTP listen address (behind a load balancer, or local tests).", valueName: "addr"))
+    var listenPlain: [String] = []
+
+    @Option(name: .customLong("listen-redirect"), help: ArgumentHelp("Listener answering every request with a 301 to https (e.g. 0.0.0.0:80).", valueName: "addr"))
+    var listenRedirect: [String] = []
+
+    @Option(help: ArgumentHelp("PEM certificate chain. Without it a development certificate under certs/ is used (and created).", valueName: "path"))
+    var cert: String?
+
+    @Option(help: ArgumentHelp("PEM private key for --cert.", valueName: "path"))
+    var key: String?
+
+    @Option(help: ArgumentHelp("Where Ollama listens.", valueName: "url"))
+    var upstream: String = "http://127.0.0.1:11434"
+
+    @Option(help: "Event loops (threads); default: one per core.")
+    var workers: Int?
+
+    @Option(help: ArgumentHelp("Access log: text (one line per request to stdout) or none.", valueName: "format"))
+    var log: String = "text"
+
+    @Option(name: .customLong("head-timeout"), help: "Seconds to receive a request head.")
+    var headTimeout: Double = 10
+
+    @Option(name: .customLong("keepalive-timeout"), help: "Seconds an idle keep-alive connection stays open.")
+    var keepAliveTimeout: Double = 75
+
+    @Option(name: .customLong("body-timeout"), help: "Seconds between reads of a request body.")
+    var bodyTimeout: Double = 60
+
+    @Option(name: .customLong("send-timeout"), help: "Seconds a client may accept no bytes of its response.")
+    var sendTimeout: Double = 60
+
+    @Option(name: .customLong("upstream-connect-timeout"), help: "Seconds to connect to the upstream.")
+    var upstreamConnectTimeout: Double = 5
+
+    @Option(name: .customLong("upstream-timeout"), help: "Seconds the upstream may stay silent mid-request (model loads take minutes).")
+    var upstreamTimeout: Double = 600
+
+    @Option(name: .customLong("max-body-inference"), help: "Body limit in bytes for generate/chat/embed and /v1 inference (0: none).")
+    var maxBodyInference: Int = 64 << 20
+
+    @Option(name: .customLong("max-body"), help: "Body limit in bytes for other routes except blob uploads (0: none).")
+    var maxBody: Int = 1 << 20
+
+    @Option(name: .customLong("drain-timeout"), help: "Seconds in-flight requests may finish after SIGTERM.")
+    var drainTimeout: Double = 30
+
+    func run() throws {
+        var config = ServerConfig()
+        func address(_ text: String, _ flag: String) throws -> SocketAddress {
+            guard let a = SocketAddress(parsing: text) else {
+                throw ValidationError("\(flag) \(text): expected HOST:PORT or [IPV6]:PORT with a numeric address")
+            }
+            return a
+        }
+        config.listen = try (listen.isEmpty && listenPlain.isEmpty ? ["0.0.0.0:8443"] : listen).map { try address($0, "--listen") }
+        config.listenPlain = try listenPlain.map { try address($0, "--listen-plain") }
+        config.listenRedirect = try listenRedirect.map { try address($0, "--listen-redirect") }
+        guard let up = UpstreamAddress(parsing: upstream) else {
+            throw ValidationError("--upstream \(upstream): expected http://HOST:PORT with a numeric host or localhost")
+        }
+        config.upstream = up
+        config.workers = workers ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        guard config.workers >= 1 && config.workers <= 256 else { throw ValidationError("--workers must be 1...256") }
+        guard let format = AccessLogFormat(rawValue: log) else { throw ValidationError("--log must be text or none") }
+        config.accessLog = format
+        config.timeouts.requestHead = headTimeout
+        config.timeouts.keepAliveIdle = keepAliveTimeout
+        config.timeouts.clientBodyIdle = bodyTimeout
+        config.timeouts.clientSend = sendTimeout
+        config.timeouts.upstreamConnect = upstreamConnectTimeout
+        config.timeouts.upstreamIdle = upstreamTimeout
+        config.bodyLimits.inference = maxBodyInference
+        config.bodyLimits.other = maxBody
+        config.drainGraceSeconds = drainTimeout
+
+        if !config.listen.isEmpty {
+            switch (cert, key) {
+            case let (c?, k?):
+                config.certificatePath = c
+                config.keyPath = k
+            case (nil, nil):
+                let dev = try DevelopmentCertificate.ensure(in: "certs")
+                config.certificatePath = dev.certificate
+                config.keyPath = dev.key
+                note(dev.created
+                     ? "created a self-signed development certificate: \(dev.certificate) (key \(dev.key)); give --cert/--key for a real one"
+                     : "using the development certificate \(dev.certificate); give --cert/--key for a real one")
+            default:
+                throw ValidationError("--cert and --key go together")
+            }
+        }
+
+        let server: Server
+        do {
+            server = try Server(config: config)
+        } catch {
+            throw StartupError(error.description)
+        }
+        for a in server.tlsAddresses { note("serving https://\(a)") }
+        for a in server.plainAddresses { note("serving http://\(a) (plain HTTP)") }
+        for a in server.redirectAddresses { note("redirecting http://\(a) to https") }
+        note("proxying to Ollama at http://\(config.upstream.hostHeader) with \(config.workers) worker(s)")
+        if !UpstreamProbe.reachable(config.upstream.address) {
+            note("warning: nothing answers at http://\(config.upstream.hostHeader) yet; requests get 502 until Ollama runs there")
+        }
+        let grace = Int(config.drainGraceSeconds)
+        Signals.install { sig in
+            note("received \(sig == SIGINT ? "SIGINT" : "SIGTERM"): draining (up to \(grace) s); send again to stop now")
+            server.shutdown()
+        }
+        server.start()
+        server.waitUntilStopped()
+        note("stopped")
+    }
+}
+
+/// A start-up failure: printed as one clear line, exit status 1.
+struct StartupError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = "tollgate: \(d)" }
+}
+
+/// Status lines go to stderr so stdout stays the access log.
+func note(_ s: String) {
+    let line = "tollgate: \(s)\n"
+    _ = line.withCString { write(2, $0, strlen($0)) }
+}

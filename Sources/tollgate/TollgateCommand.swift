@@ -1,0 +1,14 @@
+import ArgumentParser
+import Glibc
+import Tollgate
+import TollgateIO
+
+@main
+struct TollgateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tollgate",
+        abstract: "An authenticating, rate-limiting HTTPS reverse proxy for Ollama.",
+        subcommands: [Serve.self],
+        defaultSubcommand: Serve.self
+    )
+}
