@@ -4,6 +4,9 @@
   idle_conns.py rss  --pid PID
       Print the memory of PID and all its descendants (nginx master + workers, or Tollgate's one process).
 
+  idle_conns.py cpu  --pid PID
+      Print the CPU time (user + system, seconds) used so far by PID and all its descendants.
+
   idle_conns.py hold --url https://127.0.0.1:8443 --cafile ca.pem --pid PID --conns 10000 --hold 5
       Measure memory, open --conns TLS connections (at most --parallel handshakes at a time), send one
       GET /api/version on each and read the whole response, so every connection is an idle keep-alive one and not
@@ -68,6 +71,19 @@ def memory(root):
     if count == 0:
         raise SystemExit(f"no process {root}")
     return {"rss_kb": rss, "pss_kb": pss, "processes": count}
+
+
+def cpu_seconds(root):
+    """User + system CPU seconds used so far by root's process tree (threads included)."""
+    ticks = 0
+    for pid in process_tree(root):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 async def read_response(reader):
@@ -166,6 +182,8 @@ def main():
     sub = ap.add_subparsers(dest="command", required=True)
     rss = sub.add_parser("rss", help="print the memory of a process tree")
     rss.add_argument("--pid", type=int, required=True)
+    cpu = sub.add_parser("cpu", help="print the CPU seconds used by a process tree")
+    cpu.add_argument("--pid", type=int, required=True)
     hp = sub.add_parser("hold", help="open, hold and close idle keep-alive TLS connections")
     hp.add_argument("--url", required=True, help="https://HOST:PORT of the server")
     hp.add_argument("--cafile", required=True)
@@ -178,6 +196,8 @@ def main():
 
     if args.command == "rss":
         result = memory(args.pid)
+    elif args.command == "cpu":
+        result = {"cpu_s": cpu_seconds(args.pid)}
     else:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft < hard:

@@ -7,6 +7,7 @@ Every number comes from a file in RESULTS_DIR written during the same run:
   status-TARGET             "ok" or why the target is not available (TARGET: direct, nginx, tollgate)
   wrk-ka-TARGET-N.txt       wrk output, keep-alive run N          (.err instead: why it did not run)
   wrk-hs-TARGET-N.txt       wrk output, Connection: close run N
+  wrk-*-TARGET-N.cpu        CPU seconds the target's processes used during that run
   stream.json               stream_latency.py output
   rss-start-TARGET.json     idle_conns.py rss output right after start-up
   idle-TARGET.json          idle_conns.py hold output
@@ -73,6 +74,9 @@ def best_wrk(test, target):
     for path in sorted(glob.glob(os.path.join(DIR, f"wrk-{test}-{target}-*.txt"))):
         with open(path) as f:
             parsed = parse_wrk(f.read())
+        cpu = read(os.path.basename(path)[:-4] + ".cpu")
+        if cpu and parsed.get("requests"):
+            parsed["cpu_us"] = float(cpu) / parsed["requests"] * 1e6
         if "rps" in parsed:
             runs.append(parsed)
     for path in sorted(glob.glob(os.path.join(DIR, f"wrk-{test}-{target}-*.err"))):
@@ -107,6 +111,8 @@ def fmt(value, kind):
         return f"{value:,.0f}"
     if kind == "ms":
         return f"{value:.2f}"
+    if kind == "us":
+        return f"{value:.0f}"
     if kind == "mb":
         return f"{value:.1f}"
     return str(value)
@@ -137,6 +143,8 @@ def main():
     for pct in ("p50", "p99"):
         add(f"   latency {pct}, ms", {t: ka[t].get(pct) if ka[t] else None for t in TARGETS}, "ms",
             None, "", "")
+    cpu = {t: ka[t].get("cpu_us") if ka[t] else None for t in TARGETS}
+    add("   server CPU per request, us", cpu, "us", ratio_of(cpu), "lower is better", "")
 
     # b. streaming
     stream = load_json("stream.json")
@@ -179,6 +187,8 @@ def main():
     key = read("keytype") or "unknown key"
     add(f"c. new TLS conns/s ({key}, best of 2)", cps, "int", r, "ratio >= 0.9",
         "" if r is None else ("ok" if r >= 0.9 else "MISSED"))
+    cpu = {t: hs[t].get("cpu_us") if hs[t] else None for t in TARGETS}
+    add("   server CPU per connection, us", cpu, "us", ratio_of(cpu), "lower is better", "")
 
     # d. memory
     start = {t: (load_json(f"rss-start-{t}.json") or {}).get("rss_kb") for t in TARGETS}
