@@ -11,6 +11,7 @@ Every number comes from a file in RESULTS_DIR written during the same run:
   stream.json               stream_latency.py output
   rss-start-TARGET.json     idle_conns.py rss output right after start-up
   idle-TARGET.json          idle_conns.py hold output
+  died-TARGET               when and how a target's process exited mid-run
   keytype                   the certificate's key type, e.g. "P-256 ECDSA"
 """
 
@@ -235,6 +236,8 @@ def main():
     for t in TARGETS:
         if status(t) != "ok":
             print(f"{t}: not available ({status(t)})")
+        elif read(f"died-{t}"):
+            print(f"{t}: {read(f'died-{t}')}")
     for line in notes:
         print(f"note: {line}")
 
