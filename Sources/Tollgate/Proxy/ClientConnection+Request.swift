@@ -14,6 +14,7 @@ extension ClientConnection {
                           bodyLimit: route.bodyLimit(worker.config.bodyLimits), start: worker.loop.now)
         if worker.draining { ex.clientKeepAlive = false }
         inStart += head.headLength
+        scanned = inStart
         exchange = ex
         phase = .exchange
         requestsServed += 1
@@ -46,6 +47,7 @@ extension ClientConnection {
             }
         }
         ex.upstream = up
+        if up.out.capacity == 0 { up.out = worker.takeOutput() }
         RequestRewriter.write(head, buffer: input, upstreamHost: worker.upstreamHost, clientAddress: peerText,
                               scheme: scheme, requestID: ex.requestID, into: &up.out)
         if !ex.requestDone && ex.expectContinue && inStart == inEnd {
@@ -180,9 +182,7 @@ extension ClientConnection {
             phase = .waitingHead
             timer = .keepAlive
             timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.keepAliveIdle)
-            if inStart == inEnd && input.count > ClientConnection.readSize {
-                input = []
-            }
+            if inStart == inEnd { worker.recycleInput(&input) }
             if inStart < inEnd {
                 // A pipelined request is already here.
                 worker.loop.deferUntilIterationEnd { [self] in

@@ -32,7 +32,8 @@ final class ClientConnection: EventHandler {
     var sendDeadline: UInt64 = 0
     private var handshakeWantsWrite = false
 
-    static let readSize = 16 * 1024
+    /// Where the last head scan stopped, so a head trickled in byte by byte is not rescanned for every byte.
+    var scanned = 0
 
     init(worker: Worker, transport: Transport, peer: SocketAddress, kind: Kind) {
         self.worker = worker
@@ -117,7 +118,12 @@ final class ClientConnection: EventHandler {
         case .closed: return false
         case .waitingHead: return !closeAfterFlush
         case .exchange:
-            guard let ex = exchange, !ex.requestDone else { return false }
+            guard let ex = exchange else { return false }
+            if ex.requestDone {
+                // Keep watching the client while its response is produced (no epoll_ctl churn per request, and a
+                // disconnect is seen at once); pipelined bytes wait in the buffer until it is full.
+                return input.isEmpty || inEnd < input.count || inStart > 0
+            }
             if let up = ex.upstream, up.out.count - up.outStart >= worker.config.backpressureBytes { return false }
             return true
         }
@@ -129,9 +135,11 @@ final class ClientConnection: EventHandler {
             if inStart == inEnd {
                 inStart = 0
                 inEnd = 0
+                scanned = 0
             }
             if input.isEmpty {
-                input = [UInt8](repeating: 0, count: ClientConnection.readSize)
+                input = worker.takeInput()
+                scanned = 0
             } else if inEnd == input.count {
                 if !makeRoom() { break }
             }
@@ -158,6 +166,7 @@ final class ClientConnection: EventHandler {
         if inStart > 0 {
             let n = inEnd - inStart
             input.withUnsafeMutableBufferPointer { p in _ = memmove(p.baseAddress!, p.baseAddress! + inStart, n) }
+            scanned = max(0, scanned - inStart)
             inStart = 0
             inEnd = n
             return true
@@ -181,6 +190,7 @@ final class ClientConnection: EventHandler {
                 timer = .head
                 timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.requestHead)
             }
+            if !headMayBeDecided() { return }
             switch worker.requestParser.parse(input, from: inStart, to: inEnd, into: &worker.scratchHead) {
             case .needMore:
                 return
@@ -191,6 +201,19 @@ final class ClientConnection: EventHandler {
                 startExchange()
             }
         }
+    }
+
+    /// A head can only complete (or newly fail) when a line ends or a size limit is reached: skip the parse
+    /// otherwise, so a slow-loris head costs one scan per line, not one per byte.
+    private func headMayBeDecided() -> Bool {
+        let from = max(scanned, inStart)
+        scanned = inEnd
+        if from < inEnd && input[from..<inEnd].contains(0x0A) { return true }
+        let buffered = inEnd - inStart
+        let limits = worker.config.limits
+        if buffered >= limits.maxHeadBytes { return true }
+        // A request line still without its end must be refused (414) once it reaches its limit.
+        return buffered >= limits.maxRequestLine && !input[inStart..<inEnd].contains(0x0A)
     }
 
     // MARK: writing
@@ -211,7 +234,7 @@ final class ClientConnection: EventHandler {
             }
         }
         sendDeadline = 0
-        out.removeAll(keepingCapacity: out.capacity <= 64 * 1024)
+        if exchange == nil { worker.recycleOutput(&out) } else { out.removeAll(keepingCapacity: true) }
         outStart = 0
         if closeAfterFlush && exchange == nil {
             startLinger()
@@ -307,8 +330,8 @@ final class ClientConnection: EventHandler {
         sendDeadline = 0
         worker.loop.deregister(transport.fd)
         transport.close()
-        input = []
-        out = []
+        worker.recycleInput(&input)
+        worker.recycleOutput(&out)
         worker.connectionClosed()
     }
 

@@ -26,8 +26,6 @@ final class UpstreamConnection: EventHandler {
     var paused = false
     var deadline: UInt64 = 0
 
-    static let readSize = 16 * 1024
-
     init(worker: Worker, fd: Int32, connected: Bool) {
         self.worker = worker
         self.fd = fd
@@ -63,9 +61,9 @@ final class UpstreamConnection: EventHandler {
     func becomeIdle() {
         client = nil
         state = .idle
-        out.removeAll(keepingCapacity: false)
+        worker.recycleOutput(&out)
         outStart = 0
-        input.removeAll(keepingCapacity: false)
+        worker.recycleInput(&input)
         inStart = 0
         inEnd = 0
         deadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.upstreamPoolIdle)
@@ -116,7 +114,7 @@ final class UpstreamConnection: EventHandler {
             inEnd = 0
         }
         if input.isEmpty {
-            input = [UInt8](repeating: 0, count: UpstreamConnection.readSize)
+            input = worker.takeInput()
         } else if input.count - inEnd < 4096 {
             if inStart > 0 {
                 let n = inEnd - inStart
@@ -181,5 +179,7 @@ final class UpstreamConnection: EventHandler {
         deadline = 0
         worker.loop.deregister(fd)
         Syscall.close(fd)
+        worker.recycleInput(&input)
+        worker.recycleOutput(&out)
     }
 }
