@@ -38,6 +38,7 @@ let package = Package(
         .executableTarget(name: "fake-ollama", dependencies: ["FakeOllama"], swiftSettings: swiftSettings),
         .testTarget(name: "TollgateHTTPTests", dependencies: ["TollgateHTTP"], swiftSettings: swiftSettings),
         .testTarget(name: "TollgateTests", dependencies: ["Tollgate"], swiftSettings: swiftSettings),
+        .testTarget(name: "FakeOllamaTests", dependencies: ["FakeOllama"], swiftSettings: swiftSettings),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["Tollgate", "TollgateIO", "FakeOllama", "COpenSSL"],
