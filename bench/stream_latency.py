@@ -5,8 +5,10 @@ For every line the upstream (fake-ollama) writes, it stamps `created_at` (RFC 33
 records when the line's last byte was read from the socket and reports arrival minus created_at. Going direct to
 the upstream gives the floor; a proxy's figure minus direct's is what the proxy adds.
 
-If created_at is not a usable timestamp, it falls back to arrival relative to when the request was sent, and
-compares each line with the same line number going direct ("relative" mode).
+If created_at is not a usable timestamp (missing, unparsable, or not within the request's lifetime, e.g. a fixed
+placeholder), it falls back to arrival relative to when the request was sent, and compares each line with the
+same line number going direct ("relative" mode). That mode also counts the upstream's own pacing jitter, which
+accumulates over the stream, so it reads higher than the created_at mode.
 
 Only the standard library, and a raw socket with its own chunked decoder: nothing may buffer the body.
 
@@ -265,7 +267,12 @@ def main():
     for conn in conns.values():
         conn.close()
 
-    stamped = all(created is not None for rs in runs.values() for _, ls in rs for _, created in ls)
+    # created_at is usable only if it is the moment the line was written: not missing, not a fixed placeholder.
+    # Allow 1 s of slack before the request (clock reads) and 5 ms after arrival (perf_counter vs time_ns mapping).
+    stamped = any(rs for rs in runs.values()) and all(
+        created is not None and sent - 1_000_000_000 <= created <= arrival + 5_000_000
+        for rs in runs.values() for sent, ls in rs for arrival, created in ls
+    )
     mode = "created_at" if stamped else "relative"
 
     # Relative mode: the floor for line i is the median arrival offset of line i going direct.
