@@ -279,13 +279,14 @@ final class ClientConnection: EventHandler {
     /// Stops keep-alive for the drain: idle connections close now, busy ones after their response.
     func drain() {
         guard phase != .closed else { return }
-        if exchange == nil && phase != .lingering && (phase == .handshake || inStart == inEnd) && outStart == out.count {
-            close(.draining)
-        } else if let ex = exchange {
+        if let ex = exchange {
             ex.clientKeepAlive = false
-        } else {
-            closeAfterFlush = true
+            return
         }
+        let idle = phase == .handshake ||
+            (phase == .waitingHead && inStart == inEnd && outStart == out.count && !closeAfterFlush)
+        if idle { close(.draining) }
+        // Otherwise a head is arriving (it is served with Connection: close) or a last response is being written.
     }
 
     /// Sends close_notify and FIN, then reads and discards what the client still sends for a short while, so that

@@ -94,6 +94,7 @@ final class UpstreamConnection: EventHandler {
             switch Syscall.write(fd, out, at: outStart, count: out.count - outStart) {
             case .bytes(let n):
                 outStart += n
+                armIdle()   // a long upload is progress too
             case .wouldBlock:
                 updateInterest()
                 return true
