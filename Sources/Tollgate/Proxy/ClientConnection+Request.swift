@@ -2,10 +2,9 @@ import TollgateHTTP
 import TollgateIO
 
 extension ClientConnection {
-    /// A complete head is in `worker.scratchHead`: run the phases in nginx's order, then proxy.
-    ///
-    /// read head → rate limit → authenticate → route policy → proxy → log. Rate limiting and authentication are
-    /// their own issues and slot in here, before the route policy, once they exist.
+    /// A complete head is in `worker.scratchHead`: write the upstream head at once (the scratch head is reused by
+    /// the next parse, and an exchange may wait for a password check or a slot), then run the phases in nginx's
+    /// order: read head → rate limit → authenticate → route policy → proxy → log.
     func startExchange() {
         let head = worker.scratchHead
         let family = APIFamily.of(path: input, head.path)
@@ -13,8 +12,9 @@ extension ClientConnection {
         let ex = Exchange(requestID: worker.nextRequestID(), head: head, buffer: input, family: family, route: route,
                           bodyLimit: route.bodyLimit(worker.config.bodyLimits), start: worker.loop.now)
         if worker.draining { ex.clientKeepAlive = false }
-        inStart += head.headLength
-        scanned = inStart
+        ex.upstreamHead = worker.takeOutput()
+        RequestRewriter.write(head, buffer: input, upstreamHost: worker.upstreamHost, clientAddress: peerText,
+                              scheme: scheme, requestID: ex.requestID, into: &ex.upstreamHead)
         exchange = ex
         phase = .exchange
         requestsServed += 1
@@ -23,17 +23,22 @@ extension ClientConnection {
 
         if kind == .redirect {
             redirect(ex, head: head)
-            return
-        }
-        if let rejection = RoutePolicy.check(head: head, exchange: ex) {
+        } else if let rejection = RoutePolicy.check(head: head, exchange: ex) {
+            consumeHead(head)
             respond(ex, rejection, reason: .rejected)
-            return
+        } else {
+            consumeHead(head)
+            proxy(ex)
         }
-        proxy(ex, head: head)
     }
 
-    /// Connects (or reuses a pooled connection) and queues the rewritten head and whatever body is here already.
-    private func proxy(_ ex: Exchange, head: RequestHead) {
+    private func consumeHead(_ head: RequestHead) {
+        inStart += head.headLength
+        scanned = inStart
+    }
+
+    /// Connects (or reuses a pooled connection) and queues the prepared head and whatever body is here already.
+    func proxy(_ ex: Exchange) {
         let up: UpstreamConnection
         if let pooled = worker.takeIdleUpstream() {
             up = pooled
@@ -47,9 +52,13 @@ extension ClientConnection {
             }
         }
         ex.upstream = up
-        if up.out.capacity == 0 { up.out = worker.takeOutput() }
-        RequestRewriter.write(head, buffer: input, upstreamHost: worker.upstreamHost, clientAddress: peerText,
-                              scheme: scheme, requestID: ex.requestID, into: &up.out)
+        if up.out.isEmpty {
+            swap(&up.out, &ex.upstreamHead)
+            worker.recycleOutput(&ex.upstreamHead)
+        } else {
+            up.out.append(contentsOf: ex.upstreamHead)
+            worker.recycleOutput(&ex.upstreamHead)
+        }
         if !ex.requestDone && ex.expectContinue && inStart == inEnd {
             HTTPWriter.appendRaw("HTTP/1.1 100 Continue\r\n\r\n", to: &out)
         }
@@ -157,6 +166,7 @@ extension ClientConnection {
 
     /// The redirect listener's only answer: 301 to the same host and path over https.
     private func redirect(_ ex: Exchange, head: RequestHead) {
+        defer { consumeHead(head) }
         var host = head.host.map { String(decoding: input[$0], as: UTF8.self) } ?? "localhost"
         if let colon = host.lastIndex(of: ":"), !host.hasSuffix("]") { host = String(host[..<colon]) }
         let port = worker.config.redirectPort ?? worker.config.listen.first?.port ?? 443
@@ -176,6 +186,7 @@ extension ClientConnection {
     /// once everything is written.
     func finishExchange(_ ex: Exchange, reason: CloseReason) {
         logExchange(ex, reason: reason, status: ex.status)
+        if ex.upstreamHead.capacity > 0 { worker.recycleOutput(&ex.upstreamHead) }
         exchange = nil
         let keep = ex.clientKeepAlive && ex.requestDone && !ex.closeAfter && !worker.draining
         if keep {

@@ -27,6 +27,8 @@ final class Exchange {
     var requestDone = false
     var expectContinue: Bool
     var upstream: UpstreamConnection?
+    /// The rewritten head for the upstream, written when the request head was parsed.
+    var upstreamHead: [UInt8] = []
     /// The complete upstream request when it fit in one piece, to replay once on a fresh connection if a pooled one
     /// turns out to have been closed by the upstream.
     var replay: [UInt8]?
