@@ -1,0 +1,155 @@
+import COpenSSL
+import Glibc
+
+/// How a test's TLS client behaves.
+struct TLSClientOptions {
+    /// Highest protocol version offered (`TLS1_3_VERSION`, `TLS1_2_VERSION`, `TLS1_1_VERSION`...), 0 for OpenSSL's.
+    var maxVersion: Int32 = 0
+    /// Lowest version allowed; setting TLS 1.1 also drops the client's security level so it really offers 1.1.
+    var minVersion: Int32 = 0
+    /// Name sent as SNI and checked against the certificate.
+    var hostname = "localhost"
+    /// A session from an earlier connection (see `TLSStream.session()`), offered for resumption.
+    var session: TLSClientSession?
+}
+
+/// A TLS session kept for resumption; frees its `SSL_SESSION` when released.
+final class TLSClientSession {
+    let pointer: OpaquePointer
+    init(_ pointer: OpaquePointer) { self.pointer = pointer }
+    deinit { SSL_SESSION_free(pointer) }
+}
+
+/// A blocking TLS 1.2/1.3 client connection: verifies the proxy's chain against the test CA and the host name,
+/// sends SNI and offers ALPN "http/1.1". Owns its `SSL_CTX`, `SSL` and socket; `close` (or deinit) frees them.
+final class TLSStream: ByteStream {
+    private var ctx: OpaquePointer?
+    private var ssl: OpaquePointer?
+    private var fd: Int32 = -1
+
+    /// Connects to 127.0.0.1:port and completes the handshake, or throws with OpenSSL's reason.
+    init(port: UInt16, options: TLSClientOptions = TLSClientOptions()) throws {
+        guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw WireError("SSL_CTX_new failed") }
+        self.ctx = ctx
+        guard SSL_CTX_load_verify_locations(ctx, TestCertificates.shared.caCertificatePath, nil) == 1 else {
+            throw WireError("cannot load the test CA: \(TLSStream.errors())")
+        }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
+        if options.minVersion != 0 {
+            if options.minVersion < TLS1_2_VERSION {
+                SSL_CTX_set_security_level(ctx, 0)
+                _ = SSL_CTX_set_cipher_list(ctx, "DEFAULT:@SECLEVEL=0")
+            }
+            _ = SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, Int(options.minVersion), nil)
+        }
+        if options.maxVersion != 0 {
+            _ = SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MAX_PROTO_VERSION, Int(options.maxVersion), nil)
+        }
+        fd = try ClientSocket.connect(port: port)
+        guard let ssl = SSL_new(ctx) else { throw WireError("SSL_new failed") }
+        self.ssl = ssl
+        SSL_set_fd(ssl, fd)
+        _ = options.hostname.withCString { name in
+            SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, Int(TLSEXT_NAMETYPE_host_name), UnsafeMutableRawPointer(mutating: name))
+        }
+        guard SSL_set1_host(ssl, options.hostname) == 1 else { throw WireError("SSL_set1_host failed") }
+        let alpn: [UInt8] = [8] + Array("http/1.1".utf8)
+        guard SSL_set_alpn_protos(ssl, alpn, UInt32(alpn.count)) == 0 else { throw WireError("ALPN setup failed") }
+        if let session = options.session { SSL_set_session(ssl, session.pointer) }
+        ERR_clear_error()
+        let rc = SSL_connect(ssl)
+        guard rc == 1 else {
+            let code = SSL_get_error(ssl, rc)
+            let detail = TLSStream.errors()
+            close()
+            throw WireError("handshake failed (SSL_get_error \(code)): \(detail)")
+        }
+    }
+
+    deinit { close() }
+
+    /// The negotiated protocol version (`TLS1_3_VERSION`...).
+    var version: Int32 { ssl.map { SSL_version($0) } ?? 0 }
+
+    /// The protocol the server selected with ALPN, or "" when it selected none.
+    var alpnProtocol: String {
+        guard let ssl else { return "" }
+        var data: UnsafePointer<UInt8>?
+        var length: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &data, &length)
+        guard let data, length > 0 else { return "" }
+        return String(decoding: UnsafeBufferPointer(start: data, count: Int(length)), as: UTF8.self)
+    }
+
+    /// Whether this connection resumed the offered session.
+    var sessionReused: Bool { ssl.map { SSL_session_reused($0) == 1 } ?? false }
+
+    /// The current session for a later resumption (with TLS 1.3 it arrives after the handshake: read a response
+    /// first).
+    func session() -> TLSClientSession? {
+        guard let ssl, let s = SSL_get1_session(ssl) else { return nil }
+        return TLSClientSession(s)
+    }
+
+    func write(_ bytes: [UInt8]) throws {
+        guard let ssl else { throw WireError("closed") }
+        guard !bytes.isEmpty else { return }
+        ERR_clear_error()
+        let rc = bytes.withUnsafeBytes { SSL_write(ssl, $0.baseAddress!, Int32(bytes.count)) }
+        guard rc == Int32(bytes.count) else {
+            throw WireError("SSL_write failed (SSL_get_error \(SSL_get_error(ssl, rc)), errno \(errno))")
+        }
+    }
+
+    func readSome(max: Int) throws -> [UInt8] {
+        guard let ssl else { throw WireError("closed") }
+        var buffer = [UInt8](repeating: 0, count: max)
+        ERR_clear_error()
+        let rc = buffer.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress!, Int32(max)) }
+        if rc > 0 { return Array(buffer[0..<Int(rc)]) }
+        let code = SSL_get_error(ssl, rc)
+        let savedErrno = errno
+        ERR_clear_error()
+        switch code {
+        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
+            // A blocking socket only asks to retry when SO_RCVTIMEO ran out.
+            throw WireError("TLS read timed out")
+        case SSL_ERROR_ZERO_RETURN:
+            return []
+        case SSL_ERROR_SYSCALL where savedErrno == EAGAIN || savedErrno == EWOULDBLOCK:
+            throw WireError("TLS read timed out")
+        default:
+            // EOF without close_notify, or a reset: the proxy closed the connection either way.
+            return []
+        }
+    }
+
+    /// Sends close_notify (without waiting for the proxy's; freeing a session without it makes OpenSSL mark the
+    /// session not resumable), then frees the session, the socket and the context.
+    func close() {
+        if let ssl {
+            ERR_clear_error()
+            _ = SSL_shutdown(ssl)
+            ERR_clear_error()
+            SSL_free(ssl)
+        }
+        ssl = nil
+        if fd >= 0 { Glibc.close(fd) }
+        fd = -1
+        if let ctx { SSL_CTX_free(ctx) }
+        ctx = nil
+    }
+
+    /// OpenSSL's error queue as text, cleared.
+    static func errors() -> String {
+        var parts: [String] = []
+        while true {
+            let e = ERR_get_error()
+            if e == 0 { break }
+            var buf = [CChar](repeating: 0, count: 256)
+            ERR_error_string_n(e, &buf, buf.count)
+            parts.append(String(cString: buf))
+        }
+        return parts.joined(separator: "; ")
+    }
+}

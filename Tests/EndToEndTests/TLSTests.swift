@@ -1,0 +1,64 @@
+import COpenSSL
+import Testing
+
+/// The TLS listener: protocol versions, ALPN and session resumption, seen from a verifying client.
+@Suite(.serialized) struct TLSTests {
+    /// A GET /api/version over `client` answers 200 (the connection really works after the handshake).
+    private func checkVersionRequest(_ client: HTTPClient) throws {
+        try client.send("GET /api/version HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        let response = try client.readResponse()
+        #expect(response.status == 200)
+        #expect(response.text.contains("\"version\""))
+    }
+
+    @Test func tls13HandshakeVerifiesAndServes() throws {
+        try withProxyAndFake { proxy, _ in
+            let stream = try TLSStream(port: proxy.tlsPort, options: TLSClientOptions(maxVersion: TLS1_3_VERSION))
+            #expect(stream.version == TLS1_3_VERSION)
+            #expect(stream.alpnProtocol == "http/1.1")
+            try checkVersionRequest(HTTPClient(stream))
+        }
+    }
+
+    @Test func tls12HandshakeVerifiesAndServes() throws {
+        try withProxyAndFake { proxy, _ in
+            let stream = try TLSStream(port: proxy.tlsPort, options: TLSClientOptions(maxVersion: TLS1_2_VERSION))
+            #expect(stream.version == TLS1_2_VERSION)
+            #expect(stream.alpnProtocol == "http/1.1")
+            try checkVersionRequest(HTTPClient(stream))
+        }
+    }
+
+    @Test func tls11IsRefused() throws {
+        try withProxyAndFake { proxy, fake in
+            let options = TLSClientOptions(maxVersion: TLS1_1_VERSION, minVersion: TLS1_1_VERSION)
+            #expect(throws: WireError.self) { _ = try TLSStream(port: proxy.tlsPort, options: options) }
+            // The listener is still healthy afterwards.
+            try checkVersionRequest(try proxy.tls())
+            #expect(fake.requests.count == 1)
+        }
+    }
+
+    @Test func aWrongHostNameFailsVerification() throws {
+        try withProxyAndFake { proxy, _ in
+            #expect(throws: WireError.self) {
+                _ = try TLSStream(port: proxy.tlsPort, options: TLSClientOptions(hostname: "example.com"))
+            }
+        }
+    }
+
+    @Test(arguments: [TLS1_3_VERSION, TLS1_2_VERSION])
+    func secondConnectionResumesTheSession(version: Int32) throws {
+        try withProxyAndFake { proxy, _ in
+            let first = try TLSStream(port: proxy.tlsPort, options: TLSClientOptions(maxVersion: version))
+            #expect(!first.sessionReused)
+            // TLS 1.3 tickets arrive after the handshake: read a response so the client has processed them.
+            try checkVersionRequest(HTTPClient(first))
+            let session = try #require(first.session())
+            first.close()
+            let second = try TLSStream(port: proxy.tlsPort, options: TLSClientOptions(maxVersion: version, session: session))
+            #expect(second.sessionReused)
+            try checkVersionRequest(HTTPClient(second))
+        }
+    }
+}
