@@ -7,8 +7,8 @@ the upstream gives the floor; a proxy's figure minus direct's is what the proxy 
 
 If created_at is not a usable timestamp (missing, unparsable, or not within the request's lifetime, e.g. a fixed
 placeholder), it falls back to arrival relative to when the request was sent, and compares each line with the
-same line number going direct ("relative" mode). That mode also counts the upstream's own pacing jitter, which
-accumulates over the stream, so it reads higher than the created_at mode.
+same line number going direct ("relative" mode). That mode also counts the upstream's own pacing jitter and how
+much later the upstream starts when the request came through a proxy, so it is noisier than the created_at mode.
 
 Only the standard library, and a raw socket with its own chunked decoder: nothing may buffer the body.
 
