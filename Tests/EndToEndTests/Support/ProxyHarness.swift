@@ -89,3 +89,16 @@ func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
 /// Seconds tests wait for an event that should come promptly (generous: the machine is shared).
 let eventTimeout = 10.0
+
+extension Proxy {
+    /// Sends a GET /api/version on a fresh connection and checks it is the only request that reached the
+    /// upstream since `before` requests: whatever a refused request carried never arrived.
+    func expectOnlySentinelArrived(after before: Int, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let client = try tls()
+        defer { client.close() }
+        try client.send("GET /api/version?sentinel HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        #expect(try client.readResponse().status == 200, sourceLocation: sourceLocation)
+        let arrived = upstream.requests.dropFirst(before).map(\.target)
+        #expect(arrived == ["/api/version?sentinel"], "reached the upstream: \(arrived)", sourceLocation: sourceLocation)
+    }
+}
