@@ -1,0 +1,11 @@
+/// The answer to one authentication check.
+public enum AuthOutcome: Sendable, Equatable {
+    /// The credentials are right; proceed as `user`.
+    case allowed(user: String)
+    /// Unknown user or wrong password (indistinguishable on purpose): 401.
+    case denied
+    /// Too many recent failures from this client IP: 429 with `Retry-After: retryAfterSeconds`, nothing checked.
+    case throttled(retryAfterSeconds: Int)
+    /// The verification queue is full: 503 with `Retry-After`.
+    case overloaded
+}

@@ -1,0 +1,10 @@
+/// What a request's authentication headers amount to.
+public enum CredentialParse: Sendable, Equatable {
+    /// No `Authorization` and no `x-api-key` header at all.
+    case none
+    /// A header was present but unusable (unknown scheme, bad base64, no colon, ...): answer 401. The reason is
+    /// for logs only; it never contains the password.
+    case malformed(String)
+    /// Usable credentials and where they came from.
+    case found(Credentials, CredentialSource)
+}

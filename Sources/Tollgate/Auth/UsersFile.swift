@@ -1,0 +1,125 @@
+import Glibc
+import TollgateIO
+
+/// A parsed htpasswd-style users file: `user:hash` lines, `#` comments and blank lines.
+///
+/// A value: parse once, then share it between threads freely. Replace it as a whole on reload.
+public struct UsersFile: Sendable {
+    /// The path it was read from (as configured), for messages.
+    public var path: String
+    /// The users by name.
+    public var entries: [String: UserEntry]
+    /// One message per user with a weak hash format, naming file, line and user; log them at load.
+    public var warnings: [String]
+    /// The stand-in hash checked for unknown users: the file's most common format and cost with a random hash
+    /// part, so an unknown user costs the same as a wrong password and can never match.
+    public private(set) var dummyHash: String
+    /// `dummyHash`'s format.
+    public private(set) var dummyFormat: HashFormat
+
+    /// Files larger than this are refused: a users file is a few kilobytes.
+    public static let maxFileBytes = 16 << 20
+
+    /// Reads and parses `path`. Blocking file I/O: call at start-up or from the watcher's thread, not on a loop.
+    /// Throws for an unreadable or oversized file, invalid UTF-8, a malformed line, a duplicate user or an
+    /// unknown hash format, naming the file and line.
+    public static func load(path: String) throws(UsersFileError) -> UsersFile {
+        let bytes = try readFile(path)
+        return try parse(bytes: bytes, path: path)
+    }
+
+    /// Parses `text` as the contents of `path` (which is only used in messages).
+    public static func parse(_ text: String, path: String) throws(UsersFileError) -> UsersFile {
+        try parse(bytes: Array(text.utf8), path: path)
+    }
+
+    /// Parses raw file bytes; lines end in LF or CRLF.
+    static func parse(bytes: [UInt8], path: String) throws(UsersFileError) -> UsersFile {
+        var entries: [String: UserEntry] = [:]
+        var order: [UserEntry] = []
+        var warnings: [String] = []
+        var lineNumber = 0
+        for raw in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            lineNumber += 1
+            var line = raw[...]
+            // Trailing blanks and CR are editor noise, never part of a hash (Apache strips them too).
+            while let last = line.last, last == 0x20 || last == 0x09 || last == 0x0D { line = line.dropLast() }
+            let content = line.drop { $0 == 0x20 || $0 == 0x09 }
+            if content.isEmpty || content.first == UInt8(ascii: "#") { continue }
+            func fail(_ message: String) -> UsersFileError {
+                UsersFileError(path: path, line: lineNumber, message)
+            }
+            guard String(validating: line, as: UTF8.self) != nil else { throw fail("not valid UTF-8") }
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
+                throw fail("malformed line: expected user:hash")
+            }
+            let userBytes = line[line.startIndex..<colon]
+            let hashBytes = line[(colon + 1)...]
+            let name = String(decoding: userBytes, as: UTF8.self)
+            guard !userBytes.isEmpty else { throw fail("malformed line: empty user name") }
+            guard !userBytes.contains(where: { $0 <= 0x20 || $0 == 0x7F }) else {
+                throw fail("user name \(name.debugDescription) contains a space or control character")
+            }
+            guard !hashBytes.isEmpty else { throw fail("empty hash for user \(name.debugDescription)") }
+            guard !hashBytes.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+                throw fail("hash for user \(name.debugDescription) contains a control character")
+            }
+            let hash = String(decoding: hashBytes, as: UTF8.self)
+            guard let format = HashFormat(hash: hash) else {
+                throw fail("unknown hash format for user \(name.debugDescription) "
+                    + "(expected $2y$, $2b$, $2a$, $5$, $6$, $y$, $apr1$, {SHA}, {SSHA} or {PLAIN})")
+            }
+            if let first = entries[name] {
+                throw fail("duplicate user \(name.debugDescription) (first on line \(first.line))")
+            }
+            let entry = UserEntry(name: name, hash: hash, format: format, line: lineNumber)
+            entries[name] = entry
+            order.append(entry)
+            if let weakness = format.weakness {
+                warnings.append("\(path):\(lineNumber): user \(name.debugDescription) uses \(weakness); "
+                    + "rehash with htpasswd -B")
+            }
+        }
+        let dummy = DummyHash.make(typicalOf: order)
+        return UsersFile(path: path, entries: entries, warnings: warnings, dummyHash: dummy.hash,
+                         dummyFormat: dummy.format)
+    }
+
+    private init(path: String, entries: [String: UserEntry], warnings: [String], dummyHash: String,
+                 dummyFormat: HashFormat) {
+        self.path = path
+        self.entries = entries
+        self.warnings = warnings
+        self.dummyHash = dummyHash
+        self.dummyFormat = dummyFormat
+    }
+
+    /// The whole file, or an error naming it.
+    private static func readFile(_ path: String) throws(UsersFileError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw UsersFileError(path: path, "cannot open: \(Syscall.describe(errno))") }
+        defer { Syscall.close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw UsersFileError(path: path, "cannot stat: \(Syscall.describe(errno))")
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else { throw UsersFileError(path: path, "not a regular file") }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            switch Syscall.read(fd, into: &chunk, at: 0, count: chunk.count) {
+            case .bytes(let n):
+                bytes += chunk[0..<n]
+                if bytes.count > maxFileBytes {
+                    throw UsersFileError(path: path, "larger than \(maxFileBytes >> 20) MiB")
+                }
+            case .eof:
+                return bytes
+            case .failed(let e):
+                throw UsersFileError(path: path, "cannot read: \(Syscall.describe(e))")
+            case .wouldBlock:
+                throw UsersFileError(path: path, "cannot read: would block")
+            }
+        }
+    }
+}
