@@ -1,0 +1,64 @@
+import Synchronization
+
+/// Rate-limit buckets for any key type, split over independently locked shards so event loops rarely contend.
+///
+/// A key always maps to the same shard (by its hash), so it has exactly one bucket however many loops and
+/// connections see it. Each shard holds at most `ceil(maxKeys / shardCount)` keys with its own LRU eviction. The
+/// critical section is one hash lookup and a few stores; nothing is allocated once a shard is full.
+final class ShardedBuckets<Key: Hashable & Sendable>: Sendable {
+    /// One lock and table, padded so neighbouring shards do not share a cache line.
+    private final class Shard: Sendable {
+        let table: Mutex<BucketTable<Key>>
+        private let padding: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+
+        init(capacity: Int) {
+            table = Mutex(BucketTable(capacity: capacity))
+        }
+    }
+
+    private let shards: [Shard]
+    private let shift: UInt
+
+    /// The shard count used when none is given: 1 for small tables (so LRU is exact), up to 64 for large ones,
+    /// always a power of two with at least 1024 keys per shard.
+    static func defaultShardCount(maxKeys: Int) -> Int {
+        var n = 1
+        while n < 64 && maxKeys / (n * 2) >= 1024 { n *= 2 }
+        return n
+    }
+
+    /// Buckets for up to `maxKeys` keys over `shardCount` shards (rounded up to a power of two).
+    init(maxKeys: Int, shardCount: Int? = nil) {
+        var n = 1
+        while n < max(1, shardCount ?? ShardedBuckets.defaultShardCount(maxKeys: maxKeys)) { n *= 2 }
+        let perShard = (max(1, maxKeys) + n - 1) / n
+        shards = (0..<n).map { _ in Shard(capacity: perShard) }
+        shift = UInt(UInt.bitWidth - n.trailingZeroBitCount)
+    }
+
+    /// Applies one request for `key` at `now`; safe from any thread.
+    func check(_ key: Key, now: UInt64, policy: RatePolicy) -> RateDecision {
+        shard(for: key).table.withLock { $0.check(key, now: now, policy: policy) }
+    }
+
+    /// Whether `key` currently has a bucket.
+    func contains(_ key: Key) -> Bool {
+        shard(for: key).table.withLock { $0.contains(key) }
+    }
+
+    /// Keys held across all shards (takes each shard's lock in turn; a snapshot, not atomic).
+    var count: Int {
+        shards.reduce(0) { sum, shard in sum + shard.table.withLock { $0.count } }
+    }
+
+    /// The number of shards.
+    var shardCount: Int { shards.count }
+
+    private func shard(for key: Key) -> Shard {
+        // The top bits pick the shard; Dictionary indexes its buckets by the low bits, so a shard's table still
+        // sees well-spread hashes.
+        if shards.count == 1 { return shards[0] }
+        let h = UInt(bitPattern: key.hashValue)
+        return shards[Int(truncatingIfNeeded: h >> shift)]
+    }
+}
