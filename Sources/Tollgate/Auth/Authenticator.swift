@@ -1,0 +1,183 @@
+import Glibc
+import Synchronization
+import TollgateIO
+
+/// The authenticator the connections call: a cheap `check` on the event loop, password hashing on a small pool of
+/// worker threads, a verified-credential cache in front, failed-login throttling per client IP.
+///
+/// `check` parses nothing and never blocks: it answers from the throttle table or the cache when it can, otherwise
+/// it queues one hash computation and returns `.pending`; `completion` then runs on a pool thread (hop back to
+/// your loop from there). Identical concurrent checks (same user, stored hash and password) share one computation.
+/// The queue is bounded: past `queueLimit`, `.overloaded`. An unknown user costs one verification of the users
+/// file's `dummyHash` and gets `.denied`, exactly like a wrong password. `replaceUsers` swaps the users
+/// atomically; checks already queued finish against the users they started with.
+///
+/// Thread-safe. Call `shutdown` before releasing it (the pool threads hold it), and never from a completion.
+public final class Authenticator: @unchecked Sendable {
+    /// The result of `check`: an answer now, or later through the completion.
+    public enum Check: Sendable, Equatable {
+        /// Answered on the spot; the completion will not be called.
+        case done(AuthOutcome)
+        /// Queued; the completion will be called exactly once, on a pool thread.
+        case pending
+    }
+
+    /// The settings in force.
+    public let settings: Settings
+    /// The verified-credential cache (exposed for metrics and for `removeAll`).
+    public let cache: CredentialCache
+    private let clock: @Sendable () -> UInt64
+    private let onThrottle: (@Sendable (_ clientIP: String, _ retryAfterSeconds: Int) -> Void)?
+    private let state: Mutex<State>
+    private let wake: WakeChannel
+    private var threads: [pthread_t] = []
+
+    /// Starts `settings.workers` pool threads. `clock` is monotonic nanoseconds (inject one in tests).
+    /// `onThrottle`, if given, is called once each time a client IP becomes throttled (to log it once), on
+    /// whichever thread recorded the failure.
+    public init(
+        users: UsersFile,
+        settings: Settings = Settings(),
+        clock: @escaping @Sendable () -> UInt64 = { Syscall.monotonicNanos() },
+        onThrottle: (@Sendable (_ clientIP: String, _ retryAfterSeconds: Int) -> Void)? = nil
+    ) {
+        self.settings = settings
+        self.clock = clock
+        self.onThrottle = onThrottle
+        cache = CredentialCache(maxEntries: settings.cacheEntries, ttlNanos: Settings.nanos(settings.cacheTTLSeconds))
+        let throttle = FailureThrottle(limit: settings.failureLimit,
+                                       windowNanos: Settings.nanos(settings.failureWindowSeconds))
+        state = Mutex(State(users: users, throttle: throttle))
+        guard let channel = WakeChannel() else { fatalError("authenticator: cannot create its wake-up socket pair") }
+        wake = channel
+        for i in 0..<max(1, settings.workers) {
+            threads.append(spawnThread(name: "tollgate-auth-\(i)") { [self] in runWorker() })
+        }
+    }
+
+    /// Checks `credentials` for a request from `clientIP`. Cheap and non-blocking: call on the event loop.
+    public func check(
+        _ credentials: Credentials, clientIP: String, completion: @escaping @Sendable (AuthOutcome) -> Void
+    ) -> Check {
+        let now = clock()
+        let users: UsersFile? = state.withLock { s in
+            if s.throttle.retryAfter(clientIP, now: now) != nil { return nil }
+            return s.users
+        }
+        guard let users else { return throttled(clientIP, now: now) }
+        let entry = users.entries[credentials.user]
+        let hash = entry?.hash ?? users.dummyHash
+        let format = entry?.format ?? users.dummyFormat
+        // The HMAC runs outside the lock; the users snapshot above is what this check started with.
+        let key = cache.makeKey(user: credentials.user, storedHash: hash, password: credentials.password)
+        var newlyThrottled: Int?
+        let answer: Check = state.withLock { s in
+            if s.stopped { return .done(.overloaded) }
+            if let valid = cache.lookup(key, now: now) {
+                s.stats.cacheHits += 1
+                newlyThrottled = record(valid, clientIP: clientIP, now: now, in: &s)
+                return .done(valid ? .allowed(user: credentials.user) : .denied)
+            }
+            let waiter = Waiter(clientIP: clientIP, completion: completion)
+            if s.inflight[key] != nil {
+                s.inflight[key]!.append(waiter)
+                s.stats.collapsed += 1
+                return .pending
+            }
+            if s.queued >= settings.queueLimit {
+                s.stats.overloaded += 1
+                return .done(.overloaded)
+            }
+            s.inflight[key] = [waiter]
+            s.enqueue(Job(key: key, user: credentials.user, password: credentials.password, hash: hash,
+                          format: format, knownUser: entry != nil))
+            return .pending
+        }
+        if let newlyThrottled { onThrottle?(clientIP, newlyThrottled) }
+        if answer == .pending { wake.post() }
+        return answer
+    }
+
+    /// Swaps in new users atomically (live reload). Cached verdicts for unchanged lines stay valid; those for
+    /// changed or removed lines can no longer match, because the stored hash is part of the cache key.
+    public func replaceUsers(_ users: UsersFile) {
+        state.withLock { $0.users = users }
+    }
+
+    /// The users in force.
+    public var users: UsersFile {
+        state.withLock { $0.users }
+    }
+
+    /// Counters since creation.
+    public var stats: Stats {
+        state.withLock { $0.stats }
+    }
+
+    /// Stops the pool: queued checks complete with `.overloaded`, running ones finish, the threads are joined.
+    /// Later checks answer `.overloaded`. Idempotent; never call it from a completion (it would wait for itself).
+    public func shutdown() {
+        let abandoned: [Waiter]? = state.withLock { s in
+            if s.stopped { return nil }
+            s.stopped = true
+            return s.drainQueue()
+        }
+        guard let abandoned else { return }
+        wake.post(threads.count)
+        for thread in threads { pthread_join(thread, nil) }
+        threads.removeAll()
+        wake.close()
+        for waiter in abandoned { waiter.completion(.overloaded) }
+    }
+
+    private func throttled(_ clientIP: String, now: UInt64) -> Check {
+        let seconds: Int = state.withLock { s in
+            s.stats.throttled += 1
+            return s.throttle.retryAfter(clientIP, now: now) ?? 1
+        }
+        return .done(.throttled(retryAfterSeconds: seconds))
+    }
+
+    /// Counts an outcome; on a failure, records it for `clientIP` and returns the Retry-After when that failure
+    /// starts throttling the IP.
+    private func record(_ valid: Bool, clientIP: String, now: UInt64, in s: inout State) -> Int? {
+        if valid {
+            s.stats.allowed += 1
+            return nil
+        }
+        s.stats.denied += 1
+        guard s.throttle.recordFailure(clientIP, now: now) else { return nil }
+        return s.throttle.retryAfter(clientIP, now: now)
+    }
+
+    /// A pool thread: take a token, take a job, hash, publish the verdict to the cache and every waiter.
+    private func runWorker() {
+        while wake.wait() {
+            let job: Job? = state.withLock { s in s.stopped && s.queued == 0 ? nil : s.dequeue() }
+            guard let job else {
+                if state.withLock({ $0.stopped }) { return }
+                continue
+            }
+            let valid = PasswordVerifier.verify(password: job.password, against: job.hash, format: job.format)
+            let now = clock()
+            var throttledNow: [(String, Int)] = []
+            let waiters: [Waiter] = state.withLock { s in
+                s.stats.hashesComputed += 1
+                if !job.knownUser { s.stats.dummyVerifications += 1 }
+                // Cache before leaving the single-flight table, both under the lock, so an identical check either
+                // joins this flight or hits the cache: never a second computation.
+                cache.store(job.key, valid: valid, now: now)
+                let waiters = s.inflight.removeValue(forKey: job.key) ?? []
+                for waiter in waiters {
+                    if let seconds = record(valid, clientIP: waiter.clientIP, now: now, in: &s) {
+                        throttledNow.append((waiter.clientIP, seconds))
+                    }
+                }
+                return waiters
+            }
+            for (ip, seconds) in throttledNow { onThrottle?(ip, seconds) }
+            let outcome: AuthOutcome = valid ? .allowed(user: job.user) : .denied
+            for waiter in waiters { waiter.completion(outcome) }
+        }
+    }
+}
