@@ -58,8 +58,9 @@ extension Authenticator {
         public var overloaded = 0
         /// Checks refused because the client IP was throttled.
         public var throttled = 0
-        /// Checks that ended `.allowed` / `.denied`.
+        /// Checks that ended `.allowed`.
         public var allowed = 0
+        /// Checks that ended `.denied` (each one also counts as a failure for its client IP).
         public var denied = 0
         /// Checks waiting for a worker right now.
         public var queued = 0

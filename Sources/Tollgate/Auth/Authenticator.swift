@@ -27,6 +27,7 @@ public final class Authenticator: @unchecked Sendable {
     /// The verified-credential cache (exposed for metrics and for `removeAll`).
     public let cache: CredentialCache
     private let clock: @Sendable () -> UInt64
+    private let verifier: @Sendable (_ password: [UInt8], _ hash: String, _ format: HashFormat) -> Bool
     private let onThrottle: (@Sendable (_ clientIP: String, _ retryAfterSeconds: Int) -> Void)?
     private let state: Mutex<State>
     private let wake: WakeChannel
@@ -35,13 +36,26 @@ public final class Authenticator: @unchecked Sendable {
     /// Starts `settings.workers` pool threads. `clock` is monotonic nanoseconds (inject one in tests).
     /// `onThrottle`, if given, is called once each time a client IP becomes throttled (to log it once), on
     /// whichever thread recorded the failure.
-    public init(
+    public convenience init(
         users: UsersFile,
         settings: Settings = Settings(),
         clock: @escaping @Sendable () -> UInt64 = { Syscall.monotonicNanos() },
         onThrottle: (@Sendable (_ clientIP: String, _ retryAfterSeconds: Int) -> Void)? = nil
     ) {
+        self.init(users: users, settings: settings, clock: clock, onThrottle: onThrottle,
+                  verifier: PasswordVerifier.verify)
+    }
+
+    /// As above with the password check replaced (tests gate it to make concurrency deterministic).
+    init(
+        users: UsersFile,
+        settings: Settings,
+        clock: @escaping @Sendable () -> UInt64,
+        onThrottle: (@Sendable (_ clientIP: String, _ retryAfterSeconds: Int) -> Void)?,
+        verifier: @escaping @Sendable (_ password: [UInt8], _ hash: String, _ format: HashFormat) -> Bool
+    ) {
         self.settings = settings
+        self.verifier = verifier
         self.clock = clock
         self.onThrottle = onThrottle
         cache = CredentialCache(maxEntries: settings.cacheEntries, ttlNanos: Settings.nanos(settings.cacheTTLSeconds))
@@ -158,7 +172,7 @@ public final class Authenticator: @unchecked Sendable {
                 if state.withLock({ $0.stopped }) { return }
                 continue
             }
-            let valid = PasswordVerifier.verify(password: job.password, against: job.hash, format: job.format)
+            let valid = verifier(job.password, job.hash, job.format)
             let now = clock()
             var throttledNow: [(String, Int)] = []
             let waiters: [Waiter] = state.withLock { s in

@@ -94,8 +94,8 @@ public struct UsersFile: Sendable {
         self.dummyFormat = dummyFormat
     }
 
-    /// The whole file, or an error naming it.
-    private static func readFile(_ path: String) throws(UsersFileError) -> [UInt8] {
+    /// The whole file, or an error naming it. Blocking.
+    static func readFile(_ path: String) throws(UsersFileError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw UsersFileError(path: path, "cannot open: \(Syscall.describe(errno))") }
         defer { Syscall.close(fd) }
