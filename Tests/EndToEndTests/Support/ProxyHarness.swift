@@ -61,8 +61,7 @@ func withProxy(configure: (inout ServerConfig) -> Void = { _ in }, upstream: Fak
 /// Starts a fake Ollama on 127.0.0.1:0 and a proxy in front of it; stops both afterwards.
 func withProxyAndFake(tokens: Int = 5, configure: (inout ServerConfig) -> Void = { _ in },
                       body: (Proxy, FakeOllamaServer) throws -> Void) throws {
-    let fake = try FakeOllamaServer(config: FakeOllamaConfig(port: 0, tokens: tokens, intervalMs: 0))
-    fake.start()
+    let fake = try FakeOllamaHarness.start(tokens: tokens)
     defer { fake.stop() }
     try withProxy(configure: configure, upstream: fake) { proxy in try body(proxy, fake) }
 }
@@ -100,5 +99,15 @@ extension Proxy {
         #expect(try client.readResponse().status == 200, sourceLocation: sourceLocation)
         let arrived = upstream.requests.dropFirst(before).map(\.target)
         #expect(arrived == ["/api/version?sentinel"], "reached the upstream: \(arrived)", sourceLocation: sourceLocation)
+    }
+}
+
+/// Starting a bare fake Ollama for tests that build their proxy with `withProxy`.
+enum FakeOllamaHarness {
+    /// A started fake Ollama on 127.0.0.1:0; the caller stops it.
+    static func start(tokens: Int = 5) throws -> FakeOllamaServer {
+        let fake = try FakeOllamaServer(config: FakeOllamaConfig(port: 0, tokens: tokens, intervalMs: 0))
+        fake.start()
+        return fake
     }
 }
