@@ -48,6 +48,18 @@ public enum Syscall {
         }
     }
 
+    /// Writes all of bytes to a file or pipe (blocking descriptors: CLI and start-up use). Returns errno on failure.
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Int32? {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            if n > 0 { offset += n; continue }
+            if n < 0 && errno == EINTR { continue }
+            return n < 0 ? errno : EIO
+        }
+        return nil
+    }
+
     /// Closes a descriptor once; `EINTR` is not retried because Linux has already released the fd.
     public static func close(_ fd: Int32) {
         _ = Glibc.close(fd)

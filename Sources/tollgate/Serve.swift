@@ -25,6 +25,15 @@ struct Serve: ParsableCommand {
     @Option(help: ArgumentHelp("Where Ollama listens.", valueName: "url"))
     var upstream: String = "http://127.0.0.1:11434"
 
+    @Option(help: ArgumentHelp("htpasswd-style users file. Default: users.htpasswd in the current directory, created with a generated credential on first start.", valueName: "path"))
+    var users: String?
+
+    @Option(help: ArgumentHelp("Realm named in WWW-Authenticate.", valueName: "name"))
+    var realm: String = "Tollgate"
+
+    @Option(name: .customLong("auth-workers"), help: "Password-checking threads (default: one per core).")
+    var authWorkers: Int?
+
     @Option(help: "Event loops (threads); default: one per core.")
     var workers: Int?
 
@@ -104,6 +113,8 @@ struct Serve: ParsableCommand {
             }
         }
 
+        try loadUsers(into: &config)
+
         let server: Server
         do {
             server = try Server(config: config)
@@ -125,6 +136,43 @@ struct Serve: ParsableCommand {
         server.start()
         server.waitUntilStopped()
         note("stopped")
+    }
+}
+
+extension Serve {
+    /// The default users file when none is configured.
+    static let defaultUsersPath = "users.htpasswd"
+
+    /// Loads the users file; on a first start with none configured and none at the default path, creates one with
+    /// a generated credential and prints it once. A configured path that is missing is an error.
+    func loadUsers(into config: inout ServerConfig) throws {
+        let path = users ?? Serve.defaultUsersPath
+        if users == nil && access(path, F_OK) != 0 {
+            let password = UsersFileEditor.generatePassword()
+            do {
+                try UsersFileEditor.setPassword(path: path, user: "admin", password: password, cost: 10)
+            } catch {
+                throw StartupError("cannot create \(path): \(error.description)")
+            }
+            note("created \(path) with one user; this password is shown only once:")
+            note("    user: admin    password: \(password)")
+            note("    try: curl -k -u admin:\(password) https://localhost:\(config.listen.first?.port ?? 8443)/api/tags")
+            note("manage users with: tollgate users add NAME / tollgate users remove NAME")
+        } else if access(path, F_OK) != 0 {
+            throw StartupError("users file \(path) does not exist (create it with: tollgate users add NAME --file \(path))")
+        }
+        let file: UsersFile
+        do {
+            file = try UsersFile.load(path: path)
+        } catch {
+            throw StartupError(error.description)
+        }
+        for w in file.warnings { note("warning: \(w)") }
+        if file.entries.isEmpty { note("warning: \(path) has no users: every request will get 401") }
+        config.users = file
+        config.usersPath = path
+        config.realm = realm
+        if let authWorkers { config.authSettings.workers = max(1, authWorkers) }
     }
 }
 

@@ -27,6 +27,14 @@ public struct ServerConfig: Sendable {
     /// Idle keep-alive connections kept to the upstream per worker.
     public var upstreamIdlePerWorker: Int = 64
 
+    /// The users allowed in; nil turns authentication off (tests of the bare proxy only: the CLI always sets it).
+    public var users: UsersFile?
+    /// The users file to watch for live reloads (nil: no watching).
+    public var usersPath: String?
+    public var authSettings = Authenticator.Settings()
+    /// The realm in `WWW-Authenticate`.
+    public var realm = "Tollgate"
+
     public init() {}
 }
 

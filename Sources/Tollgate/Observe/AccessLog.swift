@@ -19,7 +19,7 @@ final class AccessLog {
     var enabled: Bool { format != .none }
 
     /// Records one finished request.
-    func record(requestID: [UInt8], client: [UInt8], method: String, path: String, status: Int, bytesIn: Int,
+    func record(requestID: [UInt8], client: [UInt8], user: String?, method: String, path: String, status: Int, bytesIn: Int,
                 bytesOut: Int, durationNanos: UInt64, ttfbNanos: UInt64?, reason: CloseReason) {
         guard format == .text else { return }
         appendTimestamp()
@@ -27,6 +27,8 @@ final class AccessLog {
         buffer.append(contentsOf: requestID)
         buffer.append(0x20)
         buffer.append(contentsOf: client)
+        buffer.append(0x20)
+        buffer.append(contentsOf: (user ?? "-").utf8)
         let ttfb = ttfbNanos.map { Self.millis($0) } ?? "-"
         let line = " \"\(method) \(path)\" \(status) in=\(bytesIn) out=\(bytesOut) \(Self.millis(durationNanos))ms ttfb=\(ttfb)ms \(reason.rawValue)\n"
         buffer.append(contentsOf: line.utf8)

@@ -23,13 +23,24 @@ extension ClientConnection {
 
         if kind == .redirect {
             redirect(ex, head: head)
-        } else if let rejection = RoutePolicy.check(head: head, exchange: ex) {
-            consumeHead(head)
-            respond(ex, rejection, reason: .rejected)
-        } else {
-            consumeHead(head)
-            proxy(ex)
+            return
         }
+        let authentication = authenticate(ex, head: head)
+        consumeHead(head)
+        switch authentication {
+        case .proceed: admitted(ex)
+        case .wait: updateInterest()
+        case .reject(let error, let reason): respond(ex, error, reason: reason)
+        }
+    }
+
+    /// Authentication passed (or is off): the route policy, then the upstream.
+    func admitted(_ ex: Exchange) {
+        if let rejection = RoutePolicy.check(exchange: ex) {
+            respond(ex, rejection, reason: .rejected)
+            return
+        }
+        proxy(ex)
     }
 
     private func consumeHead(_ head: RequestHead) {

@@ -16,6 +16,7 @@ final class ClientConnection: EventHandler {
     let transport: Transport
     let kind: Kind
     let peerText: [UInt8]
+    let peerString: String
     var phase: Phase
     var exchange: Exchange?
 
@@ -39,7 +40,8 @@ final class ClientConnection: EventHandler {
         self.worker = worker
         self.transport = transport
         self.kind = kind
-        self.peerText = Array(peer.hostString.utf8)
+        self.peerString = peer.hostString
+        self.peerText = Array(peerString.utf8)
         self.phase = kind == .tls ? .handshake : .waitingHead
         timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.requestHead)
         worker.clientConnections += 1
@@ -119,13 +121,13 @@ final class ClientConnection: EventHandler {
         case .waitingHead: return !closeAfterFlush
         case .exchange:
             guard let ex = exchange else { return false }
-            if ex.requestDone {
-                // Keep watching the client while its response is produced (no epoll_ctl churn per request, and a
-                // disconnect is seen at once); pipelined bytes wait in the buffer until it is full.
-                return input.isEmpty || inEnd < input.count || inStart > 0
+            let hasRoom = input.isEmpty || inEnd < input.count || inStart > 0
+            guard !ex.requestDone, let up = ex.upstream else {
+                // Keep watching the client while its response is produced or its password checked (no epoll_ctl
+                // churn per request, and a disconnect is seen at once); early bytes wait in the buffer.
+                return hasRoom
             }
-            if let up = ex.upstream, up.out.count - up.outStart >= worker.config.backpressureBytes { return false }
-            return true
+            return up.out.count - up.outStart < worker.config.backpressureBytes
         }
     }
 
@@ -268,7 +270,7 @@ final class ClientConnection: EventHandler {
     /// Answers a request Tollgate refuses before any exchange exists (bad framing) and closes.
     func refuse(_ error: ErrorResponse) {
         error.serialize(for: .ollama, requestID: nil, close: true, into: &out)
-        worker.log.record(requestID: Array("-".utf8), client: peerText, method: "-", path: "-", status: error.status,
+        worker.log.record(requestID: Array("-".utf8), client: peerText, user: nil, method: "-", path: "-", status: error.status,
                           bytesIn: inEnd - inStart, bytesOut: out.count - outStart, durationNanos: 0, ttfbNanos: nil,
                           reason: .badRequest)
         inStart = inEnd
@@ -339,7 +341,7 @@ final class ClientConnection: EventHandler {
     func logExchange(_ ex: Exchange, reason: CloseReason, status: Int) {
         guard worker.log.enabled else { return }
         let now = worker.loop.now
-        worker.log.record(requestID: ex.requestID, client: peerText, method: ex.methodText, path: ex.path,
+        worker.log.record(requestID: ex.requestID, client: peerText, user: ex.user, method: ex.methodText, path: ex.path,
                           status: status, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut,
                           durationNanos: now &- ex.start,
                           ttfbNanos: ex.firstByteAt == 0 ? nil : ex.firstByteAt &- ex.start, reason: reason)

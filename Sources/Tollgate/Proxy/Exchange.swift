@@ -17,6 +17,8 @@ final class Exchange {
     let route: RouteClass
     let start: UInt64
     var clientKeepAlive: Bool
+    /// The authenticated user (nil while unknown or with authentication off).
+    var user: String?
 
     // request side
     var body: RequestBody

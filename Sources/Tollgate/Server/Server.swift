@@ -13,6 +13,9 @@ public final class Server: @unchecked Sendable {
     /// The certificate's expiry (seconds since the epoch), when TLS is on.
     public let certificateNotAfter: Int64?
 
+    /// The password checker shared by every loop (nil when authentication is off).
+    public let authenticator: Authenticator?
+    private var watcher: UsersFileWatcher?
     private var workers: [Worker] = []
     private var listeners: [[Listener]] = []
     private var threads: [pthread_t] = []
@@ -30,12 +33,18 @@ public final class Server: @unchecked Sendable {
             tls = try TLSContext(certificatePath: cert, keyPath: key)
         }
         certificateNotAfter = tls?.notAfter
+        let authenticator = config.users.map { users in
+            Authenticator(users: users, settings: config.authSettings, onThrottle: { ip, seconds in
+                Diagnostics.warn("client \(ip) throttled for \(seconds) s after repeated failed logins")
+            })
+        }
+        self.authenticator = authenticator
         Syscall.raiseFileLimit()
         let count = max(1, config.workers)
         do throws(SocketError) {
             for i in 0..<count {
                 let loop = try EventLoop(index: i)
-                workers.append(Worker(loop: loop, config: config, tls: tls))
+                workers.append(Worker(loop: loop, config: config, tls: tls, authenticator: authenticator))
                 listeners.append([])
             }
             // Bind the first loop's socket, read back the port (port 0 in tests), bind the others to the same port.
@@ -56,6 +65,7 @@ public final class Server: @unchecked Sendable {
             redirectAddresses = try bindAll(config.listenRedirect, .redirect)
         } catch {
             for list in listeners { for l in list { l.close() } }
+            authenticator?.shutdown()
             throw error
         }
         if config.listen.isEmpty && config.listenPlain.isEmpty {
@@ -63,8 +73,24 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// Starts one thread per loop.
+    /// Starts one thread per loop, and the users-file watcher.
     public func start() {
+        if let path = config.usersPath, let authenticator {
+            do {
+                watcher = try UsersFileWatcher(path: path) { result in
+                    switch result {
+                    case .success(let users):
+                        authenticator.replaceUsers(users)
+                        Diagnostics.info("reloaded \(path): \(users.entries.count) user(s)")
+                        for w in users.warnings { Diagnostics.warn(w) }
+                    case .failure(let error):
+                        Diagnostics.error("\(error.description); keeping the previous users")
+                    }
+                }
+            } catch {
+                Diagnostics.warn("\(error.description); users-file changes need a restart")
+            }
+        }
         for (i, worker) in workers.enumerated() {
             let w = UncheckedBox(worker)
             worker.onDrained = { [self] in
@@ -98,10 +124,18 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// Blocks until every loop has exited.
+    /// Blocks until every loop has exited, then stops the watcher and the password-checking threads.
     public func waitUntilStopped() {
         for t in threads { pthread_join(t, nil) }
         threads.removeAll()
+        watcher?.stop()
+        watcher = nil
+        authenticator?.shutdown()
+    }
+
+    /// Re-reads the users file now (SIGHUP).
+    public func reloadUsers() {
+        watcher?.reloadNow()
     }
 }
 

@@ -15,6 +15,8 @@ final class Worker {
     var scratchHead = RequestHead()
     let upstreamHost: [UInt8]
     let log: AccessLog
+    /// Shared by all workers; nil when authentication is off.
+    let authenticator: Authenticator?
     private(set) var idleUpstreams: [UpstreamConnection] = []
     private(set) var draining = false
     var clientConnections = 0
@@ -22,7 +24,8 @@ final class Worker {
     var onDrained: (() -> Void)?
     private var rng: (UInt64, UInt64)
 
-    init(loop: EventLoop, config: ServerConfig, tls: TLSContext?) {
+    init(loop: EventLoop, config: ServerConfig, tls: TLSContext?, authenticator: Authenticator?) {
+        self.authenticator = authenticator
         self.loop = loop
         self.config = config
         self.tls = tls

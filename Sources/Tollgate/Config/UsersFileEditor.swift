@@ -1,0 +1,90 @@
+import Glibc
+import TollgateIO
+
+/// Edits a users file for `tollgate users` and the first-run bootstrap: adds, replaces or removes one user's line,
+/// keeping every other line (comments included) as it was, and writes atomically (temp file + rename, mode 0600),
+/// so the running server's watcher sees one complete new version.
+public enum UsersFileEditor {
+    public struct EditError: Error, CustomStringConvertible, Sendable {
+        public var description: String
+        init(_ d: String) { description = d }
+    }
+
+    /// A random password of `length` characters from an unambiguous alphabet (~5.9 bits each).
+    public static func generatePassword(length: Int = 24) -> String {
+        let alphabet = Array("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+        var out = ""
+        var bytes = Syscall.randomBytes(length * 2)
+        var i = 0
+        while out.count < length {
+            if i == bytes.count { bytes = Syscall.randomBytes(length * 2); i = 0 }
+            let b = Int(bytes[i])
+            i += 1
+            // Rejection sampling keeps the characters uniform.
+            if b < 256 - 256 % alphabet.count { out.append(alphabet[b % alphabet.count]) }
+        }
+        return out
+    }
+
+    /// Sets `user`'s password (bcrypt at `cost`), adding the user if new. Creates the file if missing.
+    public static func setPassword(path: String, user: String, password: String, cost: Int = 10) throws(EditError) {
+        guard !user.isEmpty, !user.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F || $0 == UInt8(ascii: ":") }) else {
+            throw EditError("user name \(user.debugDescription) must be non-empty without spaces, colons or control characters")
+        }
+        guard (4...17).contains(cost) else { throw EditError("bcrypt cost must be 4...17") }
+        guard let hash = PasswordCrypt.bcrypt(password: Array(password.utf8), cost: cost) else {
+            throw EditError("libcrypt could not produce a bcrypt hash")
+        }
+        var lines = try readLines(path, missingOK: true)
+        let newLine = "\(user):\(hash)"
+        if let i = lines.firstIndex(where: { lineUser($0) == user }) { lines[i] = newLine } else { lines.append(newLine) }
+        try write(path, lines)
+    }
+
+    /// Removes `user`; an error if there is no such user.
+    public static func remove(path: String, user: String) throws(EditError) {
+        var lines = try readLines(path, missingOK: false)
+        guard let i = lines.firstIndex(where: { lineUser($0) == user }) else {
+            throw EditError("\(path): no user \(user.debugDescription)")
+        }
+        lines.remove(at: i)
+        try write(path, lines)
+    }
+
+    private static func lineUser(_ line: String) -> String? {
+        let t = line.drop { $0 == " " || $0 == "\t" }
+        guard !t.hasPrefix("#"), let colon = t.firstIndex(of: ":") else { return nil }
+        return String(t[..<colon])
+    }
+
+    private static func readLines(_ path: String, missingOK: Bool) throws(EditError) -> [String] {
+        if access(path, F_OK) != 0 {
+            if missingOK { return [] }
+            throw EditError("\(path) does not exist")
+        }
+        let bytes: [UInt8]
+        do { bytes = try UsersFile.readFile(path) } catch { throw EditError(error.description) }
+        var lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if lines.last == "" { lines.removeLast() }
+        return lines
+    }
+
+    private static func write(_ path: String, _ lines: [String]) throws(EditError) {
+        let temp = path + ".tmp-\(getpid())"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw EditError("cannot create \(temp): \(Syscall.describe(errno))") }
+        let text = Array((lines.joined(separator: "\n") + "\n").utf8)
+        if let e = Syscall.writeAll(fd, text) {
+            Syscall.close(fd)
+            unlink(temp)
+            throw EditError("cannot write \(temp): \(Syscall.describe(e))")
+        }
+        fsync(fd)
+        Syscall.close(fd)
+        guard rename(temp, path) == 0 else {
+            let e = errno
+            unlink(temp)
+            throw EditError("cannot replace \(path): \(Syscall.describe(e))")
+        }
+    }
+}

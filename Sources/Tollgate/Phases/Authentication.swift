@@ -1,0 +1,73 @@
+import TollgateHTTP
+import TollgateIO
+
+/// The authenticate phase: credentials from Basic, Bearer or x-api-key; the verified-credential cache answers on
+/// the loop, a password check runs on the authenticator's threads while the connection waits without blocking.
+extension ClientConnection {
+    enum PhaseResult {
+        case proceed
+        case wait
+        case reject(ErrorResponse, CloseReason)
+    }
+
+    /// Starts authentication for `ex` from the head's credential headers.
+    func authenticate(_ ex: Exchange, head: RequestHead) -> PhaseResult {
+        guard let auth = worker.authenticator else { return .proceed }
+        var authorization: ArraySlice<UInt8>?
+        var apiKey: ArraySlice<UInt8>?
+        for field in head.headers {
+            if field.kind == .authorization { authorization = input[field.value] }
+            if field.kind == .xApiKey { apiKey = input[field.value] }
+        }
+        let credentials: Credentials
+        switch CredentialExtractor.extract(authorization: authorization, apiKey: apiKey) {
+        case .none:
+            return .reject(unauthorized("authentication required: send Basic credentials, or user:password as a Bearer token or x-api-key"), .rejected)
+        case .malformed(let why):
+            return .reject(unauthorized("invalid credentials header: \(why)"), .rejected)
+        case .found(let c, _):
+            credentials = c
+        }
+        let box = UncheckedBox((self, ex))
+        let loop = worker.loop
+        let check = auth.check(credentials, clientIP: peerString) { outcome in
+            loop.execute { box.value.0.authenticated(box.value.1, outcome) }
+        }
+        switch check {
+        case .done(let outcome): return result(ex, outcome)
+        case .pending: return .wait
+        }
+    }
+
+    /// A password check finished on the pool; back on the loop. The client may have gone meanwhile.
+    func authenticated(_ ex: Exchange, _ outcome: AuthOutcome) {
+        guard phase == .exchange, exchange === ex else { return }
+        switch result(ex, outcome) {
+        case .proceed: admitted(ex)
+        case .wait: break
+        case .reject(let error, let reason): respond(ex, error, reason: reason)
+        }
+        if phase != .closed { readAvailable() }
+    }
+
+    private func result(_ ex: Exchange, _ outcome: AuthOutcome) -> PhaseResult {
+        switch outcome {
+        case .allowed(let user):
+            ex.user = user
+            return .proceed
+        case .denied:
+            return .reject(unauthorized("invalid username or password"), .rejected)
+        case .throttled(let seconds):
+            return .reject(ErrorResponse(status: 429, message: "too many failed logins from this address; retry in \(seconds) s",
+                                         headers: [("Retry-After", String(seconds))]), .rejected)
+        case .overloaded:
+            return .reject(ErrorResponse(status: 503, message: "too many password checks in progress; retry shortly",
+                                         headers: [("Retry-After", "1")]), .rejected)
+        }
+    }
+
+    private func unauthorized(_ message: String) -> ErrorResponse {
+        ErrorResponse(status: 401, message: message,
+                      headers: [("WWW-Authenticate", "Basic realm=\"\(worker.config.realm)\", charset=\"UTF-8\"")])
+    }
+}
