@@ -22,6 +22,17 @@ import Tollgate
         }
     }
 
+    @Test func clientDisconnectBeforeTheResponseClosesTheUpstream() throws {
+        try withProxyAndFake { proxy, fake in
+            fake.fault = .hang
+            let client = try proxy.tls()
+            try client.send(StreamingTests.post("/api/generate", #"{"model":"mistral:7b","prompt":"hi"}"#))
+            #expect(fake.waitForRequests(1, timeoutSeconds: eventTimeout))
+            client.close()
+            #expect(fake.waitForOpenConnections(0, timeoutSeconds: eventTimeout))
+        }
+    }
+
     @Test func upstreamDeathTruncatesTheStream() throws {
         try withProxyAndFake(tokens: 10) { proxy, fake in
             fake.fault = .dieAfterLines(3)

@@ -15,6 +15,7 @@ struct ResponseHead {
     /// How many fields are named `name`.
     func count(_ name: String) -> Int { headers.filter { $0.name.lowercased() == name.lowercased() }.count }
 
+    /// Whether the body is chunked.
     var isChunked: Bool { header("Transfer-Encoding")?.lowercased() == "chunked" }
 }
 
@@ -26,7 +27,9 @@ struct Response {
     /// The body bytes as they crossed the wire (chunk framing included).
     var rawBody: [UInt8]
 
+    /// The status code.
     var status: Int { head.status }
+    /// The body as UTF-8 text.
     var text: String { String(decoding: body, as: UTF8.self) }
 }
 
@@ -39,6 +42,7 @@ final class HTTPClient {
     /// Decoded chunk data not yet returned by `readLine`.
     private var lineData: [UInt8] = []
 
+    /// Wraps a connected stream; the client closes it in `close`.
     init(_ stream: any ByteStream) { self.stream = stream }
 
     /// Sends a string's UTF-8 bytes as they are.
@@ -47,6 +51,7 @@ final class HTTPClient {
     /// Sends raw bytes.
     func send(_ bytes: [UInt8]) throws { try stream.write(bytes) }
 
+    /// Closes the connection.
     func close() { stream.close() }
 
     /// Reads more into the buffer; false at EOF.
@@ -178,5 +183,6 @@ extension String {
 }
 
 extension Substring {
+    /// The substring without leading and trailing characters from `set`, as a String.
     func trimmingCharacters(in set: String) -> String { String(self).trimmingCharacters(in: set) }
 }

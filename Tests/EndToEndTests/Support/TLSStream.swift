@@ -16,6 +16,7 @@ struct TLSClientOptions {
 /// A TLS session kept for resumption; frees its `SSL_SESSION` when released.
 final class TLSClientSession {
     let pointer: OpaquePointer
+    /// Takes ownership of one reference to `pointer`.
     init(_ pointer: OpaquePointer) { self.pointer = pointer }
     deinit { SSL_SESSION_free(pointer) }
 }
@@ -148,7 +149,7 @@ final class TLSStream: ByteStream {
             if e == 0 { break }
             var buf = [CChar](repeating: 0, count: 256)
             ERR_error_string_n(e, &buf, buf.count)
-            parts.append(String(cString: buf))
+            parts.append(String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
         return parts.joined(separator: "; ")
     }
