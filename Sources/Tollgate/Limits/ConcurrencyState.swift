@@ -1,0 +1,96 @@
+/// The bookkeeping behind `ConcurrencyLimiter`: counts, the FIFO wait queue, and who gets a freed slot.
+///
+/// A plain value with no locking and no callbacks invoked, so the policy can be tested step by step; the limiter
+/// runs it under a `Mutex` and calls the returned callbacks after unlocking.
+///
+/// Invariant: every queued waiter is ineligible (global cap reached, or its user at the per-user cap). Freeing one
+/// slot therefore makes at most one waiter eligible, and `release` grants at most one.
+struct ConcurrencyState: Sendable {
+    typealias Slot = ConcurrencyLimiter.Slot
+
+    /// A request waiting for a slot.
+    struct Waiter: Sendable {
+        let ticket: UInt64
+        let user: String
+        let enqueuedAt: UInt64
+        let onGranted: @Sendable (Slot) -> Void
+        let onExpired: @Sendable () -> Void
+    }
+
+    /// A waiter that has just been given a slot; call `onGranted(slot)` outside the lock.
+    struct Grant: Sendable {
+        let slot: Slot
+        let onGranted: @Sendable (Slot) -> Void
+    }
+
+    let settings: ConcurrencyLimiter.Settings
+    private(set) var inFlight = 0
+    private var perUser: [String: Int] = [:]
+    private var active: Set<UInt64> = []
+    private(set) var waiters: [Waiter] = []
+    private var nextID: UInt64 = 1
+
+    init(settings: ConcurrencyLimiter.Settings) {
+        self.settings = settings
+        waiters.reserveCapacity(max(0, settings.queueLimit))
+    }
+
+    /// Slots held by `user`.
+    func inFlight(user: String) -> Int { perUser[user] ?? 0 }
+
+    private func eligible(_ user: String) -> Bool {
+        inFlight < settings.global && (perUser[user] ?? 0) < settings.perUser
+    }
+
+    private mutating func grant(_ user: String) -> Slot {
+        let slot = Slot(id: nextID, user: user)
+        nextID &+= 1
+        inFlight += 1
+        perUser[user, default: 0] += 1
+        active.insert(slot.id)
+        return slot
+    }
+
+    /// A slot now, a place in the queue, or a refusal when the queue is full.
+    mutating func acquire(user: String, now: UInt64, onGranted: @escaping @Sendable (Slot) -> Void,
+                          onExpired: @escaping @Sendable () -> Void) -> ConcurrencyLimiter.Acquire {
+        if eligible(user) { return .acquired(grant(user)) }
+        guard waiters.count < settings.queueLimit else {
+            return .rejected(retryAfterSeconds: max(1, settings.retryAfterSeconds))
+        }
+        let ticket = nextID
+        nextID &+= 1
+        waiters.append(Waiter(ticket: ticket, user: user, enqueuedAt: now, onGranted: onGranted, onExpired: onExpired))
+        return .queued(ticket: ticket)
+    }
+
+    /// Frees `slot` (a second release of the same slot is ignored) and hands it to the first eligible waiter.
+    mutating func release(_ slot: Slot) -> Grant? {
+        guard active.remove(slot.id) != nil else { return nil }
+        inFlight -= 1
+        if let n = perUser[slot.user], n > 1 { perUser[slot.user] = n - 1 } else { perUser[slot.user] = nil }
+        // FIFO, but a waiter whose user is at its cap is skipped and keeps its place.
+        guard let i = waiters.firstIndex(where: { eligible($0.user) }) else { return nil }
+        let waiter = waiters.remove(at: i)
+        return Grant(slot: grant(waiter.user), onGranted: waiter.onGranted)
+    }
+
+    /// Removes a waiting ticket; false if it is not waiting (already granted, expired or cancelled).
+    mutating func cancel(ticket: UInt64) -> Bool {
+        guard let i = waiters.firstIndex(where: { $0.ticket == ticket }) else { return false }
+        waiters.remove(at: i)
+        return true
+    }
+
+    /// Removes waiters queued for `queueTimeoutMillis` or longer and returns their `onExpired` callbacks.
+    mutating func expire(now: UInt64) -> [@Sendable () -> Void] {
+        var expired: [@Sendable () -> Void] = []
+        let timeout = settings.queueTimeoutMillis
+        waiters.removeAll { waiter in
+            guard now >= waiter.enqueuedAt, now - waiter.enqueuedAt >= timeout else { return false }
+            expired.append(waiter.onExpired)
+            return true
+        }
+        return expired
+    }
+}
