@@ -180,7 +180,7 @@ extension ClientConnection {
         defer { consumeHead(head) }
         var host = head.host.map { String(decoding: input[$0], as: UTF8.self) } ?? "localhost"
         if let colon = host.lastIndex(of: ":"), !host.hasSuffix("]") { host = String(host[..<colon]) }
-        let port = worker.config.redirectPort ?? worker.config.listen.first?.port ?? 443
+        let port = worker.redirectPort
         let location = "https://\(host)\(port == 443 ? "" : ":\(port)")\(String(decoding: input[head.path.lowerBound..<head.target.upperBound], as: UTF8.self))"
         ex.closeAfter = true
         ex.status = 301

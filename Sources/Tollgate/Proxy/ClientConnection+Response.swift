@@ -229,7 +229,7 @@ extension ClientConnection {
         if ex.headSent {
             truncate(ex, up, reason: .upstreamTimeout)
         } else {
-            respond(ex, .gatewayTimeout("no response within \(Int(worker.config.timeouts.upstreamIdle)) s"), reason: .upstreamTimeout)
+            respond(ex, .gatewayTimeout("no response within \(seconds(worker.config.timeouts.upstreamIdle))"), reason: .upstreamTimeout)
         }
     }
 

@@ -103,3 +103,8 @@ extension ErrorResponse {
     }
     static func fromParse(_ e: HTTPParseError) -> ErrorResponse { ErrorResponse(status: e.status, message: e.reason) }
 }
+
+/// "5 s", "0.3 s": a duration for messages.
+func seconds(_ s: Double) -> String {
+    s == s.rounded() ? "\(Int(s)) s" : "\((s * 1000).rounded() / 1000) s"
+}

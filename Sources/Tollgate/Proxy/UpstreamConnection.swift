@@ -164,7 +164,7 @@ final class UpstreamConnection: EventHandler {
             worker.removeIdleUpstream(self)
             close()
         case .connecting:
-            client?.upstreamFailed(self, reason: .upstreamTimeout, detail: "no connection within \(Int(worker.config.timeouts.upstreamConnect)) s")
+            client?.upstreamFailed(self, reason: .upstreamTimeout, detail: "no connection within \(seconds(worker.config.timeouts.upstreamConnect))")
         case .active:
             client?.upstreamTimedOut(self)
         case .closed:

@@ -40,6 +40,8 @@ public final class Server: @unchecked Sendable {
         }
         self.authenticator = authenticator
         Syscall.raiseFileLimit()
+        // OpenSSL writes with write(2): a peer that vanished mid-write must not kill the process.
+        signal(SIGPIPE, SIG_IGN)
         let count = max(1, config.workers)
         do throws(SocketError) {
             for i in 0..<count {
@@ -63,6 +65,8 @@ public final class Server: @unchecked Sendable {
             tlsAddresses = try bindAll(config.listen, .tls)
             plainAddresses = try bindAll(config.listenPlain, .plain)
             redirectAddresses = try bindAll(config.listenRedirect, .redirect)
+            let httpsPort = config.redirectPort ?? tlsAddresses.first?.port ?? 443
+            for w in workers { w.redirectPort = httpsPort }
         } catch {
             for list in listeners { for l in list { l.close() } }
             authenticator?.shutdown()

@@ -14,6 +14,8 @@ final class Worker {
     /// Scratch head: parsed into, used while a request is admitted and its upstream head written, then reused.
     var scratchHead = RequestHead()
     let upstreamHost: [UInt8]
+    /// The https port redirects point at: configured, else the bound TLS port (known only after binding).
+    var redirectPort: UInt16 = 443
     let log: AccessLog
     /// Shared by all workers; nil when authentication is off.
     let authenticator: Authenticator?
