@@ -3,7 +3,7 @@ import Synchronization
 /// Rate-limit buckets for any key type, split over independently locked shards so event loops rarely contend.
 ///
 /// A key always maps to the same shard (by its hash), so it has exactly one bucket however many loops and
-/// connections see it. Each shard holds at most `ceil(maxKeys / shardCount)` keys with its own LRU eviction. The
+/// connections see it. The shards' capacities add up to `maxKeys`; each evicts its own least recently used key. The
 /// critical section is one hash lookup and a few stores; nothing is allocated once a shard is full.
 final class ShardedBuckets<Key: Hashable & Sendable>: Sendable {
     /// One lock and table, padded so neighbouring shards do not share a cache line.
@@ -27,12 +27,14 @@ final class ShardedBuckets<Key: Hashable & Sendable>: Sendable {
         return n
     }
 
-    /// Buckets for up to `maxKeys` keys over `shardCount` shards (rounded up to a power of two).
+    /// Buckets for up to `maxKeys` keys over `shardCount` shards (a power of two, at most `maxKeys`).
     init(maxKeys: Int, shardCount: Int? = nil) {
+        let total = max(1, maxKeys)
         var n = 1
-        while n < max(1, shardCount ?? ShardedBuckets.defaultShardCount(maxKeys: maxKeys)) { n *= 2 }
-        let perShard = (max(1, maxKeys) + n - 1) / n
-        shards = (0..<n).map { _ in Shard(capacity: perShard) }
+        while n < min(total, max(1, shardCount ?? ShardedBuckets.defaultShardCount(maxKeys: total))) { n *= 2 }
+        if n > total { n /= 2 }
+        // Spread the remainder so the shards' capacities add up to exactly maxKeys.
+        shards = (0..<n).map { i in Shard(capacity: total / n + (i < total % n ? 1 : 0)) }
         shift = UInt(UInt.bitWidth - n.trailingZeroBitCount)
     }
 
