@@ -14,6 +14,10 @@ public struct FakeOllamaConfig: Sendable {
     /// Whether to keep every request for `FakeOllamaServer.requests`. Turn off for long benchmarks, where the
     /// list would grow without bound; counts (`waitForRequests`) still work.
     public var recordRequests: Bool = true
+    /// Stamp each streamed line's `created_at` with the real time (RFC 3339, nanoseconds) when it is produced, as
+    /// Ollama does, instead of the fixed 2026-01-01 stamp that keeps test output byte-identical. Benchmarks use it
+    /// to measure each line's forwarding delay.
+    public var realTimestamps: Bool = false
 
     /// Memberwise, every parameter defaulted.
     public init(host: String = "127.0.0.1", port: UInt16 = 11434, tokens: Int = 10, intervalMs: Int = 0,

@@ -1,3 +1,4 @@
+import Glibc
 /// The single model the fake has "pulled", with the metadata real Ollama reports for mistral:7b.
 struct ModelCatalog {
     /// The configured name as Ollama lists it (":latest" added when there is no tag).
@@ -9,6 +10,21 @@ struct ModelCatalog {
     static let sizeLoaded = 5_137_025_024
     /// Fixed for determinism: every timestamp the fake reports.
     static let timestamp = "2026-01-01T00:00:00Z"
+
+    /// The current time as Go formats time.RFC3339Nano in UTC ("2026-11-25T09:30:57.123456789Z").
+    static func now() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var t = ts.tv_sec
+        var p = tm()
+        gmtime_r(&t, &p)
+        func pad(_ v: Int, _ width: Int) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, width - s.count)) + s
+        }
+        return "\(p.tm_year + 1900)-\(pad(Int(p.tm_mon) + 1, 2))-\(pad(Int(p.tm_mday), 2))T\(pad(Int(p.tm_hour), 2)):"
+            + "\(pad(Int(p.tm_min), 2)):\(pad(Int(p.tm_sec), 2)).\(pad(Int(ts.tv_nsec), 9))Z"
+    }
     /// `timestamp` as Unix seconds (OpenAI `created`).
     static let unixTime = 1_767_225_600
     static let expiresAt = "2026-01-01T00:05:00Z"

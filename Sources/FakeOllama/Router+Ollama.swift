@@ -60,6 +60,11 @@ extension Router {
         }
     }
 
+    /// The `created_at` value: fixed for tests, or the real time for benchmarks.
+    func stamp() -> String {
+        config.realTimestamps ? ModelCatalog.now() : ModelCatalog.timestamp
+    }
+
     static func ndjson(_ lines: Int, _ make: @escaping (Int, inout JSONWriter) -> Void) -> Reply {
         .stream(headers: [("Content-Type", "application/x-ndjson")], lines: lines) { i, out in
             var w = JSONWriter()
@@ -146,7 +151,7 @@ extension Router {
             var w = JSONWriter()
             w.beginObject()
             w.key("model"); w.string(model)
-            w.key("created_at"); w.string(ModelCatalog.timestamp)
+            w.key("created_at"); w.string(stamp())
             w.key("response"); w.string("")
             w.key("done"); w.bool(true)
             w.key("done_reason"); w.string("load")
@@ -156,7 +161,7 @@ extension Router {
         let final: (inout JSONWriter, String) -> Void = { w, text in
             w.beginObject()
             w.key("model"); w.string(model)
-            w.key("created_at"); w.string(ModelCatalog.timestamp)
+            w.key("created_at"); w.string(stamp())
             w.key("response"); w.string(text)
             w.key("done"); w.bool(true)
             w.key("done_reason"); w.string(g.doneReason)
@@ -176,7 +181,7 @@ extension Router {
             if i == g.count { final(&w, ""); return }
             w.beginObject()
             w.key("model"); w.string(model)
-            w.key("created_at"); w.string(ModelCatalog.timestamp)
+            w.key("created_at"); w.string(stamp())
             w.key("response"); w.string(ModelCatalog.token(i))
             w.key("done"); w.bool(false)
             w.endObject()
@@ -196,7 +201,7 @@ extension Router {
         let write: (inout JSONWriter, String, Bool, String?) -> Void = { w, content, done, reason in
             w.beginObject()
             w.key("model"); w.string(model)
-            w.key("created_at"); w.string(ModelCatalog.timestamp)
+            w.key("created_at"); w.string(stamp())
             w.key("message"); w.beginObject()
             w.key("role"); w.string("assistant")
             w.key("content"); w.string(content)

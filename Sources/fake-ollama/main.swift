@@ -9,6 +9,7 @@ let usage = """
       --tokens N           tokens per generation unless the request sets num_predict/max_tokens (default 10)
       --interval-ms M      pause between streamed lines in milliseconds (default 0)
       --model NAME         the one model the server has (default mistral:7b)
+      --real-timestamps    stamp streamed lines with the real time (as Ollama does) instead of a fixed one
     """
 
 /// Writes straight to a file descriptor: unbuffered, and no access to C's global `stdout`/`stderr` (not
@@ -53,6 +54,10 @@ while let arg = args.popFirst() {
     if name == "--help" || name == "-h" {
         emit(1, usage + "\n")
         exit(0)
+    }
+    if name == "--real-timestamps" {
+        config.realTimestamps = true
+        continue
     }
     guard ["--listen", "--tokens", "--interval-ms", "--model"].contains(name) else { fail("unknown argument \"\(arg)\"") }
     guard let value = inline ?? args.popFirst() else { fail("\(name) needs a value") }

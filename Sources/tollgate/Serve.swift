@@ -34,6 +34,24 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("auth-workers"), help: "Password-checking threads (default: one per core).")
     var authWorkers: Int?
 
+    @Option(help: "Requests per second per client address (nginx limit_req rate); 0 turns the limit off.")
+    var rate: Double = 10
+
+    @Option(help: "Requests a client may make at once above the rate (nginx burst, with nodelay).")
+    var burst: Int = 20
+
+    @Option(name: .customLong("rate-limit-keys"), help: "Client addresses tracked at most (least recently used evicted).")
+    var rateLimitKeys: Int = 100_000
+
+    @Option(name: .customLong("rate-limit-exempt"), help: ArgumentHelp("CIDR never rate limited (monitoring); repeatable.", valueName: "cidr"))
+    var rateLimitExempt: [String] = []
+
+    @Flag(name: .customLong("rate-limit-dry-run"), help: "Log requests over the limit but let them through.")
+    var rateLimitDryRun = false
+
+    @Option(name: .customLong("trusted-proxy"), help: ArgumentHelp("CIDR of a load balancer whose X-Forwarded-For is believed; repeatable.", valueName: "cidr"))
+    var trustedProxy: [String] = []
+
     @Option(help: "Event loops (threads); default: one per core.")
     var workers: Int?
 
@@ -114,6 +132,25 @@ struct Serve: ParsableCommand {
         }
 
         try loadUsers(into: &config)
+        func cidrs(_ list: [String], _ flag: String) throws -> [CIDR] {
+            try list.map { text in
+                guard let c = CIDR(parsing: text) else { throw ValidationError("\(flag) \(text): expected an address or CIDR like 10.0.0.0/8") }
+                return c
+            }
+        }
+        config.trustedProxies = try cidrs(trustedProxy, "--trusted-proxy")
+        if rate > 0 {
+            guard burst >= 0, rateLimitKeys > 0 else { throw ValidationError("--burst must be >= 0 and --rate-limit-keys > 0") }
+            var limit = RateLimitSettings()
+            limit.ratePerSecond = rate
+            limit.burst = burst
+            limit.maxKeys = rateLimitKeys
+            limit.exempt = try cidrs(rateLimitExempt, "--rate-limit-exempt")
+            limit.dryRun = rateLimitDryRun
+            config.rateLimit = limit
+        } else if rate < 0 {
+            throw ValidationError("--rate must be >= 0")
+        }
 
         let server: Server
         do {

@@ -27,6 +27,10 @@ public struct ServerConfig: Sendable {
     /// Idle keep-alive connections kept to the upstream per worker.
     public var upstreamIdlePerWorker: Int = 64
 
+    /// The per-IP request limit (nginx limit_req, exactly); nil turns it off (the CLI turns it on: 10 r/s, burst 20).
+    public var rateLimit: RateLimitSettings?
+    /// Peers whose X-Forwarded-For is believed (load balancers); the client is then the right-most untrusted entry.
+    public var trustedProxies: [CIDR] = []
     /// The users allowed in; nil turns authentication off (tests of the bare proxy only: the CLI always sets it).
     public var users: UsersFile?
     /// The users file to watch for live reloads (nil: no watching).

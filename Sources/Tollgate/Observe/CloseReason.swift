@@ -17,4 +17,5 @@ public enum CloseReason: String, Sendable, Error {
     case upstreamInvalid = "upstream-invalid"
     case draining = "draining"
     case rejected = "rejected"
+    case rateLimited = "rate-limited"
 }

@@ -25,6 +25,11 @@ extension ClientConnection {
             redirect(ex, head: head)
             return
         }
+        if case .reject(let error, let reason) = rateLimit(ex, head: head) {
+            consumeHead(head)
+            respond(ex, error, reason: reason)
+            return
+        }
         let authentication = authenticate(ex, head: head)
         consumeHead(head)
         switch authentication {

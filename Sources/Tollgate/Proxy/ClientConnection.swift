@@ -17,6 +17,7 @@ final class ClientConnection: EventHandler {
     let kind: Kind
     let peerText: [UInt8]
     let peerString: String
+    let peerHost: SocketAddress.Host
     var phase: Phase
     var exchange: Exchange?
 
@@ -41,6 +42,7 @@ final class ClientConnection: EventHandler {
         self.transport = transport
         self.kind = kind
         self.peerString = peer.hostString
+        self.peerHost = peer.host
         self.peerText = Array(peerString.utf8)
         self.phase = kind == .tls ? .handshake : .waitingHead
         timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.requestHead)

@@ -19,6 +19,8 @@ final class Exchange {
     var clientKeepAlive: Bool
     /// The authenticated user (nil while unknown or with authentication off).
     var user: String?
+    /// Over the rate limit but let through (dry run): logged as such.
+    var rateLimited = false
 
     // request side
     var body: RequestBody

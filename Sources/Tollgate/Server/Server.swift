@@ -15,6 +15,8 @@ public final class Server: @unchecked Sendable {
 
     /// The password checker shared by every loop (nil when authentication is off).
     public let authenticator: Authenticator?
+    /// The per-IP limiter shared by every loop (nil when off).
+    public let rateLimiter: RateLimiter?
     private var watcher: UsersFileWatcher?
     private var workers: [Worker] = []
     private var listeners: [[Listener]] = []
@@ -39,6 +41,8 @@ public final class Server: @unchecked Sendable {
             })
         }
         self.authenticator = authenticator
+        let rateLimiter = config.rateLimit.map { RateLimiter(settings: $0) }
+        self.rateLimiter = rateLimiter
         Syscall.raiseFileLimit()
         // OpenSSL writes with write(2): a peer that vanished mid-write must not kill the process.
         signal(SIGPIPE, SIG_IGN)
@@ -46,7 +50,8 @@ public final class Server: @unchecked Sendable {
         do throws(SocketError) {
             for i in 0..<count {
                 let loop = try EventLoop(index: i)
-                workers.append(Worker(loop: loop, config: config, tls: tls, authenticator: authenticator))
+                workers.append(Worker(loop: loop, config: config, tls: tls, authenticator: authenticator,
+                                      rateLimiter: rateLimiter))
                 listeners.append([])
             }
             // Bind the first loop's socket, read back the port (port 0 in tests), bind the others to the same port.

@@ -19,6 +19,8 @@ final class Worker {
     let log: AccessLog
     /// Shared by all workers; nil when authentication is off.
     let authenticator: Authenticator?
+    /// Shared by all workers (one bucket per client across loops); nil when rate limiting is off.
+    let rateLimiter: RateLimiter?
     private(set) var idleUpstreams: [UpstreamConnection] = []
     private(set) var draining = false
     var clientConnections = 0
@@ -26,8 +28,9 @@ final class Worker {
     var onDrained: (() -> Void)?
     private var rng: (UInt64, UInt64)
 
-    init(loop: EventLoop, config: ServerConfig, tls: TLSContext?, authenticator: Authenticator?) {
+    init(loop: EventLoop, config: ServerConfig, tls: TLSContext?, authenticator: Authenticator?, rateLimiter: RateLimiter?) {
         self.authenticator = authenticator
+        self.rateLimiter = rateLimiter
         self.loop = loop
         self.config = config
         self.tls = tls

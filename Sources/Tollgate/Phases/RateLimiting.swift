@@ -1,0 +1,29 @@
+import TollgateHTTP
+import TollgateIO
+
+/// The rate-limit phase: nginx's `limit_req ... nodelay` per client address, before authentication, so password
+/// guesses are capped too. One bucket per client across every loop and connection.
+extension ClientConnection {
+    func rateLimit(_ ex: Exchange, head: RequestHead) -> PhaseResult {
+        guard let limiter = worker.rateLimiter else { return .proceed }
+        let client = clientHost(head)
+        let decision = limiter.check(client, nowMillis: worker.loop.now / 1_000_000)
+        guard case .rejected(let retryAfter, _) = decision else { return .proceed }
+        if limiter.isDryRun {
+            ex.rateLimited = true
+            return .proceed
+        }
+        return .reject(ErrorResponse(status: 429, message: "rate limit exceeded: retry in \(retryAfter) s",
+                                     headers: limiter.headers(for: decision)), .rateLimited)
+    }
+
+    /// Who the client is: the TCP peer, or the right-most untrusted X-Forwarded-For entry when the peer is a
+    /// trusted proxy.
+    func clientHost(_ head: RequestHead) -> SocketAddress.Host {
+        let trusted = worker.config.trustedProxies
+        guard !trusted.isEmpty else { return peerHost }
+        var forwarded: [ArraySlice<UInt8>] = []
+        for field in head.headers where field.kind == .xForwardedFor { forwarded.append(input[field.value]) }
+        return ClientIdentity.resolve(peer: peerHost, forwardedFor: forwarded, trustedProxies: trusted)
+    }
+}
