@@ -2,8 +2,8 @@ import TollgateIO
 
 /// Per-client request rate limit with nginx `limit_req` arithmetic, one bucket per client across all event loops.
 ///
-/// Thread-safe and non-blocking beyond a short per-shard `Mutex` section; `check` does not allocate for IPv4 keys or
-/// once the table is full. Memory is bounded by `settings.maxKeys` with least-recently-used eviction per shard
+/// Thread-safe and non-blocking beyond a short per-shard `Mutex` section; `check` allocates nothing except while a
+/// shard's storage is still growing. Memory is bounded by `settings.maxKeys` with least-recently-used eviction per shard
 /// (a single shard, so exact LRU, below 2048 keys; up to 64 shards above).
 ///
 /// Memory per key, measured (resident set, 1 000 000 IPv4 keys, 64 shards): about 84 MB, i.e. ~84 bytes per key:
