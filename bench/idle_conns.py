@@ -113,7 +113,9 @@ class Holder:
         parts = urllib.parse.urlsplit(args.url)
         self.host, self.port = parts.hostname, parts.port or 443
         self.request = (
-            f"GET /api/version HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nUser-Agent: tollgate-bench\r\n\r\n"
+            f"GET /api/version HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nUser-Agent: tollgate-bench\r\n"
+            + "".join(f"{h}\r\n" for h in args.header)
+            + "\r\n"
         ).encode()
         self.ctx = ssl.create_default_context(cafile=args.cafile)
         self.timeout = args.timeout
@@ -192,6 +194,7 @@ def main():
     hp.add_argument("--parallel", type=int, default=200, help="handshakes in flight at once")
     hp.add_argument("--hold", type=float, default=5.0, help="seconds to keep them open")
     hp.add_argument("--timeout", type=float, default=30.0, help="per connect / per response, seconds")
+    hp.add_argument("--header", action="append", default=[], help="extra request header 'Name: value' (repeatable)")
     args = ap.parse_args()
 
     if args.command == "rss":

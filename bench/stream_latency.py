@@ -105,11 +105,12 @@ class Connection:
         del self.buf[: end + 2]
         return line
 
-    def request(self, path, body):
+    def request(self, path, body, extra_headers=()):
         """Send a POST and yield (decoded body bytes, arrival ns of the read that delivered them)."""
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nUser-Agent: tollgate-bench\r\n"
-            f"Accept: application/x-ndjson\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            + "".join(f"{h}\r\n" for h in extra_headers)
+            + f"Accept: application/x-ndjson\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         ).encode()
         self.sock.sendall(head + body)
 
@@ -186,13 +187,13 @@ class Connection:
             del self.buf[:2]
 
 
-def one_request(conn, body):
+def one_request(conn, body, extra_headers):
     """Run one generate request; returns send time and [(arrival_ns, created_at_ns or None)] per NDJSON line."""
     sent = now_ns()
     pending = bytearray()
     lines = []
     done = False
-    for piece, stamp in conn.request("/api/generate", body):
+    for piece, stamp in conn.request("/api/generate", body, extra_headers):
         pending += piece
         while True:
             nl = pending.find(b"\n")
@@ -231,6 +232,7 @@ def main():
     ap.add_argument("--requests", type=int, default=10, help="measured requests per target (after one warm-up)")
     ap.add_argument("--num-predict", type=int, default=50, help="lines per response")
     ap.add_argument("--timeout", type=float, default=30.0, help="socket timeout, seconds")
+    ap.add_argument("--header", action="append", default=[], help="extra request header 'Name: value' (repeatable)")
     args = ap.parse_args()
 
     targets = []
@@ -254,7 +256,7 @@ def main():
                 conn = conns.get(name)
                 if conn is None:
                     conn = conns[name] = Connection(url, args.cafile, args.timeout)
-                sent, lines = one_request(conn, body)
+                sent, lines = one_request(conn, body, args.header)
                 if not conn.reusable:
                     conn.close()
                     conns.pop(name, None)
