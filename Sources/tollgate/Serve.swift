@@ -52,6 +52,33 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("trusted-proxy"), help: ArgumentHelp("CIDR of a load balancer whose X-Forwarded-For is believed; repeatable.", valueName: "cidr"))
     var trustedProxy: [String] = []
 
+    @Option(help: ArgumentHelp("User allowed on admin routes (pull, push, create, copy, delete, blobs); repeatable.", valueName: "user"))
+    var admin: [String] = []
+
+    @Option(name: .customLong("cors-origin"), help: ArgumentHelp("Origin whose browser requests are allowed (preflights answered by Tollgate); repeatable; * for any.", valueName: "origin"))
+    var corsOrigin: [String] = []
+
+    @Option(name: .customLong("public-path"), help: ArgumentHelp("Path served without authentication (e.g. /api/version for monitoring); repeatable.", valueName: "path"))
+    var publicPath: [String] = []
+
+    @Option(name: .customLong("max-inflight-per-user"), help: "Inference requests one user may have in flight (0: no concurrency limits).")
+    var maxInflightPerUser: Int = 2
+
+    @Option(name: .customLong("max-inflight"), help: "Inference requests in flight overall (protects the GPU).")
+    var maxInflight: Int = 4
+
+    @Option(name: .customLong("queue"), help: "Inference requests that may wait for a slot; past it, 429 at once.")
+    var queue: Int = 16
+
+    @Option(name: .customLong("queue-timeout"), help: "Seconds a request may wait for a slot before 429.")
+    var queueTimeout: Double = 30
+
+    @Option(name: .customLong("user-rate"), help: "Requests per second per user after authentication (0: off).")
+    var userRate: Double = 0
+
+    @Option(name: .customLong("user-burst"), help: "Burst for --user-rate.")
+    var userBurst: Int = 20
+
     @Option(help: "Event loops (threads); default: one per core.")
     var workers: Int?
 
@@ -139,6 +166,25 @@ struct Serve: ParsableCommand {
             }
         }
         config.trustedProxies = try cidrs(trustedProxy, "--trusted-proxy")
+        config.admins = Set(admin)
+        for name in admin where config.users?.entries[name] == nil {
+            note("warning: --admin \(name) is not a user in \(config.usersPath ?? "the users file")")
+        }
+        config.corsOrigins = corsOrigin
+        for path in publicPath where !path.hasPrefix("/") { throw ValidationError("--public-path \(path) must start with /") }
+        config.publicPaths = Set(publicPath)
+        if maxInflightPerUser > 0 {
+            guard maxInflight >= 1, queue >= 0, queueTimeout > 0 else {
+                throw ValidationError("--max-inflight must be >= 1, --queue >= 0 and --queue-timeout > 0")
+            }
+            var c = ConcurrencyLimiter.Settings()
+            c.perUser = maxInflightPerUser
+            c.global = maxInflight
+            c.queueLimit = queue
+            c.queueTimeoutMillis = UInt64(queueTimeout * 1000)
+            config.concurrency = c
+        }
+        if userRate > 0 { config.userRate = (userRate, max(0, userBurst)) }
         if rate > 0 {
             guard burst >= 0, rateLimitKeys > 0 else { throw ValidationError("--burst must be >= 0 and --rate-limit-keys > 0") }
             var limit = RateLimitSettings()

@@ -31,6 +31,16 @@ public struct ServerConfig: Sendable {
     public var rateLimit: RateLimitSettings?
     /// Peers whose X-Forwarded-For is believed (load balancers); the client is then the right-most untrusted entry.
     public var trustedProxies: [CIDR] = []
+    /// Users allowed on admin routes (pull, push, create, copy, delete, blobs); everyone else gets 403.
+    public var admins: Set<String> = []
+    /// Origins whose CORS preflights Tollgate answers (without authentication); "*" allows any.
+    public var corsOrigins: [String] = []
+    /// In-flight limits on inference routes (per user and overall) with a FIFO wait queue; nil turns them off.
+    public var concurrency: ConcurrencyLimiter.Settings?
+    /// An optional request rate per user (after authentication): (requests per second, burst).
+    public var userRate: (rate: Double, burst: Int)?
+    /// Unauthenticated paths (e.g. "/api/version" for monitoring); empty by default.
+    public var publicPaths: Set<String> = []
     /// The users allowed in; nil turns authentication off (tests of the bare proxy only: the CLI always sets it).
     public var users: UsersFile?
     /// The users file to watch for live reloads (nil: no watching).

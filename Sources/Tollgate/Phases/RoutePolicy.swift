@@ -1,11 +1,26 @@
 import TollgateHTTP
 
-/// The route-policy phase: what a route accepts before anything reaches the upstream.
+/// The route-policy phase: what each route allows, after authentication.
 ///
-/// Today: the per-route body limit (413 before the body is read, when Content-Length already says too much).
-/// Chunked bodies are counted as they stream and stopped at the same limit.
+/// Read-only and inference routes are open to every authenticated user; admin routes (pull, push, create, copy,
+/// delete, blobs) only to configured admins; account and cloud routes are refused for everyone; unknown paths get
+/// 404 without reaching Ollama; a Content-Length already over the route's body limit gets 413 before the body is read
+/// (chunked bodies are counted as they stream and stopped at the same limit).
 enum RoutePolicy {
-    static func check(exchange ex: Exchange) -> ErrorResponse? {
+    static func check(exchange ex: Exchange, config: ServerConfig) -> ErrorResponse? {
+        switch ex.route {
+        case .account:
+            return ErrorResponse(status: 403, message: "\(ex.path) is not available through this server")
+        case .unknown:
+            return ErrorResponse(status: 404, message: "no route \(ex.methodText) \(ex.path)")
+        case .admin, .blobs:
+            // With authentication off (tests of the bare proxy) there are no users to tell apart.
+            if config.users != nil && !(ex.user.map { config.admins.contains($0) } ?? false) {
+                return ErrorResponse(status: 403, message: "\(ex.path) changes models on disk and is reserved for administrators")
+            }
+        case .inference, .readOnly:
+            break
+        }
         if ex.bodyLimit > 0, case .length(let n) = ex.body, n > ex.bodyLimit {
             return .tooLarge(limit: ex.bodyLimit)
         }

@@ -30,7 +30,12 @@ extension ClientConnection {
             respond(ex, error, reason: reason)
             return
         }
-        let authentication = authenticate(ex, head: head)
+        if answerPreflight(ex, head: head) {
+            consumeHead(head)
+            return
+        }
+        ex.corsOrigin = allowedOrigin(head)
+        let authentication = worker.config.publicPaths.contains(ex.path) ? .proceed : authenticate(ex, head: head)
         consumeHead(head)
         switch authentication {
         case .proceed: admitted(ex)
@@ -39,13 +44,25 @@ extension ClientConnection {
         }
     }
 
-    /// Authentication passed (or is off): the route policy, then the upstream.
+    /// Authentication passed (or is off): the route policy, the user's rate, an inference slot, then the upstream.
     func admitted(_ ex: Exchange) {
-        if let rejection = RoutePolicy.check(exchange: ex) {
+        if let rejection = RoutePolicy.check(exchange: ex, config: worker.config) {
             respond(ex, rejection, reason: .rejected)
             return
         }
-        proxy(ex)
+        if let limiter = worker.userRateLimiter, let user = ex.user {
+            let decision = limiter.check(user: user, nowMillis: worker.loop.now / 1_000_000)
+            if case .rejected(let retryAfter, _) = decision {
+                respond(ex, ErrorResponse(status: 429, message: "request rate of user \(user) exceeded: retry in \(retryAfter) s",
+                                          headers: limiter.headers(for: decision)), reason: .rateLimited)
+                return
+            }
+        }
+        switch acquireSlot(ex) {
+        case .proceed: proxy(ex)
+        case .wait: updateInterest()
+        case .reject(let error, let reason): respond(ex, error, reason: reason)
+        }
     }
 
     private func consumeHead(_ head: RequestHead) {
@@ -174,6 +191,8 @@ extension ClientConnection {
         if !ex.requestDone { ex.closeAfter = true }
         let closing = ex.closeAfter || !ex.clientKeepAlive || worker.draining
         let before = out.count
+        var error = error
+        if let origin = ex.corsOrigin { error.headers += [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")] }
         error.serialize(for: ex.family, requestID: ex.requestID, close: closing, headOnly: ex.isHead, into: &out)
         ex.bytesOut += out.count - before
         ex.closeAfter = closing
@@ -201,6 +220,7 @@ extension ClientConnection {
     /// Ends the exchange: logs it, then either waits for the next request (keep-alive, pipelining) or closes
     /// once everything is written.
     func finishExchange(_ ex: Exchange, reason: CloseReason) {
+        releaseAdmission(ex)
         logExchange(ex, reason: reason, status: ex.status)
         if ex.upstreamHead.capacity > 0 { worker.recycleOutput(&ex.upstreamHead) }
         exchange = nil

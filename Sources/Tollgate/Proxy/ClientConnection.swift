@@ -328,6 +328,7 @@ final class ClientConnection: EventHandler {
                 ex.upstream = nil
                 up.close()
             }
+            releaseAdmission(ex)
             logExchange(ex, reason: reason, status: ex.status == 0 || !ex.headSent ? 499 : ex.status)
             exchange = nil
         }

@@ -19,6 +19,11 @@ final class Exchange {
     var clientKeepAlive: Bool
     /// The authenticated user (nil while unknown or with authentication off).
     var user: String?
+    /// The inference slot this exchange holds, or its place in the wait queue.
+    var slot: ConcurrencyLimiter.Slot?
+    var ticket: UInt64?
+    /// The request's Origin when CORS allows it: echoed in Access-Control-Allow-Origin.
+    var corsOrigin: String?
     /// Over the rate limit but let through (dry run): logged as such.
     var rateLimited = false
 

@@ -17,6 +17,8 @@ public final class Server: @unchecked Sendable {
     public let authenticator: Authenticator?
     /// The per-IP limiter shared by every loop (nil when off).
     public let rateLimiter: RateLimiter?
+    /// The inference concurrency limiter shared by every loop (nil when off).
+    public let concurrency: ConcurrencyLimiter?
     private var watcher: UsersFileWatcher?
     private var workers: [Worker] = []
     private var listeners: [[Listener]] = []
@@ -43,6 +45,9 @@ public final class Server: @unchecked Sendable {
         self.authenticator = authenticator
         let rateLimiter = config.rateLimit.map { RateLimiter(settings: $0) }
         self.rateLimiter = rateLimiter
+        let concurrency = config.concurrency.map { ConcurrencyLimiter(settings: $0) }
+        self.concurrency = concurrency
+        let userRate = config.userRate.map { UserRateLimiter(ratePerSecond: $0.rate, burst: $0.burst, maxKeys: 100_000) }
         Syscall.raiseFileLimit()
         // OpenSSL writes with write(2): a peer that vanished mid-write must not kill the process.
         signal(SIGPIPE, SIG_IGN)
@@ -51,7 +56,7 @@ public final class Server: @unchecked Sendable {
             for i in 0..<count {
                 let loop = try EventLoop(index: i)
                 workers.append(Worker(loop: loop, config: config, tls: tls, authenticator: authenticator,
-                                      rateLimiter: rateLimiter))
+                                      rateLimiter: rateLimiter, concurrency: concurrency, userRateLimiter: userRate))
                 listeners.append([])
             }
             // Bind the first loop's socket, read back the port (port 0 in tests), bind the others to the same port.
@@ -99,6 +104,15 @@ public final class Server: @unchecked Sendable {
             } catch {
                 Diagnostics.warn("\(error.description); users-file changes need a restart")
             }
+        }
+        if let concurrency, let first = workers.first {
+            // Queue timeouts: one loop sweeps the shared queue; expired waiters hop back to their own loops.
+            let loop = UncheckedBox(first.loop)
+            @Sendable func tick() {
+                concurrency.expire(nowMillis: loop.value.now / 1_000_000)
+                loop.value.schedule(afterNanos: 250_000_000) { tick() }
+            }
+            first.loop.execute { tick() }
         }
         for (i, worker) in workers.enumerated() {
             let w = UncheckedBox(worker)

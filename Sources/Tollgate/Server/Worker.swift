@@ -21,6 +21,10 @@ final class Worker {
     let authenticator: Authenticator?
     /// Shared by all workers (one bucket per client across loops); nil when rate limiting is off.
     let rateLimiter: RateLimiter?
+    /// Shared in-flight limits for inference routes; nil when off.
+    let concurrency: ConcurrencyLimiter?
+    /// Shared per-user request rate; nil when off.
+    let userRateLimiter: UserRateLimiter?
     private(set) var idleUpstreams: [UpstreamConnection] = []
     private(set) var draining = false
     var clientConnections = 0
@@ -28,9 +32,12 @@ final class Worker {
     var onDrained: (() -> Void)?
     private var rng: (UInt64, UInt64)
 
-    init(loop: EventLoop, config: ServerConfig, tls: TLSContext?, authenticator: Authenticator?, rateLimiter: RateLimiter?) {
+    init(loop: EventLoop, config: ServerConfig, tls: TLSContext?, authenticator: Authenticator?, rateLimiter: RateLimiter?,
+         concurrency: ConcurrencyLimiter?, userRateLimiter: UserRateLimiter?) {
         self.authenticator = authenticator
         self.rateLimiter = rateLimiter
+        self.concurrency = concurrency
+        self.userRateLimiter = userRateLimiter
         self.loop = loop
         self.config = config
         self.tls = tls

@@ -1,0 +1,56 @@
+import TollgateHTTP
+
+/// CORS at the proxy: Ollama refuses origins it does not know, and `Origin` never reaches it. Preflights from a
+/// configured origin are answered here without authentication; responses to such origins carry
+/// `Access-Control-Allow-Origin`.
+extension ClientConnection {
+    /// The request's Origin if it is allowed, else nil.
+    func allowedOrigin(_ head: RequestHead) -> String? {
+        let origins = worker.config.corsOrigins
+        guard !origins.isEmpty else { return nil }
+        for field in head.headers where field.kind == .origin {
+            let origin = String(decoding: input[field.value], as: UTF8.self)
+            if origins.contains("*") || origins.contains(origin) { return origin }
+            return nil
+        }
+        return nil
+    }
+
+    /// Answers an OPTIONS preflight; returns false when the request is not one.
+    func answerPreflight(_ ex: Exchange, head: RequestHead) -> Bool {
+        guard head.method == .options else { return false }
+        var requestedMethod: String?
+        var requestedHeaders: String?
+        var hasOrigin = false
+        for field in head.headers {
+            if field.kind == .origin { hasOrigin = true }
+            if HTTPBytes.equalsLowercased(input, field.name, "access-control-request-method") {
+                requestedMethod = String(decoding: input[field.value], as: UTF8.self)
+            }
+            if HTTPBytes.equalsLowercased(input, field.name, "access-control-request-headers") {
+                requestedHeaders = String(decoding: input[field.value], as: UTF8.self)
+            }
+        }
+        guard hasOrigin, requestedMethod != nil else { return false }
+        guard let origin = allowedOrigin(head) else {
+            respond(ex, ErrorResponse(status: 403, message: "origin not allowed"), reason: .rejected)
+            return true
+        }
+        ex.status = 204
+        ex.headSent = true
+        let before = out.count
+        HTTPWriter.appendStatusLine(204, to: &out)
+        HTTPWriter.appendHeader("Access-Control-Allow-Origin", origin, to: &out)
+        HTTPWriter.appendHeader("Vary", "Origin", to: &out)
+        HTTPWriter.appendHeader("Access-Control-Allow-Methods", "GET, HEAD, POST, DELETE, OPTIONS", to: &out)
+        HTTPWriter.appendHeader("Access-Control-Allow-Headers", requestedHeaders ?? "Authorization, Content-Type", to: &out)
+        HTTPWriter.appendHeader("Access-Control-Allow-Credentials", "true", to: &out)
+        HTTPWriter.appendHeader("Access-Control-Max-Age", "600", to: &out)
+        HTTPWriter.appendHeader("X-Request-Id", String(decoding: ex.requestID, as: UTF8.self), to: &out)
+        if !ex.requestDone || !ex.clientKeepAlive { HTTPWriter.appendHeader("Connection", "close", to: &out); ex.closeAfter = true }
+        out.append(contentsOf: HTTPWriter.crlf)
+        ex.bytesOut += out.count - before
+        finishExchange(ex, reason: .completed)
+        return true
+    }
+}
