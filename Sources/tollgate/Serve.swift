@@ -215,6 +215,9 @@ struct Serve: ParsableCommand {
         Signals.install { sig in
             note("received \(sig == SIGINT ? "SIGINT" : "SIGTERM"): draining (up to \(grace) s); send again to stop now")
             server.shutdown()
+        } onReload: {
+            note("received SIGHUP: reloading the users file")
+            server.reloadUsers()
         }
         server.start()
         server.waitUntilStopped()
