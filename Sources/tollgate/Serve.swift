@@ -82,8 +82,11 @@ struct Serve: ParsableCommand {
     @Option(help: "Event loops (threads); default: one per core.")
     var workers: Int?
 
-    @Option(help: ArgumentHelp("Access log: text (one line per request to stdout) or none.", valueName: "format"))
-    var log: String = "text"
+    @Option(help: ArgumentHelp("Access log format: json (one object per request), text, or none.", valueName: "format"))
+    var log: String = "json"
+
+    @Option(name: .customLong("access-log"), help: ArgumentHelp("Write the access log to this file (reopened on SIGUSR1) instead of stdout.", valueName: "path"))
+    var accessLog: String?
 
     @Option(name: .customLong("head-timeout"), help: "Seconds to receive a request head.")
     var headTimeout: Double = 10
@@ -129,8 +132,9 @@ struct Serve: ParsableCommand {
         config.upstream = up
         config.workers = workers ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         guard config.workers >= 1 && config.workers <= 256 else { throw ValidationError("--workers must be 1...256") }
-        guard let format = AccessLogFormat(rawValue: log) else { throw ValidationError("--log must be text or none") }
+        guard let format = AccessLogFormat(rawValue: log) else { throw ValidationError("--log must be json, text or none") }
         config.accessLog = format
+        config.accessLogPath = accessLog
         config.timeouts.requestHead = headTimeout
         config.timeouts.keepAliveIdle = keepAliveTimeout
         config.timeouts.clientBodyIdle = bodyTimeout
@@ -218,6 +222,8 @@ struct Serve: ParsableCommand {
         } onReload: {
             note("received SIGHUP: reloading the users file")
             server.reloadUsers()
+        } onReopenLogs: {
+            server.logSink?.reopen()
         }
         server.start()
         server.waitUntilStopped()

@@ -18,8 +18,10 @@ public struct ServerConfig: Sendable {
     public var limits = HTTPLimits()
     public var timeouts = Timeouts()
     public var bodyLimits = BodyLimits()
-    /// Log one line per request to stdout.
-    public var accessLog: AccessLogFormat = .text
+    /// One access-log line per request: JSON (default, for journald and log shippers), text, or none.
+    public var accessLog: AccessLogFormat = .json
+    /// Where the access log goes: stdout when nil, else this file (reopened on SIGUSR1).
+    public var accessLogPath: String?
     /// How long in-flight requests may finish after SIGTERM before connections are closed.
     public var drainGraceSeconds: Double = 30
     /// Bytes buffered towards a slow reader before Tollgate stops reading the other side.
@@ -86,7 +88,7 @@ public struct BodyLimits: Sendable {
 
 /// Access log output.
 public enum AccessLogFormat: String, Sendable, CaseIterable {
-    case text, none
+    case json, text, none
 }
 
 /// The upstream's address and the Host header it expects.

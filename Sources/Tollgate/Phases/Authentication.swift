@@ -22,8 +22,10 @@ extension ClientConnection {
         let credentials: Credentials
         switch CredentialExtractor.extract(authorization: authorization, apiKey: apiKey) {
         case .none:
+            ex.authOutcome = "missing"
             return .reject(unauthorized("authentication required: send Basic credentials, or user:password as a Bearer token or x-api-key"), .rejected)
         case .malformed(let why):
+            ex.authOutcome = "malformed"
             return .reject(unauthorized("invalid credentials header: \(why)"), .rejected)
         case .found(let c, _):
             credentials = c
@@ -54,13 +56,17 @@ extension ClientConnection {
         switch outcome {
         case .allowed(let user):
             ex.user = user
+            ex.authOutcome = "allowed"
             return .proceed
         case .denied:
+            ex.authOutcome = "denied"
             return .reject(unauthorized("invalid username or password"), .rejected)
         case .throttled(let seconds):
+            ex.authOutcome = "throttled"
             return .reject(ErrorResponse(status: 429, message: "too many failed logins from this address; retry in \(seconds) s",
                                          headers: [("Retry-After", String(seconds))]), .rejected)
         case .overloaded:
+            ex.authOutcome = "overloaded"
             return .reject(ErrorResponse(status: 503, message: "too many password checks in progress; retry shortly",
                                          headers: [("Retry-After", "1")]), .rejected)
         }

@@ -8,11 +8,16 @@ extension ClientConnection {
         guard let limiter = worker.rateLimiter else { return .proceed }
         let client = clientHost(head)
         let decision = limiter.check(client, nowMillis: worker.loop.now / 1_000_000)
-        guard case .rejected(let retryAfter, _) = decision else { return .proceed }
-        if limiter.isDryRun {
-            ex.rateLimited = true
+        guard case .rejected(let retryAfter, _) = decision else {
+            ex.rateLimitOutcome = decision == .exempt ? "exempt" : "pass"
             return .proceed
         }
+        if limiter.isDryRun {
+            ex.rateLimited = true
+            ex.rateLimitOutcome = "dry-run"
+            return .proceed
+        }
+        ex.rateLimitOutcome = "rejected"
         return .reject(ErrorResponse(status: 429, message: "rate limit exceeded: retry in \(retryAfter) s",
                                      headers: limiter.headers(for: decision)), .rateLimited)
     }

@@ -35,7 +35,9 @@ extension ClientConnection {
             return
         }
         ex.corsOrigin = allowedOrigin(head)
-        let authentication = worker.config.publicPaths.contains(ex.path) ? .proceed : authenticate(ex, head: head)
+        let isPublic = worker.config.publicPaths.contains(ex.path)
+        if isPublic { ex.authOutcome = "public" }
+        let authentication = isPublic ? .proceed : authenticate(ex, head: head)
         consumeHead(head)
         switch authentication {
         case .proceed: admitted(ex)
@@ -85,6 +87,7 @@ extension ClientConnection {
             }
         }
         ex.upstream = up
+        ex.upstreamStart = worker.loop.now
         if up.out.isEmpty {
             swap(&up.out, &ex.upstreamHead)
             worker.recycleOutput(&ex.upstreamHead)
@@ -131,6 +134,7 @@ extension ClientConnection {
             ex.requestDone = true
         case .length(let remaining):
             let n = min(remaining, inEnd - inStart)
+            ex.requestScanner?.feed(input, inStart..<inStart + n)
             up.out.append(contentsOf: input[inStart..<inStart + n])
             inStart += n
             ex.bytesIn += n
@@ -141,6 +145,7 @@ extension ClientConnection {
             let consumed: Int
             do {
                 consumed = try ex.bodyDecoder.decode(input, from: inStart, to: inEnd) { range in
+                    ex.requestScanner?.feed(input, range)
                     HTTPWriter.appendChunkHeader(size: range.count, to: &up.out)
                     up.out.append(contentsOf: input[range])
                     up.out.append(contentsOf: HTTPWriter.crlf)

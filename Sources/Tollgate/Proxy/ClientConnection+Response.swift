@@ -108,6 +108,7 @@ extension ClientConnection {
             return
         case .length:
             let n = min(ex.remaining, end - start)
+            ex.responseScanner?.feed(up.input, start..<start + n)
             out.append(contentsOf: up.input[start..<start + n])
             up.inStart += n
             ex.remaining -= n
@@ -118,6 +119,7 @@ extension ClientConnection {
             let consumed: Int
             do {
                 consumed = try ex.responseDecoder.decode(up.input, from: start, to: end) { range in
+                    ex.responseScanner?.feed(up.input, range)
                     if !passthrough { out.append(contentsOf: up.input[range]) }
                 }
             } catch {
@@ -129,12 +131,14 @@ extension ClientConnection {
             ex.bytesOut += out.count - before
             if ex.responseDecoder.isDone { responseComplete(ex, up) }
         case .rechunk:
+            ex.responseScanner?.feed(up.input, start..<end)
             HTTPWriter.appendChunkHeader(size: end - start, to: &out)
             out.append(contentsOf: up.input[start..<end])
             out.append(contentsOf: HTTPWriter.crlf)
             up.inStart = end
             ex.bytesOut += out.count - before
         case .untilClose:
+            ex.responseScanner?.feed(up.input, start..<end)
             out.append(contentsOf: up.input[start..<end])
             up.inStart = end
             ex.bytesOut += out.count - before

@@ -272,9 +272,11 @@ final class ClientConnection: EventHandler {
     /// Answers a request Tollgate refuses before any exchange exists (bad framing) and closes.
     func refuse(_ error: ErrorResponse) {
         error.serialize(for: .ollama, requestID: nil, close: true, into: &out)
-        worker.log.record(requestID: Array("-".utf8), client: peerText, user: nil, method: "-", path: "-", status: error.status,
-                          bytesIn: inEnd - inStart, bytesOut: out.count - outStart, durationNanos: 0, ttfbNanos: nil,
-                          reason: .badRequest)
+        worker.log.record(AccessRecord(
+            requestID: Array("-".utf8), client: peerText, user: nil, method: "-", path: "-", status: error.status,
+            bytesIn: inEnd - inStart, bytesOut: out.count - outStart, durationNanos: 0, ttfbNanos: nil,
+            upstreamNanos: nil, model: nil, promptTokens: nil, completionTokens: nil, rateLimit: "-", auth: "-",
+            reason: .badRequest))
         inStart = inEnd
         closeAfterFlush = true
         flush()
@@ -344,9 +346,13 @@ final class ClientConnection: EventHandler {
     func logExchange(_ ex: Exchange, reason: CloseReason, status: Int) {
         guard worker.log.enabled else { return }
         let now = worker.loop.now
-        worker.log.record(requestID: ex.requestID, client: peerText, user: ex.user, method: ex.methodText, path: ex.path,
-                          status: status, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut,
-                          durationNanos: now &- ex.start,
-                          ttfbNanos: ex.firstByteAt == 0 ? nil : ex.firstByteAt &- ex.start, reason: reason)
+        worker.log.record(AccessRecord(
+            requestID: ex.requestID, client: peerText, user: ex.user, method: ex.methodText, path: ex.path,
+            status: status, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut, durationNanos: now &- ex.start,
+            ttfbNanos: ex.firstByteAt == 0 ? nil : ex.firstByteAt &- ex.start,
+            upstreamNanos: ex.upstreamStart == 0 ? nil : now &- ex.upstreamStart,
+            model: ex.requestScanner?.model, promptTokens: ex.responseScanner?.promptTokens,
+            completionTokens: ex.responseScanner?.completionTokens, rateLimit: ex.rateLimitOutcome,
+            auth: ex.authOutcome, reason: reason))
     }
 }

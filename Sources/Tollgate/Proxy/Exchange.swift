@@ -26,6 +26,14 @@ final class Exchange {
     var corsOrigin: String?
     /// Over the rate limit but let through (dry run): logged as such.
     var rateLimited = false
+    /// For the access log: "pass", "rejected", "dry-run", "off"; and the authentication outcome.
+    var rateLimitOutcome = "off"
+    var authOutcome = "off"
+    /// When the upstream connection was attached (0: never), for the log's upstream time.
+    var upstreamStart: UInt64 = 0
+    /// Token counts from the response and the model from the request body (inference routes only).
+    var responseScanner: UsageScanner?
+    var requestScanner: UsageScanner?
 
     // request side
     var body: RequestBody
@@ -74,6 +82,10 @@ final class Exchange {
         default: body = .none
         }
         requestDone = { if case .none = body { return true } else { return false } }()
+        if route == .inference {
+            responseScanner = UsageScanner()
+            requestScanner = UsageScanner(model: true)
+        }
     }
 
     var isHead: Bool { method == .head }

@@ -19,6 +19,8 @@ public final class Server: @unchecked Sendable {
     public let rateLimiter: RateLimiter?
     /// The inference concurrency limiter shared by every loop (nil when off).
     public let concurrency: ConcurrencyLimiter?
+    /// The access log's writer (nil when logging is off).
+    public let logSink: LogSink?
     private var watcher: UsersFileWatcher?
     private var workers: [Worker] = []
     private var listeners: [[Listener]] = []
@@ -48,6 +50,8 @@ public final class Server: @unchecked Sendable {
         let concurrency = config.concurrency.map { ConcurrencyLimiter(settings: $0) }
         self.concurrency = concurrency
         let userRate = config.userRate.map { UserRateLimiter(ratePerSecond: $0.rate, burst: $0.burst, maxKeys: 100_000) }
+        let logSink = config.accessLog == .none ? nil : try LogSink(path: config.accessLogPath)
+        self.logSink = logSink
         Syscall.raiseFileLimit()
         // OpenSSL writes with write(2): a peer that vanished mid-write must not kill the process.
         signal(SIGPIPE, SIG_IGN)
@@ -56,7 +60,8 @@ public final class Server: @unchecked Sendable {
             for i in 0..<count {
                 let loop = try EventLoop(index: i)
                 workers.append(Worker(loop: loop, config: config, tls: tls, authenticator: authenticator,
-                                      rateLimiter: rateLimiter, concurrency: concurrency, userRateLimiter: userRate))
+                                      rateLimiter: rateLimiter, concurrency: concurrency, userRateLimiter: userRate,
+                                      logSink: logSink))
                 listeners.append([])
             }
             // Bind the first loop's socket, read back the port (port 0 in tests), bind the others to the same port.
@@ -80,6 +85,7 @@ public final class Server: @unchecked Sendable {
         } catch {
             for list in listeners { for l in list { l.close() } }
             authenticator?.shutdown()
+            logSink?.stop()
             throw error
         }
         if config.listen.isEmpty && config.listenPlain.isEmpty {
@@ -154,6 +160,7 @@ public final class Server: @unchecked Sendable {
         watcher?.stop()
         watcher = nil
         authenticator?.shutdown()
+        logSink?.stop()
     }
 
     /// Re-reads the users file now (SIGHUP).

@@ -6,13 +6,15 @@ public enum Signals {
     /// SIGTERM and SIGINT drain gracefully; a second one stops at once. SIGHUP reloads. SIGPIPE is ignored
     /// (writes use MSG_NOSIGNAL, OpenSSL's do not).
     public static func install(onTerminate: @escaping @Sendable (Int32) -> Void,
-                               onReload: @escaping @Sendable () -> Void = {}) {
+                               onReload: @escaping @Sendable () -> Void = {},
+                               onReopenLogs: @escaping @Sendable () -> Void = {}) {
         signal(SIGPIPE, SIG_IGN)
         var set = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, SIGTERM)
         sigaddset(&set, SIGINT)
         sigaddset(&set, SIGHUP)
+        sigaddset(&set, SIGUSR1)
         pthread_sigmask(SIG_BLOCK, &set, nil)
         let waitSet = set
         _ = spawnThread(name: "tollgate-signals") {
@@ -23,6 +25,10 @@ public enum Signals {
                 guard sigwait(&set, &sig) == 0 else { continue }
                 if sig == SIGHUP {
                     onReload()
+                    continue
+                }
+                if sig == SIGUSR1 {
+                    onReopenLogs()
                     continue
                 }
                 count += 1

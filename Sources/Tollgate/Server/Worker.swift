@@ -33,7 +33,7 @@ final class Worker {
     private var rng: (UInt64, UInt64)
 
     init(loop: EventLoop, config: ServerConfig, tls: TLSContext?, authenticator: Authenticator?, rateLimiter: RateLimiter?,
-         concurrency: ConcurrencyLimiter?, userRateLimiter: UserRateLimiter?) {
+         concurrency: ConcurrencyLimiter?, userRateLimiter: UserRateLimiter?, logSink: LogSink?) {
         self.authenticator = authenticator
         self.rateLimiter = rateLimiter
         self.concurrency = concurrency
@@ -43,7 +43,7 @@ final class Worker {
         self.tls = tls
         self.requestParser = RequestParser(limits: config.limits)
         self.upstreamHost = Array(config.upstream.hostHeader.utf8)
-        self.log = AccessLog(format: config.accessLog, loop: loop)
+        self.log = AccessLog(format: config.accessLog, loop: loop, sink: logSink)
         let seed = Syscall.randomBytes(16)
         var a: UInt64 = 0, b: UInt64 = 0
         for i in 0..<8 { a = a << 8 | UInt64(seed[i]); b = b << 8 | UInt64(seed[8 + i]) }
