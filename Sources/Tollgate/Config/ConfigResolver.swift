@@ -1,0 +1,113 @@
+/// Resolves every setting in `SettingDefinition.all` from flags, `TOLLGATE_*` variables, the config file and the
+/// defaults, in that order of precedence.
+///
+/// A source replaces, never merges: a list given by flag ignores the file's items. Values are type- and
+/// range-checked; addresses, URLs and CIDRs are checked by whoever builds the `ServerConfig`. Pure: no I/O except in
+/// `load`, which reads the config file.
+public enum ConfigResolver {
+    /// Resolves with `file` already parsed (or nil for none).
+    ///
+    /// - Parameters:
+    ///   - flags: only the flags the user gave, by setting name without dashes, values in command-line order.
+    ///     A list takes every value; a scalar given twice takes the last; a bool flag given bare is `[]` (true).
+    ///     Flag values are never split at commas.
+    ///   - environment: the process environment; `TOLLGATE_<NAME>` variables are read, lists split at commas, an
+    ///     empty list variable gives an empty list. Other `TOLLGATE_*` names become warnings.
+    /// - Throws: every bad flag value (`--burst: ...`) and environment value (`TOLLGATE_BURST: ...`).
+    public static func resolve(flags: [String: [String]], environment: [String: String],
+                               file: ConfigFile?) throws(ConfigError) -> ResolvedConfig {
+        var problems: [ConfigProblem] = []
+        for name in flags.keys.sorted() where SettingDefinition.named(name) == nil {
+            problems.append(ConfigProblem(.flag(name), key: name, "not a setting"))
+        }
+        var values: [String: SettingValue] = [:]
+        var origins: [String: SettingOrigin] = [:]
+        for definition in SettingDefinition.all {
+            let name = definition.name
+            if let given = flags[name] {
+                switch definition.kind.parse(items: flagItems(given, kind: definition.kind)) {
+                case .success(let value):
+                    values[name] = value
+                    origins[name] = .flag
+                case .failure(let e):
+                    problems.append(ConfigProblem(.flag(name), key: name, e.message))
+                }
+            } else if let raw = environment[definition.environmentName] {
+                let variable = definition.environmentName
+                switch environmentValue(raw, kind: definition.kind) {
+                case .success(let value):
+                    values[name] = value
+                    origins[name] = .environment(variable)
+                case .failure(let e):
+                    problems.append(ConfigProblem(.environment(variable), key: name, e.message))
+                }
+            } else if let file, let entry = file.entries[name] {
+                values[name] = entry.value
+                origins[name] = .file(path: file.path, line: entry.line)
+            } else {
+                values[name] = definition.defaultValue
+                origins[name] = .default
+            }
+        }
+        guard problems.isEmpty else { throw ConfigError(problems) }
+        return ResolvedConfig(values: values, origins: origins, configPath: file?.path,
+                              warnings: unknownVariables(in: environment))
+    }
+
+    /// Locates the config file (`ConfigFile.locate`), reads it and resolves; the problems of the file, the flags
+    /// and the environment are thrown together. Blocking file I/O.
+    ///
+    /// - Parameter configPath: the `--config` value, if given (a named file must exist; the default need not).
+    public static func load(flags: [String: [String]], environment: [String: String],
+                            configPath: String?) throws(ConfigError) -> ResolvedConfig {
+        var problems: [ConfigProblem] = []
+        var file: ConfigFile?
+        if let path = ConfigFile.locate(flag: configPath, environment: environment) {
+            do {
+                file = try ConfigFile.load(path: path)
+            } catch {
+                problems += error.problems
+            }
+        }
+        let resolved: ResolvedConfig
+        do {
+            resolved = try resolve(flags: flags, environment: environment, file: file)
+        } catch {
+            throw ConfigError(problems + error.problems)
+        }
+        guard problems.isEmpty else { throw ConfigError(problems) }
+        return resolved
+    }
+
+    /// The items a flag's values stand for.
+    private static func flagItems(_ given: [String], kind: SettingKind) -> [String] {
+        if kind.isList { return given }
+        if case .bool = kind, given.isEmpty { return ["true"] }
+        return given.last.map { [$0] } ?? []
+    }
+
+    /// An environment variable's text as a value of `kind`: taken as is (no quotes, no comments, no trimming),
+    /// lists split at commas.
+    private static func environmentValue(_ raw: String, kind: SettingKind) -> Result<SettingValue, SettingValueError> {
+        if kind.isList {
+            if raw.allSatisfy({ $0 == " " || $0 == "\t" }) { return .success(.list([])) }
+            let items = ConfigFile.splitList(raw)
+            if items.contains("") { return .failure(SettingValueError("empty item in list")) }
+            return .success(.list(items))
+        }
+        if raw.isEmpty { return .failure(SettingValueError("is empty")) }
+        return kind.parseScalar(raw)
+    }
+
+    /// One warning per `TOLLGATE_*` variable that names no setting (a typo would otherwise be silently ignored).
+    private static func unknownVariables(in environment: [String: String]) -> [String] {
+        let known = Set(SettingDefinition.all.map(\.environmentName)).union([ConfigFile.environmentVariable])
+        return environment.keys.filter { $0.hasPrefix("TOLLGATE_") && !known.contains($0) }.sorted().map { variable in
+            let key = String(variable.dropFirst("TOLLGATE_".count))
+            let hint = SettingDefinition.suggestion(for: key).map {
+                " (did you mean \(SettingDefinition.required($0).environmentName)?)"
+            }
+            return "\(variable) is not a Tollgate setting; ignored" + (hint ?? "")
+        }
+    }
+}

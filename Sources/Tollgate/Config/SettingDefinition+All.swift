@@ -1,0 +1,78 @@
+extension SettingDefinition {
+    /// Every `tollgate serve` setting, in the order `--help`, check-config and the example file list them.
+    ///
+    /// Ranges reject values no deployment wants (a zero head timeout, 10,000 workers) at load time;
+    /// addresses, URLs and CIDRs are checked when the `ServerConfig` is built.
+    public static let all: [SettingDefinition] = [
+        // Listeners and TLS
+        .init("listen", .list, default: "0.0.0.0:8443",
+              "TLS listen address HOST:PORT or [V6]:PORT; repeat for IPv4 and IPv6 "
+              + "(the default applies only when listen-plain is empty too)."),
+        .init("listen-plain", .list, default: nil,
+              "Plain-HTTP listen address (behind a load balancer, or local tests)."),
+        .init("listen-redirect", .list, default: nil,
+              "Listener answering every request with a 301 to https (e.g. 0.0.0.0:80)."),
+        .init("cert", .string, default: nil,
+              "PEM certificate chain. Without it a development certificate under certs/ is used (and created)."),
+        .init("key", .string, default: nil, "PEM private key for cert."),
+        // Upstream
+        .init("upstream", .string, default: "http://127.0.0.1:11434", "Where Ollama listens."),
+        // Authentication
+        .init("users", .string, default: nil,
+              "htpasswd-style users file. Default: users.htpasswd in the current directory, "
+              + "created with a generated credential on first start."),
+        .init("realm", .string, default: "Tollgate", "Realm named in WWW-Authenticate."),
+        .init("auth-workers", .int(1...256), default: nil, "Password-checking threads (default: one per core)."),
+        .init("admin", .list, default: nil,
+              "User allowed on admin routes (pull, push, create, copy, delete, blobs); repeatable."),
+        .init("public-path", .list, default: nil,
+              "Path served without authentication (e.g. /api/version for monitoring); repeatable."),
+        .init("cors-origin", .list, default: nil,
+              "Origin whose browser requests are allowed (preflights answered by Tollgate); repeatable; * for any."),
+        // Rate limits (per client address, before authentication)
+        .init("rate", .double(0...1_000_000), default: "10",
+              "Requests per second per client address (nginx limit_req rate); 0 turns the limit off."),
+        .init("burst", .int(0...1_000_000), default: "20",
+              "Requests a client may make at once above the rate (nginx burst, with nodelay)."),
+        .init("rate-limit-keys", .int(1...100_000_000), default: "100000",
+              "Client addresses tracked at most (least recently used evicted)."),
+        .init("rate-limit-exempt", .list, default: nil, "CIDR never rate limited (monitoring); repeatable."),
+        .init("rate-limit-dry-run", .bool, default: "false", "Log requests over the limit but let them through."),
+        .init("trusted-proxy", .list, default: nil,
+              "CIDR of a load balancer whose X-Forwarded-For is believed; repeatable."),
+        // Per-user limits (after authentication)
+        .init("max-inflight-per-user", .int(0...100_000), default: "2",
+              "Inference requests one user may have in flight (0: no concurrency limits)."),
+        .init("max-inflight", .int(1...100_000), default: "4",
+              "Inference requests in flight overall (protects the GPU)."),
+        .init("queue", .int(0...1_000_000), default: "16",
+              "Inference requests that may wait for a slot; past it, 429 at once."),
+        .init("queue-timeout", .double(0.001...86_400), default: "30",
+              "Seconds a request may wait for a slot before 429."),
+        .init("user-rate", .double(0...1_000_000), default: "0",
+              "Requests per second per user after authentication (0: off)."),
+        .init("user-burst", .int(0...1_000_000), default: "20", "Burst for user-rate."),
+        // Process and logging
+        .init("workers", .int(1...256), default: nil, "Event loops (threads); default: one per core."),
+        .init("log", .choice(["text", "none"]), default: "text",
+              "Access log: text (one line per request to stdout) or none."),
+        // Timeouts, in seconds
+        .init("head-timeout", .double(0.001...86_400), default: "10", "Seconds to receive a request head."),
+        .init("keepalive-timeout", .double(0.001...86_400), default: "75",
+              "Seconds an idle keep-alive connection stays open."),
+        .init("body-timeout", .double(0.001...86_400), default: "60", "Seconds between reads of a request body."),
+        .init("send-timeout", .double(0.001...86_400), default: "60",
+              "Seconds a client may accept no bytes of its response."),
+        .init("upstream-connect-timeout", .double(0.001...86_400), default: "5",
+              "Seconds to connect to the upstream."),
+        .init("upstream-timeout", .double(0.001...86_400), default: "600",
+              "Seconds the upstream may stay silent mid-request (model loads take minutes)."),
+        .init("drain-timeout", .double(0...86_400), default: "30",
+              "Seconds in-flight requests may finish after SIGTERM."),
+        // Body limits, in bytes
+        .init("max-body-inference", .int(0...(1 << 40)), default: "67108864",
+              "Body limit in bytes for generate/chat/embed and /v1 inference (0: none); default 64 MiB."),
+        .init("max-body", .int(0...(1 << 40)), default: "1048576",
+              "Body limit in bytes for other routes except blob uploads (0: none); default 1 MiB."),
+    ]
+}

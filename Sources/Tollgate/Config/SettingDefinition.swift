@@ -1,0 +1,80 @@
+/// One configurable setting: its name, kind, help and default.
+///
+/// `SettingDefinition.all` is the single source of truth: a setting's name is its `tollgate serve` long flag
+/// without the dashes, its config-file key, and (uppercased, `-` → `_`, prefixed `TOLLGATE_`) its environment
+/// variable. Adding a setting means adding a row there and the matching flag in the CLI.
+public struct SettingDefinition: Sendable, Equatable {
+    /// The key: `head-timeout` (flag `--head-timeout`, variable `TOLLGATE_HEAD_TIMEOUT`).
+    public var name: String
+    public var kind: SettingKind
+    /// One line for `--help`, check-config and the example file.
+    public var help: String
+    /// The default as it would be written in the file (parsed with `kind`), or nil when unset by default.
+    public var defaultText: String?
+
+    /// Creates a definition; `defaultText` must parse as `kind` (a test checks every row of `all`).
+    public init(_ name: String, _ kind: SettingKind, default defaultText: String?, _ help: String) {
+        self.name = name
+        self.kind = kind
+        self.defaultText = defaultText
+        self.help = help
+    }
+
+    /// `TOLLGATE_` + the name uppercased with `-` → `_`: `TOLLGATE_HEAD_TIMEOUT`.
+    public var environmentName: String {
+        "TOLLGATE_" + String(name.uppercased().map { $0 == "-" ? "_" : $0 })
+    }
+
+    /// The default as a typed value; nil when the setting has none.
+    public var defaultValue: SettingValue? {
+        guard let defaultText else { return nil }
+        let items = kind.isList ? ConfigFile.splitList(defaultText) : [defaultText]
+        switch kind.parse(items: items) {
+        case .success(let value): return value
+        case .failure(let e): preconditionFailure("default of \(name) does not parse: \(e.message)")
+        }
+    }
+
+    /// The definition called `name`, or nil.
+    public static func named(_ name: String) -> SettingDefinition? { byName[name] }
+
+    /// `all` by name.
+    static let byName: [String: SettingDefinition] = {
+        var table: [String: SettingDefinition] = [:]
+        for d in all { table[d.name] = d }
+        return table
+    }()
+
+    /// The definition called `name`, for accessors that are only ever called with table names.
+    static func required(_ name: String) -> SettingDefinition {
+        guard let d = byName[name] else { preconditionFailure("\(name) is not in SettingDefinition.all") }
+        return d
+    }
+}
+
+extension SettingDefinition {
+    /// The setting name closest to a mistyped `key` (`head_timeout` → `head-timeout`), or nil if none is close.
+    public static func suggestion(for key: String) -> String? {
+        let typed = Array(String(key.lowercased().map { $0 == "_" ? "-" : $0 }).utf8)
+        var best: (name: String, distance: Int)?
+        for d in all {
+            let distance = editDistance(typed, Array(d.name.utf8))
+            if distance < (best?.distance ?? Int.max) { best = (d.name, distance) }
+        }
+        guard let best, best.distance <= max(2, typed.count / 4) else { return nil }
+        return best.name
+    }
+
+    /// Levenshtein distance between two byte strings (keys are short ASCII).
+    static func editDistance(_ a: [UInt8], _ b: [UInt8]) -> Int {
+        var previous = Array(0...b.count)
+        for (i, x) in a.enumerated() {
+            var current = [i + 1]
+            for (j, y) in b.enumerated() {
+                current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+}
