@@ -79,6 +79,18 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("user-burst"), help: "Burst for --user-rate.")
     var userBurst: Int = 20
 
+    @Option(name: .customLong("metrics-listen"), help: ArgumentHelp("Prometheus /metrics listener (plain HTTP; keep it on loopback); 'off' disables.", valueName: "addr"))
+    var metricsListen: String?
+
+    @Option(name: .customLong("health-path"), help: ArgumentHelp("Liveness path answered without auth or upstream ('off' disables).", valueName: "path"))
+    var healthPath: String = "/healthz"
+
+    @Option(name: .customLong("ready-path"), help: ArgumentHelp("Readiness path: 200 when Ollama accepts connections, else 503 ('off' disables).", valueName: "path"))
+    var readyPath: String = "/readyz"
+
+    @Option(help: ArgumentHelp("Strict-Transport-Security value on TLS responses ('off' leaves it out).", valueName: "value"))
+    var hsts: String = "max-age=63072000"
+
     @Option(help: "Event loops (threads); default: one per core.")
     var workers: Int?
 
@@ -116,6 +128,9 @@ struct Serve: ParsableCommand {
     var drainTimeout: Double = 30
 
     func run() throws {
+        // Before any thread exists (the server, the password checkers, the watcher), so all inherit the mask and
+        // SIGTERM reaches only the signal thread, which drains.
+        Signals.block()
         var config = ServerConfig()
         func address(_ text: String, _ flag: String) throws -> SocketAddress {
             guard let a = SocketAddress(parsing: text) else {
@@ -126,6 +141,23 @@ struct Serve: ParsableCommand {
         config.listen = try (listen.isEmpty && listenPlain.isEmpty ? ["0.0.0.0:8443"] : listen).map { try address($0, "--listen") }
         config.listenPlain = try listenPlain.map { try address($0, "--listen-plain") }
         config.listenRedirect = try listenRedirect.map { try address($0, "--listen-redirect") }
+        switch metricsListen {
+        case nil:
+            config.metricsListen = [SocketAddress(parsing: "127.0.0.1:9091")!]
+            config.metricsListenOptional = true
+        case "off"?, ""?:
+            config.metricsListen = []
+        case let text?:
+            config.metricsListen = [try address(text, "--metrics-listen")]
+        }
+        func path(_ p: String, _ flag: String) throws -> String? {
+            if p == "off" || p.isEmpty { return nil }
+            guard p.hasPrefix("/") else { throw ValidationError("\(flag) \(p) must start with / (or be off)") }
+            return p
+        }
+        config.hsts = hsts == "off" || hsts.isEmpty ? nil : hsts
+        config.healthPath = try path(healthPath, "--health-path")
+        config.readyPath = try path(readyPath, "--ready-path")
         guard let up = UpstreamAddress(parsing: upstream) else {
             throw ValidationError("--upstream \(upstream): expected http://HOST:PORT with a numeric host or localhost")
         }
@@ -211,6 +243,7 @@ struct Serve: ParsableCommand {
         for a in server.tlsAddresses { note("serving https://\(a)") }
         for a in server.plainAddresses { note("serving http://\(a) (plain HTTP)") }
         for a in server.redirectAddresses { note("redirecting http://\(a) to https") }
+        for a in server.metricsAddresses { note("metrics on http://\(a)/metrics") }
         note("proxying to Ollama at http://\(config.upstream.hostHeader) with \(config.workers) worker(s)")
         if !UpstreamProbe.reachable(config.upstream.address) {
             note("warning: nothing answers at http://\(config.upstream.hostHeader) yet; requests get 502 until Ollama runs there")

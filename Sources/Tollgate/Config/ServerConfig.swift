@@ -41,6 +41,17 @@ public struct ServerConfig: Sendable {
     public var concurrency: ConcurrencyLimiter.Settings?
     /// An optional request rate per user (after authentication): (requests per second, burst).
     public var userRate: (rate: Double, burst: Int)?
+    /// Liveness path answered by Tollgate without authentication or an upstream call; nil turns it off.
+    public var healthPath: String? = "/healthz"
+    /// Readiness path: 200 when the upstream accepts connections (cached for a second), else 503; nil turns it off.
+    public var readyPath: String? = "/readyz"
+    /// The Prometheus listener (plain HTTP, keep it on loopback); empty turns it off.
+    public var metricsListen: [SocketAddress] = []
+    /// When the metrics address is the default one, a taken port is a warning rather than a start-up error
+    /// (a second instance on the same machine).
+    public var metricsListenOptional = false
+    /// Strict-Transport-Security on every response over TLS (Mozilla: two years); nil leaves it out.
+    public var hsts: String? = "max-age=63072000"
     /// Unauthenticated paths (e.g. "/api/version" for monitoring); empty by default.
     public var publicPaths: Set<String> = []
     /// The users allowed in; nil turns authentication off (tests of the bare proxy only: the CLI always sets it).

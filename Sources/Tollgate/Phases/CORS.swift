@@ -47,6 +47,7 @@ extension ClientConnection {
         HTTPWriter.appendHeader("Access-Control-Allow-Credentials", "true", to: &out)
         HTTPWriter.appendHeader("Access-Control-Max-Age", "600", to: &out)
         HTTPWriter.appendHeader("X-Request-Id", String(decoding: ex.requestID, as: UTF8.self), to: &out)
+        if let hsts { HTTPWriter.appendHeader("Strict-Transport-Security", hsts, to: &out) }
         if !ex.requestDone || !ex.clientKeepAlive { HTTPWriter.appendHeader("Connection", "close", to: &out); ex.closeAfter = true }
         out.append(contentsOf: HTTPWriter.crlf)
         ex.bytesOut += out.count - before

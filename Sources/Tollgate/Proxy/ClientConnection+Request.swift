@@ -20,25 +20,30 @@ extension ClientConnection {
         requestsServed += 1
         timer = .none
         timerDeadline = 0
+        // The head's bytes stay where they are (ranges into `input` remain valid until the next read compacts
+        // the buffer); only the read position moves past them.
+        inStart += head.headLength
+        scanned = inStart
 
-        if kind == .redirect {
+        switch kind {
+        case .redirect:
             redirect(ex, head: head)
             return
+        case .metrics:
+            serveMetrics(ex)
+            return
+        case .tls, .plain:
+            break
         }
         if case .reject(let error, let reason) = rateLimit(ex, head: head) {
-            consumeHead(head)
             respond(ex, error, reason: reason)
             return
         }
-        if answerPreflight(ex, head: head) {
-            consumeHead(head)
-            return
-        }
+        if answerPreflight(ex, head: head) || answerHealth(ex) { return }
         ex.corsOrigin = allowedOrigin(head)
         let isPublic = worker.config.publicPaths.contains(ex.path)
         if isPublic { ex.authOutcome = "public" }
         let authentication = isPublic ? .proceed : authenticate(ex, head: head)
-        consumeHead(head)
         switch authentication {
         case .proceed: admitted(ex)
         case .wait: updateInterest()
@@ -65,11 +70,6 @@ extension ClientConnection {
         case .wait: updateInterest()
         case .reject(let error, let reason): respond(ex, error, reason: reason)
         }
-    }
-
-    private func consumeHead(_ head: RequestHead) {
-        inStart += head.headLength
-        scanned = inStart
     }
 
     /// Connects (or reuses a pooled connection) and queues the prepared head and whatever body is here already.
@@ -198,6 +198,7 @@ extension ClientConnection {
         let before = out.count
         var error = error
         if let origin = ex.corsOrigin { error.headers += [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")] }
+        if let hsts { error.headers.append(("Strict-Transport-Security", hsts)) }
         error.serialize(for: ex.family, requestID: ex.requestID, close: closing, headOnly: ex.isHead, into: &out)
         ex.bytesOut += out.count - before
         ex.closeAfter = closing
@@ -206,7 +207,6 @@ extension ClientConnection {
 
     /// The redirect listener's only answer: 301 to the same host and path over https.
     private func redirect(_ ex: Exchange, head: RequestHead) {
-        defer { consumeHead(head) }
         var host = head.host.map { String(decoding: input[$0], as: UTF8.self) } ?? "localhost"
         if let colon = host.lastIndex(of: ":"), !host.hasSuffix("]") { host = String(host[..<colon]) }
         let port = worker.redirectPort

@@ -8,7 +8,7 @@ import TollgateIO
 /// Loop thread only. Registered with the loop from accept to `close`, which releases everything exactly once.
 final class ClientConnection: EventHandler {
     /// What the listener that accepted this connection does.
-    enum Kind { case tls, plain, redirect }
+    enum Kind { case tls, plain, redirect, metrics }
     enum Phase { case handshake, waitingHead, exchange, lingering, closed }
     enum Timer { case none, head, keepAlive, body, linger }
 
@@ -47,10 +47,14 @@ final class ClientConnection: EventHandler {
         self.phase = kind == .tls ? .handshake : .waitingHead
         timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.requestHead)
         worker.clientConnections += 1
+        worker.count { $0.openConnections += 1 }
         worker.loop.register(transport.fd, interest: .read, handler: self)
     }
 
     var scheme: StaticString { kind == .tls ? "https" : "http" }
+
+    /// The HSTS value for responses on this connection (TLS listeners only).
+    var hsts: String? { kind == .tls ? worker.config.hsts : nil }
 
     // MARK: EventHandler
 
@@ -102,6 +106,7 @@ final class ClientConnection: EventHandler {
         case .bytes:
             phase = .waitingHead
             handshakeWantsWrite = false
+            worker.count { $0.handshakes += 1 }
             updateInterest()
             // The client may have sent its first request in the same flight as its Finished message.
             readAvailable()
@@ -109,6 +114,7 @@ final class ClientConnection: EventHandler {
             handshakeWantsWrite = wantsWrite
             worker.loop.setInterest(transport.fd, wantsWrite ? .write : .read)
         case .eof, .failed:
+            worker.count { $0.handshakeFailures += 1 }
             close(.tlsHandshakeFailed)
         }
     }
@@ -269,8 +275,52 @@ final class ClientConnection: EventHandler {
 
     // MARK: ending
 
+    /// Adds a finished exchange to this worker's metrics.
+    private func countExchange(_ ex: Exchange, reason: CloseReason, status: Int, now: UInt64) {
+        guard kind != .metrics else { return }
+        worker.count { c in
+            let family: Int
+            switch ex.family {
+            case .ollama: family = 0
+            case .openAI: family = 1
+            case .anthropic: family = 2
+            }
+            let statusClass = min(4, max(0, status / 100 - 1))
+            c.requests[family][statusClass] += 1
+            if ex.authOutcome != "off" { c.auth[ex.authOutcome, default: 0] += 1 }
+            if reason == .rateLimited { c.rateLimited += 1 }
+            if status == 429 && reason == .rejected && ex.route == .inference && ex.authOutcome == "allowed" { c.queueRejected += 1 }
+            switch reason {
+            case .upstreamRefused: c.upstreamErrors["refused", default: 0] += 1
+            case .upstreamTimeout: c.upstreamErrors["timeout", default: 0] += 1
+            case .upstreamClosed: c.upstreamErrors["closed", default: 0] += 1
+            case .upstreamInvalid: c.upstreamErrors["invalid", default: 0] += 1
+            default: break
+            }
+            if ex.firstByteAt != 0 {
+                let seconds = Double(ex.firstByteAt &- ex.start) / 1e9
+                Metrics.bucketCounts(&c.ttfb, seconds)
+                c.ttfbSum += seconds
+                c.ttfbCount += 1
+            }
+            if ex.upstreamStart != 0 {
+                let seconds = Double(now &- ex.upstreamStart) / 1e9
+                Metrics.bucketCounts(&c.upstreamSeconds, seconds)
+                c.upstreamSum += seconds
+                c.upstreamCount += 1
+            }
+            if let scanner = ex.responseScanner, scanner.promptTokens != nil || scanner.completionTokens != nil {
+                let key = "\(ex.user ?? "-")\u{0}\(ex.requestScanner?.model ?? "-")"
+                let old = c.tokens[key] ?? (0, 0)
+                c.tokens[key] = (old.0 + (scanner.promptTokens ?? 0), old.1 + (scanner.completionTokens ?? 0))
+            }
+        }
+    }
+
     /// Answers a request Tollgate refuses before any exchange exists (bad framing) and closes.
     func refuse(_ error: ErrorResponse) {
+        var error = error
+        if let hsts { error.headers.append(("Strict-Transport-Security", hsts)) }
         error.serialize(for: .ollama, requestID: nil, close: true, into: &out)
         worker.log.record(AccessRecord(
             requestID: Array("-".utf8), client: peerText, user: nil, method: "-", path: "-", status: error.status,
@@ -340,12 +390,14 @@ final class ClientConnection: EventHandler {
         transport.close()
         worker.recycleInput(&input)
         worker.recycleOutput(&out)
+        worker.count { $0.openConnections -= 1 }
         worker.connectionClosed()
     }
 
     func logExchange(_ ex: Exchange, reason: CloseReason, status: Int) {
-        guard worker.log.enabled else { return }
         let now = worker.loop.now
+        countExchange(ex, reason: reason, status: status, now: now)
+        guard worker.log.enabled else { return }
         worker.log.record(AccessRecord(
             requestID: ex.requestID, client: peerText, user: ex.user, method: ex.methodText, path: ex.path,
             status: status, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut, durationNanos: now &- ex.start,

@@ -31,7 +31,7 @@ public enum ResponseRewriter {
     /// Appends the client-facing head: the upstream's status and end-to-end headers, our framing, the request id,
     /// and `Connection: close` when the connection ends after this response.
     public static func write(_ head: ResponseHead, buffer: [UInt8], mode: ResponseBodyMode, requestID: [UInt8],
-                             close: Bool, corsOrigin: String? = nil, into out: inout [UInt8]) {
+                             close: Bool, corsOrigin: String? = nil, hsts: String? = nil, into out: inout [UInt8]) {
         HTTPWriter.appendStatusLine(head.status, to: &out)
         for field in head.headers {
             switch field.kind {
@@ -68,6 +68,7 @@ public enum ResponseRewriter {
         HTTPWriter.appendRaw("X-Request-Id: ", to: &out)
         out.append(contentsOf: requestID)
         out.append(contentsOf: HTTPWriter.crlf)
+        if let hsts { HTTPWriter.appendHeader("Strict-Transport-Security", hsts, to: &out) }
         if let corsOrigin {
             HTTPWriter.appendHeader("Access-Control-Allow-Origin", corsOrigin, to: &out)
             HTTPWriter.appendHeader("Vary", "Origin", to: &out)

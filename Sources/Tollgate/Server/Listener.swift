@@ -48,7 +48,7 @@ final class Listener: EventHandler {
                 return
             }
             _ = ClientConnection(worker: worker, transport: .tls(cfd, session), peer: peer, kind: .tls)
-        case .plain, .redirect:
+        case .plain, .redirect, .metrics:
             let conn = ClientConnection(worker: worker, transport: .plain(cfd), peer: peer, kind: kind)
             if worker.draining { conn.drain() }
         }

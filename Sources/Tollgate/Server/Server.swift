@@ -10,6 +10,9 @@ public final class Server: @unchecked Sendable {
     public private(set) var tlsAddresses: [SocketAddress] = []
     public private(set) var plainAddresses: [SocketAddress] = []
     public private(set) var redirectAddresses: [SocketAddress] = []
+    public private(set) var metricsAddresses: [SocketAddress] = []
+    /// Prometheus metrics for every worker.
+    public let metrics: Metrics
     /// The certificate's expiry (seconds since the epoch), when TLS is on.
     public let certificateNotAfter: Int64?
 
@@ -56,12 +59,15 @@ public final class Server: @unchecked Sendable {
         // OpenSSL writes with write(2): a peer that vanished mid-write must not kill the process.
         signal(SIGPIPE, SIG_IGN)
         let count = max(1, config.workers)
+        metrics = Metrics(workers: count)
+        metrics.setCertificateExpiry(tls?.notAfter)
         do throws(SocketError) {
             for i in 0..<count {
                 let loop = try EventLoop(index: i)
                 workers.append(Worker(loop: loop, config: config, tls: tls, authenticator: authenticator,
                                       rateLimiter: rateLimiter, concurrency: concurrency, userRateLimiter: userRate,
                                       logSink: logSink))
+                workers[i].metrics = metrics
                 listeners.append([])
             }
             // Bind the first loop's socket, read back the port (port 0 in tests), bind the others to the same port.
@@ -80,6 +86,13 @@ public final class Server: @unchecked Sendable {
             tlsAddresses = try bindAll(config.listen, .tls)
             plainAddresses = try bindAll(config.listenPlain, .plain)
             redirectAddresses = try bindAll(config.listenRedirect, .redirect)
+            do {
+                metricsAddresses = try bindAll(config.metricsListen, .metrics)
+            } catch where config.metricsListenOptional {
+                for list in listeners { for l in list where l.kind == .metrics { l.close() } }
+                for i in listeners.indices { listeners[i].removeAll { $0.kind == .metrics } }
+                Diagnostics.warn("\(error.description); serving without metrics (give --metrics-listen to choose an address)")
+            }
             let httpsPort = config.redirectPort ?? tlsAddresses.first?.port ?? 443
             for w in workers { w.redirectPort = httpsPort }
         } catch {
@@ -185,6 +198,9 @@ nonisolated func spawnThread(name: String, _ body: @escaping () -> Void) -> pthr
     let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
     var thread = pthread_t()
     let rc = pthread_create(&thread, nil, { arg in
+        // Tollgate's threads never take the signals the signal thread waits for, whatever the caller's mask.
+        var set = Signals.handled
+        pthread_sigmask(SIG_BLOCK, &set, nil)
         let body = Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue()
         body.body()
         return nil

@@ -25,6 +25,10 @@ final class Worker {
     let concurrency: ConcurrencyLimiter?
     /// Shared per-user request rate; nil when off.
     let userRateLimiter: UserRateLimiter?
+    /// The server's metrics (this worker updates its own cell); nil in bare tests.
+    var metrics: Metrics?
+    /// Process-wide gauges read at scrape time.
+    var logSink: LogSink?
     private(set) var idleUpstreams: [UpstreamConnection] = []
     private(set) var draining = false
     var clientConnections = 0
@@ -34,6 +38,7 @@ final class Worker {
 
     init(loop: EventLoop, config: ServerConfig, tls: TLSContext?, authenticator: Authenticator?, rateLimiter: RateLimiter?,
          concurrency: ConcurrencyLimiter?, userRateLimiter: UserRateLimiter?, logSink: LogSink?) {
+        self.logSink = logSink
         self.authenticator = authenticator
         self.rateLimiter = rateLimiter
         self.concurrency = concurrency
@@ -128,6 +133,78 @@ final class Worker {
     /// Forgets a pooled connection that closed.
     func removeIdleUpstream(_ up: UpstreamConnection) {
         if let i = idleUpstreams.firstIndex(where: { $0 === up }) { idleUpstreams.remove(at: i) }
+    }
+
+    // MARK: metrics
+
+    /// Updates this worker's counters.
+    func count(_ body: (inout MetricCounters) -> Void) {
+        metrics?.update(loop.index, body)
+    }
+
+    /// Values owned by the shared limiters and the authenticator, for a scrape.
+    func gauges() -> [(String, String, Double)] {
+        var g: [(String, String, Double)] = []
+        if let c = concurrency {
+            g.append(("tollgate_inference_in_flight", "Inference requests holding a slot.", Double(c.inFlight)))
+            g.append(("tollgate_inference_queued", "Inference requests waiting for a slot.", Double(c.queued)))
+        }
+        if let r = rateLimiter {
+            g.append(("tollgate_rate_limit_keys", "Client addresses tracked by the rate limiter.", Double(r.keyCount)))
+        }
+        if let a = authenticator {
+            let s = a.stats
+            g.append(("tollgate_auth_hashes_computed", "Password hashes computed (cache misses).", Double(s.hashesComputed)))
+            g.append(("tollgate_auth_cache_hits", "Authentications answered from the verified-credential cache.", Double(s.cacheHits)))
+            g.append(("tollgate_auth_queued", "Password checks waiting for a thread.", Double(s.queued)))
+        }
+        if let sink = logSink {
+            g.append(("tollgate_access_log_dropped", "Access-log batches dropped because the writer fell behind.", Double(sink.dropped)))
+        }
+        return g
+    }
+
+    // MARK: readiness
+
+    private var readyUntil: UInt64 = 0
+    private var readyOK = false
+    private var readyDetail = ""
+    private var readyWaiters: [(Bool, String) -> Void] = []
+    private var probing = false
+
+    /// Calls back with whether the upstream accepts connections, from a cache of at most a second.
+    func readiness(_ callback: @escaping (Bool, String) -> Void) {
+        if loop.now < readyUntil {
+            callback(readyOK, readyDetail)
+            return
+        }
+        if !idleUpstreams.isEmpty {
+            readinessKnown(true, detail: "")
+            callback(true, "")
+            return
+        }
+        readyWaiters.append(callback)
+        guard !probing else { return }
+        probing = true
+        switch Socket.connect(to: config.upstream.address) {
+        case .connected(let fd):
+            Syscall.close(fd)
+            readinessKnown(true, detail: "")
+        case .failed(let e):
+            readinessKnown(false, detail: "\(config.upstream.hostHeader): \(Syscall.describe(e))")
+        case .inProgress(let fd):
+            _ = ReadinessProbe(worker: self, fd: fd)
+        }
+    }
+
+    func readinessKnown(_ ok: Bool, detail: String) {
+        probing = false
+        readyOK = ok
+        readyDetail = detail
+        readyUntil = loop.now &+ 1_000_000_000
+        let waiters = readyWaiters
+        readyWaiters.removeAll()
+        for w in waiters { w(ok, detail) }
     }
 
     // MARK: draining

@@ -1,0 +1,143 @@
+import Synchronization
+
+/// Counters one worker keeps; updated once per finished request under an uncontended lock, summed at scrape time.
+struct MetricCounters: Sendable {
+    /// requests[family][status class 1xx...5xx]
+    var requests = [[Int]](repeating: [Int](repeating: 0, count: 5), count: 3)
+    var auth: [String: Int] = [:]
+    var rateLimited = 0
+    var queueRejected = 0
+    var upstreamErrors: [String: Int] = [:]
+    /// Time to first byte, cumulative-bucket counts per `Metrics.buckets`, plus sum and count.
+    var ttfb = [Int](repeating: 0, count: Metrics.buckets.count)
+    var ttfbSum = 0.0
+    var ttfbCount = 0
+    var upstreamSeconds = [Int](repeating: 0, count: Metrics.buckets.count)
+    var upstreamSum = 0.0
+    var upstreamCount = 0
+    /// "user\u{0}model" → (prompt, completion)
+    var tokens: [String: (Int, Int)] = [:]
+    var handshakes = 0
+    var handshakeFailures = 0
+    var openConnections = 0
+
+    mutating func add(_ other: MetricCounters) {
+        for f in 0..<3 { for c in 0..<5 { requests[f][c] += other.requests[f][c] } }
+        for (k, v) in other.auth { auth[k, default: 0] += v }
+        rateLimited += other.rateLimited
+        queueRejected += other.queueRejected
+        for (k, v) in other.upstreamErrors { upstreamErrors[k, default: 0] += v }
+        for i in 0..<ttfb.count { ttfb[i] += other.ttfb[i]; upstreamSeconds[i] += other.upstreamSeconds[i] }
+        ttfbSum += other.ttfbSum
+        ttfbCount += other.ttfbCount
+        upstreamSum += other.upstreamSum
+        upstreamCount += other.upstreamCount
+        for (k, v) in other.tokens {
+            let old = tokens[k] ?? (0, 0)
+            tokens[k] = (old.0 + v.0, old.1 + v.1)
+        }
+        handshakes += other.handshakes
+        handshakeFailures += other.handshakeFailures
+        openConnections += other.openConnections
+    }
+}
+
+/// Prometheus metrics for the whole server: per-worker counters plus process-wide gauges, rendered in the text
+/// exposition format on the metrics listener (127.0.0.1:9091 by default, never the public port).
+public final class Metrics: Sendable {
+    static let buckets: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300]
+    private final class Cell: Sendable {
+        let counters = Mutex(MetricCounters())
+    }
+
+    private let workers: [Cell]
+    private let reloads = Mutex<[String: Int]>([:])
+    private let certificateExpiry = Mutex<Int64?>(nil)
+
+    init(workers: Int) {
+        self.workers = (0..<workers).map { _ in Cell() }
+    }
+
+    /// Updates worker `index`'s counters.
+    func update(_ index: Int, _ body: (inout MetricCounters) -> Void) {
+        workers[index].counters.withLock { body(&$0) }
+    }
+
+    /// Counts a reload of `what` ("users", "certificate", "config") with its result.
+    public func reloaded(_ what: String, ok: Bool) {
+        reloads.withLock { $0["\(what)\u{0}\(ok ? "ok" : "failed")", default: 0] += 1 }
+    }
+
+    public func setCertificateExpiry(_ seconds: Int64?) {
+        certificateExpiry.withLock { $0 = seconds }
+    }
+
+    static func bucketCounts(_ counts: inout [Int], _ seconds: Double) {
+        for (i, b) in buckets.enumerated() where seconds <= b { counts[i] += 1 }
+    }
+
+    /// The exposition text. `gauges` adds values owned elsewhere (in-flight, queued, rate-limit keys...).
+    func render(gauges: [(String, String, Double)]) -> String {
+        var c = MetricCounters()
+        for w in workers { let snapshot = w.counters.withLock { $0 }; c.add(snapshot) }
+        var s = ""
+        func header(_ name: String, _ type: String, _ help: String) { s += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n" }
+        header("tollgate_requests_total", "counter", "Requests by API family and status class.")
+        let families = ["ollama", "openai", "anthropic"]
+        for f in 0..<3 { for k in 0..<5 { s += "tollgate_requests_total{family=\"\(families[f])\",status=\"\(k + 1)xx\"} \(c.requests[f][k])\n" } }
+        header("tollgate_auth_total", "counter", "Authentication outcomes.")
+        for (k, v) in c.auth.sorted(by: { $0.key < $1.key }) { s += "tollgate_auth_total{outcome=\"\(k)\"} \(v)\n" }
+        header("tollgate_rate_limited_total", "counter", "Requests refused by the per-IP or per-user rate limit.")
+        s += "tollgate_rate_limited_total \(c.rateLimited)\n"
+        header("tollgate_queue_rejected_total", "counter", "Inference requests refused because the wait queue was full or timed out.")
+        s += "tollgate_queue_rejected_total \(c.queueRejected)\n"
+        header("tollgate_upstream_errors_total", "counter", "Upstream failures by kind.")
+        for (k, v) in c.upstreamErrors.sorted(by: { $0.key < $1.key }) { s += "tollgate_upstream_errors_total{kind=\"\(k)\"} \(v)\n" }
+        func histogram(_ name: String, _ help: String, _ counts: [Int], _ sum: Double, _ count: Int) {
+            header(name, "histogram", help)
+            for (i, b) in Metrics.buckets.enumerated() { s += "\(name)_bucket{le=\"\(b)\"} \(counts[i])\n" }
+            s += "\(name)_bucket{le=\"+Inf\"} \(count)\n\(name)_sum \(sum)\n\(name)_count \(count)\n"
+        }
+        histogram("tollgate_time_to_first_byte_seconds", "From request head to the upstream's response head.", c.ttfb, c.ttfbSum, c.ttfbCount)
+        histogram("tollgate_upstream_seconds", "Upstream time per proxied request.", c.upstreamSeconds, c.upstreamSum, c.upstreamCount)
+        header("tollgate_tokens_total", "counter", "Prompt and completion tokens per user and model.")
+        for (k, v) in c.tokens.sorted(by: { $0.key < $1.key }) {
+            let parts = k.split(separator: "\u{0}", omittingEmptySubsequences: false)
+            let labels = "user=\(Metrics.label(String(parts[0]))),model=\(Metrics.label(parts.count > 1 ? String(parts[1]) : ""))"
+            s += "tollgate_tokens_total{\(labels),kind=\"prompt\"} \(v.0)\n"
+            s += "tollgate_tokens_total{\(labels),kind=\"completion\"} \(v.1)\n"
+        }
+        header("tollgate_tls_handshakes_total", "counter", "TLS handshakes by result.")
+        s += "tollgate_tls_handshakes_total{result=\"ok\"} \(c.handshakes)\ntollgate_tls_handshakes_total{result=\"failed\"} \(c.handshakeFailures)\n"
+        header("tollgate_open_connections", "gauge", "Client connections open now.")
+        s += "tollgate_open_connections \(c.openConnections)\n"
+        header("tollgate_reloads_total", "counter", "Reloads of the users file, certificate and config by result.")
+        for (k, v) in reloads.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
+            let parts = k.split(separator: "\u{0}")
+            s += "tollgate_reloads_total{what=\"\(parts[0])\",result=\"\(parts[1])\"} \(v)\n"
+        }
+        if let expiry = certificateExpiry.withLock({ $0 }) {
+            header("tollgate_certificate_expiry_seconds", "gauge", "The serving certificate's notAfter, seconds since the epoch.")
+            s += "tollgate_certificate_expiry_seconds \(expiry)\n"
+        }
+        for (name, help, value) in gauges {
+            header(name, "gauge", help)
+            s += "\(name) \(value == value.rounded() ? String(Int(value)) : String(value))\n"
+        }
+        return s
+    }
+
+    /// A quoted, escaped label value.
+    static func label(_ v: String) -> String {
+        var out = "\""
+        for ch in v {
+            switch ch {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(ch)
+            }
+        }
+        return out + "\""
+    }
+}
