@@ -253,7 +253,8 @@ struct Serve: ParsableCommand {
             note("received \(sig == SIGINT ? "SIGINT" : "SIGTERM"): draining (up to \(grace) s); send again to stop now")
             server.shutdown()
         } onReload: {
-            note("received SIGHUP: reloading the users file")
+            note("received SIGHUP: reloading the certificate and the users file")
+            server.reloadCertificate()
             server.reloadUsers()
         } onReopenLogs: {
             server.logSink?.reopen()

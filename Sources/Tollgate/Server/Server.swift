@@ -114,9 +114,11 @@ public final class Server: @unchecked Sendable {
                     switch result {
                     case .success(let users):
                         authenticator.replaceUsers(users)
+                        self.metrics.reloaded("users", ok: true)
                         Diagnostics.info("reloaded \(path): \(users.entries.count) user(s)")
                         for w in users.warnings { Diagnostics.warn(w) }
                     case .failure(let error):
+                        self.metrics.reloaded("users", ok: false)
                         Diagnostics.error("\(error.description); keeping the previous users")
                     }
                 }
@@ -179,6 +181,29 @@ public final class Server: @unchecked Sendable {
     /// Re-reads the users file now (SIGHUP).
     public func reloadUsers() {
         watcher?.reloadNow()
+    }
+
+    /// Loads the certificate and key again (certbot renewal) and swaps them in for new connections; connections
+    /// already open keep the session they have. A pair that fails to load changes nothing. Any thread.
+    @discardableResult
+    public func reloadCertificate() -> Bool {
+        guard !config.listen.isEmpty, let cert = config.certificatePath, let key = config.keyPath else { return true }
+        do {
+            let tls = try TLSContext(certificatePath: cert, keyPath: key)
+            for worker in workers {
+                let w = UncheckedBox(worker)
+                let t = UncheckedBox(tls)
+                worker.loop.execute { w.value.tls = t.value }
+            }
+            metrics.setCertificateExpiry(tls.notAfter)
+            metrics.reloaded("certificate", ok: true)
+            Diagnostics.info("reloaded certificate \(cert)")
+            return true
+        } catch {
+            metrics.reloaded("certificate", ok: false)
+            Diagnostics.error("\(error.description); keeping the current certificate")
+            return false
+        }
     }
 }
 
