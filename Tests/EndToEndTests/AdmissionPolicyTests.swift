@@ -142,3 +142,43 @@ import Tollgate
         }
     }
 }
+
+/// Spellings of admin and account routes a non-admin might try: none reaches Ollama.
+@Suite struct AdmissionRouteSpellingTests {
+    @Test(arguments: ["/API/PULL", "/Api/Pull", "/api/pull/", "//api/pull", "/api/%70ull", "/api/./pull",
+                      "/api/pull;x", "/v1/../api/pull", "/api/pull?stream=false", "/api/pull#frag", "/api/ME", "/api/me/"])
+    func aNonAdminCannotReachPullBySpellingItDifferently(_ path: String) throws {
+        try AdmissionPolicyTests.withPolicyProxy { proxy, fake in
+            let response = try proxy.fetch(Req.post(path, #"{"model":"evil/model"}"#, AdmissionPolicyTests.alice))
+            #expect(response.status == 403 || response.status == 404 || response.status == 400, "\(path): \(response.status)")
+            #expect(fake.requests.isEmpty, "\(path) reached the upstream as \(fake.requests.map(\.target))")
+        }
+    }
+}
+
+/// The optional per-user request rate, after authentication.
+@Suite struct AdmissionUserRateTests {
+    @Test func eachUserHasTheirOwnRate() throws {
+        let users = try TestUsers.parse("alice:{PLAIN}pw-a\nbob:{PLAIN}pw-b\n")
+        try withProxyAndFake(configure: { config in
+            config.users = users
+            config.userRate = (rate: 0.001, burst: 2)
+            config.authSettings = Authenticator.Settings(workers: 2)
+        }) { proxy, fake in
+            let client = try proxy.tls()
+            defer { client.close() }
+            var statuses: [Int] = []
+            for _ in 0..<4 { statuses.append(try client.exchange(Req.get("/api/tags", AdmissionPolicyTests.alice)).status) }
+            #expect(statuses == [200, 200, 200, 429])
+            let refused = try client.exchange(Req.get("/v1/models", AdmissionPolicyTests.alice))
+            expectError(refused, status: 429, family: .openAI, openAICode: "rate_limit_exceeded")
+            #expect((retryAfterSeconds(refused) ?? 0) >= 1)
+            #expect(refused.head.header("RateLimit-Policy")?.hasPrefix(#""user";q=2;"#) == true)
+            // bob is not alice, even on the same connection from the same address.
+            #expect(try client.exchange(Req.get("/api/tags", Credential.basic("bob", "pw-b"))).status == 200)
+            // A wrong password is a 401, not a use of alice's rate.
+            #expect(try client.exchange(Req.get("/api/tags", Credential.basic("alice", "nope"))).status == 401)
+            #expect(fake.requests.count == 4)
+        }
+    }
+}

@@ -70,4 +70,19 @@ import Tollgate
             #expect(try Self.status(client, "first") == 401)
         }
     }
+
+    @Test func inPlaceRewriteAndDeleteRecreateAreSeenToo() throws {
+        let file = try UsersFileOnDisk("alice:{PLAIN}one\n")
+        try Self.withWatchingProxy(file) { proxy in
+            let client = try proxy.tls()
+            defer { client.close() }
+            #expect(try Self.status(client, "one") == 200)
+            try file.rewriteInPlace(with: "alice:{PLAIN}two\n")
+            #expect(try waitUntil { try Self.status(client, "two") == 200 }, "an in-place rewrite was never loaded")
+            #expect(try Self.status(client, "one") == 401)
+            try file.deleteAndRecreate(with: "alice:\(try TestUsers.bcrypt("three"))\n")
+            #expect(try waitUntil { try Self.status(client, "three") == 200 }, "a recreated file was never loaded")
+            #expect(try Self.status(client, "two") == 401)
+        }
+    }
 }

@@ -110,6 +110,17 @@ final class UsersFileOnDisk {
         guard rename(temporary, path) == 0 else { throw WireError("rename failed: errno \(errno)") }
     }
 
+    /// Rewrites the file in place (truncate and write, as `htpasswd` does): same inode.
+    func rewriteInPlace(with text: String) throws {
+        try write(text, to: path)
+    }
+
+    /// Deletes the file, then creates it again with `text`.
+    func deleteAndRecreate(with text: String) throws {
+        guard unlink(path) == 0 else { throw WireError("unlink failed: errno \(errno)") }
+        try write(text, to: path)
+    }
+
     private func write(_ text: String, to file: String) throws {
         let fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0o640)
         guard fd >= 0 else { throw WireError("open \(file): errno \(errno)") }
