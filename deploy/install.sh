@@ -1,0 +1,397 @@
+#!/usr/bin/env bash
+# Installs (or upgrades) Tollgate on Ubuntu 22.04/24.04 from this checkout. Idempotent: run it again after
+# `git pull` to upgrade; it never overwrites your config, users file or certificates.
+#
+#   sudo deploy/install.sh [--dry-run] [--domain NAME] [--first-user NAME] [--import-htpasswd FILE]
+#                          [--no-start] [--scratch-path DIR]
+#
+# What it does, in order (each step says whether it changed anything):
+#   1. checks: root, Ubuntu version, this checkout, Swift >= 6 (not downloaded for you; see below)
+#   2. apt-get installs the missing build packages: libssl-dev libcrypt-dev pkg-config (and openssl)
+#   3. swift build -c release --static-swift-stdlib --product tollgate   (as the checkout's owner, not root)
+#   4. installs the binary as /usr/local/bin/tollgate (atomic rename; a running server keeps its old binary)
+#   5. creates the system user and group `tollgate`, and /etc/tollgate (0750 root:tollgate)
+#   6. /etc/tollgate/tollgate.conf from deploy/tollgate.conf, only if absent
+#   7. the users file, only if absent: imported from --import-htpasswd (e.g. nginx's), or a first user
+#      (--first-user, default "admin") with a generated password, printed once
+#   8. certificates: with --domain, copies certbot's live/NAME pair via the deploy hook
+#   9. installs the systemd unit, the certbot deploy hook, the logrotate file and the docs
+#  10. systemctl daemon-reload, enable, then start (or restart if the binary or unit changed)
+#  11. smoke check: tollgate serve --help
+#
+# --dry-run prints every command that would change the system, and changes nothing.
+set -euo pipefail
+
+PROG=install.sh
+ORIG_ARGS=("$@")
+DRY_RUN=no
+DOMAIN=""
+FIRST_USER="admin"
+IMPORT_HTPASSWD=""
+START=yes
+SCRATCH=""
+
+PREFIX_BIN=/usr/local/bin
+BIN="$PREFIX_BIN/tollgate"
+ETC=/etc/tollgate
+CONF="$ETC/tollgate.conf"
+UNIT_DEST=/etc/systemd/system/tollgate.service
+HOOK_DEST=/etc/letsencrypt/renewal-hooks/deploy/tollgate.sh
+LOGROTATE_DEST=/etc/logrotate.d/tollgate
+DOC_DEST=/usr/local/share/doc/tollgate
+SVC_USER=tollgate
+
+say()  { printf '%s: %s\n' "$PROG" "$*"; }
+step() { printf '\n==> %s\n' "$*"; }
+warn() { printf '%s: warning: %s\n' "$PROG" "$*" >&2; }
+die()  { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
+
+# run CMD...: runs a command that changes the system; with --dry-run only prints it.
+run() {
+    if [ "$DRY_RUN" = yes ]; then
+        printf '    would run: %s\n' "$(printf '%q ' "$@")"
+    else
+        printf '    + %s\n' "$(printf '%q ' "$@")"
+        "$@"
+    fi
+}
+
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --dry-run) DRY_RUN=yes ;;
+        --domain) [ $# -ge 2 ] || die "--domain needs a name"; DOMAIN="$2"; shift ;;
+        --domain=*) DOMAIN="${1#*=}" ;;
+        --first-user) [ $# -ge 2 ] || die "--first-user needs a name"; FIRST_USER="$2"; shift ;;
+        --first-user=*) FIRST_USER="${1#*=}" ;;
+        --import-htpasswd) [ $# -ge 2 ] || die "--import-htpasswd needs a file"; IMPORT_HTPASSWD="$2"; shift ;;
+        --import-htpasswd=*) IMPORT_HTPASSWD="${1#*=}" ;;
+        --no-start) START=no ;;
+        --scratch-path) [ $# -ge 2 ] || die "--scratch-path needs a directory"; SCRATCH="$2"; shift ;;
+        --scratch-path=*) SCRATCH="${1#*=}" ;;
+        -h|--help) usage; exit 0 ;;
+        *) die "unknown option $1 (see --help)" ;;
+    esac
+    shift
+done
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SCRATCH="${SCRATCH:-$REPO/.build}"
+[ "$DRY_RUN" = yes ] && say "dry run: nothing will be changed"
+
+# The config the paths are read from: the installed one, or (before it exists, e.g. in a dry run) the example.
+CONF_SRC="$CONF"
+[ -r "$CONF_SRC" ] || CONF_SRC="$REPO/deploy/tollgate.conf"
+
+# conf_get KEY: first value of KEY in the config ("key = value", # comments, optional quotes).
+conf_get() {
+    [ -r "$CONF_SRC" ] || return 0
+    sed -n -E "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*//p" "$CONF_SRC" | head -n 1 |
+        sed -E 's/[[:space:]]+#.*$//; s/[[:space:]]+$//; s/^"(.*)"$/\1/; s/^'"'"'(.*)'"'"'$/\1/'
+}
+# conf_all KEY: every value of KEY (repeated keys or comma-separated lists), one per line.
+conf_all() {
+    [ -r "$CONF_SRC" ] || return 0
+    sed -n -E "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*//p" "$CONF_SRC" |
+        sed -E 's/[[:space:]]+#.*$//; s/"//g' | tr ', ' '\n' | sed '/^$/d'
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+step "1. checks"
+if [ "$(id -u)" -ne 0 ]; then
+    [ "$DRY_RUN" = yes ] || die "run as root: sudo $0 ${ORIG_ARGS[*]:-}"
+    warn "not root: fine for --dry-run, but the real run needs sudo"
+fi
+if [ ! -f "$REPO/Package.swift" ] || [ ! -f "$REPO/deploy/tollgate.service" ]; then
+    die "$REPO is not a Tollgate checkout (no Package.swift or deploy/tollgate.service)"
+fi
+say "checkout: $REPO"
+
+if [ -r /etc/os-release ]; then
+    # shellcheck disable=SC1091
+    . /etc/os-release
+    case "${ID:-}:${VERSION_ID:-}" in
+        ubuntu:22.04|ubuntu:24.04) say "system: $PRETTY_NAME" ;;
+        *) warn "tested on Ubuntu 22.04 and 24.04; this is ${PRETTY_NAME:-unknown}: continuing" ;;
+    esac
+fi
+
+HAVE_SYSTEMD=no
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+    HAVE_SYSTEMD=yes
+else
+    warn "systemd is not running here: files are installed, but the service is not enabled or started"
+fi
+
+# The checkout's owner builds (so .build/ is not root-owned in their checkout); root builds a root-owned checkout.
+OWNER="$(stat -c %U "$REPO")"
+OWNER_HOME="$(getent passwd "$OWNER" | cut -d: -f6)"
+OWNER_HOME="${OWNER_HOME:-/root}"
+
+# find_swift: $SWIFT, then PATH (sudo resets it), then the usual toolchain and swiftly locations.
+find_swift() {
+    local c
+    for c in "${SWIFT:-}" "$(command -v swift 2>/dev/null || true)" \
+             "$OWNER_HOME/.local/share/swiftly/bin/swift" "/home/${SUDO_USER:-nobody}/.local/share/swiftly/bin/swift" \
+             /usr/bin/swift /opt/swift/usr/bin/swift /usr/share/swift/usr/bin/swift /usr/local/bin/swift; do
+        if [ -n "$c" ] && [ -x "$c" ]; then echo "$c"; return 0; fi
+    done
+    return 1
+}
+if ! SWIFT_BIN="$(find_swift)"; then
+    die "Swift is not installed (or not on root's PATH). Tollgate needs Swift 6 or newer. Install it as the
+    user who owns $REPO, with swiftly (https://www.swift.org/install/linux/):
+        curl -O https://download.swift.org/swiftly/linux/swiftly-\$(uname -m).tar.gz
+        tar zxf swiftly-\$(uname -m).tar.gz && ./swiftly init
+        . ~/.local/share/swiftly/env.sh && swift --version
+    swiftly lists the apt packages Swift itself needs. Then run again; if sudo still cannot find it:
+        sudo SWIFT=\"\$(command -v swift)\" $0"
+fi
+# as_owner CMD...: run as the checkout's owner with their HOME (swiftly keeps its state there).
+as_owner() {
+    if [ "$OWNER" = root ] || [ "$(id -un)" = "$OWNER" ]; then
+        "$@"
+    else
+        runuser -u "$OWNER" -- env HOME="$OWNER_HOME" PATH="$(dirname "$SWIFT_BIN"):$PATH" "$@"
+    fi
+}
+SWIFT_VERSION="$(as_owner "$SWIFT_BIN" --version 2>/dev/null | sed -n -E 's/.*Swift version ([0-9]+)\.([0-9]+).*/\1.\2/p' | head -n 1)"
+[ -n "$SWIFT_VERSION" ] || die "$SWIFT_BIN --version did not print a Swift version"
+[ "${SWIFT_VERSION%%.*}" -ge 6 ] || die "Swift $SWIFT_VERSION at $SWIFT_BIN is too old; Tollgate needs Swift 6 or newer"
+say "swift: $SWIFT_BIN (Swift $SWIFT_VERSION), building as $OWNER"
+
+# ---------------------------------------------------------------------------------------------------------------
+step "2. build packages"
+missing=()
+for pkg in libssl-dev libcrypt-dev pkg-config openssl; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+    say "all present: libssl-dev libcrypt-dev pkg-config openssl"
+else
+    run apt-get update -qq
+    run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+step "3. build"
+# --static-swift-stdlib: the binary must not load the Swift runtime from the toolchain directory, which may be in
+# a home directory (swiftly) that the unit hides (ProtectHome=true) or be removed by the next toolchain upgrade.
+BUILD=(build -c release --static-swift-stdlib --product tollgate --package-path "$REPO" --scratch-path "$SCRATCH")
+run as_owner "$SWIFT_BIN" "${BUILD[@]}"
+BUILT="$SCRATCH/release/tollgate"
+if [ "$DRY_RUN" = no ]; then
+    [ -x "$BUILT" ] || die "the build did not produce $BUILT"
+    if ldd "$BUILT" 2>/dev/null | grep -q 'libswiftCore'; then
+        die "$BUILT links the Swift runtime dynamically; the service could not load it. Is the toolchain's static stdlib installed?"
+    fi
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+step "4. binary"
+BINARY_CHANGED=no
+if [ "$DRY_RUN" = yes ]; then
+    run install -m 0755 -o root -g root "$BUILT" "$PREFIX_BIN/.tollgate.new"
+    run mv -f "$PREFIX_BIN/.tollgate.new" "$BIN"
+elif [ -f "$BIN" ] && cmp -s "$BUILT" "$BIN"; then
+    say "$BIN is already this build"
+else
+    run install -m 0755 -o root -g root "$BUILT" "$PREFIX_BIN/.tollgate.new"
+    "$PREFIX_BIN/.tollgate.new" --help >/dev/null || { rm -f "$PREFIX_BIN/.tollgate.new"; die "the new binary does not run"; }
+    run mv -f "$PREFIX_BIN/.tollgate.new" "$BIN"
+    BINARY_CHANGED=yes
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+step "5. user, group, directories"
+if getent group "$SVC_USER" >/dev/null; then
+    say "group $SVC_USER exists"
+else
+    run groupadd --system "$SVC_USER"
+fi
+if id -u "$SVC_USER" >/dev/null 2>&1; then
+    say "user $SVC_USER exists"
+else
+    run useradd --system --gid "$SVC_USER" --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin --comment "Tollgate proxy" "$SVC_USER"
+fi
+# install -d also corrects the owner and mode of an existing directory.
+run install -d -m 0750 -o root -g "$SVC_USER" "$ETC"
+
+# ---------------------------------------------------------------------------------------------------------------
+step "6. config"
+if [ -e "$CONF" ]; then
+    say "$CONF exists: kept as is"
+    if [ -f "$REPO/deploy/tollgate.conf" ] && ! cmp -s "$REPO/deploy/tollgate.conf" "$CONF"; then
+        say "  (to see what the example has that yours lacks: diff -u $CONF $REPO/deploy/tollgate.conf)"
+    fi
+elif [ -f "$REPO/deploy/tollgate.conf" ]; then
+    run install -m 0640 -o root -g "$SVC_USER" "$REPO/deploy/tollgate.conf" "$CONF"
+    if [ -n "$DOMAIN" ]; then
+        # The example's certificate paths name example.com; use the real lineage.
+        run sed -i "s|/etc/letsencrypt/live/example\.com/|/etc/letsencrypt/live/$DOMAIN/|g" "$CONF"
+    fi
+    say "review $CONF before going live (listen addresses, cert/key, limits)"
+else
+    die "$REPO/deploy/tollgate.conf is missing from the checkout, and $CONF does not exist"
+fi
+
+# Paths the server will read, from the installed config (or the example in a dry run).
+[ -r "$CONF" ] && CONF_SRC="$CONF"
+USERS_FILE="$(conf_get users)"; USERS_FILE="${USERS_FILE:-$ETC/users.htpasswd}"
+CERT_FILE="$(conf_get cert)"; CERT_FILE="${CERT_FILE:-$ETC/fullchain.pem}"
+KEY_FILE="$(conf_get key)"; KEY_FILE="${KEY_FILE:-$ETC/privkey.pem}"
+if [ -n "$DOMAIN" ]; then   # (a dry run did not rewrite the example's paths)
+    CERT_FILE="${CERT_FILE/\/live\/example.com\//\/live\/$DOMAIN\/}"
+    KEY_FILE="${KEY_FILE/\/live\/example.com\//\/live\/$DOMAIN\/}"
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+step "7. users file ($USERS_FILE)"
+if [ -e "$USERS_FILE" ]; then
+    say "exists: kept; $(grep -cE '^[[:space:]]*[^#[:space:]][^:]*:' "$USERS_FILE" 2>/dev/null || true) user line(s)"
+elif [ -n "$IMPORT_HTPASSWD" ]; then
+    [ -r "$IMPORT_HTPASSWD" ] || die "--import-htpasswd $IMPORT_HTPASSWD: not readable"
+    run install -m 0640 -o root -g "$SVC_USER" "$IMPORT_HTPASSWD" "$USERS_FILE"
+    [ "$DRY_RUN" = yes ] || "$BIN" users list --file "$USERS_FILE"
+else
+    say "creating it with user $FIRST_USER and a generated password"
+    if [ "$DRY_RUN" = yes ]; then
+        run "$BIN" users add "$FIRST_USER" --file "$USERS_FILE"
+    else
+        echo "--------------------------------------------------------------------------------"
+        "$BIN" users add "$FIRST_USER" --file "$USERS_FILE"
+        echo "--------------------------------------------------------------------------------"
+        say "write that password down now: it is stored only as a bcrypt hash"
+    fi
+fi
+# `tollgate users` writes the file 0600 root:root; the server (group tollgate) must be able to read it.
+run chown root:"$SVC_USER" "$USERS_FILE"
+run chmod 0640 "$USERS_FILE"
+
+# ---------------------------------------------------------------------------------------------------------------
+step "8. certificate ($CERT_FILE, $KEY_FILE)"
+HOOK_SRC="$REPO/deploy/certbot-deploy-hook.sh"
+if [ -n "$DOMAIN" ]; then
+    if [ -d "/etc/letsencrypt/live/$DOMAIN" ]; then
+        run env TOLLGATE_CONF="$CONF" TOLLGATE_VERIFY=no bash "$HOOK_SRC" "$DOMAIN"
+    else
+        warn "/etc/letsencrypt/live/$DOMAIN does not exist: get a certificate first (deploy/MIGRATION.md, step 1)"
+    fi
+fi
+CERT_OK=yes
+for f in "$CERT_FILE" "$KEY_FILE"; do
+    if [ ! -e "$f" ]; then
+        CERT_OK=no
+        [ "$DRY_RUN" = yes ] || warn "$f does not exist yet: the service will not start until it does (sudo certbot certonly ..., then sudo $HOOK_DEST DOMAIN)"
+    fi
+done
+
+# ---------------------------------------------------------------------------------------------------------------
+step "9. systemd unit, certbot hook, logrotate, docs"
+UNIT_CHANGED=no
+if [ -f "$UNIT_DEST" ] && cmp -s "$REPO/deploy/tollgate.service" "$UNIT_DEST"; then
+    say "$UNIT_DEST is up to date"
+else
+    run install -m 0644 -o root -g root "$REPO/deploy/tollgate.service" "$UNIT_DEST"
+    UNIT_CHANGED=yes
+fi
+run install -d -m 0755 "$(dirname "$HOOK_DEST")"
+# The hook acts only on the lineage named by --domain (or the one baked into the installed hook by an earlier
+# run), so renewals of other certificates on this machine leave Tollgate alone.
+HOOK_DOMAIN="$DOMAIN"
+if [ -z "$HOOK_DOMAIN" ] && [ -f "$HOOK_DEST" ]; then
+    HOOK_DOMAIN="$(sed -n -E 's/^CERT_NAME="\$\{TOLLGATE_CERT_NAME:-([^}]+)\}".*/\1/p' "$HOOK_DEST" | head -n 1)"
+fi
+tmp_hook="$(mktemp)"
+trap 'rm -f "$tmp_hook"' EXIT
+if [ -n "$HOOK_DOMAIN" ]; then
+    sed "s|^CERT_NAME=\"\${TOLLGATE_CERT_NAME:-}\"|CERT_NAME=\"\${TOLLGATE_CERT_NAME:-$HOOK_DOMAIN}\"|" "$HOOK_SRC" >"$tmp_hook"
+    grep -qF "TOLLGATE_CERT_NAME:-$HOOK_DOMAIN}" "$tmp_hook" || die "could not set the domain in the hook"
+else
+    cp "$HOOK_SRC" "$tmp_hook"
+fi
+if [ -f "$HOOK_DEST" ] && cmp -s "$tmp_hook" "$HOOK_DEST"; then
+    say "$HOOK_DEST is up to date${HOOK_DOMAIN:+ (lineage $HOOK_DOMAIN)}"
+else
+    say "certbot deploy hook${HOOK_DOMAIN:+ for lineage $HOOK_DOMAIN}:"
+    run install -m 0755 -o root -g root "$tmp_hook" "$HOOK_DEST"
+fi
+run install -m 0644 -o root -g root "$REPO/deploy/logrotate.conf" "$LOGROTATE_DEST"
+run install -d -m 0755 "$DOC_DEST"
+for doc in README.md MIGRATION.md FIREWALL.md; do
+    if [ -f "$REPO/deploy/$doc" ]; then run install -m 0644 "$REPO/deploy/$doc" "$DOC_DEST/$doc"; fi
+done
+if [ -f "$REPO/deploy/tollgate.conf" ]; then
+    run install -m 0644 "$REPO/deploy/tollgate.conf" "$DOC_DEST/tollgate.conf.example"
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+step "10. service"
+# Can the service user read what it needs? (`tollgate users` and a hand copy easily leave files root-only.)
+if [ "$DRY_RUN" = no ] && [ "$CERT_OK" = yes ]; then
+    for f in "$CONF" "$USERS_FILE" "$CERT_FILE" "$KEY_FILE"; do
+        runuser -u "$SVC_USER" -- test -r "$f" || die "$f is not readable by $SVC_USER (chown root:$SVC_USER $f; chmod 0640 $f)"
+    done
+    if "$BIN" help check-config >/dev/null 2>&1; then
+        runuser -u "$SVC_USER" -- "$BIN" check-config --config "$CONF" || die "tollgate check-config found a problem (above); fix $CONF"
+    fi
+fi
+# Ports held by another program (nginx during a migration) would make the start fail.
+BUSY=""
+if command -v ss >/dev/null 2>&1; then
+    for addr in $(conf_all listen) $(conf_all listen-redirect); do
+        port="${addr##*:}"
+        holder="$(ss -ltnpH "sport = :$port" 2>/dev/null | grep -v '"tollgate"' | sed -n -E 's/.*users:\(\("([^"]+)".*/\1/p' | head -n 1 || true)"
+        [ -n "$holder" ] && BUSY="$BUSY $port($holder)"
+    done
+fi
+
+if [ "$HAVE_SYSTEMD" = no ] && [ "$DRY_RUN" = no ]; then
+    say "no systemd: skipped daemon-reload, enable and start"
+else
+    run systemctl daemon-reload
+    run systemctl enable tollgate.service
+    if [ "$START" = no ]; then
+        say "--no-start: not starting; when ready: sudo systemctl start tollgate"
+    elif [ "$CERT_OK" = no ]; then
+        say "not starting: no certificate yet (see step 8)"
+    elif [ -n "$BUSY" ]; then
+        warn "not starting: port(s)$BUSY already in use. Free them (deploy/MIGRATION.md, cut-over), then: sudo systemctl start tollgate"
+    elif systemctl is-active --quiet tollgate; then
+        if [ "$BINARY_CHANGED" = yes ] || [ "$UNIT_CHANGED" = yes ]; then
+            say "restarting: in-flight requests get drain-timeout to finish first"
+            run systemctl restart tollgate.service
+        else
+            say "running and unchanged: left alone (after editing $CONF: sudo systemctl reload tollgate)"
+        fi
+    else
+        run systemctl start tollgate.service
+    fi
+    if [ "$DRY_RUN" = no ] && [ "$START" = yes ] && [ "$CERT_OK" = yes ] && [ -z "$BUSY" ]; then
+        sleep 2
+        if systemctl is-active --quiet tollgate; then
+            say "tollgate is running"
+        else
+            journalctl -u tollgate -n 30 --no-pager >&2 || true
+            die "tollgate did not stay up (journal above); fix and run: sudo systemctl restart tollgate"
+        fi
+    fi
+fi
+
+# ---------------------------------------------------------------------------------------------------------------
+step "11. smoke check"
+if [ "$DRY_RUN" = yes ]; then
+    run "$BIN" serve --help
+else
+    "$BIN" serve --help >/dev/null || die "$BIN serve --help failed"
+    say "$BIN serve --help: ok"
+fi
+
+echo
+say "done. Next:"
+say "  logs:       journalctl -u tollgate -f"
+say "  users:      sudo tollgate users add NAME --file $USERS_FILE && sudo chgrp $SVC_USER $USERS_FILE && sudo chmod 0640 $USERS_FILE"
+say "  test:       curl -u USER:PASSWORD https://YOUR.DOMAIN/api/tags"
+say "  migrating from nginx: $DOC_DEST/MIGRATION.md"
