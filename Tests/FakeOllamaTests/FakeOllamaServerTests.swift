@@ -13,6 +13,9 @@ func withServer(tokens: Int = 3, intervalMs: Int = 0, _ body: (FakeOllamaServer)
 
 let generateBody = #"{"model":"mistral:7b","prompt":"hello"}"#
 
+/// How long a test waits for something the server is sure to do; only a broken server runs it out.
+let patience = Double(RawClient.timeoutSeconds)
+
 @Suite struct FakeOllamaServerTests {
     @Test func hostCheckRefusesForeignHostWithEmpty403() throws {
         try withServer { server in
@@ -116,7 +119,7 @@ let generateBody = #"{"model":"mistral:7b","prompt":"hello"}"#
             server.stepMode = true
             let client = try RawClient(port: server.port)
             client.request("POST", "/api/generate", body: generateBody)
-            #expect(server.waitForRequests(1, timeoutSeconds: 10))
+            #expect(server.waitForRequests(1, timeoutSeconds: patience))
             server.allowLines(1)
             let head = try client.readHead()
             #expect(head.status == 200)
@@ -141,7 +144,7 @@ let generateBody = #"{"model":"mistral:7b","prompt":"hello"}"#
             _ = try client.readHead()
             _ = try client.readChunk()
             Glibc.shutdown(client.fd, Int32(SHUT_RDWR))
-            #expect(server.waitForCancellations(1, timeoutSeconds: 10))
+            #expect(server.waitForCancellations(1, timeoutSeconds: patience))
             #expect(server.cancellations == 1)
         }
     }
@@ -151,9 +154,9 @@ let generateBody = #"{"model":"mistral:7b","prompt":"hello"}"#
             server.stepMode = true
             let client = try RawClient(port: server.port)
             client.request("POST", "/v1/completions", body: #"{"model":"mistral:7b","prompt":"x","stream":true}"#)
-            #expect(server.waitForRequests(1, timeoutSeconds: 10))
+            #expect(server.waitForRequests(1, timeoutSeconds: patience))
             Glibc.shutdown(client.fd, Int32(SHUT_RDWR))
-            #expect(server.waitForCancellations(1, timeoutSeconds: 10))
+            #expect(server.waitForCancellations(1, timeoutSeconds: patience))
         }
     }
 
@@ -204,10 +207,11 @@ let generateBody = #"{"model":"mistral:7b","prompt":"hello"}"#
     @Test func hangHoldsUntilStopAndRefuseStopsListening() throws {
         let server = try FakeOllamaServer(config: FakeOllamaConfig(port: 0))
         server.start()
+        defer { server.stop() }
         server.fault = .hang
         let client = try RawClient(port: server.port)
         client.request("GET", "/api/version")
-        #expect(server.waitForRequests(1, timeoutSeconds: 10))
+        #expect(server.waitForRequests(1, timeoutSeconds: patience))
         #expect(!client.hasPendingBytes())
         server.fault = .refuse
         #expect(throws: RawClient.Failure.self) { _ = try RawClient(port: server.port) }
@@ -217,7 +221,7 @@ let generateBody = #"{"model":"mistral:7b","prompt":"hello"}"#
         #expect(try again.readResponse().bodyText == "Ollama is running")
         server.stop()
         #expect(client.readsEOF())
-        #expect(server.openConnections == 0)
+        #expect(server.waitForOpenConnections(0, timeoutSeconds: patience))
     }
 
     @Test func portTakenThrowsClearError() throws {

@@ -26,24 +26,37 @@ final class RawClient {
 
     struct Failure: Error { var why: String }
 
+    /// Connects to 127.0.0.1:`port`; throws if the connection is refused.
+    ///
+    /// `fd` is assigned only after a successful connect: once every stored property is set, a throwing class
+    /// initializer runs `deinit`, and a `close` here followed by the one in `deinit` would close the number twice,
+    /// possibly after another test's thread had been given it (the tests share one process).
     init(port: UInt16) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var tv = timeval(tv_sec: 10, tv_usec: 0)  // a hung server fails the test instead of hanging it
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let s = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if s < 0 { throw Failure(why: "socket: \(String(cString: strerror(errno)))") }
+        // A hung server fails the test instead of hanging it; generous, so a loaded machine is never mistaken
+        // for a hung server.
+        var tv = timeval(tv_sec: RawClient.timeoutSeconds, tv_usec: 0)
+        setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = port.bigEndian
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
         if rc != 0 {
-            close(fd)
-            throw Failure(why: "connect: \(String(cString: strerror(errno)))")
+            let why = String(cString: strerror(errno))
+            close(s)
+            throw Failure(why: "connect: \(why)")
         }
+        fd = s
     }
+
+    /// Bound on every blocking read and every server-side wait in these tests. Only a broken server reaches it.
+    static let timeoutSeconds = 60
 
     deinit { close(fd) }
 
@@ -65,7 +78,11 @@ final class RawClient {
     @discardableResult
     func fill() -> Bool {
         var chunk = [UInt8](repeating: 0, count: 65536)
-        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        var n: Int
+        repeat {
+            // SO_RCVTIMEO makes recv fail with EINTR on any signal, even with SA_RESTART (signal(7)).
+            n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        } while n < 0 && errno == EINTR
         if n <= 0 { return false }
         buffer.append(contentsOf: chunk[0..<n])
         return true
