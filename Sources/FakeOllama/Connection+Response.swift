@@ -53,11 +53,12 @@ extension Connection {
 
     /// Streams `lines` lines, each flushed as its own chunk (HTTP/1.0: raw, then close); returns whether to keep
     /// the connection. Counts a cancellation when the client leaves before the last line was written.
-    func sendStream(headers: [(String, String)], lines: Int, request: Request,
+    /// `fault` is the one the request arrived under (see `FakeOllamaServer.record`).
+    func sendStream(headers: [(String, String)], lines: Int, request: Request, fault: FakeOllamaServer.Fault,
                     makeLine: (Int, inout [UInt8]) -> Void) -> Bool {
         let chunked = request.minorVersion == 1
         var dieAfter: Int?
-        if case .dieAfterLines(let k) = server.fault { dieAfter = max(0, k) }
+        if case .dieAfterLines(let k) = fault { dieAfter = max(0, k) }
         let connectionHeader: String? = chunked && !request.keepAlive ? "close" : nil
         var headSent = false
         let intervalNanos = UInt64(max(0, server.config.intervalMs)) * 1_000_000
@@ -150,7 +151,7 @@ extension Connection {
 
     private enum PeerState { case quiet, gone }
 
-    /// Polls the client socket (and the step-mode eventfd) for up to `timeoutMs`. Bytes the client sends meanwhile
+    /// Polls the client socket (and the step-mode wake pipe) for up to `timeoutMs`. Bytes the client sends meanwhile
     /// (a pipelined request) are kept in `input`; EOF, hang-up or error mean the client is gone.
     private func pollPeer(timeoutMs: Int32) -> PeerState {
         let readable = Int16(POLLIN)

@@ -2,7 +2,7 @@ import Glibc
 
 /// One accepted socket, served on its own thread: read a request, answer it, repeat while keep-alive holds.
 ///
-/// Owns `fd` (and its eventfd) and closes them when `run` returns. Buffers are reused across requests.
+/// Owns `fd` (and its wake pipe) and closes them when `run` returns. Buffers are reused across requests.
 final class Connection {
     let server: FakeOllamaServer
     let id: Int
@@ -188,12 +188,13 @@ final class Connection {
             }
         }
         let body = request.body
-        server.record {
+        // The fault is read once, with the request counted: later changes apply to later requests only.
+        let fault = server.record {
             let h = recordedHead!
             return FakeOllamaServer.RecordedRequest(method: h.method, target: h.target, version: h.version,
                                                     headers: h.headers, body: body)
         }
-        if server.fault == .hang {
+        if fault == .hang {
             holdSilently()
             return false
         }
@@ -202,7 +203,7 @@ final class Connection {
         case .fixed(let status, let headers, let body):
             return sendFixed(status: status, headers: headers, body: body, request: request)
         case .stream(let headers, let lines, let makeLine):
-            return sendStream(headers: headers, lines: lines, request: request, makeLine: makeLine)
+            return sendStream(headers: headers, lines: lines, request: request, fault: fault, makeLine: makeLine)
         }
     }
 

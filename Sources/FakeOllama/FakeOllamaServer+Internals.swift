@@ -82,13 +82,18 @@ extension FakeOllamaServer {
         }
     }
 
-    /// Records an arrived request (built only when recording is on) and wakes waiters.
-    func record(_ make: () -> RecordedRequest) {
+    /// Records an arrived request (built only when recording is on), wakes waiters, and returns the fault that
+    /// applies to it.
+    ///
+    /// Counting the request and reading the fault happen under one lock hold: a test that waits for the request
+    /// and then changes the fault (`.hang`, then `.refuse`) must not change what this request does.
+    func record(_ make: () -> RecordedRequest) -> Fault {
         let request = config.recordRequests ? make() : nil
-        lock.withLock {
+        return lock.withLock {
             if let request { recorded.append(request) }
             requestCount += 1
             lock.broadcast()
+            return currentFault
         }
     }
 
