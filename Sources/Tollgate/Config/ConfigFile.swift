@@ -171,7 +171,9 @@ public struct ConfigFile: Sendable, Equatable {
                     }
                     i += 1
                 }
-                items.append(String(decoding: trimmed(text[start..<i]), as: UTF8.self))
+                let item = trimmed(text[start..<i])
+                if item.isEmpty { return .failure(SettingValueError("empty item in list")) }
+                items.append(String(decoding: item, as: UTF8.self))
                 if i == text.endIndex || text[i] == hash { return .success(items) }
             }
             i += 1  // past the comma
