@@ -122,7 +122,7 @@ case "$dest_cert" in
 esac
 
 # --- reload the running server ---
-if ! command -v systemctl >/dev/null 2>&1 || ! systemctl is-active --quiet "$UNIT"; then
+if ! command -v systemctl >/dev/null 2>&1 || ! systemctl is-active --quiet "$UNIT" 2>/dev/null; then
     log "$UNIT is not running; it will use the new certificate when started"
     exit 0
 fi

@@ -334,7 +334,8 @@ if [ "$DRY_RUN" = no ] && [ "$CERT_OK" = yes ]; then
     for f in "$CONF" "$USERS_FILE" "$CERT_FILE" "$KEY_FILE"; do
         runuser -u "$SVC_USER" -- test -r "$f" || die "$f is not readable by $SVC_USER (chown root:$SVC_USER $f; chmod 0640 $f)"
     done
-    if "$BIN" help check-config >/dev/null 2>&1; then
+    # (only once the binary has the subcommand: `tollgate --help` lists it)
+    if "$BIN" --help 2>/dev/null | grep -qE '^[[:space:]]+check-config'; then
         runuser -u "$SVC_USER" -- "$BIN" check-config --config "$CONF" || die "tollgate check-config found a problem (above); fix $CONF"
     fi
 fi
