@@ -30,6 +30,7 @@ public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
         case flag(String)
     }
 
+    /// Where the bad text is.
     public var location: Location
     /// The setting concerned, when the problem is about one (always for environment variables and flags).
     public var key: String?

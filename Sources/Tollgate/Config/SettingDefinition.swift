@@ -6,6 +6,7 @@
 public struct SettingDefinition: Sendable, Equatable {
     /// The key: `head-timeout` (flag `--head-timeout`, variable `TOLLGATE_HEAD_TIMEOUT`).
     public var name: String
+    /// How its value is read and which `ResolvedConfig` accessor returns it.
     public var kind: SettingKind
     /// One line for `--help`, check-config and the example file.
     public var help: String

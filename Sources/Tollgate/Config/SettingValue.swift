@@ -2,8 +2,11 @@
 public enum SettingValue: Sendable, Equatable {
     /// A `.string` or `.choice` setting.
     case string(String)
+    /// An `.int` setting.
     case int(Int)
+    /// A `.double` setting.
     case double(Double)
+    /// A `.bool` setting.
     case bool(Bool)
     /// A `.list` setting, items in the order given.
     case list([String])
