@@ -32,7 +32,8 @@ extension ClientConnection {
         }
         let box = UncheckedBox((self, ex))
         let loop = worker.loop
-        let check = auth.check(credentials, clientIP: peerString) { outcome in
+        let clientIP = ex.client.map { SocketAddress(host: $0, port: 0).hostString } ?? peerString
+        let check = auth.check(credentials, clientIP: clientIP) { outcome in
             loop.execute { box.value.0.authenticated(box.value.1, outcome) }
         }
         switch check {

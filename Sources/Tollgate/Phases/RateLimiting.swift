@@ -6,7 +6,7 @@ import TollgateIO
 extension ClientConnection {
     func rateLimit(_ ex: Exchange, head: RequestHead) -> PhaseResult {
         guard let limiter = worker.rateLimiter else { return .proceed }
-        let client = clientHost(head)
+        let client = ex.client ?? peerHost
         let decision = limiter.check(client, nowMillis: worker.loop.now / 1_000_000)
         guard case .rejected(let retryAfter, _) = decision else {
             ex.rateLimitOutcome = decision == .exempt ? "exempt" : "pass"

@@ -35,6 +35,10 @@ extension ClientConnection {
         case .tls, .plain:
             break
         }
+        if !worker.config.trustedProxies.isEmpty {
+            let client = clientHost(head)
+            if client != peerHost { ex.client = client }
+        }
         if case .reject(let error, let reason) = rateLimit(ex, head: head) {
             respond(ex, error, reason: reason)
             return

@@ -1,4 +1,5 @@
 import TollgateHTTP
+import TollgateIO
 
 /// One request and its response as they cross Tollgate. Owned by its `ClientConnection`; loop thread only.
 final class Exchange {
@@ -17,6 +18,8 @@ final class Exchange {
     let route: RouteClass
     let start: UInt64
     var clientKeepAlive: Bool
+    /// The client's address when it differs from the TCP peer (a trusted proxy's X-Forwarded-For), else nil.
+    var client: SocketAddress.Host?
     /// The authenticated user (nil while unknown or with authentication off).
     var user: String?
     /// The inference slot this exchange holds, or its place in the wait queue.
