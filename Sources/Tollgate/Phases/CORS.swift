@@ -44,7 +44,10 @@ extension ClientConnection {
         HTTPWriter.appendHeader("Vary", "Origin", to: &out)
         HTTPWriter.appendHeader("Access-Control-Allow-Methods", "GET, HEAD, POST, DELETE, OPTIONS", to: &out)
         HTTPWriter.appendHeader("Access-Control-Allow-Headers", requestedHeaders ?? "Authorization, Content-Type", to: &out)
-        HTTPWriter.appendHeader("Access-Control-Allow-Credentials", "true", to: &out)
+        // Credentials only for origins named in the config, never for the "*" wildcard.
+        if worker.config.corsOrigins.contains(origin) {
+            HTTPWriter.appendHeader("Access-Control-Allow-Credentials", "true", to: &out)
+        }
         HTTPWriter.appendHeader("Access-Control-Max-Age", "600", to: &out)
         HTTPWriter.appendHeader("X-Request-Id", String(decoding: ex.requestID, as: UTF8.self), to: &out)
         if let hsts { HTTPWriter.appendHeader("Strict-Transport-Security", hsts, to: &out) }

@@ -8,6 +8,9 @@ import TollgateHTTP
 /// (chunked bodies are counted as they stream and stopped at the same limit).
 enum RoutePolicy {
     static func check(exchange ex: Exchange, config: ServerConfig) -> ErrorResponse? {
+        if hasDotSegment(ex.path) {
+            return ErrorResponse(status: 400, message: "path with . or .. segments refused")
+        }
         switch ex.route {
         case .account:
             return ErrorResponse(status: 403, message: "\(ex.path) is not available through this server")
@@ -25,5 +28,19 @@ enum RoutePolicy {
             return .tooLarge(limit: ex.bodyLimit)
         }
         return nil
+    }
+
+    /// "." or ".." as a path segment, plain or percent-encoded (%2e), which could walk out of an allowed prefix.
+    static func hasDotSegment(_ path: String) -> Bool {
+        for segment in path.lowercased().split(separator: "/", omittingEmptySubsequences: false) {
+            var rest = Substring(segment)
+            var dots = 0
+            while !rest.isEmpty {
+                if rest.hasPrefix(".") { rest = rest.dropFirst() } else if rest.hasPrefix("%2e") { rest = rest.dropFirst(3) } else { break }
+                dots += 1
+            }
+            if rest.isEmpty && (dots == 1 || dots == 2) { return true }
+        }
+        return false
     }
 }

@@ -12,8 +12,13 @@ extension ClientConnection {
         let ex = Exchange(requestID: worker.nextRequestID(), head: head, buffer: input, family: family, route: route,
                           bodyLimit: route.bodyLimit(worker.config.bodyLimits), start: worker.loop.now)
         if worker.draining { ex.clientKeepAlive = false }
+        if !worker.config.trustedProxies.isEmpty {
+            let client = clientHost(head)
+            if client != peerHost { ex.client = client }
+        }
+        let clientText = ex.client.map { Array(SocketAddress(host: $0, port: 0).hostString.utf8) } ?? peerText
         ex.upstreamHead = worker.takeOutput()
-        RequestRewriter.write(head, buffer: input, upstreamHost: worker.upstreamHost, clientAddress: peerText,
+        RequestRewriter.write(head, buffer: input, upstreamHost: worker.upstreamHost, clientAddress: clientText,
                               scheme: scheme, requestID: ex.requestID, into: &ex.upstreamHead)
         exchange = ex
         phase = .exchange
@@ -34,10 +39,6 @@ extension ClientConnection {
             return
         case .tls, .plain:
             break
-        }
-        if !worker.config.trustedProxies.isEmpty {
-            let client = clientHost(head)
-            if client != peerHost { ex.client = client }
         }
         if case .reject(let error, let reason) = rateLimit(ex, head: head) {
             respond(ex, error, reason: reason)
