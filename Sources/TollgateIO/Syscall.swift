@@ -60,6 +60,20 @@ public enum Syscall {
         return nil
     }
 
+    /// The process environment.
+    public static func environment() -> [String: String] {
+        var result: [String: String] = [:]
+        var p = environ
+        while let entry = p.pointee {
+            let text = String(cString: entry)
+            if let eq = text.firstIndex(of: "=") {
+                result[String(text[..<eq])] = String(text[text.index(after: eq)...])
+            }
+            p += 1
+        }
+        return result
+    }
+
     /// Closes a descriptor once; `EINTR` is not retried because Linux has already released the fd.
     public static func close(_ fd: Int32) {
         _ = Glibc.close(fd)

@@ -73,6 +73,12 @@ public enum UsersFileEditor {
         let temp = path + ".tmp-\(getpid())"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw EditError("cannot create \(temp): \(Syscall.describe(errno))") }
+        // Keep the file's owner, group and mode (the server's user must still be able to read it after an edit).
+        var info = stat()
+        if stat(path, &info) == 0 {
+            _ = fchown(fd, info.st_uid, info.st_gid)
+            _ = fchmod(fd, info.st_mode & 0o7777)
+        }
         let text = Array((lines.joined(separator: "\n") + "\n").utf8)
         if let e = Syscall.writeAll(fd, text) {
             Syscall.close(fd)

@@ -1,0 +1,116 @@
+import TollgateIO
+
+extension ServerConfig {
+    /// Builds a config from resolved settings (flag > environment > file > default), checking what the table cannot:
+    /// addresses, the upstream URL, CIDRs and paths. Every problem names the setting and where its value came from.
+    /// The certificate and the users file are only named here; loading them (and creating the development ones) is
+    /// the caller's side effect.
+    public init(resolved r: ResolvedConfig, cores: Int) throws(ConfigError) {
+        self.init()
+        var problems: [ConfigProblem] = []
+        func problem(_ name: String, _ message: String) {
+            let location: ConfigProblem.Location
+            switch r.origin(name) {
+            case .flag: location = .flag(name)
+            case .environment(let variable): location = .environment(variable)
+            case .file(let path, let line): location = .file(path: path, line: line)
+            case .default: location = .flag(name)
+            }
+            problems.append(ConfigProblem(location, key: name, message))
+        }
+        func addresses(_ name: String) -> [SocketAddress] {
+            r.list(name).compactMap { text in
+                guard let a = SocketAddress(parsing: text) else {
+                    problem(name, "\(text.debugDescription) is not HOST:PORT or [IPV6]:PORT with a numeric address")
+                    return nil
+                }
+                return a
+            }
+        }
+        func cidrs(_ name: String) -> [CIDR] {
+            r.list(name).compactMap { text in
+                guard let c = CIDR(parsing: text) else {
+                    problem(name, "\(text.debugDescription) is not an address or CIDR like 10.0.0.0/8")
+                    return nil
+                }
+                return c
+            }
+        }
+        func optionalPath(_ name: String) -> String? {
+            guard let p = r.string(name), p != "off", !p.isEmpty else { return nil }
+            if !p.hasPrefix("/") { problem(name, "\(p.debugDescription) must start with / (or be off)") }
+            return p
+        }
+
+        listenPlain = addresses("listen-plain")
+        // The default TLS listener applies only when no listener at all was configured.
+        if r.origin("listen") == .default && !listenPlain.isEmpty { listen = [] } else { listen = addresses("listen") }
+        listenRedirect = addresses("listen-redirect")
+        certificatePath = r.string("cert")
+        keyPath = r.string("key")
+        if (certificatePath == nil) != (keyPath == nil) { problem(certificatePath == nil ? "key" : "cert", "cert and key go together") }
+        if let text = r.string("upstream") {
+            if let u = UpstreamAddress(parsing: text) { upstream = u } else {
+                problem("upstream", "\(text.debugDescription) is not http://HOST:PORT with a numeric host or localhost")
+            }
+        }
+        workers = r.int("workers") ?? cores
+        realm = r.string("realm") ?? "Tollgate"
+        if let n = r.int("auth-workers") { authSettings.workers = n }
+        admins = Set(r.list("admin"))
+        publicPaths = Set(r.list("public-path"))
+        for p in publicPaths where !p.hasPrefix("/") { problem("public-path", "\(p.debugDescription) must start with /") }
+        corsOrigins = r.list("cors-origin")
+        trustedProxies = cidrs("trusted-proxy")
+
+        let rate = r.double("rate") ?? 10
+        if rate > 0 {
+            var limit = RateLimitSettings()
+            limit.ratePerSecond = rate
+            limit.burst = r.int("burst") ?? 20
+            limit.maxKeys = r.int("rate-limit-keys") ?? 100_000
+            limit.exempt = cidrs("rate-limit-exempt")
+            limit.dryRun = r.bool("rate-limit-dry-run")
+            rateLimit = limit
+        }
+        let perUser = r.int("max-inflight-per-user") ?? 2
+        if perUser > 0 {
+            var c = ConcurrencyLimiter.Settings()
+            c.perUser = perUser
+            c.global = r.int("max-inflight") ?? 4
+            c.queueLimit = r.int("queue") ?? 16
+            c.queueTimeoutMillis = UInt64((r.double("queue-timeout") ?? 30) * 1000)
+            concurrency = c
+        }
+        if let userRate = r.double("user-rate"), userRate > 0 { self.userRate = (userRate, r.int("user-burst") ?? 20) }
+
+        accessLog = AccessLogFormat(rawValue: r.string("log") ?? "json") ?? .json
+        accessLogPath = r.string("access-log")
+        switch r.string("metrics-listen") {
+        case nil, "off"?, ""?:
+            metricsListen = []
+        case let text?:
+            if let a = SocketAddress(parsing: text) { metricsListen = [a] } else {
+                problem("metrics-listen", "\(text.debugDescription) is not HOST:PORT (or off)")
+            }
+            // The default address may be taken by a second instance on the machine: then warn, not fail.
+            metricsListenOptional = r.origin("metrics-listen") == .default
+        }
+        healthPath = optionalPath("health-path")
+        readyPath = optionalPath("ready-path")
+        if let h = r.string("hsts") { hsts = h == "off" || h.isEmpty ? nil : h }
+
+        timeouts.requestHead = r.double("head-timeout") ?? timeouts.requestHead
+        timeouts.keepAliveIdle = r.double("keepalive-timeout") ?? timeouts.keepAliveIdle
+        timeouts.clientBodyIdle = r.double("body-timeout") ?? timeouts.clientBodyIdle
+        timeouts.clientSend = r.double("send-timeout") ?? timeouts.clientSend
+        timeouts.upstreamConnect = r.double("upstream-connect-timeout") ?? timeouts.upstreamConnect
+        timeouts.upstreamIdle = r.double("upstream-timeout") ?? timeouts.upstreamIdle
+        drainGraceSeconds = r.double("drain-timeout") ?? drainGraceSeconds
+        bodyLimits.inference = r.int("max-body-inference") ?? bodyLimits.inference
+        bodyLimits.other = r.int("max-body") ?? bodyLimits.other
+
+        if listen.isEmpty && listenPlain.isEmpty { problem("listen", "nothing to listen on: set listen or listen-plain") }
+        if !problems.isEmpty { throw ConfigError(problems) }
+    }
+}

@@ -1,0 +1,189 @@
+import ArgumentParser
+import Tollgate
+
+/// The settings `serve` and `check-config` share. Every one is optional here: a value given on the command line
+/// wins over TOLLGATE_* variables, which win over the config file, which wins over the table's defaults
+/// (`SettingDefinition.all`, the one source of truth for names, kinds and defaults).
+struct ServeOptions: ParsableArguments {
+    @Option(name: .customLong("config"), help: ArgumentHelp("Config file (key = value lines). Default: $TOLLGATE_CONFIG, else /etc/tollgate/tollgate.conf when it exists.", valueName: "path"))
+    var config: String?
+
+    @Option(name: .customLong("listen"), help: SettingHelp.of("listen"))
+    var listen: [String] = []
+
+    @Option(name: .customLong("listen-plain"), help: SettingHelp.of("listen-plain"))
+    var listenPlain: [String] = []
+
+    @Option(name: .customLong("listen-redirect"), help: SettingHelp.of("listen-redirect"))
+    var listenRedirect: [String] = []
+
+    @Option(name: .customLong("cert"), help: SettingHelp.of("cert"))
+    var cert: String?
+
+    @Option(name: .customLong("key"), help: SettingHelp.of("key"))
+    var key: String?
+
+    @Option(name: .customLong("upstream"), help: SettingHelp.of("upstream"))
+    var upstream: String?
+
+    @Option(name: .customLong("users"), help: SettingHelp.of("users"))
+    var users: String?
+
+    @Option(name: .customLong("realm"), help: SettingHelp.of("realm"))
+    var realm: String?
+
+    @Option(name: .customLong("auth-workers"), help: SettingHelp.of("auth-workers"))
+    var authWorkers: String?
+
+    @Option(name: .customLong("admin"), help: SettingHelp.of("admin"))
+    var admin: [String] = []
+
+    @Option(name: .customLong("public-path"), help: SettingHelp.of("public-path"))
+    var publicPath: [String] = []
+
+    @Option(name: .customLong("cors-origin"), help: SettingHelp.of("cors-origin"))
+    var corsOrigin: [String] = []
+
+    @Option(name: .customLong("rate"), help: SettingHelp.of("rate"))
+    var rate: String?
+
+    @Option(name: .customLong("burst"), help: SettingHelp.of("burst"))
+    var burst: String?
+
+    @Option(name: .customLong("rate-limit-keys"), help: SettingHelp.of("rate-limit-keys"))
+    var rateLimitKeys: String?
+
+    @Option(name: .customLong("rate-limit-exempt"), help: SettingHelp.of("rate-limit-exempt"))
+    var rateLimitExempt: [String] = []
+
+    @Flag(name: .customLong("rate-limit-dry-run"), help: SettingHelp.of("rate-limit-dry-run"))
+    var rateLimitDryRun = false
+
+    @Option(name: .customLong("trusted-proxy"), help: SettingHelp.of("trusted-proxy"))
+    var trustedProxy: [String] = []
+
+    @Option(name: .customLong("max-inflight-per-user"), help: SettingHelp.of("max-inflight-per-user"))
+    var maxInflightPerUser: String?
+
+    @Option(name: .customLong("max-inflight"), help: SettingHelp.of("max-inflight"))
+    var maxInflight: String?
+
+    @Option(name: .customLong("queue"), help: SettingHelp.of("queue"))
+    var queue: String?
+
+    @Option(name: .customLong("queue-timeout"), help: SettingHelp.of("queue-timeout"))
+    var queueTimeout: String?
+
+    @Option(name: .customLong("user-rate"), help: SettingHelp.of("user-rate"))
+    var userRate: String?
+
+    @Option(name: .customLong("user-burst"), help: SettingHelp.of("user-burst"))
+    var userBurst: String?
+
+    @Option(name: .customLong("workers"), help: SettingHelp.of("workers"))
+    var workers: String?
+
+    @Option(name: .customLong("log"), help: SettingHelp.of("log"))
+    var log: String?
+
+    @Option(name: .customLong("access-log"), help: SettingHelp.of("access-log"))
+    var accessLog: String?
+
+    @Option(name: .customLong("metrics-listen"), help: SettingHelp.of("metrics-listen"))
+    var metricsListen: String?
+
+    @Option(name: .customLong("health-path"), help: SettingHelp.of("health-path"))
+    var healthPath: String?
+
+    @Option(name: .customLong("ready-path"), help: SettingHelp.of("ready-path"))
+    var readyPath: String?
+
+    @Option(name: .customLong("hsts"), help: SettingHelp.of("hsts"))
+    var hsts: String?
+
+    @Option(name: .customLong("pid-file"), help: SettingHelp.of("pid-file"))
+    var pidFile: String?
+
+    @Option(name: .customLong("head-timeout"), help: SettingHelp.of("head-timeout"))
+    var headTimeout: String?
+
+    @Option(name: .customLong("keepalive-timeout"), help: SettingHelp.of("keepalive-timeout"))
+    var keepaliveTimeout: String?
+
+    @Option(name: .customLong("body-timeout"), help: SettingHelp.of("body-timeout"))
+    var bodyTimeout: String?
+
+    @Option(name: .customLong("send-timeout"), help: SettingHelp.of("send-timeout"))
+    var sendTimeout: String?
+
+    @Option(name: .customLong("upstream-connect-timeout"), help: SettingHelp.of("upstream-connect-timeout"))
+    var upstreamConnectTimeout: String?
+
+    @Option(name: .customLong("upstream-timeout"), help: SettingHelp.of("upstream-timeout"))
+    var upstreamTimeout: String?
+
+    @Option(name: .customLong("drain-timeout"), help: SettingHelp.of("drain-timeout"))
+    var drainTimeout: String?
+
+    @Option(name: .customLong("max-body-inference"), help: SettingHelp.of("max-body-inference"))
+    var maxBodyInference: String?
+
+    @Option(name: .customLong("max-body"), help: SettingHelp.of("max-body"))
+    var maxBody: String?
+
+    /// The flags actually given, by setting name.
+    var givenFlags: [String: [String]] {
+        var flags: [String: [String]] = [:]
+        if !listen.isEmpty { flags["listen"] = listen }
+        if !listenPlain.isEmpty { flags["listen-plain"] = listenPlain }
+        if !listenRedirect.isEmpty { flags["listen-redirect"] = listenRedirect }
+        if let cert { flags["cert"] = [cert] }
+        if let key { flags["key"] = [key] }
+        if let upstream { flags["upstream"] = [upstream] }
+        if let users { flags["users"] = [users] }
+        if let realm { flags["realm"] = [realm] }
+        if let authWorkers { flags["auth-workers"] = [authWorkers] }
+        if !admin.isEmpty { flags["admin"] = admin }
+        if !publicPath.isEmpty { flags["public-path"] = publicPath }
+        if !corsOrigin.isEmpty { flags["cors-origin"] = corsOrigin }
+        if let rate { flags["rate"] = [rate] }
+        if let burst { flags["burst"] = [burst] }
+        if let rateLimitKeys { flags["rate-limit-keys"] = [rateLimitKeys] }
+        if !rateLimitExempt.isEmpty { flags["rate-limit-exempt"] = rateLimitExempt }
+        if rateLimitDryRun { flags["rate-limit-dry-run"] = [] }
+        if !trustedProxy.isEmpty { flags["trusted-proxy"] = trustedProxy }
+        if let maxInflightPerUser { flags["max-inflight-per-user"] = [maxInflightPerUser] }
+        if let maxInflight { flags["max-inflight"] = [maxInflight] }
+        if let queue { flags["queue"] = [queue] }
+        if let queueTimeout { flags["queue-timeout"] = [queueTimeout] }
+        if let userRate { flags["user-rate"] = [userRate] }
+        if let userBurst { flags["user-burst"] = [userBurst] }
+        if let workers { flags["workers"] = [workers] }
+        if let log { flags["log"] = [log] }
+        if let accessLog { flags["access-log"] = [accessLog] }
+        if let metricsListen { flags["metrics-listen"] = [metricsListen] }
+        if let healthPath { flags["health-path"] = [healthPath] }
+        if let readyPath { flags["ready-path"] = [readyPath] }
+        if let hsts { flags["hsts"] = [hsts] }
+        if let pidFile { flags["pid-file"] = [pidFile] }
+        if let headTimeout { flags["head-timeout"] = [headTimeout] }
+        if let keepaliveTimeout { flags["keepalive-timeout"] = [keepaliveTimeout] }
+        if let bodyTimeout { flags["body-timeout"] = [bodyTimeout] }
+        if let sendTimeout { flags["send-timeout"] = [sendTimeout] }
+        if let upstreamConnectTimeout { flags["upstream-connect-timeout"] = [upstreamConnectTimeout] }
+        if let upstreamTimeout { flags["upstream-timeout"] = [upstreamTimeout] }
+        if let drainTimeout { flags["drain-timeout"] = [drainTimeout] }
+        if let maxBodyInference { flags["max-body-inference"] = [maxBodyInference] }
+        if let maxBody { flags["max-body"] = [maxBody] }
+        return flags
+    }
+}
+
+/// Help text for a setting, from the table, with its default.
+enum SettingHelp {
+    static func of(_ name: String) -> ArgumentHelp {
+        guard let d = SettingDefinition.named(name) else { return ArgumentHelp("") }
+        let suffix = d.defaultText.map { " (default: \($0))" } ?? ""
+        return ArgumentHelp(d.help + suffix, valueName: "value")
+    }
+}
