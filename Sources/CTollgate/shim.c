@@ -17,6 +17,7 @@ int tg_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) { retur
 long tg_getrandom(void *buf, size_t len) { return (long)getrandom(buf, len, 0); }
 
 long tg_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
+long tg_SSL_CTX_set_read_ahead(SSL_CTX *ctx, int yes) { return SSL_CTX_set_read_ahead(ctx, yes); }
 long tg_SSL_CTX_set_options(SSL_CTX *ctx, unsigned long long op) { return (long)SSL_CTX_set_options(ctx, op); }
 int tg_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) { return (int)SSL_CTX_set_min_proto_version(ctx, version); }
 int tg_SSL_CTX_set1_groups_list(SSL_CTX *ctx, const char *list) { return (int)SSL_CTX_set1_groups_list(ctx, list); }

@@ -33,6 +33,8 @@ public final class TLSContext: @unchecked Sendable {
         _ = tg_SSL_CTX_set_min_proto_version(ctx, TG_TLS1_2_VERSION)
         _ = tg_SSL_CTX_set_options(ctx, TG_SSL_OP_NO_RENEGOTIATION | TG_SSL_OP_NO_COMPRESSION | TG_SSL_OP_NO_TLSv1 | TG_SSL_OP_NO_TLSv1_1)
         _ = tg_SSL_CTX_set_mode(ctx, TG_SSL_MODE_RELEASE_BUFFERS | TG_SSL_MODE_ENABLE_PARTIAL_WRITE | TG_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER)
+        // One read(2) per burst of records instead of one for each record header and one for its body.
+        _ = tg_SSL_CTX_set_read_ahead(ctx, 1)
         guard SSL_CTX_set_cipher_list(ctx, TLSContext.intermediateCiphers) == 1,
               SSL_CTX_set_ciphersuites(ctx, TLSContext.intermediateSuites) == 1,
               tg_SSL_CTX_set1_groups_list(ctx, TLSContext.intermediateGroups) == 1 else {
@@ -129,10 +131,10 @@ public final class TLSSession {
         return map(rc)
     }
 
-    /// Plaintext already decrypted and waiting inside OpenSSL.
+    /// Bytes OpenSSL already holds (decrypted, or read ahead and not yet decrypted): epoll cannot signal them.
     public var pending: Int {
         guard let ssl else { return 0 }
-        return Int(SSL_pending(ssl))
+        return SSL_has_pending(ssl) == 1 ? max(1, Int(SSL_pending(ssl))) : 0
     }
 
     /// Sends close_notify once, without waiting for the peer's.

@@ -20,6 +20,7 @@ long tg_getrandom(void *buf, size_t len);
 
 // One-line wrappers for OpenSSL function-like macros and constants Swift cannot import.
 long tg_SSL_CTX_set_mode(SSL_CTX *ctx, long mode);
+long tg_SSL_CTX_set_read_ahead(SSL_CTX *ctx, int yes);
 long tg_SSL_CTX_set_options(SSL_CTX *ctx, unsigned long long op);
 int tg_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version);
 int tg_SSL_CTX_set1_groups_list(SSL_CTX *ctx, const char *list);

@@ -39,9 +39,14 @@ extension ClientConnection {
                 break
             }
             switch up.readOnce() {
-            case .bytes:
+            case .bytes(let n):
                 up.armIdle()
                 consumeUpstream(ex, up)
+                // A short read emptied the socket; epoll says when more comes (no read just for EAGAIN).
+                if n < up.lastReadRequested {
+                    if phase != .closed { flush() }
+                    return
+                }
             case .wouldBlock:
                 flush()
                 return

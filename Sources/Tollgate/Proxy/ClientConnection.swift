@@ -153,10 +153,17 @@ final class ClientConnection: EventHandler {
             } else if inEnd == input.count {
                 if !makeRoom() { break }
             }
-            switch transport.read(into: &input, at: inEnd, count: input.count - inEnd) {
+            let room = input.count - inEnd
+            switch transport.read(into: &input, at: inEnd, count: room) {
             case .bytes(let n):
                 inEnd += n
                 processInput()
+                // A short read emptied the socket: epoll (level-triggered) says when more arrives, so skip the read
+                // that would only return EAGAIN. Bytes OpenSSL still holds are read now (epoll cannot see them).
+                if n < room && transport.bufferedPlaintext == 0 {
+                    if phase != .closed { updateInterest() }
+                    return
+                }
             case .wouldBlock:
                 updateInterest()
                 return

@@ -25,6 +25,8 @@ final class UpstreamConnection: EventHandler {
     /// Reading paused because the client is slow.
     var paused = false
     var deadline: UInt64 = 0
+    /// How many bytes the last `readOnce` asked for (a shorter answer means the socket is drained).
+    private(set) var lastReadRequested = 0
 
     init(worker: Worker, fd: Int32, connected: Bool) {
         self.worker = worker
@@ -55,7 +57,9 @@ final class UpstreamConnection: EventHandler {
         if state == .idle { state = .active }
         paused = false
         armIdle()
-        updateInterest()
+        // Interest is set by the flush that follows (read, plus write only if the request did not fit the socket):
+        // one epoll_ctl at most instead of two per request.
+        if state == .connecting { updateInterest() }
     }
 
     func becomeIdle() {
@@ -129,7 +133,8 @@ final class UpstreamConnection: EventHandler {
                 input.append(contentsOf: repeatElement(0, count: input.count))
             }
         }
-        let r = Syscall.read(fd, into: &input, at: inEnd, count: input.count - inEnd)
+        lastReadRequested = input.count - inEnd
+        let r = Syscall.read(fd, into: &input, at: inEnd, count: lastReadRequested)
         if case .bytes(let n) = r { inEnd += n }
         return r
     }
