@@ -16,7 +16,7 @@ import Testing
         ("rate = 5.", #"tollgate.conf:1: key "rate": expected a number, got "5.""#),
         ("head-timeout = 0", #"tollgate.conf:1: key "head-timeout": 0 is out of range (0.001...86400)"#),
         ("rate-limit-dry-run = maybe", #"tollgate.conf:1: key "rate-limit-dry-run": expected true or false, got "maybe""#),
-        ("log = json", #"tollgate.conf:1: key "log": expected one of text, none, got "json""#),
+        ("log = yaml", #"tollgate.conf:1: key "log": expected one of json, text, none, got "yaml""#),
         ("cert =", #"tollgate.conf:1: key "cert": missing value"#),
         ("cert =   # nothing", #"tollgate.conf:1: key "cert": missing value"#),
         ("listen = a,", #"tollgate.conf:1: key "listen": empty item in list"#),
@@ -67,7 +67,7 @@ import Testing
             colour = blue
             rate = 10
             rate = 20
-            log = json
+            log = yaml
             listen = [::]:443
             head-timeout = -1
             """
@@ -75,7 +75,7 @@ import Testing
             #"tollgate.conf:3: key "burst": expected an integer, got "twenty""#,
             #"tollgate.conf:4: key "colour": unknown setting"#,
             #"tollgate.conf:6: key "rate": already set on line 5 (only list settings may repeat)"#,
-            #"tollgate.conf:7: key "log": expected one of text, none, got "json""#,
+            #"tollgate.conf:7: key "log": expected one of json, text, none, got "yaml""#,
             #"tollgate.conf:9: key "head-timeout": -1 is out of range (0.001...86400)"#,
         ])
     }

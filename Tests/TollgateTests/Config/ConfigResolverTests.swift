@@ -81,7 +81,7 @@ import Testing
             "TOLLGATE_RATE": "fast",
             "TOLLGATE_WORKERS": "0",
             "TOLLGATE_RATE_LIMIT_DRY_RUN": "perhaps",
-            "TOLLGATE_LOG": "json",
+            "TOLLGATE_LOG": "yaml",
             "TOLLGATE_LISTEN": "a,,b",
             "TOLLGATE_CERT": "",
             "TOLLGATE_HEAD_TIMEOUT": " 5",
@@ -92,7 +92,7 @@ import Testing
             #"TOLLGATE_BURST: expected an integer, got "many""#,
             #"TOLLGATE_RATE_LIMIT_DRY_RUN: expected true or false, got "perhaps""#,
             #"TOLLGATE_WORKERS: 0 is out of range (1...256)"#,
-            #"TOLLGATE_LOG: expected one of text, none, got "json""#,
+            #"TOLLGATE_LOG: expected one of json, text, none, got "yaml""#,
             #"TOLLGATE_HEAD_TIMEOUT: expected a number, got " 5""#,
         ])
     }
@@ -126,14 +126,14 @@ import Testing
         #expect(writeFile(path, "burst = 9\nrate = x\n"))
         defer { unlink(path) }
         do {
-            _ = try ConfigResolver.load(flags: ["workers": ["0"]], environment: ["TOLLGATE_LOG": "json"],
+            _ = try ConfigResolver.load(flags: ["workers": ["0"]], environment: ["TOLLGATE_LOG": "yaml"],
                                         configPath: path)
             Issue.record("expected an error")
         } catch {
             #expect(error.problems.map(\.description) == [
                 "\(path):2: key \"rate\": expected a number, got \"x\"",
                 "--workers: 0 is out of range (1...256)",
-                "TOLLGATE_LOG: expected one of text, none, got \"json\"",
+                "TOLLGATE_LOG: expected one of json, text, none, got \"yaml\"",
             ])
         }
 

@@ -32,7 +32,7 @@ import Testing
         #expect(c.int("rate-limit-keys") == 100_000)
         #expect(c.bool("rate-limit-dry-run") == false)
         #expect(c.int("workers") == nil)
-        #expect(c.string("log") == "text")
+        #expect(c.string("log") == "json")
         #expect(c.double("head-timeout") == 10)
         #expect(c.double("keepalive-timeout") == 75)
         #expect(c.double("body-timeout") == 60)
