@@ -46,9 +46,16 @@ struct Serve: ParsableCommand {
             note("received \(sig == SIGINT ? "SIGINT" : "SIGTERM"): draining (up to \(grace) s); send again to stop now")
             server.shutdown()
         } onReload: {
-            note("received SIGHUP: reloading the certificate and the users file")
-            server.reloadCertificate()
-            server.reloadUsers()
+            note("received SIGHUP: reloading the configuration, the certificate and the users file")
+            do {
+                let fresh = try Startup(options: options, sideEffects: false, quiet: true)
+                for line in server.reload(fresh.config) { note(line) }
+                server.reloadUsers()
+            } catch {
+                // A reload that fails validation changes nothing (the users file stays watched as always).
+                server.reloadFailed()
+                note("error: \(error); nothing changed")
+            }
         } onReopenLogs: {
             server.logSink?.reopen()
         }
@@ -68,7 +75,7 @@ struct Startup {
     /// The default users file when none is configured.
     static let defaultUsersPath = "users.htpasswd"
 
-    init(options: ServeOptions, sideEffects: Bool) throws {
+    init(options: ServeOptions, sideEffects: Bool, quiet: Bool = false) throws {
         do {
             resolved = try ConfigResolver.load(flags: options.givenFlags, environment: Syscall.environment(),
                                                configPath: options.config)
@@ -81,7 +88,7 @@ struct Startup {
         } catch {
             throw StartupError("configuration:\n" + error.description)
         }
-        if !config.listen.isEmpty && config.certificatePath == nil {
+        if !config.listen.isEmpty && config.certificatePath == nil && !quiet {
             if sideEffects {
                 let dev = try DevelopmentCertificate.ensure(in: "certs")
                 config.certificatePath = dev.certificate
@@ -93,7 +100,12 @@ struct Startup {
                 throw StartupError("no cert and key configured (serve would create a development certificate under certs/)")
             }
         }
-        try Startup.loadUsers(resolved.string("users"), into: &config, create: sideEffects)
+        if quiet, config.certificatePath == nil, !config.listen.isEmpty {
+            // A reload keeps using the development pair serve created at start-up.
+            config.certificatePath = "certs/dev-cert.pem"
+            config.keyPath = "certs/dev-key.pem"
+        }
+        try Startup.loadUsers(resolved.string("users"), into: &config, create: sideEffects, quiet: quiet)
         for name in config.admins where config.users?.entries[name] == nil {
             note("warning: admin \(name) is not a user in \(config.usersPath ?? "the users file")")
         }
@@ -102,7 +114,7 @@ struct Startup {
 
     /// Loads the users file; on a first start with none configured and none at the default path, creates one with
     /// a generated credential and prints it once. A configured path that is missing is an error.
-    static func loadUsers(_ configured: String?, into config: inout ServerConfig, create: Bool) throws {
+    static func loadUsers(_ configured: String?, into config: inout ServerConfig, create: Bool, quiet: Bool = false) throws {
         let path = configured ?? defaultUsersPath
         if configured == nil && access(path, F_OK) != 0 && create {
             let password = UsersFileEditor.generatePassword()
@@ -124,7 +136,7 @@ struct Startup {
         } catch {
             throw StartupError(error.description)
         }
-        for w in file.warnings { note("warning: \(w)") }
+        if !quiet { for w in file.warnings { note("warning: \(w)") } }
         if file.entries.isEmpty { note("warning: \(path) has no users: every request will get 401") }
         config.users = file
         config.usersPath = path

@@ -66,7 +66,7 @@ public struct ServerConfig: Sendable {
 }
 
 /// Every timeout, in seconds.
-public struct Timeouts: Sendable {
+public struct Timeouts: Sendable, Equatable {
     /// From connection start, or from the first byte of a later request, until its head is complete (slow loris).
     public var requestHead: Double = 10
     /// A keep-alive connection waiting for its next request.
@@ -86,7 +86,7 @@ public struct Timeouts: Sendable {
 }
 
 /// Request body limits per route class; 0 means no limit.
-public struct BodyLimits: Sendable {
+public struct BodyLimits: Sendable, Equatable {
     /// generate, chat, embed and the /v1 equivalents: images in prompts need room.
     public var inference: Int = 64 << 20
     /// Model uploads (`/api/blobs/…`) are many gigabytes.

@@ -12,7 +12,7 @@ import Synchronization
 /// `onGranted` may even run before `acquire` has returned `.queued` to its caller.
 public final class ConcurrencyLimiter: Sendable {
     /// Limits and queue policy.
-    public struct Settings: Sendable {
+    public struct Settings: Sendable, Equatable {
         /// Requests in flight per user.
         public var perUser = 2
         /// Requests in flight overall.

@@ -4,7 +4,7 @@
 /// r/s × 1000. A request computes `e = max(0, excess − rate·elapsed_ms/1000 + 1000)`; `e > burst·1000` is rejected
 /// with the state unchanged (rejected requests do not count), otherwise `excess = e` and `last = now`. A key's first
 /// request is stored with `excess = 0`, which is why 25 simultaneous requests with burst 20 give 21 passes.
-public struct RateLimitSettings: Sendable {
+public struct RateLimitSettings: Sendable, Equatable {
     /// Sustained requests per second per key (nginx `rate=10r/s`). Stored as thousandths; at least 0.001.
     public var ratePerSecond: Double = 10
     /// Requests allowed above the rate, served at once (nginx `burst=20 nodelay`).

@@ -5,7 +5,9 @@ import TollgateIO
 /// The running proxy: one event loop per worker thread, each with its own listeners (SO_REUSEPORT) and upstream
 /// pool. Start with `start`, stop with `shutdown` (graceful drain) from any thread, wait with `waitUntilStopped`.
 public final class Server: @unchecked Sendable {
-    public let config: ServerConfig
+    /// The configuration in force (a reload replaces it). Read it from one thread at a time (start-up, the
+    /// signal thread).
+    public private(set) var config: ServerConfig
     /// The addresses actually bound (port 0 resolved), for tests and the start-up message.
     public private(set) var tlsAddresses: [SocketAddress] = []
     public private(set) var plainAddresses: [SocketAddress] = []
@@ -181,6 +183,63 @@ public final class Server: @unchecked Sendable {
     /// Re-reads the users file now (SIGHUP).
     public func reloadUsers() {
         watcher?.reloadNow()
+    }
+
+    /// Applies a new configuration (SIGHUP after the config file changed) without dropping a connection: new
+    /// requests see it, requests in flight finish under the one they started with. Settings that need new sockets,
+    /// threads or shared state (listeners, workers, upstream, rate and concurrency limits, users file path, log
+    /// destination) keep their old values and are listed in the returned messages as needing a restart. The
+    /// certificate is reloaded from the (possibly new) paths; a pair that fails to load keeps the old one.
+    public func reload(_ new: ServerConfig) -> [String] {
+        let old = config
+        var needRestart: [String] = []
+        if old.listen != new.listen { needRestart.append("listen") }
+        if old.listenPlain != new.listenPlain { needRestart.append("listen-plain") }
+        if old.listenRedirect != new.listenRedirect { needRestart.append("listen-redirect") }
+        if old.metricsListen != new.metricsListen { needRestart.append("metrics-listen") }
+        if old.workers != new.workers { needRestart.append("workers") }
+        if old.upstream != new.upstream { needRestart.append("upstream") }
+        if old.rateLimit != new.rateLimit { needRestart.append("rate limits") }
+        if old.concurrency != new.concurrency { needRestart.append("concurrency limits") }
+        if old.userRate?.rate != new.userRate?.rate || old.userRate?.burst != new.userRate?.burst { needRestart.append("user-rate") }
+        if old.usersPath != new.usersPath { needRestart.append("users") }
+        if old.accessLog != new.accessLog || old.accessLogPath != new.accessLogPath { needRestart.append("log") }
+        if old.authSettings.workers != new.authSettings.workers { needRestart.append("auth-workers") }
+
+        // Keep what needs a restart; take everything else.
+        var merged = new
+        merged.listen = old.listen
+        merged.listenPlain = old.listenPlain
+        merged.listenRedirect = old.listenRedirect
+        merged.metricsListen = old.metricsListen
+        merged.workers = old.workers
+        merged.upstream = old.upstream
+        merged.rateLimit = old.rateLimit
+        merged.concurrency = old.concurrency
+        merged.userRate = old.userRate
+        merged.usersPath = old.usersPath
+        merged.users = old.users
+        merged.accessLog = old.accessLog
+        merged.accessLogPath = old.accessLogPath
+        merged.authSettings = old.authSettings
+        config = merged
+        for worker in workers {
+            let w = UncheckedBox(worker)
+            let c = UncheckedBox(merged)
+            worker.loop.execute { w.value.config = c.value }
+        }
+        reloadCertificate()
+        metrics.reloaded("config", ok: true)
+        var messages = ["reloaded the configuration"]
+        if !needRestart.isEmpty {
+            messages.append("changes to \(needRestart.joined(separator: ", ")) take effect after a restart")
+        }
+        return messages
+    }
+
+    /// Counts a configuration that could not be reloaded.
+    public func reloadFailed() {
+        metrics.reloaded("config", ok: false)
     }
 
     /// Loads the certificate and key again (certbot renewal) and swaps them in for new connections; connections

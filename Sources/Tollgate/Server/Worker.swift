@@ -7,9 +7,12 @@ import TollgateIO
 /// Loop thread only.
 final class Worker {
     let loop: EventLoop
-    let config: ServerConfig
+    /// Swapped by a reload (on this loop's thread); a request reads it when it starts.
+    var config: ServerConfig {
+        didSet { requestParser = RequestParser(limits: config.limits) }
+    }
     var tls: TLSContext?
-    let requestParser: RequestParser
+    private(set) var requestParser: RequestParser
     let responseParser = ResponseParser()
     /// Scratch head: parsed into, used while a request is admitted and its upstream head written, then reused.
     var scratchHead = RequestHead()
