@@ -33,6 +33,21 @@ public enum Syscall {
         }
     }
 
+    /// Looks at up to `count` waiting bytes without taking them (MSG_PEEK).
+    public static func peek(_ fd: Int32, into buffer: inout [UInt8], count: Int) -> IOResult {
+        while true {
+            let n = buffer.withUnsafeMutableBytes { raw in
+                Glibc.recv(fd, raw.baseAddress!, min(count, raw.count), Int32(MSG_PEEK))
+            }
+            if n > 0 { return .bytes(n) }
+            if n == 0 { return .eof }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock(wantsWrite: false) }
+            return .failed(e)
+        }
+    }
+
     /// Writes buffer[offset..<offset+count] with MSG_NOSIGNAL.
     @inline(__always)
     public static func write(_ fd: Int32, _ buffer: [UInt8], at offset: Int, count: Int) -> IOResult {

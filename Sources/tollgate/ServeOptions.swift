@@ -59,6 +59,12 @@ struct ServeOptions: ParsableArguments {
     @Flag(name: .customLong("rate-limit-dry-run"), help: SettingHelp.of("rate-limit-dry-run"))
     var rateLimitDryRun = false
 
+    @Flag(name: .customLong("proxy-protocol"), help: SettingHelp.of("proxy-protocol"))
+    var proxyProtocol = false
+
+    @Option(name: .customLong("model-allow"), help: SettingHelp.of("model-allow"))
+    var modelAllow: [String] = []
+
     @Option(name: .customLong("trusted-proxy"), help: SettingHelp.of("trusted-proxy"))
     var trustedProxy: [String] = []
 
@@ -151,6 +157,8 @@ struct ServeOptions: ParsableArguments {
         if let rateLimitKeys { flags["rate-limit-keys"] = [rateLimitKeys] }
         if !rateLimitExempt.isEmpty { flags["rate-limit-exempt"] = rateLimitExempt }
         if rateLimitDryRun { flags["rate-limit-dry-run"] = [] }
+        if proxyProtocol { flags["proxy-protocol"] = [] }
+        if !modelAllow.isEmpty { flags["model-allow"] = modelAllow }
         if !trustedProxy.isEmpty { flags["trusted-proxy"] = trustedProxy }
         if let maxInflightPerUser { flags["max-inflight-per-user"] = [maxInflightPerUser] }
         if let maxInflight { flags["max-inflight"] = [maxInflight] }

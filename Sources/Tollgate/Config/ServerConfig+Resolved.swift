@@ -62,6 +62,8 @@ extension ServerConfig {
         for p in publicPaths where !p.hasPrefix("/") { problem("public-path", "\(p.debugDescription) must start with /") }
         corsOrigins = r.list("cors-origin")
         trustedProxies = cidrs("trusted-proxy")
+        proxyProtocol = r.bool("proxy-protocol")
+        modelAllowlist = Set(r.list("model-allow"))
 
         let rate = r.double("rate") ?? 10
         if rate > 0 {

@@ -33,6 +33,11 @@ public struct ServerConfig: Sendable {
     public var rateLimit: RateLimitSettings?
     /// Peers whose X-Forwarded-For is believed (load balancers); the client is then the right-most untrusted entry.
     public var trustedProxies: [CIDR] = []
+    /// Listeners expect a PROXY protocol v1/v2 header first (behind a load balancer that sends one); the client
+    /// address it carries replaces the TCP peer's.
+    public var proxyProtocol = false
+    /// Models inference requests may name (from the body's "model"); empty allows any.
+    public var modelAllowlist: Set<String> = []
     /// Users allowed on admin routes (pull, push, create, copy, delete, blobs); everyone else gets 403.
     public var admins: Set<String> = []
     /// Origins whose CORS preflights Tollgate answers (without authentication); "*" allows any.

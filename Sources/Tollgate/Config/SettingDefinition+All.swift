@@ -38,6 +38,10 @@ extension SettingDefinition {
               "Client addresses tracked at most (least recently used evicted)."),
         .init("rate-limit-exempt", .list, default: nil, "CIDR never rate limited (monitoring); repeatable."),
         .init("rate-limit-dry-run", .bool, default: "false", "Log requests over the limit but let them through."),
+        .init("proxy-protocol", .bool, default: "false",
+              "Listeners expect a PROXY protocol v1/v2 header (cloud load balancers); its client address is used."),
+        .init("model-allow", .list, default: nil,
+              "Models inference requests may name (checked in the body before anything reaches Ollama); repeatable."),
         .init("trusted-proxy", .list, default: nil,
               "CIDR of a load balancer whose X-Forwarded-For is believed; repeatable."),
         // Per-user limits (after authentication)

@@ -70,6 +70,15 @@ extension ClientConnection {
                 return
             }
         }
+        if !worker.config.modelAllowlist.isEmpty && ex.route == .inference {
+            checkModel(ex)
+            return
+        }
+        proceedToSlot(ex)
+    }
+
+    /// An inference slot (or none needed), then the upstream.
+    func proceedToSlot(_ ex: Exchange) {
         switch acquireSlot(ex) {
         case .proceed: proxy(ex)
         case .wait: updateInterest()

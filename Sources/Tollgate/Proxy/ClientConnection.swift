@@ -9,15 +9,17 @@ import TollgateIO
 final class ClientConnection: EventHandler {
     /// What the listener that accepted this connection does.
     enum Kind { case tls, plain, redirect, metrics }
-    enum Phase { case handshake, waitingHead, exchange, lingering, closed }
+    enum Phase { case proxyHeader, handshake, waitingHead, exchange, lingering, closed }
     enum Timer { case none, head, keepAlive, body, linger }
 
     let worker: Worker
     let transport: Transport
     let kind: Kind
-    let peerText: [UInt8]
-    let peerString: String
-    let peerHost: SocketAddress.Host
+    private(set) var peerText: [UInt8]
+    private(set) var peerString: String
+    private(set) var peerHost: SocketAddress.Host
+    /// PROXY protocol header bytes taken so far.
+    var proxyHeader: [UInt8] = []
     var phase: Phase
     var exchange: Exchange?
 
@@ -44,7 +46,8 @@ final class ClientConnection: EventHandler {
         self.peerString = peer.hostString
         self.peerHost = peer.host
         self.peerText = Array(peerString.utf8)
-        self.phase = kind == .tls ? .handshake : .waitingHead
+        let expectsProxyHeader = worker.config.proxyProtocol && (kind == .tls || kind == .plain)
+        self.phase = expectsProxyHeader ? .proxyHeader : kind == .tls ? .handshake : .waitingHead
         timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.requestHead)
         worker.clientConnections += 1
         worker.count { $0.openConnections += 1 }
@@ -82,6 +85,8 @@ final class ClientConnection: EventHandler {
         switch phase {
         case .closed:
             return
+        case .proxyHeader:
+            readProxyHeader()
         case .handshake:
             continueHandshake()
         case .lingering:
@@ -100,7 +105,14 @@ final class ClientConnection: EventHandler {
 
     // MARK: TLS handshake
 
-    private func continueHandshake() {
+    /// The client's real address from a PROXY protocol header.
+    func adoptClientAddress(_ address: SocketAddress) {
+        peerHost = address.host
+        peerString = address.hostString
+        peerText = Array(peerString.utf8)
+    }
+
+    func continueHandshake() {
         guard case .tls(_, let session) = transport else { return }
         switch session.handshake() {
         case .bytes:
@@ -124,7 +136,7 @@ final class ClientConnection: EventHandler {
     /// Whether the connection wants client bytes now.
     var wantsRead: Bool {
         switch phase {
-        case .handshake, .lingering: return true
+        case .proxyHeader, .handshake, .lingering: return true
         case .closed: return false
         case .waitingHead: return !closeAfterFlush
         case .exchange:
@@ -188,7 +200,8 @@ final class ClientConnection: EventHandler {
             inEnd = n
             return true
         }
-        if exchange == nil && input.count < worker.config.limits.maxHeadBytes + 4096 {
+        let limit = exchange?.awaitingModel == true ? ClientConnection.modelScanLimit + 4096 : worker.config.limits.maxHeadBytes + 4096
+        if (exchange == nil || exchange?.awaitingModel == true) && input.count < limit {
             input.append(contentsOf: repeatElement(0, count: input.count))
             return true
         }
@@ -199,7 +212,11 @@ final class ClientConnection: EventHandler {
     func processInput() {
         while phase == .waitingHead || phase == .exchange {
             if let ex = exchange {
-                if !ex.requestDone && inStart < inEnd { pumpRequestBody(ex) }
+                if ex.awaitingModel {
+                    checkModel(ex)
+                } else if !ex.requestDone && inStart < inEnd {
+                    pumpRequestBody(ex)
+                }
                 return
             }
             guard !closeAfterFlush, inStart < inEnd else { return }
@@ -267,7 +284,7 @@ final class ClientConnection: EventHandler {
     var pendingOutput: Int { out.count - outStart }
 
     func updateInterest() {
-        guard phase != .closed, phase != .handshake else { return }
+        guard phase != .closed, phase != .handshake, phase != .proxyHeader else { return }
         var interest: Interest = []
         if wantsRead { interest.insert(.read) }
         if outStart < out.count { interest.insert(.write) }
@@ -346,7 +363,7 @@ final class ClientConnection: EventHandler {
             ex.clientKeepAlive = false
             return
         }
-        let idle = phase == .handshake ||
+        let idle = phase == .handshake || phase == .proxyHeader ||
             (phase == .waitingHead && inStart == inEnd && outStart == out.count && !closeAfterFlush)
         if idle { close(.draining) }
         // Otherwise a head is arriving (it is served with Connection: close) or a last response is being written.

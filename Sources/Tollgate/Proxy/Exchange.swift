@@ -22,6 +22,8 @@ final class Exchange {
     var client: SocketAddress.Host?
     /// The authenticated user (nil while unknown or with authentication off).
     var user: String?
+    /// The body is held until its "model" is checked against the allowlist.
+    var awaitingModel = false
     /// The inference slot this exchange holds, or its place in the wait queue.
     var slot: ConcurrencyLimiter.Slot?
     var ticket: UInt64?

@@ -205,6 +205,7 @@ public final class Server: @unchecked Sendable {
         if old.usersPath != new.usersPath { needRestart.append("users") }
         if old.accessLog != new.accessLog || old.accessLogPath != new.accessLogPath { needRestart.append("log") }
         if old.authSettings.workers != new.authSettings.workers { needRestart.append("auth-workers") }
+        if old.proxyProtocol != new.proxyProtocol { needRestart.append("proxy-protocol") }
 
         // Keep what needs a restart; take everything else.
         var merged = new
@@ -222,6 +223,7 @@ public final class Server: @unchecked Sendable {
         merged.accessLog = old.accessLog
         merged.accessLogPath = old.accessLogPath
         merged.authSettings = old.authSettings
+        merged.proxyProtocol = old.proxyProtocol
         config = merged
         for worker in workers {
             let w = UncheckedBox(worker)
