@@ -36,25 +36,13 @@ extension ClientConnection {
             respond(ex, ErrorResponse(status: 403, message: "origin not allowed"), reason: .rejected)
             return true
         }
-        ex.status = 204
-        ex.headSent = true
-        let before = out.count
-        HTTPWriter.appendStatusLine(204, to: &out)
-        HTTPWriter.appendHeader("Access-Control-Allow-Origin", origin, to: &out)
-        HTTPWriter.appendHeader("Vary", "Origin", to: &out)
-        HTTPWriter.appendHeader("Access-Control-Allow-Methods", "GET, HEAD, POST, DELETE, OPTIONS", to: &out)
-        HTTPWriter.appendHeader("Access-Control-Allow-Headers", requestedHeaders ?? "Authorization, Content-Type", to: &out)
+        var headers = [("Access-Control-Allow-Methods", "GET, HEAD, POST, DELETE, OPTIONS"),
+                       ("Access-Control-Allow-Headers", requestedHeaders ?? "Authorization, Content-Type"),
+                       ("Access-Control-Max-Age", "600")]
         // Credentials only for origins named in the config, never for the "*" wildcard.
-        if worker.config.corsOrigins.contains(origin) {
-            HTTPWriter.appendHeader("Access-Control-Allow-Credentials", "true", to: &out)
-        }
-        HTTPWriter.appendHeader("Access-Control-Max-Age", "600", to: &out)
-        HTTPWriter.appendHeader("X-Request-Id", String(decoding: ex.requestID, as: UTF8.self), to: &out)
-        if let hsts { HTTPWriter.appendHeader("Strict-Transport-Security", hsts, to: &out) }
-        if !ex.requestDone || !ex.clientKeepAlive { HTTPWriter.appendHeader("Connection", "close", to: &out); ex.closeAfter = true }
-        out.append(contentsOf: HTTPWriter.crlf)
-        ex.bytesOut += out.count - before
-        finishExchange(ex, reason: .completed)
+        if worker.config.corsOrigins.contains(origin) { headers.append(("Access-Control-Allow-Credentials", "true")) }
+        ex.corsOrigin = origin
+        answer(ex, status: 204, headers: headers, body: nil, reason: .completed)
         return true
     }
 }

@@ -27,26 +27,6 @@ extension ClientConnection {
         }
         return false
     }
-
-    /// A small JSON answer of Tollgate's own (health, readiness, metrics use their own bodies).
-    func respondJSON(_ ex: Exchange, status: Int, body: String, contentType: String = "application/json") {
-        ex.status = status
-        ex.headSent = true
-        let closing = !ex.requestDone || !ex.clientKeepAlive || worker.draining
-        ex.closeAfter = closing
-        let before = out.count
-        HTTPWriter.appendStatusLine(status, to: &out)
-        HTTPWriter.appendHeader("Content-Type", contentType, to: &out)
-        HTTPWriter.appendHeader("Content-Length", String(body.utf8.count), to: &out)
-        HTTPWriter.appendHeader("Cache-Control", "no-store", to: &out)
-        HTTPWriter.appendHeader("X-Request-Id", String(decoding: ex.requestID, as: UTF8.self), to: &out)
-        if let hsts { HTTPWriter.appendHeader("Strict-Transport-Security", hsts, to: &out) }
-        if closing { HTTPWriter.appendHeader("Connection", "close", to: &out) }
-        out.append(contentsOf: HTTPWriter.crlf)
-        if !ex.isHead { out.append(contentsOf: body.utf8) }
-        ex.bytesOut += out.count - before
-        finishExchange(ex, reason: .completed)
-    }
 }
 
 /// One readiness check in flight: a non-blocking connect to the upstream.

@@ -199,41 +199,14 @@ extension ClientConnection {
         }
     }
 
-    /// Answers the exchange with Tollgate's own error response and finishes it.
-    func respond(_ ex: Exchange, _ error: ErrorResponse, reason: CloseReason) {
-        if let up = ex.upstream {
-            ex.upstream = nil
-            up.close()
-        }
-        ex.status = error.status
-        ex.headSent = true
-        if !ex.requestDone { ex.closeAfter = true }
-        let closing = ex.closeAfter || !ex.clientKeepAlive || worker.draining
-        let before = out.count
-        var error = error
-        if let origin = ex.corsOrigin { error.headers += [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")] }
-        if let hsts { error.headers.append(("Strict-Transport-Security", hsts)) }
-        error.serialize(for: ex.family, requestID: ex.requestID, close: closing, headOnly: ex.isHead, into: &out)
-        ex.bytesOut += out.count - before
-        ex.closeAfter = closing
-        finishExchange(ex, reason: reason)
-    }
-
     /// The redirect listener's only answer: 301 to the same host and path over https.
     private func redirect(_ ex: Exchange, head: RequestHead) {
         var host = head.host.map { String(decoding: input[$0], as: UTF8.self) } ?? "localhost"
         if let colon = host.lastIndex(of: ":"), !host.hasSuffix("]") { host = String(host[..<colon]) }
         let port = worker.redirectPort
         let location = "https://\(host)\(port == 443 ? "" : ":\(port)")\(String(decoding: input[head.path.lowerBound..<head.target.upperBound], as: UTF8.self))"
-        ex.closeAfter = true
-        ex.status = 301
-        ex.headSent = true
-        HTTPWriter.appendStatusLine(301, to: &out)
-        HTTPWriter.appendHeader("Location", location, to: &out)
-        HTTPWriter.appendHeader("Content-Length", "0", to: &out)
-        HTTPWriter.appendHeader("Connection", "close", to: &out)
-        out.append(contentsOf: HTTPWriter.crlf)
-        finishExchange(ex, reason: .completed)
+        answer(ex, status: 301, headers: [("Location", location)], body: "", contentType: "text/plain", close: true,
+               reason: .completed)
     }
 
     /// Ends the exchange: logs it, then either waits for the next request (keep-alive, pipelining) or closes

@@ -1,0 +1,53 @@
+import TollgateHTTP
+
+/// Responses Tollgate writes itself (errors, health, metrics, preflights, redirects): one writer, so each gets the
+/// same framing, request id, HSTS, CORS and connection handling.
+extension ClientConnection {
+    /// Answers `ex` with `status`, `headers` and `body` (nil: no body and no Content-Length, as for 204), then
+    /// finishes the exchange. The connection closes afterwards when the request body was not read, the client asked,
+    /// the server drains, or `close` is set.
+    func answer(_ ex: Exchange, status: Int, headers: [(String, String)] = [], body: String?,
+                contentType: String = "application/json; charset=utf-8", close: Bool = false, reason: CloseReason) {
+        if let up = ex.upstream {
+            ex.upstream = nil
+            up.close()
+        }
+        ex.status = status
+        ex.headSent = true
+        let closing = close || ex.closeAfter || !ex.requestDone || !ex.clientKeepAlive || worker.draining
+        ex.closeAfter = closing
+        let before = out.count
+        HTTPWriter.appendStatusLine(status, to: &out)
+        if let body {
+            HTTPWriter.appendHeader("Content-Type", contentType, to: &out)
+            HTTPWriter.appendRaw("Content-Length: ", to: &out)
+            HTTPWriter.appendDecimal(body.utf8.count, to: &out)
+            out.append(contentsOf: HTTPWriter.crlf)
+        }
+        HTTPWriter.appendRaw("X-Request-Id: ", to: &out)
+        out.append(contentsOf: ex.requestID)
+        out.append(contentsOf: HTTPWriter.crlf)
+        for (name, value) in headers { HTTPWriter.appendHeader(name, value, to: &out) }
+        if let origin = ex.corsOrigin {
+            HTTPWriter.appendHeader("Access-Control-Allow-Origin", origin, to: &out)
+            HTTPWriter.appendHeader("Vary", "Origin", to: &out)
+        }
+        if let hsts { HTTPWriter.appendHeader("Strict-Transport-Security", hsts, to: &out) }
+        if closing { HTTPWriter.appendHeader("Connection", "close", to: &out) }
+        out.append(contentsOf: HTTPWriter.crlf)
+        if let body, !ex.isHead { out.append(contentsOf: body.utf8) }
+        ex.bytesOut += out.count - before
+        finishExchange(ex, reason: reason)
+    }
+
+    /// Answers the exchange with an error in its API family's shape.
+    func respond(_ ex: Exchange, _ error: ErrorResponse, reason: CloseReason) {
+        answer(ex, status: error.status, headers: error.headers, body: error.body(for: ex.family), reason: reason)
+    }
+
+    /// A small answer of Tollgate's own (health, readiness, metrics).
+    func respondJSON(_ ex: Exchange, status: Int, body: String, contentType: String = "application/json") {
+        answer(ex, status: status, headers: [("Cache-Control", "no-store")], body: body, contentType: contentType,
+               reason: .completed)
+    }
+}
