@@ -6,73 +6,154 @@ import Tollgate
 /// second (it watches the file), without a restart.
 struct Users: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Add, remove or list users in the users file.",
-        subcommands: [Add.self, Remove.self, List.self]
+        abstract: "Add, change, remove, list or verify users in the users file.",
+        subcommands: [Add.self, Passwd.self, Remove.self, List.self, Verify.self]
     )
 
-    struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add a user, or set an existing user's password (bcrypt).")
-        @Argument(help: "User name.") var name: String
-        @Option(help: "Users file.") var file: String = "users.htpasswd"
-        @Option(help: "bcrypt cost (4-17); each +1 doubles the work. Verified passwords are cached, so 10 is cheap.") var cost: Int = 10
-        @Flag(name: .customLong("password-stdin"), help: "Read the password from the first line of standard input instead of generating one.")
+    /// How a command gets a password.
+    struct PasswordSource: ParsableArguments {
+        @Flag(name: .customLong("password-stdin"), help: "Read the password from the first line of standard input (scripts).")
         var passwordStdin = false
 
-        func run() throws {
-            var password: String
+        @Flag(help: "Generate a random password and print it once.")
+        var generate = false
+
+        /// The password: from stdin, generated, or typed twice without echo at the terminal.
+        func obtain(confirm: Bool) throws -> (password: String, generated: Bool) {
             if passwordStdin {
                 guard let line = readLine(strippingNewline: true), !line.isEmpty else {
                     throw ValidationError("no password on standard input")
                 }
-                password = line
-            } else {
-                password = UsersFileEditor.generatePassword()
+                return (line, false)
             }
-            do {
-                try UsersFileEditor.setPassword(path: file, user: name, password: password, cost: cost)
-            } catch {
-                throw StartupError(error.description)
+            if generate { return (UsersFileEditor.generatePassword(), true) }
+            guard isatty(0) == 1 else {
+                throw ValidationError("standard input is not a terminal: give --password-stdin or --generate")
             }
-            if passwordStdin {
-                print("set the password of \(name) in \(file)")
-            } else {
-                print("set the password of \(name) in \(file); shown only once:")
-                print("\(name):\(password)")
+            let first = try Terminal.readSecret("Password: ")
+            guard !first.isEmpty else { throw ValidationError("empty password") }
+            if confirm {
+                let second = try Terminal.readSecret("Password again: ")
+                guard first == second else { throw ValidationError("the passwords differ") }
             }
-            password = ""
+            return (first, false)
+        }
+    }
+
+    struct FileOption: ParsableArguments {
+        @Option(help: "Users file.") var file: String = "users.htpasswd"
+    }
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a user, or set an existing user's password (bcrypt).")
+        @Argument(help: "User name.") var name: String
+        @OptionGroup var file: FileOption
+        @Option(help: "bcrypt cost (4-17); each +1 doubles the work. Verified passwords are cached, so the cost is paid once per client.")
+        var cost: Int = 12
+        @OptionGroup var source: PasswordSource
+
+        func run() throws {
+            let (password, generated) = try source.obtain(confirm: true)
+            try edit { try UsersFileEditor.setPassword(path: file.file, user: name, password: password, cost: cost) }
+            report(name, file.file, password, generated)
+        }
+    }
+
+    struct Passwd: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Change an existing user's password (bcrypt).")
+        @Argument(help: "User name.") var name: String
+        @OptionGroup var file: FileOption
+        @Option(help: "bcrypt cost (4-17).") var cost: Int = 12
+        @OptionGroup var source: PasswordSource
+
+        func run() throws {
+            let (password, generated) = try source.obtain(confirm: true)
+            try edit {
+                try UsersFileEditor.setPassword(path: file.file, user: name, password: password, cost: cost, presence: .mustExist)
+            }
+            report(name, file.file, password, generated)
         }
     }
 
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove a user.")
         @Argument(help: "User name.") var name: String
-        @Option(help: "Users file.") var file: String = "users.htpasswd"
+        @OptionGroup var file: FileOption
 
         func run() throws {
-            do {
-                try UsersFileEditor.remove(path: file, user: name)
-            } catch {
-                throw StartupError(error.description)
-            }
-            print("removed \(name) from \(file)")
+            try edit { try UsersFileEditor.remove(path: file.file, user: name) }
+            print("removed \(name) from \(file.file)")
         }
     }
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List users and their hash formats.")
-        @Option(help: "Users file.") var file: String = "users.htpasswd"
+        @OptionGroup var file: FileOption
 
         func run() throws {
             let users: UsersFile
-            do {
-                users = try UsersFile.load(path: file)
-            } catch {
-                throw StartupError(error.description)
-            }
+            do { users = try UsersFile.load(path: file.file) } catch { throw StartupError(error.description) }
             for entry in users.entries.values.sorted(by: { $0.line < $1.line }) {
                 print("\(entry.name)\t\(entry.format)\tline \(entry.line)")
             }
             for w in users.warnings { print("warning: \(w)") }
         }
+    }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Check a user's password (exit 0 if right, 1 if wrong).")
+        @Argument(help: "User name.") var name: String
+        @OptionGroup var file: FileOption
+        @Flag(name: .customLong("password-stdin"), help: "Read the password from standard input.")
+        var passwordStdin = false
+
+        func run() throws {
+            let password: String
+            if passwordStdin {
+                password = readLine(strippingNewline: true) ?? ""
+            } else {
+                guard isatty(0) == 1 else { throw ValidationError("standard input is not a terminal: give --password-stdin") }
+                password = try Terminal.readSecret("Password: ")
+            }
+            let ok: Bool
+            do { ok = try UsersFileEditor.verify(path: file.file, user: name, password: password) } catch {
+                throw StartupError(error.description)
+            }
+            print(ok ? "password for \(name) is correct" : "password for \(name) is wrong")
+            if !ok { throw ExitCode(1) }
+        }
+    }
+}
+
+private func edit(_ body: () throws -> Void) throws {
+    do { try body() } catch let error as UsersFileEditor.EditError { throw StartupError(error.description) }
+}
+
+private func report(_ name: String, _ file: String, _ password: String, _ generated: Bool) {
+    if generated {
+        print("set the password of \(name) in \(file); shown only once:")
+        print("\(name):\(password)")
+    } else {
+        print("set the password of \(name) in \(file)")
+    }
+}
+
+/// Reading a secret from the terminal without echo.
+enum Terminal {
+    static func readSecret(_ prompt: String) throws -> String {
+        _ = prompt.withCString { write(2, $0, strlen($0)) }
+        var saved = termios()
+        let hasTerminal = tcgetattr(0, &saved) == 0
+        if hasTerminal {
+            var quiet = saved
+            quiet.c_lflag &= ~tcflag_t(ECHO)
+            tcsetattr(0, TCSAFLUSH, &quiet)
+        }
+        defer {
+            if hasTerminal { tcsetattr(0, TCSAFLUSH, &saved) }
+            _ = "\n".withCString { write(2, $0, 1) }
+        }
+        guard let line = readLine(strippingNewline: true) else { throw ValidationError("no password entered") }
+        return line
     }
 }

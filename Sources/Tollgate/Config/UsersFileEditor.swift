@@ -26,8 +26,28 @@ public enum UsersFileEditor {
         return out
     }
 
-    /// Sets `user`'s password (bcrypt at `cost`), adding the user if new. Creates the file if missing.
-    public static func setPassword(path: String, user: String, password: String, cost: Int = 10) throws(EditError) {
+    /// Whether the user must already exist (`passwd`), must not (`add` of a new user is also fine), or either.
+    public enum Presence: Sendable { case any, mustExist }
+
+    /// Sets `user`'s password (bcrypt `$2y$` at `cost`), adding the user if new. Creates the file (0640) if missing.
+    /// Holds an exclusive lock on `PATH.lock` for the read-modify-write, so two admins cannot lose each other's edits.
+    public static func setPassword(path: String, user: String, password: String, cost: Int = 12,
+                                   presence: Presence = .any) throws(EditError) {
+        try withLock(path) { () throws(EditError) in
+            try setPasswordLocked(path: path, user: user, password: password, cost: cost, presence: presence)
+        }
+    }
+
+    /// Checks `password` against `user`'s line (any supported format); false for a wrong password or unknown user.
+    public static func verify(path: String, user: String, password: String) throws(EditError) -> Bool {
+        let users: UsersFile
+        do { users = try UsersFile.load(path: path) } catch { throw EditError(error.description) }
+        guard let entry = users.entries[user] else { throw EditError("\(path): no user \(user.debugDescription)") }
+        return PasswordVerifier.verify(password: Array(password.utf8), against: entry.hash, format: entry.format)
+    }
+
+    private static func setPasswordLocked(path: String, user: String, password: String, cost: Int,
+                                          presence: Presence) throws(EditError) {
         guard !user.isEmpty, !user.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F || $0 == UInt8(ascii: ":") }) else {
             throw EditError("user name \(user.debugDescription) must be non-empty without spaces, colons or control characters")
         }
@@ -35,20 +55,42 @@ public enum UsersFileEditor {
         guard let hash = PasswordCrypt.bcrypt(password: Array(password.utf8), cost: cost) else {
             throw EditError("libcrypt could not produce a bcrypt hash")
         }
-        var lines = try readLines(path, missingOK: true)
+        var lines = try readLines(path, missingOK: presence == .any)
         let newLine = "\(user):\(hash)"
-        if let i = lines.firstIndex(where: { lineUser($0) == user }) { lines[i] = newLine } else { lines.append(newLine) }
+        if let i = lines.firstIndex(where: { lineUser($0) == user }) {
+            lines[i] = newLine
+        } else if presence == .mustExist {
+            throw EditError("\(path): no user \(user.debugDescription) (add it with: tollgate users add \(user))")
+        } else {
+            lines.append(newLine)
+        }
         try write(path, lines)
     }
 
     /// Removes `user`; an error if there is no such user.
     public static func remove(path: String, user: String) throws(EditError) {
+        try withLock(path) { () throws(EditError) in try removeLocked(path: path, user: user) }
+    }
+
+    private static func removeLocked(path: String, user: String) throws(EditError) {
         var lines = try readLines(path, missingOK: false)
         guard let i = lines.firstIndex(where: { lineUser($0) == user }) else {
             throw EditError("\(path): no user \(user.debugDescription)")
         }
         lines.remove(at: i)
         try write(path, lines)
+    }
+
+    /// Runs body holding an exclusive flock on `PATH.lock` (created 0640 beside the file).
+    private static func withLock(_ path: String, _ body: () throws(EditError) -> Void) throws(EditError) {
+        let lockPath = path + ".lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
+        guard fd >= 0 else { throw EditError("cannot open lock file \(lockPath): \(Syscall.describe(errno))") }
+        defer { Syscall.close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            if errno != EINTR { throw EditError("cannot lock \(lockPath): \(Syscall.describe(errno))") }
+        }
+        try body()
     }
 
     private static func lineUser(_ line: String) -> String? {
@@ -71,13 +113,16 @@ public enum UsersFileEditor {
 
     private static func write(_ path: String, _ lines: [String]) throws(EditError) {
         let temp = path + ".tmp-\(getpid())"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        // A new file is 0640 (the server's group reads it); an existing one keeps its owner, group and mode.
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw EditError("cannot create \(temp): \(Syscall.describe(errno))") }
         // Keep the file's owner, group and mode (the server's user must still be able to read it after an edit).
         var info = stat()
         if stat(path, &info) == 0 {
             _ = fchown(fd, info.st_uid, info.st_gid)
             _ = fchmod(fd, info.st_mode & 0o7777)
+        } else {
+            _ = fchmod(fd, 0o640)
         }
         let text = Array((lines.joined(separator: "\n") + "\n").utf8)
         if let e = Syscall.writeAll(fd, text) {
