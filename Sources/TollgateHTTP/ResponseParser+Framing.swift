@@ -11,7 +11,9 @@ extension ResponseParser {
             case .contentLength:
                 // Several fields or a list are fine if every element is the same number (RFC 9110 8.6).
                 var invalid = field.value.isEmpty
+                var elements = 0
                 HTTPBytes.forEachListElement(buffer, field.value) { element in
+                    elements += 1
                     guard let n = HTTPBytes.parseDecimal(buffer, element),
                           contentLength == nil || contentLength == n else {
                         invalid = true
@@ -19,7 +21,8 @@ extension ResponseParser {
                     }
                     contentLength = n
                 }
-                if invalid { return HTTPParseError(status: 502, reason: "Upstream: invalid Content-Length") }
+                // A list of nothing but empty items (",") is no number at all (RFC 9112 6.3: 1*DIGIT).
+                if invalid || elements == 0 { return HTTPParseError(status: 502, reason: "Upstream: invalid Content-Length") }
             case .transferEncoding:
                 sawTransferEncoding = true
                 HTTPBytes.forEachListElement(buffer, field.value) { lastCoding = $0 }
@@ -41,13 +44,14 @@ extension ResponseParser {
             } else {
                 head.framing = .untilClose
             }
-            // Content-Length beside Transfer-Encoding hints at smuggling: use the connection once (RFC 9112 6.3).
-            if contentLength != nil { keepAlive = false }
         } else if let n = contentLength {
             head.framing = .contentLength(n)
         } else {
             head.framing = .untilClose
         }
+        // Content-Length beside Transfer-Encoding hints at smuggling: use the connection once (RFC 9112 6.3),
+        // whether or not this response has a body.
+        if sawTransferEncoding && contentLength != nil { keepAlive = false }
         if head.framing == .untilClose { keepAlive = false }
         head.keepAlive = keepAlive
         return nil

@@ -149,3 +149,28 @@ struct ResponseParserTests {
         #expect(status(parser.parse(long, from: 0, to: long.count, requestWasHead: false, into: &head)) == 502)
     }
 }
+
+/// Findings of the fuzzer (fuzz/crashes/), kept as regressions.
+@Suite struct ResponseParserFuzzFindingTests {
+    private func parse(_ text: String, head wasHead: Bool = false) -> (ParseResult, ResponseHead) {
+        var head = ResponseHead()
+        let bytes = Array(text.utf8)
+        let r = ResponseParser().parse(bytes, from: 0, to: bytes.count, requestWasHead: wasHead, into: &head)
+        return (r, head)
+    }
+
+    @Test func contentLengthOfOnlyEmptyListItemsIsRefused() {
+        let (r, _) = parse("HTTP/1.1 200 OK\r\nContent-Length: ,\r\n\r\nabc")
+        guard case .invalid(let e) = r else { Issue.record("accepted: \(r)"); return }
+        #expect(e.status == 502)
+    }
+
+    @Test(arguments: ["HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n",
+                      "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"])
+    func contentLengthWithTransferEncodingIsNeverKeptAlive(_ text: String) {
+        let (r, head) = parse(text)
+        #expect(r == .complete)
+        #expect(head.framing == .none)
+        #expect(!head.keepAlive)
+    }
+}
