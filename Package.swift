@@ -4,6 +4,8 @@ import PackageDescription
 // One settings list for every Swift target (STYLE.md).
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
+    // Release builds skip dynamic exclusivity checks on the hot path (debug builds and tests keep them).
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
 
 let package = Package(

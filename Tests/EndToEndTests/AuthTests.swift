@@ -125,9 +125,11 @@ import TollgateIO
             // Other connections and other header styles share the verdict: same user, same password.
             #expect(try proxy.fetch(Req.get("/api/tags", Credential.apiKey("alice", "s3cret:with colon"))).status == 200)
             let stats = try authStats(proxy)
+            // One hash in all. The first connection remembers its verified login, so its 19 repeats never reach the
+            // authenticator; the other connection is answered from the verified-credential cache.
             #expect(stats.hashesComputed == 1)
-            #expect(stats.cacheHits == 20)
-            #expect(stats.allowed == 21)
+            #expect(stats.cacheHits == 1)
+            #expect(stats.allowed == 2)
         }
     }
 

@@ -116,7 +116,12 @@ public final class Authenticator: @unchecked Sendable {
     /// changed or removed lines can no longer match, because the stored hash is part of the cache key.
     public func replaceUsers(_ users: UsersFile) {
         state.withLock { $0.users = users }
+        generation.add(1, ordering: .releasing)
     }
+
+    /// Changes whenever the users change: a connection that remembers a verified login re-checks after a change.
+    public var usersGeneration: Int { generation.load(ordering: .acquiring) }
+    private let generation = Atomic<Int>(0)
 
     /// The users in force.
     public var users: UsersFile {

@@ -19,6 +19,15 @@ extension ClientConnection {
             if field.kind == .authorization { authorization = input[field.value] }
             if field.kind == .xApiKey { apiKey = input[field.value] }
         }
+        // The same credentials again on this keep-alive connection, verified recently and with the users unchanged:
+        // no decoding, no HMAC, no lock. Only a per-process keyed hash of the header is kept, never the password.
+        let fingerprint = ClientConnection.fingerprint(authorization, apiKey)
+        if let memo = verifiedLogin, memo.fingerprint == fingerprint, memo.generation == auth.usersGeneration,
+           worker.loop.now < memo.until {
+            ex.user = memo.user
+            ex.authOutcome = "allowed"
+            return .proceed
+        }
         let credentials: Credentials
         switch CredentialExtractor.extract(authorization: authorization, apiKey: apiKey) {
         case .none:
@@ -30,6 +39,7 @@ extension ClientConnection {
         case .found(let c, _):
             credentials = c
         }
+        ex.credentialFingerprint = fingerprint
         let box = UncheckedBox((self, ex))
         let loop = worker.loop
         let clientIP = ex.client.map { SocketAddress(host: $0, port: 0).hostString } ?? peerString
@@ -58,6 +68,10 @@ extension ClientConnection {
         case .allowed(let user):
             ex.user = user
             ex.authOutcome = "allowed"
+            if let auth = worker.authenticator, let fingerprint = ex.credentialFingerprint {
+                verifiedLogin = VerifiedLogin(fingerprint: fingerprint, user: user, generation: auth.usersGeneration,
+                                              until: worker.loop.now &+ ClientConnection.loginMemoNanos)
+            }
             return .proceed
         case .denied:
             ex.authOutcome = "denied"
@@ -76,5 +90,26 @@ extension ClientConnection {
     private func unauthorized(_ message: String) -> ErrorResponse {
         ErrorResponse(status: 401, message: message,
                       headers: [("WWW-Authenticate", "Basic realm=\"\(worker.config.realm)\", charset=\"UTF-8\"")])
+    }
+}
+
+/// A login this connection verified: the credentials header's keyed hash, the user, the users' generation, expiry.
+struct VerifiedLogin {
+    var fingerprint: Int
+    var user: String
+    var generation: Int
+    var until: UInt64
+}
+
+extension ClientConnection {
+    /// A verified login is trusted on its connection for a minute at most (the credential cache's TTL is longer).
+    static let loginMemoNanos: UInt64 = 60_000_000_000
+
+    /// A per-process randomly keyed hash (SipHash) of the credential headers as sent.
+    static func fingerprint(_ authorization: ArraySlice<UInt8>?, _ apiKey: ArraySlice<UInt8>?) -> Int {
+        var hasher = Hasher()
+        hasher.combine(authorization)
+        hasher.combine(apiKey)
+        return hasher.finalize()
     }
 }

@@ -20,6 +20,8 @@ final class Exchange {
     var clientKeepAlive: Bool
     /// The client's address when it differs from the TCP peer (a trusted proxy's X-Forwarded-For), else nil.
     var client: SocketAddress.Host?
+    /// The keyed hash of the credential headers being checked, remembered by the connection once they verify.
+    var credentialFingerprint: Int?
     /// The authenticated user (nil while unknown or with authentication off).
     var user: String?
     /// The body is held until its "model" is checked against the allowlist.
