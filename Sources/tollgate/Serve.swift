@@ -88,6 +88,7 @@ struct Startup {
         } catch {
             throw StartupError("configuration:\n" + error.description)
         }
+        if sideEffects { Diagnostics.configure(structured: config.accessLog == .json) }
         if !config.listen.isEmpty && config.certificatePath == nil && !quiet {
             if sideEffects {
                 let dev = try DevelopmentCertificate.ensure(in: "certs")
@@ -149,8 +150,13 @@ struct StartupError: Error, CustomStringConvertible {
     init(_ d: String) { description = "tollgate: \(d)" }
 }
 
-/// Status lines go to stderr so stdout stays the access log.
+/// Status lines go to stderr so stdout stays the access log (JSON lines under journald, text on a terminal).
 func note(_ s: String) {
-    let line = "tollgate: \(s)\n"
-    _ = line.withCString { write(2, $0, strlen($0)) }
+    if s.hasPrefix("warning: ") {
+        Diagnostics.warn(String(s.dropFirst(9)))
+    } else if s.hasPrefix("error: ") {
+        Diagnostics.error(String(s.dropFirst(7)))
+    } else {
+        Diagnostics.info(s)
+    }
 }
