@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CTollgate.h"
 #include <sys/random.h>
+#include <pthread.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -15,6 +16,11 @@
 
 int tg_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) { return accept4(fd, addr, len, flags); }
 long tg_getrandom(void *buf, size_t len) { return (long)getrandom(buf, len, 0); }
+void tg_set_thread_name(const char *name) {
+    char shortName[16];
+    snprintf(shortName, sizeof(shortName), "%s", name);
+    pthread_setname_np(pthread_self(), shortName);
+}
 
 long tg_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
 long tg_SSL_CTX_set_read_ahead(SSL_CTX *ctx, int yes) { return SSL_CTX_set_read_ahead(ctx, yes); }

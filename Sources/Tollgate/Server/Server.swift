@@ -1,3 +1,4 @@
+import CTollgate
 import Glibc
 import Synchronization
 import TollgateIO
@@ -275,19 +276,24 @@ struct UncheckedBox<T>: @unchecked Sendable {
 }
 
 private final class ThreadBody {
+    let name: String
     let body: () -> Void
-    init(_ body: @escaping () -> Void) { self.body = body }
+    init(_ name: String, _ body: @escaping () -> Void) {
+        self.name = name
+        self.body = body
+    }
 }
 
 /// Starts a pthread running body. Lives in the library, not main.swift, so the closure is not main-actor isolated.
 nonisolated func spawnThread(name: String, _ body: @escaping () -> Void) -> pthread_t {
-    let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
+    let box = Unmanaged.passRetained(ThreadBody(name, body)).toOpaque()
     var thread = pthread_t()
     let rc = pthread_create(&thread, nil, { arg in
         // Tollgate's threads never take the signals the signal thread waits for, whatever the caller's mask.
         var set = Signals.handled
         pthread_sigmask(SIG_BLOCK, &set, nil)
         let body = Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue()
+        tg_set_thread_name(body.name)
         body.body()
         return nil
     }, box)
