@@ -16,6 +16,12 @@ extension ClientConnection {
         return nil
     }
 
+    /// Credentials are allowed for origins named in the config, never for the "*" wildcard.
+    func corsCredentials(_ ex: Exchange) -> Bool {
+        guard let origin = ex.corsOrigin else { return false }
+        return worker.config.corsOrigins.contains(origin)
+    }
+
     /// Answers an OPTIONS preflight; returns false when the request is not one.
     func answerPreflight(_ ex: Exchange, head: RequestHead) -> Bool {
         guard head.method == .options else { return false }
@@ -36,11 +42,9 @@ extension ClientConnection {
             respond(ex, ErrorResponse(status: 403, message: "origin not allowed"), reason: .rejected)
             return true
         }
-        var headers = [("Access-Control-Allow-Methods", "GET, HEAD, POST, DELETE, OPTIONS"),
+        let headers = [("Access-Control-Allow-Methods", "GET, HEAD, POST, DELETE, OPTIONS"),
                        ("Access-Control-Allow-Headers", requestedHeaders ?? "Authorization, Content-Type"),
                        ("Access-Control-Max-Age", "600")]
-        // Credentials only for origins named in the config, never for the "*" wildcard.
-        if worker.config.corsOrigins.contains(origin) { headers.append(("Access-Control-Allow-Credentials", "true")) }
         ex.corsOrigin = origin
         answer(ex, status: 204, headers: headers, body: nil, reason: .completed)
         return true

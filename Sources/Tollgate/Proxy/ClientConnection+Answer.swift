@@ -31,6 +31,9 @@ extension ClientConnection {
         if let origin = ex.corsOrigin {
             HTTPWriter.appendHeader("Access-Control-Allow-Origin", origin, to: &out)
             HTTPWriter.appendHeader("Vary", "Origin", to: &out)
+            if corsCredentials(ex) && !headers.contains(where: { $0.0 == "Access-Control-Allow-Credentials" }) {
+                HTTPWriter.appendHeader("Access-Control-Allow-Credentials", "true", to: &out)
+            }
         }
         if let hsts { HTTPWriter.appendHeader("Strict-Transport-Security", hsts, to: &out) }
         if closing { HTTPWriter.appendHeader("Connection", "close", to: &out) }

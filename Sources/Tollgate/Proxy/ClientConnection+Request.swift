@@ -71,8 +71,12 @@ extension ClientConnection {
             }
         }
         if !worker.config.modelAllowlist.isEmpty && ex.route == .inference {
-            checkModel(ex)
-            return
+            // The body streams to Ollama as usual, but its end is held back until the model is known.
+            if ex.requestDone {
+                respond(ex, ErrorResponse(status: 400, message: "the body names no \"model\" (this server checks the model of every inference request)"), reason: .rejected)
+                return
+            }
+            ex.modelGate = ModelGate()
         }
         proceedToSlot(ex)
     }
@@ -149,21 +153,27 @@ extension ClientConnection {
         case .length(let remaining):
             let n = min(remaining, inEnd - inStart)
             ex.requestScanner?.feed(input, inStart..<inStart + n)
-            up.out.append(contentsOf: input[inStart..<inStart + n])
+            let forward = ex.modelGate == nil ? n : ex.modelGate!.feed(input, inStart..<inStart + n)
+            up.out.append(contentsOf: input[inStart..<inStart + forward])
             inStart += n
             ex.bytesIn += n
             ex.body = .length(remaining: remaining - n)
-            if remaining - n == 0 { ex.requestDone = true }
+            if remaining - n == 0 {
+                if ex.modelGate != nil && !passModelGate(ex, up) { return }
+                ex.requestDone = true
+            }
         case .chunked:
             var data = 0
             let consumed: Int
             do {
                 consumed = try ex.bodyDecoder.decode(input, from: inStart, to: inEnd) { range in
                     ex.requestScanner?.feed(input, range)
-                    HTTPWriter.appendChunkHeader(size: range.count, to: &up.out)
-                    up.out.append(contentsOf: input[range])
-                    up.out.append(contentsOf: HTTPWriter.crlf)
                     data += range.count
+                    let forward = ex.modelGate == nil ? range.count : ex.modelGate!.feed(input, range)
+                    guard forward > 0 else { return }
+                    HTTPWriter.appendChunkHeader(size: forward, to: &up.out)
+                    up.out.append(contentsOf: input[range.lowerBound..<range.lowerBound + forward])
+                    up.out.append(contentsOf: HTTPWriter.crlf)
                 }
             } catch {
                 inStart = inEnd
@@ -179,10 +189,42 @@ extension ClientConnection {
                 return
             }
             if ex.bodyDecoder.isDone {
+                if ex.modelGate != nil {
+                    let tail = ex.modelGate!.held
+                    guard passModelGate(ex, up) else { return }
+                    if !tail.isEmpty {
+                        // The held tail was appended raw by passModelGate; frame it as a chunk instead.
+                        up.out.removeLast(tail.count)
+                        HTTPWriter.appendChunkHeader(size: tail.count, to: &up.out)
+                        up.out.append(contentsOf: tail)
+                        up.out.append(contentsOf: HTTPWriter.crlf)
+                    }
+                }
                 up.out.append(contentsOf: HTTPWriter.lastChunk)
                 ex.requestDone = true
             }
         }
+    }
+
+    /// The whole body has been read: the model gate's verdict. Allowed: the held tail goes upstream (raw; the
+    /// chunked caller re-frames it). Refused: the upstream request is abandoned before Ollama could decode it, and
+    /// the client gets 403 or 400 in its API family's shape.
+    private func passModelGate(_ ex: Exchange, _ up: UpstreamConnection) -> Bool {
+        guard let gate = ex.modelGate else { return true }
+        ex.modelGate = nil
+        let error: ErrorResponse
+        switch gate.finish() {
+        case .model(let model) where worker.config.modelAllowlist.contains(model):
+            up.out.append(contentsOf: gate.held)
+            return true
+        case .model(let model):
+            error = ErrorResponse(status: 403, message: "model \"\(model)\" is not available on this server")
+        case .invalid(let why):
+            error = ErrorResponse(status: 400, message: "\(why) (this server checks the model of every inference request)")
+        }
+        ex.requestDone = true
+        failRequest(ex, error, reason: .rejected)
+        return false
     }
 
     /// The request body cannot be completed: the upstream request is abandoned; the client gets the error if no

@@ -89,7 +89,8 @@ extension ClientConnection {
                 ex.closeAfter = ex.closeAfter || !ex.requestDone || !ex.clientKeepAlive || worker.draining || delimitedByClose
                 let before = out.count
                 ResponseRewriter.write(head, buffer: up.input, mode: ex.mode, requestID: ex.requestID,
-                                       close: ex.closeAfter, corsOrigin: ex.corsOrigin, hsts: hsts, into: &out)
+                                       close: ex.closeAfter, corsOrigin: ex.corsOrigin,
+                                       corsCredentials: corsCredentials(ex), hsts: hsts, into: &out)
                 ex.bytesOut += out.count - before
                 up.inStart += head.headLength
                 ex.headSent = true

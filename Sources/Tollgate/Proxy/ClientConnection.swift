@@ -202,8 +202,7 @@ final class ClientConnection: EventHandler {
             inEnd = n
             return true
         }
-        let limit = exchange?.awaitingModel == true ? ClientConnection.modelScanLimit + 4096 : worker.config.limits.maxHeadBytes + 4096
-        if (exchange == nil || exchange?.awaitingModel == true) && input.count < limit {
+        if exchange == nil && input.count < worker.config.limits.maxHeadBytes + 4096 {
             input.append(contentsOf: repeatElement(0, count: input.count))
             return true
         }
@@ -214,11 +213,7 @@ final class ClientConnection: EventHandler {
     func processInput() {
         while phase == .waitingHead || phase == .exchange {
             if let ex = exchange {
-                if ex.awaitingModel {
-                    checkModel(ex)
-                } else if !ex.requestDone && inStart < inEnd {
-                    pumpRequestBody(ex)
-                }
+                if !ex.requestDone && inStart < inEnd { pumpRequestBody(ex) }
                 return
             }
             guard !closeAfterFlush, inStart < inEnd else { return }

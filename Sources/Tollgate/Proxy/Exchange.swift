@@ -24,8 +24,8 @@ final class Exchange {
     var credentialFingerprint: Int?
     /// The authenticated user (nil while unknown or with authentication off).
     var user: String?
-    /// The body is held until its "model" is checked against the allowlist.
-    var awaitingModel = false
+    /// With a model allowlist: reads the body as it streams and holds back its end until the model is allowed.
+    var modelGate: ModelGate?
     /// The inference slot this exchange holds, or its place in the wait queue.
     var slot: ConcurrencyLimiter.Slot?
     var ticket: UInt64?

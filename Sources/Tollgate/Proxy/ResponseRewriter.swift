@@ -31,7 +31,8 @@ public enum ResponseRewriter {
     /// Appends the client-facing head: the upstream's status and end-to-end headers, our framing, the request id,
     /// and `Connection: close` when the connection ends after this response.
     public static func write(_ head: ResponseHead, buffer: [UInt8], mode: ResponseBodyMode, requestID: [UInt8],
-                             close: Bool, corsOrigin: String? = nil, hsts: String? = nil, into out: inout [UInt8]) {
+                             close: Bool, corsOrigin: String? = nil, corsCredentials: Bool = false, hsts: String? = nil,
+                             into out: inout [UInt8]) {
         HTTPWriter.appendStatusLine(head.status, to: &out)
         for field in head.headers {
             switch field.kind {
@@ -72,6 +73,7 @@ public enum ResponseRewriter {
         if let corsOrigin {
             HTTPWriter.appendHeader("Access-Control-Allow-Origin", corsOrigin, to: &out)
             HTTPWriter.appendHeader("Vary", "Origin", to: &out)
+            if corsCredentials { HTTPWriter.appendHeader("Access-Control-Allow-Credentials", "true", to: &out) }
         }
         if close { HTTPWriter.appendRaw("Connection: close\r\n", to: &out) }
         out.append(contentsOf: HTTPWriter.crlf)
