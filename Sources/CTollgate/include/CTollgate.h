@@ -19,6 +19,8 @@ int tg_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 long tg_getrandom(void *buf, size_t len);
 /// Names the calling thread (15 characters at most), for top -H, perf and /proc/PID/task/*/comm.
 void tg_set_thread_name(const char *name);
+/// Returns freed heap memory to the kernel (glibc malloc_trim).
+int tg_malloc_trim(void);
 
 // One-line wrappers for OpenSSL function-like macros and constants Swift cannot import.
 long tg_SSL_CTX_set_mode(SSL_CTX *ctx, long mode);

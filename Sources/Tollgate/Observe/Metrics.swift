@@ -63,6 +63,11 @@ public final class Metrics: Sendable {
         workers[index].counters.withLock { body(&$0) }
     }
 
+    /// Client connections open now, over all workers.
+    var openConnections: Int {
+        workers.reduce(0) { sum, cell in sum + cell.counters.withLock { $0.openConnections } }
+    }
+
     /// Counts a reload of `what` ("users", "certificate", "config") with its result.
     public func reloaded(_ what: String, ok: Bool) {
         reloads.withLock { $0["\(what)\u{0}\(ok ? "ok" : "failed")", default: 0] += 1 }

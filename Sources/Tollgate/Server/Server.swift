@@ -138,6 +138,27 @@ public final class Server: @unchecked Sendable {
             }
             first.loop.execute { tick() }
         }
+        // Memory back to baseline after a burst: once the open connections have fallen to half their peak, each
+        // loop drops its spare buffers and the allocator returns freed pages to the kernel.
+        let all = UncheckedBox(workers)
+        let peak = Atomic<Int>(0)
+        let trimLoop = UncheckedBox(workers[0].loop)
+        let metrics = self.metrics
+        @Sendable func trimTick() {
+            let open = metrics.openConnections
+            if open > peak.load(ordering: .relaxed) { peak.store(open, ordering: .relaxed) }
+            let high = peak.load(ordering: .relaxed)
+            if high >= 64 && open * 2 <= high {
+                peak.store(open, ordering: .relaxed)
+                for w in all.value {
+                    let box = UncheckedBox(w)
+                    w.loop.execute { box.value.shrinkPools() }
+                }
+                trimLoop.value.schedule(afterNanos: 100_000_000) { _ = tg_malloc_trim() }
+            }
+            trimLoop.value.schedule(afterNanos: 5_000_000_000) { trimTick() }
+        }
+        workers[0].loop.execute { trimTick() }
         for (i, worker) in workers.enumerated() {
             let w = UncheckedBox(worker)
             worker.onDrained = { [self] in

@@ -103,6 +103,12 @@ final class Worker {
         return b
     }
 
+    /// Drops pooled buffers beyond a small reserve (after a burst of connections has gone).
+    func shrinkPools() {
+        if freeInputs.count > 8 { freeInputs.removeLast(freeInputs.count - 8) }
+        if freeOutputs.count > 8 { freeOutputs.removeLast(freeOutputs.count - 8) }
+    }
+
     /// Takes back a write buffer and leaves `buffer` empty.
     func recycleOutput(_ buffer: inout [UInt8]) {
         if buffer.capacity <= 4 * Worker.bufferSize && freeOutputs.count < 128 {
