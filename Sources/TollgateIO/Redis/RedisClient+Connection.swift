@@ -233,7 +233,9 @@ extension RedisClient {
     private func scheduleReconnect(after error: RedisError) {
         state = .backingOff
         setHealth(.down)
-        let delay = backoffMillis
+        // Half fixed, half random, so a fleet that lost Redis together does not reconnect in lockstep.
+        let random = Syscall.randomBytes(2).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let delay = backoffMillis / 2 + random % (backoffMillis / 2 + 1)
         backoffMillis = min(backoffMillis * 2, max(configuration.maxBackoffMillis, 1))
         let gen = generation
         loop.schedule(afterNanos: delay * 1_000_000) { [self] in

@@ -20,7 +20,8 @@ public struct RedisConfiguration: Sendable, Equatable {
     public var commandTimeoutMillis: UInt64 = 250
     /// A connect that has not completed after this long is abandoned.
     public var connectTimeoutMillis: UInt64 = 1_000
-    /// First delay before reconnecting; doubled after each failed attempt up to `maxBackoffMillis`.
+    /// First delay before reconnecting; doubled after each failed attempt up to `maxBackoffMillis`. Each wait is
+    /// drawn between half and all of the current value (jitter).
     public var initialBackoffMillis: UInt64 = 100
     /// The longest delay between reconnect attempts.
     public var maxBackoffMillis: UInt64 = 5_000
