@@ -75,7 +75,8 @@ public final class SharedLeases: @unchecked Sendable {
     public init(client: RedisClient, settings: Settings) {
         self.client = client
         self.settings = settings
-        instanceID = Syscall.randomBytes(8).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        let digits = Array("0123456789abcdef")
+        instanceID = String(Syscall.randomBytes(8).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
     }
 
     /// Leases this instance holds now.
