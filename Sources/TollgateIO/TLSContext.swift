@@ -44,6 +44,8 @@ public final class TLSContext: @unchecked Sendable {
         }
         // Session resumption: a server-side cache plus stateless tickets (OpenSSL's default).
         _ = tg_SSL_CTX_set_session_cache_mode(ctx, TG_SSL_SESS_CACHE_SERVER)
+        // One TLS 1.3 ticket per handshake (OpenSSL's default is two): clients resume with one.
+        _ = SSL_CTX_set_num_tickets(ctx, 1)
         _ = tg_SSL_CTX_set_session_id_context(ctx)
         tg_SSL_CTX_enable_alpn_http11(ctx)
 

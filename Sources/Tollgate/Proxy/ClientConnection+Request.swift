@@ -273,6 +273,8 @@ extension ClientConnection {
         } else {
             phase = .waitingHead
             closeAfterFlush = true
+            // Linger only when the client may still be sending (an unread body or pipelined bytes), as nginx does.
+            lingerNeeded = !ex.requestDone || inStart < inEnd
             inStart = inEnd
         }
         flush()

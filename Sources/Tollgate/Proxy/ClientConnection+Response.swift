@@ -255,6 +255,7 @@ extension ClientConnection {
         exchange = nil
         phase = .waitingHead
         closeAfterFlush = true
+        lingerNeeded = !ex.requestDone
         inStart = inEnd
         flush()
     }

@@ -31,6 +31,8 @@ final class ClientConnection: EventHandler {
     var out: [UInt8] = []
     var outStart = 0
     var closeAfterFlush = false
+    /// After the last response, read and discard what the client still sends before closing (it may be mid-body).
+    var lingerNeeded = false
     var requestsServed = 0
 
     var timer: Timer = .head
@@ -350,6 +352,7 @@ final class ClientConnection: EventHandler {
             reason: .badRequest))
         inStart = inEnd
         closeAfterFlush = true
+        lingerNeeded = true
         flush()
     }
 
@@ -369,6 +372,12 @@ final class ClientConnection: EventHandler {
     /// Sends close_notify and FIN, then reads and discards what the client still sends for a short while, so that
     /// our last response is not destroyed by a reset (nginx lingering_close).
     private func startLinger() {
+        guard lingerNeeded else {
+            // Nothing more can come that a reset would lose our answer to: close_notify, then close at once.
+            transport.shutdownWrite()
+            close(.completed)
+            return
+        }
         phase = .lingering
         transport.shutdownWrite()
         timer = .linger
