@@ -50,6 +50,7 @@ const unsigned long long TG_SSL_OP_NO_TLSv1_1 = SSL_OP_NO_TLSv1_1;
 const unsigned long long TG_SSL_OP_CIPHER_SERVER_PREFERENCE = SSL_OP_CIPHER_SERVER_PREFERENCE;
 const int TG_TLS1_2_VERSION = TLS1_2_VERSION;
 const long TG_SSL_SESS_CACHE_SERVER = SSL_SESS_CACHE_SERVER;
+const long TG_SSL_SESS_CACHE_OFF = SSL_SESS_CACHE_OFF;
 
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg) {

@@ -42,11 +42,12 @@ public final class TLSContext: @unchecked Sendable {
             SSL_CTX_free(ctx)
             throw SocketError("cannot apply the TLS profile: \(e)")
         }
-        // Session resumption: a server-side cache plus stateless tickets (OpenSSL's default).
-        _ = tg_SSL_CTX_set_session_cache_mode(ctx, TG_SSL_SESS_CACHE_SERVER)
+        // Session resumption through stateless tickets (TLS 1.2 and 1.3): nothing to share or lock across loops and
+        // no cache to sweep on every 255th handshake, as OpenSSL's internal session cache would.
+        _ = tg_SSL_CTX_set_session_cache_mode(ctx, TG_SSL_SESS_CACHE_OFF)
+        _ = tg_SSL_CTX_set_session_id_context(ctx)
         // One TLS 1.3 ticket per handshake (OpenSSL's default is two): clients resume with one.
         _ = SSL_CTX_set_num_tickets(ctx, 1)
-        _ = tg_SSL_CTX_set_session_id_context(ctx)
         tg_SSL_CTX_enable_alpn_http11(ctx)
 
         if SSL_CTX_use_certificate_chain_file(ctx, certificatePath) != 1 {

@@ -42,6 +42,7 @@ extern const unsigned long long TG_SSL_OP_NO_TLSv1_1;
 extern const unsigned long long TG_SSL_OP_CIPHER_SERVER_PREFERENCE;
 extern const int TG_TLS1_2_VERSION;
 extern const long TG_SSL_SESS_CACHE_SERVER;
+extern const long TG_SSL_SESS_CACHE_OFF;
 
 /// Installs an ALPN callback that selects "http/1.1" and declines anything else (h2 included).
 void tg_SSL_CTX_enable_alpn_http11(SSL_CTX *ctx);
