@@ -33,6 +33,13 @@ public enum Syscall {
         }
     }
 
+    /// Moves buffer[start..<start+count] to the front of the buffer (compacting a read buffer).
+    public static func moveDown(_ buffer: inout [UInt8], from start: Int, count: Int) {
+        precondition(start >= 0 && count >= 0 && start + count <= buffer.count)
+        guard start > 0, count > 0 else { return }
+        buffer.withUnsafeMutableBufferPointer { p in _ = memmove(p.baseAddress!, p.baseAddress! + start, count) }
+    }
+
     /// Looks at up to `count` waiting bytes without taking them (MSG_PEEK).
     public static func peek(_ fd: Int32, into buffer: inout [UInt8], count: Int) -> IOResult {
         while true {

@@ -198,7 +198,7 @@ final class ClientConnection: EventHandler {
     private func makeRoom() -> Bool {
         if inStart > 0 {
             let n = inEnd - inStart
-            input.withUnsafeMutableBufferPointer { p in _ = memmove(p.baseAddress!, p.baseAddress! + inStart, n) }
+            Syscall.moveDown(&input, from: inStart, count: n)
             scanned = max(0, scanned - inStart)
             inStart = 0
             inEnd = n

@@ -123,9 +123,7 @@ final class UpstreamConnection: EventHandler {
         } else if input.count - inEnd < 4096 {
             if inStart > 0 {
                 let n = inEnd - inStart
-                input.withUnsafeMutableBufferPointer { p in
-                    _ = memmove(p.baseAddress!, p.baseAddress! + inStart, n)
-                }
+                Syscall.moveDown(&input, from: inStart, count: n)
                 inStart = 0
                 inEnd = n
             }
