@@ -32,6 +32,8 @@ enum RoutePolicy {
 
     /// "." or ".." as a path segment, plain or percent-encoded (%2e), which could walk out of an allowed prefix.
     static func hasDotSegment(_ path: String) -> Bool {
+        // Most paths have neither "." nor "%": decide without allocating.
+        guard path.utf8.contains(where: { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "%") }) else { return false }
         for segment in path.lowercased().split(separator: "/", omittingEmptySubsequences: false) {
             var rest = Substring(segment)
             var dots = 0
