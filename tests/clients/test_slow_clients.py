@@ -596,8 +596,8 @@ def test_slow_read_1000(light_read_target):
     RSS is held to SLOW_READ_RSS_CEILING_MB, not RSS_CEILING_MB. Per slow reader Tollgate may hold, by design, the
     response bytes it has read ahead (the 64 KiB backpressure bound plus one 16 KiB read, in an array whose
     capacity may double to 128 KiB) and two 16 KiB read buffers: 1,000 x 160 KiB = 156 MiB on top of the ~25 MB a
-    debug build starts with. Measured: 169-179 MB peak over six runs (with all 1,000 cut at about the same time, 3 s after their
-    buffers filled). Buffering whole answers would take over 500 MB."""
+    debug build starts with. Measured: 169-179 MB peak over six runs (all 1,000 are cut at about the same time,
+    3 s after their buffers filled). Buffering whole answers would take over 500 MB."""
     slow_read(light_read_target, "embed", CONNECTIONS, SLOW_READ_RSS_CEILING_MB,
               cut_bound=SLOW_READ_SEND_TIMEOUT + 3 * SLACK, all_at_once=True)
 
