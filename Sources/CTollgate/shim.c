@@ -18,6 +18,11 @@
 int tg_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) { return accept4(fd, addr, len, flags); }
 long tg_getrandom(void *buf, size_t len) { return (long)getrandom(buf, len, 0); }
 int tg_malloc_trim(void) { return malloc_trim(0); }
+void tg_name_thread(pthread_t thread, const char *name) {
+    char shortName[16];
+    snprintf(shortName, sizeof(shortName), "%s", name);
+    pthread_setname_np(thread, shortName);
+}
 void tg_set_thread_name(const char *name) {
     char shortName[16];
     snprintf(shortName, sizeof(shortName), "%s", name);

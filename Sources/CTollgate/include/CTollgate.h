@@ -11,6 +11,7 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <signal.h>
+#include <pthread.h>
 #include <crypt.h>
 #include <openssl/ssl.h>
 
@@ -19,6 +20,8 @@ int tg_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 long tg_getrandom(void *buf, size_t len);
 /// Names the calling thread (15 characters at most), for top -H, perf and /proc/PID/task/*/comm.
 void tg_set_thread_name(const char *name);
+/// Names another thread (set by its creator, so the name is there before the thread first runs).
+void tg_name_thread(pthread_t thread, const char *name);
 /// Returns freed heap memory to the kernel (glibc malloc_trim).
 int tg_malloc_trim(void);
 

@@ -319,5 +319,6 @@ nonisolated func spawnThread(name: String, _ body: @escaping () -> Void) -> pthr
         return nil
     }, box)
     precondition(rc == 0, "pthread_create failed: \(rc)")
+    tg_name_thread(thread, name)
     return thread
 }
