@@ -77,50 +77,11 @@ final class PrefixedTLSStream: ByteStream {
         return digest[0..<Int(length)].map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }
 
-    func write(_ bytes: [UInt8]) throws {
-        guard let ssl else { throw WireError("closed") }
-        guard !bytes.isEmpty else { return }
-        ERR_clear_error()
-        let rc = bytes.withUnsafeBytes { SSL_write(ssl, $0.baseAddress!, Int32(bytes.count)) }
-        guard rc == Int32(bytes.count) else {
-            throw WireError("SSL_write failed (SSL_get_error \(SSL_get_error(ssl, rc)), errno \(errno))")
-        }
-    }
+    func write(_ bytes: [UInt8]) throws { try TLSWire.write(ssl, bytes) }
 
-    func readSome(max: Int) throws -> [UInt8] {
-        guard let ssl else { throw WireError("closed") }
-        var buffer = [UInt8](repeating: 0, count: max)
-        ERR_clear_error()
-        let rc = buffer.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress!, Int32(max)) }
-        if rc > 0 { return Array(buffer[0..<Int(rc)]) }
-        let code = SSL_get_error(ssl, rc)
-        let savedErrno = errno
-        ERR_clear_error()
-        switch code {
-        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
-            throw WireError("TLS read timed out")
-        case SSL_ERROR_ZERO_RETURN:
-            return []
-        case SSL_ERROR_SYSCALL where savedErrno == EAGAIN || savedErrno == EWOULDBLOCK:
-            throw WireError("TLS read timed out")
-        default:
-            return []
-        }
-    }
+    func readSome(max: Int) throws -> [UInt8] { try TLSWire.read(ssl, max: max) }
 
-    func close() {
-        if let ssl {
-            ERR_clear_error()
-            _ = SSL_shutdown(ssl)
-            ERR_clear_error()
-            SSL_free(ssl)
-        }
-        ssl = nil
-        if fd >= 0 { Glibc.close(fd) }
-        fd = -1
-        if let ctx { SSL_CTX_free(ctx) }
-        ctx = nil
-    }
+    func close() { TLSWire.close(&ssl, &fd, &ctx) }
 }
 
 /// PROXY protocol headers (HAProxy proxy-protocol.txt) for tests.

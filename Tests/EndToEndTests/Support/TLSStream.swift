@@ -92,54 +92,13 @@ final class TLSStream: ByteStream {
         return TLSClientSession(s)
     }
 
-    func write(_ bytes: [UInt8]) throws {
-        guard let ssl else { throw WireError("closed") }
-        guard !bytes.isEmpty else { return }
-        ERR_clear_error()
-        let rc = bytes.withUnsafeBytes { SSL_write(ssl, $0.baseAddress!, Int32(bytes.count)) }
-        guard rc == Int32(bytes.count) else {
-            throw WireError("SSL_write failed (SSL_get_error \(SSL_get_error(ssl, rc)), errno \(errno))")
-        }
-    }
+    func write(_ bytes: [UInt8]) throws { try TLSWire.write(ssl, bytes) }
 
-    func readSome(max: Int) throws -> [UInt8] {
-        guard let ssl else { throw WireError("closed") }
-        var buffer = [UInt8](repeating: 0, count: max)
-        ERR_clear_error()
-        let rc = buffer.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress!, Int32(max)) }
-        if rc > 0 { return Array(buffer[0..<Int(rc)]) }
-        let code = SSL_get_error(ssl, rc)
-        let savedErrno = errno
-        ERR_clear_error()
-        switch code {
-        case SSL_ERROR_WANT_READ, SSL_ERROR_WANT_WRITE:
-            // A blocking socket only asks to retry when SO_RCVTIMEO ran out.
-            throw WireError("TLS read timed out")
-        case SSL_ERROR_ZERO_RETURN:
-            return []
-        case SSL_ERROR_SYSCALL where savedErrno == EAGAIN || savedErrno == EWOULDBLOCK:
-            throw WireError("TLS read timed out")
-        default:
-            // EOF without close_notify, or a reset: the proxy closed the connection either way.
-            return []
-        }
-    }
+    func readSome(max: Int) throws -> [UInt8] { try TLSWire.read(ssl, max: max) }
 
     /// Sends close_notify (without waiting for the proxy's; freeing a session without it makes OpenSSL mark the
     /// session not resumable), then frees the session, the socket and the context.
-    func close() {
-        if let ssl {
-            ERR_clear_error()
-            _ = SSL_shutdown(ssl)
-            ERR_clear_error()
-            SSL_free(ssl)
-        }
-        ssl = nil
-        if fd >= 0 { Glibc.close(fd) }
-        fd = -1
-        if let ctx { SSL_CTX_free(ctx) }
-        ctx = nil
-    }
+    func close() { TLSWire.close(&ssl, &fd, &ctx) }
 
     /// OpenSSL's error queue as text, cleared.
     static func errors() -> String {
