@@ -320,7 +320,7 @@ else
 fi
 run install -m 0644 -o root -g root "$REPO/deploy/logrotate.conf" "$LOGROTATE_DEST"
 run install -d -m 0755 "$DOC_DEST"
-for doc in README.md MIGRATION.md FIREWALL.md; do
+for doc in README.md MIGRATION.md FIREWALL.md SCALE-OUT.md; do
     if [ -f "$REPO/deploy/$doc" ]; then run install -m 0644 "$REPO/deploy/$doc" "$DOC_DEST/$doc"; fi
 done
 if [ -f "$REPO/deploy/tollgate.conf" ]; then
