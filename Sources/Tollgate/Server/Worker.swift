@@ -28,6 +28,8 @@ final class Worker {
     let concurrency: ConcurrencyLimiter?
     /// Shared per-user request rate; nil when off.
     let userRateLimiter: UserRateLimiter?
+    /// The Redis-shared limits of this worker (its own connection); nil when `redis` is unset.
+    var shared: SharedLimits?
     /// The server's metrics (this worker updates its own cell); nil in bare tests.
     var metrics: Metrics?
     /// Process-wide gauges read at scrape time.
