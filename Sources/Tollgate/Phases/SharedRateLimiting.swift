@@ -20,7 +20,7 @@ extension ClientConnection {
             ex.rateLimitOutcome = "exempt"
             return .proceed
         }
-        if shared.isDown { return rateFallback(ex, client: client, shared: shared, error: .notConnected, counted: false) }
+        if shared.isDown { return rateFallback(ex, client: client, shared: shared, error: shared.downError, counted: false) }
         // The "denied until" cache answers inside `check`; Redis answers later, on this loop.
         var immediate: SharedRateOutcome?
         var returned = false

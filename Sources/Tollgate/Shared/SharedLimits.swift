@@ -54,6 +54,9 @@ final class SharedLimits {
     /// Whether calls would fail at once: skip Redis and apply the fallback directly.
     var isDown: Bool { client.health == .down }
 
+    /// Why the connection is down, for the fallback's log line.
+    var downError: RedisError { client.lastError ?? .notConnected }
+
     /// Redis answered a `kind` decision: that limiter's fallback (if any) ends.
     func answered(_ kind: SharedLimiterKind) {
         status.countCall(failed: false)
@@ -75,6 +78,7 @@ final class SharedLimits {
         }
         // Back up: every fallback of this worker ends by itself, even with no request to notice it.
         if isUp {
+            rate?.forgetDenials()
             for kind in fallback { status.leaveFallback(kind) }
             fallback.removeAll()
         }
