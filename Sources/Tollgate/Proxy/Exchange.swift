@@ -29,6 +29,9 @@ final class Exchange {
     /// The inference slot this exchange holds, or its place in the wait queue.
     var slot: ConcurrencyLimiter.Slot?
     var ticket: UInt64?
+    /// With Redis: the shared slot this exchange holds (released exactly once), or its place in the local queue.
+    var sharedGrant: SharedSlots.Grant?
+    var sharedTicket: UInt64?
     /// The request's Origin when CORS allows it: echoed in Access-Control-Allow-Origin.
     var corsOrigin: String?
     /// Over the rate limit but let through (dry run): logged as such.

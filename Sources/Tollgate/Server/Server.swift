@@ -27,6 +27,9 @@ public final class Server: @unchecked Sendable {
     public let concurrency: ConcurrencyLimiter?
     /// The state of the Redis-shared limits (nil when `redis` is unset).
     public let sharedStatus: SharedLimitsStatus?
+    /// Inference requests waiting for a shared slot, over every worker (0 without Redis).
+    public var sharedQueued: Int { sharedQueue.value }
+    private let sharedQueue: SharedQueueCount
     /// The access log's writer (nil when logging is off).
     public let logSink: LogSink?
     private var watcher: UsersFileWatcher?
@@ -55,7 +58,10 @@ public final class Server: @unchecked Sendable {
         self.authenticator = authenticator
         let rateLimiter = config.rateLimit.map { RateLimiter(settings: $0) }
         self.rateLimiter = rateLimiter
-        let concurrency = config.concurrency.map { ConcurrencyLimiter(settings: $0) }
+        // With Redis the slots are leases; this local limiter is then the `local` fallback, at caps/N.
+        let concurrency = config.concurrency.map { c in
+            ConcurrencyLimiter(settings: config.sharedLimits.map { $0.fallbackConcurrency(c) } ?? c)
+        }
         self.concurrency = concurrency
         let userRate = config.userRate.map { UserRateLimiter(ratePerSecond: $0.rate, burst: $0.burst, maxKeys: 100_000) }
         // The Redis host is resolved here, once, before any loop runs (never on a loop).
@@ -65,6 +71,8 @@ public final class Server: @unchecked Sendable {
         let fallbackRate: RateLimiter? = config.sharedLimits.flatMap { shared in
             config.rateLimit.map { RateLimiter(settings: shared.fallbackRate($0)) }
         }
+        let queuedTotal = SharedQueueCount()
+        sharedQueue = queuedTotal
         let logSink = config.accessLog == .none ? nil : try LogSink(path: config.accessLogPath)
         self.logSink = logSink
         Syscall.raiseFileLimit()
@@ -82,7 +90,8 @@ public final class Server: @unchecked Sendable {
                 if let shared = config.sharedLimits, let redisAddress, let sharedStatus {
                     workers[i].shared = SharedLimits(settings: shared, address: redisAddress, loop: loop,
                                                      status: sharedStatus, rateSettings: config.rateLimit,
-                                                     fallbackRate: fallbackRate)
+                                                     fallbackRate: fallbackRate, concurrency: config.concurrency,
+                                                     fallbackConcurrency: concurrency, queuedTotal: queuedTotal)
                 }
                 listeners.append([])
             }

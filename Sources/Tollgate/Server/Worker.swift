@@ -158,7 +158,7 @@ final class Worker {
         var g: [(String, String, Double)] = []
         if let c = concurrency {
             g.append(("tollgate_inference_in_flight", "Inference requests holding a slot.", Double(c.inFlight)))
-            g.append(("tollgate_inference_queued", "Inference requests waiting for a slot.", Double(c.queued)))
+            g.append(("tollgate_inference_queued", "Inference requests waiting for a slot.", Double(shared?.slots?.queuedTotal.value ?? c.queued)))
         }
         if let r = rateLimiter {
             g.append(("tollgate_rate_limit_keys", "Client addresses tracked by the rate limiter.", Double(r.keyCount)))

@@ -17,28 +17,44 @@ final class SharedLimits {
     let rate: SharedRateLimiter?
     /// The per-IP rate while Redis is down (`local` fallback): rate/N, burst/N rounded up. Shared by all workers.
     let fallbackRate: RateLimiter?
+    /// Fleet-wide inference slots; nil when concurrency limits are off.
+    let slots: SharedSlots?
     private var fallback: Set<SharedLimiterKind> = []
     private var wasUp = false
 
     /// Everything for one worker on `loop`; nothing is sent before `start`.
     init(settings: SharedLimitsSettings, address: SocketAddress, loop: EventLoop, status: SharedLimitsStatus,
-         rateSettings: RateLimitSettings?, fallbackRate: RateLimiter?) {
+         rateSettings: RateLimitSettings?, fallbackRate: RateLimiter?, concurrency: ConcurrencyLimiter.Settings?,
+         fallbackConcurrency: ConcurrencyLimiter?, queuedTotal: SharedQueueCount) {
         self.settings = settings
         self.status = status
         let client = RedisClient(configuration: settings.redis, address: address, loop: loop)
         self.client = client
         rate = rateSettings.map { SharedRateLimiter(client: client, settings: $0, keyPrefix: "tollgate:rl:") }
         self.fallbackRate = fallbackRate
+        if let concurrency {
+            var lease = SharedLeases.Settings()
+            lease.perUser = concurrency.perUser
+            lease.global = concurrency.global
+            lease.leaseMillis = settings.slotLeaseMillis
+            slots = SharedSlots(leases: SharedLeases(client: client, settings: lease), settings: concurrency,
+                                fallback: fallbackConcurrency, queuedTotal: queuedTotal)
+        } else {
+            slots = nil
+        }
+        slots?.owner = self
     }
 
     /// Connects and starts the slot heartbeats and retries. Loop thread only.
     func start() {
         client.onHealthChange = { [unowned self] health in healthChanged(health) }
         client.start()
+        slots?.start()
     }
 
     /// Stops the heartbeats and closes the connection (the worker has drained). Loop thread only.
     func close() {
+        slots?.stop()
         client.close()
         if wasUp {
             wasUp = false
@@ -81,6 +97,7 @@ final class SharedLimits {
             rate?.forgetDenials()
             for kind in fallback { status.leaveFallback(kind) }
             fallback.removeAll()
+            slots?.retryWaiters()
         }
     }
 }

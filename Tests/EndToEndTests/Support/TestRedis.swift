@@ -74,6 +74,37 @@ final class TestRedis: @unchecked Sendable {
         p.waitUntilExit()
     }
 
+    /// Sends one command over a fresh blocking connection and returns the first line of the reply (`:3`, `+OK`).
+    func command(_ arguments: String...) throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw SocketError("socket failed") }
+        defer { Syscall.close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = port.bigEndian
+        addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc == 0 else { throw SocketError("cannot connect to redis on \(port)") }
+        var request = "*\(arguments.count)\r\n"
+        for a in arguments { request += "$\(a.utf8.count)\r\n\(a)\r\n" }
+        let bytes = Array(request.utf8)
+        guard Glibc.write(fd, bytes, bytes.count) == bytes.count else { throw SocketError("short write") }
+        var reply: [UInt8] = []
+        var byte: UInt8 = 0
+        while Glibc.read(fd, &byte, 1) == 1 {
+            if byte == 0x0A { break }
+            if byte != 0x0D { reply.append(byte) }
+        }
+        return String(decoding: reply, as: UTF8.self)
+    }
+
+    /// Inference slot leases held fleet-wide now (members of the global lease set).
+    func leasesHeld() throws -> Int {
+        Int(try command("ZCARD", "tollgate:{inflight}:global").dropFirst()) ?? -1
+    }
+
     private static func canConnect(port: UInt16) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
