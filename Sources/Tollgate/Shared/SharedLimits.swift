@@ -17,6 +17,8 @@ final class SharedLimits {
     let rate: SharedRateLimiter?
     /// The per-IP rate while Redis is down (`local` fallback): rate/N, burst/N rounded up. Shared by all workers.
     let fallbackRate: RateLimiter?
+    /// The fleet-wide failed-login throttle; nil when authentication or its throttle is off.
+    let login: SharedLoginThrottle?
     /// Fleet-wide inference slots; nil when concurrency limits are off.
     let slots: SharedSlots?
     private var fallback: Set<SharedLimiterKind> = []
@@ -24,7 +26,8 @@ final class SharedLimits {
 
     /// Everything for one worker on `loop`; nothing is sent before `start`.
     init(settings: SharedLimitsSettings, address: SocketAddress, loop: EventLoop, status: SharedLimitsStatus,
-         rateSettings: RateLimitSettings?, fallbackRate: RateLimiter?, concurrency: ConcurrencyLimiter.Settings?,
+         rateSettings: RateLimitSettings?, fallbackRate: RateLimiter?, authSettings: Authenticator.Settings?,
+         concurrency: ConcurrencyLimiter.Settings?,
          fallbackConcurrency: ConcurrencyLimiter?, queuedTotal: SharedQueueCount) {
         self.settings = settings
         self.status = status
@@ -32,6 +35,11 @@ final class SharedLimits {
         self.client = client
         rate = rateSettings.map { SharedRateLimiter(client: client, settings: $0, keyPrefix: "tollgate:rl:") }
         self.fallbackRate = fallbackRate
+        if let auth = authSettings, auth.failureLimit > 0 {
+            login = SharedLoginThrottle(client: client, limit: auth.failureLimit, windowSeconds: auth.failureWindowSeconds)
+        } else {
+            login = nil
+        }
         if let concurrency {
             var lease = SharedLeases.Settings()
             lease.perUser = concurrency.perUser
@@ -95,6 +103,7 @@ final class SharedLimits {
         // Back up: every fallback of this worker ends by itself, even with no request to notice it.
         if isUp {
             rate?.forgetDenials()
+            login?.limiter.forgetDenials()
             for kind in fallback { status.leaveFallback(kind) }
             fallback.removeAll()
             slots?.retryWaiters()
