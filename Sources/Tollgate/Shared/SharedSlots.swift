@@ -98,6 +98,12 @@ final class SharedSlots {
         let waiter = { [self] in
             makeWaiter(user: user, onGranted: onGranted, onExpired: onExpired, onUnavailable: onUnavailable)
         }
+        if !waiters.isEmpty {
+            // Others wait here already: first come, first served (a pass tries the queue head first).
+            completion(enqueue(waiter()))
+            retryWaiters()
+            return
+        }
         if owner.isDown {
             owner.unavailable(.slots, owner.downError, counted: false)
             completion(fallbackAcquire(user: user, waiter: waiter))
