@@ -149,6 +149,24 @@ struct SharedSlotsTests {
         }
     }
 
+    @Test func aStoppingInstanceReleasesItsLeasesBeforeItExits() throws {
+        let redis = try TestRedis()
+        try withProxyAndFake(tokens: Self.tokens, configure: {
+            try? Self.configure(&$0, redis: redis, perUser: 2, global: 2, queue: 2)
+        }) { proxy, fake in
+            fake.stepMode = true
+            defer { fake.stepMode = false }
+            let one = try Self.held(proxy, fake, Self.alice, upstreamCount: 1)
+            defer { one.close() }
+            let two = try Self.held(proxy, fake, Self.bob, upstreamCount: 2)
+            defer { two.close() }
+            #expect(try redis.leasesHeld() == 2)
+            // Grace 0: the streams are cut, and their releases still reach Redis before the loop exits.
+            stop(proxy.server)
+            #expect(try redis.leasesHeld() == 0)
+        }
+    }
+
     @Test func aWaiterTimesOutWith429() throws {
         let redis = try TestRedis()
         try Self.withTwo(redis: redis, perUser: 1, global: 1, queue: 2, queueTimeoutMillis: 100) { a, b, fake in

@@ -195,9 +195,13 @@ public final class Server: @unchecked Sendable {
             let w = UncheckedBox(worker)
             worker.onDrained = { [self] in
                 for l in listeners[i] { l.close() }
-                w.value.shared?.close()
                 w.value.log.flush()
-                w.value.loop.stop()
+                // The drain's last slot releases must reach Redis, or the fleet waits a lease time for them.
+                if let shared = w.value.shared {
+                    shared.closeWhenAnswered { w.value.loop.stop() }
+                } else {
+                    w.value.loop.stop()
+                }
             }
             if worker.shared != nil { worker.loop.execute { w.value.shared?.start() } }
             threads.append(spawnThread(name: "tollgate-\(i)") { [self] in

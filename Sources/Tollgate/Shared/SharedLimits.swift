@@ -65,6 +65,23 @@ final class SharedLimits {
         tracker.closed()
     }
 
+    /// As `close`, once the commands already queued (the last slot releases of a drain) have been answered or
+    /// have timed out; then `done`. Loop thread only.
+    func closeWhenAnswered(_ done: @escaping () -> Void) {
+        slots?.stop()
+        let loop = client.loop
+        let deadline = loop.now &+ (settings.redis.commandTimeoutMillis &+ 100) &* 1_000_000
+        func check() {
+            if client.pendingCount == 0 || loop.now >= deadline {
+                close()
+                done()
+            } else {
+                loop.schedule(afterNanos: 5_000_000) { check() }
+            }
+        }
+        check()
+    }
+
     /// Process-wide fallback state, logs and metrics.
     var status: SharedLimitsStatus { tracker.status }
 
