@@ -75,7 +75,12 @@ public final class Server: @unchecked Sendable {
         self.concurrency = concurrency
         let userRate = config.userRate.map { UserRateLimiter(ratePerSecond: $0.rate, burst: $0.burst, maxKeys: 100_000) }
         // The Redis host is resolved here, once, before any loop runs (never on a loop).
-        let redisAddress = try config.sharedLimits.map { shared throws(SocketError) in try shared.redis.resolve() }
+        let redisAddress: SocketAddress?
+        do throws(SocketError) {
+            redisAddress = try config.sharedLimits.map { shared throws(SocketError) in try shared.redis.resolve() }
+        } catch {
+            throw SocketError("redis: \(error.description)")
+        }
         let fallbackRate: RateLimiter? = config.sharedLimits.flatMap { shared in
             config.rateLimit.map { RateLimiter(settings: shared.fallbackRate($0)) }
         }
