@@ -154,6 +154,7 @@ struct SharedSlotsTests {
         let redis = try TestRedis()
         try withProxyAndFake(tokens: Self.tokens, configure: {
             try? Self.configure(&$0, redis: redis, perUser: 2, global: 2, queue: 2)
+            $0.metricsListen = [SocketAddress(parsing: "127.0.0.1:0")!]
         }) { proxy, fake in
             fake.stepMode = true
             defer { fake.stepMode = false }
@@ -162,6 +163,9 @@ struct SharedSlotsTests {
             let two = try Self.held(proxy, fake, Self.bob, upstreamCount: 2)
             defer { two.close() }
             #expect(try redis.leasesHeld() == 2)
+            let scrape = try SharedRateLimitTests.metrics(proxy)
+            #expect(scrape.contains("tollgate_inference_in_flight 2\n"), "\(scrape)")
+            #expect(scrape.contains("tollgate_inference_queued 0\n"))
             // Grace 0: the streams are cut, and their releases still reach Redis before the loop exits.
             stop(proxy.server)
             #expect(try redis.leasesHeld() == 0)

@@ -29,7 +29,7 @@ public final class Server: @unchecked Sendable {
     public let sharedStatus: SharedLimitsStatus?
     /// Inference requests waiting for a shared slot, over every worker (0 without Redis).
     public var sharedQueued: Int { sharedQueue.value }
-    private let sharedQueue: SharedQueueCount
+    private let sharedQueue: SharedCount
     /// The access log's writer (nil when logging is off).
     public let logSink: LogSink?
     private var watcher: UsersFileWatcher?
@@ -84,7 +84,8 @@ public final class Server: @unchecked Sendable {
         let fallbackRate: RateLimiter? = config.sharedLimits.flatMap { shared in
             config.rateLimit.map { RateLimiter(settings: shared.fallbackRate($0)) }
         }
-        let queuedTotal = SharedQueueCount()
+        let queuedTotal = SharedCount()
+        let heldTotal = SharedCount()
         sharedQueue = queuedTotal
         let logSink = config.accessLog == .none ? nil : try LogSink(path: config.accessLogPath)
         self.logSink = logSink
@@ -106,7 +107,8 @@ public final class Server: @unchecked Sendable {
                                                      fallbackRate: fallbackRate,
                                                      authSettings: config.users == nil ? nil : config.authSettings,
                                                      concurrency: config.concurrency,
-                                                     fallbackConcurrency: concurrency, queuedTotal: queuedTotal)
+                                                     fallbackConcurrency: concurrency, queuedTotal: queuedTotal,
+                                                     heldTotal: heldTotal)
                 }
                 listeners.append([])
             }

@@ -26,7 +26,7 @@ final class SharedLimits {
     init(settings: SharedLimitsSettings, address: SocketAddress, loop: EventLoop, status: SharedLimitsStatus,
          rateSettings: RateLimitSettings?, fallbackRate: RateLimiter?, authSettings: Authenticator.Settings?,
          concurrency: ConcurrencyLimiter.Settings?,
-         fallbackConcurrency: ConcurrencyLimiter?, queuedTotal: SharedQueueCount) {
+         fallbackConcurrency: ConcurrencyLimiter?, queuedTotal: SharedCount, heldTotal: SharedCount) {
         self.settings = settings
         let client = RedisClient(configuration: settings.redis, address: address, loop: loop)
         self.client = client
@@ -45,7 +45,8 @@ final class SharedLimits {
             lease.global = concurrency.global
             lease.leaseMillis = settings.slotLeaseMillis
             slots = SharedSlots(leases: SharedLeases(client: client, settings: lease), settings: concurrency,
-                                fallback: fallbackConcurrency, queuedTotal: queuedTotal, tracker: tracker)
+                                fallback: fallbackConcurrency, queuedTotal: queuedTotal, heldTotal: heldTotal,
+                                tracker: tracker)
         } else {
             slots = nil
         }
