@@ -30,6 +30,10 @@ struct Serve: ParsableCommand {
         for a in server.redirectAddresses { note("redirecting http://\(a) to https") }
         for a in server.metricsAddresses { note("metrics on http://\(a)/metrics") }
         note("proxying to Ollama at http://\(config.upstream.hostHeader) with \(config.workers) worker(s)")
+        if let shared = config.sharedLimits {
+            note("sharing limits through \(shared.redis.redactedURL) (fleet of \(shared.fleetSize), "
+                 + "redis-fallback \(shared.fallback.rawValue))")
+        }
         if !UpstreamProbe.reachable(config.upstream.address) {
             note("warning: nothing answers at http://\(config.upstream.hostHeader) yet; requests get 502 until Ollama runs there")
         }
