@@ -220,7 +220,8 @@ public final class Server: @unchecked Sendable {
         if old.listenRedirect != new.listenRedirect { needRestart.append("listen-redirect") }
         if old.metricsListen != new.metricsListen { needRestart.append("metrics-listen") }
         if old.workers != new.workers { needRestart.append("workers") }
-        if old.upstream != new.upstream { needRestart.append("upstream") }
+        if old.upstreams != new.upstreams { needRestart.append("upstream") }
+        if old.healthInterval != new.healthInterval || old.healthFails != new.healthFails { needRestart.append("health checks") }
         if old.rateLimit != new.rateLimit { needRestart.append("rate limits") }
         if old.concurrency != new.concurrency { needRestart.append("concurrency limits") }
         if old.userRate?.rate != new.userRate?.rate || old.userRate?.burst != new.userRate?.burst { needRestart.append("user-rate") }
@@ -237,6 +238,9 @@ public final class Server: @unchecked Sendable {
         merged.metricsListen = old.metricsListen
         merged.workers = old.workers
         merged.upstream = old.upstream
+        merged.upstreams = old.upstreams
+        merged.healthInterval = old.healthInterval
+        merged.healthFails = old.healthFails
         merged.rateLimit = old.rateLimit
         merged.concurrency = old.concurrency
         merged.userRate = old.userRate
