@@ -63,6 +63,7 @@ extension ServerConfig {
             }
         }
         if r.list("upstream").isEmpty { problem("upstream", "no upstream: give at least one http://HOST:PORT") }
+        if backends.count > 64 { problem("upstream", "\(backends.count) backends; at most 64 are supported") }
         if let first = backends.first {
             upstreams = backends
             upstream = first.address
