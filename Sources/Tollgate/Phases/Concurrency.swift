@@ -51,6 +51,7 @@ extension ClientConnection {
 
     /// Gives back the exchange's slot or place in the queue; called once whenever an exchange ends.
     func releaseAdmission(_ ex: Exchange) {
+        if worker.backends != nil { releaseBackend(ex) }
         guard let limiter = worker.concurrency else { return }
         if let slot = ex.slot {
             ex.slot = nil

@@ -5,7 +5,8 @@ extension ClientConnection {
             respondJSON(ex, status: 404, body: #"{"error":"the metrics listener serves GET /metrics only"}"#)
             return
         }
-        respondJSON(ex, status: 200, body: metrics.render(gauges: worker.gauges()),
+        let backends = worker.backends?.prometheusText() ?? ""
+        respondJSON(ex, status: 200, body: metrics.render(gauges: worker.gauges()) + backends,
                     contentType: "text/plain; version=0.0.4; charset=utf-8")
     }
 }
