@@ -22,6 +22,14 @@ import TollgateIO
                 #expect(mistral.status == 200)
                 #expect(mistral.backend == "b0")
             }
+            // The model is read as Ollama reads it: top-level key, any case, the last one wins.
+            let nested = try proxy.fetch(Req.post("/api/generate",
+                #"{"options":{"model":"mistral:7b"},"MODEL":"mistral:7b","model":"llama3","stream":false}"#))
+            #expect(nested.backend == "b1")
+            // /api/show goes to a backend that has the model, without counting against max.
+            let show = try proxy.fetch(Req.post("/api/show", #"{"model":"llama3"}"#))
+            #expect(show.status == 200)
+            #expect(show.backend == "b1")
             let snapshot = try #require(proxy.server.backends).snapshot
             #expect(snapshot.map(\.models) == [["mistral:7b"], ["mistral:7b", "llama3:latest"]])
             #expect(snapshot.map(\.inFlight) == [0, 0])
@@ -245,6 +253,27 @@ import TollgateIO
             try client.send(rest)
             let r = try client.readResponse()
             #expect(r.status == 200)
+        }
+    }
+
+    @Test func aSingleUpstreamWithMaxStreamsTheBodyButWaitsForRoom() throws {
+        try withProxyAndFake(tokens: 2, configure: { config in
+            config.upstreams[0].maxInFlight = 1
+            config.healthInterval = 3_600
+        }) { proxy, fake in
+            fake.stepMode = true
+            let set = try #require(proxy.server.backends)
+            let first = try proxy.tls(), second = try proxy.tls()
+            defer { first.close(); second.close() }
+            try first.send(Self.generate("mistral:7b", stream: true))
+            #expect(waitUntil { set.snapshot[0].inFlight == 1 })
+            try second.send(Self.generate("mistral:7b", stream: true))
+            #expect(waitUntil { set.queued == 1 }, "the second request did not wait")
+            fake.allowLines(3)
+            #expect(try first.readResponse().text.contains(#""done":true"#))
+            #expect(waitUntil { set.queued == 0 })
+            fake.allowLines(3)
+            #expect(try second.readResponse().text.contains(#""done":true"#))
         }
     }
 }
