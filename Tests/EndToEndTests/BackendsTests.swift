@@ -276,4 +276,19 @@ import TollgateIO
             #expect(try second.readResponse().text.contains(#""done":true"#))
         }
     }
+
+    @Test func aReloadReportsBackendChangesAsNeedingARestartAndKeepsTheOldOnes() throws {
+        try withBackends([FakeBackend(), FakeBackend()]) { proxy, fakes in
+            var changed = proxy.server.config
+            changed.upstreams.removeLast()
+            changed.healthFails = 9
+            let messages = proxy.server.reload(changed)
+            let restart = messages.last ?? ""
+            #expect(restart.contains("upstream") && restart.contains("health checks") && restart.contains("restart"),
+                    "\(messages)")
+            #expect(proxy.server.config.upstreams.count == 2)
+            let served = try (0..<2).map { _ in try proxy.fetch(Self.generate("mistral:7b")).backend }
+            #expect(Set(served.compactMap { $0 }) == ["b0", "b1"])
+        }
+    }
 }
