@@ -96,11 +96,7 @@ import TollgateIO
 
     @Test func aFullQueueIsRefusedWith429() throws {
         try withBackends([FakeBackend(max: 1), FakeBackend(max: 1)], tokens: 2, configure: { config in
-            var c = ConcurrencyLimiter.Settings()
-            c.perUser = 100
-            c.global = 100
-            c.queueLimit = 0
-            config.concurrency = c
+            config.backendQueueLimit = 0
         }) { proxy, fakes in
             for f in fakes { f.stepMode = true }
             let a = try proxy.tls(), b = try proxy.tls()

@@ -67,6 +67,8 @@ extension ServerConfig {
         if !backends.isEmpty { upstreams = backends }
         healthInterval = r.double("health-interval") ?? healthInterval
         healthFails = r.int("health-fails") ?? healthFails
+        backendQueueLimit = r.int("queue") ?? backendQueueLimit
+        backendQueueTimeoutMillis = UInt64((r.double("queue-timeout") ?? 30) * 1000)
         workers = r.int("workers") ?? cores
         realm = r.string("realm") ?? "Tollgate"
         if let n = r.int("auth-workers") { authSettings.workers = n }

@@ -15,10 +15,9 @@ public final class BackendSet: Sendable {
 
     /// A set of `config.upstreams` with their limits, the `queue`/`queue-timeout` wait policy and `health-fails`.
     public convenience init(config: ServerConfig) {
-        let queue = config.concurrency?.queueLimit ?? 16
-        let timeout = config.concurrency?.queueTimeoutMillis ?? 30_000
         self.init(backends: config.upstreams.indices.map { (config.upstreams[$0].address, config.backendLimit($0)) },
-                  queueLimit: queue, queueTimeoutMillis: timeout, failuresToEject: config.healthFails)
+                  queueLimit: config.backendQueueLimit, queueTimeoutMillis: config.backendQueueTimeoutMillis,
+                  failuresToEject: config.healthFails)
     }
 
     /// A set of backends (address, max in flight or nil for unlimited).

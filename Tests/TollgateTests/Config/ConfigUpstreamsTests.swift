@@ -41,6 +41,13 @@ import Testing
         #expect(c.healthFails == 2)
     }
 
+    @Test func theBackendQueueFollowsQueueAndQueueTimeoutEvenWithConcurrencyLimitsOff() throws {
+        let c = try build(flags: ["max-inflight-per-user": ["0"], "queue": ["3"], "queue-timeout": ["1.5"]])
+        #expect(c.concurrency == nil)
+        #expect(c.backendQueueLimit == 3)
+        #expect(c.backendQueueTimeoutMillis == 1_500)
+    }
+
     @Test func aSingleUpstreamWithMaxUsesTheBackendSet() throws {
         let c = try build(flags: ["upstream": ["http://127.0.0.1:11434  max=3"]])
         #expect(c.backendLimit(0) == 3)
