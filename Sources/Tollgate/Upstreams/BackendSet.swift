@@ -105,12 +105,19 @@ public final class BackendSet: Sendable {
 
     /// One backend's figures for metrics and tests.
     public struct Snapshot: Sendable, Equatable {
+        /// Its Host form, "10.0.0.5:11434".
         public var name: String
+        /// False while ejected.
         public var healthy: Bool
+        /// Inference requests in flight on it.
         public var inFlight: Int
+        /// Requests sent to it so far.
         public var requests: Int
+        /// Times it was ejected.
         public var ejections: Int
+        /// Its models (normalized), nil until the first successful poll.
         public var models: Set<String>?
+        /// The models it has loaded (normalized).
         public var loaded: Set<String>
     }
 
