@@ -74,8 +74,9 @@ public final class Server: @unchecked Sendable {
                 let loop = try EventLoop(index: i)
                 workers.append(Worker(loop: loop, config: config, tls: tls, authenticator: authenticator,
                                       rateLimiter: rateLimiter, concurrency: concurrency, userRateLimiter: userRate,
-                                      logSink: logSink, backends: backends))
+                                      logSink: logSink))
                 workers[i].metrics = metrics
+                workers[i].backends = backends
                 listeners.append([])
             }
             // Bind the first loop's socket, read back the port (port 0 in tests), bind the others to the same port.
