@@ -189,6 +189,8 @@ import TollgateIO
             let r = try proxy.fetch(Req.post("/v1/chat/completions", #"{"model":"mistral:7b","messages":[]}"#))
             expectError(r, status: 502, family: .openAI)
             #expect(fakes.map { $0.proxiedRequests.count } == [1, 1], "each backend is tried once")
+            // One failover (to the second backend); none after it, as nothing was left.
+            #expect(try #require(proxy.server.backends).failovers == 1)
         }
     }
 
