@@ -8,9 +8,9 @@ extension ServerConfig {
     public init(resolved r: ResolvedConfig, cores: Int) throws(ConfigError) {
         self.init()
         var problems: [ConfigProblem] = []
-        func problem(_ name: String, _ message: String) {
+        func problem(_ name: String, item: Int? = nil, _ message: String) {
             let location: ConfigProblem.Location
-            switch r.origin(name) {
+            switch item.map({ r.origin(name, item: $0) }) ?? r.origin(name) {
             case .flag: location = .flag(name)
             case .environment(let variable): location = .environment(variable)
             case .file(let path, let line): location = .file(path: path, line: line)
@@ -49,11 +49,26 @@ extension ServerConfig {
         certificatePath = r.string("cert")
         keyPath = r.string("key")
         if (certificatePath == nil) != (keyPath == nil) { problem(certificatePath == nil ? "key" : "cert", "cert and key go together") }
-        if let text = r.string("upstream") {
-            if let u = UpstreamAddress(parsing: text) { upstream = u } else {
-                problem("upstream", "\(text.debugDescription) is not http://HOST:PORT with a numeric host or localhost")
+        var backends: [BackendSpec] = []
+        for (i, text) in r.list("upstream").enumerated() {
+            switch BackendSpec.parse(text) {
+            case .success(let spec):
+                if backends.contains(where: { $0.address == spec.address }) {
+                    problem("upstream", item: i, "\(spec.address.hostHeader) is listed twice")
+                } else {
+                    backends.append(spec)
+                }
+            case .failure(let e):
+                problem("upstream", item: i, e.message)
             }
         }
+        if r.list("upstream").isEmpty { problem("upstream", "no upstream: give at least one http://HOST:PORT") }
+        if backends.count > 64 { problem("upstream", "\(backends.count) backends; at most 64 are supported") }
+        if !backends.isEmpty { upstreams = backends }
+        healthInterval = r.double("health-interval") ?? healthInterval
+        healthFails = r.int("health-fails") ?? healthFails
+        backendQueueLimit = r.int("queue") ?? backendQueueLimit
+        backendQueueTimeoutMillis = UInt64((r.double("queue-timeout") ?? 30) * 1000)
         workers = r.int("workers") ?? cores
         realm = r.string("realm") ?? "Tollgate"
         if let n = r.int("auth-workers") { authSettings.workers = n }

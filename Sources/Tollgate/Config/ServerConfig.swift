@@ -13,7 +13,12 @@ public struct ServerConfig: Sendable {
     public var redirectPort: UInt16?
     public var certificatePath: String?
     public var keyPath: String?
-    public var upstream: UpstreamAddress = UpstreamAddress(parsing: "http://127.0.0.1:11434")!
+    /// The first backend's address (the only one in a single-upstream setup); setting it replaces the first
+    /// backend's address.
+    public var upstream: UpstreamAddress {
+        get { upstreams[0].address }
+        set { upstreams[0].address = newValue }
+    }
     public var workers: Int = 1
     public var limits = HTTPLimits()
     public var timeouts = Timeouts()
@@ -59,6 +64,16 @@ public struct ServerConfig: Sendable {
     public var hsts: String? = "max-age=63072000"
     /// Unauthenticated paths (e.g. "/api/version" for monitoring); empty by default.
     public var publicPaths: Set<String> = []
+    /// Every Ollama backend, first one first (never empty; `upstream` is the first's address). Two or more:
+    /// requests are routed by model and load, health-checked, and failed over (see `BackendSet`).
+    public var upstreams: [BackendSpec] = [BackendSpec(address: UpstreamAddress(parsing: "http://127.0.0.1:11434")!)]
+    /// Seconds between active health checks and model polls of each backend.
+    public var healthInterval: Double = 2
+    /// Consecutive failures that eject a backend.
+    public var healthFails: Int = 3
+    /// Requests that may wait for a backend with room (the `queue` setting), and for how long (`queue-timeout`).
+    public var backendQueueLimit: Int = 16
+    public var backendQueueTimeoutMillis: UInt64 = 30_000
     /// The users allowed in; nil turns authentication off (tests of the bare proxy only: the CLI always sets it).
     public var users: UsersFile?
     /// The users file to watch for live reloads (nil: no watching).
@@ -70,6 +85,15 @@ public struct ServerConfig: Sendable {
     public var sharedLimits: SharedLimitsSettings?
 
     public init() {}
+
+    /// Whether requests go through a `BackendSet` (several backends, or one with an explicit `max=`); false keeps the
+    /// plain single-upstream path with no selection, buffering or health checks.
+    public var usesBackendSet: Bool { upstreams.count >= 2 || upstreams.contains { $0.maxInFlight != nil } }
+
+    /// The in-flight limit of backend `index`: its `max=`, else 1 with two or more backends, else unlimited (nil).
+    public func backendLimit(_ index: Int) -> Int? {
+        upstreams[index].maxInFlight ?? (upstreams.count >= 2 ? 1 : nil)
+    }
 }
 
 /// Every timeout, in seconds.
