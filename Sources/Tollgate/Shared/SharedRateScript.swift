@@ -9,7 +9,8 @@ import TollgateIO
 /// nginx's cached time is, so every instance agrees on one clock; tests pass the time in ARGV[3] instead.
 ///
 /// KEYS[1] = the key's TAT (µs since the epoch, as a decimal string; expires at the TAT, when it would equal "no
-/// state"). ARGV = T in µs, burst, optionally now in µs (or ""), and optionally "1" to peek: decide without counting.
+/// state"; with an injected clock a minute later, since Redis expires keys by its own clock and a test stalled
+/// on a busy machine must not lose state its injected clock still needs). ARGV = T in µs, burst, optionally now in µs (or ""), and optionally "1" to peek: decide without counting.
 /// Returns `{1, remaining}` when admitted, `{0, wait µs}` when rejected, where `wait` is how long until a request
 /// would be admitted.
 enum SharedRateScript {
@@ -30,7 +31,9 @@ enum SharedRateScript {
         if ARGV[4] == '1' then
             return {1, math.floor(((burst + 1) * T - used) / T)}
         end
-        redis.call('SET', KEYS[1], string.format('%.0f', tat + T), 'PX', math.ceil(used / 1000))
+        local ttl = math.ceil(used / 1000)
+        if ARGV[3] and ARGV[3] ~= '' then ttl = ttl + 60000 end
+        redis.call('SET', KEYS[1], string.format('%.0f', tat + T), 'PX', ttl)
         return {1, math.floor(((burst + 1) * T - used) / T)}
         """#)
 }
