@@ -2,19 +2,20 @@ import FakeOllama
 import Testing
 import Tollgate
 import TollgateIO
+import TollgateTestSupport
 
 /// The failed-login throttle shared through Redis: failures on either instance count together, a throttled IP is
 /// refused everywhere (even with the right password), and while Redis is down the local throttle at limit/N applies.
-@Suite("Shared limits: failed-login throttle through Redis", .enabled(if: TestRedis.available, "redis-server not installed (apt-get install redis-server)"))
+@Suite("Shared limits: failed-login throttle through Redis", .enabled(if: RedisServerProcess.available, "redis-server not installed (apt-get install redis-server)"))
 struct SharedLoginThrottleTests {
     static let right = Credential.basic("alice", "pw-a")
     static let wrong = Credential.basic("alice", "nope")
 
-    static func configure(_ config: inout ServerConfig, redis: TestRedis, limit: Int, fleet: Int = 1,
+    static func configure(_ config: inout ServerConfig, redis: RedisServerProcess, limit: Int, fleet: Int = 1,
                           fallback: SharedLimitsSettings.Fallback = .local) throws {
         config.users = try TestUsers.parse("alice:{PLAIN}pw-a\n")
         config.authSettings = Authenticator.Settings(workers: 1, failureLimit: limit, failureWindowSeconds: 600)
-        var url = RedisConfiguration(url: redis.url)!
+        var url = RedisConfiguration(url: redis.url())!
         url.initialBackoffMillis = 20
         url.maxBackoffMillis = 100
         var shared = SharedLimitsSettings(redis: url)
@@ -24,7 +25,7 @@ struct SharedLoginThrottleTests {
     }
 
     @Test func failuresOnBothInstancesThrottleTheAddressEverywhere() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         try withProxyAndFake(configure: { try? Self.configure(&$0, redis: redis, limit: 3) }) { a, fake in
             try withProxy(configure: { try? Self.configure(&$0, redis: redis, limit: 3) }, upstream: fake) { b in
                 #expect(try a.fetch(Req.get("/api/tags", Self.right)).status == 200)
@@ -44,7 +45,7 @@ struct SharedLoginThrottleTests {
     }
 
     @Test func aSuccessfulLoginIsNotCounted() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         try withProxyAndFake(configure: { try? Self.configure(&$0, redis: redis, limit: 2) }) { proxy, _ in
             for _ in 0..<5 {
                 let client = try proxy.tls()
@@ -56,7 +57,7 @@ struct SharedLoginThrottleTests {
     }
 
     @Test func openAndClosedFallbacks() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         try withProxyAndFake(configure: { try? Self.configure(&$0, redis: redis, limit: 1, fallback: .open) }) { proxy, _ in
             let status = try #require(proxy.server.sharedStatus)
             redis.kill()
@@ -82,7 +83,7 @@ struct SharedLoginThrottleTests {
     }
 
     @Test func localThrottleAtLimitOverFleetSizeWhileRedisIsDown() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         try withProxyAndFake(configure: { try? Self.configure(&$0, redis: redis, limit: 4, fleet: 2) }) { proxy, _ in
             let status = try #require(proxy.server.sharedStatus)
             redis.kill()

@@ -2,19 +2,20 @@ import FakeOllama
 import Testing
 import Tollgate
 import TollgateIO
+import TollgateTestSupport
 
 /// The per-IP rate limit shared through a real redis-server: two in-process Tollgates count one client together,
 /// and while Redis is down (the process killed) each applies `redis-fallback`, recovering by itself once Redis is
 /// back on the same port. Rates are so low (0.001 r/s) that nothing refills while a test runs: counts are exact.
-@Suite("Shared limits: per-IP rate through Redis", .enabled(if: TestRedis.available, "redis-server not installed (apt-get install redis-server)"))
+@Suite("Shared limits: per-IP rate through Redis", .enabled(if: RedisServerProcess.available, "redis-server not installed (apt-get install redis-server)"))
 struct SharedRateLimitTests {
-    static func configure(_ config: inout ServerConfig, redis: TestRedis, burst: Int, fleet: Int = 1,
+    static func configure(_ config: inout ServerConfig, redis: RedisServerProcess, burst: Int, fleet: Int = 1,
                           fallback: SharedLimitsSettings.Fallback = .local) {
         var rate = RateLimitSettings()
         rate.ratePerSecond = 0.001
         rate.burst = burst
         config.rateLimit = rate
-        var url = RedisConfiguration(url: redis.url)!
+        var url = RedisConfiguration(url: redis.url())!
         url.initialBackoffMillis = 20
         url.maxBackoffMillis = 100
         var shared = SharedLimitsSettings(redis: url)
@@ -31,7 +32,7 @@ struct SharedRateLimitTests {
     }
 
     @Test func twoInstancesAdmitExactlyTheNginxSequence() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         try withProxyAndFake(configure: { Self.configure(&$0, redis: redis, burst: 20) }) { a, fake in
             try withProxy(configure: { Self.configure(&$0, redis: redis, burst: 20) }, upstream: fake) { b in
                 let ca = try a.plain(), cb = try b.plain()
@@ -57,7 +58,7 @@ struct SharedRateLimitTests {
     }
 
     @Test func localFallbackWhileRedisIsDownThenRecoveryOnItsOwn() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         try withProxyAndFake(configure: {
             Self.configure(&$0, redis: redis, burst: 4, fleet: 2)
             $0.metricsListen = [SocketAddress(parsing: "127.0.0.1:0")!]
@@ -88,7 +89,7 @@ struct SharedRateLimitTests {
     }
 
     @Test func openFallbackAdmitsEverything() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         try withProxyAndFake(configure: { Self.configure(&$0, redis: redis, burst: 1, fallback: .open) }) { proxy, _ in
             #expect(try Self.statuses(proxy, 3) == [200, 200, 429])
             redis.kill()
@@ -100,7 +101,7 @@ struct SharedRateLimitTests {
     }
 
     @Test func closedFallbackRefusesWith503ButHealthStillAnswers() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         try withProxyAndFake(configure: { Self.configure(&$0, redis: redis, burst: 5, fallback: .closed) }) { proxy, fake in
             #expect(try Self.statuses(proxy, 1) == [200])
             redis.kill()
@@ -123,7 +124,7 @@ struct SharedRateLimitTests {
     }
 
     @Test func dryRunAndExemptionsStayLocalDecisions() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         try withProxyAndFake(configure: {
             Self.configure(&$0, redis: redis, burst: 0)
             $0.rateLimit?.dryRun = true
@@ -142,7 +143,7 @@ struct SharedRateLimitTests {
     }
 
     @Test func theAccessLogSaysWhoDecided() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         let dir = try OpsTempDirectory()
         let log = dir.file("access.log")
         try withProxyAndFake(configure: {
@@ -163,7 +164,7 @@ struct SharedRateLimitTests {
     }
 
     @Test func aClientGoneWhileRedisDecidesIsForgottenWhenTheAnswerComes() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         let dir = try OpsTempDirectory()
         let log = dir.file("access.log")
         try withProxyAndFake(configure: {
