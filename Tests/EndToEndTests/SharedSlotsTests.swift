@@ -25,32 +25,19 @@ struct SharedSlotsTests {
         c.queueLimit = queue
         c.queueTimeoutMillis = queueTimeoutMillis
         config.concurrency = c
-        var url = RedisConfiguration(url: redis.url())!
-        url.initialBackoffMillis = 20
-        url.maxBackoffMillis = 100
-        var shared = SharedLimitsSettings(redis: url)
-        shared.fleetSize = fleet
-        shared.fallback = fallback
-        config.sharedLimits = shared
+        config.sharedLimits = redis.sharedLimits(fleet: fleet, fallback: fallback)
     }
 
     /// Two proxies sharing `redis` and one fake Ollama in step mode.
     static func withTwo(redis: RedisServerProcess, perUser: Int, global: Int, queue: Int, queueTimeoutMillis: UInt64 = 30_000,
                         body: (Proxy, Proxy, FakeOllamaServer) throws -> Void) throws {
-        var failure: (any Error)?
-        try withProxyAndFake(tokens: tokens, configure: {
-            do { try configure(&$0, redis: redis, perUser: perUser, global: global, queue: queue,
-                               queueTimeoutMillis: queueTimeoutMillis) } catch { failure = error }
-        }) { a, fake in
-            try withProxy(configure: {
-                do { try configure(&$0, redis: redis, perUser: perUser, global: global, queue: queue,
-                                   queueTimeoutMillis: queueTimeoutMillis) } catch { failure = error }
-            }, upstream: fake) { b in
-                if let failure { throw failure }
-                fake.stepMode = true
-                defer { fake.stepMode = false }
-                try body(a, b, fake)
-            }
+        try withTwoProxies(tokens: tokens, configure: {
+            try configure(&$0, redis: redis, perUser: perUser, global: global, queue: queue,
+                          queueTimeoutMillis: queueTimeoutMillis)
+        }) { a, b, fake in
+            fake.stepMode = true
+            defer { fake.stepMode = false }
+            try body(a, b, fake)
         }
     }
 
@@ -196,9 +183,7 @@ struct SharedSlotsTests {
         }) { proxy, fake in
             fake.stepMode = true
             defer { fake.stepMode = false }
-            let status = try #require(proxy.server.sharedStatus)
-            redis.kill()
-            #expect(eventually { !status.isUp })
+            let status = try redis.kill(seenBy: proxy)
             // Open: over both caps, nobody waits.
             let one = try Self.held(proxy, fake, Self.alice, upstreamCount: 1)
             defer { one.close() }
@@ -214,9 +199,7 @@ struct SharedSlotsTests {
         try withProxyAndFake(tokens: Self.tokens, configure: {
             try? Self.configure(&$0, redis: redis, perUser: 1, global: 1, queue: 2, fallback: .closed)
         }) { proxy, fake in
-            let status = try #require(proxy.server.sharedStatus)
-            redis.kill()
-            #expect(eventually { !status.isUp })
+            let status = try redis.kill(seenBy: proxy)
             let refused = try proxy.fetch(Req.generate(Self.alice))
             expectError(refused, status: 503, family: .ollama)
             #expect(refused.head.header("Retry-After") == "1")
@@ -233,9 +216,7 @@ struct SharedSlotsTests {
         }) { proxy, fake in
             fake.stepMode = true
             defer { fake.stepMode = false }
-            let status = try #require(proxy.server.sharedStatus)
-            redis.kill()
-            #expect(eventually { !status.isUp })
+            let status = try redis.kill(seenBy: proxy)
             // Caps 2 over a fleet of 2: one request in flight here while Redis is down.
             let first = try Self.held(proxy, fake, Self.alice, upstreamCount: 1)
             defer { first.close() }
