@@ -39,11 +39,22 @@ let package = Package(
         ),
         .executableTarget(name: "fake-ollama", dependencies: ["FakeOllama"], swiftSettings: swiftSettings),
         .testTarget(name: "TollgateHTTPTests", dependencies: ["TollgateHTTP"], swiftSettings: swiftSettings),
-        .testTarget(name: "TollgateTests", dependencies: ["Tollgate"], swiftSettings: swiftSettings),
+        // Helpers for more than one test target (a redis-server child); not a product, not in any executable.
+        .target(
+            name: "TollgateTestSupport",
+            dependencies: ["TollgateIO"],
+            path: "Tests/TollgateTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "TollgateTests",
+            dependencies: ["Tollgate", "TollgateTestSupport"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "FakeOllamaTests", dependencies: ["FakeOllama"], swiftSettings: swiftSettings),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["Tollgate", "TollgateIO", "FakeOllama", "COpenSSL"],
+            dependencies: ["Tollgate", "TollgateIO", "FakeOllama", "COpenSSL", "TollgateTestSupport"],
             swiftSettings: swiftSettings
         ),
     ],

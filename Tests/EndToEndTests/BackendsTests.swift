@@ -54,12 +54,9 @@ import TollgateIO
 
     @Test func nonModelRoutesGoToAnyBackendWithoutCountingAgainstMax() throws {
         try withBackends([FakeBackend(max: 1), FakeBackend(max: 1)], tokens: 3) { proxy, fakes in
-            for f in fakes { f.stepMode = true }
             // Both backends at their max with held streams...
-            let a = try proxy.tls(), b = try proxy.tls()
-            defer { a.close(); b.close() }
-            try a.send(Self.generate("mistral:7b", stream: true))
-            try b.send(Self.generate("mistral:7b", stream: true))
+            let held = try holdOneStreamPerBackend(proxy, fakes, request: Self.generate("mistral:7b", stream: true))
+            defer { for c in held { c.close() } }
             #expect(waitUntil { proxy.server.backends?.snapshot.map(\.inFlight) == [1, 1] })
             // ...still answer /api/tags and /api/version, alternately.
             let served = try (0..<4).map { _ in try proxy.fetch(Req.get("/api/tags")).backend }
@@ -103,11 +100,8 @@ import TollgateIO
         try withBackends([FakeBackend(max: 1), FakeBackend(max: 1)], tokens: 2, configure: { config in
             config.backendQueueLimit = 0
         }) { proxy, fakes in
-            for f in fakes { f.stepMode = true }
-            let a = try proxy.tls(), b = try proxy.tls()
-            defer { a.close(); b.close() }
-            try a.send(Self.generate("mistral:7b", stream: true))
-            try b.send(Self.generate("mistral:7b", stream: true))
+            let held = try holdOneStreamPerBackend(proxy, fakes, request: Self.generate("mistral:7b", stream: true))
+            defer { for c in held { c.close() } }
             #expect(waitUntil { proxy.server.backends?.snapshot.map(\.inFlight) == [1, 1] })
             let refused = try proxy.fetch(Self.generate("mistral:7b"))
             expectError(refused, status: 429, family: .ollama)

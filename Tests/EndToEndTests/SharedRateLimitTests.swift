@@ -2,25 +2,20 @@ import FakeOllama
 import Testing
 import Tollgate
 import TollgateIO
+import TollgateTestSupport
 
 /// The per-IP rate limit shared through a real redis-server: two in-process Tollgates count one client together,
 /// and while Redis is down (the process killed) each applies `redis-fallback`, recovering by itself once Redis is
 /// back on the same port. Rates are so low (0.001 r/s) that nothing refills while a test runs: counts are exact.
-@Suite("Shared limits: per-IP rate through Redis", .enabled(if: TestRedis.available, "redis-server not installed (apt-get install redis-server)"))
+@Suite("Shared limits: per-IP rate through Redis", .enabled(if: RedisServerProcess.available, "redis-server not installed (apt-get install redis-server)"))
 struct SharedRateLimitTests {
-    static func configure(_ config: inout ServerConfig, redis: TestRedis, burst: Int, fleet: Int = 1,
+    static func configure(_ config: inout ServerConfig, redis: RedisServerProcess, burst: Int, fleet: Int = 1,
                           fallback: SharedLimitsSettings.Fallback = .local) {
         var rate = RateLimitSettings()
         rate.ratePerSecond = 0.001
         rate.burst = burst
         config.rateLimit = rate
-        var url = RedisConfiguration(url: redis.url)!
-        url.initialBackoffMillis = 20
-        url.maxBackoffMillis = 100
-        var shared = SharedLimitsSettings(redis: url)
-        shared.fleetSize = fleet
-        shared.fallback = fallback
-        config.sharedLimits = shared
+        config.sharedLimits = redis.sharedLimits(fleet: fleet, fallback: fallback)
     }
 
     /// Statuses of `count` GET /api/version requests on one keep-alive connection.
@@ -31,42 +26,38 @@ struct SharedRateLimitTests {
     }
 
     @Test func twoInstancesAdmitExactlyTheNginxSequence() throws {
-        let redis = try TestRedis()
-        try withProxyAndFake(configure: { Self.configure(&$0, redis: redis, burst: 20) }) { a, fake in
-            try withProxy(configure: { Self.configure(&$0, redis: redis, burst: 20) }, upstream: fake) { b in
-                let ca = try a.plain(), cb = try b.plain()
-                defer { ca.close(); cb.close() }
-                var responses: [Response] = []
-                for i in 0..<25 { responses.append(try (i % 2 == 0 ? ca : cb).exchange(Req.get("/api/version"))) }
-                #expect(responses.map(\.status) == Array(repeating: 200, count: 21) + Array(repeating: 429, count: 4))
-                #expect(fake.requests.count == 21)
-                for response in responses.suffix(4) {
-                    expectError(response, status: 429, family: .ollama)
-                    let seconds = try #require(retryAfterSeconds(response))
-                    #expect(seconds >= 1)
-                    #expect(response.head.header("RateLimit-Policy")?.hasPrefix(#""default";q=20;w="#) == true)
-                    #expect(response.head.header("RateLimit") == #""default";r=0;t=\#(seconds)"#)
-                }
-                let status = try #require(a.server.sharedStatus)
-                #expect(status.isUp)
-                #expect(!status.isInFallback(.rate))
-                #expect(status.callCount >= 1)
-                #expect(status.errorCount == 0)
+        let redis = try RedisServerProcess()
+        try withTwoProxies(configure: { Self.configure(&$0, redis: redis, burst: 20) }) { a, b, fake in
+            let ca = try a.plain(), cb = try b.plain()
+            defer { ca.close(); cb.close() }
+            var responses: [Response] = []
+            for i in 0..<25 { responses.append(try (i % 2 == 0 ? ca : cb).exchange(Req.get("/api/version"))) }
+            #expect(responses.map(\.status) == Array(repeating: 200, count: 21) + Array(repeating: 429, count: 4))
+            #expect(fake.requests.count == 21)
+            for response in responses.suffix(4) {
+                expectError(response, status: 429, family: .ollama)
+                let seconds = try #require(retryAfterSeconds(response))
+                #expect(seconds >= 1)
+                #expect(response.head.header("RateLimit-Policy")?.hasPrefix(#""default";q=20;w="#) == true)
+                #expect(response.head.header("RateLimit") == #""default";r=0;t=\#(seconds)"#)
             }
+            let status = try #require(a.server.sharedStatus)
+            #expect(status.isUp)
+            #expect(!status.isInFallback(.rate))
+            #expect(status.callCount >= 1)
+            #expect(status.errorCount == 0)
         }
     }
 
     @Test func localFallbackWhileRedisIsDownThenRecoveryOnItsOwn() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         try withProxyAndFake(configure: {
             Self.configure(&$0, redis: redis, burst: 4, fleet: 2)
             $0.metricsListen = [SocketAddress(parsing: "127.0.0.1:0")!]
         }) { proxy, _ in
-            let status = try #require(proxy.server.sharedStatus)
             #expect(try Self.statuses(proxy, 7) == [200, 200, 200, 200, 200, 429, 429])
 
-            redis.kill()
-            #expect(eventually { !status.isUp }, "the client never noticed Redis went away")
+            let status = try redis.kill(seenBy: proxy)
             // burst 4 over a fleet of 2: each instance allows ceil(4/2) = 2 above the rate, alone.
             #expect(try Self.statuses(proxy, 5) == [200, 200, 200, 429, 429])
             #expect(status.isInFallback(.rate))
@@ -88,24 +79,20 @@ struct SharedRateLimitTests {
     }
 
     @Test func openFallbackAdmitsEverything() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         try withProxyAndFake(configure: { Self.configure(&$0, redis: redis, burst: 1, fallback: .open) }) { proxy, _ in
             #expect(try Self.statuses(proxy, 3) == [200, 200, 429])
-            redis.kill()
-            let status = try #require(proxy.server.sharedStatus)
-            #expect(eventually { !status.isUp })
+            let status = try redis.kill(seenBy: proxy)
             #expect(try Self.statuses(proxy, 10) == Array(repeating: 200, count: 10))
             #expect(status.isInFallback(.rate))
         }
     }
 
     @Test func closedFallbackRefusesWith503ButHealthStillAnswers() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         try withProxyAndFake(configure: { Self.configure(&$0, redis: redis, burst: 5, fallback: .closed) }) { proxy, fake in
             #expect(try Self.statuses(proxy, 1) == [200])
-            redis.kill()
-            let status = try #require(proxy.server.sharedStatus)
-            #expect(eventually { !status.isUp })
+            try redis.kill(seenBy: proxy)
             let before = fake.requests.count
             let client = try proxy.plain()
             defer { client.close() }
@@ -123,7 +110,7 @@ struct SharedRateLimitTests {
     }
 
     @Test func dryRunAndExemptionsStayLocalDecisions() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         try withProxyAndFake(configure: {
             Self.configure(&$0, redis: redis, burst: 0)
             $0.rateLimit?.dryRun = true
@@ -142,7 +129,7 @@ struct SharedRateLimitTests {
     }
 
     @Test func theAccessLogSaysWhoDecided() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         let dir = try OpsTempDirectory()
         let log = dir.file("access.log")
         try withProxyAndFake(configure: {
@@ -152,9 +139,7 @@ struct SharedRateLimitTests {
         }) { proxy, _ in
             // Redis admits two, rejects the third; the fourth is refused from the "denied until" cache.
             #expect(try Self.statuses(proxy, 4) == [200, 200, 429, 429])
-            redis.kill()
-            let status = try #require(proxy.server.sharedStatus)
-            #expect(eventually { !status.isUp })
+            try redis.kill(seenBy: proxy)
             #expect(try Self.statuses(proxy, 1) == [200])
             let lines = OpsFiles.waitForLines(log, count: 5)
             let outcomes = accessLogObjects(lines).map { $0?["rate_limit"] as? String }
@@ -163,7 +148,7 @@ struct SharedRateLimitTests {
     }
 
     @Test func aClientGoneWhileRedisDecidesIsForgottenWhenTheAnswerComes() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         let dir = try OpsTempDirectory()
         let log = dir.file("access.log")
         try withProxyAndFake(configure: {

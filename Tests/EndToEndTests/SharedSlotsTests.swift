@@ -2,17 +2,18 @@ import FakeOllama
 import Testing
 import Tollgate
 import TollgateIO
+import TollgateTestSupport
 
 /// Inference slots as Redis leases: two in-process Tollgates share the per-user and global caps; the queue stays
 /// local and is served when the other instance releases; a lease is given back on every way a request ends; while
 /// Redis is down the local fallback limits at caps/N. fake-ollama's step mode holds streams open.
-@Suite("Shared limits: inference slots as Redis leases", .enabled(if: TestRedis.available, "redis-server not installed (apt-get install redis-server)"))
+@Suite("Shared limits: inference slots as Redis leases", .enabled(if: RedisServerProcess.available, "redis-server not installed (apt-get install redis-server)"))
 struct SharedSlotsTests {
     static let alice = Credential.basic("alice", "pw-a")
     static let bob = Credential.apiKey("bob", "pw-b")
     static let tokens = 3
 
-    static func configure(_ config: inout ServerConfig, redis: TestRedis, perUser: Int, global: Int, queue: Int,
+    static func configure(_ config: inout ServerConfig, redis: RedisServerProcess, perUser: Int, global: Int, queue: Int,
                           fleet: Int = 1, queueTimeoutMillis: UInt64 = 30_000,
                           fallback: SharedLimitsSettings.Fallback = .local) throws {
         config.users = try TestUsers.parse("alice:{PLAIN}pw-a\nbob:{PLAIN}pw-b\n")
@@ -24,32 +25,19 @@ struct SharedSlotsTests {
         c.queueLimit = queue
         c.queueTimeoutMillis = queueTimeoutMillis
         config.concurrency = c
-        var url = RedisConfiguration(url: redis.url)!
-        url.initialBackoffMillis = 20
-        url.maxBackoffMillis = 100
-        var shared = SharedLimitsSettings(redis: url)
-        shared.fleetSize = fleet
-        shared.fallback = fallback
-        config.sharedLimits = shared
+        config.sharedLimits = redis.sharedLimits(fleet: fleet, fallback: fallback)
     }
 
     /// Two proxies sharing `redis` and one fake Ollama in step mode.
-    static func withTwo(redis: TestRedis, perUser: Int, global: Int, queue: Int, queueTimeoutMillis: UInt64 = 30_000,
+    static func withTwo(redis: RedisServerProcess, perUser: Int, global: Int, queue: Int, queueTimeoutMillis: UInt64 = 30_000,
                         body: (Proxy, Proxy, FakeOllamaServer) throws -> Void) throws {
-        var failure: (any Error)?
-        try withProxyAndFake(tokens: tokens, configure: {
-            do { try configure(&$0, redis: redis, perUser: perUser, global: global, queue: queue,
-                               queueTimeoutMillis: queueTimeoutMillis) } catch { failure = error }
-        }) { a, fake in
-            try withProxy(configure: {
-                do { try configure(&$0, redis: redis, perUser: perUser, global: global, queue: queue,
-                                   queueTimeoutMillis: queueTimeoutMillis) } catch { failure = error }
-            }, upstream: fake) { b in
-                if let failure { throw failure }
-                fake.stepMode = true
-                defer { fake.stepMode = false }
-                try body(a, b, fake)
-            }
+        try withTwoProxies(tokens: tokens, configure: {
+            try configure(&$0, redis: redis, perUser: perUser, global: global, queue: queue,
+                          queueTimeoutMillis: queueTimeoutMillis)
+        }) { a, b, fake in
+            fake.stepMode = true
+            defer { fake.stepMode = false }
+            try body(a, b, fake)
         }
     }
 
@@ -62,7 +50,7 @@ struct SharedSlotsTests {
     }
 
     @Test func theQueueIsServedWhenTheOtherInstanceReleases() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         try Self.withTwo(redis: redis, perUser: 1, global: 1, queue: 2) { a, b, fake in
             let first = try Self.held(a, fake, Self.alice, upstreamCount: 1)
             defer { first.close() }
@@ -98,7 +86,7 @@ struct SharedSlotsTests {
     }
 
     @Test func waitersAreServedFirstComeFirstServed() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         try Self.withTwo(redis: redis, perUser: 2, global: 1, queue: 4) { a, b, fake in
             let holder = try Self.held(a, fake, Self.alice, upstreamCount: 1)
             defer { holder.close() }
@@ -123,7 +111,7 @@ struct SharedSlotsTests {
     }
 
     @Test func leasesComeBackOnEveryEnd() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         try Self.withTwo(redis: redis, perUser: 1, global: 1, queue: 4) { a, b, fake in
             // Client gone mid-stream.
             let gone = try Self.held(a, fake, Self.alice, upstreamCount: 1)
@@ -154,7 +142,7 @@ struct SharedSlotsTests {
     }
 
     @Test func aStoppingInstanceReleasesItsLeasesBeforeItExits() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         try withProxyAndFake(tokens: Self.tokens, configure: {
             try? Self.configure(&$0, redis: redis, perUser: 2, global: 2, queue: 2)
             $0.metricsListen = [SocketAddress(parsing: "127.0.0.1:0")!]
@@ -176,7 +164,7 @@ struct SharedSlotsTests {
     }
 
     @Test func aWaiterTimesOutWith429() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         try Self.withTwo(redis: redis, perUser: 1, global: 1, queue: 2, queueTimeoutMillis: 100) { a, b, fake in
             let holder = try Self.held(a, fake, Self.alice, upstreamCount: 1)
             defer { holder.close() }
@@ -189,15 +177,13 @@ struct SharedSlotsTests {
     }
 
     @Test func openAndClosedFallbacks() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         try withProxyAndFake(tokens: Self.tokens, configure: {
             try? Self.configure(&$0, redis: redis, perUser: 1, global: 1, queue: 2, fallback: .open)
         }) { proxy, fake in
             fake.stepMode = true
             defer { fake.stepMode = false }
-            let status = try #require(proxy.server.sharedStatus)
-            redis.kill()
-            #expect(eventually { !status.isUp })
+            let status = try redis.kill(seenBy: proxy)
             // Open: over both caps, nobody waits.
             let one = try Self.held(proxy, fake, Self.alice, upstreamCount: 1)
             defer { one.close() }
@@ -213,9 +199,7 @@ struct SharedSlotsTests {
         try withProxyAndFake(tokens: Self.tokens, configure: {
             try? Self.configure(&$0, redis: redis, perUser: 1, global: 1, queue: 2, fallback: .closed)
         }) { proxy, fake in
-            let status = try #require(proxy.server.sharedStatus)
-            redis.kill()
-            #expect(eventually { !status.isUp })
+            let status = try redis.kill(seenBy: proxy)
             let refused = try proxy.fetch(Req.generate(Self.alice))
             expectError(refused, status: 503, family: .ollama)
             #expect(refused.head.header("Retry-After") == "1")
@@ -226,15 +210,13 @@ struct SharedSlotsTests {
     }
 
     @Test func localFallbackAtCapsOverFleetSizeThenRecovery() throws {
-        let redis = try TestRedis()
+        let redis = try RedisServerProcess()
         try withProxyAndFake(tokens: Self.tokens, configure: {
             try? Self.configure(&$0, redis: redis, perUser: 2, global: 2, queue: 4, fleet: 2)
         }) { proxy, fake in
             fake.stepMode = true
             defer { fake.stepMode = false }
-            let status = try #require(proxy.server.sharedStatus)
-            redis.kill()
-            #expect(eventually { !status.isUp })
+            let status = try redis.kill(seenBy: proxy)
             // Caps 2 over a fleet of 2: one request in flight here while Redis is down.
             let first = try Self.held(proxy, fake, Self.alice, upstreamCount: 1)
             defer { first.close() }

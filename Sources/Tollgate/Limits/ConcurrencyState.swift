@@ -10,9 +10,7 @@ struct ConcurrencyState: Sendable {
 
     /// A request waiting for a slot.
     struct Waiter: Sendable {
-        let ticket: UInt64
         let user: String
-        let enqueuedAt: UInt64
         let onGranted: @Sendable (Slot) -> Void
         let onExpired: @Sendable () -> Void
     }
@@ -27,12 +25,12 @@ struct ConcurrencyState: Sendable {
     private(set) var inFlight = 0
     private var perUser: [String: Int] = [:]
     private var active: Set<UInt64> = []
-    private(set) var waiters: [Waiter] = []
+    private(set) var waiters: WaitQueue<Waiter>
     private var nextID: UInt64 = 1
 
     init(settings: ConcurrencyLimiter.Settings) {
         self.settings = settings
-        waiters.reserveCapacity(max(0, settings.queueLimit))
+        waiters = WaitQueue(reservingCapacity: settings.queueLimit)
     }
 
     /// Slots held by `user`.
@@ -60,7 +58,7 @@ struct ConcurrencyState: Sendable {
         }
         let ticket = nextID
         nextID &+= 1
-        waiters.append(Waiter(ticket: ticket, user: user, enqueuedAt: now, onGranted: onGranted, onExpired: onExpired))
+        waiters.append(Waiter(user: user, onGranted: onGranted, onExpired: onExpired), ticket: ticket, now: now)
         return .queued(ticket: ticket)
     }
 
@@ -82,20 +80,11 @@ struct ConcurrencyState: Sendable {
 
     /// Removes a waiting ticket; false if it is not waiting (already granted, expired or cancelled).
     mutating func cancel(ticket: UInt64) -> Bool {
-        guard let i = waiters.firstIndex(where: { $0.ticket == ticket }) else { return false }
-        waiters.remove(at: i)
-        return true
+        waiters.cancel(ticket: ticket)
     }
 
     /// Removes waiters queued for `queueTimeoutMillis` or longer and returns their `onExpired` callbacks.
     mutating func expire(now: UInt64) -> [@Sendable () -> Void] {
-        var expired: [@Sendable () -> Void] = []
-        let timeout = settings.queueTimeoutMillis
-        waiters.removeAll { waiter in
-            guard now >= waiter.enqueuedAt, now - waiter.enqueuedAt >= timeout else { return false }
-            expired.append(waiter.onExpired)
-            return true
-        }
-        return expired
+        waiters.expire(now: now, timeout: settings.queueTimeoutMillis).map(\.onExpired)
     }
 }

@@ -2,10 +2,8 @@
 /// own, no I/O), so it is tested directly; `BackendSet` wraps it in a lock.
 struct BackendSetState {
     struct Waiter {
-        let ticket: UInt64
         let model: String?
         let excluded: UInt64
-        let since: UInt64
         let onGranted: @Sendable (BackendLease) -> Void
         let onExpired: @Sendable () -> Void
     }
@@ -17,7 +15,7 @@ struct BackendSetState {
     }
 
     var backends: [BackendState]
-    var waiters: [Waiter] = []
+    var waiters = WaitQueue<Waiter>()
     let queueLimit: Int
     let queueTimeoutMillis: UInt64
     let failuresToEject: Int
@@ -95,8 +93,8 @@ struct BackendSetState {
         // Not counted and nothing picked can only mean no backend may serve the model: answered above.
         guard counted, waiters.count < queueLimit else { return .rejected(retryAfterSeconds: 5) }
         nextID &+= 1
-        waiters.append(Waiter(ticket: nextID, model: model, excluded: excluded, since: now, onGranted: onGranted,
-                              onExpired: onExpired))
+        waiters.append(Waiter(model: model, excluded: excluded, onGranted: onGranted, onExpired: onExpired),
+                       ticket: nextID, now: now)
         return .queued(ticket: nextID)
     }
 
@@ -125,20 +123,12 @@ struct BackendSetState {
 
     /// Drops a waiter; false when it was no longer waiting (its grant is on its way and must be released).
     mutating func cancel(ticket: UInt64) -> Bool {
-        guard let k = waiters.firstIndex(where: { $0.ticket == ticket }) else { return false }
-        waiters.remove(at: k)
-        return true
+        waiters.cancel(ticket: ticket)
     }
 
     /// Removes the waiters queued for the whole timeout and returns their callbacks.
     mutating func expire(now: UInt64) -> [@Sendable () -> Void] {
-        var expired: [@Sendable () -> Void] = []
-        waiters.removeAll { w in
-            guard now >= w.since &+ queueTimeoutMillis else { return false }
-            expired.append(w.onExpired)
-            return true
-        }
-        return expired
+        waiters.expire(now: now, timeout: queueTimeoutMillis).map(\.onExpired)
     }
 
     // MARK: health

@@ -40,6 +40,19 @@ func withBackends(_ backends: [FakeBackend], tokens: Int = 5, configure: (inout 
     }
 }
 
+/// Puts every fake in step mode and sends `request` (a streamed inference request) once per backend, each on its
+/// own TLS connection, so that each backend ends up holding one stream; returns the connections, to close.
+func holdOneStreamPerBackend(_ proxy: Proxy, _ fakes: [FakeOllamaServer], request: String) throws -> [HTTPClient] {
+    for f in fakes { f.stepMode = true }
+    var clients: [HTTPClient] = []
+    for _ in fakes {
+        let client = try proxy.tls()
+        clients.append(client)
+        try client.send(request)
+    }
+    return clients
+}
+
 /// Runs a round of backend checks that starts now and waits for it to finish.
 func checkNow(_ server: Server) -> Bool {
     let done = DispatchSemaphore(value: 0)

@@ -1,5 +1,6 @@
 @testable import Tollgate
 import TollgateIO
+import TollgateTestSupport
 import Testing
 
 private let t0: UInt64 = 1_760_000_000_000
@@ -97,7 +98,7 @@ struct SharedLeasesTests {
         let redis = try await makeClient(server.url(), on: loop)
         let leases = SharedLeases(client: redis, settings: settings(perUser: 1, global: 1))
         guard case .acquired(let lease)? = await acquire(leases, on: loop, "alice") else { Issue.record("acquire"); return }
-        server.stop()
+        server.kill()
         #expect(await loop.waitUntil { redis.health == .down })
         guard case .unavailable? = await acquire(leases, on: loop, "alice") else { Issue.record("expected unavailable"); return }
         guard case .failure? = await loop.call({ done in leases.release(lease) { done($0) } }) else { Issue.record("release"); return }

@@ -1,6 +1,7 @@
 import Synchronization
 @testable import Tollgate
 import TollgateIO
+import TollgateTestSupport
 import Testing
 
 /// An epoch-like base so the script works with realistic magnitudes (µs since 1970 fit a double exactly).
@@ -170,7 +171,7 @@ struct SharedRateLimiterTests {
         let redis = try await makeClient(server.url(), on: loop)
         let limiter = SharedRateLimiter(client: redis, ratePerSecond: 10, burst: 20)
         #expect(await loop.call { done in limiter.check(key: "x") { done($0) } }?.isAllowed == true)
-        server.stop()
+        server.kill()
         #expect(await loop.waitUntil { redis.health == .down })
         guard case .unavailable? = await loop.call({ done in limiter.check(key: "x") { done($0) } }) else {
             Issue.record("expected unavailable"); return

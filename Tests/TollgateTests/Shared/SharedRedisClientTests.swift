@@ -2,6 +2,7 @@ import Glibc
 import Synchronization
 @testable import Tollgate
 import TollgateIO
+import TollgateTestSupport
 import Testing
 
 @Suite("Shared: RedisClient against redis-server", .enabled(if: RedisServerProcess.available, "redis-server not installed (apt-get install redis-server)"))
@@ -108,7 +109,7 @@ struct SharedRedisClientTests {
         let healths = HealthLog()
         await loop.run { client.onHealthChange = { healths.append($0) } }
         #expect(await command(client, on: loop, "PING") == .success(.simpleString("PONG")))
-        server.stop()
+        server.kill()
         #expect(await loop.waitUntil { client.health == .down })
         #expect(await command(client, on: loop, "PING") == .failure(.notConnected))
         try server.start()
@@ -154,7 +155,7 @@ struct SharedRedisClientTests {
     @Test func downServerFailsFastAsNotConnected() async throws {
         let server = try RedisServerProcess()
         let url = server.url()
-        server.stop()
+        server.kill()
         let loop = try TestLoop()
         let client = try await makeClient(url, on: loop)
         #expect(await loop.waitUntil { client.health == .down })

@@ -3,11 +3,12 @@ import Glibc
 import Synchronization
 import TollgateIO
 
-/// A `redis-server` child on 127.0.0.1 at a free port, without persistence, for the shared-limits tests;
-/// `kill` and `start` again keep the port (a Redis crash and its restart, as Tollgate sees them).
-final class TestRedis: @unchecked Sendable {
+/// A `redis-server` child on 127.0.0.1 at a free port, without persistence, for the tests of the shared limits
+/// (TollgateTests and EndToEndTests); `kill` and `start` again keep the port (a Redis crash and its restart, as
+/// Tollgate sees them).
+public final class RedisServerProcess: @unchecked Sendable {
     /// The redis-server binary on PATH, or nil (the suites are then skipped with a message).
-    static let binary: String? = {
+    public static let binary: String? = {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         for dir in path.split(separator: ":") + ["/usr/bin", "/usr/local/bin", "/usr/sbin"] {
             let candidate = "\(dir)/redis-server"
@@ -16,46 +17,57 @@ final class TestRedis: @unchecked Sendable {
         return nil
     }()
 
-    static var available: Bool { binary != nil }
+    /// Whether redis-server is installed.
+    public static var available: Bool { binary != nil }
 
-    let port: UInt16
+    /// The port it listens on, the same after a restart.
+    public let port: UInt16
+    /// The `requirepass` password, if any.
+    public let password: String?
     private var process: Process?
 
     /// Ports handed out in this test process: the kernel may offer a just-closed port again before its
     /// redis-server has bound it, and two parallel tests must never share one server.
     private static let taken = Mutex<Set<UInt16>>([])
 
-    /// Starts a server; throws if it does not accept connections within 20 s.
-    init() throws {
+    /// Starts a server (requiring `password` if given); throws if it does not accept connections within 20 s.
+    public init(password: String? = nil) throws {
         var chosen: UInt16?
         for _ in 0..<100 where chosen == nil {
             let fd = try Socket.listen(on: SocketAddress(parsing: "127.0.0.1:0")!, reusePort: false)
             defer { Syscall.close(fd) }
             guard let port = Socket.localAddress(fd)?.port else { throw SocketError("no free port") }
-            if TestRedis.taken.withLock({ $0.insert(port).inserted }) { chosen = port }
+            if RedisServerProcess.taken.withLock({ $0.insert(port).inserted }) { chosen = port }
         }
         guard let chosen else { throw SocketError("no free port") }
         port = chosen
+        self.password = password
         try start()
     }
 
     deinit { kill() }
 
-    /// `redis://127.0.0.1:<port>`
-    var url: String { "redis://127.0.0.1:\(port)" }
+    /// `redis://[:password@]127.0.0.1:<port>[/db]`, with the server's own password unless given another.
+    public func url(database: Int = 0, password: String? = nil) -> String {
+        let pw = password ?? self.password
+        return "redis://\(pw.map { ":\($0)@" } ?? "")127.0.0.1:\(port)\(database == 0 ? "" : "/\(database)")"
+    }
 
-    func start() throws {
+    /// Starts the server (again) on `port`; throws if it does not accept connections within 20 s.
+    public func start() throws {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: TestRedis.binary!)
-        p.arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                       "--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning"]
+        p.executableURL = URL(fileURLWithPath: RedisServerProcess.binary!)
+        var args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                    "--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning"]
+        if let password { args += ["--requirepass", password] }
+        p.arguments = args
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
         process = p
         // Wait for the listener: a process starting up, not time passing.
         for _ in 0..<2000 {
-            if TestRedis.canConnect(port: port) {
+            if RedisServerProcess.canConnect(port: port) {
                 // Someone else's listener on our port would accept too; ours must still be running.
                 guard p.isRunning else { break }
                 return
@@ -66,8 +78,9 @@ final class TestRedis: @unchecked Sendable {
         throw SocketError("redis-server did not start on port \(port)")
     }
 
-    /// SIGKILL (a crash, as far as clients can tell), then waits for the exit so the port is free again.
-    func kill() {
+    /// Kills the server (a crash, as far as clients can tell) and waits for it to exit, so its port is free again.
+    /// SIGKILL because the child inherits the test thread's signal mask, in which SIGTERM may be blocked.
+    public func kill() {
         guard let p = process else { return }
         process = nil
         Glibc.kill(p.processIdentifier, SIGKILL)
@@ -75,18 +88,12 @@ final class TestRedis: @unchecked Sendable {
     }
 
     /// Sends one command over a fresh blocking connection and returns the first line of the reply (`:3`, `+OK`).
-    func command(_ arguments: String...) throws -> String {
+    /// Not for a server with a password.
+    public func command(_ arguments: String...) throws -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw SocketError("socket failed") }
         defer { Syscall.close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = port.bigEndian
-        addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else { throw SocketError("cannot connect to redis on \(port)") }
+        guard RedisServerProcess.connect(fd, port: port) else { throw SocketError("cannot connect to redis on \(port)") }
         var request = "*\(arguments.count)\r\n"
         for a in arguments { request += "$\(a.utf8.count)\r\n\(a)\r\n" }
         let bytes = Array(request.utf8)
@@ -100,15 +107,15 @@ final class TestRedis: @unchecked Sendable {
         return String(decoding: reply, as: UTF8.self)
     }
 
-    /// Inference slot leases held fleet-wide now (members of the global lease set).
-    func leasesHeld() throws -> Int {
-        Int(try command("ZCARD", "tollgate:{inflight}:global").dropFirst()) ?? -1
-    }
-
     private static func canConnect(port: UInt16) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { Syscall.close(fd) }
+        return connect(fd, port: port)
+    }
+
+    /// A blocking connect of `fd` to 127.0.0.1:`port`.
+    private static func connect(_ fd: Int32, port: UInt16) -> Bool {
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = port.bigEndian
@@ -117,14 +124,4 @@ final class TestRedis: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         } == 0
     }
-}
-
-/// Polls `condition` until it holds (true) or about 30 s pass (false): for state reached by another process
-/// (Redis restarting, a reconnect), not for time passing.
-func eventually(_ condition: () -> Bool) -> Bool {
-    for _ in 0..<3000 {
-        if condition() { return true }
-        usleep(10_000)
-    }
-    return condition()
 }
