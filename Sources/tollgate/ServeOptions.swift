@@ -86,6 +86,21 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("user-burst"), help: SettingHelp.of("user-burst"))
     var userBurst: String?
 
+    @Option(name: .customLong("redis"), help: SettingHelp.of("redis"))
+    var redis: String?
+
+    @Option(name: .customLong("fleet-size"), help: SettingHelp.of("fleet-size"))
+    var fleetSize: String?
+
+    @Option(name: .customLong("redis-fallback"), help: SettingHelp.of("redis-fallback"))
+    var redisFallback: String?
+
+    @Option(name: .customLong("redis-timeout"), help: SettingHelp.of("redis-timeout"))
+    var redisTimeout: String?
+
+    @Option(name: .customLong("slot-lease"), help: SettingHelp.of("slot-lease"))
+    var slotLease: String?
+
     @Option(name: .customLong("workers"), help: SettingHelp.of("workers"))
     var workers: String?
 
@@ -166,6 +181,11 @@ struct ServeOptions: ParsableArguments {
         if let queueTimeout { flags["queue-timeout"] = [queueTimeout] }
         if let userRate { flags["user-rate"] = [userRate] }
         if let userBurst { flags["user-burst"] = [userBurst] }
+        if let redis { flags["redis"] = [redis] }
+        if let fleetSize { flags["fleet-size"] = [fleetSize] }
+        if let redisFallback { flags["redis-fallback"] = [redisFallback] }
+        if let redisTimeout { flags["redis-timeout"] = [redisTimeout] }
+        if let slotLease { flags["slot-lease"] = [slotLease] }
         if let workers { flags["workers"] = [workers] }
         if let log { flags["log"] = [log] }
         if let accessLog { flags["access-log"] = [accessLog] }

@@ -12,6 +12,9 @@ extension ResolvedConfig {
                 rows.append(("# \(name) is not set", ""))
             case .list(let items)? where items.isEmpty:
                 rows.append(("# \(name) is empty", "# from \(source)"))
+            case .string(let text)? where name == "redis":
+                // The password never reaches check-config's output (nor a terminal's scrollback).
+                rows.append(("\(name) = \(SettingValue.string(ResolvedConfig.redactedRedis(text)).fileText)", "# from \(source)"))
             case let value?:
                 rows.append(("\(name) = \(value.fileText)", "# from \(source)"))
             }
@@ -27,5 +30,20 @@ extension ResolvedConfig {
             out += line + "\n"
         }
         return out
+    }
+}
+
+extension ResolvedConfig {
+    /// A `redis` value with its password replaced by `***` (`redis://u:***@host`), for output and error messages;
+    /// text without credentials is returned as is.
+    public static func redactedRedis(_ text: String) -> String {
+        let scheme = "redis://"
+        guard text.hasPrefix(scheme) else { return text }
+        let rest = text.dropFirst(scheme.count)
+        let authority = rest.prefix { $0 != "/" }
+        guard let at = authority.lastIndex(of: "@") else { return text }
+        let userinfo = authority[..<at]
+        let user = userinfo.firstIndex(of: ":").map { String(userinfo[..<$0]) + ":" } ?? ":"
+        return scheme + user + "***" + String(rest[at...])
     }
 }

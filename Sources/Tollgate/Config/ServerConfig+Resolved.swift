@@ -86,6 +86,20 @@ extension ServerConfig {
         }
         if let userRate = r.double("user-rate"), userRate > 0 { self.userRate = (userRate, r.int("user-burst") ?? 20) }
 
+        if let text = r.string("redis"), !text.isEmpty {
+            if var redis = RedisConfiguration(url: text) {
+                redis.commandTimeoutMillis = UInt64(((r.double("redis-timeout") ?? 0.25) * 1000).rounded())
+                var shared = SharedLimitsSettings(redis: redis)
+                shared.fleetSize = r.int("fleet-size") ?? 1
+                shared.fallback = SharedLimitsSettings.Fallback(rawValue: r.string("redis-fallback") ?? "local") ?? .local
+                shared.slotLeaseMillis = UInt64(((r.double("slot-lease") ?? 30) * 1000).rounded())
+                sharedLimits = shared
+            } else {
+                problem("redis", "\(ResolvedConfig.redactedRedis(text).debugDescription) is not "
+                        + "redis://[[user]:password@]host[:port][/db] (port 1...65535, db a number)")
+            }
+        }
+
         accessLog = AccessLogFormat(rawValue: r.string("log") ?? "json") ?? .json
         accessLogPath = r.string("access-log")
         switch r.string("metrics-listen") {

@@ -66,6 +66,8 @@ public struct ServerConfig: Sendable {
     public var authSettings = Authenticator.Settings()
     /// The realm in `WWW-Authenticate`.
     public var realm = "Tollgate"
+    /// Limits shared by a fleet through Redis; nil keeps every limit local to this process.
+    public var sharedLimits: SharedLimitsSettings?
 
     public init() {}
 }

@@ -56,6 +56,18 @@ extension SettingDefinition {
         .init("user-rate", .double(0...1_000_000), default: "0",
               "Requests per second per user after authentication (0: off)."),
         .init("user-burst", .int(0...1_000_000), default: "20", "Burst for user-rate."),
+        // Shared limits (several Tollgates behind one load balancer)
+        .init("redis", .string, default: nil,
+              "redis://[[user]:password@]host[:port][/db] shared by the fleet for rate limits, failed logins and "
+              + "inference slots; unset: limits are local to this process."),
+        .init("fleet-size", .int(1...1000), default: "1",
+              "Tollgates sharing that Redis: while it is unreachable each limits locally at rate/N and caps/N."),
+        .init("redis-fallback", .choice(["local", "open", "closed"]), default: "local",
+              "While Redis is unreachable: local (limits / fleet-size), open (no limits), or closed (503)."),
+        .init("redis-timeout", .double(0.001...60), default: "0.25",
+              "Seconds a Redis command may take before Redis counts as unavailable."),
+        .init("slot-lease", .double(1...86_400), default: "30",
+              "Seconds an inference slot lease lasts without a heartbeat (sent every lease/3)."),
         // Process and logging
         .init("workers", .int(1...256), default: nil, "Event loops (threads); default: one per core."),
         .init("log", .choice(["json", "text", "none"]), default: "json",

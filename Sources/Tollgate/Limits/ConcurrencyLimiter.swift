@@ -59,6 +59,11 @@ public final class ConcurrencyLimiter: Sendable {
         state.withLock { $0.acquire(user: user, now: nowMillis, onGranted: onGranted, onExpired: onExpired) }
     }
 
+    /// A slot for `user` now if both caps allow, else nil; never queues (the Redis fallback keeps its own queue).
+    public func tryAcquire(user: String) -> Slot? {
+        state.withLock { $0.tryAcquire(user: user) }
+    }
+
     /// Frees `slot` at once and grants it to the next eligible waiter in FIFO order (a waiter whose user is at its
     /// per-user cap is skipped but keeps its place); that waiter's `onGranted` runs on this thread before returning.
     public func release(_ slot: Slot) {

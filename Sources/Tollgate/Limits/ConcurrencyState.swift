@@ -64,6 +64,11 @@ struct ConcurrencyState: Sendable {
         return .queued(ticket: ticket)
     }
 
+    /// A slot now if `user` is eligible, else nil (nothing queued).
+    mutating func tryAcquire(user: String) -> Slot? {
+        eligible(user) ? grant(user) : nil
+    }
+
     /// Frees `slot` (a second release of the same slot is ignored) and hands it to the first eligible waiter.
     mutating func release(_ slot: Slot) -> Grant? {
         guard active.remove(slot.id) != nil else { return nil }

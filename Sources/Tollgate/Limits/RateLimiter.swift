@@ -42,6 +42,15 @@ public final class RateLimiter: Sendable {
         return buckets.check(key, now: nowMillis, policy: policy)
     }
 
+    /// The key `check` would count `host` under, or nil when `host` is exempt (the shared limiter's key).
+    public func key(for host: SocketAddress.Host) -> ClientKey? {
+        let bits = AddressBits(host: host)
+        for block in exempt where block.contains(bits: bits) {
+            return nil
+        }
+        return bits.isV4 ? ClientKey(bits: bits) : ClientKey(bits: bits.masked(prefixLength: settings.ipv6PrefixLength))
+    }
+
     /// Counts one request for an already computed key (no exemption check).
     public func check(key: ClientKey, nowMillis: UInt64) -> RateDecision {
         buckets.check(key, now: nowMillis, policy: policy)

@@ -7,6 +7,7 @@ extension ClientConnection {
     /// Takes a slot, or queues (the connection waits without blocking), or refuses at once.
     func acquireSlot(_ ex: Exchange) -> PhaseResult {
         guard let limiter = worker.concurrency, ex.route == .inference else { return .proceed }
+        if let slots = worker.shared?.slots { return acquireSharedSlot(ex, slots) }
         let user = ex.user ?? peerString
         let box = UncheckedBox((self, ex))
         let loop = worker.loop
@@ -38,20 +39,22 @@ extension ClientConnection {
         if phase != .closed { readAvailable() }
     }
 
-    private func slotExpired(_ ex: Exchange) {
+    func slotExpired(_ ex: Exchange) {
         guard phase == .exchange, exchange === ex else { return }
         ex.ticket = nil
+        ex.sharedTicket = nil
         let seconds = worker.config.concurrency?.retryAfterSeconds ?? 5
         respond(ex, busy(seconds, "the model stayed busy for the whole wait"), reason: .rejected)
     }
 
-    private func busy(_ retryAfter: Int, _ message: String) -> ErrorResponse {
+    func busy(_ retryAfter: Int, _ message: String) -> ErrorResponse {
         ErrorResponse(status: 429, message: "\(message); retry in \(retryAfter) s", headers: [("Retry-After", String(retryAfter))])
     }
 
     /// Gives back the exchange's slot or place in the queue; called once whenever an exchange ends.
     func releaseAdmission(_ ex: Exchange) {
         guard let limiter = worker.concurrency else { return }
+        if let slots = worker.shared?.slots { releaseSharedSlot(ex, slots) }
         if let slot = ex.slot {
             ex.slot = nil
             limiter.release(slot)

@@ -2,11 +2,15 @@ import TollgateHTTP
 import TollgateIO
 
 /// The rate-limit phase: nginx's `limit_req ... nodelay` per client address, before authentication, so password
-/// guesses are capped too. One bucket per client across every loop and connection.
+/// guesses are capped too. One bucket per client across every loop and connection, or across the fleet with Redis
+/// (`SharedRateLimiting.swift`).
 extension ClientConnection {
     func rateLimit(_ ex: Exchange, head: RequestHead) -> PhaseResult {
         guard let limiter = worker.rateLimiter else { return .proceed }
         let client = ex.client ?? peerHost
+        if let shared = worker.shared, let sharedRate = shared.rate, !isHealthRequest(ex) {
+            return sharedRateLimit(ex, head: head, client: client, limiter: limiter, shared: shared, sharedRate: sharedRate)
+        }
         let decision = limiter.check(client, nowMillis: worker.loop.now / 1_000_000)
         guard case .rejected(let retryAfter, _) = decision else {
             ex.rateLimitOutcome = decision == .exempt ? "exempt" : "pass"

@@ -40,10 +40,16 @@ extension ClientConnection {
         case .tls, .plain:
             break
         }
-        if case .reject(let error, let reason) = rateLimit(ex, head: head) {
-            respond(ex, error, reason: reason)
-            return
+        switch rateLimit(ex, head: head) {
+        case .proceed: break
+        case .wait: updateInterest(); return
+        case .reject(let error, let reason): respond(ex, error, reason: reason); return
         }
+        passedRateLimit(ex, head: head)
+    }
+
+    /// The rate limit let the request through: preflight and health answers, CORS, then authentication.
+    func passedRateLimit(_ ex: Exchange, head: RequestHead) {
         if answerPreflight(ex, head: head) || answerHealth(ex) { return }
         ex.corsOrigin = allowedOrigin(head)
         let isPublic = worker.config.publicPaths.contains(ex.path)

@@ -145,6 +145,8 @@ final class ClientConnection: EventHandler {
         case .waitingHead: return !closeAfterFlush
         case .exchange:
             guard let ex = exchange else { return false }
+            // The head's ranges point into `input`: no read may compact it while the shared rate limit decides.
+            if ex.awaitingRate != nil { return false }
             let hasRoom = input.isEmpty || inEnd < input.count || inStart > 0
             guard !ex.requestDone, let up = ex.upstream else {
                 // Keep watching the client while its response is produced or its password checked (no epoll_ctl

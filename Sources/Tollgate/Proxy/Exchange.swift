@@ -29,11 +29,18 @@ final class Exchange {
     /// The inference slot this exchange holds, or its place in the wait queue.
     var slot: ConcurrencyLimiter.Slot?
     var ticket: UInt64?
+    /// With Redis: the shared slot this exchange holds (released exactly once), or its place in the local queue.
+    var sharedGrant: SharedSlots.Grant?
+    var sharedTicket: UInt64?
     /// The request's Origin when CORS allows it: echoed in Access-Control-Allow-Origin.
     var corsOrigin: String?
     /// Over the rate limit but let through (dry run): logged as such.
     var rateLimited = false
-    /// For the access log: "pass", "rejected", "dry-run", "off"; and the authentication outcome.
+    /// A copy of the request head while the shared rate limit's answer is awaited (the worker's scratch head is
+    /// reused meanwhile); nil otherwise. The connection reads nothing from the client while it is set.
+    var awaitingRate: RequestHead?
+    /// For the access log: "pass", "rejected", "dry-run", "exempt", "off", and with Redis the same with a source
+    /// suffix (":redis", ":cache", ":local", ":open") or "unavailable:closed"; and the authentication outcome.
     var rateLimitOutcome = "off"
     var authOutcome = "off"
     /// When the upstream connection was attached (0: never), for the log's upstream time.

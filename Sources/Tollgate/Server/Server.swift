@@ -25,6 +25,11 @@ public final class Server: @unchecked Sendable {
     public let rateLimiter: RateLimiter?
     /// The inference concurrency limiter shared by every loop (nil when off).
     public let concurrency: ConcurrencyLimiter?
+    /// The state of the Redis-shared limits (nil when `redis` is unset).
+    public let sharedStatus: SharedLimitsStatus?
+    /// Inference requests waiting for a shared slot, over every worker (0 without Redis).
+    public var sharedQueued: Int { sharedQueue.value }
+    private let sharedQueue: SharedQueueCount
     /// The access log's writer (nil when logging is off).
     public let logSink: LogSink?
     private var watcher: UsersFileWatcher?
@@ -53,15 +58,26 @@ public final class Server: @unchecked Sendable {
         self.authenticator = authenticator
         let rateLimiter = config.rateLimit.map { RateLimiter(settings: $0) }
         self.rateLimiter = rateLimiter
-        let concurrency = config.concurrency.map { ConcurrencyLimiter(settings: $0) }
+        // With Redis the slots are leases; this local limiter is then the `local` fallback, at caps/N.
+        let concurrency = config.concurrency.map { c in
+            ConcurrencyLimiter(settings: config.sharedLimits.map { $0.fallbackConcurrency(c) } ?? c)
+        }
         self.concurrency = concurrency
         let userRate = config.userRate.map { UserRateLimiter(ratePerSecond: $0.rate, burst: $0.burst, maxKeys: 100_000) }
+        // The Redis host is resolved here, once, before any loop runs (never on a loop).
+        let redisAddress = try config.sharedLimits.map { shared throws(SocketError) in try shared.redis.resolve() }
+        let count = max(1, config.workers)
+        sharedStatus = config.sharedLimits.map { SharedLimitsStatus(address: $0.redis.redactedURL, workers: count) }
+        let fallbackRate: RateLimiter? = config.sharedLimits.flatMap { shared in
+            config.rateLimit.map { RateLimiter(settings: shared.fallbackRate($0)) }
+        }
+        let queuedTotal = SharedQueueCount()
+        sharedQueue = queuedTotal
         let logSink = config.accessLog == .none ? nil : try LogSink(path: config.accessLogPath)
         self.logSink = logSink
         Syscall.raiseFileLimit()
         // OpenSSL writes with write(2): a peer that vanished mid-write must not kill the process.
         signal(SIGPIPE, SIG_IGN)
-        let count = max(1, config.workers)
         metrics = Metrics(workers: count)
         metrics.setCertificateExpiry(tls?.notAfter)
         do throws(SocketError) {
@@ -71,6 +87,12 @@ public final class Server: @unchecked Sendable {
                                       rateLimiter: rateLimiter, concurrency: concurrency, userRateLimiter: userRate,
                                       logSink: logSink))
                 workers[i].metrics = metrics
+                if let shared = config.sharedLimits, let redisAddress, let sharedStatus {
+                    workers[i].shared = SharedLimits(settings: shared, address: redisAddress, loop: loop,
+                                                     status: sharedStatus, rateSettings: config.rateLimit,
+                                                     fallbackRate: fallbackRate, concurrency: config.concurrency,
+                                                     fallbackConcurrency: concurrency, queuedTotal: queuedTotal)
+                }
                 listeners.append([])
             }
             // Bind the first loop's socket, read back the port (port 0 in tests), bind the others to the same port.
@@ -163,9 +185,11 @@ public final class Server: @unchecked Sendable {
             let w = UncheckedBox(worker)
             worker.onDrained = { [self] in
                 for l in listeners[i] { l.close() }
+                w.value.shared?.close()
                 w.value.log.flush()
                 w.value.loop.stop()
             }
+            if worker.shared != nil { worker.loop.execute { w.value.shared?.start() } }
             threads.append(spawnThread(name: "tollgate-\(i)") { [self] in
                 w.value.loop.run()
                 w.value.log.flush()
@@ -228,6 +252,7 @@ public final class Server: @unchecked Sendable {
         if old.accessLog != new.accessLog || old.accessLogPath != new.accessLogPath { needRestart.append("log") }
         if old.authSettings.workers != new.authSettings.workers { needRestart.append("auth-workers") }
         if old.proxyProtocol != new.proxyProtocol { needRestart.append("proxy-protocol") }
+        if old.sharedLimits != new.sharedLimits { needRestart.append("redis, fleet-size, redis-fallback, redis-timeout, slot-lease") }
 
         // Keep what needs a restart; take everything else.
         var merged = new
@@ -246,6 +271,7 @@ public final class Server: @unchecked Sendable {
         merged.accessLogPath = old.accessLogPath
         merged.authSettings = old.authSettings
         merged.proxyProtocol = old.proxyProtocol
+        merged.sharedLimits = old.sharedLimits
         config = merged
         for worker in workers {
             let w = UncheckedBox(worker)

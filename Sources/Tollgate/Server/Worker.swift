@@ -28,6 +28,8 @@ final class Worker {
     let concurrency: ConcurrencyLimiter?
     /// Shared per-user request rate; nil when off.
     let userRateLimiter: UserRateLimiter?
+    /// The Redis-shared limits of this worker (its own connection); nil when `redis` is unset.
+    var shared: SharedLimits?
     /// The server's metrics (this worker updates its own cell); nil in bare tests.
     var metrics: Metrics?
     /// Process-wide gauges read at scrape time.
@@ -156,7 +158,7 @@ final class Worker {
         var g: [(String, String, Double)] = []
         if let c = concurrency {
             g.append(("tollgate_inference_in_flight", "Inference requests holding a slot.", Double(c.inFlight)))
-            g.append(("tollgate_inference_queued", "Inference requests waiting for a slot.", Double(c.queued)))
+            g.append(("tollgate_inference_queued", "Inference requests waiting for a slot.", Double(shared?.slots?.queuedTotal.value ?? c.queued)))
         }
         if let r = rateLimiter {
             g.append(("tollgate_rate_limit_keys", "Client addresses tracked by the rate limiter.", Double(r.keyCount)))

@@ -127,6 +127,12 @@ public final class SharedRateLimiter: @unchecked Sendable {
         deniedUntil[key] = until
     }
 
+    /// Empties the "denied until" cache. Call when the connection comes back after an outage: the server may have
+    /// restarted without its data, and then a cached denial would outlive the state it was computed from.
+    public func forgetDenials() {
+        deniedUntil.removeAll()
+    }
+
     /// Keys in the "denied until" cache (expired ones included until the next sweep).
     public var cachedDenials: Int { deniedUntil.count }
 

@@ -232,6 +232,7 @@ extension RedisClient {
 
     private func scheduleReconnect(after error: RedisError) {
         state = .backingOff
+        lastError = error
         setHealth(.down)
         // Half fixed, half random, so a fleet that lost Redis together does not reconnect in lockstep.
         let random = Syscall.randomBytes(2).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }

@@ -71,6 +71,8 @@ public final class RedisClient: EventHandler, @unchecked Sendable {
 
     /// The current health; see `onHealthChange`.
     public internal(set) var health: RedisHealth = .connecting
+    /// Why the last connection failed or was lost (for the log line of a fallback); nil before any failure.
+    public internal(set) var lastError: RedisError?
     /// Running totals for metrics.
     public internal(set) var counters = RedisCounters()
     /// Called on the loop thread whenever `health` changes (log the fallback once, and its end).

@@ -1,0 +1,269 @@
+import TollgateIO
+
+/// Inference slots across the fleet: a slot is a `SharedLeases` lease (per-user and global caps counted in Redis);
+/// the wait queue stays local to this worker and FIFO, with the `queue` limit counted over the whole process.
+///
+/// Loop thread only. Other instances' releases are invisible here, so besides every local release the queue is
+/// retried every `retryNanos`, head first (a waiter whose user is at its cap is skipped and keeps its place; a
+/// global refusal ends the pass). While Redis is unavailable the `redis-fallback` policy decides: `local` takes
+/// slots from a process-wide `ConcurrencyLimiter` at caps/N, `open` admits without a slot, `closed` refuses.
+///
+/// Every `Grant` handed out must come back through `release` exactly once, however its request ends.
+final class SharedSlots {
+    /// What a request holds while it runs.
+    enum Grant: Equatable {
+        /// A fleet-wide lease in Redis.
+        case lease(SharedLeases.Lease)
+        /// A slot of the local fallback limiter (Redis was unavailable).
+        case local(ConcurrencyLimiter.Slot)
+        /// Nothing: admitted by the `open` fallback.
+        case open
+    }
+
+    /// The answer to `acquire`.
+    enum Acquire {
+        /// Go ahead; release the grant when the request ends.
+        case granted(Grant)
+        /// Waiting; exactly one of the waiter's callbacks will run unless `cancel` removes it first.
+        case queued(ticket: UInt64)
+        /// The queue is full: 429 with this Retry-After.
+        case rejected(retryAfterSeconds: Int)
+        /// Redis is unavailable and the policy is `closed`: 503.
+        case unavailable
+    }
+
+    /// A request waiting for a slot, and what to call when its wait ends.
+    struct Waiter {
+        let ticket: UInt64
+        let user: String
+        let enqueuedAt: UInt64
+        let onGranted: (Grant) -> Void
+        let onExpired: () -> Void
+        let onUnavailable: () -> Void
+    }
+
+    /// How often the queue is retried for releases by other instances (and checked for timeouts).
+    static let retryNanos: UInt64 = 50_000_000
+
+    let leases: SharedLeases
+    let settings: ConcurrencyLimiter.Settings
+    let fallback: ConcurrencyLimiter?
+    let queuedTotal: SharedQueueCount
+    /// Reports Redis answers and failures; set by the owner right after creation.
+    unowned(unsafe) var owner: SharedLimits!
+    private var waiters: [Waiter] = []
+    private var nextTicket: UInt64 = 1
+    private var retrying = false
+    private var retryAgain = false
+    private var ticking = false
+
+    init(leases: SharedLeases, settings: ConcurrencyLimiter.Settings, fallback: ConcurrencyLimiter?,
+         queuedTotal: SharedQueueCount) {
+        self.leases = leases
+        self.settings = settings
+        self.fallback = fallback
+        self.queuedTotal = queuedTotal
+    }
+
+    /// Requests waiting on this worker.
+    var queuedHere: Int { waiters.count }
+
+    /// Starts the heartbeats and the periodic retry. Loop thread only.
+    func start() {
+        leases.startHeartbeats()
+        guard !ticking else { return }
+        ticking = true
+        scheduleTick()
+    }
+
+    /// Stops the heartbeats and the periodic retry. Loop thread only.
+    func stop() {
+        leases.stopHeartbeats()
+        ticking = false
+    }
+
+    private func scheduleTick() {
+        leases.client.loop.schedule(afterNanos: SharedSlots.retryNanos) { [weak self] in
+            guard let self, self.ticking else { return }
+            self.expire(now: self.leases.client.loop.now)
+            self.retryWaiters()
+            self.scheduleTick()
+        }
+    }
+
+    /// A slot for `user` now, a place in the queue, or a refusal; `completion` may run before this returns (the
+    /// fallback decides at once), else on the loop when Redis answers. The callbacks are the waiter's, if queued.
+    func acquire(user: String, onGranted: @escaping (Grant) -> Void, onExpired: @escaping () -> Void,
+                 onUnavailable: @escaping () -> Void, completion: @escaping (Acquire) -> Void) {
+        let waiter = { [self] in
+            makeWaiter(user: user, onGranted: onGranted, onExpired: onExpired, onUnavailable: onUnavailable)
+        }
+        if owner.isDown {
+            owner.unavailable(.slots, owner.downError, counted: false)
+            completion(fallbackAcquire(user: user, waiter: waiter))
+            return
+        }
+        leases.acquire(user: user) { [self] result in
+            switch result {
+            case .acquired(let lease):
+                owner.answered(.slots)
+                completion(.granted(.lease(lease)))
+            case .userFull, .globalFull:
+                owner.answered(.slots)
+                completion(enqueue(waiter()))
+            case .unavailable(let error):
+                owner.unavailable(.slots, error)
+                completion(fallbackAcquire(user: user, waiter: waiter))
+            }
+        }
+    }
+
+    /// Gives a grant back (call exactly once per grant) and lets waiters try again.
+    func release(_ grant: Grant) {
+        switch grant {
+        case .lease(let lease): leases.release(lease)
+        case .local(let slot): fallback?.release(slot)
+        case .open: break
+        }
+        retryWaiters()
+    }
+
+    /// Drops a waiter (its client went away); false when it was no longer waiting.
+    @discardableResult
+    func cancel(ticket: UInt64) -> Bool {
+        guard let i = waiters.firstIndex(where: { $0.ticket == ticket }) else { return false }
+        waiters.remove(at: i)
+        queuedTotal.leave()
+        return true
+    }
+
+    private func makeWaiter(user: String, onGranted: @escaping (Grant) -> Void, onExpired: @escaping () -> Void,
+                            onUnavailable: @escaping () -> Void) -> Waiter {
+        defer { nextTicket &+= 1 }
+        return Waiter(ticket: nextTicket, user: user, enqueuedAt: leases.client.loop.now, onGranted: onGranted,
+                      onExpired: onExpired, onUnavailable: onUnavailable)
+    }
+
+    private func enqueue(_ waiter: Waiter) -> Acquire {
+        guard queuedTotal.enter(limit: settings.queueLimit) else {
+            return .rejected(retryAfterSeconds: max(1, settings.retryAfterSeconds))
+        }
+        waiters.append(waiter)
+        return .queued(ticket: waiter.ticket)
+    }
+
+    /// Redis cannot answer for a new request: the policy decides.
+    private func fallbackAcquire(user: String, waiter: () -> Waiter) -> Acquire {
+        switch owner.policy {
+        case .local:
+            guard let fallback else { return .granted(.open) }
+            if let slot = fallback.tryAcquire(user: user) { return .granted(.local(slot)) }
+            return enqueue(waiter())
+        case .open:
+            return .granted(.open)
+        case .closed:
+            return .unavailable
+        }
+    }
+
+    /// Times out waiters queued for `queueTimeoutMillis` or longer (429).
+    func expire(now: UInt64) {
+        let timeout = settings.queueTimeoutMillis &* 1_000_000
+        var expired: [Waiter] = []
+        waiters.removeAll { w in
+            guard now >= w.enqueuedAt, now - w.enqueuedAt >= timeout else { return false }
+            expired.append(w)
+            return true
+        }
+        for w in expired {
+            queuedTotal.leave()
+            w.onExpired()
+        }
+    }
+
+    /// Offers slots to the waiters, head first, one Redis call at a time; a pass already running runs once more.
+    func retryWaiters() {
+        guard !waiters.isEmpty else { return }
+        if retrying {
+            retryAgain = true
+            return
+        }
+        retrying = true
+        step(waiters.map(\.ticket)[...], full: [])
+    }
+
+    private func finishPass() {
+        retrying = false
+        if retryAgain {
+            retryAgain = false
+            retryWaiters()
+        }
+    }
+
+    /// One waiter of the pass: `tickets` still to try, `full` users found at their cap in this pass.
+    private func step(_ tickets: ArraySlice<UInt64>, full: Set<String>) {
+        var rest = tickets
+        while let ticket = rest.popFirst() {
+            guard let waiter = waiters.first(where: { $0.ticket == ticket }), !full.contains(waiter.user) else { continue }
+            if owner.isDown {
+                owner.unavailable(.slots, owner.downError, counted: false)
+                fallbackWaiters()
+                finishPass()
+                return
+            }
+            leases.acquire(user: waiter.user) { [self] result in
+                switch result {
+                case .acquired(let lease):
+                    owner.answered(.slots)
+                    // The waiter may have been cancelled or timed out while Redis answered.
+                    if let w = take(ticket) { w.onGranted(.lease(lease)) } else { leases.release(lease) }
+                    step(rest, full: full)
+                case .userFull:
+                    owner.answered(.slots)
+                    step(rest, full: full.union([waiter.user]))
+                case .globalFull:
+                    owner.answered(.slots)
+                    finishPass()
+                case .unavailable(let error):
+                    owner.unavailable(.slots, error)
+                    fallbackWaiters()
+                    finishPass()
+                }
+            }
+            return
+        }
+        finishPass()
+    }
+
+    /// Redis is unavailable with requests waiting: `local` grants what the local caps allow (FIFO, skipping users
+    /// at their cap), `open` admits them all, `closed` refuses them all.
+    private func fallbackWaiters() {
+        switch owner.policy {
+        case .local:
+            guard let fallback else { return }
+            for ticket in waiters.map(\.ticket) {
+                guard let w = waiters.first(where: { $0.ticket == ticket }) else { continue }
+                guard let slot = fallback.tryAcquire(user: w.user) else { continue }
+                _ = take(ticket)
+                w.onGranted(.local(slot))
+            }
+        case .open:
+            while let w = waiters.first {
+                _ = take(w.ticket)
+                w.onGranted(.open)
+            }
+        case .closed:
+            while let w = waiters.first {
+                _ = take(w.ticket)
+                w.onUnavailable()
+            }
+        }
+    }
+
+    /// Removes a waiter from the queue and returns it; nil if it is gone.
+    private func take(_ ticket: UInt64) -> Waiter? {
+        guard let i = waiters.firstIndex(where: { $0.ticket == ticket }) else { return nil }
+        queuedTotal.leave()
+        return waiters.remove(at: i)
+    }
+}

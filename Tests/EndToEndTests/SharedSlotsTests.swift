@@ -1,0 +1,174 @@
+import FakeOllama
+import Testing
+import Tollgate
+import TollgateIO
+
+/// Inference slots as Redis leases: two in-process Tollgates share the per-user and global caps; the queue stays
+/// local and is served when the other instance releases; a lease is given back on every way a request ends; while
+/// Redis is down the local fallback limits at caps/N. fake-ollama's step mode holds streams open.
+@Suite("Shared limits: inference slots as Redis leases", .enabled(if: TestRedis.available, "redis-server not installed (apt-get install redis-server)"))
+struct SharedSlotsTests {
+    static let alice = Credential.basic("alice", "pw-a")
+    static let bob = Credential.apiKey("bob", "pw-b")
+    static let tokens = 3
+
+    static func configure(_ config: inout ServerConfig, redis: TestRedis, perUser: Int, global: Int, queue: Int,
+                          fleet: Int = 1, queueTimeoutMillis: UInt64 = 30_000) throws {
+        config.users = try TestUsers.parse("alice:{PLAIN}pw-a\nbob:{PLAIN}pw-b\n")
+        config.authSettings = Authenticator.Settings(workers: 2)
+        var c = ConcurrencyLimiter.Settings()
+        c.perUser = perUser
+        c.global = global
+        c.queueLimit = queue
+        c.queueTimeoutMillis = queueTimeoutMillis
+        config.concurrency = c
+        var url = RedisConfiguration(url: redis.url)!
+        url.initialBackoffMillis = 20
+        url.maxBackoffMillis = 100
+        var shared = SharedLimitsSettings(redis: url)
+        shared.fleetSize = fleet
+        config.sharedLimits = shared
+    }
+
+    /// Two proxies sharing `redis` and one fake Ollama in step mode.
+    static func withTwo(redis: TestRedis, perUser: Int, global: Int, queue: Int, queueTimeoutMillis: UInt64 = 30_000,
+                        body: (Proxy, Proxy, FakeOllamaServer) throws -> Void) throws {
+        var failure: (any Error)?
+        try withProxyAndFake(tokens: tokens, configure: {
+            do { try configure(&$0, redis: redis, perUser: perUser, global: global, queue: queue,
+                               queueTimeoutMillis: queueTimeoutMillis) } catch { failure = error }
+        }) { a, fake in
+            try withProxy(configure: {
+                do { try configure(&$0, redis: redis, perUser: perUser, global: global, queue: queue,
+                                   queueTimeoutMillis: queueTimeoutMillis) } catch { failure = error }
+            }, upstream: fake) { b in
+                if let failure { throw failure }
+                fake.stepMode = true
+                defer { fake.stepMode = false }
+                try body(a, b, fake)
+            }
+        }
+    }
+
+    /// Sends a streamed generate and waits until Ollama has `upstreamCount` requests.
+    static func held(_ proxy: Proxy, _ fake: FakeOllamaServer, _ credentials: String, upstreamCount: Int) throws -> HTTPClient {
+        let client = try proxy.tls()
+        try client.send(Req.generate(credentials))
+        try #require(fake.waitForRequests(upstreamCount, timeoutSeconds: eventTimeout), "the stream never reached Ollama")
+        return client
+    }
+
+    @Test func theQueueIsServedWhenTheOtherInstanceReleases() throws {
+        let redis = try TestRedis()
+        try Self.withTwo(redis: redis, perUser: 1, global: 1, queue: 2) { a, b, fake in
+            let first = try Self.held(a, fake, Self.alice, upstreamCount: 1)
+            defer { first.close() }
+            #expect(try redis.leasesHeld() == 1)
+
+            // Bob, on the other instance, waits: the global cap is fleet-wide.
+            let second = try b.tls()
+            defer { second.close() }
+            try second.send(Req.generate(Self.bob))
+            #expect(waitUntil { b.server.sharedQueued == 1 }, "bob did not queue on b")
+            #expect(fake.requests.count == 1)
+
+            // A third request on b finds the queue of 2 with room; a fourth does not.
+            let third = try b.tls()
+            defer { third.close() }
+            try third.send(Req.generate(Self.alice))
+            #expect(waitUntil { b.server.sharedQueued == 2 })
+            let refused = try b.fetch(Req.generate(Self.alice))
+            expectError(refused, status: 429, family: .ollama)
+
+            // a's release is invisible to b except through Redis: b's periodic retry admits bob (head of queue).
+            fake.allowLines(Self.tokens + 1)
+            #expect(try first.readResponse().status == 200)
+            #expect(fake.waitForRequests(2, timeoutSeconds: eventTimeout), "the queued request never reached Ollama")
+            #expect(b.server.sharedQueued == 1)
+            fake.allowLines(Self.tokens + 1)
+            #expect(try second.readResponse().status == 200)
+            #expect(fake.waitForRequests(3, timeoutSeconds: eventTimeout))
+            fake.allowLines(Self.tokens + 1)
+            #expect(try third.readResponse().status == 200)
+            #expect(eventually { (try? redis.leasesHeld()) == 0 }, "a lease was not released")
+        }
+    }
+
+    @Test func leasesComeBackOnEveryEnd() throws {
+        let redis = try TestRedis()
+        try Self.withTwo(redis: redis, perUser: 1, global: 1, queue: 4) { a, b, fake in
+            // Client gone mid-stream.
+            let gone = try Self.held(a, fake, Self.alice, upstreamCount: 1)
+            gone.close()
+            #expect(eventually { (try? redis.leasesHeld()) == 0 }, "the lease of a vanished client was kept")
+
+            // Client gone while queued: its place is given back, and it never takes a lease later.
+            let holder = try Self.held(b, fake, Self.bob, upstreamCount: 2)
+            let waiting = try a.tls()
+            try waiting.send(Req.generate(Self.alice))
+            #expect(waitUntil { a.server.sharedQueued == 1 })
+            waiting.close()
+            #expect(waitUntil { a.server.sharedQueued == 0 }, "the vanished waiter kept its place")
+
+            // Done normally.
+            fake.allowLines(Self.tokens + 1)
+            #expect(try holder.readResponse().status == 200)
+            holder.close()
+            #expect(eventually { (try? redis.leasesHeld()) == 0 }, "a finished request kept its lease")
+            #expect(fake.requests.count == 2)
+
+            // A request refused before it reached Ollama (bad body) holds nothing either.
+            let bad = try a.fetch(Req.post("/api/generate", "{", Self.alice))
+            #expect(bad.status >= 400)
+            #expect(try redis.leasesHeld() == 0)
+        }
+    }
+
+    @Test func aWaiterTimesOutWith429() throws {
+        let redis = try TestRedis()
+        try Self.withTwo(redis: redis, perUser: 1, global: 1, queue: 2, queueTimeoutMillis: 100) { a, b, fake in
+            let holder = try Self.held(a, fake, Self.alice, upstreamCount: 1)
+            defer { holder.close() }
+            let late = try b.fetch(Req.generate(Self.bob))
+            expectError(late, status: 429, family: .ollama)
+            #expect(b.server.sharedQueued == 0)
+            fake.allowLines(Self.tokens + 1)
+            #expect(try holder.readResponse().status == 200)
+        }
+    }
+
+    @Test func localFallbackAtCapsOverFleetSizeThenRecovery() throws {
+        let redis = try TestRedis()
+        try withProxyAndFake(tokens: Self.tokens, configure: {
+            try? Self.configure(&$0, redis: redis, perUser: 2, global: 2, queue: 4, fleet: 2)
+        }) { proxy, fake in
+            fake.stepMode = true
+            defer { fake.stepMode = false }
+            let status = try #require(proxy.server.sharedStatus)
+            redis.kill()
+            #expect(eventually { !status.isUp })
+            // Caps 2 over a fleet of 2: one request in flight here while Redis is down.
+            let first = try Self.held(proxy, fake, Self.alice, upstreamCount: 1)
+            defer { first.close() }
+            let second = try proxy.tls()
+            defer { second.close() }
+            try second.send(Req.generate(Self.bob))
+            #expect(waitUntil { proxy.server.sharedQueued == 1 }, "the second request was not held back locally")
+            #expect(status.isInFallback(.slots))
+            fake.allowLines(Self.tokens + 1)
+            #expect(try first.readResponse().status == 200)
+            #expect(fake.waitForRequests(2, timeoutSeconds: eventTimeout), "the local release did not serve the queue")
+            fake.allowLines(Self.tokens + 1)
+            #expect(try second.readResponse().status == 200)
+
+            try redis.start()
+            #expect(eventually { status.isUp && !status.isInFallback(.slots) }, "the slots fallback did not end")
+            let third = try Self.held(proxy, fake, Self.alice, upstreamCount: 3)
+            defer { third.close() }
+            #expect(try redis.leasesHeld() == 1)
+            fake.allowLines(Self.tokens + 1)
+            #expect(try third.readResponse().status == 200)
+            #expect(eventually { (try? redis.leasesHeld()) == 0 })
+        }
+    }
+}
