@@ -7,6 +7,8 @@ extension Connection {
     func appendHead(status: Int, headers: [(String, String)], contentLength: Int?, chunked: Bool,
                     connection: String?) {
         append("HTTP/1.1 \(status) \(reasonPhrase(status))\r\n")
+        var headers = headers
+        if let backend = server.config.name { headers.append(("X-Backend", backend)) }
         for (name, value) in headers.sorted(by: { $0.0 < $1.0 }) {
             append(name)
             append(": ")

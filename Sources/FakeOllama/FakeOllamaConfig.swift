@@ -9,8 +9,14 @@ public struct FakeOllamaConfig: Sendable {
     public var tokens: Int = 10
     /// Pause between streamed lines, in milliseconds (0: as fast as possible).
     public var intervalMs: Int = 0
-    /// The one model the server has "pulled"; other names get Ollama's 404.
+    /// The first model the server has "pulled"; names not in `model` or `extraModels` get Ollama's 404.
     public var model: String = "mistral:7b"
+    /// More pulled models, listed after `model` in /api/tags (fake-ollama `--model` given more than once).
+    public var extraModels: [String] = []
+    /// The models /api/ps reports as loaded; empty means just `model` (fake-ollama `--loaded`).
+    public var loaded: [String] = []
+    /// When set, every response carries `X-Backend: <name>` (tests of several backends behind one proxy).
+    public var name: String?
     /// Whether to keep every request for `FakeOllamaServer.requests`. Turn off for long benchmarks, where the
     /// list would grow without bound; counts (`waitForRequests`) still work.
     public var recordRequests: Bool = true
@@ -29,4 +35,7 @@ public struct FakeOllamaConfig: Sendable {
         self.model = model
         self.recordRequests = recordRequests
     }
+
+    /// Every pulled model: `model`, then `extraModels`.
+    public var models: [String] { [model] + extraModels }
 }

@@ -1,9 +1,14 @@
 import Glibc
-/// The single model the fake has "pulled", with the metadata real Ollama reports for mistral:7b.
+/// The models the fake has "pulled" and the ones it reports loaded, with the metadata real Ollama reports for
+/// mistral:7b.
 struct ModelCatalog {
-    /// The configured name as Ollama lists it (":latest" added when there is no tag).
+    /// The first configured name as Ollama lists it (":latest" added when there is no tag).
     let listedName: String
-    private let normalized: String
+    /// Every pulled model as listed, first one first.
+    let listedNames: [String]
+    /// What /api/ps reports as loaded, as listed.
+    let loadedNames: [String]
+    private let normalized: [String]
 
     static let digest = "f974a74358d62a017b37c6f424fcdf2744ca02926c4f952513ddf474b2fa5091"
     static let size = 4_113_301_824
@@ -30,14 +35,17 @@ struct ModelCatalog {
     static let expiresAt = "2026-01-01T00:05:00Z"
     static let version = "0.12.0"
 
-    init(model: String) {
-        normalized = Self.normalize(model)
-        listedName = Self.display(model)
+    init(model: String, extra: [String] = [], loaded: [String] = []) {
+        let all = [model] + extra
+        normalized = all.map(Self.normalize)
+        listedNames = all.map(Self.display)
+        listedName = listedNames[0]
+        loadedNames = loaded.isEmpty ? [listedName] : loaded.map(Self.display)
     }
 
-    /// Whether a requested name refers to the configured model ("mistral" means "mistral:latest", as in Ollama).
+    /// Whether a requested name refers to a configured model ("mistral" means "mistral:latest", as in Ollama).
     func matches(_ requested: String) -> Bool {
-        !requested.isEmpty && Self.normalize(requested) == normalized
+        !requested.isEmpty && normalized.contains(Self.normalize(requested))
     }
 
     private static func display(_ name: String) -> String {

@@ -241,7 +241,9 @@ extension Router {
         var w = JSONWriter()
         w.beginObject()
         w.key("object"); w.string("list")
-        w.key("data"); w.beginArray(); writeModel(&w, id: catalog.listedName); w.endArray()
+        w.key("data"); w.beginArray()
+        for name in catalog.listedNames { writeModel(&w, id: name) }
+        w.endArray()
         w.endObject()
         return Self.encoderJSON(200, w.bytes)
     }

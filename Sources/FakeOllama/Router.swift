@@ -9,7 +9,7 @@ struct Router {
     init(config: FakeOllamaConfig, checksHost: Bool) {
         self.config = config
         self.checksHost = checksHost
-        self.catalog = ModelCatalog(model: config.model)
+        self.catalog = ModelCatalog(model: config.model, extra: config.extraModels, loaded: config.loaded)
     }
 
     /// The allowed methods per path; `nil` for a path Ollama does not serve.

@@ -4,11 +4,14 @@ import FakeOllama
 import Glibc
 
 let usage = """
-    usage: fake-ollama [--listen HOST:PORT] [--tokens N] [--interval-ms M] [--model NAME]
+    usage: fake-ollama [--listen HOST:PORT] [--tokens N] [--interval-ms M] [--model NAME]... [--loaded NAME]...
+                       [--name NAME]
       --listen HOST:PORT   address to listen on (default 127.0.0.1:11434; [::1]:PORT for IPv6; port 0 picks one)
       --tokens N           tokens per generation unless the request sets num_predict/max_tokens (default 10)
       --interval-ms M      pause between streamed lines in milliseconds (default 0)
-      --model NAME         the one model the server has (default mistral:7b)
+      --model NAME         a model the server has; repeatable (default mistral:7b)
+      --loaded NAME        a model /api/ps reports loaded; repeatable (default: the first model)
+      --name NAME          every response carries X-Backend: NAME
       --real-timestamps    stamp streamed lines with the real time (as Ollama does) instead of a fixed one
     """
 
@@ -43,6 +46,7 @@ func parseListen(_ text: String) -> (String, UInt16)? {
 }
 
 var config = FakeOllamaConfig(recordRequests: false)
+var models: [String] = []
 var args = CommandLine.arguments.dropFirst()
 while let arg = args.popFirst() {
     var name = arg
@@ -59,7 +63,7 @@ while let arg = args.popFirst() {
         config.realTimestamps = true
         continue
     }
-    guard ["--listen", "--tokens", "--interval-ms", "--model"].contains(name) else { fail("unknown argument \"\(arg)\"") }
+    guard ["--listen", "--tokens", "--interval-ms", "--model", "--loaded", "--name"].contains(name) else { fail("unknown argument \"\(arg)\"") }
     guard let value = inline ?? args.popFirst() else { fail("\(name) needs a value") }
     switch name {
     case "--listen":
@@ -72,10 +76,21 @@ while let arg = args.popFirst() {
     case "--interval-ms":
         guard let n = Int(value), n >= 0 else { fail("--interval-ms wants a non-negative integer, got \"\(value)\"") }
         config.intervalMs = n
+    case "--loaded":
+        guard !value.isEmpty else { fail("--loaded needs a name") }
+        config.loaded.append(value)
+    case "--name":
+        guard !value.isEmpty else { fail("--name needs a value") }
+        config.name = value
     default:
         guard !value.isEmpty else { fail("--model needs a name") }
-        config.model = value
+        models.append(value)
     }
+}
+
+if let first = models.first {
+    config.model = first
+    config.extraModels = Array(models.dropFirst())
 }
 
 // Block SIGINT/SIGTERM before any thread starts (threads inherit the mask), then wait for them with sigwait.

@@ -28,6 +28,11 @@ struct CheckConfig: ParsableCommand {
             }
         }
         note("users file \(config.usersPath ?? "-"): \(config.users?.entries.count ?? 0) user(s)")
+        for (i, backend) in config.upstreams.enumerated() {
+            let limit = config.backendLimit(i).map { "max \($0) in flight" } ?? "no in-flight limit"
+            let reachable = UpstreamProbe.reachable(backend.address.address) ? "reachable" : "not reachable now"
+            note("backend \(i + 1) http://\(backend.address.hostHeader): \(limit), \(reachable)")
+        }
         print(startup.resolved.render(), terminator: "")
         note("configuration ok")
     }

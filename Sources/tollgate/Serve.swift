@@ -29,9 +29,20 @@ struct Serve: ParsableCommand {
         for a in server.plainAddresses { note("serving http://\(a) (plain HTTP)") }
         for a in server.redirectAddresses { note("redirecting http://\(a) to https") }
         for a in server.metricsAddresses { note("metrics on http://\(a)/metrics") }
-        note("proxying to Ollama at http://\(config.upstream.hostHeader) with \(config.workers) worker(s)")
-        if !UpstreamProbe.reachable(config.upstream.address) {
-            note("warning: nothing answers at http://\(config.upstream.hostHeader) yet; requests get 502 until Ollama runs there")
+        if config.upstreams.count == 1 {
+            note("proxying to Ollama at http://\(config.upstream.hostHeader) with \(config.workers) worker(s)")
+        } else {
+            note("proxying to \(config.upstreams.count) Ollama backends with \(config.workers) worker(s)")
+        }
+        for (i, backend) in config.upstreams.enumerated() {
+            if config.upstreams.count > 1 {
+                let limit = config.backendLimit(i).map { "max \($0) in flight" } ?? "no in-flight limit"
+                note("backend http://\(backend.address.hostHeader) (\(limit))")
+            }
+            if !UpstreamProbe.reachable(backend.address.address) {
+                note("warning: nothing answers at http://\(backend.address.hostHeader) yet; "
+                    + (config.upstreams.count == 1 ? "requests get 502 until Ollama runs there" : "its requests fail over to the others until it answers"))
+            }
         }
         let pidFile = startup.resolved.string("pid-file")
         if let pidFile {

@@ -24,7 +24,13 @@ struct ServeOptions: ParsableArguments {
     var key: String?
 
     @Option(name: .customLong("upstream"), help: SettingHelp.of("upstream"))
-    var upstream: String?
+    var upstream: [String] = []
+
+    @Option(name: .customLong("health-interval"), help: SettingHelp.of("health-interval"))
+    var healthInterval: String?
+
+    @Option(name: .customLong("health-fails"), help: SettingHelp.of("health-fails"))
+    var healthFails: String?
 
     @Option(name: .customLong("users"), help: SettingHelp.of("users"))
     var users: String?
@@ -160,7 +166,9 @@ struct ServeOptions: ParsableArguments {
         if !listenRedirect.isEmpty { flags["listen-redirect"] = listenRedirect }
         if let cert { flags["cert"] = [cert] }
         if let key { flags["key"] = [key] }
-        if let upstream { flags["upstream"] = [upstream] }
+        if !upstream.isEmpty { flags["upstream"] = upstream }
+        if let healthInterval { flags["health-interval"] = [healthInterval] }
+        if let healthFails { flags["health-fails"] = [healthFails] }
         if let users { flags["users"] = [users] }
         if let realm { flags["realm"] = [realm] }
         if let authWorkers { flags["auth-workers"] = [authWorkers] }

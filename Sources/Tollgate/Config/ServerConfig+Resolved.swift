@@ -49,11 +49,27 @@ extension ServerConfig {
         certificatePath = r.string("cert")
         keyPath = r.string("key")
         if (certificatePath == nil) != (keyPath == nil) { problem(certificatePath == nil ? "key" : "cert", "cert and key go together") }
-        if let text = r.string("upstream") {
-            if let u = UpstreamAddress(parsing: text) { upstream = u } else {
-                problem("upstream", "\(text.debugDescription) is not http://HOST:PORT with a numeric host or localhost")
+        var backends: [BackendSpec] = []
+        for text in r.list("upstream") {
+            switch BackendSpec.parse(text) {
+            case .success(let spec):
+                if backends.contains(where: { $0.address == spec.address }) {
+                    problem("upstream", "\(spec.address.hostHeader) is listed twice")
+                } else {
+                    backends.append(spec)
+                }
+            case .failure(let e):
+                problem("upstream", e.message)
             }
         }
+        if r.list("upstream").isEmpty { problem("upstream", "no upstream: give at least one http://HOST:PORT") }
+        if backends.count > 64 { problem("upstream", "\(backends.count) backends; at most 64 are supported") }
+        if let first = backends.first {
+            upstreams = backends
+            upstream = first.address
+        }
+        healthInterval = r.double("health-interval") ?? healthInterval
+        healthFails = r.int("health-fails") ?? healthFails
         workers = r.int("workers") ?? cores
         realm = r.string("realm") ?? "Tollgate"
         if let n = r.int("auth-workers") { authSettings.workers = n }

@@ -13,6 +13,7 @@ public struct ServerConfig: Sendable {
     public var redirectPort: UInt16?
     public var certificatePath: String?
     public var keyPath: String?
+    /// The first backend's address (the only one in a single-upstream setup).
     public var upstream: UpstreamAddress = UpstreamAddress(parsing: "http://127.0.0.1:11434")!
     public var workers: Int = 1
     public var limits = HTTPLimits()
@@ -59,6 +60,13 @@ public struct ServerConfig: Sendable {
     public var hsts: String? = "max-age=63072000"
     /// Unauthenticated paths (e.g. "/api/version" for monitoring); empty by default.
     public var publicPaths: Set<String> = []
+    /// Every Ollama backend, first one first (`upstream` is the first's address). Two or more: requests are routed
+    /// by model and load, health-checked, and failed over (see `BackendSet`).
+    public var upstreams: [BackendSpec] = [BackendSpec(address: UpstreamAddress(parsing: "http://127.0.0.1:11434")!)]
+    /// Seconds between active health checks and model polls of each backend.
+    public var healthInterval: Double = 2
+    /// Consecutive failures that eject a backend.
+    public var healthFails: Int = 3
     /// The users allowed in; nil turns authentication off (tests of the bare proxy only: the CLI always sets it).
     public var users: UsersFile?
     /// The users file to watch for live reloads (nil: no watching).
@@ -70,6 +78,15 @@ public struct ServerConfig: Sendable {
     public var sharedLimits: SharedLimitsSettings?
 
     public init() {}
+
+    /// Whether requests go through a `BackendSet` (several backends, or one with an explicit `max=`); false keeps the
+    /// plain single-upstream path with no selection, buffering or health checks.
+    public var usesBackendSet: Bool { upstreams.count >= 2 || upstreams.contains { $0.maxInFlight != nil } }
+
+    /// The in-flight limit of backend `index`: its `max=`, else 1 with two or more backends, else unlimited (nil).
+    public func backendLimit(_ index: Int) -> Int? {
+        upstreams[index].maxInFlight ?? (upstreams.count >= 2 ? 1 : nil)
+    }
 }
 
 /// Every timeout, in seconds.

@@ -16,7 +16,14 @@ extension SettingDefinition {
               "PEM certificate chain. Without it a development certificate under certs/ is used (and created)."),
         .init("key", .string, default: nil, "PEM private key for cert."),
         // Upstream
-        .init("upstream", .string, default: "http://127.0.0.1:11434", "Where Ollama listens."),
+        .init("upstream", .list, default: "http://127.0.0.1:11434",
+              "Where Ollama listens: URL[ max=N]; repeat for several backends (max: inference requests in flight "
+              + "on that backend; default 1 with two or more backends, unlimited with one)."),
+        .init("health-interval", .double(0.05...3_600), default: "2",
+              "Seconds between health checks (GET /api/version) and model polls (/api/tags, /api/ps) of each "
+              + "backend (two or more upstreams)."),
+        .init("health-fails", .int(1...1_000), default: "3",
+              "Consecutive failed checks or proxied connection failures that eject a backend; one success brings it back."),
         // Authentication
         .init("users", .string, default: nil,
               "htpasswd-style users file. Default: users.htpasswd in the current directory, "

@@ -19,6 +19,8 @@ struct AccessRecord {
     /// "allowed", "denied", "missing", "throttled", "overloaded", "public" or "off".
     var auth: String
     var reason: CloseReason
+    /// The backend that served it (Host form), with several backends configured; nil otherwise.
+    var backend: String? = nil
 
     /// One JSON object and a newline.
     func appendJSON(timestamp: String, to out: inout [UInt8]) {
@@ -29,6 +31,7 @@ struct AccessRecord {
         s += ",\"ttfb_ms\":\(ttfbNanos.map(Self.millis) ?? "null"),\"upstream_ms\":\(upstreamNanos.map(Self.millis) ?? "null")"
         s += ",\"model\":\(model.map(ErrorResponse.jsonString) ?? "null")"
         s += ",\"prompt_tokens\":\(promptTokens.map(String.init) ?? "null"),\"completion_tokens\":\(completionTokens.map(String.init) ?? "null")"
+        if let backend { s += ",\"backend\":\(ErrorResponse.jsonString(backend))" }
         s += ",\"rate_limit\":\"\(rateLimit)\",\"auth\":\"\(auth)\",\"end\":\"\(reason.rawValue)\"}\n"
         out.append(contentsOf: s.utf8)
     }
@@ -42,6 +45,7 @@ struct AccessRecord {
         if promptTokens != nil || completionTokens != nil {
             s += " tokens=\(promptTokens.map(String.init) ?? "-")/\(completionTokens.map(String.init) ?? "-")"
         }
+        if let backend { s += " backend=\(backend)" }
         s += " \(reason.rawValue)\n"
         out.append(contentsOf: s.utf8)
     }

@@ -5,7 +5,9 @@ extension ClientConnection {
             respondJSON(ex, status: 404, body: #"{"error":"the metrics listener serves GET /metrics only"}"#)
             return
         }
-        respondJSON(ex, status: 200, body: metrics.render(gauges: worker.gauges()) + (worker.shared?.status.renderMetrics() ?? ""),
+        let backends = worker.backends?.prometheusText() ?? ""
+        let shared = worker.shared?.status.renderMetrics() ?? ""
+        respondJSON(ex, status: 200, body: metrics.render(gauges: worker.gauges()) + backends + shared,
                     contentType: "text/plain; version=0.0.4; charset=utf-8")
     }
 }

@@ -97,7 +97,12 @@ extension ClientConnection {
     }
 
     /// Connects (or reuses a pooled connection) and queues the prepared head and whatever body is here already.
+    /// With several backends, `proxyToBackends` chooses one first.
     func proxy(_ ex: Exchange) {
+        if worker.backends != nil {
+            proxyToBackends(ex)
+            return
+        }
         let up: UpstreamConnection
         if let pooled = worker.takeIdleUpstream() {
             up = pooled
@@ -140,7 +145,10 @@ extension ClientConnection {
 
     /// Moves buffered body bytes to the upstream, then flushes it.
     func pumpRequestBody(_ ex: Exchange) {
-        guard let up = ex.upstream else { return }
+        guard let up = ex.upstream else {
+            if ex.buffering { bufferBody(ex) }
+            return
+        }
         moveBody(ex, into: up)
         guard phase == .exchange, exchange === ex else { return }
         timerDeadline = ex.requestDone ? 0 : worker.loop.now &+ worker.seconds(worker.config.timeouts.clientBodyIdle)
@@ -150,9 +158,24 @@ extension ClientConnection {
         }
     }
 
-    /// Copies body bytes from the client buffer to the upstream's output, re-framing chunked bodies cleanly
-    /// (no extensions, no trailers) and enforcing the route's body limit.
+    /// What became of the body bytes just moved.
+    enum BodyVerdict {
+        case moved
+        case failed(ErrorResponse, CloseReason)
+    }
+
+    /// Copies body bytes from the client buffer to the upstream's output (see `moveBody(_:sink:)`).
     private func moveBody(_ ex: Exchange, into up: UpstreamConnection) {
+        var sink: [UInt8] = []
+        swap(&sink, &up.out)
+        let verdict = moveBody(ex, sink: &sink)
+        swap(&sink, &up.out)
+        if case .failed(let error, let reason) = verdict { failRequest(ex, error, reason: reason) }
+    }
+
+    /// Copies body bytes from the client buffer to `sink` (an upstream's output, or the exchange's staged body),
+    /// re-framing chunked bodies cleanly (no extensions, no trailers) and enforcing the route's body limit.
+    func moveBody(_ ex: Exchange, sink: inout [UInt8]) -> BodyVerdict {
         switch ex.body {
         case .none:
             ex.requestDone = true
@@ -160,12 +183,12 @@ extension ClientConnection {
             let n = min(remaining, inEnd - inStart)
             ex.requestScanner?.feed(input, inStart..<inStart + n)
             let forward = ex.modelGate == nil ? n : ex.modelGate!.feed(input, inStart..<inStart + n)
-            up.out.append(contentsOf: input[inStart..<inStart + forward])
+            sink.append(contentsOf: input[inStart..<inStart + forward])
             inStart += n
             ex.bytesIn += n
             ex.body = .length(remaining: remaining - n)
             if remaining - n == 0 {
-                if ex.modelGate != nil && !passModelGate(ex, up) { return }
+                if ex.modelGate != nil, let refusal = passModelGate(ex, &sink) { return .failed(refusal, .rejected) }
                 ex.requestDone = true
             }
         case .chunked:
@@ -177,65 +200,63 @@ extension ClientConnection {
                     data += range.count
                     let forward = ex.modelGate == nil ? range.count : ex.modelGate!.feed(input, range)
                     guard forward > 0 else { return }
-                    HTTPWriter.appendChunkHeader(size: forward, to: &up.out)
-                    up.out.append(contentsOf: input[range.lowerBound..<range.lowerBound + forward])
-                    up.out.append(contentsOf: HTTPWriter.crlf)
+                    HTTPWriter.appendChunkHeader(size: forward, to: &sink)
+                    sink.append(contentsOf: input[range.lowerBound..<range.lowerBound + forward])
+                    sink.append(contentsOf: HTTPWriter.crlf)
                 }
             } catch {
                 inStart = inEnd
-                failRequest(ex, ErrorResponse.fromParse(error), reason: .badRequest)
-                return
+                return .failed(ErrorResponse.fromParse(error), .badRequest)
             }
             inStart += consumed
             ex.bytesIn += consumed
             ex.bodyBytes += data
             if ex.bodyLimit > 0 && ex.bodyBytes > ex.bodyLimit {
                 inStart = inEnd
-                failRequest(ex, .tooLarge(limit: ex.bodyLimit), reason: .rejected)
-                return
+                return .failed(.tooLarge(limit: ex.bodyLimit), .rejected)
             }
             if ex.bodyDecoder.isDone {
                 if ex.modelGate != nil {
                     let tail = ex.modelGate!.held
-                    guard passModelGate(ex, up) else { return }
+                    if let refusal = passModelGate(ex, &sink) { return .failed(refusal, .rejected) }
                     if !tail.isEmpty {
                         // The held tail was appended raw by passModelGate; frame it as a chunk instead.
-                        up.out.removeLast(tail.count)
-                        HTTPWriter.appendChunkHeader(size: tail.count, to: &up.out)
-                        up.out.append(contentsOf: tail)
-                        up.out.append(contentsOf: HTTPWriter.crlf)
+                        sink.removeLast(tail.count)
+                        HTTPWriter.appendChunkHeader(size: tail.count, to: &sink)
+                        sink.append(contentsOf: tail)
+                        sink.append(contentsOf: HTTPWriter.crlf)
                     }
                 }
-                up.out.append(contentsOf: HTTPWriter.lastChunk)
+                sink.append(contentsOf: HTTPWriter.lastChunk)
                 ex.requestDone = true
             }
         }
+        return .moved
     }
 
-    /// The whole body has been read: the model gate's verdict. Allowed: the held tail goes upstream (raw; the
-    /// chunked caller re-frames it). Refused: the upstream request is abandoned before Ollama could decode it, and
-    /// the client gets 403 or 400 in its API family's shape.
-    private func passModelGate(_ ex: Exchange, _ up: UpstreamConnection) -> Bool {
-        guard let gate = ex.modelGate else { return true }
+    /// The whole body has been read: the model gate's verdict. Allowed: the held tail goes to `sink` (raw; the
+    /// chunked caller re-frames it) and nil is returned. Refused: the error for the client (403 or 400 in its API
+    /// family's shape); the caller abandons the upstream request before Ollama could decode it.
+    private func passModelGate(_ ex: Exchange, _ sink: inout [UInt8]) -> ErrorResponse? {
+        guard let gate = ex.modelGate else { return nil }
         ex.modelGate = nil
         let error: ErrorResponse
         switch gate.finish() {
         case .model(let model) where worker.config.modelAllowlist.contains(model):
-            up.out.append(contentsOf: gate.held)
-            return true
+            sink.append(contentsOf: gate.held)
+            return nil
         case .model(let model):
             error = ErrorResponse(status: 403, message: "model \"\(model)\" is not available on this server")
         case .invalid(let why):
             error = ErrorResponse(status: 400, message: "\(why) (this server checks the model of every inference request)")
         }
         ex.requestDone = true
-        failRequest(ex, error, reason: .rejected)
-        return false
+        return error
     }
 
     /// The request body cannot be completed: the upstream request is abandoned; the client gets the error if no
     /// response has started, else the connection just closes.
-    private func failRequest(_ ex: Exchange, _ error: ErrorResponse, reason: CloseReason) {
+    func failRequest(_ ex: Exchange, _ error: ErrorResponse, reason: CloseReason) {
         if let up = ex.upstream {
             ex.upstream = nil
             up.close()

@@ -95,6 +95,7 @@ extension ClientConnection {
                 up.inStart += head.headLength
                 ex.headSent = true
                 ex.replay = nil
+                if worker.backends != nil { backendAnswered(ex) }
                 break
             }
             if ex.mode == .none || ex.mode == .length(0) {
@@ -208,7 +209,7 @@ extension ClientConnection {
         ex.replay = nil
         ex.upstream = nil
         up.close()
-        guard case .success(let fresh) = UpstreamConnection.open(worker: worker) else { return false }
+        guard case .success(let fresh) = UpstreamConnection.open(worker: worker, backend: up.backend) else { return false }
         ex.upstream = fresh
         fresh.out = replay
         fresh.attach(self)
@@ -226,10 +227,11 @@ extension ClientConnection {
             truncate(ex, up, reason: reason)
             return
         }
+        if failOverIfPossible(ex, up, detail: detail) { return }
         if up.reused && up.bufferedInput == 0 && retry(ex, up) { return }
         let error: ErrorResponse = reason == .upstreamTimeout
             ? .gatewayTimeout(detail)
-            : .badGateway("\(worker.config.upstream.hostHeader): \(detail)")
+            : .badGateway("\(worker.config.upstreams[up.backend].address.hostHeader): \(detail)")
         respond(ex, error, reason: reason)
     }
 

@@ -437,6 +437,7 @@ final class ClientConnection: EventHandler {
             upstreamNanos: ex.upstreamStart == 0 ? nil : now &- ex.upstreamStart,
             model: ex.requestScanner?.model, promptTokens: ex.responseScanner?.promptTokens,
             completionTokens: ex.responseScanner?.completionTokens, rateLimit: ex.rateLimitOutcome,
-            auth: ex.authOutcome, reason: reason))
+            auth: ex.authOutcome, reason: reason,
+            backend: worker.backends == nil ? nil : ex.backend.map { worker.config.upstreams[$0].address.hostHeader }))
     }
 }

@@ -64,6 +64,27 @@ final class Exchange {
     /// turns out to have been closed by the upstream.
     var replay: [UInt8]?
 
+    // several backends (nil/empty on the single-upstream path)
+    /// The backend the current upstream connection goes to.
+    var backend: Int?
+    /// This exchange's hold on that backend, released when the exchange ends or fails over.
+    var backendLease: BackendLease?
+    /// Its place in the backend wait queue.
+    var backendTicket: UInt64?
+    /// Bit i set: backend i was tried (failover goes to each backend at most once).
+    var triedBackends: UInt64 = 0
+    /// The body is being read in full before a backend is chosen (its model decides).
+    var buffering = false
+    /// The body as it goes upstream; with `upstreamHead` it is the whole request, kept until the first response
+    /// byte so that it can be sent again to another backend.
+    var stagedBody: [UInt8] = []
+    /// Whether `upstreamHead` + `stagedBody` hold the complete request (failover possible).
+    var replayable = false
+    /// A stale pooled connection was already replaced by a fresh one to the same backend.
+    var staleRetried = false
+    /// The last backend failure, for the 502 when no backend is left.
+    var lastBackendError = ""
+
     // response side
     var responseHead = ResponseHead()
     var headSent = false

@@ -76,4 +76,21 @@ public enum RequestRewriter {
         }
         return true
     }
+
+    /// Appends `head` (written by `write`) to `out` with its Host value replaced by `host`: the same request for
+    /// another backend. Host is always the first field after the request line.
+    static func appendReplacingHost(_ head: [UInt8], host: [UInt8], to out: inout [UInt8]) {
+        var lineEnd = 0
+        while lineEnd + 1 < head.count && !(head[lineEnd] == 0x0D && head[lineEnd + 1] == 0x0A) { lineEnd += 1 }
+        let valueStart = lineEnd + 2 + 6  // CRLF "Host: "
+        var valueEnd = valueStart
+        while valueEnd + 1 < head.count && !(head[valueEnd] == 0x0D && head[valueEnd + 1] == 0x0A) { valueEnd += 1 }
+        guard valueStart <= valueEnd, valueEnd < head.count else {
+            out.append(contentsOf: head)
+            return
+        }
+        out.append(contentsOf: head[..<valueStart])
+        out.append(contentsOf: host)
+        out.append(contentsOf: head[valueEnd...])
+    }
 }

@@ -10,6 +10,9 @@ final class UpstreamConnection: EventHandler {
 
     let worker: Worker
     let fd: Int32
+    /// The backend it is connected to (index into `ServerConfig.upstreams`; 0 with a single upstream). Pools are
+    /// per backend: a connection to one backend never carries a request meant for another.
+    let backend: Int
     private(set) var state: State
     /// The exchange's owner while active.
     var client: ClientConnection?
@@ -28,20 +31,21 @@ final class UpstreamConnection: EventHandler {
     /// How many bytes the last `readOnce` asked for (a shorter answer means the socket is drained).
     private(set) var lastReadRequested = 0
 
-    init(worker: Worker, fd: Int32, connected: Bool) {
+    init(worker: Worker, fd: Int32, connected: Bool, backend: Int = 0) {
         self.worker = worker
         self.fd = fd
+        self.backend = backend
         self.state = connected ? .active : .connecting
         let interest: Interest = connected ? .read : .write
         worker.loop.register(fd, interest: interest, handler: self)
         if !connected { deadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.upstreamConnect) }
     }
 
-    /// Starts a connection to the configured upstream.
-    static func open(worker: Worker) -> Result<UpstreamConnection, CloseReason> {
-        switch Socket.connect(to: worker.config.upstream.address) {
-        case .connected(let fd): return .success(UpstreamConnection(worker: worker, fd: fd, connected: true))
-        case .inProgress(let fd): return .success(UpstreamConnection(worker: worker, fd: fd, connected: false))
+    /// Starts a connection to backend `backend` (the configured upstream when there is one).
+    static func open(worker: Worker, backend: Int = 0) -> Result<UpstreamConnection, CloseReason> {
+        switch Socket.connect(to: worker.config.upstreams[backend].address.address) {
+        case .connected(let fd): return .success(UpstreamConnection(worker: worker, fd: fd, connected: true, backend: backend))
+        case .inProgress(let fd): return .success(UpstreamConnection(worker: worker, fd: fd, connected: false, backend: backend))
         case .failed: return .failure(.upstreamRefused)
         }
     }

@@ -32,6 +32,9 @@ public final class Server: @unchecked Sendable {
     private let sharedQueue: SharedQueueCount
     /// The access log's writer (nil when logging is off).
     public let logSink: LogSink?
+    /// The Ollama backends shared by every loop, with several upstreams (or a `max=`); nil on the single path.
+    public let backends: BackendSet?
+    private var healthChecker: HealthChecker?
     private var watcher: UsersFileWatcher?
     private var workers: [Worker] = []
     private var listeners: [[Listener]] = []
@@ -75,6 +78,8 @@ public final class Server: @unchecked Sendable {
         sharedQueue = queuedTotal
         let logSink = config.accessLog == .none ? nil : try LogSink(path: config.accessLogPath)
         self.logSink = logSink
+        let backends = config.usesBackendSet ? BackendSet(config: config) : nil
+        self.backends = backends
         Syscall.raiseFileLimit()
         // OpenSSL writes with write(2): a peer that vanished mid-write must not kill the process.
         signal(SIGPIPE, SIG_IGN)
@@ -85,7 +90,7 @@ public final class Server: @unchecked Sendable {
                 let loop = try EventLoop(index: i)
                 workers.append(Worker(loop: loop, config: config, tls: tls, authenticator: authenticator,
                                       rateLimiter: rateLimiter, concurrency: concurrency, userRateLimiter: userRate,
-                                      logSink: logSink))
+                                      logSink: logSink, backends: backends))
                 workers[i].metrics = metrics
                 if let shared = config.sharedLimits, let redisAddress, let sharedStatus {
                     workers[i].shared = SharedLimits(settings: shared, address: redisAddress, loop: loop,
@@ -160,6 +165,20 @@ public final class Server: @unchecked Sendable {
             }
             first.loop.execute { tick() }
         }
+        if let backends, let first = workers.first {
+            // Backend queue timeouts and health checks run on the first loop; grants hop to their own loops.
+            let loop = UncheckedBox(first.loop)
+            @Sendable func tick() {
+                backends.expire(nowMillis: loop.value.now / 1_000_000)
+                loop.value.schedule(afterNanos: 250_000_000) { tick() }
+            }
+            let checker = HealthChecker(set: backends, loop: first.loop, intervalSeconds: config.healthInterval)
+            healthChecker = checker
+            first.loop.execute {
+                tick()
+                checker.start()
+            }
+        }
         // Memory back to baseline after a burst: once the open connections have fallen to half their peak, each
         // loop drops its spare buffers and the allocator returns freed pages to the kernel.
         let all = UncheckedBox(workers)
@@ -203,6 +222,9 @@ public final class Server: @unchecked Sendable {
     public func shutdown(graceSeconds: Double? = nil) {
         guard !shuttingDown.exchange(true, ordering: .relaxed) else { return }
         let grace = graceSeconds ?? config.drainGraceSeconds
+        if let checker = healthChecker {
+            checker.loop.execute { checker.stop() }
+        }
         for (i, worker) in workers.enumerated() {
             let w = UncheckedBox(worker)
             let ls = UncheckedBox(listeners[i])
@@ -226,6 +248,16 @@ public final class Server: @unchecked Sendable {
         logSink?.stop()
     }
 
+    /// Runs one round of backend health checks and model polls that starts after this call, and calls `done`
+    /// (on the checking loop) when it has finished; at once when there is no backend set. For tests and operators.
+    public func checkBackendsNow(_ done: @escaping @Sendable () -> Void) {
+        guard let healthChecker else {
+            done()
+            return
+        }
+        healthChecker.checkNow(done)
+    }
+
     /// Re-reads the users file now (SIGHUP).
     public func reloadUsers() {
         watcher?.reloadNow()
@@ -244,7 +276,8 @@ public final class Server: @unchecked Sendable {
         if old.listenRedirect != new.listenRedirect { needRestart.append("listen-redirect") }
         if old.metricsListen != new.metricsListen { needRestart.append("metrics-listen") }
         if old.workers != new.workers { needRestart.append("workers") }
-        if old.upstream != new.upstream { needRestart.append("upstream") }
+        if old.upstreams != new.upstreams { needRestart.append("upstream") }
+        if old.healthInterval != new.healthInterval || old.healthFails != new.healthFails { needRestart.append("health checks") }
         if old.rateLimit != new.rateLimit { needRestart.append("rate limits") }
         if old.concurrency != new.concurrency { needRestart.append("concurrency limits") }
         if old.userRate?.rate != new.userRate?.rate || old.userRate?.burst != new.userRate?.burst { needRestart.append("user-rate") }
@@ -262,6 +295,9 @@ public final class Server: @unchecked Sendable {
         merged.metricsListen = old.metricsListen
         merged.workers = old.workers
         merged.upstream = old.upstream
+        merged.upstreams = old.upstreams
+        merged.healthInterval = old.healthInterval
+        merged.healthFails = old.healthFails
         merged.rateLimit = old.rateLimit
         merged.concurrency = old.concurrency
         merged.userRate = old.userRate

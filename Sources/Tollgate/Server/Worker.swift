@@ -34,7 +34,12 @@ final class Worker {
     var metrics: Metrics?
     /// Process-wide gauges read at scrape time.
     var logSink: LogSink?
-    private(set) var idleUpstreams: [UpstreamConnection] = []
+    /// Idle keep-alive upstream connections per backend (index as in `ServerConfig.upstreams`).
+    private(set) var idleUpstreams: [[UpstreamConnection]]
+    /// Shared by all workers when several backends (or a `max=`) are configured; nil on the single-upstream path.
+    let backends: BackendSet?
+    /// Each backend's Host header bytes.
+    let backendHosts: [[UInt8]]
     private(set) var draining = false
     var clientConnections = 0
     /// Called when the worker has drained (no connections left).
@@ -42,7 +47,11 @@ final class Worker {
     private var rng: (UInt64, UInt64)
 
     init(loop: EventLoop, config: ServerConfig, tls: TLSContext?, authenticator: Authenticator?, rateLimiter: RateLimiter?,
-         concurrency: ConcurrencyLimiter?, userRateLimiter: UserRateLimiter?, logSink: LogSink?) {
+         concurrency: ConcurrencyLimiter?, userRateLimiter: UserRateLimiter?, logSink: LogSink?,
+         backends: BackendSet? = nil) {
+        self.backends = backends
+        self.idleUpstreams = Array(repeating: [], count: config.upstreams.count)
+        self.backendHosts = config.upstreams.map { Array($0.address.hostHeader.utf8) }
         self.logSink = logSink
         self.authenticator = authenticator
         self.rateLimiter = rateLimiter
@@ -122,28 +131,28 @@ final class Worker {
 
     // MARK: upstream pool
 
-    /// An idle keep-alive upstream connection, most recently used first, or nil.
-    func takeIdleUpstream() -> UpstreamConnection? {
-        while let up = idleUpstreams.popLast() {
+    /// An idle keep-alive connection to `backend`, most recently used first, or nil.
+    func takeIdleUpstream(backend: Int = 0) -> UpstreamConnection? {
+        while let up = idleUpstreams[backend].popLast() {
             if up.isUsable { return up }
             up.close()
         }
         return nil
     }
 
-    /// Returns a connection to the pool, or closes it when the pool is full or the worker drains.
+    /// Returns a connection to its backend's pool, or closes it when that pool is full or the worker drains.
     func putIdleUpstream(_ up: UpstreamConnection) {
-        if draining || idleUpstreams.count >= config.upstreamIdlePerWorker {
+        if draining || idleUpstreams[up.backend].count >= config.upstreamIdlePerWorker {
             up.close()
             return
         }
         up.becomeIdle()
-        idleUpstreams.append(up)
+        idleUpstreams[up.backend].append(up)
     }
 
     /// Forgets a pooled connection that closed.
     func removeIdleUpstream(_ up: UpstreamConnection) {
-        if let i = idleUpstreams.firstIndex(where: { $0 === up }) { idleUpstreams.remove(at: i) }
+        if let i = idleUpstreams[up.backend].firstIndex(where: { $0 === up }) { idleUpstreams[up.backend].remove(at: i) }
     }
 
     // MARK: metrics
@@ -189,7 +198,12 @@ final class Worker {
             callback(readyOK, readyDetail)
             return
         }
-        if !idleUpstreams.isEmpty {
+        if let backends {
+            // Several backends: ready while at least one is healthy (the health checker keeps this current).
+            callback(backends.anyHealthy, backends.anyHealthy ? "" : "no healthy backend")
+            return
+        }
+        if !idleUpstreams[0].isEmpty {
             readinessKnown(true, detail: "")
             callback(true, "")
             return
@@ -224,8 +238,8 @@ final class Worker {
     func beginDrain() {
         guard !draining else { return }
         draining = true
-        for up in idleUpstreams { up.close() }
-        idleUpstreams.removeAll()
+        for pool in idleUpstreams { for up in pool { up.close() } }
+        for i in idleUpstreams.indices { idleUpstreams[i].removeAll() }
         loop.forEachHandler { handler in
             if let c = handler as? ClientConnection { c.drain() }
         }

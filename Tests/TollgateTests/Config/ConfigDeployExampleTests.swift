@@ -12,7 +12,7 @@ import Testing
         #expect(c.list("listen-plain") == [])
         #expect(c.string("cert") == "/etc/letsencrypt/live/example.com/fullchain.pem")
         #expect(c.string("key") == "/etc/letsencrypt/live/example.com/privkey.pem")
-        #expect(c.string("upstream") == "http://127.0.0.1:11434")
+        #expect(c.list("upstream") == ["http://127.0.0.1:11434"])
         #expect(c.string("users") == "/etc/tollgate/users.htpasswd")
         #expect(c.double("rate") == 10)
         #expect(c.int("burst") == 20)

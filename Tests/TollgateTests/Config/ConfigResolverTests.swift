@@ -98,9 +98,9 @@ import Testing
     }
 
     @Test func flagErrorsNameTheFlag() {
-        #expect(resolveErrors(flags: ["burst": ["x"], "nope": ["1"], "upstream": []]) == [
+        #expect(resolveErrors(flags: ["burst": ["x"], "nope": ["1"], "realm": []]) == [
             #"--nope: not a setting"#,
-            #"--upstream: takes one value, not a list"#,
+            #"--realm: takes one value, not a list"#,
             #"--burst: expected an integer, got "x""#,
         ])
     }

@@ -25,7 +25,7 @@ import Testing
         #expect(c.list("listen") == ["0.0.0.0:8443"])
         #expect(c.list("listen-plain") == [])
         #expect(c.string("cert") == nil)
-        #expect(c.string("upstream") == "http://127.0.0.1:11434")
+        #expect(c.list("upstream") == ["http://127.0.0.1:11434"])
         #expect(c.string("realm") == "Tollgate")
         #expect(c.double("rate") == 10)
         #expect(c.int("burst") == 20)

@@ -1,0 +1,109 @@
+import TollgateIO
+
+/// Active health checks and model polls of every backend, on one event loop: every `health-interval`,
+/// `GET /api/version` (a failure counts towards ejection, a success brings an ejected backend back), then
+/// `/api/tags` and `/api/ps` for the backend's models and the ones loaded.
+///
+/// Loop thread only, except `checkNow`, which hops to the loop.
+final class HealthChecker: @unchecked Sendable {
+    let set: BackendSet
+    let loop: EventLoop
+    private let intervalNanos: UInt64
+    private let timeoutNanos: UInt64
+    /// Callbacks waiting for the round in progress to end.
+    private var roundWaiters: [() -> Void] = []
+    /// Callbacks that asked for a round while one was in progress: they get the next one, started after it.
+    private var nextRoundWaiters: [() -> Void] = []
+    /// Backends whose checks in this round have not finished (0: no round in progress).
+    private var pending = 0
+    private var stopped = false
+
+    init(set: BackendSet, loop: EventLoop, intervalSeconds: Double) {
+        self.set = set
+        self.loop = loop
+        intervalNanos = UInt64(intervalSeconds * 1_000_000_000)
+        // A check may take up to the interval, but at least a second and at most ten.
+        timeoutNanos = UInt64(min(10, max(1, intervalSeconds)) * 1_000_000_000)
+    }
+
+    /// Starts the periodic checks (the first round at once). Loop thread.
+    func start() {
+        tick()
+    }
+
+    /// Stops scheduling rounds (checks in flight finish). Loop thread.
+    func stop() {
+        stopped = true
+    }
+
+    private func tick() {
+        guard !stopped else { return }
+        // A round still in progress (a backend slower than the interval) is not doubled.
+        if pending == 0 { round() }
+        loop.schedule(afterNanos: intervalNanos) { [self] in tick() }
+    }
+
+    /// Runs a round that starts after this call (any thread) and calls `done` on the loop once every backend's
+    /// checks in it have finished.
+    func checkNow(_ done: @escaping @Sendable () -> Void) {
+        loop.execute { [self] in
+            if pending == 0 {
+                roundWaiters.append(done)
+                round()
+            } else {
+                nextRoundWaiters.append(done)
+            }
+        }
+    }
+
+    /// Checks every backend.
+    private func round() {
+        pending = set.count
+        for i in 0..<set.count { check(i) }
+    }
+
+    private func check(_ i: Int) {
+        let address = set.addresses[i]
+        BackendProbe.start(loop: loop, address: address, path: "/api/version", timeoutNanos: timeoutNanos) { [self] outcome in
+            switch outcome {
+            case .response(let status, _) where status == 200:
+                set.recordSuccess(i)
+                poll(i, address)
+            case .response(let status, _):
+                set.recordFailure(i, detail: "GET /api/version answered \(status)")
+                finished(i)
+            case .failed(let why):
+                set.recordFailure(i, detail: "GET /api/version: \(why)")
+                finished(i)
+            }
+        }
+    }
+
+    /// Reads the backend's models, then the loaded ones.
+    private func poll(_ i: Int, _ address: UpstreamAddress) {
+        BackendProbe.start(loop: loop, address: address, path: "/api/tags", timeoutNanos: timeoutNanos) { [self] tags in
+            if case .response(200, let body) = tags, let models = ModelListScanner.names(in: body) {
+                set.updateModels(i, models: models, loaded: nil)
+            }
+            BackendProbe.start(loop: loop, address: address, path: "/api/ps", timeoutNanos: timeoutNanos) { [self] ps in
+                if case .response(200, let body) = ps, let loaded = ModelListScanner.names(in: body) {
+                    set.updateModels(i, models: nil, loaded: loaded)
+                }
+                finished(i)
+            }
+        }
+    }
+
+    private func finished(_ i: Int) {
+        pending -= 1
+        if pending == 0 { endRound() }
+    }
+
+    private func endRound() {
+        let waiters = roundWaiters
+        roundWaiters = nextRoundWaiters
+        nextRoundWaiters.removeAll()
+        if !roundWaiters.isEmpty { round() }
+        for w in waiters { w() }
+    }
+}
