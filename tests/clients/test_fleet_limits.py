@@ -28,12 +28,14 @@ CLOCK_SLACK = 0.001
 
 
 def flood(client: Client, seconds: float) -> list:
-    """Requests one after another, round-robin over the client's connections, for `seconds`; all replies."""
+    """Requests one after another, round-robin over the client's connections, for `seconds` and half an interval
+    more (so the window does not end right at an admission's moment, where the count would depend on which side
+    of it the last request fell); all replies."""
     replies = []
     conns = len(client.conns)
     start = None
     k = 0
-    while start is None or replies[-1].sent - start < seconds:
+    while start is None or replies[-1].sent - start < seconds + INTERVAL / 2:
         r = client.request(k % conns)
         start = start if start is not None else r.sent
         replies.append(r)
