@@ -198,6 +198,7 @@ final class Connection {
             holdSilently()
             return false
         }
+        if fault == .closeWithoutAnswer { return false }
         let reply = router.reply(for: request)
         switch reply {
         case .fixed(let status, let headers, let body):

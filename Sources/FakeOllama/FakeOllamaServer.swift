@@ -32,6 +32,8 @@ public final class FakeOllamaServer: @unchecked Sendable {
         case hang
         /// Stop listening (new connections are refused); setting any other fault listens again on the same port.
         case refuse
+        /// Read each request, then close the connection without a byte of answer (a backend that dies on it).
+        case closeWithoutAnswer
     }
 
     let config: FakeOllamaConfig

@@ -141,6 +141,27 @@ struct SharedRateLimitTests {
         }
     }
 
+    @Test func theAccessLogSaysWhoDecided() throws {
+        let redis = try TestRedis()
+        let dir = try OpsTempDirectory()
+        let log = dir.file("access.log")
+        try withProxyAndFake(configure: {
+            Self.configure(&$0, redis: redis, burst: 1, fleet: 1)
+            $0.accessLog = .json
+            $0.accessLogPath = log
+        }) { proxy, _ in
+            // Redis admits two, rejects the third; the fourth is refused from the "denied until" cache.
+            #expect(try Self.statuses(proxy, 4) == [200, 200, 429, 429])
+            redis.kill()
+            let status = try #require(proxy.server.sharedStatus)
+            #expect(eventually { !status.isUp })
+            #expect(try Self.statuses(proxy, 1) == [200])
+            let lines = OpsFiles.waitForLines(log, count: 5)
+            let outcomes = accessLogObjects(lines).map { $0?["rate_limit"] as? String }
+            #expect(outcomes == ["pass:redis", "pass:redis", "rejected:redis", "rejected:cache", "pass:local"], "\(lines)")
+        }
+    }
+
     static func metrics(_ proxy: Proxy) throws -> String {
         let port = try #require(proxy.server.metricsAddresses.first?.port)
         let client = HTTPClient(try PlainStream(port: port))

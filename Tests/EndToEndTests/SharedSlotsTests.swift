@@ -94,6 +94,31 @@ struct SharedSlotsTests {
         }
     }
 
+    @Test func waitersAreServedFirstComeFirstServed() throws {
+        let redis = try TestRedis()
+        try Self.withTwo(redis: redis, perUser: 2, global: 1, queue: 4) { a, b, fake in
+            let holder = try Self.held(a, fake, Self.alice, upstreamCount: 1)
+            defer { holder.close() }
+            var waiting: [HTTPClient] = []
+            defer { for c in waiting { c.close() } }
+            for (i, who) in [Self.bob, Self.alice, Self.bob].enumerated() {
+                let c = try b.tls()
+                try c.send(Req.post("/api/generate", #"{"model":"mistral:7b","prompt":"p\#(i)"}"#, who))
+                waiting.append(c)
+                #expect(waitUntil { b.server.sharedQueued == i + 1 })
+            }
+            for i in 0..<3 {
+                fake.allowLines(Self.tokens + 1)
+                #expect(fake.waitForRequests(i + 2, timeoutSeconds: eventTimeout))
+                let body = String(decoding: fake.requests[i + 1].body, as: UTF8.self)
+                #expect(body.contains("\"p\(i)\""), "request \(i + 1) upstream was \(body)")
+            }
+            fake.allowLines(Self.tokens + 1)
+            for c in waiting { #expect(try c.readResponse().status == 200) }
+            #expect(eventually { (try? redis.leasesHeld()) == 0 })
+        }
+    }
+
     @Test func leasesComeBackOnEveryEnd() throws {
         let redis = try TestRedis()
         try Self.withTwo(redis: redis, perUser: 1, global: 1, queue: 4) { a, b, fake in

@@ -70,12 +70,15 @@ public final class Authenticator: @unchecked Sendable {
     }
 
     /// Checks `credentials` for a request from `clientIP`. Cheap and non-blocking: call on the event loop.
+    /// `throttle` false skips the local failed-login throttle's refusal (the fleet-wide one in Redis decided);
+    /// failures are still recorded locally, ready for when the fleet-wide one is unavailable.
     public func check(
-        _ credentials: Credentials, clientIP: String, completion: @escaping @Sendable (AuthOutcome) -> Void
+        _ credentials: Credentials, clientIP: String, throttle: Bool = true,
+        completion: @escaping @Sendable (AuthOutcome) -> Void
     ) -> Check {
         let now = clock()
         let users: UsersFile? = state.withLock { s in
-            if s.throttle.retryAfter(clientIP, now: now) != nil { return nil }
+            if throttle, s.throttle.retryAfter(clientIP, now: now) != nil { return nil }
             return s.users
         }
         guard let users else { return throttled(clientIP, now: now) }

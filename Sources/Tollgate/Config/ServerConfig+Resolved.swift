@@ -64,10 +64,7 @@ extension ServerConfig {
         }
         if r.list("upstream").isEmpty { problem("upstream", "no upstream: give at least one http://HOST:PORT") }
         if backends.count > 64 { problem("upstream", "\(backends.count) backends; at most 64 are supported") }
-        if let first = backends.first {
-            upstreams = backends
-            upstream = first.address
-        }
+        if !backends.isEmpty { upstreams = backends }
         healthInterval = r.double("health-interval") ?? healthInterval
         healthFails = r.int("health-fails") ?? healthFails
         workers = r.int("workers") ?? cores

@@ -13,8 +13,12 @@ public struct ServerConfig: Sendable {
     public var redirectPort: UInt16?
     public var certificatePath: String?
     public var keyPath: String?
-    /// The first backend's address (the only one in a single-upstream setup).
-    public var upstream: UpstreamAddress = UpstreamAddress(parsing: "http://127.0.0.1:11434")!
+    /// The first backend's address (the only one in a single-upstream setup); setting it replaces the first
+    /// backend's address.
+    public var upstream: UpstreamAddress {
+        get { upstreams[0].address }
+        set { upstreams[0].address = newValue }
+    }
     public var workers: Int = 1
     public var limits = HTTPLimits()
     public var timeouts = Timeouts()
@@ -60,8 +64,8 @@ public struct ServerConfig: Sendable {
     public var hsts: String? = "max-age=63072000"
     /// Unauthenticated paths (e.g. "/api/version" for monitoring); empty by default.
     public var publicPaths: Set<String> = []
-    /// Every Ollama backend, first one first (`upstream` is the first's address). Two or more: requests are routed
-    /// by model and load, health-checked, and failed over (see `BackendSet`).
+    /// Every Ollama backend, first one first (never empty; `upstream` is the first's address). Two or more:
+    /// requests are routed by model and load, health-checked, and failed over (see `BackendSet`).
     public var upstreams: [BackendSpec] = [BackendSpec(address: UpstreamAddress(parsing: "http://127.0.0.1:11434")!)]
     /// Seconds between active health checks and model polls of each backend.
     public var healthInterval: Double = 2

@@ -40,10 +40,20 @@ extension ClientConnection {
             credentials = c
         }
         ex.credentialFingerprint = fingerprint
+        let clientIP = ex.client.map { SocketAddress(host: $0, port: 0).hostString } ?? peerString
+        if let shared = worker.shared, let login = shared.login {
+            return sharedLoginGate(ex, credentials, clientIP: clientIP, shared: shared, login: login)
+        }
+        return checkPassword(ex, credentials, clientIP: clientIP, throttle: true)
+    }
+
+    /// Verifies the password (cache, or the pool while the connection waits); `throttle`: apply the local
+    /// failed-login throttle.
+    func checkPassword(_ ex: Exchange, _ credentials: Credentials, clientIP: String, throttle: Bool) -> PhaseResult {
+        guard let auth = worker.authenticator else { return .proceed }
         let box = UncheckedBox((self, ex))
         let loop = worker.loop
-        let clientIP = ex.client.map { SocketAddress(host: $0, port: 0).hostString } ?? peerString
-        let check = auth.check(credentials, clientIP: clientIP) { outcome in
+        let check = auth.check(credentials, clientIP: clientIP, throttle: throttle) { outcome in
             loop.execute { box.value.0.authenticated(box.value.1, outcome) }
         }
         switch check {
@@ -75,16 +85,25 @@ extension ClientConnection {
             return .proceed
         case .denied:
             ex.authOutcome = "denied"
+            if let shared = worker.shared, let login = shared.login {
+                recordSharedLoginFailure(ex.client.map { SocketAddress(host: $0, port: 0).hostString } ?? peerString,
+                                         shared: shared, login: login)
+            }
             return .reject(unauthorized("invalid username or password"), .rejected)
         case .throttled(let seconds):
             ex.authOutcome = "throttled"
-            return .reject(ErrorResponse(status: 429, message: "too many failed logins from this address; retry in \(seconds) s",
-                                         headers: [("Retry-After", String(seconds))]), .rejected)
+            return .reject(ClientConnection.loginThrottled(seconds), .rejected)
         case .overloaded:
             ex.authOutcome = "overloaded"
             return .reject(ErrorResponse(status: 503, message: "too many password checks in progress; retry shortly",
                                          headers: [("Retry-After", "1")]), .rejected)
         }
+    }
+
+    /// The 429 of a throttled client IP.
+    static func loginThrottled(_ seconds: Int) -> ErrorResponse {
+        ErrorResponse(status: 429, message: "too many failed logins from this address; retry in \(seconds) s",
+                      headers: [("Retry-After", String(seconds))])
     }
 
     private func unauthorized(_ message: String) -> ErrorResponse {

@@ -5,19 +5,20 @@ import TollgateIO
 /// in its body), kept until the first response byte, and sent again to another backend when one fails before
 /// answering. Only used when `Worker.backends` is set; the single-upstream path never comes here.
 extension ClientConnection {
-    /// Reads the body in full (any route but blob uploads, whose bodies are gigabytes and stream as before),
-    /// then chooses a backend.
+    /// Reads the body in full, then chooses a backend. Blob uploads (gigabytes) and any body with a single backend
+    /// (a `max=` alone: nothing to choose, nowhere to fail over to) stream as on the single-upstream path.
     func proxyToBackends(_ ex: Exchange) {
         if ex.requestDone {
             ex.replayable = true
             chooseBackend(ex)
             return
         }
-        if ex.route == .blobs {
+        if ex.route == .blobs || worker.config.upstreams.count == 1 {
             chooseBackend(ex)
             return
         }
         ex.buffering = true
+        if ex.route == .inference || (ex.method == .post && ex.path == "/api/show") { ex.routingGate = ModelGate() }
         if ex.expectContinue && inStart == inEnd {
             HTTPWriter.appendRaw("HTTP/1.1 100 Continue\r\n\r\n", to: &out)
         }
@@ -51,7 +52,7 @@ extension ClientConnection {
     func chooseBackend(_ ex: Exchange) {
         guard let set = worker.backends else { return }
         let counted = ex.route == .inference
-        let requested = counted ? ex.requestScanner?.model : nil
+        let requested = requestedModel(ex)
         let box = UncheckedBox((self, ex))
         let loop = worker.loop
         let choice = set.acquire(model: requested.map(ModelName.normalize), counted: counted,
@@ -75,6 +76,13 @@ extension ClientConnection {
             respond(ex, ErrorResponse(status: 429, message: "every backend is busy and the wait queue is full; retry in \(retryAfter) s",
                                       headers: [("Retry-After", String(retryAfter))]), reason: .rejected)
         }
+    }
+
+    /// The model a request needs its backend to have: an inference request's, and `/api/show`'s (Ollama answers it
+    /// only for models it has); nil for everything else.
+    private func requestedModel(_ ex: Exchange) -> String? {
+        guard let gate = ex.routingGate, case .model(let model) = gate.finish() else { return nil }
+        return model
     }
 
     private func backendGranted(_ ex: Exchange, _ lease: BackendLease) {
@@ -141,7 +149,10 @@ extension ClientConnection {
     /// The backend failed before any response byte: send the kept request to another backend. False when that is
     /// not possible (the response began, or the body was streamed): the caller answers as on the single path.
     func failOverIfPossible(_ ex: Exchange, _ up: UpstreamConnection, detail: String) -> Bool {
-        guard worker.backends != nil, ex.replayable, !ex.headSent, up.bufferedInput == 0, ex.backendLease != nil else {
+        guard let set = worker.backends, !ex.headSent, let b = ex.backend else { return false }
+        guard ex.replayable, up.bufferedInput == 0, ex.backendLease != nil else {
+            // No second chance for this request, but the failure still counts against the backend.
+            set.recordFailure(b, detail: detail)
             return false
         }
         ex.upstream = nil

@@ -182,6 +182,7 @@ extension ClientConnection {
         case .length(let remaining):
             let n = min(remaining, inEnd - inStart)
             ex.requestScanner?.feed(input, inStart..<inStart + n)
+            if ex.routingGate != nil { _ = ex.routingGate!.feed(input, inStart..<inStart + n) }
             let forward = ex.modelGate == nil ? n : ex.modelGate!.feed(input, inStart..<inStart + n)
             sink.append(contentsOf: input[inStart..<inStart + forward])
             inStart += n
@@ -197,6 +198,7 @@ extension ClientConnection {
             do {
                 consumed = try ex.bodyDecoder.decode(input, from: inStart, to: inEnd) { range in
                     ex.requestScanner?.feed(input, range)
+                    if ex.routingGate != nil { _ = ex.routingGate!.feed(input, range) }
                     data += range.count
                     let forward = ex.modelGate == nil ? range.count : ex.modelGate!.feed(input, range)
                     guard forward > 0 else { return }

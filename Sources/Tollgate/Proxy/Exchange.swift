@@ -78,6 +78,8 @@ final class Exchange {
     /// The body as it goes upstream; with `upstreamHead` it is the whole request, kept until the first response
     /// byte so that it can be sent again to another backend.
     var stagedBody: [UInt8] = []
+    /// Reads the model from the body being buffered the way Ollama will (top-level, last one wins).
+    var routingGate: ModelGate?
     /// Whether `upstreamHead` + `stagedBody` hold the complete request (failover possible).
     var replayable = false
     /// A stale pooled connection was already replaced by a fresh one to the same backend.

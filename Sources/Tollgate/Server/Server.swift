@@ -53,8 +53,18 @@ public final class Server: @unchecked Sendable {
             tls = try TLSContext(certificatePath: cert, keyPath: key)
         }
         certificateNotAfter = tls?.notAfter
+        // With Redis the throttle is fleet-wide; the local one is its `local` fallback, at limit/N, and speaks only
+        // while it is the one deciding.
+        let count = max(1, config.workers)
+        let sharedStatus = config.sharedLimits.map { SharedLimitsStatus(address: $0.redis.redactedURL, workers: count) }
+        self.sharedStatus = sharedStatus
+        var localAuth = config.authSettings
+        if let shared = config.sharedLimits, localAuth.failureLimit > 0 {
+            localAuth.failureLimit = shared.share(localAuth.failureLimit)
+        }
         let authenticator = config.users.map { users in
-            Authenticator(users: users, settings: config.authSettings, onThrottle: { ip, seconds in
+            Authenticator(users: users, settings: localAuth, onThrottle: { ip, seconds in
+                if let sharedStatus, !sharedStatus.isInFallback(.login) { return }
                 Diagnostics.warn("client \(ip) throttled for \(seconds) s after repeated failed logins")
             })
         }
@@ -69,8 +79,6 @@ public final class Server: @unchecked Sendable {
         let userRate = config.userRate.map { UserRateLimiter(ratePerSecond: $0.rate, burst: $0.burst, maxKeys: 100_000) }
         // The Redis host is resolved here, once, before any loop runs (never on a loop).
         let redisAddress = try config.sharedLimits.map { shared throws(SocketError) in try shared.redis.resolve() }
-        let count = max(1, config.workers)
-        sharedStatus = config.sharedLimits.map { SharedLimitsStatus(address: $0.redis.redactedURL, workers: count) }
         let fallbackRate: RateLimiter? = config.sharedLimits.flatMap { shared in
             config.rateLimit.map { RateLimiter(settings: shared.fallbackRate($0)) }
         }
@@ -95,7 +103,9 @@ public final class Server: @unchecked Sendable {
                 if let shared = config.sharedLimits, let redisAddress, let sharedStatus {
                     workers[i].shared = SharedLimits(settings: shared, address: redisAddress, loop: loop,
                                                      status: sharedStatus, rateSettings: config.rateLimit,
-                                                     fallbackRate: fallbackRate, concurrency: config.concurrency,
+                                                     fallbackRate: fallbackRate,
+                                                     authSettings: config.users == nil ? nil : config.authSettings,
+                                                     concurrency: config.concurrency,
                                                      fallbackConcurrency: concurrency, queuedTotal: queuedTotal)
                 }
                 listeners.append([])

@@ -11,38 +11,44 @@ final class SharedLimits {
     let settings: SharedLimitsSettings
     /// This worker's connection.
     let client: RedisClient
-    /// Process-wide fallback state, logs and metrics.
-    let status: SharedLimitsStatus
+    /// Which limiters of this worker are in fallback.
+    let tracker: SharedFallbackTracker
     /// The per-IP limiter (the rate settings' rate and burst); nil when rate limiting is off.
     let rate: SharedRateLimiter?
     /// The per-IP rate while Redis is down (`local` fallback): rate/N, burst/N rounded up. Shared by all workers.
     let fallbackRate: RateLimiter?
+    /// The fleet-wide failed-login throttle; nil when authentication or its throttle is off.
+    let login: SharedLoginThrottle?
     /// Fleet-wide inference slots; nil when concurrency limits are off.
     let slots: SharedSlots?
-    private var fallback: Set<SharedLimiterKind> = []
-    private var wasUp = false
 
     /// Everything for one worker on `loop`; nothing is sent before `start`.
     init(settings: SharedLimitsSettings, address: SocketAddress, loop: EventLoop, status: SharedLimitsStatus,
-         rateSettings: RateLimitSettings?, fallbackRate: RateLimiter?, concurrency: ConcurrencyLimiter.Settings?,
+         rateSettings: RateLimitSettings?, fallbackRate: RateLimiter?, authSettings: Authenticator.Settings?,
+         concurrency: ConcurrencyLimiter.Settings?,
          fallbackConcurrency: ConcurrencyLimiter?, queuedTotal: SharedQueueCount) {
         self.settings = settings
-        self.status = status
         let client = RedisClient(configuration: settings.redis, address: address, loop: loop)
         self.client = client
+        let tracker = SharedFallbackTracker(client: client, status: status, policy: settings.fallback)
+        self.tracker = tracker
         rate = rateSettings.map { SharedRateLimiter(client: client, settings: $0, keyPrefix: "tollgate:rl:") }
         self.fallbackRate = fallbackRate
+        if let auth = authSettings, auth.failureLimit > 0 {
+            login = SharedLoginThrottle(client: client, limit: auth.failureLimit, windowSeconds: auth.failureWindowSeconds)
+        } else {
+            login = nil
+        }
         if let concurrency {
             var lease = SharedLeases.Settings()
             lease.perUser = concurrency.perUser
             lease.global = concurrency.global
             lease.leaseMillis = settings.slotLeaseMillis
             slots = SharedSlots(leases: SharedLeases(client: client, settings: lease), settings: concurrency,
-                                fallback: fallbackConcurrency, queuedTotal: queuedTotal)
+                                fallback: fallbackConcurrency, queuedTotal: queuedTotal, tracker: tracker)
         } else {
             slots = nil
         }
-        slots?.owner = self
     }
 
     /// Connects and starts the slot heartbeats and retries. Loop thread only.
@@ -56,47 +62,35 @@ final class SharedLimits {
     func close() {
         slots?.stop()
         client.close()
-        if wasUp {
-            wasUp = false
-            status.workerConnection(up: false)
-        }
-        for kind in fallback { status.leaveFallback(kind) }
-        fallback.removeAll()
+        tracker.closed()
     }
+
+    /// Process-wide fallback state, logs and metrics.
+    var status: SharedLimitsStatus { tracker.status }
 
     /// The fallback policy in force while Redis is unavailable.
-    var policy: SharedLimitsSettings.Fallback { settings.fallback }
+    var policy: SharedLimitsSettings.Fallback { tracker.policy }
 
     /// Whether calls would fail at once: skip Redis and apply the fallback directly.
-    var isDown: Bool { client.health == .down }
+    var isDown: Bool { tracker.isDown }
 
     /// Why the connection is down, for the fallback's log line.
-    var downError: RedisError { client.lastError ?? .notConnected }
+    var downError: RedisError { tracker.downError }
 
     /// Redis answered a `kind` decision: that limiter's fallback (if any) ends.
-    func answered(_ kind: SharedLimiterKind) {
-        status.countCall(failed: false)
-        if fallback.remove(kind) != nil { status.leaveFallback(kind) }
-    }
+    func answered(_ kind: SharedLimiterKind) { tracker.answered(kind) }
 
-    /// Redis could not answer a `kind` decision (`counted`: a call was made and failed; false when skipped because
-    /// the connection is down): that limiter is in fallback until Redis answers again.
+    /// Redis could not answer a `kind` decision; see `SharedFallbackTracker.unavailable`.
     func unavailable(_ kind: SharedLimiterKind, _ error: RedisError, counted: Bool = true) {
-        if counted { status.countCall(failed: true) }
-        if fallback.insert(kind).inserted { status.enterFallback(kind, policy: policy, error: error) }
+        tracker.unavailable(kind, error, counted: counted)
     }
 
     private func healthChanged(_ health: RedisHealth) {
-        let isUp = health == .up
-        if isUp != wasUp {
-            wasUp = isUp
-            status.workerConnection(up: isUp)
-        }
-        // Back up: every fallback of this worker ends by itself, even with no request to notice it.
-        if isUp {
+        tracker.healthChanged(health)
+        if health == .up {
+            // Redis may have restarted empty: cached denials could outlive the state they came from.
             rate?.forgetDenials()
-            for kind in fallback { status.leaveFallback(kind) }
-            fallback.removeAll()
+            login?.limiter.forgetDenials()
             slots?.retryWaiters()
         }
     }

@@ -68,13 +68,25 @@ public final class SharedRateLimiter: @unchecked Sendable {
         check(redisKey: keyPrefix + Array(key.utf8), nowMicros: nil, completion: completion)
     }
 
+    /// Whether a request for `key` would be admitted now, without counting it (the failed-login throttle asks this
+    /// before a password check, and counts only failures). Loop thread only; the cache answers as for `check`.
+    public func peek(key: String, completion: @escaping (SharedRateOutcome) -> Void) {
+        check(redisKey: keyPrefix + Array(key.utf8), nowMicros: nil, peek: true, completion: completion)
+    }
+
+    /// As `peek`, at an injected Redis-side time (tests).
+    func peek(key: String, nowMicros: UInt64, completion: @escaping (SharedRateOutcome) -> Void) {
+        check(redisKey: keyPrefix + Array(key.utf8), nowMicros: nowMicros, peek: true, completion: completion)
+    }
+
     /// Counts one request at an injected Redis-side time (tests: nginx sequences without waiting). Bypasses the
     /// cache, which runs on the loop's clock.
     func check(key: String, nowMicros: UInt64, completion: @escaping (SharedRateOutcome) -> Void) {
         check(redisKey: keyPrefix + Array(key.utf8), nowMicros: nowMicros, completion: completion)
     }
 
-    private func check(redisKey: [UInt8], nowMicros: UInt64?, completion: @escaping (SharedRateOutcome) -> Void) {
+    private func check(redisKey: [UInt8], nowMicros: UInt64?, peek: Bool = false,
+                       completion: @escaping (SharedRateOutcome) -> Void) {
         counters.checks += 1
         let sentAt = client.loop.now
         if nowMicros == nil, let until = deniedUntil[redisKey] {
@@ -87,7 +99,8 @@ public final class SharedRateLimiter: @unchecked Sendable {
         }
         counters.redisCalls += 1
         var args = [intervalArg, burstArg]
-        if let nowMicros { args.append(Array(String(nowMicros).utf8)) }
+        if let nowMicros { args.append(Array(String(nowMicros).utf8)) } else if peek { args.append([]) }
+        if peek { args.append(Array("1".utf8)) }
         client.evalScript(SharedRateScript.gcra, keys: [redisKey], args: args) { [self] result in
             switch result {
             case .failure(let error):

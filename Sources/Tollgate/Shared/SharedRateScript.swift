@@ -9,8 +9,9 @@ import TollgateIO
 /// nginx's cached time is, so every instance agrees on one clock; tests pass the time in ARGV[3] instead.
 ///
 /// KEYS[1] = the key's TAT (µs since the epoch, as a decimal string; expires at the TAT, when it would equal "no
-/// state"). ARGV = T in µs, burst, and optionally now in µs. Returns `{1, remaining}` when admitted, `{0, wait µs}`
-/// when rejected, where `wait` is how long until a request would be admitted.
+/// state"). ARGV = T in µs, burst, optionally now in µs (or ""), and optionally "1" to peek: decide without counting.
+/// Returns `{1, remaining}` when admitted, `{0, wait µs}` when rejected, where `wait` is how long until a request
+/// would be admitted.
 enum SharedRateScript {
     static let gcra = RedisScript(#"""
         local T = tonumber(ARGV[1])
@@ -25,6 +26,9 @@ enum SharedRateScript {
         local used = tat + T - now
         if used > (burst + 1) * T then
             return {0, tat - burst * T - now}
+        end
+        if ARGV[4] == '1' then
+            return {1, math.floor(((burst + 1) * T - used) / T)}
         end
         redis.call('SET', KEYS[1], string.format('%.0f', tat + T), 'PX', math.ceil(used / 1000))
         return {1, math.floor(((burst + 1) * T - used) / T)}

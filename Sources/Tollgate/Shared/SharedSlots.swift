@@ -49,8 +49,8 @@ final class SharedSlots {
     let settings: ConcurrencyLimiter.Settings
     let fallback: ConcurrencyLimiter?
     let queuedTotal: SharedQueueCount
-    /// Reports Redis answers and failures; set by the owner right after creation.
-    unowned(unsafe) var owner: SharedLimits!
+    /// Reports Redis answers and failures; knows the fallback policy.
+    let owner: SharedFallbackTracker
     private var waiters: [Waiter] = []
     private var nextTicket: UInt64 = 1
     private var retrying = false
@@ -58,8 +58,9 @@ final class SharedSlots {
     private var ticking = false
 
     init(leases: SharedLeases, settings: ConcurrencyLimiter.Settings, fallback: ConcurrencyLimiter?,
-         queuedTotal: SharedQueueCount) {
+         queuedTotal: SharedQueueCount, tracker: SharedFallbackTracker) {
         self.leases = leases
+        owner = tracker
         self.settings = settings
         self.fallback = fallback
         self.queuedTotal = queuedTotal
@@ -97,6 +98,12 @@ final class SharedSlots {
                  onUnavailable: @escaping () -> Void, completion: @escaping (Acquire) -> Void) {
         let waiter = { [self] in
             makeWaiter(user: user, onGranted: onGranted, onExpired: onExpired, onUnavailable: onUnavailable)
+        }
+        if !waiters.isEmpty {
+            // Others wait here already: first come, first served (a pass tries the queue head first).
+            completion(enqueue(waiter()))
+            retryWaiters()
+            return
         }
         if owner.isDown {
             owner.unavailable(.slots, owner.downError, counted: false)

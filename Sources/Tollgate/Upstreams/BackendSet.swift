@@ -32,9 +32,9 @@ public final class BackendSet: Sendable {
     /// How many backends there are.
     public var count: Int { addresses.count }
 
-    /// A backend for a request. `model` is the normalized model name (nil: none or not an inference route);
-    /// `counted` requests count against the backend's max and are routed by model; `excluded` has bit i set for
-    /// each backend this request already tried.
+    /// A backend for a request. `model` is the normalized model name the request needs (nil: any backend will do);
+    /// `counted` requests (inference) count against the backend's max and may wait for room; `excluded` has bit i
+    /// set for each backend this request already tried.
     public func acquire(model: String?, counted: Bool, excluded: UInt64, nowMillis: UInt64,
                         onGranted: @escaping @Sendable (BackendLease) -> Void,
                         onExpired: @escaping @Sendable () -> Void) -> BackendChoice {

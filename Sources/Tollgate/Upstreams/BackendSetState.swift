@@ -37,9 +37,9 @@ struct BackendSetState {
 
     // MARK: selection
 
-    /// The backend to use, if one is free: healthy, not in `excluded` (bit i: backend i), able to serve `model`;
-    /// for counted requests also below its max, preferring one where the model is loaded. Then least loaded,
-    /// ties in round-robin order.
+    /// The backend to use, if one is free: healthy, not in `excluded` (bit i: backend i), able to serve `model`
+    /// (nil: any); for counted requests also below its max. Then one where the model is loaded, then the least
+    /// loaded, ties in round-robin order.
     func pick(model: String?, counted: Bool, excluded: UInt64) -> Int? {
         var best: Int?
         var bestKey: (Int, Double, Int) = (0, 0, 0)
@@ -47,9 +47,9 @@ struct BackendSetState {
         for step in 0..<n {
             let i = (cursor + step) % n
             let b = backends[i]
-            guard b.healthy, excluded & (1 << UInt64(i)) == 0, b.mayServe(counted ? model : nil) else { continue }
+            guard b.healthy, excluded & (1 << UInt64(i)) == 0, b.mayServe(model) else { continue }
             if counted && !b.hasRoom { continue }
-            let loaded = counted && model.map { b.loaded.contains($0) } == true ? 0 : 1
+            let loaded = model.map { b.loaded.contains($0) } == true ? 0 : 1
             let key = (loaded, b.load, step)
             if best == nil || key < bestKey {
                 best = i
@@ -91,8 +91,9 @@ struct BackendSetState {
             }
         }
         guard anyHealthy(excluded: excluded) else { return .unavailable }
-        guard couldServe(model: counted ? model : nil, excluded: excluded) else { return .noModel }
-        guard waiters.count < queueLimit else { return .rejected(retryAfterSeconds: 5) }
+        guard couldServe(model: model, excluded: excluded) else { return .noModel }
+        // Not counted and nothing picked can only mean no backend may serve the model: answered above.
+        guard counted, waiters.count < queueLimit else { return .rejected(retryAfterSeconds: 5) }
         nextID &+= 1
         waiters.append(Waiter(ticket: nextID, model: model, excluded: excluded, since: now, onGranted: onGranted,
                               onExpired: onExpired))

@@ -143,6 +143,27 @@ struct SharedRateLimiterTests {
         await closeClient(redis, on: loop)
     }
 
+    @Test func peekDecidesWithoutCounting() async throws {
+        let server = try RedisServerProcess()
+        let loop = try TestLoop()
+        let redis = try await makeClient(server.url(), on: loop)
+        let limiter = SharedRateLimiter(client: redis, ratePerSecond: 0.001, burst: 1, keyPrefix: "tollgate:login:")
+        let t = (baseMillis + 10) * 1000
+        func peek() async -> SharedRateOutcome? {
+            await loop.call { done in limiter.peek(key: "p", nowMicros: t) { done($0) } }
+        }
+        // Peeks leave nothing behind, however many.
+        for _ in 0..<5 { #expect(await peek() == .decided(.allowed(remaining: 1))) }
+        #expect(await command(redis, on: loop, "EXISTS", "tollgate:login:p") == .success(.integer(0)))
+        // Two counted requests fill the bucket; a peek now says rejected, with the same wait as a check.
+        #expect(await decide(limiter, on: loop, key: "p", [10, 10]).allSatisfy(\.isAllowed))
+        let peeked = await peek()
+        let checked = await decide(limiter, on: loop, key: "p", [10]).first
+        #expect(peeked == checked)
+        guard case .decided(.rejected)? = peeked else { Issue.record("expected rejected, got \(String(describing: peeked))"); return }
+        await closeClient(redis, on: loop)
+    }
+
     @Test func redisDownIsUnavailableNotADecision() async throws {
         let server = try RedisServerProcess()
         let loop = try TestLoop()
