@@ -323,9 +323,11 @@ class Client:
     """Keep-alive connections, one per instance, from one client address (X-Forwarded-For when `address` is
     given). `send`/`receive` split a request so several can be in flight at once on different connections."""
 
-    def __init__(self, instances: list[Instance], address: str | None = None, connections_per_instance: int = 1):
+    def __init__(self, instances: list[Instance], address: str | None = None, connections_per_instance: int = 1,
+                 auth: str = AUTH):
         self.instances = instances
         self.address = address
+        self.auth = auth
         self.conns = [http.client.HTTPConnection("127.0.0.1", inst.port, timeout=REQUEST_TIMEOUT)
                       for inst in instances for _ in range(connections_per_instance)]
         self.owner = [k for k in range(len(instances)) for _ in range(connections_per_instance)]
@@ -334,7 +336,7 @@ class Client:
         self._sent: dict[int, float] = {}
 
     def headers(self, body: bytes | None = None) -> dict[str, str]:
-        h = {"Authorization": AUTH, "Host": "localhost"}
+        h = {"Authorization": self.auth, "Host": "localhost"}
         if self.address is not None:
             h["X-Forwarded-For"] = self.address
         if body is not None:
@@ -368,8 +370,8 @@ class Client:
 
 
 def one_request(instance: Instance, method: str = "GET", path: str = "/api/version", body: dict | None = None,
-                address: str | None = None) -> Reply:
-    with Client([instance], address) as c:
+                address: str | None = None, auth: str = AUTH) -> Reply:
+    with Client([instance], address, auth=auth) as c:
         return c.request(0, method, path, body)
 
 

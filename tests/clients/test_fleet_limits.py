@@ -11,10 +11,11 @@ moments with the client's. Each test uses a client address of its own (X-Forward
 
 from __future__ import annotations
 
+import base64
 import math
 import select
 
-from conftest import MODEL
+from conftest import MODEL, USER, WRONG_PASSWORD
 from fleet import (Client, Stream, fleets, fresh_client_address, generate_body, one_request, poll,  # noqa: F401
                    say, start_backend)
 
@@ -313,3 +314,65 @@ def test_redis_down_fallback_closed_answers_503_then_recovers(fleets):
     for inst in fleet.instances:
         r = one_request(inst, "POST", "/api/generate", generate_body(MODEL, tokens=2), fresh_client_address())
         assert r.status == 200, (r.status, r.body[:200])
+
+
+def test_redis_down_slots_fall_back_to_caps_over_n_then_recover(fleets, binaries, tmp_path, say):
+    """--max-inflight 3 over a fleet of 3: with Redis down each instance runs at most ceil(3/3) = 1 stream of its
+    own (the slots limiter shows its fallback); with Redis back, the cap is fleet-wide again."""
+    backend = start_backend(binaries, tmp_path, "slow", tokens=2000, interval_ms=20)
+    fleet = fleets(backends=[backend], extra=("--max-inflight", "3", "--max-inflight-per-user", "10",
+                                              "--queue", "0"))
+    address = fresh_client_address()
+    fleet.redis.stop()
+    streams = []
+    try:
+        for k in (0, 0, 1, 1):
+            s = Stream(fleet.instances[k], tokens=2000, address=address).head()
+            streams.append(s)
+            if s.status == 200:
+                s.read_lines(1)
+        statuses = [s.status for s in streams]
+        say(f"Redis down, 2 streams on each of 2 instances with a local cap of 1: {statuses}")
+        assert statuses == [200, 429, 200, 429], statuses
+        assert [inst.metric("tollgate_redis_fallback", limiter="slots") for inst in fleet.instances[:2]] == [1, 1]
+    finally:
+        for s in streams:
+            s.close()
+
+    fleet.redis.start()
+
+    def shared_again():
+        for inst in fleet.instances:
+            r = one_request(inst, "POST", "/api/generate", generate_body(tokens=2), address)
+            assert r.status in (200, 429), (r.status, r.body[:200])
+        return all(inst.metric("tollgate_redis_fallback", limiter="slots") == 0 for inst in fleet.instances)
+    assert poll(shared_again, attempts=100), "the slots limiter stayed in fallback after Redis came back"
+    streams = []
+    try:
+        for k in range(4):
+            s = Stream(fleet.instances[k % 3], tokens=2000, address=address).head()
+            streams.append(s)
+            if s.status == 200:
+                s.read_lines(1)
+        assert [s.status for s in streams] == [200, 200, 200, 429], [s.status for s in streams]
+    finally:
+        for s in streams:
+            s.close()
+
+
+def test_failed_logins_are_throttled_fleet_wide(fleets):
+    """The failed-login throttle (10 failures per address per minute) counts failures on every instance: after 10
+    wrong passwords spread over three instances (at most 4 on any one), the address is refused everywhere, even
+    with the right password, with 429 and Retry-After."""
+    fleet = fleets()
+    address = fresh_client_address()
+    wrong = "Basic " + base64.b64encode(f"{USER}:{WRONG_PASSWORD}".encode()).decode()
+    with Client(fleet.instances, address, auth=wrong) as client:
+        failures = [client.request(k % 3) for k in range(10)]
+    assert [r.status for r in failures] == [401] * 10, [r.status for r in failures]
+    for inst in fleet.instances:
+        r = one_request(inst, address=address)
+        assert r.status == 429, (r.status, r.body[:200])
+        assert int(r.headers.get("retry-after", "0")) >= 1, r.headers
+        assert "failed logins" in r.json()["error"], r.body
+    assert one_request(fleet.instances[0], address=fresh_client_address()).status == 200  # only that address
