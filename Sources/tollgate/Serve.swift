@@ -34,6 +34,10 @@ struct Serve: ParsableCommand {
         } else {
             note("proxying to \(config.upstreams.count) Ollama backends with \(config.workers) worker(s)")
         }
+        if let shared = config.sharedLimits {
+            note("sharing limits through \(shared.redis.redactedURL) (fleet of \(shared.fleetSize), "
+                 + "redis-fallback \(shared.fallback.rawValue))")
+        }
         for (i, backend) in config.upstreams.enumerated() {
             if config.upstreams.count > 1 {
                 let limit = config.backendLimit(i).map { "max \($0) in flight" } ?? "no in-flight limit"

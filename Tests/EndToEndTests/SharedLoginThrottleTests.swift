@@ -10,7 +10,8 @@ struct SharedLoginThrottleTests {
     static let right = Credential.basic("alice", "pw-a")
     static let wrong = Credential.basic("alice", "nope")
 
-    static func configure(_ config: inout ServerConfig, redis: TestRedis, limit: Int, fleet: Int = 1) throws {
+    static func configure(_ config: inout ServerConfig, redis: TestRedis, limit: Int, fleet: Int = 1,
+                          fallback: SharedLimitsSettings.Fallback = .local) throws {
         config.users = try TestUsers.parse("alice:{PLAIN}pw-a\n")
         config.authSettings = Authenticator.Settings(workers: 1, failureLimit: limit, failureWindowSeconds: 600)
         var url = RedisConfiguration(url: redis.url)!
@@ -18,6 +19,7 @@ struct SharedLoginThrottleTests {
         url.maxBackoffMillis = 100
         var shared = SharedLimitsSettings(redis: url)
         shared.fleetSize = fleet
+        shared.fallback = fallback
         config.sharedLimits = shared
     }
 
@@ -50,6 +52,32 @@ struct SharedLoginThrottleTests {
                 #expect(try client.exchange(Req.get("/api/tags", Self.right)).status == 200)
             }
             #expect(try redis.command("EXISTS", "tollgate:login:127.0.0.1") == ":0")
+        }
+    }
+
+    @Test func openAndClosedFallbacks() throws {
+        let redis = try TestRedis()
+        try withProxyAndFake(configure: { try? Self.configure(&$0, redis: redis, limit: 1, fallback: .open) }) { proxy, _ in
+            let status = try #require(proxy.server.sharedStatus)
+            redis.kill()
+            #expect(eventually { !status.isUp })
+            // Open: no throttle at all, however many failures.
+            for _ in 0..<3 { #expect(try proxy.fetch(Req.get("/api/tags", Self.wrong)).status == 401) }
+            #expect(try proxy.fetch(Req.get("/api/tags", Self.right)).status == 200)
+            #expect(status.isInFallback(.login))
+        }
+        try redis.start()
+        try withProxyAndFake(configure: { try? Self.configure(&$0, redis: redis, limit: 1, fallback: .closed) }) { proxy, _ in
+            let status = try #require(proxy.server.sharedStatus)
+            #expect(try proxy.fetch(Req.get("/api/tags", Self.right)).status == 200)
+            redis.kill()
+            #expect(eventually { !status.isUp })
+            // Closed: no password is checked while the fleet-wide throttle cannot say.
+            let refused = try proxy.fetch(Req.get("/api/tags", Self.right))
+            expectError(refused, status: 503, family: .ollama)
+            #expect(refused.head.header("Retry-After") == "1")
+            #expect(refused.text.contains("shared limits unavailable"))
+            #expect(try proxy.fetch(Req.get("/healthz")).status == 200)
         }
     }
 

@@ -162,6 +162,33 @@ struct SharedRateLimitTests {
         }
     }
 
+    @Test func aClientGoneWhileRedisDecidesIsForgottenWhenTheAnswerComes() throws {
+        let redis = try TestRedis()
+        let dir = try OpsTempDirectory()
+        let log = dir.file("access.log")
+        try withProxyAndFake(configure: {
+            Self.configure(&$0, redis: redis, burst: 5)
+            $0.sharedLimits?.redis.commandTimeoutMillis = 60_000
+            $0.accessLog = .json
+            $0.accessLogPath = log
+        }) { proxy, fake in
+            #expect(try Self.statuses(proxy, 1) == [200])
+            // Scripts may write: Redis holds them until unpaused, so the next decision waits.
+            #expect(try redis.command("CLIENT", "PAUSE", "60000", "WRITE") == "+OK")
+            let gone = try proxy.plain()
+            try gone.send(Req.get("/api/version"))
+            gone.close()
+            let lines = OpsFiles.waitForLines(log, count: 2)
+            #expect(accessLogObjects(lines).last??["status"] as? Int == 499, "\(lines)")
+            #expect(try redis.command("CLIENT", "UNPAUSE") == "+OK")
+            // The late answer finds no exchange; the connection's successor is served as usual.
+            #expect(try Self.statuses(proxy, 1) == [200])
+            #expect(fake.requests.count == 2)
+            let after = accessLogObjects(OpsFiles.waitForLines(log, count: 3))
+            #expect(after.last??["rate_limit"] as? String == "pass:redis")
+        }
+    }
+
     static func metrics(_ proxy: Proxy) throws -> String {
         let port = try #require(proxy.server.metricsAddresses.first?.port)
         let client = HTTPClient(try PlainStream(port: port))

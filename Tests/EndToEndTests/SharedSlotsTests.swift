@@ -13,9 +13,11 @@ struct SharedSlotsTests {
     static let tokens = 3
 
     static func configure(_ config: inout ServerConfig, redis: TestRedis, perUser: Int, global: Int, queue: Int,
-                          fleet: Int = 1, queueTimeoutMillis: UInt64 = 30_000) throws {
+                          fleet: Int = 1, queueTimeoutMillis: UInt64 = 30_000,
+                          fallback: SharedLimitsSettings.Fallback = .local) throws {
         config.users = try TestUsers.parse("alice:{PLAIN}pw-a\nbob:{PLAIN}pw-b\n")
-        config.authSettings = Authenticator.Settings(workers: 2)
+        // No failed-login throttle: with redis-fallback closed it would refuse before the slots are asked.
+        config.authSettings = Authenticator.Settings(workers: 2, failureLimit: 0)
         var c = ConcurrencyLimiter.Settings()
         c.perUser = perUser
         c.global = global
@@ -27,6 +29,7 @@ struct SharedSlotsTests {
         url.maxBackoffMillis = 100
         var shared = SharedLimitsSettings(redis: url)
         shared.fleetSize = fleet
+        shared.fallback = fallback
         config.sharedLimits = shared
     }
 
@@ -145,6 +148,29 @@ struct SharedSlotsTests {
             // A request refused before it reached Ollama (bad body) holds nothing either.
             let bad = try a.fetch(Req.post("/api/generate", "{", Self.alice))
             #expect(bad.status >= 400)
+            // The release is sent once the response is out: the client can ask Redis before it lands.
+            #expect(eventually { (try? redis.leasesHeld()) == 0 }, "a refused request kept its lease")
+        }
+    }
+
+    @Test func aStoppingInstanceReleasesItsLeasesBeforeItExits() throws {
+        let redis = try TestRedis()
+        try withProxyAndFake(tokens: Self.tokens, configure: {
+            try? Self.configure(&$0, redis: redis, perUser: 2, global: 2, queue: 2)
+            $0.metricsListen = [SocketAddress(parsing: "127.0.0.1:0")!]
+        }) { proxy, fake in
+            fake.stepMode = true
+            defer { fake.stepMode = false }
+            let one = try Self.held(proxy, fake, Self.alice, upstreamCount: 1)
+            defer { one.close() }
+            let two = try Self.held(proxy, fake, Self.bob, upstreamCount: 2)
+            defer { two.close() }
+            #expect(try redis.leasesHeld() == 2)
+            let scrape = try SharedRateLimitTests.metrics(proxy)
+            #expect(scrape.contains("tollgate_inference_in_flight 2\n"), "\(scrape)")
+            #expect(scrape.contains("tollgate_inference_queued 0\n"))
+            // Grace 0: the streams are cut, and their releases still reach Redis before the loop exits.
+            stop(proxy.server)
             #expect(try redis.leasesHeld() == 0)
         }
     }
@@ -159,6 +185,43 @@ struct SharedSlotsTests {
             #expect(b.server.sharedQueued == 0)
             fake.allowLines(Self.tokens + 1)
             #expect(try holder.readResponse().status == 200)
+        }
+    }
+
+    @Test func openAndClosedFallbacks() throws {
+        let redis = try TestRedis()
+        try withProxyAndFake(tokens: Self.tokens, configure: {
+            try? Self.configure(&$0, redis: redis, perUser: 1, global: 1, queue: 2, fallback: .open)
+        }) { proxy, fake in
+            fake.stepMode = true
+            defer { fake.stepMode = false }
+            let status = try #require(proxy.server.sharedStatus)
+            redis.kill()
+            #expect(eventually { !status.isUp })
+            // Open: over both caps, nobody waits.
+            let one = try Self.held(proxy, fake, Self.alice, upstreamCount: 1)
+            defer { one.close() }
+            let two = try Self.held(proxy, fake, Self.alice, upstreamCount: 2)
+            defer { two.close() }
+            #expect(proxy.server.sharedQueued == 0)
+            #expect(status.isInFallback(.slots))
+            fake.allowLines(2 * (Self.tokens + 1))
+            #expect(try one.readResponse().status == 200)
+            #expect(try two.readResponse().status == 200)
+        }
+        try redis.start()
+        try withProxyAndFake(tokens: Self.tokens, configure: {
+            try? Self.configure(&$0, redis: redis, perUser: 1, global: 1, queue: 2, fallback: .closed)
+        }) { proxy, fake in
+            let status = try #require(proxy.server.sharedStatus)
+            redis.kill()
+            #expect(eventually { !status.isUp })
+            let refused = try proxy.fetch(Req.generate(Self.alice))
+            expectError(refused, status: 503, family: .ollama)
+            #expect(refused.head.header("Retry-After") == "1")
+            #expect(fake.requests.isEmpty)
+            #expect(status.isInFallback(.slots))
+            #expect(!status.isInFallback(.login))
         }
     }
 

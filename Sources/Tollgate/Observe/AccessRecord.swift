@@ -14,9 +14,11 @@ struct AccessRecord {
     var model: String?
     var promptTokens: Int?
     var completionTokens: Int?
-    /// "pass", "rejected", "dry-run" or "off".
+    /// "pass", "rejected", "dry-run", "exempt" or "off"; with Redis one of those plus who decided (":redis",
+    /// ":cache", ":local", ":open"), or "unavailable:closed".
     var rateLimit: String
-    /// "allowed", "denied", "missing", "throttled", "overloaded", "public" or "off".
+    /// "allowed", "denied", "missing", "throttled", "overloaded", "public", "off", or "unavailable" (the shared
+    /// failed-login throttle could not answer and `redis-fallback` is closed).
     var auth: String
     var reason: CloseReason
     /// The backend that served it (Host form), with several backends configured; nil otherwise.

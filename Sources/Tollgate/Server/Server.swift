@@ -29,7 +29,7 @@ public final class Server: @unchecked Sendable {
     public let sharedStatus: SharedLimitsStatus?
     /// Inference requests waiting for a shared slot, over every worker (0 without Redis).
     public var sharedQueued: Int { sharedQueue.value }
-    private let sharedQueue: SharedQueueCount
+    private let sharedQueue: SharedCount
     /// The access log's writer (nil when logging is off).
     public let logSink: LogSink?
     /// The Ollama backends shared by every loop, with several upstreams (or a `max=`); nil on the single path.
@@ -78,11 +78,17 @@ public final class Server: @unchecked Sendable {
         self.concurrency = concurrency
         let userRate = config.userRate.map { UserRateLimiter(ratePerSecond: $0.rate, burst: $0.burst, maxKeys: 100_000) }
         // The Redis host is resolved here, once, before any loop runs (never on a loop).
-        let redisAddress = try config.sharedLimits.map { shared throws(SocketError) in try shared.redis.resolve() }
+        let redisAddress: SocketAddress?
+        do throws(SocketError) {
+            redisAddress = try config.sharedLimits.map { shared throws(SocketError) in try shared.redis.resolve() }
+        } catch {
+            throw SocketError("redis: \(error.description)")
+        }
         let fallbackRate: RateLimiter? = config.sharedLimits.flatMap { shared in
             config.rateLimit.map { RateLimiter(settings: shared.fallbackRate($0)) }
         }
-        let queuedTotal = SharedQueueCount()
+        let queuedTotal = SharedCount()
+        let heldTotal = SharedCount()
         sharedQueue = queuedTotal
         let logSink = config.accessLog == .none ? nil : try LogSink(path: config.accessLogPath)
         self.logSink = logSink
@@ -106,7 +112,8 @@ public final class Server: @unchecked Sendable {
                                                      fallbackRate: fallbackRate,
                                                      authSettings: config.users == nil ? nil : config.authSettings,
                                                      concurrency: config.concurrency,
-                                                     fallbackConcurrency: concurrency, queuedTotal: queuedTotal)
+                                                     fallbackConcurrency: concurrency, queuedTotal: queuedTotal,
+                                                     heldTotal: heldTotal)
                 }
                 listeners.append([])
             }
@@ -214,9 +221,13 @@ public final class Server: @unchecked Sendable {
             let w = UncheckedBox(worker)
             worker.onDrained = { [self] in
                 for l in listeners[i] { l.close() }
-                w.value.shared?.close()
                 w.value.log.flush()
-                w.value.loop.stop()
+                // The drain's last slot releases must reach Redis, or the fleet waits a lease time for them.
+                if let shared = w.value.shared {
+                    shared.closeWhenAnswered { w.value.loop.stop() }
+                } else {
+                    w.value.loop.stop()
+                }
             }
             if worker.shared != nil { worker.loop.execute { w.value.shared?.start() } }
             threads.append(spawnThread(name: "tollgate-\(i)") { [self] in

@@ -166,7 +166,7 @@ final class Worker {
     func gauges() -> [(String, String, Double)] {
         var g: [(String, String, Double)] = []
         if let c = concurrency {
-            g.append(("tollgate_inference_in_flight", "Inference requests holding a slot.", Double(c.inFlight)))
+            g.append(("tollgate_inference_in_flight", "Inference requests holding a slot.", Double(c.inFlight + (shared?.slots?.heldTotal.value ?? 0))))
             g.append(("tollgate_inference_queued", "Inference requests waiting for a slot.", Double(shared?.slots?.queuedTotal.value ?? c.queued)))
         }
         if let r = rateLimiter {

@@ -26,7 +26,7 @@ final class SharedLimits {
     init(settings: SharedLimitsSettings, address: SocketAddress, loop: EventLoop, status: SharedLimitsStatus,
          rateSettings: RateLimitSettings?, fallbackRate: RateLimiter?, authSettings: Authenticator.Settings?,
          concurrency: ConcurrencyLimiter.Settings?,
-         fallbackConcurrency: ConcurrencyLimiter?, queuedTotal: SharedQueueCount) {
+         fallbackConcurrency: ConcurrencyLimiter?, queuedTotal: SharedCount, heldTotal: SharedCount) {
         self.settings = settings
         let client = RedisClient(configuration: settings.redis, address: address, loop: loop)
         self.client = client
@@ -45,7 +45,8 @@ final class SharedLimits {
             lease.global = concurrency.global
             lease.leaseMillis = settings.slotLeaseMillis
             slots = SharedSlots(leases: SharedLeases(client: client, settings: lease), settings: concurrency,
-                                fallback: fallbackConcurrency, queuedTotal: queuedTotal, tracker: tracker)
+                                fallback: fallbackConcurrency, queuedTotal: queuedTotal, heldTotal: heldTotal,
+                                tracker: tracker)
         } else {
             slots = nil
         }
@@ -63,6 +64,23 @@ final class SharedLimits {
         slots?.stop()
         client.close()
         tracker.closed()
+    }
+
+    /// As `close`, once the commands already queued (the last slot releases of a drain) have been answered or
+    /// have timed out; then `done`. Loop thread only.
+    func closeWhenAnswered(_ done: @escaping () -> Void) {
+        slots?.stop()
+        let loop = client.loop
+        let deadline = loop.now &+ (settings.redis.commandTimeoutMillis &+ 100) &* 1_000_000
+        func check() {
+            if client.pendingCount == 0 || loop.now >= deadline {
+                close()
+                done()
+            } else {
+                loop.schedule(afterNanos: 5_000_000) { check() }
+            }
+        }
+        check()
     }
 
     /// Process-wide fallback state, logs and metrics.

@@ -48,7 +48,9 @@ final class SharedSlots {
     let leases: SharedLeases
     let settings: ConcurrencyLimiter.Settings
     let fallback: ConcurrencyLimiter?
-    let queuedTotal: SharedQueueCount
+    let queuedTotal: SharedCount
+    /// Leases held by this process (all workers), for `tollgate_inference_in_flight`.
+    let heldTotal: SharedCount
     /// Reports Redis answers and failures; knows the fallback policy.
     let owner: SharedFallbackTracker
     private var waiters: [Waiter] = []
@@ -58,12 +60,13 @@ final class SharedSlots {
     private var ticking = false
 
     init(leases: SharedLeases, settings: ConcurrencyLimiter.Settings, fallback: ConcurrencyLimiter?,
-         queuedTotal: SharedQueueCount, tracker: SharedFallbackTracker) {
+         queuedTotal: SharedCount, heldTotal: SharedCount, tracker: SharedFallbackTracker) {
         self.leases = leases
         owner = tracker
         self.settings = settings
         self.fallback = fallback
         self.queuedTotal = queuedTotal
+        self.heldTotal = heldTotal
     }
 
     /// Requests waiting on this worker.
@@ -114,6 +117,7 @@ final class SharedSlots {
             switch result {
             case .acquired(let lease):
                 owner.answered(.slots)
+                heldTotal.increment()
                 completion(.granted(.lease(lease)))
             case .userFull, .globalFull:
                 owner.answered(.slots)
@@ -128,7 +132,9 @@ final class SharedSlots {
     /// Gives a grant back (call exactly once per grant) and lets waiters try again.
     func release(_ grant: Grant) {
         switch grant {
-        case .lease(let lease): leases.release(lease)
+        case .lease(let lease):
+            heldTotal.leave()
+            leases.release(lease)
         case .local(let slot): fallback?.release(slot)
         case .open: break
         }
@@ -223,7 +229,12 @@ final class SharedSlots {
                 case .acquired(let lease):
                     owner.answered(.slots)
                     // The waiter may have been cancelled or timed out while Redis answered.
-                    if let w = take(ticket) { w.onGranted(.lease(lease)) } else { leases.release(lease) }
+                    if let w = take(ticket) {
+                        heldTotal.increment()
+                        w.onGranted(.lease(lease))
+                    } else {
+                        leases.release(lease)
+                    }
                     step(rest, full: full)
                 case .userFull:
                     owner.answered(.slots)

@@ -48,7 +48,7 @@ import Testing
     }
 
     @Test func theQueueCountStopsAtItsLimit() {
-        let count = SharedQueueCount()
+        let count = SharedCount()
         #expect(count.enter(limit: 2))
         #expect(count.enter(limit: 2))
         #expect(!count.enter(limit: 2))

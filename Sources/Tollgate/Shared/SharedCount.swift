@@ -1,8 +1,8 @@
 import Synchronization
 
-/// Requests waiting for a shared inference slot, over every worker of the process: each worker keeps its own FIFO
-/// queue, and this keeps their total within the `queue` setting. Thread-safe.
-final class SharedQueueCount: Sendable {
+/// A count over every worker of the process: requests waiting for a shared inference slot (each worker keeps its
+/// own FIFO queue, and this keeps their total within the `queue` setting), or leases held. Thread-safe.
+final class SharedCount: Sendable {
     private let count = Atomic<Int>(0)
 
     init() {}
@@ -16,6 +16,11 @@ final class SharedQueueCount: Sendable {
             current = original
         }
         return false
+    }
+
+    /// Counts one more, without a limit.
+    func increment() {
+        count.wrappingAdd(1, ordering: .relaxed)
     }
 
     /// Gives a place back.
