@@ -96,11 +96,7 @@ import TollgateIO
 
     @Test func aFullQueueIsRefusedWith429() throws {
         try withBackends([FakeBackend(max: 1), FakeBackend(max: 1)], tokens: 2, configure: { config in
-            var c = ConcurrencyLimiter.Settings()
-            c.perUser = 100
-            c.global = 100
-            c.queueLimit = 0
-            config.concurrency = c
+            config.backendQueueLimit = 0
         }) { proxy, fakes in
             for f in fakes { f.stepMode = true }
             let a = try proxy.tls(), b = try proxy.tls()
@@ -274,6 +270,21 @@ import TollgateIO
             #expect(waitUntil { set.queued == 0 })
             fake.allowLines(3)
             #expect(try second.readResponse().text.contains(#""done":true"#))
+        }
+    }
+
+    @Test func aReloadReportsBackendChangesAsNeedingARestartAndKeepsTheOldOnes() throws {
+        try withBackends([FakeBackend(), FakeBackend()]) { proxy, fakes in
+            var changed = proxy.server.config
+            changed.upstreams.removeLast()
+            changed.healthFails = 9
+            let messages = proxy.server.reload(changed)
+            let restart = messages.last ?? ""
+            #expect(restart.contains("upstream") && restart.contains("health checks") && restart.contains("restart"),
+                    "\(messages)")
+            #expect(proxy.server.config.upstreams.count == 2)
+            let served = try (0..<2).map { _ in try proxy.fetch(Self.generate("mistral:7b")).backend }
+            #expect(Set(served.compactMap { $0 }) == ["b0", "b1"])
         }
     }
 }

@@ -24,6 +24,8 @@ public struct ConfigFile: Sendable, Equatable {
     public var path: String
     /// The settings it sets, by key.
     public var entries: [String: Entry]
+    /// For list settings: the line of each item, in order (a repeated key spreads its items over several lines).
+    public var itemLines: [String: [Int]] = [:]
 
     /// The file to read: `flag` (the `--config` value), else `$TOLLGATE_CONFIG`, else `defaultPath` if it exists,
     /// else nil (no file: flags, environment and defaults only).
@@ -55,6 +57,7 @@ public struct ConfigFile: Sendable, Equatable {
         var body = bytes[...]
         if body.starts(with: [0xEF, 0xBB, 0xBF]) { body = body.dropFirst(3) }
         var entries: [String: Entry] = [:]
+        var itemLines: [String: [Int]] = [:]
         var firstLine: [String: Int] = [:]
         var problems: [ConfigProblem] = []
         var lineNumber = 0
@@ -105,15 +108,18 @@ public struct ConfigFile: Sendable, Equatable {
             }
             if let previous = entries[key], case .list(let earlier) = previous.value {
                 entries[key]?.value = .list(earlier + items)
+                itemLines[key, default: []] += Array(repeating: lineNumber, count: items.count)
                 continue
             }
             switch definition.kind.parse(items: items) {
-            case .success(let value): entries[key] = Entry(value: value, line: lineNumber)
+            case .success(let value):
+                entries[key] = Entry(value: value, line: lineNumber)
+                if definition.kind.isList { itemLines[key] = Array(repeating: lineNumber, count: items.count) }
             case .failure(let e): problem(key, e.message)
             }
         }
         guard problems.isEmpty else { throw ConfigError(problems) }
-        return ConfigFile(path: path, entries: entries)
+        return ConfigFile(path: path, entries: entries, itemLines: itemLines)
     }
 
     /// The items of the value after `=`: one for a scalar, one or more for a list (`a, "b,c", d`).

@@ -7,6 +7,8 @@ public struct ResolvedConfig: Sendable, Equatable {
     public var values: [String: SettingValue]
     /// The source of every setting in the table (`.default` also for unset ones).
     public var origins: [String: SettingOrigin]
+    /// For list settings read from the config file: the line of each item, in order.
+    public var itemLines: [String: [Int]] = [:]
     /// The config file that was read, if any.
     public var configPath: String?
     /// Things worth telling the admin that are not errors (an unknown `TOLLGATE_*` variable).
@@ -50,6 +52,14 @@ public struct ResolvedConfig: Sendable, Equatable {
     /// Where `name`'s value came from.
     public func origin(_ name: String) -> SettingOrigin {
         origins[name] ?? .default
+    }
+
+    /// Where item `item` of list setting `name` came from: its own line when it was read from the config file.
+    public func origin(_ name: String, item: Int) -> SettingOrigin {
+        if case .file(let path, _) = origin(name), let lines = itemLines[name], lines.indices.contains(item) {
+            return .file(path: path, line: lines[item])
+        }
+        return origin(name)
     }
 
     /// Traps unless `name` is a setting whose kind satisfies `accepts`.

@@ -22,6 +22,7 @@ public enum ConfigResolver {
         }
         var values: [String: SettingValue] = [:]
         var origins: [String: SettingOrigin] = [:]
+        var itemLines: [String: [Int]] = [:]
         for definition in SettingDefinition.all {
             let name = definition.name
             if let given = flags[name] {
@@ -44,13 +45,14 @@ public enum ConfigResolver {
             } else if let file, let entry = file.entries[name] {
                 values[name] = entry.value
                 origins[name] = .file(path: file.path, line: entry.line)
+                itemLines[name] = file.itemLines[name]
             } else {
                 values[name] = definition.defaultValue
                 origins[name] = .default
             }
         }
         guard problems.isEmpty else { throw ConfigError(problems) }
-        return ResolvedConfig(values: values, origins: origins, configPath: file?.path,
+        return ResolvedConfig(values: values, origins: origins, itemLines: itemLines, configPath: file?.path,
                               warnings: unknownVariables(in: environment))
     }
 

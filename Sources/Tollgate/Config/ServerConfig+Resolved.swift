@@ -8,9 +8,9 @@ extension ServerConfig {
     public init(resolved r: ResolvedConfig, cores: Int) throws(ConfigError) {
         self.init()
         var problems: [ConfigProblem] = []
-        func problem(_ name: String, _ message: String) {
+        func problem(_ name: String, item: Int? = nil, _ message: String) {
             let location: ConfigProblem.Location
-            switch r.origin(name) {
+            switch item.map({ r.origin(name, item: $0) }) ?? r.origin(name) {
             case .flag: location = .flag(name)
             case .environment(let variable): location = .environment(variable)
             case .file(let path, let line): location = .file(path: path, line: line)
@@ -50,16 +50,16 @@ extension ServerConfig {
         keyPath = r.string("key")
         if (certificatePath == nil) != (keyPath == nil) { problem(certificatePath == nil ? "key" : "cert", "cert and key go together") }
         var backends: [BackendSpec] = []
-        for text in r.list("upstream") {
+        for (i, text) in r.list("upstream").enumerated() {
             switch BackendSpec.parse(text) {
             case .success(let spec):
                 if backends.contains(where: { $0.address == spec.address }) {
-                    problem("upstream", "\(spec.address.hostHeader) is listed twice")
+                    problem("upstream", item: i, "\(spec.address.hostHeader) is listed twice")
                 } else {
                     backends.append(spec)
                 }
             case .failure(let e):
-                problem("upstream", e.message)
+                problem("upstream", item: i, e.message)
             }
         }
         if r.list("upstream").isEmpty { problem("upstream", "no upstream: give at least one http://HOST:PORT") }
@@ -67,6 +67,8 @@ extension ServerConfig {
         if !backends.isEmpty { upstreams = backends }
         healthInterval = r.double("health-interval") ?? healthInterval
         healthFails = r.int("health-fails") ?? healthFails
+        backendQueueLimit = r.int("queue") ?? backendQueueLimit
+        backendQueueTimeoutMillis = UInt64((r.double("queue-timeout") ?? 30) * 1000)
         workers = r.int("workers") ?? cores
         realm = r.string("realm") ?? "Tollgate"
         if let n = r.int("auth-workers") { authSettings.workers = n }

@@ -71,6 +71,9 @@ public struct ServerConfig: Sendable {
     public var healthInterval: Double = 2
     /// Consecutive failures that eject a backend.
     public var healthFails: Int = 3
+    /// Requests that may wait for a backend with room (the `queue` setting), and for how long (`queue-timeout`).
+    public var backendQueueLimit: Int = 16
+    public var backendQueueTimeoutMillis: UInt64 = 30_000
     /// The users allowed in; nil turns authentication off (tests of the bare proxy only: the CLI always sets it).
     public var users: UsersFile?
     /// The users file to watch for live reloads (nil: no watching).

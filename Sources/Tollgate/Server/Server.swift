@@ -299,6 +299,8 @@ public final class Server: @unchecked Sendable {
         if old.workers != new.workers { needRestart.append("workers") }
         if old.upstreams != new.upstreams { needRestart.append("upstream") }
         if old.healthInterval != new.healthInterval || old.healthFails != new.healthFails { needRestart.append("health checks") }
+        if old.usesBackendSet && (old.backendQueueLimit != new.backendQueueLimit
+            || old.backendQueueTimeoutMillis != new.backendQueueTimeoutMillis) { needRestart.append("backend queue") }
         if old.rateLimit != new.rateLimit { needRestart.append("rate limits") }
         if old.concurrency != new.concurrency { needRestart.append("concurrency limits") }
         if old.userRate?.rate != new.userRate?.rate || old.userRate?.burst != new.userRate?.burst { needRestart.append("user-rate") }
@@ -319,6 +321,8 @@ public final class Server: @unchecked Sendable {
         merged.upstreams = old.upstreams
         merged.healthInterval = old.healthInterval
         merged.healthFails = old.healthFails
+        merged.backendQueueLimit = old.backendQueueLimit
+        merged.backendQueueTimeoutMillis = old.backendQueueTimeoutMillis
         merged.rateLimit = old.rateLimit
         merged.concurrency = old.concurrency
         merged.userRate = old.userRate

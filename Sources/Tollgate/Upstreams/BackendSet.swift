@@ -15,10 +15,9 @@ public final class BackendSet: Sendable {
 
     /// A set of `config.upstreams` with their limits, the `queue`/`queue-timeout` wait policy and `health-fails`.
     public convenience init(config: ServerConfig) {
-        let queue = config.concurrency?.queueLimit ?? 16
-        let timeout = config.concurrency?.queueTimeoutMillis ?? 30_000
         self.init(backends: config.upstreams.indices.map { (config.upstreams[$0].address, config.backendLimit($0)) },
-                  queueLimit: queue, queueTimeoutMillis: timeout, failuresToEject: config.healthFails)
+                  queueLimit: config.backendQueueLimit, queueTimeoutMillis: config.backendQueueTimeoutMillis,
+                  failuresToEject: config.healthFails)
     }
 
     /// A set of backends (address, max in flight or nil for unlimited).
@@ -106,12 +105,19 @@ public final class BackendSet: Sendable {
 
     /// One backend's figures for metrics and tests.
     public struct Snapshot: Sendable, Equatable {
+        /// Its Host form, "10.0.0.5:11434".
         public var name: String
+        /// False while ejected.
         public var healthy: Bool
+        /// Inference requests in flight on it.
         public var inFlight: Int
+        /// Requests sent to it so far.
         public var requests: Int
+        /// Times it was ejected.
         public var ejections: Int
+        /// Its models (normalized), nil until the first successful poll.
         public var models: Set<String>?
+        /// The models it has loaded (normalized).
         public var loaded: Set<String>
     }
 
