@@ -148,6 +148,8 @@ def test_global_inference_cap_holds_across_instances(fleets, binaries, tmp_path,
             assert s.headers.get("retry-after"), s.headers
         # The fleet's leases, as Redis holds them (SharedLeases' global sorted set): one per running stream.
         assert fleet.redis.cli("ZCARD", "tollgate:{inflight}:global").strip() == "3"
+        held = [inst.metric("tollgate_inference_in_flight") for inst in fleet.instances]
+        assert held == [1, 1, 1], held  # and each instance counts the one it holds
         streams[1].close()  # instance 2's stream ends: its lease is released
 
         def freed():
