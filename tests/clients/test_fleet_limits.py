@@ -163,6 +163,29 @@ def test_global_inference_cap_holds_across_instances(fleets, binaries, tmp_path,
             s.close()
 
 
+def test_per_user_cap_holds_across_instances(fleets, binaries, tmp_path):
+    """--max-inflight-per-user 1: a user streaming through one instance is refused a second stream on another
+    (429 at once with no queue), and gets it once the first ends."""
+    backend = start_backend(binaries, tmp_path, "slow", tokens=2000, interval_ms=20)
+    fleet = fleets(backends=[backend], extra=("--max-inflight", "10", "--max-inflight-per-user", "1",
+                                              "--rate", "0", "--queue", "0"))
+    first = Stream(fleet.instances[0], tokens=2000).head()
+    try:
+        assert first.status == 200
+        first.read_lines(1)
+        for inst in fleet.instances[1:]:
+            r = one_request(inst, "POST", "/api/generate", generate_body(tokens=2))
+            assert r.status == 429 and r.headers.get("retry-after"), (r.status, r.headers, r.body[:200])
+    finally:
+        first.close()
+
+    def freed():
+        r = one_request(fleet.instances[2], "POST", "/api/generate", generate_body(tokens=2))
+        assert r.status in (200, 429), (r.status, r.body[:200])
+        return r.status == 200
+    assert poll(freed, attempts=50), "the user's slot did not come back after the stream ended"
+
+
 def test_queued_request_gets_a_slot_freed_on_another_instance(fleets, binaries, tmp_path):
     """With a wait queue, a request over the fleet cap waits on its own instance and runs once a stream on a
     different instance ends."""
