@@ -1,7 +1,9 @@
 """Shared limits across real processes (issue 7, item 6): three Tollgates, one redis-server, fake-ollama behind them,
 all on 127.0.0.1. The default per-address limit (10 r/s, burst 20, nginx `limit_req ... nodelay`) must hold for the
-fleet as a whole, whichever instance a request lands on; so must the global inference cap; a SIGKILLed instance's
-slots come back within the lease; Redis going away gives the configured fallback, and its return ends it.
+fleet as a whole, whichever instance a request lands on; so must the global and per-user inference caps and the
+failed-login throttle; a SIGKILLed instance's slots come back within the lease; Redis going away gives the
+configured fallback (local at rate/N and caps/N, open, or closed with 503), and its return ends it. The flood also
+counts Redis calls per admitted request.
 
 Counts are checked against the time the client measured, never against a fixed duration: a request is admitted at
 some moment between the client's send and its receipt of the answer, so every bound below brackets the server's
