@@ -5,6 +5,7 @@ import TollgateIO
 /// timed out as without Redis). Taking a lease is asynchronous; the exchange waits without blocking and the client
 /// may go away meanwhile: whatever is granted to an exchange that is gone is given straight back.
 extension ClientConnection {
+    /// Takes a lease, or queues (the exchange waits), or refuses; the first answer may come later, from Redis.
     func acquireSharedSlot(_ ex: Exchange, _ slots: SharedSlots) -> PhaseResult {
         let user = ex.user ?? peerString
         var immediate: SharedSlots.Acquire?

@@ -6,6 +6,7 @@ import TollgateIO
 /// unavailable the `redis-fallback` policy decides: `local` applies this process's throttle (at limit/N), `open`
 /// none, `closed` refuses with 503. The password check itself never involves Redis.
 extension ClientConnection {
+    /// Asks Redis whether `clientIP` is throttled, then checks the password, or refuses; may wait for Redis.
     func sharedLoginGate(_ ex: Exchange, _ credentials: Credentials, clientIP: String, shared: SharedLimits,
                          login: SharedLoginThrottle) -> PhaseResult {
         if shared.isDown {

@@ -14,6 +14,7 @@ extension ClientConnection {
         return ex.path == config.healthPath || ex.path == config.readyPath
     }
 
+    /// The shared decision for `client` (exemptions first, locally); `.wait` until Redis answers.
     func sharedRateLimit(_ ex: Exchange, head: RequestHead, client: SocketAddress.Host, limiter: RateLimiter,
                          shared: SharedLimits, sharedRate: SharedRateLimiter) -> PhaseResult {
         guard let key = limiter.key(for: client) else {

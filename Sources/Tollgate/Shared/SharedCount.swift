@@ -5,6 +5,7 @@ import Synchronization
 final class SharedCount: Sendable {
     private let count = Atomic<Int>(0)
 
+    /// Zero.
     init() {}
 
     /// Takes a place if fewer than `limit` are taken; false when the queue is full.

@@ -12,6 +12,7 @@ final class SharedFallbackTracker {
     private var fallback: Set<SharedLimiterKind> = []
     private var wasUp = false
 
+    /// Tracking for `client`, reporting to `status`, applying `policy`.
     init(client: RedisClient, status: SharedLimitsStatus, policy: SharedLimitsSettings.Fallback) {
         self.client = client
         self.status = status

@@ -7,6 +7,7 @@ import TollgateIO
 /// Loop thread only (one per worker, on its `RedisClient`). Successful logins are never counted: the check before a
 /// password is verified only peeks.
 final class SharedLoginThrottle {
+    /// The GCRA limiter counting failures (rate limit/window, burst limit − 1).
     let limiter: SharedRateLimiter
     /// Failures that throttle an IP.
     let limit: Int

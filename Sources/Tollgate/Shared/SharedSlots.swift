@@ -45,9 +45,13 @@ final class SharedSlots {
     /// How often the queue is retried for releases by other instances (and checked for timeouts).
     static let retryNanos: UInt64 = 50_000_000
 
+    /// The leases in Redis (this worker's connection).
     let leases: SharedLeases
+    /// Caps, queue size, queue timeout and Retry-After (the caps are the fleet's).
     let settings: ConcurrencyLimiter.Settings
+    /// The `local` fallback: caps/N for the whole process; nil only in tests.
     let fallback: ConcurrencyLimiter?
+    /// Requests queued over every worker, kept within `settings.queueLimit`.
     let queuedTotal: SharedCount
     /// Leases held by this process (all workers), for `tollgate_inference_in_flight`.
     let heldTotal: SharedCount
@@ -59,6 +63,7 @@ final class SharedSlots {
     private var retryAgain = false
     private var ticking = false
 
+    /// Slots through `leases`, queueing under `settings`, falling back to `fallback` as `tracker`'s policy says.
     init(leases: SharedLeases, settings: ConcurrencyLimiter.Settings, fallback: ConcurrencyLimiter?,
          queuedTotal: SharedCount, heldTotal: SharedCount, tracker: SharedFallbackTracker) {
         self.leases = leases
