@@ -12,7 +12,7 @@ import TollgateIO
 
     @Test func requestsGoToABackendWithTheModelPreferringOneWhereItIsLoaded() throws {
         try withBackends([FakeBackend(models: ["mistral:7b"], max: 2),
-                          FakeBackend(models: ["mistral:7b", "llama3"], loaded: ["llama3"], max: 2)]) { proxy, _ in
+                          FakeBackend(models: ["mistral:7b", "llama3"], loaded: ["llama3"], max: 2)]) { proxy, fakes in
             for _ in 0..<3 {
                 let llama = try proxy.fetch(Self.generate("llama3"))
                 #expect(llama.status == 200)
@@ -30,6 +30,11 @@ import TollgateIO
             let show = try proxy.fetch(Req.post("/api/show", #"{"model":"llama3"}"#))
             #expect(show.status == 200)
             #expect(show.backend == "b1")
+            // Pooled connections stay with their backend: each got only requests addressed to it.
+            for fake in fakes {
+                #expect(fake.proxiedRequests.count >= 3)
+                #expect(fake.proxiedRequests.allSatisfy { $0.header("Host") == "127.0.0.1:\(fake.port)" })
+            }
             let snapshot = try #require(proxy.server.backends).snapshot
             #expect(snapshot.map(\.models) == [["mistral:7b"], ["mistral:7b", "llama3:latest"]])
             #expect(snapshot.map(\.inFlight) == [0, 0])
@@ -184,6 +189,8 @@ import TollgateIO
             let r = try proxy.fetch(Req.post("/v1/chat/completions", #"{"model":"mistral:7b","messages":[]}"#))
             expectError(r, status: 502, family: .openAI)
             #expect(fakes.map { $0.proxiedRequests.count } == [1, 1], "each backend is tried once")
+            // One failover (to the second backend); none after it, as nothing was left.
+            #expect(try #require(proxy.server.backends).failovers == 1)
         }
     }
 

@@ -21,7 +21,7 @@ extension SettingDefinition {
               + "on that backend; default 1 with two or more backends, unlimited with one)."),
         .init("health-interval", .double(0.05...3_600), default: "2",
               "Seconds between health checks (GET /api/version) and model polls (/api/tags, /api/ps) of each "
-              + "backend (two or more upstreams)."),
+              + "backend (with several upstreams, or one with max=)."),
         .init("health-fails", .int(1...1_000), default: "3",
               "Consecutive failed checks or proxied connection failures that eject a backend; one success brings it back."),
         // Authentication

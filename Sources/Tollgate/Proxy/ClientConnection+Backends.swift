@@ -63,8 +63,10 @@ extension ClientConnection {
         })
         switch choice {
         case .acquired(let lease):
+            if ex.triedBackends != 0 { set.countFailover() }
             dispatch(ex, lease, pooled: true)
         case .queued(let ticket):
+            if ex.triedBackends != 0 { set.countFailover() }
             ex.backendTicket = ticket
             updateInterest()
         case .noModel:
@@ -179,7 +181,6 @@ extension ClientConnection {
             respond(ex, .badGateway(ex.lastBackendError), reason: .upstreamRefused)
             return
         }
-        set.countFailover()
         chooseBackend(ex)
     }
 

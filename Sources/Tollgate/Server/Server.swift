@@ -104,8 +104,9 @@ public final class Server: @unchecked Sendable {
                 let loop = try EventLoop(index: i)
                 workers.append(Worker(loop: loop, config: config, tls: tls, authenticator: authenticator,
                                       rateLimiter: rateLimiter, concurrency: concurrency, userRateLimiter: userRate,
-                                      logSink: logSink, backends: backends))
+                                      logSink: logSink))
                 workers[i].metrics = metrics
+                workers[i].backends = backends
                 if let shared = config.sharedLimits, let redisAddress, let sharedStatus {
                     workers[i].shared = SharedLimits(settings: shared, address: redisAddress, loop: loop,
                                                      status: sharedStatus, rateSettings: config.rateLimit,

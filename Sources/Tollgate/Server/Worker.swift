@@ -37,7 +37,8 @@ final class Worker {
     /// Idle keep-alive upstream connections per backend (index as in `ServerConfig.upstreams`).
     private(set) var idleUpstreams: [[UpstreamConnection]]
     /// Shared by all workers when several backends (or a `max=`) are configured; nil on the single-upstream path.
-    let backends: BackendSet?
+    /// Set by the server before the loop runs.
+    var backends: BackendSet?
     /// Each backend's Host header bytes.
     let backendHosts: [[UInt8]]
     private(set) var draining = false
@@ -47,9 +48,7 @@ final class Worker {
     private var rng: (UInt64, UInt64)
 
     init(loop: EventLoop, config: ServerConfig, tls: TLSContext?, authenticator: Authenticator?, rateLimiter: RateLimiter?,
-         concurrency: ConcurrencyLimiter?, userRateLimiter: UserRateLimiter?, logSink: LogSink?,
-         backends: BackendSet? = nil) {
-        self.backends = backends
+         concurrency: ConcurrencyLimiter?, userRateLimiter: UserRateLimiter?, logSink: LogSink?) {
         self.idleUpstreams = Array(repeating: [], count: config.upstreams.count)
         self.backendHosts = config.upstreams.map { Array($0.address.hostHeader.utf8) }
         self.logSink = logSink

@@ -100,12 +100,17 @@ final class BackendProbe: EventHandler {
             switch Syscall.read(fd, into: &input, at: start, count: 16 * 1024) {
             case .bytes(let n):
                 input.removeLast(16 * 1024 - n)
+                // A backend that keeps the connection open despite "Connection: close" is done when its body is.
+                if let outcome = BackendProbe.parse(input, atEOF: false) {
+                    finish(outcome)
+                    return
+                }
             case .wouldBlock:
                 input.removeLast(16 * 1024)
                 return
             case .eof:
                 input.removeLast(16 * 1024)
-                finish(BackendProbe.parse(input))
+                finish(BackendProbe.parse(input, atEOF: true) ?? .failed("the connection closed early"))
                 return
             case .failed(let e):
                 input.removeLast(16 * 1024)
@@ -115,11 +120,12 @@ final class BackendProbe: EventHandler {
         }
     }
 
-    /// The status and body of a complete `Connection: close` reply (Content-Length, chunked, or until close).
-    static func parse(_ bytes: [UInt8]) -> Outcome {
+    /// The status and body of a reply (Content-Length, chunked, or until close), or nil while more is needed.
+    /// `atEOF`: the connection has closed, so what is here is all there will be.
+    static func parse(_ bytes: [UInt8], atEOF: Bool) -> Outcome? {
         var head = ResponseHead()
         switch ResponseParser().parse(bytes, from: 0, to: bytes.count, requestWasHead: false, into: &head) {
-        case .needMore: return .failed("the connection closed before a complete response head")
+        case .needMore: return atEOF ? .failed("the connection closed before a complete response head") : nil
         case .invalid(let e): return .failed("invalid response (\(e.reason))")
         case .complete: break
         }
@@ -128,10 +134,10 @@ final class BackendProbe: EventHandler {
         case .none:
             return .response(status: head.status, body: [])
         case .contentLength(let n):
-            guard bytes.count - bodyStart >= n else { return .failed("the body ended early") }
+            guard bytes.count - bodyStart >= n else { return atEOF ? .failed("the body ended early") : nil }
             return .response(status: head.status, body: Array(bytes[bodyStart..<bodyStart + n]))
         case .untilClose:
-            return .response(status: head.status, body: Array(bytes[bodyStart...]))
+            return atEOF ? .response(status: head.status, body: Array(bytes[bodyStart...])) : nil
         case .chunked:
             var decoder = ChunkedDecoder()
             var body: [UInt8] = []
@@ -140,7 +146,7 @@ final class BackendProbe: EventHandler {
             } catch {
                 return .failed("invalid chunked body (\(error.reason))")
             }
-            guard decoder.isDone else { return .failed("the body ended early") }
+            guard decoder.isDone else { return atEOF ? .failed("the body ended early") : nil }
             return .response(status: head.status, body: body)
         }
     }

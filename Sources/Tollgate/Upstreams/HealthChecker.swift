@@ -17,6 +17,8 @@ final class HealthChecker: @unchecked Sendable {
     /// Backends whose checks in this round have not finished (0: no round in progress).
     private var pending = 0
     private var stopped = false
+    /// "backend path" for each poll whose failure was logged (once, until it reads again).
+    private var catalogWarned: Set<String> = []
 
     init(set: BackendSet, loop: EventLoop, intervalSeconds: Double) {
         self.set = set
@@ -82,16 +84,34 @@ final class HealthChecker: @unchecked Sendable {
     /// Reads the backend's models, then the loaded ones.
     private func poll(_ i: Int, _ address: UpstreamAddress) {
         BackendProbe.start(loop: loop, address: address, path: "/api/tags", timeoutNanos: timeoutNanos) { [self] tags in
-            if case .response(200, let body) = tags, let models = ModelListScanner.names(in: body) {
-                set.updateModels(i, models: models, loaded: nil)
-            }
+            let models = modelList(tags, i, "/api/tags")
+            if let models { set.updateModels(i, models: models, loaded: nil) }
             BackendProbe.start(loop: loop, address: address, path: "/api/ps", timeoutNanos: timeoutNanos) { [self] ps in
-                if case .response(200, let body) = ps, let loaded = ModelListScanner.names(in: body) {
-                    set.updateModels(i, models: nil, loaded: loaded)
-                }
+                if let loaded = modelList(ps, i, "/api/ps") { set.updateModels(i, models: nil, loaded: loaded) }
                 finished(i)
             }
         }
+    }
+
+    /// The names in a poll's answer, or nil (the catalog stays as it was) with one warning until a poll reads again.
+    private func modelList(_ outcome: BackendProbe.Outcome, _ i: Int, _ path: String) -> Set<String>? {
+        let problem: String
+        switch outcome {
+        case .response(200, let body):
+            if let names = ModelListScanner.names(in: body) {
+                catalogWarned.remove("\(i) \(path)")
+                return names
+            }
+            problem = "is not a model list"
+        case .response(let status, _):
+            problem = "answered \(status)"
+        case .failed(let why):
+            problem = "failed: \(why)"
+        }
+        if catalogWarned.insert("\(i) \(path)").inserted {
+            Diagnostics.warn("backend \(set.addresses[i].hostHeader): GET \(path) \(problem); keeping its last known models")
+        }
+        return nil
     }
 
     private func finished(_ i: Int) {

@@ -12,7 +12,9 @@ import Testing
 
     @Test func probeRepliesAreParsedWhateverTheFraming() {
         func body(_ raw: String) -> String? {
-            if case .response(200, let b) = BackendProbe.parse(Array(raw.utf8)) { return String(decoding: b, as: UTF8.self) }
+            if case .response(200, let b)? = BackendProbe.parse(Array(raw.utf8), atEOF: true) {
+                return String(decoding: b, as: UTF8.self)
+            }
             return nil
         }
         #expect(body("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello") == "hello")
@@ -20,8 +22,14 @@ import Testing
         #expect(body("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhello") == "hello")
         #expect(body("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nhello") == nil)
         #expect(body("garbage") == nil)
-        if case .response(503, _) = BackendProbe.parse(Array("HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n".utf8)) {} else {
+        if case .response(503, _)? = BackendProbe.parse(Array("HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n".utf8), atEOF: true) {} else {
             Issue.record("a 503 is a response")
         }
+        // Before the connection closes: complete once the declared body is here, not before.
+        #expect(BackendProbe.parse(Array("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhel".utf8), atEOF: false) == nil)
+        if case .response(200, _)? = BackendProbe.parse(Array("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".utf8), atEOF: false) {} else {
+            Issue.record("a complete body is a response before EOF")
+        }
+        #expect(BackendProbe.parse(Array("HTTP/1.1 200 OK\r\n\r\nhello".utf8), atEOF: false) == nil)
     }
 }
