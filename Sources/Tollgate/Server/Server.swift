@@ -88,6 +88,10 @@ public final class Server: @unchecked Sendable {
             config.rateLimit.map { RateLimiter(settings: shared.fallbackRate($0)) }
         }
         let queuedTotal = SharedCount()
+        // One "denied until" cache per shared limiter for the whole process: a rejection learned on one loop
+        // answers every loop.
+        let rateDenials = SharedDenials()
+        let loginDenials = SharedDenials()
         let heldTotal = SharedCount()
         sharedQueue = queuedTotal
         let logSink = config.accessLog == .none ? nil : try LogSink(path: config.accessLogPath)
@@ -113,7 +117,8 @@ public final class Server: @unchecked Sendable {
                                                      authSettings: config.users == nil ? nil : config.authSettings,
                                                      concurrency: config.concurrency,
                                                      fallbackConcurrency: concurrency, queuedTotal: queuedTotal,
-                                                     heldTotal: heldTotal)
+                                                     heldTotal: heldTotal, rateDenials: rateDenials,
+                                                     loginDenials: loginDenials)
                 }
                 workers[i].backends = backends
                 listeners.append([])

@@ -22,20 +22,25 @@ final class SharedLimits {
     /// Fleet-wide inference slots; nil when concurrency limits are off.
     let slots: SharedSlots?
 
-    /// Everything for one worker on `loop`; nothing is sent before `start`.
+    /// Everything for one worker on `loop`; nothing is sent before `start`. `rateDenials` and `loginDenials` are the
+    /// process's "denied until" caches of the per-IP limiter and the login throttle, shared by all its workers.
     init(settings: SharedLimitsSettings, address: SocketAddress, loop: EventLoop, status: SharedLimitsStatus,
          rateSettings: RateLimitSettings?, fallbackRate: RateLimiter?, authSettings: Authenticator.Settings?,
          concurrency: ConcurrencyLimiter.Settings?,
-         fallbackConcurrency: ConcurrencyLimiter?, queuedTotal: SharedCount, heldTotal: SharedCount) {
+         fallbackConcurrency: ConcurrencyLimiter?, queuedTotal: SharedCount, heldTotal: SharedCount,
+         rateDenials: SharedDenials = SharedDenials(), loginDenials: SharedDenials = SharedDenials()) {
         self.settings = settings
         let client = RedisClient(configuration: settings.redis, address: address, loop: loop)
         self.client = client
         let tracker = SharedFallbackTracker(client: client, status: status, policy: settings.fallback)
         self.tracker = tracker
-        rate = rateSettings.map { SharedRateLimiter(client: client, settings: $0, keyPrefix: "tollgate:rl:") }
+        rate = rateSettings.map {
+            SharedRateLimiter(client: client, settings: $0, keyPrefix: "tollgate:rl:", denials: rateDenials)
+        }
         self.fallbackRate = fallbackRate
         if let auth = authSettings, auth.failureLimit > 0 {
-            login = SharedLoginThrottle(client: client, limit: auth.failureLimit, windowSeconds: auth.failureWindowSeconds)
+            login = SharedLoginThrottle(client: client, limit: auth.failureLimit, windowSeconds: auth.failureWindowSeconds,
+                                        denials: loginDenials)
         } else {
             login = nil
         }
@@ -106,7 +111,8 @@ final class SharedLimits {
     private func healthChanged(_ health: RedisHealth) {
         tracker.healthChanged(health)
         if health == .up {
-            // Redis may have restarted empty: cached denials could outlive the state they came from.
+            // Redis may have restarted empty: cached denials could outlive the state they came from. The caches are
+            // the process's: this empties them for every worker, which only costs calls.
             rate?.forgetDenials()
             login?.limiter.forgetDenials()
             slots?.retryWaiters()

@@ -12,11 +12,13 @@ final class SharedLoginThrottle {
     /// Failures that throttle an IP.
     let limit: Int
 
-    /// A throttle after `limit` (≥ 1) failures within `windowSeconds`.
-    init(client: RedisClient, limit: Int, windowSeconds: Double) {
+    /// A throttle after `limit` (≥ 1) failures within `windowSeconds`, caching throttles in `denials` (shared by the
+    /// process's workers).
+    init(client: RedisClient, limit: Int, windowSeconds: Double, denials: SharedDenials = SharedDenials()) {
         self.limit = max(1, limit)
         let rate = Double(self.limit) / max(0.001, windowSeconds)
-        limiter = SharedRateLimiter(client: client, ratePerSecond: rate, burst: self.limit - 1, keyPrefix: "tollgate:login:")
+        limiter = SharedRateLimiter(client: client, ratePerSecond: rate, burst: self.limit - 1, keyPrefix: "tollgate:login:",
+                                    denials: denials)
     }
 
     /// Whether `ip` is throttled now: `.decided(.rejected(...))` with its Retry-After, `.decided(.allowed)` when not,

@@ -4,10 +4,13 @@ import TollgateIO
 ///
 /// One instance per event loop, bound to that loop's `RedisClient`; loop thread only (marked `Sendable` only so it
 /// can be captured by `EventLoop.execute` hops). Each decision is one `EVALSHA` of `SharedRateScript.gcra`, clocked by
-/// Redis `TIME`. Rejections are cached locally until the moment Redis said a request could pass ("denied until t"),
-/// so a flood from one key costs one Redis call per admission plus one per rejection streak. That cache is exact, not
-/// an approximation: other instances can only push a key's next admission later, never earlier. Admissions are never
-/// cached, batched or granted ahead.
+/// Redis `TIME`. Rejections are cached until the moment Redis said a request could pass ("denied until t"), in a
+/// `SharedDenials` table that all workers of the process share, so a rejection learned on one loop answers every
+/// loop. An admission that leaves nothing (remaining 0) caches its "denied until" too: the script returns the wait
+/// a rejection at that instant would have. So a flood from one key costs about one Redis call per admission, plus
+/// the calls of the loops that asked at once when the deny time passed. That cache is exact, not an approximation:
+/// other instances can only push a key's next admission later, never earlier. Admissions are never cached, batched
+/// or granted ahead.
 public final class SharedRateLimiter: @unchecked Sendable {
     /// Running totals for metrics (loop thread).
     public struct Counters: Sendable, Equatable {
@@ -32,22 +35,32 @@ public final class SharedRateLimiter: @unchecked Sendable {
     /// Prepended to every key (`tollgate:rl:` by default).
     public let keyPrefix: [UInt8]
     /// Most keys kept in the "denied until" cache.
-    public let cacheCapacity: Int
-    private var deniedUntil: [[UInt8]: UInt64] = [:]
+    public var cacheCapacity: Int { denials.capacity }
+    /// The "denied until" cache, shared with the process's other limiters of the same kind.
+    let denials: SharedDenials
     private let intervalArg: [UInt8]
     private let burstArg: [UInt8]
     /// Running totals.
     public private(set) var counters = Counters()
 
-    /// A limiter at `ratePerSecond` (rounded to thousandths, as nginx and `RateLimitSettings` store it) with `burst`.
-    public init(client: RedisClient, ratePerSecond: Double, burst: Int, keyPrefix: String = "tollgate:rl:", cacheCapacity: Int = 65_536) {
+    /// A limiter at `ratePerSecond` (rounded to thousandths, as nginx and `RateLimitSettings` store it) with `burst`,
+    /// with its own "denied until" cache of `cacheCapacity` keys.
+    public convenience init(client: RedisClient, ratePerSecond: Double, burst: Int, keyPrefix: String = "tollgate:rl:",
+                            cacheCapacity: Int = 65_536) {
+        self.init(client: client, ratePerSecond: ratePerSecond, burst: burst, keyPrefix: keyPrefix,
+                  denials: SharedDenials(capacity: cacheCapacity))
+    }
+
+    /// As above, caching denials in `denials`, which every worker's limiter of the same rate, burst and key prefix
+    /// may share (one per process): a denial is keyed by the Redis key only.
+    init(client: RedisClient, ratePerSecond: Double, burst: Int, keyPrefix: String, denials: SharedDenials) {
         self.client = client
         let scaled = (ratePerSecond * 1000).rounded()
         let thousandths = scaled.isFinite ? min(max(scaled, 1), 1e9) : 1
         intervalMicros = max(1, UInt64((1e9 / thousandths).rounded()))
         self.burst = max(0, min(burst, 1 << 30))
         self.keyPrefix = Array(keyPrefix.utf8)
-        self.cacheCapacity = max(0, cacheCapacity)
+        self.denials = denials
         intervalArg = Array(String(intervalMicros).utf8)
         burstArg = Array(String(self.burst).utf8)
     }
@@ -55,6 +68,12 @@ public final class SharedRateLimiter: @unchecked Sendable {
     /// A limiter with the rate and burst of `settings` (exemptions and dry run stay with the caller).
     public convenience init(client: RedisClient, settings: RateLimitSettings, keyPrefix: String = "tollgate:rl:") {
         self.init(client: client, ratePerSecond: settings.ratePerSecond, burst: settings.burst, keyPrefix: keyPrefix)
+    }
+
+    /// A limiter with the rate and burst of `settings`, caching denials in the process-wide `denials`.
+    convenience init(client: RedisClient, settings: RateLimitSettings, keyPrefix: String, denials: SharedDenials) {
+        self.init(client: client, ratePerSecond: settings.ratePerSecond, burst: settings.burst, keyPrefix: keyPrefix,
+                  denials: denials)
     }
 
     /// Counts one request for a client key (IPv4 address or IPv6 prefix). Loop thread only; `completion` runs on
@@ -88,14 +107,17 @@ public final class SharedRateLimiter: @unchecked Sendable {
     private func check(redisKey: [UInt8], nowMicros: UInt64?, peek: Bool = false,
                        completion: @escaping (SharedRateOutcome) -> Void) {
         counters.checks += 1
-        let sentAt = client.loop.now
-        if nowMicros == nil, let until = deniedUntil[redisKey] {
+        var sentAt = client.loop.now
+        if nowMicros == nil, let until = denials.until(redisKey) {
+            // Another loop may have learned this denial after this loop's clock was read for its current iteration:
+            // compare with the time now, so a stale loop clock never stretches a denial.
+            sentAt = max(sentAt, Syscall.monotonicNanos())
             if until > sentAt {
                 counters.cacheHits += 1
                 completion(.decided(rejection(waitMicros: (until - sentAt + 999) / 1000)))
                 return
             }
-            deniedUntil.removeValue(forKey: redisKey)
+            denials.forget(redisKey, ifUntil: until)
         }
         counters.redisCalls += 1
         var args = [intervalArg, burstArg]
@@ -107,12 +129,18 @@ public final class SharedRateLimiter: @unchecked Sendable {
                 counters.unavailable += 1
                 completion(.unavailable(error))
             case .success(let reply):
-                guard let pair = reply.elements, pair.count == 2, let flag = pair[0].int, let n = pair[1].int else {
+                guard let pair = reply.elements, pair.count >= 2, let flag = pair[0].int, let n = pair[1].int else {
                     counters.unavailable += 1
                     completion(.unavailable(.protocolViolation(reply.errorMessage ?? "unexpected script reply")))
                     return
                 }
                 if flag == 1 {
+                    // Nothing left: the reply's third element is how long until the next request could pass, the
+                    // wait a rejection at this same Redis instant would report. A peek wrote nothing, so it caches
+                    // nothing.
+                    if n <= 0, !peek, nowMicros == nil, pair.count >= 3, let wait = pair[2].int, wait > 0 {
+                        remember(redisKey, until: sentAt &+ UInt64(wait) &* 1000)
+                    }
                     completion(.decided(.allowed(remaining: Int(max(0, n)))))
                 } else {
                     let wait = UInt64(max(0, n))
@@ -132,22 +160,18 @@ public final class SharedRateLimiter: @unchecked Sendable {
     /// Caches a rejection until `until` (loop nanoseconds, counted from when the request was sent, so the cache
     /// ends no later than Redis's own answer would change).
     private func remember(_ key: [UInt8], until: UInt64) {
-        if deniedUntil.count >= cacheCapacity {
-            let now = client.loop.now
-            deniedUntil = deniedUntil.filter { $0.value > now }
-            if deniedUntil.count >= cacheCapacity { return }
-        }
-        deniedUntil[key] = until
+        denials.remember(key, until: until, now: client.loop.now)
     }
 
-    /// Empties the "denied until" cache. Call when the connection comes back after an outage: the server may have
-    /// restarted without its data, and then a cached denial would outlive the state it was computed from.
+    /// Empties the "denied until" cache, for every limiter sharing it. Call when the connection comes back after an
+    /// outage: the server may have restarted without its data, and then a cached denial would outlive the state it
+    /// was computed from.
     public func forgetDenials() {
-        deniedUntil.removeAll()
+        denials.removeAll()
     }
 
     /// Keys in the "denied until" cache (expired ones included until the next sweep).
-    public var cachedDenials: Int { deniedUntil.count }
+    public var cachedDenials: Int { denials.count }
 
     /// 32 lower-case hex digits of the key's 128 bits (IPv4 as `::ffff:a.b.c.d`).
     static func hex(_ key: ClientKey) -> [UInt8] {
