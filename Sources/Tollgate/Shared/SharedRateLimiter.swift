@@ -7,8 +7,10 @@ import TollgateIO
 /// Redis `TIME`. Rejections are cached until the moment Redis said a request could pass ("denied until t"), in a
 /// `SharedDenials` table that all workers of the process share, so a rejection learned on one loop answers every
 /// loop. An admission that leaves nothing (remaining 0) caches its "denied until" too: the script returns the wait
-/// a rejection at that instant would have. So a flood from one key costs about one Redis call per admission, plus
-/// the calls of the loops that asked at once when the deny time passed. That cache is exact, not an approximation:
+/// a rejection at that instant would have. When a cached denial ends, the loop's first check for the key calls and
+/// the loop's other checks for it wait for that reply (most often it refills the cache) instead of calling too. So a
+/// flood from one key costs one Redis call per admission plus, per admission, about one call per other instance
+/// (or other loop) that has to learn the new denial. That cache is exact, not an approximation:
 /// other instances can only push a key's next admission later, never earlier. Admissions are never cached, batched
 /// or granted ahead.
 public final class SharedRateLimiter: @unchecked Sendable {
@@ -22,6 +24,8 @@ public final class SharedRateLimiter: @unchecked Sendable {
         public var cacheHits: UInt64 = 0
         /// Checks answered `.unavailable`.
         public var unavailable: UInt64 = 0
+        /// Checks that waited for this loop's call for the same key, sent when its denial ended, instead of calling.
+        public var joined: UInt64 = 0
         /// All zero.
         public init() {}
     }
@@ -38,6 +42,8 @@ public final class SharedRateLimiter: @unchecked Sendable {
     public var cacheCapacity: Int { denials.capacity }
     /// The "denied until" cache, shared with the process's other limiters of the same kind.
     let denials: SharedDenials
+    /// Checks waiting, per key, for the reply to this loop's call sent when the key's cached denial ended.
+    private var waiting: [[UInt8]: [(peek: Bool, completion: (SharedRateOutcome) -> Void)]] = [:]
     private let intervalArg: [UInt8]
     private let burstArg: [UInt8]
     /// Running totals.
@@ -107,7 +113,20 @@ public final class SharedRateLimiter: @unchecked Sendable {
     private func check(redisKey: [UInt8], nowMicros: UInt64?, peek: Bool = false,
                        completion: @escaping (SharedRateOutcome) -> Void) {
         counters.checks += 1
+        decide(redisKey: redisKey, nowMicros: nowMicros, peek: peek, completion: completion)
+    }
+
+    private func decide(redisKey: [UInt8], nowMicros: UInt64?, peek: Bool,
+                        completion: @escaping (SharedRateOutcome) -> Void) {
+        // The key's denial just ended and this loop already asked: its reply (most often "admitted, nothing left",
+        // or another instance's denial) decides this one too, from the cache, so wait for it rather than call.
+        if nowMicros == nil, waiting[redisKey] != nil {
+            counters.joined += 1
+            waiting[redisKey]?.append((peek, completion))
+            return
+        }
         var sentAt = client.loop.now
+        var leads = false
         if nowMicros == nil, let until = denials.until(redisKey) {
             // Another loop may have learned this denial after this loop's clock was read for its current iteration:
             // compare with the time now, so a stale loop clock never stretches a denial.
@@ -118,35 +137,46 @@ public final class SharedRateLimiter: @unchecked Sendable {
                 return
             }
             denials.forget(redisKey, ifUntil: until)
+            waiting[redisKey] = []
+            leads = true
         }
         counters.redisCalls += 1
         var args = [intervalArg, burstArg]
         if let nowMicros { args.append(Array(String(nowMicros).utf8)) } else if peek { args.append([]) }
         if peek { args.append(Array("1".utf8)) }
         client.evalScript(SharedRateScript.gcra, keys: [redisKey], args: args) { [self] result in
-            switch result {
-            case .failure(let error):
+            answer(redisKey, nowMicros: nowMicros, peek: peek, sentAt: sentAt, result, completion)
+            // The checks that waited are decided afresh, in order: from the cache this reply filled, or by calling.
+            if leads, let queued = waiting.removeValue(forKey: redisKey) {
+                for w in queued { decide(redisKey: redisKey, nowMicros: nil, peek: w.peek, completion: w.completion) }
+            }
+        }
+    }
+
+    private func answer(_ redisKey: [UInt8], nowMicros: UInt64?, peek: Bool, sentAt: UInt64,
+                        _ result: Result<RESPValue, RedisError>, _ completion: (SharedRateOutcome) -> Void) {
+        switch result {
+        case .failure(let error):
+            counters.unavailable += 1
+            completion(.unavailable(error))
+        case .success(let reply):
+            guard let pair = reply.elements, pair.count >= 2, let flag = pair[0].int, let n = pair[1].int else {
                 counters.unavailable += 1
-                completion(.unavailable(error))
-            case .success(let reply):
-                guard let pair = reply.elements, pair.count >= 2, let flag = pair[0].int, let n = pair[1].int else {
-                    counters.unavailable += 1
-                    completion(.unavailable(.protocolViolation(reply.errorMessage ?? "unexpected script reply")))
-                    return
+                completion(.unavailable(.protocolViolation(reply.errorMessage ?? "unexpected script reply")))
+                return
+            }
+            if flag == 1 {
+                // Nothing left: the reply's third element is how long until the next request could pass, the
+                // wait a rejection at this same Redis instant would report. A peek wrote nothing, so it caches
+                // nothing.
+                if n <= 0, !peek, nowMicros == nil, pair.count >= 3, let wait = pair[2].int, wait > 0 {
+                    remember(redisKey, until: sentAt &+ UInt64(wait) &* 1000)
                 }
-                if flag == 1 {
-                    // Nothing left: the reply's third element is how long until the next request could pass, the
-                    // wait a rejection at this same Redis instant would report. A peek wrote nothing, so it caches
-                    // nothing.
-                    if n <= 0, !peek, nowMicros == nil, pair.count >= 3, let wait = pair[2].int, wait > 0 {
-                        remember(redisKey, until: sentAt &+ UInt64(wait) &* 1000)
-                    }
-                    completion(.decided(.allowed(remaining: Int(max(0, n)))))
-                } else {
-                    let wait = UInt64(max(0, n))
-                    if nowMicros == nil { remember(redisKey, until: sentAt &+ wait &* 1000) }
-                    completion(.decided(rejection(waitMicros: wait)))
-                }
+                completion(.decided(.allowed(remaining: Int(max(0, n)))))
+            } else {
+                let wait = UInt64(max(0, n))
+                if nowMicros == nil { remember(redisKey, until: sentAt &+ wait &* 1000) }
+                completion(.decided(rejection(waitMicros: wait)))
             }
         }
     }

@@ -142,6 +142,41 @@ struct SharedDenialsTests {
         for (i, loop) in loops.enumerated() { await closeClient(clients[i], on: loop) }
     }
 
+    @Test func checksOnOneLoopWaitForTheCallSentWhenTheDenialEnded() async throws {
+        let server = try RedisServerProcess()
+        let loop = try TestLoop()
+        let redis = try await makeClient(server.url(), on: loop)
+        // One per second, no burst: the admission leaves nothing and caches a one-second denial.
+        let limiter = SharedRateLimiter(client: redis, ratePerSecond: 1, burst: 0)
+        #expect(await loop.call { done in limiter.check(key: "s") { done($0) } } == .decided(.allowed(remaining: 0)))
+        try await Task.sleep(for: .milliseconds(1_200))
+        // Ten checks in one loop turn once it has ended: the first calls, the other nine wait for its reply.
+        let ten = await loop.call { (done: @escaping @Sendable ([SharedRateOutcome]) -> Void) in
+            nonisolated(unsafe) var got: [SharedRateOutcome] = []
+            for _ in 0..<10 { limiter.check(key: "s") { got.append($0); if got.count == 10 { done(got) } } }
+        } ?? []
+        // The decisions Redis would have given each: the first passes, the rest wait about a second.
+        #expect(ten.first == .decided(.allowed(remaining: 0)))
+        #expect(ten.dropFirst().count == 9)
+        for outcome in ten.dropFirst() {
+            guard case .decided(.rejected(1, let reset)) = outcome else { Issue.record("\(outcome)"); continue }
+            #expect(reset > 0 && reset <= 1_000)
+        }
+        let counters = await loop.run { limiter.counters }
+        #expect(counters.checks == 11 && counters.redisCalls == 2 && counters.joined == 9 && counters.cacheHits == 9)
+        // Behind a peek (which caches nothing) the waiters find no denial when their turn comes, and call.
+        try await Task.sleep(for: .milliseconds(1_200))
+        let mixed = await loop.call { (done: @escaping @Sendable ([SharedRateOutcome]) -> Void) in
+            nonisolated(unsafe) var got: [SharedRateOutcome] = []
+            limiter.peek(key: "s") { got.append($0) }
+            limiter.check(key: "s") { got.append($0) }
+            limiter.check(key: "s") { got.append($0); done(got) }
+        } ?? []
+        #expect(mixed.map(\.isAllowed) == [true, true, false])
+        #expect(await loop.run { limiter.counters.redisCalls } == 5)
+        await closeClient(redis, on: loop)
+    }
+
     @Test func aDenialLearnedOnOneLoopEndsForAllWhenRedisSaysSo() async throws {
         let server = try RedisServerProcess()
         let loops = [try TestLoop(), try TestLoop()]
