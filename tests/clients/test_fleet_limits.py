@@ -83,11 +83,13 @@ def test_flood_over_three_instances_admits_the_nginx_count(fleets, say):
         f"{evalsha} EVALSHA by INFO commandstats = {calls / max(admitted, 1):.2f} per admitted request")
     assert abs(admitted - expected) <= 1, (admitted, expected, window)
     assert all(n > 0 for n in per_instance), per_instance  # every instance admitted some: the bucket is shared
-    # Each admission is one call. Between two admissions each instance's loop learns of the new "denied until" at
-    # most once (its first request after the previous deadline goes to Redis), and the admitting loop once more
-    # for its next request: at most 1 + (instances + 1) calls per admission period, whatever the flood's size.
+    # Each admission is one call. The "denied until" cache is one per process, and an admission that leaves nothing
+    # fills it with the next deadline, so between two admissions each other instance learns the new deadline with
+    # one call (its first request after the previous deadline goes to Redis): at most 1 + (instances - 1) calls per
+    # admission period, whatever the flood's size, plus a tenth for a cached deadline that ends a moment before
+    # Redis's own (the loop's clock reads a send time early).
     assert calls >= admitted, (calls, admitted)
-    assert calls <= admitted + (len(fleet.instances) + 1) * (admitted + 1), (calls, admitted, len(replies))
+    assert calls <= admitted + (len(fleet.instances) - 1) * (admitted + 1) + admitted // 10, (calls, admitted, len(replies))
     assert calls < len(replies) / 10, (calls, len(replies))  # the flood itself costs (almost) nothing
 
 
