@@ -175,6 +175,37 @@ struct SharedRateLimitTests {
         }
     }
 
+    @Test func bytesArrivingWhileRedisDecidesAreKeptBehindTheHead() throws {
+        let redis = try RedisServerProcess()
+        let users = try TestUsers.parse("alice:{PLAIN}pw-a\n")
+        let alice = Credential.basic("alice", "pw-a")
+        try withProxyAndFake(configure: {
+            Self.configure(&$0, redis: redis, burst: 5)
+            $0.sharedLimits?.redis.commandTimeoutMillis = 60_000
+            // The password is read from the head after the decision: overwritten head bytes would be a 401.
+            $0.users = users
+            $0.authSettings = Authenticator.Settings(workers: 1)
+        }) { proxy, fake in
+            // The decision waits (scripts may write; Redis holds them); meanwhile a pipelined request arrives in two
+            // pieces and is read behind the waiting head (a GET alone in the buffer), which must stay intact.
+            #expect(try redis.command("CLIENT", "PAUSE", "60000", "WRITE") == "+OK")
+            let client = try proxy.plain()
+            defer { client.close() }
+            try client.send(Req.get("/api/version", alice))
+            let body = #"{"model":"mistral:7b","verbose":false}"#
+            let request = Array(Req.post("/api/show", body, alice).utf8)
+            try client.send(Array(request.prefix(40)))
+            try client.send(Array(request.dropFirst(40)))
+            #expect(try redis.command("CLIENT", "UNPAUSE") == "+OK")
+            let first = try client.readResponse()
+            let second = try client.readResponse()
+            #expect([first.status, second.status] == [200, 200])
+            let seen = fake.requests
+            #expect(seen.map(\.target) == ["/api/version", "/api/show"])
+            #expect(seen.last.map { String(decoding: $0.body, as: UTF8.self) } == body)
+        }
+    }
+
     static func metrics(_ proxy: Proxy) throws -> String {
         let port = try #require(proxy.server.metricsAddresses.first?.port)
         let client = HTTPClient(try PlainStream(port: port))

@@ -52,7 +52,10 @@ extension ClientConnection {
         case .wait: break
         case .reject(let error, let reason): respond(ex, error, reason: reason)
         }
-        if phase != .closed { readAvailable() }
+        guard phase != .closed else { return }
+        // Reading went on during the wait until the socket was drained, unless the buffer filled up (or OpenSSL
+        // still holds bytes epoll cannot see): only then is a read due now; otherwise epoll says when.
+        if inEnd == input.count || transport.bufferedPlaintext > 0 { readAvailable() } else { updateInterest() }
     }
 
     private func applySharedRate(_ ex: Exchange, _ outcome: SharedRateOutcome, source: String, client: SocketAddress.Host,

@@ -145,8 +145,10 @@ final class ClientConnection: EventHandler {
         case .waitingHead: return !closeAfterFlush
         case .exchange:
             guard let ex = exchange else { return false }
-            // The head's ranges point into `input`: no read may compact it while the shared rate limit decides.
-            if ex.awaitingRate != nil { return false }
+            // The head's ranges point into `input` while the shared rate limit decides: keep reading (a disconnect
+            // is seen at once, and no epoll_ctl churn per request) only into the room after the buffered bytes, so
+            // nothing is moved or overwritten.
+            if ex.awaitingRate != nil { return inEnd < input.count }
             let hasRoom = input.isEmpty || inEnd < input.count || inStart > 0
             guard !ex.requestDone, let up = ex.upstream else {
                 // Keep watching the client while its response is produced or its password checked (no epoll_ctl
@@ -160,7 +162,8 @@ final class ClientConnection: EventHandler {
     func readAvailable() {
         while phase == .waitingHead || phase == .exchange {
             guard wantsRead else { break }
-            if inStart == inEnd {
+            let holdsHead = exchange?.awaitingRate != nil
+            if inStart == inEnd && !holdsHead {
                 inStart = 0
                 inEnd = 0
                 scanned = 0
@@ -169,7 +172,7 @@ final class ClientConnection: EventHandler {
                 input = worker.takeInput()
                 scanned = 0
             } else if inEnd == input.count {
-                if !makeRoom() { break }
+                if holdsHead || !makeRoom() { break }
             }
             let room = input.count - inEnd
             switch transport.read(into: &input, at: inEnd, count: room) {
