@@ -58,8 +58,8 @@ import TollgateIO
             let held = try holdOneStreamPerBackend(proxy, fakes, request: Self.generate("mistral:7b", stream: true))
             defer { for c in held { c.close() } }
             #expect(waitUntil { proxy.server.backends?.snapshot.map(\.inFlight) == [1, 1] })
-            // ...still answer /api/tags and /api/version, alternately.
-            let served = try (0..<4).map { _ in try proxy.fetch(Req.get("/api/tags")).backend }
+            // ...still answer /api/ps and /api/version, alternately.
+            let served = try (0..<4).map { _ in try proxy.fetch(Req.get("/api/ps")).backend }
             #expect(Set(served.compactMap { $0 }) == ["b0", "b1"])
             #expect(try proxy.fetch(Req.get("/api/version")).status == 200)
         }

@@ -8,6 +8,19 @@ extension ClientConnection {
     /// the server drains, or `close` is set.
     func answer(_ ex: Exchange, status: Int, headers: [(String, String)] = [], body: String?,
                 contentType: String = "application/json; charset=utf-8", close: Bool = false, reason: CloseReason) {
+        if let body {
+            answer(ex, status: status, headers: headers, bytes: body.utf8, contentType: contentType, close: close,
+                   reason: reason)
+        } else {
+            answer(ex, status: status, headers: headers, bytes: nil as [UInt8]?, contentType: contentType, close: close,
+                   reason: reason)
+        }
+    }
+
+    /// `answer` with a body of bytes (nil: none).
+    func answer<Body: Collection<UInt8>>(_ ex: Exchange, status: Int, headers: [(String, String)] = [], bytes body: Body?,
+                                         contentType: String = "application/json; charset=utf-8", close: Bool = false,
+                                         reason: CloseReason) {
         if let up = ex.upstream {
             ex.upstream = nil
             up.close()
@@ -21,7 +34,7 @@ extension ClientConnection {
         if let body {
             HTTPWriter.appendHeader("Content-Type", contentType, to: &out)
             HTTPWriter.appendRaw("Content-Length: ", to: &out)
-            HTTPWriter.appendDecimal(body.utf8.count, to: &out)
+            HTTPWriter.appendDecimal(body.count, to: &out)
             out.append(contentsOf: HTTPWriter.crlf)
         }
         HTTPWriter.appendRaw("X-Request-Id: ", to: &out)
@@ -38,7 +51,7 @@ extension ClientConnection {
         if let hsts { HTTPWriter.appendHeader("Strict-Transport-Security", hsts, to: &out) }
         if closing { HTTPWriter.appendHeader("Connection", "close", to: &out) }
         out.append(contentsOf: HTTPWriter.crlf)
-        if let body, !ex.isHead { out.append(contentsOf: body.utf8) }
+        if let body, !ex.isHead { out.append(contentsOf: body) }
         ex.bytesOut += out.count - before
         finishExchange(ex, reason: reason)
     }

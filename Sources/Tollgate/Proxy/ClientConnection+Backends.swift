@@ -8,6 +8,7 @@ extension ClientConnection {
     /// Reads the body in full, then chooses a backend. Blob uploads (gigabytes) and any body with a single backend
     /// (a `max=` alone: nothing to choose, nowhere to fail over to) stream as on the single-upstream path.
     func proxyToBackends(_ ex: Exchange) {
+        if answerModelList(ex) { return }
         if ex.requestDone {
             ex.replayable = true
             chooseBackend(ex)

@@ -92,6 +92,17 @@ public final class BackendSet: Sendable {
         for g in grants { g.onGranted(g.lease) }
     }
 
+    /// Backend `index`'s entries from its last readable `/api/tags` answer.
+    func updateListing(_ index: Int, _ entries: [ModelEntry]) {
+        state.withLock { $0.backends[index].listing = entries }
+    }
+
+    /// The model list to answer `/api/tags` and `/v1/models` with: the healthy backends' entries merged, or nil
+    /// while no healthy backend's list has been read (then one backend answers, as for any other route).
+    func modelListing() -> [ModelEntry]? {
+        state.withLock { $0.modelListing() }
+    }
+
     /// Counts a request moved to another backend before its response began.
     public func countFailover() {
         state.withLock { $0.failovers += 1 }

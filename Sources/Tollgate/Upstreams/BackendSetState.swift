@@ -155,4 +155,11 @@ struct BackendSetState {
         if let models { backends[i].models = models }
         if let loaded { backends[i].loaded = loaded }
     }
+
+    /// The model list Tollgate answers: the healthy backends' last `/api/tags` entries merged (see
+    /// `ModelListing.merge`); nil while no healthy backend's list has been read.
+    func modelListing() -> [ModelEntry]? {
+        let lists = backends.compactMap { $0.healthy ? $0.listing : nil }
+        return lists.isEmpty ? nil : ModelListing.merge(lists)
+    }
 }

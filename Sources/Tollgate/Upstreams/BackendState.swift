@@ -12,6 +12,8 @@ struct BackendState: Sendable {
     var failures = 0
     /// Normalized model names from /api/tags; nil until the first successful poll.
     var models: Set<String>?
+    /// The entries of its last readable /api/tags answer, as sent; nil until one was read.
+    var listing: [ModelEntry]?
     /// Normalized model names from /api/ps.
     var loaded: Set<String> = []
     /// Requests sent to it (every route).

@@ -2,7 +2,7 @@ import TollgateIO
 
 /// Active health checks and model polls of every backend, on one event loop: every `health-interval`,
 /// `GET /api/version` (a failure counts towards ejection, a success brings an ejected backend back), then
-/// `/api/tags` and `/api/ps` for the backend's models and the ones loaded.
+/// `/api/tags` (its models, and the entries Tollgate lists) and `/api/ps` (the ones loaded).
 ///
 /// Loop thread only, except `checkNow`, which hops to the loop.
 final class HealthChecker: @unchecked Sendable {
@@ -85,7 +85,12 @@ final class HealthChecker: @unchecked Sendable {
     private func poll(_ i: Int, _ address: UpstreamAddress) {
         BackendProbe.start(loop: loop, address: address, path: "/api/tags", timeoutNanos: timeoutNanos) { [self] tags in
             let models = modelList(tags, i, "/api/tags")
-            if let models { set.updateModels(i, models: models, loaded: nil) }
+            if let models {
+                if case .response(_, let body) = tags, let entries = ModelListScanner.entries(in: body) {
+                    set.updateListing(i, entries)
+                }
+                set.updateModels(i, models: models, loaded: nil)
+            }
             BackendProbe.start(loop: loop, address: address, path: "/api/ps", timeoutNanos: timeoutNanos) { [self] ps in
                 if let loaded = modelList(ps, i, "/api/ps") { set.updateModels(i, models: nil, loaded: loaded) }
                 finished(i)

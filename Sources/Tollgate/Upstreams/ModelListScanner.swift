@@ -68,3 +68,139 @@ enum ModelListScanner {
         return nil
     }
 }
+
+extension ModelListScanner {
+    /// The entries of an `/api/tags` body's top-level "models" array, each object's bytes kept as sent; nil when the
+    /// body is not a JSON object whose "models" is an array of objects. Entries with neither a "name" nor a "model"
+    /// string are left out (nothing to list them by).
+    static func entries(in body: [UInt8]) -> [ModelEntry]? {
+        var c = JSONCursor(bytes: body)
+        guard c.eat(UInt8(ascii: "{")) else { return nil }
+        var found: [ModelEntry]?
+        if !c.eat(UInt8(ascii: "}")) {
+            repeat {
+                guard let key = c.string(), c.eat(UInt8(ascii: ":")) else { return nil }
+                if body[key].elementsEqual(#""models""#.utf8) {
+                    guard let list = modelArray(&c) else { return nil }
+                    found = list
+                } else {
+                    guard c.value(depth: 0) != nil else { return nil }
+                }
+            } while c.eat(UInt8(ascii: ","))
+            guard c.eat(UInt8(ascii: "}")) else { return nil }
+        }
+        c.skipBlanks()
+        guard c.i == body.count else { return nil }
+        return found
+    }
+
+    private static func modelArray(_ c: inout JSONCursor) -> [ModelEntry]? {
+        guard c.eat(UInt8(ascii: "[")) else { return nil }
+        var list: [ModelEntry] = []
+        if c.eat(UInt8(ascii: "]")) { return list }
+        repeat {
+            c.skipBlanks()
+            let start = c.i
+            guard c.eat(UInt8(ascii: "{")) else { return nil }
+            var name: String?, model: String?, modifiedAt: String?
+            if !c.eat(UInt8(ascii: "}")) {
+                repeat {
+                    guard let key = c.string(), c.eat(UInt8(ascii: ":")), let value = c.value(depth: 1) else { return nil }
+                    // As Go's encoding/json: the last of repeated keys wins; a non-string value is no name.
+                    let text = c.bytes[value.lowerBound] == UInt8(ascii: "\"") ? decode(c.bytes, value) : nil
+                    switch String(decoding: c.bytes[key], as: UTF8.self) {
+                    case #""name""#: name = text
+                    case #""model""#: model = text
+                    case #""modified_at""#: modifiedAt = text
+                    default: break
+                    }
+                } while c.eat(UInt8(ascii: ","))
+                guard c.eat(UInt8(ascii: "}")) else { return nil }
+            }
+            let id = model.flatMap { $0.isEmpty ? nil : $0 } ?? name ?? ""
+            let listedAs = name.flatMap { $0.isEmpty ? nil : $0 } ?? id
+            if !listedAs.isEmpty {
+                list.append(ModelEntry(json: Array(c.bytes[start..<c.i]), key: ModelName.normalize(listedAs), id: id,
+                                       modifiedAt: modifiedAt))
+            }
+        } while c.eat(UInt8(ascii: ","))
+        guard c.eat(UInt8(ascii: "]")) else { return nil }
+        return list
+    }
+
+    /// The text of the JSON string literal at `range` (quotes included), escapes decoded as `readString` does.
+    private static func decode(_ bytes: [UInt8], _ range: Range<Int>) -> String? {
+        guard let (text, _) = readString(bytes, from: range.lowerBound) else { return nil }
+        return String(validating: text, as: UTF8.self)
+    }
+}
+
+/// A position in a JSON text that skips whole values, for `ModelListScanner.entries`: no tree is built, only ranges.
+struct JSONCursor {
+    let bytes: [UInt8]
+    var i = 0
+    /// Nesting deeper than this is refused (a backend's answer is not allowed to exhaust the stack).
+    static let maxDepth = 64
+
+    /// Moves past blanks.
+    mutating func skipBlanks() {
+        while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0A || bytes[i] == 0x0D { i += 1 }
+    }
+
+    /// Moves past blanks and `c`; false (after the blanks) when `c` is not next.
+    mutating func eat(_ c: UInt8) -> Bool {
+        skipBlanks()
+        guard i < bytes.count, bytes[i] == c else { return false }
+        i += 1
+        return true
+    }
+
+    /// The range of the string literal next (quotes included), or nil.
+    mutating func string() -> Range<Int>? {
+        skipBlanks()
+        guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { return nil }
+        var j = i + 1
+        while j < bytes.count {
+            if bytes[j] == UInt8(ascii: "\\") { j += 2; continue }
+            if bytes[j] == UInt8(ascii: "\"") {
+                defer { i = j + 1 }
+                return i..<j + 1
+            }
+            j += 1
+        }
+        return nil
+    }
+
+    /// The range of the value next (string, object, array, number, literal), or nil when it is malformed.
+    mutating func value(depth: Int) -> Range<Int>? {
+        skipBlanks()
+        guard i < bytes.count, depth < JSONCursor.maxDepth else { return nil }
+        let start = i
+        switch bytes[i] {
+        case UInt8(ascii: "\""):
+            return string()
+        case UInt8(ascii: "{"):
+            i += 1
+            if eat(UInt8(ascii: "}")) { return start..<i }
+            repeat {
+                guard string() != nil, eat(UInt8(ascii: ":")), value(depth: depth + 1) != nil else { return nil }
+            } while eat(UInt8(ascii: ","))
+            return eat(UInt8(ascii: "}")) ? start..<i : nil
+        case UInt8(ascii: "["):
+            i += 1
+            if eat(UInt8(ascii: "]")) { return start..<i }
+            repeat {
+                guard value(depth: depth + 1) != nil else { return nil }
+            } while eat(UInt8(ascii: ","))
+            return eat(UInt8(ascii: "]")) ? start..<i : nil
+        default:
+            while i < bytes.count {
+                let c = bytes[i]
+                if c == UInt8(ascii: ",") || c == UInt8(ascii: "}") || c == UInt8(ascii: "]") || c == 0x20 || c == 0x09
+                    || c == 0x0A || c == 0x0D || c == UInt8(ascii: ":") || c == UInt8(ascii: "\"") { break }
+                i += 1
+            }
+            return i > start ? start..<i : nil
+        }
+    }
+}
