@@ -61,6 +61,8 @@ extension ClientConnection {
             loop.execute { box.value.0.backendGranted(box.value.1, lease) }
         }, onExpired: {
             loop.execute { box.value.0.backendExpired(box.value.1) }
+        }, onUnservable: { choice in
+            loop.execute { box.value.0.backendUnservable(box.value.1, choice) }
         })
         switch choice {
         case .acquired(let lease):
@@ -70,15 +72,23 @@ extension ClientConnection {
             if ex.triedBackends != 0 { set.countFailover() }
             ex.backendTicket = ticket
             updateInterest()
-        case .noModel:
-            respond(ex, ErrorResponse(status: 404, message: "model '\(requested ?? "")' not found"), reason: .rejected)
-        case .unavailable:
-            let why = ex.triedBackends == 0 ? "no healthy backend" : "no backend left to try (last: \(ex.lastBackendError))"
-            respond(ex, .badGateway(why), reason: ex.triedBackends == 0 ? .upstreamRefused : .upstreamClosed)
+        case .noModel, .unavailable:
+            refuse(ex, choice)
         case .rejected(let retryAfter):
             respond(ex, ErrorResponse(status: 429, message: "every backend is busy and the wait queue is full; retry in \(retryAfter) s",
                                       headers: [("Retry-After", String(retryAfter))]), reason: .rejected)
         }
+    }
+
+    /// No backend can serve the request: 404 as Ollama words it when no healthy backend has its model, else 502
+    /// (counted as an upstream error: refused, or closed when backends were tried and failed).
+    private func refuse(_ ex: Exchange, _ choice: BackendChoice) {
+        if case .noModel = choice {
+            respond(ex, ErrorResponse(status: 404, message: "model '\(requestedModel(ex) ?? "")' not found"), reason: .rejected)
+            return
+        }
+        let why = ex.triedBackends == 0 ? "no healthy backend" : "no backend left to try (last: \(ex.lastBackendError))"
+        respond(ex, .badGateway(why), reason: ex.triedBackends == 0 ? .upstreamRefused : .upstreamClosed)
     }
 
     /// The model a request needs its backend to have: an inference request's, and `/api/show`'s (Ollama answers it
@@ -104,6 +114,13 @@ extension ClientConnection {
         let seconds = worker.config.concurrency?.retryAfterSeconds ?? 5
         respond(ex, ErrorResponse(status: 429, message: "every backend for this request stayed busy for the whole wait; retry in \(seconds) s",
                                   headers: [("Retry-After", String(seconds))]), reason: .rejected)
+    }
+
+    /// An ejection or a catalog change left the waiting request no backend: answered as if it arrived now.
+    private func backendUnservable(_ ex: Exchange, _ choice: BackendChoice) {
+        guard phase == .exchange, exchange === ex, ex.backendTicket != nil else { return }
+        ex.backendTicket = nil
+        refuse(ex, choice)
     }
 
     /// Sends the request to the leased backend: a pooled connection to that backend (unless `pooled` is false) or a

@@ -6,7 +6,8 @@ import TollgateIO
 ///
 /// Thread-safe: one `Mutex` around `BackendSetState` (selection runs once per request, not per byte). Callbacks
 /// run outside the lock on whichever thread caused them: `onGranted` on the thread that released a lease, marked a
-/// backend healthy or updated a catalog; `onExpired` on the thread that called `expire`. They must hop to the
+/// backend healthy or updated a catalog; `onExpired` on the thread that called `expire`; `onUnservable` on the
+/// thread that recorded the ejection or updated the catalog that left the waiter no backend. They must hop to the
 /// request's own loop. Health changes are logged once each here (Diagnostics).
 public final class BackendSet: Sendable {
     /// Each backend's address and Host header, in the configured order.
@@ -33,13 +34,16 @@ public final class BackendSet: Sendable {
 
     /// A backend for a request. `model` is the normalized model name the request needs (nil: any backend will do);
     /// `counted` requests (inference) count against the backend's max and may wait for room; `excluded` has bit i
-    /// set for each backend this request already tried.
+    /// set for each backend this request already tried. A queued request gets `onUnservable` with `.unavailable` or
+    /// `.noModel` (what it would get arriving then) as soon as an ejection or a catalog change leaves no backend
+    /// that could serve it.
     public func acquire(model: String?, counted: Bool, excluded: UInt64, nowMillis: UInt64,
                         onGranted: @escaping @Sendable (BackendLease) -> Void,
-                        onExpired: @escaping @Sendable () -> Void) -> BackendChoice {
+                        onExpired: @escaping @Sendable () -> Void,
+                        onUnservable: @escaping @Sendable (BackendChoice) -> Void) -> BackendChoice {
         state.withLock {
             $0.acquire(model: model, counted: counted, excluded: excluded, now: nowMillis, onGranted: onGranted,
-                       onExpired: onExpired)
+                       onExpired: onExpired, onUnservable: onUnservable)
         }
     }
 
@@ -61,13 +65,18 @@ public final class BackendSet: Sendable {
         for callback in expired { callback() }
     }
 
-    /// A failed health check or proxied connection on backend `index`; logs an ejection once.
+    /// A failed health check or proxied connection on backend `index`; logs an ejection once, and answers the
+    /// waiters it leaves with no backend (their `onUnservable`, on this thread).
     @discardableResult
     public func recordFailure(_ index: Int, detail: String) -> BackendHealthEvent? {
-        let event = state.withLock { $0.recordFailure(index) }
+        let (event, refusals) = state.withLock { s -> (BackendHealthEvent?, [BackendSetState.Refusal]) in
+            let e = s.recordFailure(index)
+            return (e, e == nil ? [] : s.refuseUnservable())
+        }
         if case .ejected(let name, let failures)? = event {
             Diagnostics.warn("backend \(name) ejected after \(failures) consecutive failures (last: \(detail))")
         }
+        for r in refusals { r.onUnservable(r.choice) }
         return event
     }
 
@@ -84,12 +93,14 @@ public final class BackendSet: Sendable {
     }
 
     /// New catalog facts for backend `index` (names normalized by `ModelName`; nil leaves that part unchanged).
+    /// Waiters it lets in are granted, waiters no backend could serve any more are answered, on this thread.
     public func updateModels(_ index: Int, models: Set<String>?, loaded: Set<String>?) {
-        let grants = state.withLock { s in
+        let (grants, refusals) = state.withLock { s in
             s.updateModels(index, models: models, loaded: loaded)
-            return s.grantWaiters()
+            return (s.grantWaiters(), s.refuseUnservable())
         }
         for g in grants { g.onGranted(g.lease) }
+        for r in refusals { r.onUnservable(r.choice) }
     }
 
     /// Backend `index`'s entries from its last readable `/api/tags` answer.

@@ -6,6 +6,14 @@ struct BackendSetState {
         let excluded: UInt64
         let onGranted: @Sendable (BackendLease) -> Void
         let onExpired: @Sendable () -> Void
+        let onUnservable: @Sendable (BackendChoice) -> Void
+    }
+
+    /// A waiter left with no healthy backend that could serve it, and its callback, to run outside the lock.
+    struct Refusal {
+        /// `.unavailable` or `.noModel`: what a request arriving now would get.
+        let choice: BackendChoice
+        let onUnservable: @Sendable (BackendChoice) -> Void
     }
 
     /// A waiter's lease and its callback, to run outside the lock.
@@ -78,22 +86,33 @@ struct BackendSetState {
         return BackendLease(backend: i, counted: counted, id: nextID)
     }
 
-    /// A backend for a request: at once, or a place in the queue, or a refusal.
+    /// Why no backend will ever serve `model` (minus `excluded`) as things stand: `.unavailable` when no healthy
+    /// untried backend is left, `.noModel` when none of them has the model; nil while one could.
+    func unservable(model: String?, excluded: UInt64) -> BackendChoice? {
+        guard anyHealthy(excluded: excluded) else { return .unavailable }
+        guard couldServe(model: model, excluded: excluded) else { return .noModel }
+        return nil
+    }
+
+    /// A backend for a request: at once, or a place in the queue, or a refusal. A queued request ends in exactly
+    /// one of its callbacks: `onGranted`, `onExpired` (queue-timeout), or `onUnservable` (an ejection or a catalog
+    /// change left no backend that could serve it), unless it is cancelled first.
     mutating func acquire(model: String?, counted: Bool, excluded: UInt64, now: UInt64,
                           onGranted: @escaping @Sendable (BackendLease) -> Void,
-                          onExpired: @escaping @Sendable () -> Void) -> BackendChoice {
+                          onExpired: @escaping @Sendable () -> Void,
+                          onUnservable: @escaping @Sendable (BackendChoice) -> Void) -> BackendChoice {
         if let i = pick(model: model, counted: counted, excluded: excluded) {
             // Earlier waiters that this backend could serve keep their turn (FIFO).
             if !counted || !waiters.contains(where: { pick(model: $0.model, counted: true, excluded: $0.excluded) == i }) {
                 return .acquired(lease(i, counted: counted))
             }
         }
-        guard anyHealthy(excluded: excluded) else { return .unavailable }
-        guard couldServe(model: model, excluded: excluded) else { return .noModel }
+        if let refusal = unservable(model: model, excluded: excluded) { return refusal }
         // Not counted and nothing picked can only mean no backend may serve the model: answered above.
         guard counted, waiters.count < queueLimit else { return .rejected(retryAfterSeconds: 5) }
         nextID &+= 1
-        waiters.append(Waiter(model: model, excluded: excluded, onGranted: onGranted, onExpired: onExpired),
+        waiters.append(Waiter(model: model, excluded: excluded, onGranted: onGranted, onExpired: onExpired,
+                              onUnservable: onUnservable),
                        ticket: nextID, now: now)
         return .queued(ticket: nextID)
     }
@@ -119,6 +138,19 @@ struct BackendSetState {
             }
         }
         return grants
+    }
+
+    /// Removes the waiters that no healthy backend could serve any more (after an ejection or a catalog change),
+    /// in FIFO order, with what each would get if it arrived now.
+    mutating func refuseUnservable() -> [Refusal] {
+        var refusals: [Refusal] = []
+        while let k = waiters.firstIndex(where: { unservable(model: $0.model, excluded: $0.excluded) != nil }) {
+            let w = waiters[k]
+            let choice = unservable(model: w.model, excluded: w.excluded) ?? .unavailable
+            waiters.remove(at: k)
+            refusals.append(Refusal(choice: choice, onUnservable: w.onUnservable))
+        }
+        return refusals
     }
 
     /// Drops a waiter; false when it was no longer waiting (its grant is on its way and must be released).

@@ -20,6 +20,18 @@ final class BackendCallLog: Sendable {
     func expired(_ name: String) -> @Sendable () -> Void {
         { self.entries.withLock { $0.append("expired \(name)") } }
     }
+
+    func unservable(_ name: String) -> @Sendable (BackendChoice) -> Void {
+        { choice in
+            let what: String
+            switch choice {
+            case .unavailable: what = "unavailable"
+            case .noModel: what = "noModel"
+            default: what = "other"
+            }
+            self.entries.withLock { $0.append("\(what) \(name)") }
+        }
+    }
 }
 
 @Suite("BackendSet: selection, the wait queue, ejection and recovery")
@@ -34,7 +46,7 @@ struct UpstreamsBackendSetTests {
     func take(_ s: BackendSet, _ model: String?, counted: Bool = true, excluded: UInt64 = 0, _ log: BackendCallLog,
               name: String = "", at now: UInt64 = 0) -> BackendChoice {
         s.acquire(model: model.map(ModelName.normalize), counted: counted, excluded: excluded, nowMillis: now,
-                  onGranted: log.granted(name), onExpired: log.expired(name))
+                  onGranted: log.granted(name), onExpired: log.expired(name), onUnservable: log.unservable(name))
     }
 
     func backend(_ c: BackendChoice) -> Int? {
@@ -193,6 +205,53 @@ struct UpstreamsBackendSetTests {
         guard case .queued = take(s, "m", log, name: "b") else { Issue.record("expected to queue"); return }
         s.recordSuccess(0)
         #expect(log.all == ["granted b on 0"])
+    }
+
+    @Test func waitersLeftWithNoHealthyBackendAreAnsweredAtOnce() {
+        let s = set([1, 1, 1], fails: 1)
+        s.updateModels(0, models: ["a:latest"], loaded: nil)
+        s.updateModels(1, models: ["a:latest"], loaded: nil)
+        s.updateModels(2, models: ["b:latest"], loaded: nil)
+        let log = BackendCallLog()
+        _ = take(s, "a", log, name: "a1")
+        _ = take(s, "a", log, name: "a2")
+        _ = take(s, "b", log, name: "b1")
+        guard case .queued = take(s, "a", log, name: "a3"), case .queued = take(s, "b", log, name: "b2"),
+              case .queued = take(s, "a", excluded: 0b001, log, name: "a4") else {
+            Issue.record("expected to queue")
+            return
+        }
+        #expect(s.queued == 3)
+        // Backend 1 goes: a3 still has backend 0, but a4 (which already tried 0) has no backend with "a" left; a
+        // request arriving now with a4's history would get the same 404 (backend 2 is healthy but lacks "a").
+        s.recordFailure(1, detail: "down")
+        #expect(log.all == ["noModel a4"])
+        // Backend 0 goes too: no healthy backend has "a" (backend 2 is healthy without it): 404, as for an arrival.
+        s.recordFailure(0, detail: "down")
+        #expect(log.all == ["noModel a4", "noModel a3"])
+        guard case .noModel = take(s, "a", log, name: "a5") else { Issue.record("expected noModel"); return }
+        // The last one: b2 has no healthy backend at all.
+        s.recordFailure(2, detail: "down")
+        #expect(log.all == ["noModel a4", "noModel a3", "unavailable b2"])
+        #expect(s.queued == 0)
+        guard case .unavailable = take(s, "b", log, name: "b3") else { Issue.record("expected unavailable"); return }
+        // A failure that ejects nothing (already ejected) answers nobody twice.
+        s.recordFailure(2, detail: "down")
+        #expect(log.all.count == 3)
+    }
+
+    @Test func aCatalogThatLosesTheModelAnswersItsWaiters() {
+        let s = set([1, 1])
+        s.updateModels(0, models: ["a:latest"], loaded: nil)
+        s.updateModels(1, models: ["b:latest"], loaded: nil)
+        let log = BackendCallLog()
+        _ = take(s, "a", log, name: "a1")
+        guard case .queued = take(s, "a", log, name: "a2") else { Issue.record("expected to queue"); return }
+        s.updateModels(0, models: ["a:latest", "c:latest"], loaded: nil)
+        #expect(log.all.isEmpty)
+        s.updateModels(0, models: ["c:latest"], loaded: nil)
+        #expect(log.all == ["noModel a2"])
+        #expect(s.queued == 0)
     }
 
     @Test func triedBackendsAreExcludedAndNoneLeftIsUnavailable() {
