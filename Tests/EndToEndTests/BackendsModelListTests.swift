@@ -4,8 +4,7 @@ import Testing
 import Tollgate
 import TollgateIO
 
-/// Several backends: Tollgate lists every healthy backend's models itself, and answers requests waiting for a
-/// backend at once when ejections leave none.
+/// Several backends: Tollgate lists every healthy backend's models itself.
 @Suite struct BackendsModelListTests {
     /// A backend's own answer to `GET path`, straight from the fake.
     static func direct(_ fake: FakeOllamaServer, _ path: String) throws -> String {
@@ -67,37 +66,6 @@ import TollgateIO
             #expect(checkNow(proxy.server))
             expectError(try proxy.fetch(Req.get("/api/tags")), status: 502, family: .ollama)
             expectError(try proxy.fetch(Req.get("/v1/models")), status: 502, family: .openAI)
-        }
-    }
-
-    @Test func aWaitingRequestIsAnswered502WhenEveryBackendWithItsModelIsEjected() throws {
-        try withBackends([FakeBackend(max: 1), FakeBackend(max: 1)], tokens: 3, configure: { config in
-            config.healthFails = 1
-            config.metricsListen = [SocketAddress(parsing: "127.0.0.1:0")!]
-        }) { proxy, fakes in
-            let set = try #require(proxy.server.backends)
-            let held = try holdOneStreamPerBackend(proxy, fakes, request: BackendsTests.generate("mistral:7b", stream: true))
-            defer { for c in held { c.close() } }
-            #expect(waitUntil { set.snapshot.map(\.inFlight) == [1, 1] })
-            let waiting = try proxy.tls()
-            defer { waiting.close() }
-            try waiting.send(Req.post("/v1/chat/completions", #"{"model":"mistral:7b","messages":[],"stream":true}"#))
-            #expect(waitUntil { set.queued == 1 }, "the request did not wait")
-            let before = try MetricsScrape(proxy)[#"tollgate_upstream_errors_total{kind="refused"}"#]
-
-            // One backend goes: the waiter still has the other.
-            fakes[0].fault = .refuse
-            #expect(checkNow(proxy.server))
-            #expect(set.snapshot.map(\.healthy) == [false, true])
-            #expect(set.queued == 1)
-            // The other goes too: answered now, as a request arriving now would be, long before queue-timeout.
-            fakes[1].fault = .refuse
-            #expect(checkNow(proxy.server))
-            let r = try waiting.readResponse()
-            expectError(r, status: 502, family: .openAI)
-            #expect(r.text.contains("no healthy backend"))
-            #expect(set.queued == 0)
-            #expect(try MetricsScrape(proxy)[#"tollgate_upstream_errors_total{kind="refused"}"#] == before + 1)
         }
     }
 }

@@ -109,6 +109,37 @@ import TollgateIO
         }
     }
 
+    @Test func aWaitingRequestIsAnswered502WhenEveryBackendWithItsModelIsEjected() throws {
+        try withBackends([FakeBackend(max: 1), FakeBackend(max: 1)], tokens: 3, configure: { config in
+            config.healthFails = 1
+            config.metricsListen = [SocketAddress(parsing: "127.0.0.1:0")!]
+        }) { proxy, fakes in
+            let set = try #require(proxy.server.backends)
+            let held = try holdOneStreamPerBackend(proxy, fakes, request: Self.generate("mistral:7b", stream: true))
+            defer { for c in held { c.close() } }
+            #expect(waitUntil { set.snapshot.map(\.inFlight) == [1, 1] })
+            let waiting = try proxy.tls()
+            defer { waiting.close() }
+            try waiting.send(Req.post("/v1/chat/completions", #"{"model":"mistral:7b","messages":[],"stream":true}"#))
+            #expect(waitUntil { set.queued == 1 }, "the request did not wait")
+            let before = try MetricsScrape(proxy)[#"tollgate_upstream_errors_total{kind="refused"}"#]
+
+            // One backend goes: the waiter still has the other.
+            fakes[0].fault = .refuse
+            #expect(checkNow(proxy.server))
+            #expect(set.snapshot.map(\.healthy) == [false, true])
+            #expect(set.queued == 1)
+            // The other goes too: answered now, as a request arriving now would be, long before queue-timeout.
+            fakes[1].fault = .refuse
+            #expect(checkNow(proxy.server))
+            let r = try waiting.readResponse()
+            expectError(r, status: 502, family: .openAI)
+            #expect(r.text.contains("no healthy backend"))
+            #expect(set.queued == 0)
+            #expect(try MetricsScrape(proxy)[#"tollgate_upstream_errors_total{kind="refused"}"#] == before + 1)
+        }
+    }
+
     @Test func aBackendThatRefusesIsFailedOverWithNoClientErrorThenEjectedAndRecovers() throws {
         try withBackends([FakeBackend(max: 4), FakeBackend(max: 4)], configure: { $0.healthFails = 2 }) { proxy, fakes in
             let set = try #require(proxy.server.backends)
