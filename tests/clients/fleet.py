@@ -107,10 +107,6 @@ class RedisServer:
             self.proc.stop()
             self.proc = None
 
-    @property
-    def running(self) -> bool:
-        return self.proc is not None
-
     def cli(self, *args: str) -> str:
         """`redis-cli -p PORT ARGS...`; fails the test if redis-cli fails."""
         cli = shutil.which("redis-cli")
@@ -282,16 +278,15 @@ class Fleet:
 
 
 def start_fleet(binaries, users: Path, log_dir: Path, *, instances: int = 3, backends: list[Backend] | None = None,
-                redis: bool = True, extra: tuple[str, ...] = (), upstream_suffix: str = "") -> Fleet:
-    """A redis-server, the given backends (default: one fake-ollama "b1") and `instances` Tollgates sharing both,
-    with `--fleet-size` equal to `instances`. `upstream_suffix` is appended to every --upstream value
-    (e.g. " max=2")."""
+                redis: bool = True, extra: tuple[str, ...] = ()) -> Fleet:
+    """A redis-server (unless `redis` is false), the given backends (default: one fake-ollama "b1") and `instances`
+    Tollgates sharing both, with `--fleet-size` equal to `instances` and `extra` flags."""
     fleet = Fleet(None, [], [])
     try:
         if redis:
             fleet.redis = RedisServer(log_dir).start()
         fleet.backends = backends if backends is not None else [start_backend(binaries, log_dir, "b1")]
-        upstreams = [b.url + upstream_suffix for b in fleet.backends]
+        upstreams = [b.url for b in fleet.backends]
         tag = next(_addresses)
         for k in range(instances):
             fleet.instances.append(start_tollgate(binaries, users, log_dir, f"tollgate-{tag}-{k + 1}", upstreams,
