@@ -94,7 +94,7 @@ public final class SharedLimitsStatus: Sendable {
         }
         s += "# HELP tollgate_redis_calls_total Limit decisions sent to Redis.\n"
         s += "# TYPE tollgate_redis_calls_total counter\ntollgate_redis_calls_total \(callCount)\n"
-        s += "# HELP tollgate_redis_errors_total Limit decisions Redis could not answer (the fallback applied).\n"
+        s += "# HELP tollgate_redis_errors_total Calls to Redis that failed (timed out, connection lost, refused); while a connection is known down no calls are made and tollgate_redis_up is 0.\n"
         s += "# TYPE tollgate_redis_errors_total counter\ntollgate_redis_errors_total \(errorCount)\n"
         return s
     }
