@@ -50,10 +50,22 @@ struct WaitQueue<Element> {
 
     /// Removes the waiter under `ticket`; false if it is not waiting (already granted, expired or cancelled).
     mutating func cancel(ticket: UInt64) -> Bool {
-        guard let i = entries.firstIndex(where: { $0.ticket == ticket }) else { return false }
-        entries.remove(at: i)
-        return true
+        take(ticket: ticket) != nil
     }
+
+    /// Removes and returns the waiter under `ticket`, or nil if it is not waiting.
+    mutating func take(ticket: UInt64) -> Element? {
+        guard let i = entries.firstIndex(where: { $0.ticket == ticket }) else { return nil }
+        return entries.remove(at: i).element
+    }
+
+    /// The waiter under `ticket`, left in place, or nil if it is not waiting.
+    func element(ticket: UInt64) -> Element? {
+        entries.first { $0.ticket == ticket }?.element
+    }
+
+    /// The tickets of every waiter, longest waiting first (a snapshot to walk while the queue changes).
+    var tickets: [UInt64] { entries.map(\.ticket) }
 
     /// Removes the waiters that have waited `timeout` or longer at `now` and returns them, longest waiting first.
     /// A waiter that joined after `now` (an earlier reading of another loop's clock) has not waited at all.

@@ -36,7 +36,6 @@ final class SharedSlots {
     struct Waiter {
         let ticket: UInt64
         let user: String
-        let enqueuedAt: UInt64
         let onGranted: (Grant) -> Void
         let onExpired: () -> Void
         let onUnavailable: () -> Void
@@ -57,7 +56,7 @@ final class SharedSlots {
     let heldTotal: SharedCount
     /// Reports Redis answers and failures; knows the fallback policy.
     let owner: SharedFallbackTracker
-    private var waiters: [Waiter] = []
+    private var waiters = WaitQueue<Waiter>()
     private var nextTicket: UInt64 = 1
     private var retrying = false
     private var retryAgain = false
@@ -149,24 +148,21 @@ final class SharedSlots {
     /// Drops a waiter (its client went away); false when it was no longer waiting.
     @discardableResult
     func cancel(ticket: UInt64) -> Bool {
-        guard let i = waiters.firstIndex(where: { $0.ticket == ticket }) else { return false }
-        waiters.remove(at: i)
-        queuedTotal.leave()
-        return true
+        take(ticket) != nil
     }
 
     private func makeWaiter(user: String, onGranted: @escaping (Grant) -> Void, onExpired: @escaping () -> Void,
                             onUnavailable: @escaping () -> Void) -> Waiter {
         defer { nextTicket &+= 1 }
-        return Waiter(ticket: nextTicket, user: user, enqueuedAt: leases.client.loop.now, onGranted: onGranted,
-                      onExpired: onExpired, onUnavailable: onUnavailable)
+        return Waiter(ticket: nextTicket, user: user, onGranted: onGranted, onExpired: onExpired,
+                      onUnavailable: onUnavailable)
     }
 
     private func enqueue(_ waiter: Waiter) -> Acquire {
         guard queuedTotal.enter(limit: settings.queueLimit) else {
             return .rejected(retryAfterSeconds: max(1, settings.retryAfterSeconds))
         }
-        waiters.append(waiter)
+        waiters.append(waiter, ticket: waiter.ticket, now: leases.client.loop.now)
         return .queued(ticket: waiter.ticket)
     }
 
@@ -186,14 +182,7 @@ final class SharedSlots {
 
     /// Times out waiters queued for `queueTimeoutMillis` or longer (429).
     func expire(now: UInt64) {
-        let timeout = settings.queueTimeoutMillis &* 1_000_000
-        var expired: [Waiter] = []
-        waiters.removeAll { w in
-            guard now >= w.enqueuedAt, now - w.enqueuedAt >= timeout else { return false }
-            expired.append(w)
-            return true
-        }
-        for w in expired {
+        for w in waiters.expire(now: now, timeout: settings.queueTimeoutMillis &* 1_000_000) {
             queuedTotal.leave()
             w.onExpired()
         }
@@ -207,7 +196,7 @@ final class SharedSlots {
             return
         }
         retrying = true
-        step(waiters.map(\.ticket)[...], full: [])
+        step(waiters.tickets[...], full: [])
     }
 
     private func finishPass() {
@@ -222,7 +211,7 @@ final class SharedSlots {
     private func step(_ tickets: ArraySlice<UInt64>, full: Set<String>) {
         var rest = tickets
         while let ticket = rest.popFirst() {
-            guard let waiter = waiters.first(where: { $0.ticket == ticket }), !full.contains(waiter.user) else { continue }
+            guard let waiter = waiters.element(ticket: ticket), !full.contains(waiter.user) else { continue }
             if owner.isDown {
                 owner.unavailable(.slots, owner.downError, counted: false)
                 fallbackWaiters()
@@ -264,20 +253,22 @@ final class SharedSlots {
         switch owner.policy {
         case .local:
             guard let fallback else { return }
-            for ticket in waiters.map(\.ticket) {
-                guard let w = waiters.first(where: { $0.ticket == ticket }) else { continue }
+            for ticket in waiters.tickets {
+                guard let w = waiters.element(ticket: ticket) else { continue }
                 guard let slot = fallback.tryAcquire(user: w.user) else { continue }
                 _ = take(ticket)
                 w.onGranted(.local(slot))
             }
         case .open:
-            while let w = waiters.first {
-                _ = take(w.ticket)
+            while !waiters.isEmpty {
+                let w = waiters.remove(at: 0)
+                queuedTotal.leave()
                 w.onGranted(.open)
             }
         case .closed:
-            while let w = waiters.first {
-                _ = take(w.ticket)
+            while !waiters.isEmpty {
+                let w = waiters.remove(at: 0)
+                queuedTotal.leave()
                 w.onUnavailable()
             }
         }
@@ -285,8 +276,8 @@ final class SharedSlots {
 
     /// Removes a waiter from the queue and returns it; nil if it is gone.
     private func take(_ ticket: UInt64) -> Waiter? {
-        guard let i = waiters.firstIndex(where: { $0.ticket == ticket }) else { return nil }
+        guard let waiter = waiters.take(ticket: ticket) else { return nil }
         queuedTotal.leave()
-        return waiters.remove(at: i)
+        return waiter
     }
 }

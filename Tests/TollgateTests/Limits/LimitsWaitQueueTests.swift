@@ -27,6 +27,20 @@ struct LimitsWaitQueueTests {
         #expect(WaitQueue<String>().isEmpty)
     }
 
+    @Test func waitersAreFoundAndTakenByTicket() {
+        var q = queue(["a", "b", "c"])
+        #expect(q.tickets == [1, 2, 3])
+        #expect(q.element(ticket: 2) == "b")
+        #expect(q.element(ticket: 9) == nil)
+        #expect(names(q) == ["a", "b", "c"])
+        let taken = q.take(ticket: 2)
+        #expect(taken == "b")
+        let again = q.take(ticket: 2)
+        #expect(again == nil)
+        #expect(q.tickets == [1, 3])
+        #expect(names(q) == ["a", "c"])
+    }
+
     @Test func theFirstEligibleIsTakenAndTheOthersKeepTheirPlaces() throws {
         var q = queue(["a", "b", "c", "d"])
         let i = try #require(q.firstIndex { $0 != "a" })
