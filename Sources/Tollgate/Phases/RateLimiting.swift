@@ -12,18 +12,26 @@ extension ClientConnection {
             return sharedRateLimit(ex, head: head, client: client, limiter: limiter, shared: shared, sharedRate: sharedRate)
         }
         let decision = limiter.check(client, nowMillis: worker.loop.now / 1_000_000)
+        return applyRateDecision(ex, decision, source: nil, headers: limiter.headers(for: decision))
+    }
+
+    /// Applies a per-IP decision, whoever made it (dry run included). The log outcome is "pass", "exempt",
+    /// "dry-run" or "rejected", with `:source` when the shared limiter's path decided ("redis", "cache", "local").
+    func applyRateDecision(_ ex: Exchange, _ decision: RateDecision, source: String?,
+                           headers: @autoclosure () -> [(String, String)]) -> PhaseResult {
+        func outcome(_ base: String) -> String { source.map { base + ":" + $0 } ?? base }
         guard case .rejected(let retryAfter, _) = decision else {
-            ex.rateLimitOutcome = decision == .exempt ? "exempt" : "pass"
+            ex.rateLimitOutcome = outcome(decision == .exempt ? "exempt" : "pass")
             return .proceed
         }
-        if limiter.isDryRun {
+        if worker.rateLimiter?.isDryRun == true {
             ex.rateLimited = true
-            ex.rateLimitOutcome = "dry-run"
+            ex.rateLimitOutcome = outcome("dry-run")
             return .proceed
         }
-        ex.rateLimitOutcome = "rejected"
+        ex.rateLimitOutcome = outcome("rejected")
         return .reject(ErrorResponse(status: 429, message: "rate limit exceeded: retry in \(retryAfter) s",
-                                     headers: limiter.headers(for: decision)), .rateLimited)
+                                     headers: headers()), .rateLimited)
     }
 
     /// Who the client is: the TCP peer, or the right-most untrusted X-Forwarded-For entry when the peer is a

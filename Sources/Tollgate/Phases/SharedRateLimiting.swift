@@ -90,21 +90,4 @@ extension ClientConnection {
     /// The 503 of `redis-fallback closed`.
     static let sharedLimitsUnavailable = ErrorResponse(status: 503, message: "shared limits unavailable",
                                                         headers: [("Retry-After", "1")])
-
-    /// A decision as the local phase applies it (dry run included); the log outcome gets `:source`.
-    private func applyRateDecision(_ ex: Exchange, _ decision: RateDecision, source: String,
-                                   headers: @autoclosure () -> [(String, String)]) -> PhaseResult {
-        guard case .rejected(let retryAfter, _) = decision else {
-            ex.rateLimitOutcome = (decision == .exempt ? "exempt:" : "pass:") + source
-            return .proceed
-        }
-        if worker.rateLimiter?.isDryRun == true {
-            ex.rateLimited = true
-            ex.rateLimitOutcome = "dry-run:" + source
-            return .proceed
-        }
-        ex.rateLimitOutcome = "rejected:" + source
-        return .reject(ErrorResponse(status: 429, message: "rate limit exceeded: retry in \(retryAfter) s",
-                                     headers: headers()), .rateLimited)
-    }
 }
