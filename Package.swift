@@ -31,13 +31,13 @@ let package = Package(
         .target(name: "TollgateHTTP", swiftSettings: swiftSettings),
         .target(name: "TollgateIO", dependencies: ["CTollgate", "COpenSSL"], swiftSettings: swiftSettings),
         .target(name: "Tollgate", dependencies: ["TollgateHTTP", "TollgateIO"], swiftSettings: swiftSettings),
-        .target(name: "FakeOllama", swiftSettings: swiftSettings),
+        .target(name: "FakeOllama", dependencies: ["TollgateIO"], swiftSettings: swiftSettings),
         .executableTarget(
             name: "tollgate",
             dependencies: ["Tollgate", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: swiftSettings
         ),
-        .executableTarget(name: "fake-ollama", dependencies: ["FakeOllama"], swiftSettings: swiftSettings),
+        .executableTarget(name: "fake-ollama", dependencies: ["FakeOllama", "TollgateIO"], swiftSettings: swiftSettings),
         .testTarget(name: "TollgateHTTPTests", dependencies: ["TollgateHTTP"], swiftSettings: swiftSettings),
         // Helpers for more than one test target (a redis-server child); not a product, not in any executable.
         .target(

@@ -1,4 +1,5 @@
 import Glibc
+import TollgateIO
 
 /// One accepted socket, served on its own thread: read a request, answer it, repeat while keep-alive holds.
 ///
@@ -47,10 +48,8 @@ final class Connection {
     private func serveOne() -> Bool {
         // 1. The head.
         while true {
-            let result = input.withUnsafeBufferPointer { all in
-                RequestParser.parseHead(UnsafeBufferPointer(rebasing: all[start..<end]), base: start, into: &head,
-                                        maxHeadBytes: Self.maxHeadBytes)
-            }
+            let result = RequestParser.parseHead(input, start: start, end: end, into: &head,
+                                                 maxHeadBytes: Self.maxHeadBytes)
             switch result {
             case .complete:
                 break
@@ -82,12 +81,12 @@ final class Connection {
 
     /// Pulls the routing facts out of the parsed head and checks the framing rules Go's server enforces.
     private func interpretHead() -> Result<(Request, Framing, Bool, RecordedHead?), RequestError> {
-        input.withUnsafeBufferPointer { buf -> Result<(Request, Framing, Bool, RecordedHead?), RequestError> in
-            func text(_ r: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: buf[r]), as: UTF8.self) }
-            func nameIs(_ r: Range<Int>, _ lower: StaticString) -> Bool {
-                guard r.count == lower.utf8CodeUnitCount else { return false }
-                let l = lower.utf8Start
-                for (k, i) in r.enumerated() where buf[i] | 0x20 != l[k] { return false }
+        do {
+            let buf = input
+            func text(_ r: Range<Int>) -> String { String(decoding: buf[r], as: UTF8.self) }
+            func nameIs(_ r: Range<Int>, _ lower: [UInt8]) -> Bool {
+                guard r.count == lower.count else { return false }
+                for (k, i) in r.enumerated() where buf[i] | 0x20 != lower[k] { return false }
                 return true
             }
             var host: String?
@@ -99,18 +98,18 @@ final class Connection {
             var origin: String?
             for f in head.fields {
                 switch f.name.count {
-                case 4 where nameIs(f.name, "host"):
+                case 4 where nameIs(f.name, HeaderName.host):
                     hostCount += 1
                     host = text(f.value)
-                case 6 where nameIs(f.name, "origin"):
+                case 6 where nameIs(f.name, HeaderName.origin):
                     origin = text(f.value)
-                case 6 where nameIs(f.name, "expect"):
+                case 6 where nameIs(f.name, HeaderName.expect):
                     expect = text(f.value).lowercased()
-                case 10 where nameIs(f.name, "connection"):
+                case 10 where nameIs(f.name, HeaderName.connection):
                     connectionTokens += "," + text(f.value).lowercased()
-                case 14 where nameIs(f.name, "content-length"):
+                case 14 where nameIs(f.name, HeaderName.contentLength):
                     lengths.append(text(f.value))
-                case 17 where nameIs(f.name, "transfer-encoding"):
+                case 17 where nameIs(f.name, HeaderName.transferEncoding):
                     transferEncoding = (transferEncoding.map { $0 + "," } ?? "") + text(f.value).lowercased()
                 default:
                     break
@@ -169,9 +168,7 @@ final class Connection {
         case .chunked:
             var decoder = ChunkedDecoder()
             while true {
-                let result = input.withUnsafeBufferPointer { all in
-                    decoder.feed(UnsafeBufferPointer(rebasing: all[start..<end]), into: &request.body)
-                }
+                let result = decoder.feed(input, start: start, end: end, into: &request.body)
                 switch result {
                 case .failure(let error):
                     sendRequestError(error)
@@ -216,9 +213,7 @@ final class Connection {
         }
         if end == input.count {
             if start > 0 {
-                input.withUnsafeMutableBufferPointer { b in
-                    _ = memmove(b.baseAddress!, b.baseAddress! + start, end - start)
-                }
+                Syscall.moveDown(&input, from: start, count: end - start)
                 end -= start
                 start = 0
             }
@@ -227,9 +222,7 @@ final class Connection {
                 input.append(contentsOf: repeatElement(0, count: input.count))
             }
         }
-        let n = input.withUnsafeMutableBytes { b in
-            Sock.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: b[end...]))
-        }
+        let n = Sock.read(fd, into: &input, at: end, count: input.count - end)
         if n <= 0 { return false }
         end += n
         return true
@@ -243,10 +236,20 @@ final class Connection {
             let rc = poll(&p, 1, -1)
             if rc < 0 { if errno == EINTR { continue }; return }
             if p.revents & (PollFlags.rdHup | Int16(POLLHUP) | Int16(POLLERR)) != 0 { return }
-            let n = scratch.withUnsafeMutableBytes { Sock.read(fd, into: $0) }
+            let n = Sock.read(fd, into: &scratch, at: 0, count: scratch.count)
             if n <= 0 { return }
         }
     }
+}
+
+/// Lower-case header names `interpretHead` looks for, as bytes (compared with ASCII case folding).
+private enum HeaderName {
+    static let host = Array("host".utf8)
+    static let origin = Array("origin".utf8)
+    static let expect = Array("expect".utf8)
+    static let connection = Array("connection".utf8)
+    static let contentLength = Array("content-length".utf8)
+    static let transferEncoding = Array("transfer-encoding".utf8)
 }
 
 extension Substring {

@@ -1,4 +1,5 @@
 import Glibc
+import TollgateIO
 
 /// Ollama's request filters when bound to loopback: the `Host` allow-list (`allowedHostsMiddleware` in
 /// server/routes.go) and the CORS origin allow-list (`envconfig.AllowedOrigins`).
@@ -86,8 +87,7 @@ enum HostCheck {
     /// An IPv6 literal's 16 bytes (zone suffix ignored), or nil.
     static func parseIPv6(_ s: String) -> [UInt8]? {
         let bare = s.split(separator: "%", maxSplits: 1).first.map(String.init) ?? s
-        var addr = in6_addr()
-        guard bare.contains(":"), inet_pton(AF_INET6, bare, &addr) == 1 else { return nil }
-        return withUnsafeBytes(of: &addr) { Array($0) }
+        guard bare.contains(":"), case .v6(let bytes) = SocketAddress.parseHost(bare) else { return nil }
+        return bytes
     }
 }

@@ -66,19 +66,14 @@ struct JSONWriter {
 
     private mutating func appendDecimal(_ value: Int) {
         if value < 0 { bytes.append(UInt8(ascii: "-")) }
-        var v = value.magnitude
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var n = 0
-        withUnsafeMutableBytes(of: &digits) { d in
-            repeat {
-                d[n] = UInt8(ascii: "0") + UInt8(v % 10)
-                v /= 10
-                n += 1
-            } while v > 0
-            for i in stride(from: n - 1, through: 0, by: -1) { bytes.append(d[i]) }
-        }
+        let v = value.magnitude
+        // The largest power of ten not above v, then one digit per power, most significant first.
+        var scale: UInt = 1
+        while v / scale >= 10 { scale *= 10 }
+        repeat {
+            bytes.append(UInt8(ascii: "0") + UInt8((v / scale) % 10))
+            scale /= 10
+        } while scale > 0
     }
 
     private static let hex: [UInt8] = Array("0123456789abcdef".utf8)

@@ -50,11 +50,12 @@ enum HeadParseResult: Equatable {
 
 /// A picohttpparser-shaped HTTP/1.1 request-head parser: no allocation, ranges into the caller's buffer.
 enum RequestParser {
-    /// Parses the head at the start of `buf` (offsets in `head` are relative to `buf`'s start index `base`).
-    static func parseHead(_ buf: UnsafeBufferPointer<UInt8>, base: Int, into head: inout RequestHead,
+    /// Parses the head at the start of `buf[start..<end]`; the ranges in `head` index `buf` itself.
+    static func parseHead(_ buf: [UInt8], start: Int, end n: Int, into head: inout RequestHead,
                           maxHeadBytes: Int) -> HeadParseResult {
-        var i = 0
-        let n = buf.count
+        precondition(0 <= start && start <= n && n <= buf.count)
+        let base = start
+        var i = start
         // RFC 9112 2.2: ignore at least one empty line before the request line.
         while i < n && (buf[i] == 13 || buf[i] == 10) { i += 1 }
         // Find the end of the head first, so partial heads cost one scan.
@@ -76,12 +77,12 @@ enum RequestParser {
         let methodStart = i
         while i < end && isTokenChar(buf[i]) { i += 1 }
         guard i > methodStart, i < end, buf[i] == 32 else { return .invalid(.badRequest("malformed request line")) }
-        head.method = (base + methodStart)..<(base + i)
+        head.method = methodStart..<i
         i += 1
         let targetStart = i
         while i < end && buf[i] > 32 && buf[i] != 127 { i += 1 }
         guard i > targetStart, i < end, buf[i] == 32 else { return .invalid(.badRequest("malformed request line")) }
-        head.target = (base + targetStart)..<(base + i)
+        head.target = targetStart..<i
         i += 1
         guard i + 8 <= end, buf[i] == 72, buf[i + 1] == 84, buf[i + 2] == 84, buf[i + 3] == 80, buf[i + 4] == 47,
               buf[i + 5] == 49, buf[i + 6] == 46, buf[i + 7] == 48 || buf[i + 7] == 49
@@ -110,14 +111,13 @@ enum RequestParser {
             while valueEnd > valueStart && (buf[valueEnd - 1] == 32 || buf[valueEnd - 1] == 9) { valueEnd -= 1 }
             guard let next = lineEnd(buf, i, end) else { return .invalid(.badRequest("invalid header value")) }
             i = next
-            head.fields.append(HeaderField(name: (base + nameStart)..<(base + nameEnd),
-                                           value: (base + valueStart)..<(base + valueEnd)))
+            head.fields.append(HeaderField(name: nameStart..<nameEnd, value: valueStart..<valueEnd))
         }
-        return .complete(consumed: end)
+        return .complete(consumed: end - base)
     }
 
     /// Index after the CRLF (or bare LF) at `i`; nil if something else (a bare CR) is there.
-    private static func lineEnd(_ buf: UnsafeBufferPointer<UInt8>, _ i: Int, _ end: Int) -> Int? {
+    private static func lineEnd(_ buf: [UInt8], _ i: Int, _ end: Int) -> Int? {
         if i < end && buf[i] == 10 { return i + 1 }
         if i + 1 < end && buf[i] == 13 && buf[i + 1] == 10 { return i + 2 }
         return nil
@@ -150,11 +150,12 @@ struct ChunkedDecoder {
     /// Whether the terminating zero chunk and trailer section have been consumed.
     var isDone: Bool { state == .done }
 
-    /// Consumes bytes from `buf`, appending decoded data to `body`; returns bytes consumed or an error.
-    mutating func feed(_ buf: UnsafeBufferPointer<UInt8>, into body: inout [UInt8]) -> Result<Int, RequestError> {
-        var i = 0
+    /// Consumes bytes from `buf[start..<end]`, appending decoded data to `body`; returns bytes consumed or an error.
+    mutating func feed(_ buf: [UInt8], start: Int, end: Int, into body: inout [UInt8]) -> Result<Int, RequestError> {
+        precondition(0 <= start && start <= end && end <= buf.count)
+        var i = start
         let bad = RequestError.badRequest("malformed chunked encoding")
-        while i < buf.count && state != .done {
+        while i < end && state != .done {
             let c = buf[i]
             switch state {
             case .size:
@@ -178,8 +179,8 @@ struct ChunkedDecoder {
                 state = size == 0 ? .trailerStart : .data
                 i += 1
             case .data:
-                let take = min(size, buf.count - i)
-                body.append(contentsOf: UnsafeBufferPointer(rebasing: buf[i..<(i + take)]))
+                let take = min(size, end - i)
+                body.append(contentsOf: buf[i..<(i + take)])
                 size -= take
                 i += take
                 if size == 0 { state = .dataCR }
@@ -210,7 +211,7 @@ struct ChunkedDecoder {
                 break
             }
         }
-        return .success(i)
+        return .success(i - start)
     }
 
     private func hexValue(_ c: UInt8) -> Int? {

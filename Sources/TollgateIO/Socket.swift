@@ -4,7 +4,12 @@ import Glibc
 /// A failure to set up a socket, with the address and the system's reason.
 public struct SocketError: Error, CustomStringConvertible, Sendable {
     public var description: String
-    public init(_ description: String) { self.description = description }
+    /// The errno behind the failure, 0 when there is none (a name that does not resolve).
+    public var code: Int32
+    public init(_ description: String, code: Int32 = 0) {
+        self.description = description
+        self.code = code
+    }
 }
 
 /// Socket creation helpers. Every fd returned is non-blocking and close-on-exec; the caller owns it.
@@ -12,7 +17,10 @@ public enum Socket {
     /// Binds and listens. `reusePort` lets one listener per event loop share the port.
     public static func listen(on address: SocketAddress, reusePort: Bool, backlog: Int32 = 4096) throws(SocketError) -> Int32 {
         let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SocketError("socket(): \(Syscall.describe(errno))") }
+        guard fd >= 0 else {
+            let e = errno
+            throw SocketError("socket(): \(Syscall.describe(e))", code: e)
+        }
         Syscall.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1)
         if reusePort { Syscall.setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1) }
         if address.family == AF_INET6 { Syscall.setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
@@ -20,12 +28,12 @@ public enum Socket {
         guard rc == 0 else {
             let e = errno
             Syscall.close(fd)
-            throw SocketError("cannot listen on \(address): \(Syscall.describe(e))")
+            throw SocketError("cannot listen on \(address): \(Syscall.describe(e))", code: e)
         }
         guard Glibc.listen(fd, backlog) == 0 else {
             let e = errno
             Syscall.close(fd)
-            throw SocketError("cannot listen on \(address): \(Syscall.describe(e))")
+            throw SocketError("cannot listen on \(address): \(Syscall.describe(e))", code: e)
         }
         return fd
     }
@@ -95,6 +103,11 @@ public enum Socket {
             Syscall.close(fd)
             return .failed(e)
         }
+    }
+
+    /// Shuts down both directions, which wakes a thread blocked in accept, recv or poll on `fd`.
+    public static func shutdownBoth(_ fd: Int32) {
+        _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))
     }
 
     /// Half-closes the write side (used before a lingering close).

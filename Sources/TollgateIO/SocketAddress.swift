@@ -51,6 +51,36 @@ public struct SocketAddress: Sendable, Equatable, CustomStringConvertible {
         return nil
     }
 
+    /// Resolves a host for `port`: numeric addresses and `localhost` (127.0.0.1) directly, other names through
+    /// `getaddrinfo`, first IPv4 or IPv6 answer (blocking; call at start-up, never on an event loop). The error's
+    /// description is the resolver's reason alone, for the caller to put in context.
+    public static func resolve(host: String, port: UInt16) throws(SocketError) -> SocketAddress {
+        if host == "localhost" { return SocketAddress(host: .v4(UInt32(0x7F00_0001).bigEndian), port: port) }
+        if let h = parseHost(host) { return SocketAddress(host: h, port: port) }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, nil, &hints, &list)
+        guard rc == 0, let first = list else { throw SocketError(String(cString: gai_strerror(rc))) }
+        defer { freeaddrinfo(list) }
+        var node: UnsafeMutablePointer<addrinfo>? = first
+        while let n = node {
+            if let sa = n.pointee.ai_addr {
+                if n.pointee.ai_family == AF_INET {
+                    let a = UnsafeRawPointer(sa).assumingMemoryBound(to: sockaddr_in.self).pointee
+                    return SocketAddress(host: .v4(a.sin_addr.s_addr), port: port)
+                }
+                if n.pointee.ai_family == AF_INET6 {
+                    var a = UnsafeRawPointer(sa).assumingMemoryBound(to: sockaddr_in6.self).pointee
+                    let bytes = withUnsafeBytes(of: &a.sin6_addr) { Array($0) }
+                    return SocketAddress(host: .v6(bytes), port: port)
+                }
+            }
+            node = n.pointee.ai_next
+        }
+        throw SocketError("no IPv4 or IPv6 address")
+    }
+
     public var family: Int32 {
         switch host {
         case .v4: return AF_INET

@@ -108,6 +108,12 @@ public enum Syscall {
         _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
     }
 
+    /// Clears O_NONBLOCK (a descriptor served by a blocking thread, as fake-ollama's are).
+    public static func setBlocking(_ fd: Int32) {
+        let flags = fcntl(fd, F_GETFL)
+        if flags >= 0 && flags & O_NONBLOCK != 0 { _ = fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) }
+    }
+
     /// Sets an integer socket option.
     @discardableResult
     public static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) -> Bool {

@@ -2,6 +2,7 @@
 // Argument parsing and wiring only; the server lives in the FakeOllama library.
 import FakeOllama
 import Glibc
+import TollgateIO
 
 let usage = """
     usage: fake-ollama [--listen HOST:PORT] [--tokens N] [--interval-ms M] [--model NAME]... [--loaded NAME]...
@@ -18,13 +19,7 @@ let usage = """
 /// Writes straight to a file descriptor: unbuffered, and no access to C's global `stdout`/`stderr` (not
 /// concurrency-safe in Swift 6).
 func emit(_ fd: Int32, _ text: String) {
-    let bytes = Array(text.utf8)
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
-        if n <= 0 { return }
-        offset += n
-    }
+    _ = Syscall.writeAll(fd, Array(text.utf8))
 }
 
 func fail(_ message: String) -> Never {

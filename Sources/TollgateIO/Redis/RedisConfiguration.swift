@@ -101,32 +101,11 @@ public struct RedisConfiguration: Sendable, Equatable {
     /// The address to connect to: numeric hosts and `localhost` directly, other names through `getaddrinfo`
     /// (blocking; call at start-up).
     public func resolve() throws(SocketError) -> SocketAddress {
-        if host == "localhost" { return SocketAddress(host: .v4(UInt32(0x7F00_0001).bigEndian), port: port) }
-        if let h = SocketAddress.parseHost(host) { return SocketAddress(host: h, port: port) }
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var list: UnsafeMutablePointer<addrinfo>?
-        let rc = getaddrinfo(host, nil, &hints, &list)
-        guard rc == 0, let first = list else {
-            throw SocketError("cannot resolve Redis host \(host): \(String(cString: gai_strerror(rc)))")
+        do {
+            return try SocketAddress.resolve(host: host, port: port)
+        } catch {
+            throw SocketError("cannot resolve Redis host \(host): \(error.description)")
         }
-        defer { freeaddrinfo(list) }
-        var node: UnsafeMutablePointer<addrinfo>? = first
-        while let n = node {
-            if let sa = n.pointee.ai_addr {
-                if n.pointee.ai_family == AF_INET {
-                    let a = UnsafeRawPointer(sa).assumingMemoryBound(to: sockaddr_in.self).pointee
-                    return SocketAddress(host: .v4(a.sin_addr.s_addr), port: port)
-                }
-                if n.pointee.ai_family == AF_INET6 {
-                    var a = UnsafeRawPointer(sa).assumingMemoryBound(to: sockaddr_in6.self).pointee
-                    let bytes = withUnsafeBytes(of: &a.sin6_addr) { Array($0) }
-                    return SocketAddress(host: .v6(bytes), port: port)
-                }
-            }
-            node = n.pointee.ai_next
-        }
-        throw SocketError("cannot resolve Redis host \(host): no IPv4 or IPv6 address")
     }
 
     private static func percentDecode(_ s: Substring) -> String? {
