@@ -73,7 +73,8 @@ enum HostCheck {
     private static func localHostname() -> String {
         var buf = [CChar](repeating: 0, count: 256)
         guard gethostname(&buf, buf.count - 1) == 0 else { return "" }
-        return String(cString: buf).lowercased()
+        let name = buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return String(decoding: name, as: UTF8.self).lowercased()
     }
 
     /// An IPv4 literal as a big-endian-ordered UInt32, or nil.
