@@ -30,6 +30,10 @@ enum ASCII {
     static let backslash: UInt8 = 0x5C
     /// "0"
     static let zero: UInt8 = 0x30
+    /// `#`
+    static let hash: UInt8 = 0x23
+    /// `%`
+    static let percent: UInt8 = 0x25
 
     /// True for RFC 9110 `tchar`: ALPHA, DIGIT and ``!#$%&'*+-.^_`|~``.
     @inline(__always)

@@ -11,12 +11,15 @@ extension HeaderKind {
         case 6:
             if HTTPBytes.equalsLowercased(buffer, name, "expect") { return .expect }
             if HTTPBytes.equalsLowercased(buffer, name, "origin") { return .origin }
+            if HTTPBytes.equalsLowercased(buffer, name, "cookie") { return .cookie }
         case 7:
             if HTTPBytes.equalsLowercased(buffer, name, "trailer") { return .trailer }
             if HTTPBytes.equalsLowercased(buffer, name, "upgrade") { return .upgrade }
             if HTTPBytes.equalsLowercased(buffer, name, "referer") { return .referer }
         case 9:
             if HTTPBytes.equalsLowercased(buffer, name, "x-api-key") { return .xApiKey }
+            if HTTPBytes.equalsLowercased(buffer, name, "forwarded") { return .forwarding }
+            if HTTPBytes.equalsLowercased(buffer, name, "x-real-ip") { return .forwarding }
         case 10:
             if HTTPBytes.equalsLowercased(buffer, name, "connection") { return .connection }
             if HTTPBytes.equalsLowercased(buffer, name, "keep-alive") { return .keepAlive }
@@ -40,6 +43,7 @@ extension HeaderKind {
             break
         }
         if HTTPBytes.hasPrefixLowercased(buffer, name, "proxy-") { return .proxyOther }
+        if HTTPBytes.hasPrefixLowercased(buffer, name, "x-forwarded-") { return .forwarding }
         return .other
     }
 }

@@ -71,6 +71,9 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("model-allow"), help: SettingHelp.of("model-allow"))
     var modelAllow: [String] = []
 
+    @Option(name: .customLong("cloud-models"), help: SettingHelp.of("cloud-models"))
+    var cloudModels: String?
+
     @Option(name: .customLong("trusted-proxy"), help: SettingHelp.of("trusted-proxy"))
     var trustedProxy: [String] = []
 
@@ -140,6 +143,9 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("body-timeout"), help: SettingHelp.of("body-timeout"))
     var bodyTimeout: String?
 
+    @Option(name: .customLong("body-total-timeout"), help: SettingHelp.of("body-total-timeout"))
+    var bodyTotalTimeout: String?
+
     @Option(name: .customLong("send-timeout"), help: SettingHelp.of("send-timeout"))
     var sendTimeout: String?
 
@@ -182,6 +188,7 @@ struct ServeOptions: ParsableArguments {
         if rateLimitDryRun { flags["rate-limit-dry-run"] = [] }
         if proxyProtocol { flags["proxy-protocol"] = [] }
         if !modelAllow.isEmpty { flags["model-allow"] = modelAllow }
+        if let cloudModels { flags["cloud-models"] = [cloudModels] }
         if !trustedProxy.isEmpty { flags["trusted-proxy"] = trustedProxy }
         if let maxInflightPerUser { flags["max-inflight-per-user"] = [maxInflightPerUser] }
         if let maxInflight { flags["max-inflight"] = [maxInflight] }
@@ -205,6 +212,7 @@ struct ServeOptions: ParsableArguments {
         if let headTimeout { flags["head-timeout"] = [headTimeout] }
         if let keepaliveTimeout { flags["keepalive-timeout"] = [keepaliveTimeout] }
         if let bodyTimeout { flags["body-timeout"] = [bodyTimeout] }
+        if let bodyTotalTimeout { flags["body-total-timeout"] = [bodyTotalTimeout] }
         if let sendTimeout { flags["send-timeout"] = [sendTimeout] }
         if let upstreamConnectTimeout { flags["upstream-connect-timeout"] = [upstreamConnectTimeout] }
         if let upstreamTimeout { flags["upstream-timeout"] = [upstreamTimeout] }

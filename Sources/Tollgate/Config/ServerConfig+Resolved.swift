@@ -79,6 +79,7 @@ extension ServerConfig {
         trustedProxies = cidrs("trusted-proxy")
         proxyProtocol = r.bool("proxy-protocol")
         modelAllowlist = Set(r.list("model-allow"))
+        cloudModels = CloudModels(rawValue: r.string("cloud-models") ?? "off") ?? .off
 
         let rate = r.double("rate") ?? 10
         if rate > 0 {
@@ -134,6 +135,7 @@ extension ServerConfig {
         timeouts.requestHead = r.double("head-timeout") ?? timeouts.requestHead
         timeouts.keepAliveIdle = r.double("keepalive-timeout") ?? timeouts.keepAliveIdle
         timeouts.clientBodyIdle = r.double("body-timeout") ?? timeouts.clientBodyIdle
+        timeouts.clientBodyTotal = r.double("body-total-timeout") ?? timeouts.clientBodyTotal
         timeouts.clientSend = r.double("send-timeout") ?? timeouts.clientSend
         timeouts.upstreamConnect = r.double("upstream-connect-timeout") ?? timeouts.upstreamConnect
         timeouts.upstreamIdle = r.double("upstream-timeout") ?? timeouts.upstreamIdle

@@ -43,6 +43,8 @@ public struct ServerConfig: Sendable {
     public var proxyProtocol = false
     /// Models inference requests may name (from the body's "model"); empty allows any.
     public var modelAllowlist: Set<String> = []
+    /// Who may use models Ollama would forward to ollama.com on the owner's account.
+    public var cloudModels: CloudModels = .off
     /// Users allowed on admin routes (pull, push, create, copy, delete, blobs); everyone else gets 403.
     public var admins: Set<String> = []
     /// Origins whose CORS preflights Tollgate answers (without authentication); "*" allows any.
@@ -104,6 +106,9 @@ public struct Timeouts: Sendable, Equatable {
     public var keepAliveIdle: Double = 75
     /// Between reads of a request body (nginx client_body_timeout).
     public var clientBodyIdle: Double = 60
+    /// From the head to the end of an inference request body, which is read whole before a slot is taken: a body
+    /// trickled a byte per `clientBodyIdle` cannot hold its connection (or later a slot) for long.
+    public var clientBodyTotal: Double = 120
     /// A client that accepts none of the bytes waiting for it (nginx send_timeout).
     public var clientSend: Double = 60
     /// Connecting to the upstream.
@@ -153,4 +158,10 @@ public struct UpstreamAddress: Sendable, Equatable {
         self.address = address
         self.hostHeader = address.description
     }
+}
+
+/// Who may name a cloud model (one Ollama forwards to ollama.com, signed with the server's key and billed to its
+/// owner): nobody by default.
+public enum CloudModels: String, Sendable, CaseIterable {
+    case off, admins, all
 }

@@ -49,6 +49,9 @@ extension SettingDefinition {
               "Listeners expect a PROXY protocol v1/v2 header (cloud load balancers); its client address is used."),
         .init("model-allow", .list, default: nil,
               "Models inference requests may name (checked in the body before anything reaches Ollama); repeatable."),
+        .init("cloud-models", .choice(["off", "admins", "all"]), default: "off",
+              "Who may use models Ollama forwards to ollama.com (names ending :cloud or -cloud), billed to the "
+              + "server owner's account: off (403 for everyone), admins, or all."),
         .init("trusted-proxy", .list, default: nil,
               "CIDR of a load balancer whose X-Forwarded-For is believed; repeatable."),
         // Per-user limits (after authentication)
@@ -96,6 +99,8 @@ extension SettingDefinition {
         .init("keepalive-timeout", .double(0.001...86_400), default: "75",
               "Seconds an idle keep-alive connection stays open."),
         .init("body-timeout", .double(0.001...86_400), default: "60", "Seconds between reads of a request body."),
+        .init("body-total-timeout", .double(0.001...86_400), default: "120",
+              "Seconds to receive a whole inference request body (read in full before an inference slot is taken)."),
         .init("send-timeout", .double(0.001...86_400), default: "60",
               "Seconds a client may accept no bytes of its response."),
         .init("upstream-connect-timeout", .double(0.001...86_400), default: "5",

@@ -5,47 +5,12 @@ import TollgateIO
 /// in its body), kept until the first response byte, and sent again to another backend when one fails before
 /// answering. Only used when `Worker.backends` is set; the single-upstream path never comes here.
 extension ClientConnection {
-    /// Reads the body in full, then chooses a backend. Blob uploads (gigabytes) and any body with a single backend
-    /// (a `max=` alone: nothing to choose, nowhere to fail over to) stream as on the single-upstream path.
+    /// Chooses a backend. The body was read in full before (`admitted`), except for blob uploads (gigabytes) and
+    /// any body with a single backend (a `max=` alone: nothing to choose, nowhere to fail over to), which stream as
+    /// on the single-upstream path.
     func proxyToBackends(_ ex: Exchange) {
         if answerModelList(ex) { return }
-        if ex.requestDone {
-            ex.replayable = true
-            chooseBackend(ex)
-            return
-        }
-        if ex.route == .blobs || worker.config.upstreams.count == 1 {
-            chooseBackend(ex)
-            return
-        }
-        ex.buffering = true
-        if ex.route == .inference || (ex.method == .post && ex.path == "/api/show") { ex.routingGate = ModelGate() }
-        if ex.expectContinue && inStart == inEnd {
-            HTTPWriter.appendRaw("HTTP/1.1 100 Continue\r\n\r\n", to: &out)
-        }
-        timer = .body
-        timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.clientBodyIdle)
-        bufferBody(ex)
-        guard phase != .closed, exchange === ex else { return }
-        if outStart < out.count { flush() } else { updateInterest() }
-    }
-
-    /// Moves what has arrived of the body into the staged copy; once complete, chooses a backend.
-    func bufferBody(_ ex: Exchange) {
-        guard inStart < inEnd || ex.requestDone else { return }
-        if case .failed(let error, let reason) = moveBody(ex, sink: &ex.stagedBody) {
-            ex.buffering = false
-            failRequest(ex, error, reason: reason)
-            return
-        }
-        guard ex.requestDone else {
-            timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.clientBodyIdle)
-            return
-        }
-        ex.buffering = false
-        ex.replayable = true
-        timer = .none
-        timerDeadline = 0
+        if ex.requestDone { ex.replayable = true }
         chooseBackend(ex)
     }
 
@@ -94,8 +59,8 @@ extension ClientConnection {
     /// The model a request needs its backend to have: an inference request's, and `/api/show`'s (Ollama answers it
     /// only for models it has); nil for everything else.
     private func requestedModel(_ ex: Exchange) -> String? {
-        guard let gate = ex.routingGate, case .model(let model) = gate.finish() else { return nil }
-        return model
+        guard ex.route == .inference || (ex.method == .post && ex.path == "/api/show") else { return nil }
+        return ex.model
     }
 
     private func backendGranted(_ ex: Exchange, _ lease: BackendLease) {

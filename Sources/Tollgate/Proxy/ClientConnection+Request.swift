@@ -7,10 +7,34 @@ extension ClientConnection {
     /// order: read head → rate limit → authenticate → route policy → proxy → log.
     func startExchange() {
         let head = worker.scratchHead
-        let family = APIFamily.of(path: input, head.path)
-        let route = RouteClass.of(input, path: head.path)
-        let ex = Exchange(requestID: worker.nextRequestID(), head: head, buffer: input, family: family, route: route,
-                          bodyLimit: route.bodyLimit(worker.config.bodyLimits), start: worker.loop.now)
+        // One request-target, one path: every decision below is made on the path Ollama will route on, and the
+        // upstream gets a target that Go decodes to that same path.
+        let canonical: RequestTarget.Canonical
+        switch RequestTarget.canonicalize(input, head) {
+        case .success(let c): canonical = c
+        case .failure(let error):
+            refuse(ErrorResponse.fromParse(error))
+            return
+        }
+        let family: APIFamily
+        let route: RouteClass
+        let forwardTarget: [UInt8]?
+        let decodedPath: [UInt8]?
+        switch canonical {
+        case .asSent:
+            family = APIFamily.of(path: input, head.path)
+            route = RouteClass.of(input, path: head.path)
+            forwardTarget = nil
+            decodedPath = nil
+        case .rewritten(let path, let target):
+            family = APIFamily.of(path: path, 0..<path.count)
+            route = RouteClass.of(path, path: 0..<path.count)
+            forwardTarget = target
+            decodedPath = path
+        }
+        let ex = Exchange(requestID: worker.nextRequestID(), head: head, buffer: input, decodedPath: decodedPath,
+                          family: family, route: route, bodyLimit: route.bodyLimit(worker.config.bodyLimits),
+                          start: worker.loop.now)
         if worker.draining { ex.clientKeepAlive = false }
         if !worker.config.trustedProxies.isEmpty {
             let client = clientHost(head)
@@ -18,8 +42,9 @@ extension ClientConnection {
         }
         let clientText = ex.client.map { Array(SocketAddress(host: $0, port: 0).hostString.utf8) } ?? peerText
         ex.upstreamHead = worker.takeOutput()
-        RequestRewriter.write(head, buffer: input, upstreamHost: worker.upstreamHost, clientAddress: clientText,
-                              scheme: scheme, requestID: ex.requestID, into: &ex.upstreamHead)
+        RequestRewriter.write(head, buffer: input, target: forwardTarget, upstreamHost: worker.upstreamHost,
+                              clientAddress: clientText, scheme: scheme, requestID: ex.requestID,
+                              into: &ex.upstreamHead)
         exchange = ex
         phase = .exchange
         requestsServed += 1
@@ -62,7 +87,8 @@ extension ClientConnection {
         }
     }
 
-    /// Authentication passed (or is off): the route policy, the user's rate, an inference slot, then the upstream.
+    /// Authentication passed (or is off): the route policy, the user's rate, then the body read whole where a
+    /// decision needs it (before any slot or backend is taken), then a slot and the upstream.
     func admitted(_ ex: Exchange) {
         if let rejection = RoutePolicy.check(exchange: ex, config: worker.config) {
             respond(ex, rejection, reason: .rejected)
@@ -76,15 +102,130 @@ extension ClientConnection {
                 return
             }
         }
-        if !worker.config.modelAllowlist.isEmpty && ex.route == .inference {
-            // The body streams to Ollama as usual, but its end is held back until the model is known.
-            if ex.requestDone {
-                respond(ex, ErrorResponse(status: 400, message: "the body names no \"model\" (this server checks the model of every inference request)"), reason: .rejected)
+        if !ex.requestDone && readsBodyWhole(ex) {
+            startBuffering(ex)
+            return
+        }
+        bodyRead(ex)
+    }
+
+    /// Inference bodies are read whole before a slot is taken, as nginx buffers request bodies by default: their
+    /// model decides whether they may run at all, and a client trickling its body must not hold the GPU. With
+    /// several backends every body but a blob upload is, so that it can be sent again to another backend.
+    private func readsBodyWhole(_ ex: Exchange) -> Bool {
+        if ex.route == .inference || isShow(ex) { return true }
+        return worker.backends != nil && ex.route != .blobs && worker.config.upstreams.count > 1
+    }
+
+    private func isShow(_ ex: Exchange) -> Bool { ex.method == .post && ex.path == "/api/show" }
+
+    /// Starts reading the body into `stagedBody`, under the between-reads timeout and a total deadline.
+    private func startBuffering(_ ex: Exchange) {
+        ex.buffering = true
+        if ex.expectContinue && inStart == inEnd {
+            HTTPWriter.appendRaw("HTTP/1.1 100 Continue\r\n\r\n", to: &out)
+        }
+        ex.bodyDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.clientBodyTotal)
+        armBodyTimer(ex)
+        bufferBody(ex)
+        guard phase != .closed, exchange === ex else { return }
+        if outStart < out.count { flush() } else { updateInterest() }
+    }
+
+    /// The body timer: the between-reads timeout, never past the body's total deadline.
+    private func armBodyTimer(_ ex: Exchange) {
+        timer = .body
+        let idle = worker.loop.now &+ worker.seconds(worker.config.timeouts.clientBodyIdle)
+        timerDeadline = ex.bodyDeadline != 0 && ex.bodyDeadline < idle ? ex.bodyDeadline : idle
+    }
+
+    /// Moves what has arrived of the body into the staged copy; once complete, goes on with `bodyRead`.
+    func bufferBody(_ ex: Exchange) {
+        guard inStart < inEnd || ex.requestDone else { return }
+        if case .failed(let error, let reason) = moveBody(ex, sink: &ex.stagedBody) {
+            ex.buffering = false
+            failRequest(ex, error, reason: reason)
+            return
+        }
+        guard ex.requestDone else {
+            armBodyTimer(ex)
+            return
+        }
+        ex.buffering = false
+        ex.wholeBody = true
+        timer = .none
+        timerDeadline = 0
+        bodyRead(ex)
+    }
+
+    /// The body is complete (or streams: blob uploads and everything else on a single upstream): the model gate on
+    /// what was read, then a slot and the upstream.
+    private func bodyRead(_ ex: Exchange) {
+        if ex.route == .inference || isShow(ex) {
+            if let refusal = modelGate(ex) {
+                respond(ex, refusal, reason: .rejected)
                 return
             }
-            ex.modelGate = ModelGate()
+        }
+        if ex.wholeBody && ex.isChunked {
+            // Staged raw: framed again as one chunk, since the upstream head says chunked.
+            var framed: [UInt8] = []
+            framed.reserveCapacity(ex.stagedBody.count + 16)
+            if !ex.stagedBody.isEmpty {
+                HTTPWriter.appendChunkHeader(size: ex.stagedBody.count, to: &framed)
+                framed.append(contentsOf: ex.stagedBody)
+                framed.append(contentsOf: HTTPWriter.crlf)
+            }
+            framed.append(contentsOf: HTTPWriter.lastChunk)
+            ex.stagedBody = framed
         }
         proceedToSlot(ex)
+    }
+
+    /// Every reading Ollama makes of the model in a complete body must pass: the allow-list, and cloud models
+    /// (forwarded by Ollama to ollama.com on the owner's account) only for whom `cloud-models` allows. Returns the
+    /// refusal, or nil with `ex.model` set to the model the handler will act on.
+    private func modelGate(_ ex: Exchange) -> ErrorResponse? {
+        let config = worker.config
+        let gateNeeded = ex.route == .inference && !config.modelAllowlist.isEmpty
+        guard !ex.stagedBody.isEmpty else {
+            // No body: nothing for Ollama to act on (it answers 400 itself), unless the allow-list needs a model.
+            return gateNeeded ? ErrorResponse(status: 400, message: "the body names no \"model\" (this server checks the model of every inference request)") : nil
+        }
+        let reading: BodyModel
+        switch BodyModel.read(ex.stagedBody) {
+        case .success(let r): reading = r
+        case .failure(let invalid):
+            return ErrorResponse(status: 400, message: "\(invalid.reason) (this server reads the model of every inference request as Ollama does)")
+        }
+        if reading.handler == .notString || reading.exactKey == .notString {
+            return ErrorResponse(status: 400, message: "\"model\" must be a string")
+        }
+        if case .string(let name) = reading.handler { ex.model = name }
+        var names = reading.names
+        // /api/show also accepts the deprecated "name" for its model; it is read as Ollama reads it below.
+        if isShow(ex), case .success(let alt) = BodyModel.read(ex.stagedBody, key: "name"), case .string(let n) = alt.handler {
+            if ex.model == nil || ex.model == "" { ex.model = n }
+            if !names.contains(n) { names.append(n) }
+        }
+        if gateNeeded {
+            guard !names.isEmpty else {
+                return ErrorResponse(status: 400, message: "the body names no \"model\" (this server checks the model of every inference request)")
+            }
+            for name in names where !config.modelAllowlist.contains(name) {
+                return ErrorResponse(status: 403, message: "model \"\(name)\" is not available on this server")
+            }
+        }
+        for name in names where CloudModel.isCloud(name) {
+            let isAdmin = ex.user.map { config.admins.contains($0) } ?? false
+            switch config.cloudModels {
+            case .all: continue
+            case .admins where isAdmin || config.users == nil: continue
+            default:
+                return ErrorResponse(status: 403, message: "model \"\(name)\" runs on ollama.com on this server's account, which this server does not allow\(config.cloudModels == .admins ? " for non-administrators" : "")")
+            }
+        }
+        return nil
     }
 
     /// An inference slot (or none needed), then the upstream.
@@ -123,6 +264,10 @@ extension ClientConnection {
         } else {
             up.out.append(contentsOf: ex.upstreamHead)
             worker.recycleOutput(&ex.upstreamHead)
+        }
+        if ex.wholeBody {
+            up.out.append(contentsOf: ex.stagedBody)
+            ex.stagedBody = []
         }
         if !ex.requestDone && ex.expectContinue && inStart == inEnd {
             HTTPWriter.appendRaw("HTTP/1.1 100 Continue\r\n\r\n", to: &out)
@@ -173,37 +318,35 @@ extension ClientConnection {
         if case .failed(let error, let reason) = verdict { failRequest(ex, error, reason: reason) }
     }
 
-    /// Copies body bytes from the client buffer to `sink` (an upstream's output, or the exchange's staged body),
-    /// re-framing chunked bodies cleanly (no extensions, no trailers) and enforcing the route's body limit.
+    /// Copies body bytes from the client buffer to `sink`: an upstream's output, re-framing chunked bodies cleanly
+    /// (no extensions, no trailers), or while `ex.buffering` the exchange's staged body, raw. Enforces the route's
+    /// body limit.
     func moveBody(_ ex: Exchange, sink: inout [UInt8]) -> BodyVerdict {
         switch ex.body {
         case .none:
             ex.requestDone = true
         case .length(let remaining):
             let n = min(remaining, inEnd - inStart)
-            ex.requestScanner?.feed(input, inStart..<inStart + n)
-            if ex.routingGate != nil { _ = ex.routingGate!.feed(input, inStart..<inStart + n) }
-            let forward = ex.modelGate == nil ? n : ex.modelGate!.feed(input, inStart..<inStart + n)
-            sink.append(contentsOf: input[inStart..<inStart + forward])
+            sink.append(contentsOf: input[inStart..<inStart + n])
             inStart += n
             ex.bytesIn += n
+            ex.bodyBytes += n
             ex.body = .length(remaining: remaining - n)
-            if remaining - n == 0 {
-                if ex.modelGate != nil, let refusal = passModelGate(ex, &sink) { return .failed(refusal, .rejected) }
-                ex.requestDone = true
-            }
+            if remaining - n == 0 { ex.requestDone = true }
         case .chunked:
             var data = 0
             let consumed: Int
+            let raw = ex.buffering
             do {
                 consumed = try ex.bodyDecoder.decode(input, from: inStart, to: inEnd) { range in
-                    ex.requestScanner?.feed(input, range)
-                    if ex.routingGate != nil { _ = ex.routingGate!.feed(input, range) }
                     data += range.count
-                    let forward = ex.modelGate == nil ? range.count : ex.modelGate!.feed(input, range)
-                    guard forward > 0 else { return }
-                    HTTPWriter.appendChunkHeader(size: forward, to: &sink)
-                    sink.append(contentsOf: input[range.lowerBound..<range.lowerBound + forward])
+                    guard !range.isEmpty else { return }
+                    if raw {
+                        sink.append(contentsOf: input[range])
+                        return
+                    }
+                    HTTPWriter.appendChunkHeader(size: range.count, to: &sink)
+                    sink.append(contentsOf: input[range])
                     sink.append(contentsOf: HTTPWriter.crlf)
                 }
             } catch {
@@ -218,42 +361,11 @@ extension ClientConnection {
                 return .failed(.tooLarge(limit: ex.bodyLimit), .rejected)
             }
             if ex.bodyDecoder.isDone {
-                if ex.modelGate != nil {
-                    let tail = ex.modelGate!.held
-                    if let refusal = passModelGate(ex, &sink) { return .failed(refusal, .rejected) }
-                    if !tail.isEmpty {
-                        // The held tail was appended raw by passModelGate; frame it as a chunk instead.
-                        sink.removeLast(tail.count)
-                        HTTPWriter.appendChunkHeader(size: tail.count, to: &sink)
-                        sink.append(contentsOf: tail)
-                        sink.append(contentsOf: HTTPWriter.crlf)
-                    }
-                }
-                sink.append(contentsOf: HTTPWriter.lastChunk)
+                if !raw { sink.append(contentsOf: HTTPWriter.lastChunk) }
                 ex.requestDone = true
             }
         }
         return .moved
-    }
-
-    /// The whole body has been read: the model gate's verdict. Allowed: the held tail goes to `sink` (raw; the
-    /// chunked caller re-frames it) and nil is returned. Refused: the error for the client (403 or 400 in its API
-    /// family's shape); the caller abandons the upstream request before Ollama could decode it.
-    private func passModelGate(_ ex: Exchange, _ sink: inout [UInt8]) -> ErrorResponse? {
-        guard let gate = ex.modelGate else { return nil }
-        ex.modelGate = nil
-        let error: ErrorResponse
-        switch gate.finish() {
-        case .model(let model) where worker.config.modelAllowlist.contains(model):
-            sink.append(contentsOf: gate.held)
-            return nil
-        case .model(let model):
-            error = ErrorResponse(status: 403, message: "model \"\(model)\" is not available on this server")
-        case .invalid(let why):
-            error = ErrorResponse(status: 400, message: "\(why) (this server checks the model of every inference request)")
-        }
-        ex.requestDone = true
-        return error
     }
 
     /// The request body cannot be completed: the upstream request is abandoned; the client gets the error if no

@@ -338,7 +338,7 @@ final class ClientConnection: EventHandler {
                 c.upstreamCount += 1
             }
             if let scanner = ex.responseScanner, scanner.promptTokens != nil || scanner.completionTokens != nil {
-                let key = "\(ex.user ?? "-")\u{0}\(ex.requestScanner?.model ?? "-")"
+                let key = "\(ex.user ?? "-")\u{0}\(ex.model.map { worker.modelLabel($0) } ?? "-")"
                 let old = c.tokens[key] ?? (0, 0)
                 c.tokens[key] = (old.0 + (scanner.promptTokens ?? 0), old.1 + (scanner.completionTokens ?? 0))
             }
@@ -438,7 +438,7 @@ final class ClientConnection: EventHandler {
             status: status, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut, durationNanos: now &- ex.start,
             ttfbNanos: ex.firstByteAt == 0 ? nil : ex.firstByteAt &- ex.start,
             upstreamNanos: ex.upstreamStart == 0 ? nil : now &- ex.upstreamStart,
-            model: ex.requestScanner?.model, promptTokens: ex.responseScanner?.promptTokens,
+            model: ex.model, promptTokens: ex.responseScanner?.promptTokens,
             completionTokens: ex.responseScanner?.completionTokens, rateLimit: ex.rateLimitOutcome,
             auth: ex.authOutcome, reason: reason,
             backend: worker.backends == nil ? nil : ex.backend.map { worker.config.upstreams[$0].address.hostHeader }))

@@ -12,6 +12,7 @@ final class Exchange {
     let requestID: [UInt8]
     let method: HTTPMethod
     let methodText: String
+    /// The path Ollama routes on (percent-decoded as Go decodes it): what every policy and the log use.
     let path: String
     let version: HTTPVersion
     let family: APIFamily
@@ -24,8 +25,11 @@ final class Exchange {
     var credentialFingerprint: Int?
     /// The authenticated user (nil while unknown or with authentication off).
     var user: String?
-    /// With a model allowlist: reads the body as it streams and holds back its end until the model is allowed.
-    var modelGate: ModelGate?
+    /// The model Ollama's handler will act on (inference routes and `/api/show`, once the body was read whole):
+    /// what the log, the metrics and backend routing use.
+    var model: String?
+    /// When the body being read whole must have arrived (0: no such deadline).
+    var bodyDeadline: UInt64 = 0
     /// The inference slot this exchange holds, or its place in the wait queue.
     var slot: ConcurrencyLimiter.Slot?
     var ticket: UInt64?
@@ -45,9 +49,8 @@ final class Exchange {
     var authOutcome = "off"
     /// When the upstream connection was attached (0: never), for the log's upstream time.
     var upstreamStart: UInt64 = 0
-    /// Token counts from the response and the model from the request body (inference routes only).
+    /// Token counts from the response (inference routes only).
     var responseScanner: UsageScanner?
-    var requestScanner: UsageScanner?
 
     // request side
     var body: RequestBody
@@ -73,13 +76,16 @@ final class Exchange {
     var backendTicket: UInt64?
     /// Bit i set: backend i was tried (failover goes to each backend at most once).
     var triedBackends: UInt64 = 0
-    /// The body is being read in full before a backend is chosen (its model decides).
+    /// The body is being read in full (inference routes always; every route with several backends) before a slot
+    /// or a backend is taken: its model decides, and a slow body holds nothing scarce.
     var buffering = false
     /// The body as it goes upstream; with `upstreamHead` it is the whole request, kept until the first response
-    /// byte so that it can be sent again to another backend.
+    /// byte so that it can be sent again to another backend. While `buffering`, the raw (de-chunked) bytes.
     var stagedBody: [UInt8] = []
-    /// Reads the model from the body being buffered the way Ollama will (top-level, last one wins).
-    var routingGate: ModelGate?
+    /// The whole body was read into `stagedBody` (raw until `bodyRead` frames a chunked one again).
+    var wholeBody = false
+    /// The request body is chunked.
+    let isChunked: Bool
     /// Whether `upstreamHead` + `stagedBody` hold the complete request (failover possible).
     var replayable = false
     /// A stale pooled connection was already replaced by a fresh one to the same backend.
@@ -100,12 +106,13 @@ final class Exchange {
     /// The client connection closes after this response.
     var closeAfter = false
 
-    init(requestID: [UInt8], head: RequestHead, buffer: [UInt8], family: APIFamily, route: RouteClass,
-         bodyLimit: Int, start: UInt64) {
+    /// `decodedPath`: the path as Ollama decodes it when that differs from the bytes sent (see `RequestTarget`).
+    init(requestID: [UInt8], head: RequestHead, buffer: [UInt8], decodedPath: [UInt8]? = nil, family: APIFamily,
+         route: RouteClass, bodyLimit: Int, start: UInt64) {
         self.requestID = requestID
         self.method = head.method
         self.methodText = String(decoding: buffer[head.methodRange], as: UTF8.self)
-        self.path = String(decoding: buffer[head.path], as: UTF8.self)
+        self.path = decodedPath.map { String(decoding: $0, as: UTF8.self) } ?? String(decoding: buffer[head.path], as: UTF8.self)
         self.version = head.version
         self.family = family
         self.route = route
@@ -113,6 +120,7 @@ final class Exchange {
         self.clientKeepAlive = head.keepAlive
         self.bodyLimit = bodyLimit
         self.expectContinue = head.expectContinue
+        if case .chunked = head.framing { isChunked = true } else { isChunked = false }
         switch head.framing {
         case .contentLength(let n) where n > 0: body = .length(remaining: n)
         case .chunked: body = .chunked
@@ -121,7 +129,6 @@ final class Exchange {
         requestDone = { if case .none = body { return true } else { return false } }()
         if route == .inference {
             responseScanner = UsageScanner()
-            requestScanner = UsageScanner(model: true)
         }
     }
 

@@ -2,18 +2,20 @@ import TollgateHTTP
 
 /// Writes the request head Tollgate sends upstream: exactly one well-formed HTTP/1.1 request.
 ///
-/// Host becomes the upstream's; hop-by-hop headers, credentials (`Authorization`, `x-api-key`, `Proxy-*`),
-/// `Origin` and `Referer`, and any client-sent forwarding headers are dropped; `X-Forwarded-For`,
+/// Host becomes the upstream's; hop-by-hop headers, credentials (`Authorization`, `x-api-key`, `Proxy-*`, `Cookie`),
+/// `Origin` and `Referer`, and any client-sent forwarding headers (`X-Forwarded-*`, `Forwarded`, `X-Real-IP`) are
+/// dropped; `X-Forwarded-For`,
 /// `X-Forwarded-Proto` and `X-Request-Id` are set; framing is re-declared from what the parser validated.
 public enum RequestRewriter {
-    /// Appends the upstream head to `out`.
-    public static func write(_ head: RequestHead, buffer: [UInt8], upstreamHost: [UInt8], clientAddress: [UInt8],
-                             scheme: StaticString, requestID: [UInt8], into out: inout [UInt8]) {
+    /// Appends the upstream head to `out`. `target`: the origin-form target to send instead of the one received
+    /// (`RequestTarget.Canonical.rewritten`); nil sends the received one, which must then be origin-form.
+    public static func write(_ head: RequestHead, buffer: [UInt8], target: [UInt8]? = nil, upstreamHost: [UInt8],
+                             clientAddress: [UInt8], scheme: StaticString, requestID: [UInt8],
+                             into out: inout [UInt8]) {
         out.append(contentsOf: buffer[head.methodRange])
         out.append(0x20)
-        if head.target.lowerBound < head.path.lowerBound || buffer[head.target.lowerBound] != UInt8(ascii: "/") {
-            // absolute-form: send origin-form (path and query) upstream
-            out.append(contentsOf: buffer[head.path.lowerBound..<head.target.upperBound])
+        if let target {
+            out.append(contentsOf: target)
         } else {
             out.append(contentsOf: buffer[head.target])
         }

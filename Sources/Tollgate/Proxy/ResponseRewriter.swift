@@ -37,7 +37,7 @@ public enum ResponseRewriter {
         for field in head.headers {
             switch field.kind {
             case .other, .contentType, .origin, .referer, .xApiKey, .authorization, .expect, .host, .xForwardedFor,
-                 .xForwardedProto:
+                 .xForwardedProto, .cookie, .forwarding:
                 out.append(contentsOf: buffer[field.name])
                 out.append(0x3A)
                 out.append(0x20)
@@ -56,8 +56,11 @@ public enum ResponseRewriter {
         case .chunkedPassthrough, .rechunk:
             HTTPWriter.appendRaw("Transfer-Encoding: chunked\r\n", to: &out)
         case .none:
-            // A HEAD answer keeps the length the upstream declared.
-            for field in head.headers where field.kind == .contentLength {
+            // A HEAD answer (and a 304) keeps the length the upstream declared; a 1xx or 204 never has one
+            // (RFC 9110 8.6: "A server MUST NOT send a Content-Length header field in any response with a status
+            // code of 1xx or 204"), whatever the upstream wrote.
+            let mayDeclareLength = head.status >= 200 && head.status != 204
+            for field in head.headers where field.kind == .contentLength && mayDeclareLength {
                 HTTPWriter.appendRaw("Content-Length: ", to: &out)
                 out.append(contentsOf: buffer[field.value])
                 out.append(contentsOf: HTTPWriter.crlf)

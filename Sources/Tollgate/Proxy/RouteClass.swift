@@ -15,10 +15,11 @@ public enum RouteClass: Sendable, Equatable {
     /// Anything else.
     case unknown
 
-    /// Classifies a request path (without its query).
+    /// Classifies a request path (without its query), decoded as Ollama decodes it (`RequestTarget`).
+    /// Case-sensitive, as gin's router is: `/API/pull` reaches no Ollama handler, so it is `.unknown` here too.
     public static func of(_ buffer: [UInt8], path: Range<Int>) -> RouteClass {
-        func eq(_ s: StaticString) -> Bool { HTTPBytes.equalsLowercased(buffer, path, s) }
-        func prefix(_ s: StaticString) -> Bool { HTTPBytes.hasPrefixLowercased(buffer, path, s) }
+        func eq(_ s: StaticString) -> Bool { HTTPBytes.equals(buffer, path, s) }
+        func prefix(_ s: StaticString) -> Bool { HTTPBytes.hasPrefix(buffer, path, s) }
         if eq("/api/generate") || eq("/api/chat") || eq("/api/embed") || eq("/api/embeddings") ||
             eq("/v1/chat/completions") || eq("/v1/completions") || eq("/v1/responses") || eq("/v1/embeddings") ||
             eq("/v1/messages") {

@@ -266,4 +266,22 @@ final class Worker {
     }
 
     func seconds(_ s: Double) -> UInt64 { UInt64(s * 1_000_000_000) }
+
+    /// Model names this worker has used as metric labels (normalised); see `modelLabel`.
+    private var modelLabels: Set<String> = []
+    /// At most this many distinct model labels per worker; past it, `other`.
+    static let maxModelLabels = 64
+
+    /// The `model` label for a request's model: a bounded set, so a client cannot add a series per name it makes
+    /// up. Tokens are only counted for requests Ollama answered with token counts (a model it has), names are
+    /// normalised the way Ollama resolves them, and past `maxModelLabels` distinct names (or for a name outside the
+    /// allow-list, when there is one) the label is `other`.
+    func modelLabel(_ model: String) -> String {
+        let name = ModelName.normalize(model)
+        if modelLabels.contains(name) { return name }
+        if !config.modelAllowlist.isEmpty && !config.modelAllowlist.contains(model) { return "other" }
+        guard modelLabels.count < Worker.maxModelLabels, name.utf8.count <= 200 else { return "other" }
+        modelLabels.insert(name)
+        return name
+    }
 }

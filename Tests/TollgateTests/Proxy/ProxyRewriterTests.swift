@@ -9,7 +9,9 @@ import TollgateHTTP
         let r = RequestParser().parse(bytes, from: 0, to: bytes.count, into: &head)
         try #require(r == .complete)
         var out: [UInt8] = []
-        RequestRewriter.write(head, buffer: bytes, upstreamHost: Array("127.0.0.1:11434".utf8),
+        var target: [UInt8]?
+        if case .success(.rewritten(_, let t)) = RequestTarget.canonicalize(bytes, head) { target = t }
+        RequestRewriter.write(head, buffer: bytes, target: target, upstreamHost: Array("127.0.0.1:11434".utf8),
                               clientAddress: Array("203.0.113.9".utf8), scheme: "https",
                               requestID: Array("0123456789abcdef".utf8), into: &out)
         return String(decoding: out, as: UTF8.self)
@@ -21,6 +23,7 @@ import TollgateHTTP
             "Proxy-Authorization: x\r\nProxy-Foo: y\r\nOrigin: https://evil\r\nReferer: https://evil/\r\n" +
             "Connection: keep-alive, X-Secret\r\nX-Secret: 1\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n" +
             "Upgrade: h2c\r\nExpect: 100-continue\r\nX-Forwarded-For: 6.6.6.6\r\nX-Request-Id: spoofed\r\n" +
+            "Cookie: session=1\r\nX-Real-IP: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nX-Forwarded-Host: evil\r\n" +
             "User-Agent: curl/8\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
         #expect(text == "POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1:11434\r\nUser-Agent: curl/8\r\n" +
                 "Content-Type: application/json\r\nX-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\n" +
