@@ -74,6 +74,9 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("cloud-models"), help: SettingHelp.of("cloud-models"))
     var cloudModels: String?
 
+    @Option(name: .customLong("queue-per-user"), help: SettingHelp.of("queue-per-user"))
+    var queuePerUser: String?
+
     @Option(name: .customLong("trusted-proxy"), help: SettingHelp.of("trusted-proxy"))
     var trustedProxy: [String] = []
 
@@ -189,6 +192,7 @@ struct ServeOptions: ParsableArguments {
         if proxyProtocol { flags["proxy-protocol"] = [] }
         if !modelAllow.isEmpty { flags["model-allow"] = modelAllow }
         if let cloudModels { flags["cloud-models"] = [cloudModels] }
+        if let queuePerUser { flags["queue-per-user"] = [queuePerUser] }
         if !trustedProxy.isEmpty { flags["trusted-proxy"] = trustedProxy }
         if let maxInflightPerUser { flags["max-inflight-per-user"] = [maxInflightPerUser] }
         if let maxInflight { flags["max-inflight"] = [maxInflight] }

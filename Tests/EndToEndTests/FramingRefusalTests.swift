@@ -76,8 +76,8 @@ import Testing
         try withProxyAndFake { proxy, fake in
             let client = try proxy.tls()
             defer { client.close() }
-            try client.send("POST /api/generate HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n")
-            // The proxy connects upstream once it has the head: the body so far is on its way.
+            try client.send("POST /api/blobs/sha256:abc HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n")
+            // A blob upload streams: the proxy connects upstream once it has the head, the body so far on its way.
             #expect(fake.waitForOpenConnections(1, timeoutSeconds: eventTimeout))
             try client.send("-0x0\r\n\r\n" + Self.smuggled)
             let response = try client.readResponse()

@@ -46,7 +46,7 @@ import Tollgate
         try withProxyAndFake(configure: { $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(raw.port)")! }) { proxy, _ in
             let client = try proxy.tls()
             defer { client.close() }
-            try client.send("POST /api/generate HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+            try client.send("POST /api/blobs/sha256:abc HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
                 + "5;name=value\r\nhello\r\n6;a=\"quoted\";b\r\n world\r\n0;last=1\r\nX-Trailer: t\r\n\r\n")
             let response = try client.readResponse()
             #expect(response.status == 200)

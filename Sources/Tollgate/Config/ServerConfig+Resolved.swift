@@ -97,6 +97,7 @@ extension ServerConfig {
             c.perUser = perUser
             c.global = r.int("max-inflight") ?? 4
             c.queueLimit = r.int("queue") ?? 16
+            c.queuePerUser = r.int("queue-per-user") ?? 4
             c.queueTimeoutMillis = UInt64((r.double("queue-timeout") ?? 30) * 1000)
             concurrency = c
         }

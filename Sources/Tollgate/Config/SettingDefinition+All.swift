@@ -61,6 +61,8 @@ extension SettingDefinition {
               "Inference requests in flight overall (protects the GPU)."),
         .init("queue", .int(0...1_000_000), default: "16",
               "Inference requests that may wait for a slot; past it, 429 at once."),
+        .init("queue-per-user", .int(0...1_000_000), default: "4",
+              "Places in that queue one user may hold (so one user cannot fill it); past it, 429 at once."),
         .init("queue-timeout", .double(0.001...86_400), default: "30",
               "Seconds a request may wait for a slot before 429."),
         .init("user-rate", .double(0...1_000_000), default: "0",

@@ -19,11 +19,14 @@ public final class ConcurrencyLimiter: Sendable {
         public var global = 4
         /// Requests waiting overall; one more is refused at once.
         public var queueLimit = 16
+        /// Places in that queue one user may hold: one user's requests waiting on that user's own cap cannot fill
+        /// the queue and turn everyone else away.
+        public var queuePerUser = 4
         /// How long a request may wait before `expire` times it out.
         public var queueTimeoutMillis: UInt64 = 30_000
         /// The Retry-After suggested when the queue is full (and a sensible value for timed-out waiters too).
         public var retryAfterSeconds = 5
-        /// Defaults: 2 per user, 4 overall, 16 waiting, 30 s wait, Retry-After 5.
+        /// Defaults: 2 per user, 4 overall, 16 waiting (4 per user), 30 s wait, Retry-After 5.
         public init() {}
     }
 

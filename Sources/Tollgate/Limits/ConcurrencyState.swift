@@ -53,7 +53,8 @@ struct ConcurrencyState: Sendable {
     mutating func acquire(user: String, now: UInt64, onGranted: @escaping @Sendable (Slot) -> Void,
                           onExpired: @escaping @Sendable () -> Void) -> ConcurrencyLimiter.Acquire {
         if eligible(user) { return .acquired(grant(user)) }
-        guard waiters.count < settings.queueLimit else {
+        guard waiters.count < settings.queueLimit,
+              waiters.count(where: { $0.user == user }) < settings.queuePerUser else {
             return .rejected(retryAfterSeconds: max(1, settings.retryAfterSeconds))
         }
         let ticket = nextID

@@ -37,6 +37,13 @@ struct WaitQueue<Element> {
         try entries.firstIndex { try predicate($0.element) }
     }
 
+    /// How many waiting elements satisfy `predicate`.
+    func count(where predicate: (Element) throws -> Bool) rethrows -> Int {
+        var n = 0
+        for entry in entries where try predicate(entry.element) { n += 1 }
+        return n
+    }
+
     /// Whether some waiter satisfies `predicate`.
     func contains(where predicate: (Element) throws -> Bool) rethrows -> Bool {
         try entries.contains { try predicate($0.element) }

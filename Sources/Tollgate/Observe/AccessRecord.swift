@@ -40,16 +40,35 @@ struct AccessRecord {
 
     /// One human-readable line.
     func appendText(timestamp: String, to out: inout [UInt8]) {
-        var s = "\(timestamp) \(String(decoding: requestID, as: UTF8.self)) \(String(decoding: client, as: UTF8.self)) \(user ?? "-")"
-        s += " \"\(method) \(path)\" \(status) in=\(bytesIn) out=\(bytesOut) \(Self.millis(durationNanos))ms"
+        var s = "\(timestamp) \(String(decoding: requestID, as: UTF8.self)) \(String(decoding: client, as: UTF8.self)) \(user.map { Self.escaped($0, quoted: false) } ?? "-")"
+        s += " \"\(Self.escaped(method, quoted: true)) \(Self.escaped(path, quoted: true))\" \(status) in=\(bytesIn) out=\(bytesOut) \(Self.millis(durationNanos))ms"
         s += " ttfb=\(ttfbNanos.map(Self.millis) ?? "-")ms"
-        if let model { s += " model=\(model)" }
+        if let model { s += " model=\(Self.escaped(model, quoted: false))" }
         if promptTokens != nil || completionTokens != nil {
             s += " tokens=\(promptTokens.map(String.init) ?? "-")/\(completionTokens.map(String.init) ?? "-")"
         }
-        if let backend { s += " backend=\(backend)" }
+        if let backend { s += " backend=\(Self.escaped(backend, quoted: false))" }
         s += " \(reason.rawValue)\n"
         out.append(contentsOf: s.utf8)
+    }
+
+    /// A request-derived value made safe for one text line, as nginx's `escape=default` does: `"`, `\\`, controls,
+    /// DEL and every byte outside ASCII become `\xHH` (the UTF-8 bytes), and so does a space outside quotes, so a
+    /// value can neither end its field nor its line.
+    static func escaped(_ value: String, quoted: Bool) -> String {
+        let clean = value.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C } ||
+            (quoted && value.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C })
+        if clean { return value }
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        for b in value.utf8 {
+            if b > 0x20 && b < 0x7F && b != 0x22 && b != 0x5C || (quoted && b == 0x20) {
+                out.append(b)
+            } else {
+                out += [0x5C, 0x78, hex[Int(b >> 4)], hex[Int(b & 0x0F)]]
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     static func millis(_ nanos: UInt64) -> String {

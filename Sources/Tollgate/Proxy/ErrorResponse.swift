@@ -83,7 +83,9 @@ public struct ErrorResponse: Sendable, Equatable {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             default:
-                if u.value < 0x20 {
+                // Controls, DEL, C1 controls and the JavaScript line separators: escaped, so no reader of a log
+                // line or a body can be made to see a line break or a terminal escape a client wrote.
+                if u.value < 0x20 || (u.value >= 0x7F && u.value <= 0x9F) || u.value == 0x2028 || u.value == 0x2029 {
                     let hex = String(u.value, radix: 16)
                     out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
                 } else {

@@ -159,7 +159,9 @@ final class SharedSlots {
     }
 
     private func enqueue(_ waiter: Waiter) -> Acquire {
-        guard queuedTotal.enter(limit: settings.queueLimit) else {
+        // The per-user share is kept by each instance for its own queue (the queue itself is local and FIFO).
+        guard waiters.count(where: { $0.user == waiter.user }) < settings.queuePerUser,
+              queuedTotal.enter(limit: settings.queueLimit) else {
             return .rejected(retryAfterSeconds: max(1, settings.retryAfterSeconds))
         }
         waiters.append(waiter, ticket: waiter.ticket, now: leases.client.loop.now)

@@ -177,4 +177,25 @@ struct LimitsConcurrencyTests {
         #expect(completed.load(ordering: .relaxed) + refused.load(ordering: .relaxed) == 8_000)
         #expect(peak.load(ordering: .relaxed) <= 4)
     }
+
+    @Test func oneUserCannotFillTheQueueForEveryoneElse() {
+        var s = ConcurrencyLimiter.Settings()
+        s.perUser = 1
+        s.global = 4
+        s.queueLimit = 16
+        s.queuePerUser = 3
+        let l = ConcurrencyLimiter(settings: s)
+        let log = CallLog()
+        // alice holds her one slot; her next three wait on her own cap, the fourth is refused at once.
+        guard case .acquired = take(l, "alice", log, name: "a0") else { Issue.record("expected a slot"); return }
+        for k in 1...3 {
+            guard case .queued = take(l, "alice", log, name: "a\(k)") else { Issue.record("expected a place"); return }
+        }
+        guard case .rejected = take(l, "alice", log, name: "a4") else { Issue.record("alice exceeded her share"); return }
+        // bob still gets a slot, and carol a place in the queue once the slots are taken.
+        guard case .acquired = take(l, "bob", log) else { Issue.record("bob was turned away"); return }
+        _ = take(l, "dave", log)
+        _ = take(l, "erin", log)
+        guard case .queued = take(l, "carol", log) else { Issue.record("carol found no place"); return }
+    }
 }
