@@ -133,7 +133,7 @@ public final class SharedRateLimiter: @unchecked Sendable {
             sentAt = max(sentAt, Syscall.monotonicNanos())
             if until > sentAt {
                 counters.cacheHits += 1
-                completion(.decided(rejection(waitMicros: (until - sentAt + 999) / 1000)))
+                completion(.decided(rejection(waitMicros: Self.clampedWait(Int64(clamping: until - sentAt) / 1000 + 1))))
                 return
             }
             denials.forget(redisKey, ifUntil: until)
@@ -170,15 +170,24 @@ public final class SharedRateLimiter: @unchecked Sendable {
                 // wait a rejection at this same Redis instant would report. A peek wrote nothing, so it caches
                 // nothing.
                 if n <= 0, !peek, nowMicros == nil, pair.count >= 3, let wait = pair[2].int, wait > 0 {
-                    remember(redisKey, until: sentAt &+ UInt64(wait) &* 1000)
+                    remember(redisKey, until: sentAt &+ Self.clampedWait(wait) &* 1000)
                 }
                 completion(.decided(.allowed(remaining: Int(max(0, n)))))
             } else {
-                let wait = UInt64(max(0, n))
+                let wait = Self.clampedWait(n)
                 if nowMicros == nil { remember(redisKey, until: sentAt &+ wait &* 1000) }
                 completion(.decided(rejection(waitMicros: wait)))
             }
         }
+    }
+
+    /// The longest wait Tollgate believes from Redis: a day. A reply is a number from the network, so it is kept
+    /// in a range where no arithmetic on it can overflow (a broken or hostile server could send anything).
+    static let maxWaitMicros: Int64 = 86_400_000_000
+
+    /// A wait in microseconds from a Redis reply, within 0...`maxWaitMicros`.
+    static func clampedWait(_ micros: Int64) -> UInt64 {
+        UInt64(min(max(0, micros), maxWaitMicros))
     }
 
     /// A rejection `waitMicros` from now: milliseconds rounded up, Retry-After in whole seconds, at least 1.
