@@ -13,6 +13,54 @@
 ///   framing is consistent (never Content-Length with Transfer-Encoding, chunked only for HTTP/1.1, one Host);
 /// - on `.invalid`: the status is one of 400, 414, 431, 501, 505.
 
+/// The target Tollgate forwards decodes (percent-decoding as Go's `url.PathUnescape` does) to exactly the path it
+/// decided on, holds only bytes a request line may carry, and is itself canonical: sending it again changes nothing.
+func checkCanonicalTarget(_ input: [UInt8], _ head: RequestHead) {
+    guard case .success(let canonical) = RequestTarget.canonicalize(input, head) else { return }
+    let path: [UInt8], forward: [UInt8]
+    switch canonical {
+    case .asSent:
+        path = Array(input[head.path])
+        forward = Array(input[head.target])
+        Fuzz.check(!path.contains(0x25) && !path.contains(0x23) || forward == [0x2A], "asSent path with % or #")
+    case .rewritten(let p, let f):
+        path = p
+        forward = f
+    }
+    guard forward != [0x2A] else { return }
+    Fuzz.check(forward.first == 0x2F, "forwarded target not origin-form")
+    Fuzz.check(forward.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != 0x23 }, "forwarded target has a byte outside VCHAR or a #")
+    let q = forward.firstIndex(of: 0x3F) ?? forward.count
+    var decoded: [UInt8] = []
+    var i = 0
+    while i < q {
+        if forward[i] == 0x25 {
+            Fuzz.check(i + 2 < q, "truncated escape in forwarded path")
+            guard i + 2 < q, let hi = RequestTarget.hexValue(forward[i + 1]), let lo = RequestTarget.hexValue(forward[i + 2]) else {
+                Fuzz.check(false, "invalid escape in forwarded path"); return
+            }
+            decoded.append(hi << 4 | lo)
+            i += 3
+        } else {
+            decoded.append(forward[i])
+            i += 1
+        }
+    }
+    Fuzz.check(decoded == path, "forwarded target decodes to another path")
+    Fuzz.check(!path.contains(0), "decided path holds NUL")
+    // Sent again, the forwarded request decides the same path.
+    let again = Array("GET ".utf8) + forward + Array(" HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+    var head2 = RequestHead()
+    guard RequestParser().parse(again, from: 0, to: again.count, into: &head2) == .complete else {
+        Fuzz.check(false, "forwarded target does not parse"); return
+    }
+    switch RequestTarget.canonicalize(again, head2) {
+    case .success(.asSent): Fuzz.check(Array(again[head2.path]) == path, "forwarded target re-decided differently")
+    case .success(.rewritten(let p2, _)): Fuzz.check(p2 == path, "forwarded target re-decided differently")
+    case .failure: Fuzz.check(false, "forwarded target refused when sent again")
+    }
+}
+
 /// What a parse decided, with every range made relative to `start` so heads from different offsets compare.
 struct RequestSnapshot: Equatable {
     var verdict: ParseResult
@@ -136,6 +184,7 @@ func fuzzRequest(_ input: [UInt8], _ parser: RequestParser) {
     switch whole.verdict {
     case .complete:
         checkCompleteRequest(input, head, parser)
+        checkCanonicalTarget(input, head)
     case .invalid(let error):
         Fuzz.check([400, 414, 431, 501, 505].contains(error.status), "request refused with \(error.status)")
     case .needMore:
