@@ -164,6 +164,9 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("max-body-inference"), help: SettingHelp.of("max-body-inference"))
     var maxBodyInference: String?
 
+    @Option(name: .customLong("max-body-buffered"), help: SettingHelp.of("max-body-buffered"))
+    var maxBodyBuffered: String?
+
     @Option(name: .customLong("max-body"), help: SettingHelp.of("max-body"))
     var maxBody: String?
 
@@ -223,6 +226,7 @@ struct ServeOptions: ParsableArguments {
         if let drainTimeout { flags["drain-timeout"] = [drainTimeout] }
         if let maxBodyInference { flags["max-body-inference"] = [maxBodyInference] }
         if let maxBody { flags["max-body"] = [maxBody] }
+        if let maxBodyBuffered { flags["max-body-buffered"] = [maxBodyBuffered] }
         return flags
     }
 }

@@ -184,4 +184,30 @@ import Tollgate
             for name in ["Cookie", "X-Real-IP", "Forwarded", "X-Forwarded-Host"] { #expect(seen.header(name) == nil, "\(name)") }
         }
     }
+
+    @Test func bodiesBeingReadWholeShareABoundedBudget() throws {
+        try Self.withUsers({ config in
+            config.workers = 1
+            config.bodyLimits.inference = 1000
+            config.maxBodyBuffered = 1500
+        }) { proxy, fake in
+            let slow = try proxy.tls()
+            defer { slow.close() }
+            let body = #"{"model":"mistral:7b","prompt":""# + String(repeating: "a", count: 600)
+            try slow.send("POST /api/generate HTTP/1.1\r\nHost: localhost\r\n\(Self.alice)Content-Length: 1000\r\n\r\n" + body)
+            // The slow body holds about 630 bytes of the 1500; a second 1000-byte body does not fit.
+            let big = #"{"model":"mistral:7b","stream":false,"prompt":""# + String(repeating: "b", count: 1000 - 49) + #""}"#
+            #expect(big.utf8.count == 1000)
+            let refused = try proxy.fetch(Self.raw("POST", "/api/generate", big, credentials: Self.root))
+            expectError(refused, status: 503, family: .ollama)
+            #expect(refused.head.header("Retry-After") == "1")
+            // A small one does, and once the slow client goes its share is free again.
+            let small = try proxy.fetch(Self.raw("POST", "/api/generate", #"{"model":"mistral:7b","stream":false}"#,
+                                                 credentials: Self.root))
+            #expect(small.status == 200)
+            slow.close()
+            #expect(waitUntil { (try? proxy.fetch(Self.raw("POST", "/api/generate", big, credentials: Self.root)).status) == 200 })
+            #expect(fake.requests.allSatisfy { $0.target == "/api/generate" })
+        }
+    }
 }

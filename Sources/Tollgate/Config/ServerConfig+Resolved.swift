@@ -143,6 +143,7 @@ extension ServerConfig {
         drainGraceSeconds = r.double("drain-timeout") ?? drainGraceSeconds
         bodyLimits.inference = r.int("max-body-inference") ?? bodyLimits.inference
         bodyLimits.other = r.int("max-body") ?? bodyLimits.other
+        maxBodyBuffered = r.int("max-body-buffered") ?? maxBodyBuffered
 
         if listen.isEmpty && listenPlain.isEmpty { problem("listen", "nothing to listen on: set listen or listen-plain") }
         if !problems.isEmpty { throw ConfigError(problems) }

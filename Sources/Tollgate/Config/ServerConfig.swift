@@ -45,6 +45,9 @@ public struct ServerConfig: Sendable {
     public var modelAllowlist: Set<String> = []
     /// Who may use models Ollama would forward to ollama.com on the owner's account.
     public var cloudModels: CloudModels = .off
+    /// Request-body bytes held in memory at once while bodies are read whole, over all workers (each worker gets
+    /// an equal share, at least one largest inference body); past it, 503.
+    public var maxBodyBuffered = 256 << 20
     /// Users allowed on admin routes (pull, push, create, copy, delete, blobs); everyone else gets 403.
     public var admins: Set<String> = []
     /// Origins whose CORS preflights Tollgate answers (without authentication); "*" allows any.

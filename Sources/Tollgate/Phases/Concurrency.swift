@@ -53,6 +53,10 @@ extension ClientConnection {
 
     /// Gives back the exchange's slot or place in the queue; called once whenever an exchange ends.
     func releaseAdmission(_ ex: Exchange) {
+        if ex.bufferCharge > 0 {
+            worker.bufferedBodyBytes -= ex.bufferCharge
+            ex.bufferCharge = 0
+        }
         if worker.backends != nil { releaseBackend(ex) }
         guard let limiter = worker.concurrency else { return }
         if let slots = worker.shared?.slots { releaseSharedSlot(ex, slots) }

@@ -121,6 +121,10 @@ extension ClientConnection {
 
     /// Starts reading the body into `stagedBody`, under the between-reads timeout and a total deadline.
     private func startBuffering(_ ex: Exchange) {
+        if case .length(let n) = ex.body, worker.bufferedBodyBytes + n > worker.bodyBufferBudget {
+            respond(ex, bufferFull(), reason: .rejected)
+            return
+        }
         ex.buffering = true
         if ex.expectContinue && inStart == inEnd {
             HTTPWriter.appendRaw("HTTP/1.1 100 Continue\r\n\r\n", to: &out)
@@ -130,6 +134,12 @@ extension ClientConnection {
         bufferBody(ex)
         guard phase != .closed, exchange === ex else { return }
         if outStart < out.count { flush() } else { updateInterest() }
+    }
+
+    /// 503: the bodies being read whole on this worker already hold `max-body-buffered`'s share of memory.
+    private func bufferFull() -> ErrorResponse {
+        ErrorResponse(status: 503, message: "too many request bodies are being received right now; retry in 1 s",
+                      headers: [("Retry-After", "1")])
     }
 
     /// The body timer: the between-reads timeout, never past the body's total deadline.
@@ -146,6 +156,17 @@ extension ClientConnection {
             ex.buffering = false
             failRequest(ex, error, reason: reason)
             return
+        }
+        // Every staged byte counts against the worker's budget, so many slow bodies cannot exhaust memory.
+        let added = ex.stagedBody.count - ex.bufferCharge
+        if added > 0 {
+            if worker.bufferedBodyBytes + added > worker.bodyBufferBudget {
+                ex.buffering = false
+                failRequest(ex, bufferFull(), reason: .rejected)
+                return
+            }
+            worker.bufferedBodyBytes += added
+            ex.bufferCharge += added
         }
         guard ex.requestDone else {
             armBodyTimer(ex)

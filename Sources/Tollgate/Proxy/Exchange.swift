@@ -82,6 +82,8 @@ final class Exchange {
     /// The body as it goes upstream; with `upstreamHead` it is the whole request, kept until the first response
     /// byte so that it can be sent again to another backend. While `buffering`, the raw (de-chunked) bytes.
     var stagedBody: [UInt8] = []
+    /// Bytes of `stagedBody` counted against the worker's `bufferedBodyBytes` (given back when the exchange ends).
+    var bufferCharge = 0
     /// The whole body was read into `stagedBody` (raw until `bodyRead` frames a chunked one again).
     var wholeBody = false
     /// The request body is chunked.

@@ -43,6 +43,12 @@ final class Worker {
     let backendHosts: [[UInt8]]
     private(set) var draining = false
     var clientConnections = 0
+    /// Request-body bytes held in memory while bodies are read whole, on this worker; bounded by `bodyBufferBudget`.
+    var bufferedBodyBytes = 0
+    /// This worker's share of `max-body-buffered` (never less than one largest inference body).
+    var bodyBufferBudget: Int {
+        max(config.maxBodyBuffered / max(1, config.workers), config.bodyLimits.inference)
+    }
     /// Called when the worker has drained (no connections left).
     var onDrained: (() -> Void)?
     private var rng: (UInt64, UInt64)
