@@ -34,6 +34,7 @@ extension HeaderKind {
             if HTTPBytes.equalsLowercased(buffer, name, "x-forwarded-for") { return .xForwardedFor }
         case 16:
             if HTTPBytes.equalsLowercased(buffer, name, "proxy-connection") { return .proxyConnection }
+            if HTTPBytes.equalsLowercased(buffer, name, "content-encoding") { return .contentEncoding }
         case 17:
             if HTTPBytes.equalsLowercased(buffer, name, "transfer-encoding") { return .transferEncoding }
             if HTTPBytes.equalsLowercased(buffer, name, "x-forwarded-proto") { return .xForwardedProto }

@@ -45,6 +45,8 @@ public enum HeaderKind: UInt8, Sendable {
     case xApiKey
     /// `Content-Type`.
     case contentType
+    /// `Content-Encoding`.
+    case contentEncoding
     /// `Cookie`: a browser's cookies for the proxy's origin, never meant for Ollama.
     case cookie
     /// `Forwarded`, `X-Real-IP` and `X-Forwarded-*` other than `-For`/`-Proto`: forwarding claims a client wrote.

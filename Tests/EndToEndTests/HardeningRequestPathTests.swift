@@ -93,6 +93,26 @@ import Tollgate
         }
     }
 
+    @Test(arguments: ["/v1/models/x:cloud", "/v1/models/x%3Acloud", "/v1/models/gpt-oss:120b-cloud", "/v1/models/x:%20cloud"])
+    func cloudModelsNamedInThePathAreRefusedToo(_ target: String) throws {
+        try Self.withUsers { proxy, _ in
+            expectError(try proxy.fetch(Req.get(target, Self.alice)), status: 403, family: .openAI)
+            try proxy.expectOnlySentinelArrived(after: 0, credentials: Self.alice)
+        }
+    }
+
+    @Test(arguments: ["/v1/chat/completions", "/api/chat", "/api/show"])
+    func encodedBodiesAreRefusedWhereTheModelIsRead(_ path: String) throws {
+        try Self.withUsers { proxy, _ in
+            let request = Self.raw("POST", path).replacingFirst("Content-Type", with: "Content-Encoding: zstd\r\nContent-Type")
+            let response = try proxy.fetch(request)
+            #expect(response.status == 415)
+            let identity = Self.raw("POST", path, #"{"model":"mistral:7b","stream":false,"messages":[]}"#)
+                .replacingFirst("Content-Type", with: "Content-Encoding: identity\r\nContent-Type")
+            #expect(try proxy.fetch(identity).status == 200)
+        }
+    }
+
     @Test func cloudModelsForAdminsOnlyWhenSoConfigured() throws {
         try Self.withUsers({ $0.cloudModels = .admins }) { proxy, fake in
             let body = #"{"model":"x:cloud","stream":false}"#

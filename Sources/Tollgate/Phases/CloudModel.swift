@@ -1,15 +1,19 @@
 /// Models Ollama does not run itself but forwards to ollama.com, signed with the server's own key and billed to the
-/// server owner's account: names whose tag is `cloud` or ends in `-cloud` (`gpt-oss:120b-cloud`, `x:cloud`).
+/// server owner's account.
 ///
-/// Read generously, so that no spelling Ollama might still resolve to a cloud model slips through: ASCII case is
-/// ignored, surrounding whitespace and a `@digest` suffix are dropped first, and a name ending `-cloud` counts even
-/// without a tag.
+/// Ollama's rule (its model-reference parser): trim Unicode white space; take the text after the last `:`, trim it
+/// too, lower-case it; `cloud` is a cloud model, and so is a tag ending in `-cloud`; a name without `:` is not.
+/// Read here on the generous side, so that no spelling Ollama still resolves to the cloud slips through: a tag
+/// ending `-cloud` counts even when it holds a `/`, and a name Ollama would refuse as malformed (`x:cloud:cloud`)
+/// counts too.
 enum CloudModel {
     static func isCloud(_ name: String) -> Bool {
-        var n = Substring(name.lowercased())
-        if let at = n.firstIndex(of: "@") { n = n[..<at] }
-        while let c = n.last, c.isWhitespace { n.removeLast() }
-        while let c = n.first, c.isWhitespace { n.removeFirst() }
-        return n.hasSuffix(":cloud") || n.hasSuffix("-cloud")
+        let scalars = Array(name.unicodeScalars)
+        guard let colon = scalars.lastIndex(of: ":") else { return false }
+        var tag = scalars[(colon + 1)...]
+        while let first = tag.first, first.properties.isWhitespace { tag.removeFirst() }
+        while let last = tag.last, last.properties.isWhitespace { tag.removeLast() }
+        let lower = String(String.UnicodeScalarView(tag)).lowercased()
+        return lower == "cloud" || lower.hasSuffix("-cloud")
     }
 }

@@ -102,6 +102,19 @@ extension ClientConnection {
                 return
             }
         }
+        // GET /v1/models/{model}: Ollama's cloud passthrough reads the model from the path.
+        if ex.path.hasPrefix("/v1/models/"), let refusal = cloudRefusal(String(ex.path.dropFirst(11)), ex) {
+            respond(ex, refusal, reason: .rejected)
+            return
+        }
+        if (ex.route == .inference || isShow(ex)) && !ex.requestDone && ex.contentEncoded {
+            // Ollama decompresses some encoded bodies before it reads their model; Tollgate reads the model of
+            // every such body, so it takes them only as sent (HAProxy and nginx do not decode request bodies
+            // either).
+            respond(ex, ErrorResponse(status: 415, message: "request bodies with a Content-Encoding are not accepted on this route; send the body uncompressed"),
+                    reason: .rejected)
+            return
+        }
         if !ex.requestDone && readsBodyWhole(ex) {
             startBuffering(ex)
             return
@@ -237,16 +250,23 @@ extension ClientConnection {
                 return ErrorResponse(status: 403, message: "model \"\(name)\" is not available on this server")
             }
         }
-        for name in names where CloudModel.isCloud(name) {
-            let isAdmin = ex.user.map { config.admins.contains($0) } ?? false
-            switch config.cloudModels {
-            case .all: continue
-            case .admins where isAdmin || config.users == nil: continue
-            default:
-                return ErrorResponse(status: 403, message: "model \"\(name)\" runs on ollama.com on this server's account, which this server does not allow\(config.cloudModels == .admins ? " for non-administrators" : "")")
-            }
+        for name in names {
+            if let refusal = cloudRefusal(name, ex) { return refusal }
         }
         return nil
+    }
+
+    /// 403 when `name` is a cloud model and `cloud-models` does not allow it to this exchange's user.
+    private func cloudRefusal(_ name: String, _ ex: Exchange) -> ErrorResponse? {
+        guard CloudModel.isCloud(name) else { return nil }
+        let config = worker.config
+        let isAdmin = ex.user.map { config.admins.contains($0) } ?? false
+        switch config.cloudModels {
+        case .all: return nil
+        case .admins where isAdmin || config.users == nil: return nil
+        default:
+            return ErrorResponse(status: 403, message: "model \"\(name)\" runs on ollama.com on this server's account, which this server does not allow\(config.cloudModels == .admins ? " for non-administrators" : "")")
+        }
     }
 
     /// An inference slot (or none needed), then the upstream.

@@ -88,6 +88,8 @@ final class Exchange {
     var wholeBody = false
     /// The request body is chunked.
     let isChunked: Bool
+    /// The request declares a Content-Encoding other than `identity`.
+    let contentEncoded: Bool
     /// Whether `upstreamHead` + `stagedBody` hold the complete request (failover possible).
     var replayable = false
     /// A stale pooled connection was already replaced by a fresh one to the same backend.
@@ -123,6 +125,9 @@ final class Exchange {
         self.bodyLimit = bodyLimit
         self.expectContinue = head.expectContinue
         if case .chunked = head.framing { isChunked = true } else { isChunked = false }
+        contentEncoded = head.headers.contains { field in
+            field.kind == .contentEncoding && !HTTPBytes.equalsLowercased(buffer, HTTPBytes.trimOWS(buffer, field.value), "identity")
+        }
         switch head.framing {
         case .contentLength(let n) where n > 0: body = .length(remaining: n)
         case .chunked: body = .chunked

@@ -26,7 +26,7 @@ public enum RequestRewriter {
         let nominated = connectionNominated(head, buffer)
         for field in head.headers {
             switch field.kind {
-            case .other, .contentType:
+            case .other, .contentType, .contentEncoding:
                 if !nominated.isEmpty && nominated.contains(where: { equalNames(buffer, $0, field.name) }) { continue }
                 out.append(contentsOf: buffer[field.name])
                 out.append(0x3A)

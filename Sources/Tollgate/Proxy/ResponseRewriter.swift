@@ -37,7 +37,7 @@ public enum ResponseRewriter {
         for field in head.headers {
             switch field.kind {
             case .other, .contentType, .origin, .referer, .xApiKey, .authorization, .expect, .host, .xForwardedFor,
-                 .xForwardedProto, .cookie, .forwarding:
+                 .xForwardedProto, .cookie, .forwarding, .contentEncoding:
                 out.append(contentsOf: buffer[field.name])
                 out.append(0x3A)
                 out.append(0x20)

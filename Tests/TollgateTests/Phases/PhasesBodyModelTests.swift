@@ -88,9 +88,10 @@ import Testing
     }
 
     @Test(arguments: [
-        ("gpt-oss:120b-cloud", true), ("x:cloud", true), ("X:CLOUD", true), ("x:cloud ", true),
-        ("deepseek-v3.1:671b-cloud@sha256:abc", true), ("qwen3-coder-cloud", true), ("mistral:7b", false),
-        ("cloudy:7b", false), ("x:cloudless", false),
+        ("gpt-oss:120b-cloud", true), ("x:cloud", true), ("X:CLOUD", true), ("x:cloud ", true), (" x: cloud\t", true),
+        ("x:\u{00A0}cloud", true), ("x:\u{3000}CLOUD\u{2028}", true), ("h:5000/x:cloud", true), ("x:cloud:cloud", true),
+        ("x:8b-Cloud", true), ("qwen3-coder-cloud", false), ("mistral:7b", false), ("cloudy:7b", false),
+        ("x:cloudless", false), ("x:local", false), ("cloud", false),
     ])
     func cloudNames(_ name: String, _ cloud: Bool) {
         #expect(CloudModel.isCloud(name) == cloud)
