@@ -497,6 +497,13 @@ func (m muxFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Readings:      []Reading{},
 	}
 	sw := &statusWriter{ResponseWriter: w, rep: rep}
+	if r.RequestURI == "*" {
+		// ServeMux answers an asterisk-form target (other than OPTIONS *, which the server answers) with 400.
+		rep.Route, rep.Class = "mux *", classNone
+		w.Header().Set("Connection", "close")
+		sw.WriteHeader(http.StatusBadRequest)
+		return
+	}
 	if r.Method == http.MethodConnect {
 		rep.Route, rep.Class = "mux CONNECT", classNone
 		http.NotFound(sw, r)
