@@ -324,6 +324,59 @@ def fail_with(tallies: list[Tally], limit: int = 25) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# The oracle itself, asked directly: it reads as the facts in tests/oracle/main.go say Ollama does.
+
+
+def test_oracle_reads_like_ollama(oracle):
+    direct = Gate(oracle.server, None, "oracle", "direct")
+
+    def ask(method, target, body=b""):
+        oracle.new_entries()
+        status, raw = send(direct, Case(method, target, body), "direct-oracle")
+        entries = oracle.new_entries()
+        assert len(entries) == 1, (target, raw[:300], entries)
+        return status, entries[0]
+
+    def values(entry):
+        return {r["by"]: r.get("value") if r["status"] == "string" else r["status"] for r in entry["readings"]}
+
+    # Routing on the percent-decoded URL.Path.
+    for target in (b"/api/pull", b"/api%2Fpull", b"/api%2fpull", b"/%61pi/pull", b"http://x/api/pull"):
+        assert ask("POST", target, OK_BODY)[1]["route"] == "POST /api/pull", target
+    # The mux redirects uncleaned escaped paths; gin redirects a trailing slash; routing is case-sensitive.
+    assert ask("POST", b"//api/pull", OK_BODY)[1]["route"] == "mux redirect"
+    assert ask("POST", b"/api/chat/../pull", OK_BODY)[1]["route"] == "mux redirect"
+    assert ask("POST", b"/api/pull/", OK_BODY)[1]["route"] == "gin redirect 307"
+    assert ask("GET", b"/api/tags/")[1]["route"] == "gin redirect 301"
+    assert ask("POST", b"/API/pull", OK_BODY)[1]["route"] == "gin 404"
+    assert ask("GET", b"/api/pull")[1]["route"] == "gin 405"
+    assert ask("POST", b"/api%2F..%2Fpull", OK_BODY)[1]["route"] == "gin 404"
+    # Struct decoding: case-insensitive keys, last duplicate wins, null keeps the earlier value, escaped keys
+    # match, bytes after the first value are ignored.
+    assert values(ask("POST", b"/api/chat", b'{"model":"a","Model":"b"}')[1]) == {"struct.model": "b"}
+    assert values(ask("POST", b"/api/chat", b'{"model":"x:cloud","model":null}')[1]) == {"struct.model": "x:cloud"}
+    assert values(ask("POST", b"/api/chat", b'{"mod\\u0065l":"b"}')[1]) == {"struct.model": "b"}
+    assert values(ask("POST", b"/api/chat", b'{"model":"a"} {"model":"b"}')[1]) == {"struct.model": "a"}
+    # The cloud middleware's map: exact key, unparseable with trailing bytes; it stops at a cloud name.
+    e = ask("POST", b"/v1/chat/completions", b'{"model":"a","Model":"b:cloud"}')[1]
+    assert values(e) == {"map[model]": "a", "struct.model": "b:cloud"}
+    e = ask("POST", b"/v1/chat/completions", b'{"model":"a"} x')[1]
+    assert values(e) == {"map[model]": "unparseable", "struct.model": "a"}
+    e = ask("POST", b"/v1/messages", b'{"Model":"a","model":" b:Cloud "}')[1]
+    assert values(e) == {"map[model]": " b:Cloud "} and e["readings"][0]["cloud"]
+    # show reads model, then name.
+    e = ask("POST", b"/api/show", b'{"name":"x:cloud"}')[1]
+    assert [(r["by"], r["acts"], r["cloud"]) for r in e["readings"] if r["status"] == "string"] == \
+        [("struct.name", True, True)]
+    # The cloud rule: the text after the last ":" is "cloud" or ends in "-cloud", any case, trimmed.
+    for name, cloud in (("x:cloud", True), ("x:8b-cloud", True), ("X:CLOUD", True), ("x: cloud ", True),
+                        ("h:5000/x:cloud", True), ("x-cloud", False), ("x:local", False), ("x:cloud:cloud", False),
+                        ("x:a/b-cloud", False), ("mistral:7b", False), ("x:\u00a0cloud", True)):
+        e = ask("POST", b"/api/generate", b'{"model":"%s"}' % name.encode())[1]
+        assert e["readings"][0]["cloud"] is cloud, (name, e["readings"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Sanity: the wiring works, so the property is not vacuous.
 
 

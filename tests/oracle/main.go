@@ -239,32 +239,24 @@ func mapReading(body []byte) Reading {
 }
 
 // structFields decodes the body as gin's ShouldBindJSON does (one Decode into a struct) and returns the named
-// string fields. A decode error means the handler answers 400 and acts on nothing.
-func structFields(body []byte, fields ...string) (map[string]*string, error) {
-	// Only string fields named by json tags matter here; a struct built per call keeps the tags exact.
-	type modelName struct {
-		Model       *string `json:"model"`
-		Name        *string `json:"name"`
-		From        *string `json:"from"`
-		Source      *string `json:"source"`
-		Destination *string `json:"destination"`
+// string fields. The fields are plain strings as in Ollama's request types, so a later `"model": null` leaves an
+// earlier value in place. A decode error means the handler answers 400 and acts on nothing.
+func structFields(body []byte) (map[string]string, error) {
+	var v struct {
+		Model       string `json:"model"`
+		Name        string `json:"name"`
+		From        string `json:"from"`
+		Source      string `json:"source"`
+		Destination string `json:"destination"`
 	}
-	var v modelName
-	dec := json.NewDecoder(bytes.NewReader(body))
-	err := dec.Decode(&v)
-	all := map[string]*string{"model": v.Model, "name": v.Name, "from": v.From, "source": v.Source,
-		"destination": v.Destination}
-	out := map[string]*string{}
-	for _, f := range fields {
-		out[f] = all[f]
-	}
-	return out, err
+	err := json.NewDecoder(bytes.NewReader(body)).Decode(&v)
+	return map[string]string{"model": v.Model, "name": v.Name, "from": v.From, "source": v.Source,
+		"destination": v.Destination}, err
 }
 
 // structReadings gives one reading per field, in the handler's cmp.Or order: the first non-empty one acts.
 func structReadings(body []byte, fields ...string) []Reading {
-	got, err := structFields(body, fields...)
-	var out []Reading
+	got, err := structFields(body)
 	if err != nil {
 		detail := err.Error()
 		if err == io.EOF {
@@ -272,18 +264,16 @@ func structReadings(body []byte, fields ...string) []Reading {
 		}
 		return []Reading{{By: "struct", Status: "unparseable", Detail: detail + " (handler answers 400)"}}
 	}
+	var out []Reading
 	acted := false
 	for _, f := range fields {
-		p := got[f]
-		if p == nil {
-			out = append(out, Reading{By: "struct." + f, Status: "absent"})
+		v := got[f]
+		if v == "" {
+			out = append(out, Reading{By: "struct." + f, Status: "absent", Detail: "absent, null or empty"})
 			continue
 		}
-		acts := !acted && *p != ""
-		if acts {
-			acted = true
-		}
-		out = append(out, stringReading("struct."+f, *p, acts))
+		out = append(out, stringReading("struct."+f, v, !acted))
+		acted = true
 	}
 	return out
 }
