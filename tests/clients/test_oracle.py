@@ -316,6 +316,9 @@ def run_case(oracle: Oracle, gate: Gate, tally: Tally, case: Case, case_id: str)
 
 def fail_with(tallies: list[Tally], limit: int = 25) -> None:
     failures = [f for t in tallies for f in t.failures]
+    gateway = [g for t in tallies for g in t.gateway_errors]
+    if gateway:
+        failures.append("gateway errors or no answer (the upstream left waiting?):\n    " + "\n    ".join(gateway))
     if failures:
         shown = "\n".join(failures[:limit])
         more = f"\n... and {len(failures) - limit} more" if len(failures) > limit else ""
@@ -521,6 +524,10 @@ def test_seed_corpus(oracle, gate_allow, gate_open):
         print("\n" + tally.summary())
         tallies.append(tally)
     gateway = [g for t in tallies for g in t.gateway_errors]
+    if gateway:
+        # Reported with the violations: a 502/504 or no answer means the oracle (which answers at once) was
+        # left waiting, e.g. for body bytes Tollgate never forwarded.
+        print("\nno answer or a gateway error from Tollgate:\n" + "\n".join(gateway))
     fail_with(tallies)
     assert not gateway, ("Tollgate relayed no answer (upstream waiting for body bytes it never got?):\n"
                          + "\n".join(gateway))
