@@ -318,7 +318,7 @@ def fail_with(tallies: list[Tally], limit: int = 25) -> None:
     failures = [f for t in tallies for f in t.failures]
     gateway = [g for t in tallies for g in t.gateway_errors]
     if gateway:
-        failures.append("gateway errors or no answer (the upstream left waiting?):\n    " + "\n    ".join(gateway))
+        failures.insert(0, "gateway errors or no answer (the upstream left waiting?):\n    " + "\n    ".join(gateway))
     if failures:
         shown = "\n".join(failures[:limit])
         more = f"\n... and {len(failures) - limit} more" if len(failures) > limit else ""
