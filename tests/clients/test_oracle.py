@@ -555,7 +555,8 @@ INSERTS = [
     "*", "@", ":", "%3A", "?", "#", "&", "=", "\x7f", "%7F", "%FF", "%ff", "%c3%a9",
 ]
 SUFFIXES = [
-    "", "", "", "", "", "", "", "", "/", "//", "/.", "/..", "/%2e", "/%2e%2e", "?", "?x=1", "?/../api/pull", "?%2F..%2Fapi%2Fpull",
+    "", "", "", "", "", "", "", "", "/", "//", "/.", "/..", "/%2e", "/%2e%2e", "?", "?x=1", "?/../api/pull",
+    "?%2F..%2Fapi%2Fpull",
     "#x", "#/../api/pull", "?model=x:cloud", ";", ";/../pull", "%2F", "%2f..%2fpull", "%00", "/%2e%2e/api/pull",
     "/../api/pull", "/..%2Fpull", "\\..\\pull", "%5C..%5Cpull", "?#", "#?",
 ]
@@ -656,7 +657,8 @@ def test_generated_request_targets(oracle, gate_allow):
 # Generated bodies
 
 MODEL_STRINGS = [
-    "mistral:7b", "mistral:7b", "mistral:7b", "mistral:7b", "mistral:7b", "mistral:7b", " mistral:7b", "mistral:7b\t", "MISTRAL:7B", "Mistral:7b", "mistral", "llama3",
+    "mistral:7b", "mistral:7b", "mistral:7b", "mistral:7b", "mistral:7b", "mistral:7b", " mistral:7b",
+    "mistral:7b\t", "MISTRAL:7B", "Mistral:7b", "mistral", "llama3",
     "mistral:7b-cloud", "mistral:cloud", "mistral:7b:cloud", "x:cloud", "x-cloud", "x:8b-cloud", "X:CLOUD",
     "x:Cloud ", "x: cloud", "x:8B-Cloud", "gpt-oss:120b-cloud", "h:5000/x:cloud", "h:5000/x-cloud", "x:local",
     "x:local:cloud", "x:cloud:local", "", " ", "x:\u00a0cloud", "\u2003x:cloud\u2003", "x:cloud\u0085",
