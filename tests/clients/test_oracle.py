@@ -5,8 +5,9 @@ it, which handler ran and every reading of the model it made (struct decoding, t
 map, the /v1/models path parameter). Each request is sent through Tollgate as a user who is not an admin, over
 raw sockets so that the request-target goes out byte for byte. The property: every request the oracle receives
 ran a handler that user may use (inference or read-only; a redirect, 404 or 405 from gin or the mux is fine),
-and for inference every model reading is on Tollgate's `model-allow` list (when set) and none names a cloud
-model (cloud models are refused by default).
+for inference every model reading is on Tollgate's `model-allow` list (when set), no reading names a cloud
+model (cloud models are refused by default), and no credentials header (Authorization, which every case
+carries, x-api-key, Cookie, Proxy-Authorization) reaches the upstream.
 
 Inputs: a seed corpus (every bypass form found so far, run every time) and generated request-targets and JSON
 bodies (hypothesis, derandomized: the same cases on every run). Figures (cases sent, reached the oracle,
@@ -241,11 +242,14 @@ def send(gate: Gate, case: Case, case_id: str, auth: bytes | None = None) -> tup
 def violations(entry: dict, allow) -> list[str]:
     """What is wrong with one request the oracle received from a non-admin, as strings (empty: fine)."""
     cls, route = entry.get("class"), entry.get("route")
-    if cls == "none":
-        return []  # a redirect, 404 or 405 from the mux or gin: no handler ran
-    if cls not in ("inference", "readonly"):
-        return [f"route: {cls} handler {route} ran (path {entry.get('path')!r})"]
     out = []
+    if entry.get("credentials"):
+        # Ollama's cloud passthrough copies the client's headers to ollama.com: credentials stop at the proxy.
+        out.append(f"credentials: {', '.join(entry['credentials'])} reached the upstream")
+    if cls == "none":
+        return out  # a redirect, 404 or 405 from the mux or gin: no handler ran
+    if cls not in ("inference", "readonly"):
+        return out + [f"route: {cls} handler {route} ran (path {entry.get('path')!r})"]
     for r in entry.get("readings", []):
         if r.get("status") == "unread" and cls == "inference":
             out.append(f"model unchecked: {r.get('by')} {r.get('detail')}")
@@ -508,6 +512,9 @@ SEEDS: list[Case] = [
     Case("POST", b"/api/chat", OK_BODY + b"x" * 6000, note="6000 bytes of garbage after the object"),
     Case("POST", b"/v1/chat/completions", OK_BODY + b"\n" * 4097 + b'{"model":"x:cloud"}', note="4097 newlines"),
     Case("POST", b"/api/chat", OK_BODY + b" " * 5000, chunked=True, note="chunked, 5000 spaces after"),
+    # Credentials beside the Authorization every case carries.
+    Case("POST", b"/api/chat", OK_BODY, [(b"Cookie", b"session=1"), (b"Proxy-Authorization", b"Basic eDp5")]),
+    Case("GET", b"/api/tags", b"", [(b"Cookie", b"a=b; c=d")]),
     # The same through chunked framing.
     Case("POST", b"/api/chat", b'{"model":"mistral:7b","Model":"x:cloud"}', chunked=True),
     Case("POST", b"/v1/chat/completions", b'{"model":"x:cloud"}', chunked=True),
@@ -641,7 +648,8 @@ def target_cases(draw) -> Case:
     if draw(st.integers(0, 4)) == 0:
         method = draw(st.sampled_from(["POST", "GET", "DELETE", "HEAD"]))
     body = draw(st.sampled_from(TARGET_BODIES)) if method in ("POST", "DELETE") else b""
-    return Case(method, draw(request_targets(route)), body)
+    headers = [(b"Cookie", b"s=1")] if draw(st.integers(0, 7)) == 0 else []
+    return Case(method, draw(request_targets(route)), body, headers)
 
 
 def test_generated_request_targets(oracle, gate_allow, request):

@@ -105,23 +105,24 @@ type Reading struct {
 
 // Report is the answer to every request and one line of the log.
 type Report struct {
-	Case          string    `json:"case"` // the X-Oracle-Case header, for tests
-	Route         string    `json:"route"`
-	Class         string    `json:"class"`
-	Method        string    `json:"method"`
-	RequestURI    string    `json:"request_uri"`
-	Path          string    `json:"path"`
-	RawPath       string    `json:"raw_path"`
-	RawQuery      string    `json:"raw_query"`
-	Host          string    `json:"host"`
-	Origin        string    `json:"origin,omitempty"`
-	ContentEnc    string    `json:"content_encoding,omitempty"`
-	Status        int       `json:"status"`
-	Location      string    `json:"location,omitempty"`
-	BodyLen       int       `json:"body_len"`
-	Readings      []Reading `json:"readings"`
-	Authorization bool      `json:"authorization"` // an Authorization header reached the upstream
-	Cookie        bool      `json:"cookie"`
+	Case       string    `json:"case"` // the X-Oracle-Case header, for tests
+	Route      string    `json:"route"`
+	Class      string    `json:"class"`
+	Method     string    `json:"method"`
+	RequestURI string    `json:"request_uri"`
+	Path       string    `json:"path"`
+	RawPath    string    `json:"raw_path"`
+	RawQuery   string    `json:"raw_query"`
+	Host       string    `json:"host"`
+	Origin     string    `json:"origin,omitempty"`
+	ContentEnc string    `json:"content_encoding,omitempty"`
+	Status     int       `json:"status"`
+	Location   string    `json:"location,omitempty"`
+	BodyLen    int       `json:"body_len"`
+	Readings   []Reading `json:"readings"`
+	// Credentials headers that reached the upstream (Ollama's cloud passthrough copies client headers to
+	// ollama.com, so a proxy must not pass its users' credentials on).
+	Credentials []string `json:"credentials"`
 }
 
 type reportKey struct{}
@@ -473,18 +474,22 @@ type muxFront struct{ engine *gin.Engine }
 
 func (m muxFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rep := &Report{
-		Case:          r.Header.Get("X-Oracle-Case"),
-		Method:        r.Method,
-		RequestURI:    r.RequestURI,
-		Path:          r.URL.Path,
-		RawPath:       r.URL.RawPath,
-		RawQuery:      r.URL.RawQuery,
-		Host:          r.Host,
-		Origin:        r.Header.Get("Origin"),
-		ContentEnc:    r.Header.Get("Content-Encoding"),
-		Authorization: r.Header.Get("Authorization") != "",
-		Cookie:        r.Header.Get("Cookie") != "",
-		Readings:      []Reading{},
+		Case:        r.Header.Get("X-Oracle-Case"),
+		Method:      r.Method,
+		RequestURI:  r.RequestURI,
+		Path:        r.URL.Path,
+		RawPath:     r.URL.RawPath,
+		RawQuery:    r.URL.RawQuery,
+		Host:        r.Host,
+		Origin:      r.Header.Get("Origin"),
+		ContentEnc:  r.Header.Get("Content-Encoding"),
+		Credentials: []string{},
+		Readings:    []Reading{},
+	}
+	for _, h := range []string{"Authorization", "X-Api-Key", "Cookie", "Proxy-Authorization"} {
+		if _, ok := r.Header[h]; ok {
+			rep.Credentials = append(rep.Credentials, h)
+		}
 	}
 	sw := &statusWriter{ResponseWriter: w, rep: rep}
 	if r.RequestURI == "*" {
