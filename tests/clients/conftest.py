@@ -313,3 +313,17 @@ def until_status(call, is_status, attempts: int = 3):
                 return e
             raise
     pytest.fail(f"no rejection in {attempts} back-to-back requests; got {results!r}")
+
+
+# Figures a module wants shown even when its tests pass (test_oracle.py: cases sent, reached, refused), printed in
+# the terminal summary so CI logs carry them without -s.
+def pytest_configure(config):
+    config.summary_lines = []
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    lines = getattr(config, "summary_lines", [])
+    if lines:
+        terminalreporter.section("figures")
+        for line in lines:
+            terminalreporter.write_line(line)
