@@ -63,9 +63,9 @@ public final class Server: @unchecked Sendable {
             localAuth.failureLimit = shared.share(localAuth.failureLimit)
         }
         let authenticator = config.users.map { users in
-            Authenticator(users: users, settings: localAuth, onThrottle: { ip, seconds in
+            Authenticator(users: users, settings: localAuth, onThrottle: { subject, seconds in
                 if let sharedStatus, !sharedStatus.isInFallback(.login) { return }
-                Diagnostics.warn("client \(ip) throttled for \(seconds) s after repeated failed logins")
+                Diagnostics.warn("client \(subject) throttled for \(seconds) s after repeated failed logins")
             })
         }
         self.authenticator = authenticator
