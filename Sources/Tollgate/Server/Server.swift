@@ -313,6 +313,10 @@ public final class Server: @unchecked Sendable {
         if old.usersPath != new.usersPath { needRestart.append("users") }
         if old.accessLog != new.accessLog || old.accessLogPath != new.accessLogPath { needRestart.append("log") }
         if old.authSettings.workers != new.authSettings.workers { needRestart.append("auth-workers") }
+        if old.authSettings.failureLimit != new.authSettings.failureLimit
+            || old.authSettings.failureWindowSeconds != new.authSettings.failureWindowSeconds {
+            needRestart.append("login-fail-limit, login-fail-window")
+        }
         if old.proxyProtocol != new.proxyProtocol { needRestart.append("proxy-protocol") }
         if old.sharedLimits != new.sharedLimits { needRestart.append("redis, fleet-size, redis-fallback, redis-timeout, slot-lease") }
 
