@@ -60,7 +60,8 @@ public final class Authenticator: @unchecked Sendable {
         self.onThrottle = onThrottle
         cache = CredentialCache(maxEntries: settings.cacheEntries, ttlNanos: Settings.nanos(settings.cacheTTLSeconds))
         let throttle = LoginThrottle(userLimit: settings.failureLimit,
-                                     windowNanos: Settings.nanos(settings.failureWindowSeconds))
+                                     windowNanos: Settings.nanos(settings.failureWindowSeconds),
+                                     verifiedNanos: Settings.nanos(settings.cacheTTLSeconds))
         state = Mutex(State(users: users, throttle: throttle))
         guard let channel = WakeChannel() else { fatalError("authenticator: cannot create its wake-up socket pair") }
         wake = channel
@@ -73,10 +74,11 @@ public final class Authenticator: @unchecked Sendable {
     /// `throttle` false skips the local failed-login throttle's refusal (the fleet-wide one in Redis decided);
     /// failures are still recorded locally, ready for when the fleet-wide one is unavailable.
     ///
-    /// A credential the cache already knows to be right is allowed even while its client prefix or (prefix, user)
-    /// is throttled: it caused none of the failures (only wrong passwords are counted), so a neighbour behind the
-    /// same NAT guessing, or a stale password in someone's chat UI, does not lock out a user who is logged in.
-    /// Anything else from a throttled client is refused without a check, a cached wrong password included.
+    /// A credential the cache already knows to be right, and that was verified from this client prefix, is allowed
+    /// even while the prefix or (prefix, user) is throttled: it caused none of the failures (only wrong passwords
+    /// are counted), so a neighbour behind the same NAT guessing, or a stale password in someone's chat UI, does not
+    /// lock out a user who is logged in. Anything else from a throttled client is refused without a check, a cached
+    /// wrong password included, and so is a cached right one first seen from another prefix (see `LoginThrottle`).
     public func check(
         _ credentials: Credentials, clientIP: String, throttle: Bool = true,
         completion: @escaping @Sendable (AuthOutcome) -> Void
@@ -94,18 +96,20 @@ public final class Authenticator: @unchecked Sendable {
         let answer: Check = state.withLock { s in
             if s.stopped { return .done(.overloaded) }
             let cached = cache.lookup(key, now: now)
-            if cached == true {
+            let refusal = throttle ? s.throttle.retryAfter(login, now: now) : nil
+            if cached == true, refusal == nil || s.throttle.wasVerified(login.prefix, credential: key, now: now) {
                 s.stats.cacheHits += 1
                 s.stats.allowed += 1
+                s.throttle.recordSuccess(login.prefix, credential: key, now: now)
                 return .done(.allowed(user: credentials.user))
             }
-            if throttle, let seconds = s.throttle.retryAfter(login, now: now) {
+            if let seconds = refusal {
                 s.stats.throttled += 1
                 return .done(.throttled(retryAfterSeconds: seconds))
             }
             if cached == false {
                 s.stats.cacheHits += 1
-                newlyThrottled = record(false, login, now: now, in: &s)
+                newlyThrottled = record(false, login, key: key, now: now, in: &s)
                 return .done(.denied)
             }
             let waiter = Waiter(login: login, completion: completion)
@@ -128,13 +132,17 @@ public final class Authenticator: @unchecked Sendable {
         return answer
     }
 
-    /// Whether the cache knows `credentials` to be right (no hashing, no counting): the fleet-wide throttle lets
-    /// such a credential through without asking Redis, as the local one does.
-    public func isVerified(_ credentials: Credentials) -> Bool {
+    /// Whether the cache knows `credentials` to be right and they were verified from `clientIP`'s prefix (no
+    /// hashing, no counting): the fleet-wide throttle lets such a credential through without asking Redis, as the
+    /// local one does.
+    public func isVerified(_ credentials: Credentials, clientIP: String) -> Bool {
         let users = state.withLock { $0.users }
         guard let entry = users.entries[credentials.user] else { return false }
         let key = cache.makeKey(user: credentials.user, storedHash: entry.hash, password: credentials.password)
-        return cache.lookup(key, now: clock()) == true
+        let now = clock()
+        let prefix = LoginThrottle.Key(clientIP: clientIP, user: credentials.user).prefix
+        guard cache.lookup(key, now: now) == true else { return false }
+        return state.withLock { $0.throttle.wasVerified(prefix, credential: key, now: now) }
     }
 
     /// Swaps in new users atomically (live reload). Cached verdicts for unchanged lines stay valid; those for
@@ -176,9 +184,11 @@ public final class Authenticator: @unchecked Sendable {
 
     /// Counts an outcome; on a failure, records it for `login` and returns what to log when that failure starts
     /// a throttle: the subject (`203.0.113.9, user "alice"` or `2001:db8::/64, every user`) and its Retry-After.
-    private func record(_ valid: Bool, _ login: LoginThrottle.Key, now: UInt64, in s: inout State) -> (String, Int)? {
+    private func record(_ valid: Bool, _ login: LoginThrottle.Key, key: [UInt8], now: UInt64,
+                        in s: inout State) -> (String, Int)? {
         if valid {
             s.stats.allowed += 1
+            s.throttle.recordSuccess(login.prefix, credential: key, now: now)
             return nil
         }
         s.stats.denied += 1
@@ -207,7 +217,9 @@ public final class Authenticator: @unchecked Sendable {
                 cache.store(job.key, valid: valid, now: now)
                 let waiters = s.inflight.removeValue(forKey: job.key) ?? []
                 for waiter in waiters {
-                    if let throttled = record(valid, waiter.login, now: now, in: &s) { throttledNow.append(throttled) }
+                    if let throttled = record(valid, waiter.login, key: job.key, now: now, in: &s) {
+                        throttledNow.append(throttled)
+                    }
                 }
                 return waiters
             }

@@ -11,8 +11,13 @@ import TollgateIO
 ///   it is throttled as a whole.
 ///
 /// A refused attempt is not counted (as nginx's `limit_req` does not count rejected requests), so a throttle ends
-/// when its oldest counted failure leaves the window, whatever the client keeps sending. Not thread-safe: the
-/// authenticator guards it with its lock.
+/// when its oldest counted failure leaves the window, whatever the client keeps sending.
+///
+/// It also remembers which credentials were verified from which prefix (`recordSuccess`, for as long as the
+/// credential cache keeps a verdict): a credential verified from a prefix is let through a throttle there, since it
+/// caused none of the failures. Only from there: elsewhere, a throttled client presenting a cached right password
+/// is refused like any other attempt, so a throttle never becomes an oracle for recently used passwords except to a
+/// client sharing the owner's own address or /64. Not thread-safe: the authenticator guards it with its lock.
 struct LoginThrottle: Sendable {
     /// Where a login attempt comes from and whom it names.
     struct Key: Hashable, Sendable {
@@ -33,10 +38,34 @@ struct LoginThrottle: Sendable {
     let prefixLimit: Int
     private var byUser: FailureThrottle<Key>
     private var byPrefix: FailureThrottle<ClientKey>
+    /// How long a success is remembered.
+    let verifiedNanos: UInt64
+    /// Credentials verified per prefix: (prefix, the first 16 bytes of the credential's cache key) → until when.
+    private var verified: [Verified: UInt64] = [:]
+    private let maxVerified: Int
+
+    private struct Verified: Hashable, Sendable {
+        var prefix: ClientKey
+        var hi: UInt64
+        var lo: UInt64
+
+        init(_ prefix: ClientKey, _ credential: [UInt8]) {
+            self.prefix = prefix
+            var hi: UInt64 = 0
+            var lo: UInt64 = 0
+            for (i, byte) in credential.prefix(16).enumerated() {
+                if i < 8 { hi = hi << 8 | UInt64(byte) } else { lo = lo << 8 | UInt64(byte) }
+            }
+            self.hi = hi
+            self.lo = lo
+        }
+    }
 
     /// A throttle after `userLimit` failures per (prefix, user), or `prefixMultiple` × that per prefix, within
     /// `windowNanos`; at most `maxClients` keys in each table.
-    init(userLimit: Int, windowNanos: UInt64, maxClients: Int = 65_536) {
+    init(userLimit: Int, windowNanos: UInt64, verifiedNanos: UInt64 = 300_000_000_000, maxClients: Int = 65_536) {
+        self.verifiedNanos = verifiedNanos
+        maxVerified = max(1, maxClients)
         self.userLimit = max(0, userLimit)
         let (product, overflow) = self.userLimit.multipliedReportingOverflow(by: LoginThrottle.prefixMultiple)
         prefixLimit = overflow ? Int.max : product
@@ -62,6 +91,24 @@ struct LoginThrottle: Sendable {
         let prefix = byPrefix.recordFailure(key.prefix, now: now)
         if prefix { return .prefix }
         return user ? .user : nil
+    }
+
+    /// Remembers that `credential` (its cache key) was verified right from `prefix` at `now`.
+    mutating func recordSuccess(_ prefix: ClientKey, credential: [UInt8], now: UInt64) {
+        guard userLimit > 0 else { return }
+        let key = Verified(prefix, credential)
+        if verified[key] == nil, verified.count >= maxVerified {
+            verified = verified.filter { $0.value > now }
+            while verified.count >= maxVerified * 3 / 4, let any = verified.keys.first { verified[any] = nil }
+        }
+        let (until, overflow) = now.addingReportingOverflow(verifiedNanos)
+        verified[key] = overflow ? .max : until
+    }
+
+    /// Whether `credential` was verified right from `prefix` within `verifiedNanos` before `now`.
+    func wasVerified(_ prefix: ClientKey, credential: [UInt8], now: UInt64) -> Bool {
+        guard let until = verified[Verified(prefix, credential)] else { return false }
+        return until > now
     }
 
     /// What a failure has just throttled.

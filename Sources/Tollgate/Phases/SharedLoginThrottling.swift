@@ -3,7 +3,8 @@ import TollgateIO
 
 /// The failed-login throttle with Redis: before a password is checked, Redis says whether the client prefix, or the
 /// user from it, is throttled fleet-wide (the exchange waits without blocking); a failed login is counted there. A
-/// credential this process has already verified (in its cache) goes through without asking, as it would locally. While Redis is
+/// credential this process has already verified from the same client prefix goes through without asking, as it
+/// would locally. While Redis is
 /// unavailable the `redis-fallback` policy decides: `local` applies this process's throttle (at limit/N), `open`
 /// none, `closed` refuses with 503. The password check itself never involves Redis.
 extension ClientConnection {
@@ -12,7 +13,7 @@ extension ClientConnection {
     func sharedLoginGate(_ ex: Exchange, _ credentials: Credentials, clientIP: String, shared: SharedLimits,
                          login: SharedLoginThrottle) -> PhaseResult {
         // Failures it did not cause never refuse a credential already known to be right.
-        if let auth = worker.authenticator, auth.isVerified(credentials) {
+        if let auth = worker.authenticator, auth.isVerified(credentials, clientIP: clientIP) {
             return checkPassword(ex, credentials, clientIP: clientIP, throttle: false)
         }
         if shared.isDown {

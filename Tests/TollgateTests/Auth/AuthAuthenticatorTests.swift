@@ -155,9 +155,25 @@ import TollgateIO
         // The whole /64 is throttled for anything not already verified...
         #expect(checkAndWait(auth, "bob", "pw-b", ip: nat) == .throttled(retryAfterSeconds: 60))
         #expect(checkAndWait(auth, "alice", "guess0", ip: nat) == .throttled(retryAfterSeconds: 60))
-        // ...but alice's verified credential still works from there.
+        // ...but alice's verified credential still works from there, from any address of that /64.
         #expect(checkAndWait(auth, "alice", "pw", ip: nat) == .allowed(user: "alice"))
+        #expect(checkAndWait(auth, "alice", "pw", ip: "2001:db8:5:5::77") == .allowed(user: "alice"))
         #expect(checkAndWait(auth, "bob", "pw-b", ip: "2001:db8:5:6::1") == .allowed(user: "bob"))
+    }
+
+    @Test func aThrottledClientElsewhereCannotTestGuessesAgainstACachedPassword() throws {
+        let auth = Authenticator(users: try users("alice:{PLAIN}pw\n"), settings: settings(failureLimit: 2),
+                                 clock: TestClock().function)
+        defer { auth.shutdown() }
+        #expect(checkAndWait(auth, "alice", "pw", ip: "198.51.100.1") == .allowed(user: "alice"))
+        let attacker = "203.0.113.66"
+        for guess in ["a", "b"] { #expect(checkAndWait(auth, "alice", guess, ip: attacker) == .denied) }
+        // The right password is in the cache, verified from alice's address: from the attacker's it is refused
+        // like any other guess, so a throttled client learns nothing about it.
+        #expect(checkAndWait(auth, "alice", "pw", ip: attacker) == .throttled(retryAfterSeconds: 60))
+        #expect(auth.isVerified(Credentials(user: "alice", password: Array("pw".utf8)), clientIP: "198.51.100.1"))
+        #expect(!auth.isVerified(Credentials(user: "alice", password: Array("pw".utf8)), clientIP: attacker))
+        #expect(checkAndWait(auth, "alice", "pw", ip: "198.51.100.1") == .allowed(user: "alice"))
     }
 
     @Test func unknownUsersAreCheckedAgainstAStandInOfAnExistingCost() throws {
