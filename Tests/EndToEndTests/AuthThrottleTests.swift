@@ -131,4 +131,26 @@ import TollgateIO
             #expect(try MetricsScrape(proxy)["tollgate_proxy_protocol_refused_total"] == 3)
         }
     }
+
+    @Test func theThrottleNeedsARestartAndProxyProtocolFromIsReloaded() throws {
+        try Self.withThrottle(limit: 2) { proxy, _ in
+            var changed = proxy.server.config
+            changed.authSettings.failureLimit = 50
+            changed.proxyProtocolFrom = [CIDR(parsing: "203.0.113.0/24")!]
+            let messages = proxy.server.reload(changed)
+            #expect(messages.count == 2, "\(messages)")
+            #expect(messages.last?.contains("login-fail-limit") == true && messages.last?.contains("restart") == true,
+                    "\(messages)")
+            #expect(!(messages.last?.contains("proxy-protocol-from") ?? true), "\(messages)")
+            #expect(proxy.server.config.authSettings.failureLimit == 2)
+            // The loopback peer is no longer a trusted balancer once the loop has the new ranges.
+            let refused = try waitUntil {
+                let client = try proxy.plain()
+                defer { client.close() }
+                try client.send(ProxyHeader.v1("192.0.2.1") + Array(Req.get("/api/version").utf8))
+                return try client.readToEOF().isEmpty
+            }
+            #expect(refused)
+        }
+    }
 }
