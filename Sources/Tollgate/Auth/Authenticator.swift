@@ -9,8 +9,8 @@ import TollgateIO
 /// it queues one hash computation and returns `.pending`; `completion` then runs on a pool thread (hop back to
 /// your loop from there). Identical concurrent checks (same user, stored hash and password) share one computation.
 /// The queue is bounded: past `queueLimit`, `.overloaded`. An unknown user costs one verification of one of the
-/// users file's stand-in hashes (`UsersFile.standIn(for:)`) and gets `.denied`, exactly like a wrong password. `replaceUsers` swaps the users
-/// atomically; checks already queued finish against the users they started with.
+/// users file's stand-in hashes (`UsersFile.standIn(for:)`) and gets `.denied`, exactly like a wrong password.
+/// `replaceUsers` swaps the users atomically; checks already queued finish against the users they started with.
 ///
 /// Thread-safe. Call `shutdown` before releasing it (the pool threads hold it), and never from a completion.
 public final class Authenticator: @unchecked Sendable {

@@ -12,7 +12,8 @@ import TollgateIO
 final class SharedLoginThrottle {
     /// The GCRA limiter counting failures per (prefix, user) (rate limit/window, burst limit − 1).
     let limiter: SharedRateLimiter
-    /// The one counting failures per prefix, at `prefixLimit`.
+    /// The one counting failures per prefix, at `prefixLimit`. Both cache denials in the same `SharedDenials` (the
+    /// keys differ), so `limiter.forgetDenials()` empties it for both.
     let prefixLimiter: SharedRateLimiter
     /// Failures that throttle a user from one prefix.
     let limit: Int
@@ -83,11 +84,6 @@ final class SharedLoginThrottle {
         }
         limiter.check(key: keys.user, completion: join)
         prefixLimiter.check(key: keys.prefix, completion: join)
-    }
-
-    /// Empties the "denied until" cache both limiters share (after a Redis outage).
-    func forgetDenials() {
-        limiter.forgetDenials()
     }
 
     /// Throttled if either is; unavailable if either cannot say and the other does not throttle.
