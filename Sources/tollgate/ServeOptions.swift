@@ -41,6 +41,12 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("auth-workers"), help: SettingHelp.of("auth-workers"))
     var authWorkers: String?
 
+    @Option(name: .customLong("login-fail-limit"), help: SettingHelp.of("login-fail-limit"))
+    var loginFailLimit: String?
+
+    @Option(name: .customLong("login-fail-window"), help: SettingHelp.of("login-fail-window"))
+    var loginFailWindow: String?
+
     @Option(name: .customLong("admin"), help: SettingHelp.of("admin"))
     var admin: [String] = []
 
@@ -67,6 +73,9 @@ struct ServeOptions: ParsableArguments {
 
     @Flag(name: .customLong("proxy-protocol"), help: SettingHelp.of("proxy-protocol"))
     var proxyProtocol = false
+
+    @Option(name: .customLong("proxy-protocol-from"), help: SettingHelp.of("proxy-protocol-from"))
+    var proxyProtocolFrom: [String] = []
 
     @Option(name: .customLong("model-allow"), help: SettingHelp.of("model-allow"))
     var modelAllow: [String] = []
@@ -184,6 +193,8 @@ struct ServeOptions: ParsableArguments {
         if let users { flags["users"] = [users] }
         if let realm { flags["realm"] = [realm] }
         if let authWorkers { flags["auth-workers"] = [authWorkers] }
+        if let loginFailLimit { flags["login-fail-limit"] = [loginFailLimit] }
+        if let loginFailWindow { flags["login-fail-window"] = [loginFailWindow] }
         if !admin.isEmpty { flags["admin"] = admin }
         if !publicPath.isEmpty { flags["public-path"] = publicPath }
         if !corsOrigin.isEmpty { flags["cors-origin"] = corsOrigin }
@@ -193,6 +204,7 @@ struct ServeOptions: ParsableArguments {
         if !rateLimitExempt.isEmpty { flags["rate-limit-exempt"] = rateLimitExempt }
         if rateLimitDryRun { flags["rate-limit-dry-run"] = [] }
         if proxyProtocol { flags["proxy-protocol"] = [] }
+        if !proxyProtocolFrom.isEmpty { flags["proxy-protocol-from"] = proxyProtocolFrom }
         if !modelAllow.isEmpty { flags["model-allow"] = modelAllow }
         if let cloudModels { flags["cloud-models"] = [cloudModels] }
         if let queuePerUser { flags["queue-per-user"] = [queuePerUser] }

@@ -178,25 +178,28 @@ import TollgateIO
         }
     }
 
-    @Test func repeatedFailuresFromOneAddressAreThrottledWithoutChecking() throws {
+    @Test func repeatedFailuresForOneUserFromOneAddressAreThrottledWithoutChecking() throws {
         try Self.withAuthProxy({ $0.authSettings.failureLimit = 3; $0.authSettings.failureWindowSeconds = 60 }) { proxy, fake in
             for guess in ["guess1", "guess2", "guess3"] {
                 #expect(try proxy.fetch(Req.get("/api/tags", Credential.basic("alice", guess))).status == 401)
             }
             let before = try authStats(proxy).hashesComputed
             #expect(before == 3)
-            // Now even the right password is not checked: 429 with Retry-After, in each family's shape.
+            // Now even alice's right password (never verified) is not checked: 429 with Retry-After, in each
+            // family's shape.
             let throttled = try proxy.fetch(Req.get("/api/tags", Credential.basic("alice", "s3cret:with colon")))
             expectError(throttled, status: 429, family: .ollama)
             let seconds = try #require(retryAfterSeconds(throttled), "Retry-After: \(throttled.head.header("Retry-After") ?? "none")")
             #expect(seconds >= 1 && seconds <= 60)
-            let openAI = try proxy.fetch(Req.get("/v1/models", Credential.bearer("bob", "hunter2")))
+            let openAI = try proxy.fetch(Req.get("/v1/models", Credential.bearer("alice", "s3cret:with colon")))
             expectError(openAI, status: 429, family: .openAI, openAICode: "rate_limit_exceeded")
             #expect(retryAfterSeconds(openAI) != nil)
             let stats = try authStats(proxy)
             #expect(stats.hashesComputed == before)
             #expect(stats.throttled == 2)
             #expect(fake.requests.isEmpty)
+            // bob, from the same address, is not locked out by failures for alice.
+            #expect(try proxy.fetch(Req.get("/v1/models", Credential.bearer("bob", "hunter2"))).status == 200)
         }
     }
 

@@ -4,8 +4,10 @@ import Tollgate
 import TollgateIO
 import TollgateTestSupport
 
-/// The failed-login throttle shared through Redis: failures on either instance count together, a throttled IP is
-/// refused everywhere (even with the right password), and while Redis is down the local throttle at limit/N applies.
+/// The failed-login throttle shared through Redis, with the local throttle's keys: failures on either instance count
+/// together per (client prefix, user) and per prefix, a throttled user or prefix is refused everywhere (even with the
+/// right password, unless that instance has already verified it), and while Redis is down the local throttle at
+/// limit/N applies.
 @Suite("Shared limits: failed-login throttle through Redis", .enabled(if: RedisServerProcess.available, "redis-server not installed (apt-get install redis-server)"))
 struct SharedLoginThrottleTests {
     static let right = Credential.basic("alice", "pw-a")
@@ -13,12 +15,12 @@ struct SharedLoginThrottleTests {
 
     static func configure(_ config: inout ServerConfig, redis: RedisServerProcess, limit: Int, fleet: Int = 1,
                           fallback: SharedLimitsSettings.Fallback = .local) throws {
-        config.users = try TestUsers.parse("alice:{PLAIN}pw-a\n")
+        config.users = try TestUsers.parse("alice:{PLAIN}pw-a\nbob:{PLAIN}pw-b\n")
         config.authSettings = Authenticator.Settings(workers: 1, failureLimit: limit, failureWindowSeconds: 600)
         config.sharedLimits = redis.sharedLimits(fleet: fleet, fallback: fallback)
     }
 
-    @Test func failuresOnBothInstancesThrottleTheAddressEverywhere() throws {
+    @Test func failuresOnBothInstancesThrottleTheUserFromThatAddressEverywhere() throws {
         let redis = try RedisServerProcess()
         try withTwoProxies(configure: { try Self.configure(&$0, redis: redis, limit: 3) }) { a, b, _ in
             #expect(try a.fetch(Req.get("/api/tags", Self.right)).status == 200)
@@ -26,13 +28,33 @@ struct SharedLoginThrottleTests {
             #expect(try a.fetch(Req.get("/api/tags", Self.wrong)).status == 401)
             #expect(try b.fetch(Req.get("/api/tags", Self.wrong)).status == 401)
             #expect(try a.fetch(Req.get("/api/tags", Self.wrong)).status == 401)
+            // b never verified alice's password: it is not checked there.
+            let refused = try b.fetch(Req.get("/api/tags", Self.right))
+            expectError(refused, status: 429, family: .ollama)
+            #expect((retryAfterSeconds(refused) ?? 0) >= 1)
+            #expect(refused.text.contains("failed logins"))
+            // a verified it before the failures, which it did not cause: still allowed there, without asking Redis.
+            #expect(try a.fetch(Req.get("/api/tags", Self.right)).status == 200)
+            // bob, from the same address, is not locked out by failures for alice.
+            for proxy in [a, b] { #expect(try proxy.fetch(Req.get("/api/tags", Credential.basic("bob", "pw-b"))).status == 200) }
+            #expect(try redis.command("EXISTS", "tollgate:login:127.0.0.1:alice") == ":1")
+            #expect(try redis.command("EXISTS", "tollgate:login:127.0.0.1:bob") == ":0")
+        }
+    }
+
+    @Test func failuresForManyUsersThrottleTheAddressEverywhere() throws {
+        let redis = try RedisServerProcess()
+        try withTwoProxies(configure: { try Self.configure(&$0, redis: redis, limit: 1) }) { a, b, _ in
+            // The per-address limit is three times the per-user one: three names, one failure each.
+            #expect(try a.fetch(Req.get("/api/tags", Credential.basic("u1", "x"))).status == 401)
+            #expect(try b.fetch(Req.get("/api/tags", Credential.basic("u2", "x"))).status == 401)
+            #expect(try a.fetch(Req.get("/api/tags", Credential.basic("u3", "x"))).status == 401)
             for proxy in [a, b] {
-                let refused = try proxy.fetch(Req.get("/api/tags", Self.right))
-                expectError(refused, status: 429, family: .ollama)
-                #expect((retryAfterSeconds(refused) ?? 0) >= 1)
-                #expect(refused.text.contains("failed logins"))
+                expectError(try proxy.fetch(Req.get("/api/tags", Credential.basic("bob", "pw-b"))), status: 429,
+                            family: .ollama)
             }
             #expect(try redis.command("EXISTS", "tollgate:login:127.0.0.1") == ":1")
+            #expect(try redis.command("EXISTS", "tollgate:login:127.0.0.1:u2") == ":1")
         }
     }
 
@@ -45,6 +67,7 @@ struct SharedLoginThrottleTests {
                 #expect(try client.exchange(Req.get("/api/tags", Self.right)).status == 200)
             }
             #expect(try redis.command("EXISTS", "tollgate:login:127.0.0.1") == ":0")
+            #expect(try redis.command("EXISTS", "tollgate:login:127.0.0.1:alice") == ":0")
         }
     }
 
@@ -61,11 +84,13 @@ struct SharedLoginThrottleTests {
         try withProxyAndFake(configure: { try? Self.configure(&$0, redis: redis, limit: 1, fallback: .closed) }) { proxy, _ in
             #expect(try proxy.fetch(Req.get("/api/tags", Self.right)).status == 200)
             try redis.kill(seenBy: proxy)
-            // Closed: no password is checked while the fleet-wide throttle cannot say.
-            let refused = try proxy.fetch(Req.get("/api/tags", Self.right))
+            // Closed: no password is checked while the fleet-wide throttle cannot say...
+            let refused = try proxy.fetch(Req.get("/api/tags", Credential.basic("bob", "pw-b")))
             expectError(refused, status: 503, family: .ollama)
             #expect(refused.head.header("Retry-After") == "1")
             #expect(refused.text.contains("shared limits unavailable"))
+            // ...but a credential this instance already verified needs no throttle's word: no failure refuses it.
+            #expect(try proxy.fetch(Req.get("/api/tags", Self.right)).status == 200)
             #expect(try proxy.fetch(Req.get("/healthz")).status == 200)
         }
     }

@@ -4,7 +4,8 @@ public enum AuthOutcome: Sendable, Equatable {
     case allowed(user: String)
     /// Unknown user or wrong password (indistinguishable on purpose): 401.
     case denied
-    /// Too many recent failures from this client IP: 429 with `Retry-After: retryAfterSeconds`, nothing checked.
+    /// Too many recent failures from this client prefix, or for this user from it: 429 with
+    /// `Retry-After: retryAfterSeconds`, nothing checked.
     case throttled(retryAfterSeconds: Int)
     /// The verification queue is full: 503 with `Retry-After`.
     case overloaded

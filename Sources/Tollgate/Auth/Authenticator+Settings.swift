@@ -11,9 +11,10 @@ extension Authenticator {
         public var cacheEntries: Int
         /// How long a cached verdict lives, in seconds (default 300).
         public var cacheTTLSeconds: Double
-        /// Failures per client IP that trigger throttling; 0 disables it (default 10).
+        /// Failed logins per (client prefix, user) that throttle it, and three times as many per client prefix over
+        /// all users (see `LoginThrottle`); 0 disables the throttle (default 10, the `login-fail-limit` setting).
         public var failureLimit: Int
-        /// The window those failures are counted in, in seconds (default 60).
+        /// The window those failures are counted in, in seconds (default 60, `login-fail-window`).
         public var failureWindowSeconds: Double
 
         /// The defaults, with any value overridden.
@@ -56,11 +57,11 @@ extension Authenticator {
         public var collapsed = 0
         /// Checks refused because the queue was full.
         public var overloaded = 0
-        /// Checks refused because the client IP was throttled.
+        /// Checks refused because the client prefix, or the user from it, was throttled.
         public var throttled = 0
         /// Checks that ended `.allowed`.
         public var allowed = 0
-        /// Checks that ended `.denied` (each one also counts as a failure for its client IP).
+        /// Checks that ended `.denied` (each one also counts as a failure for its client prefix and user).
         public var denied = 0
         /// Checks waiting for a worker right now.
         public var queued = 0

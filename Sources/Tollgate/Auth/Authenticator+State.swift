@@ -11,14 +11,14 @@ extension Authenticator {
 
     /// A check waiting for a job's verdict.
     struct Waiter: Sendable {
-        var clientIP: String
+        var login: LoginThrottle.Key
         var completion: @Sendable (AuthOutcome) -> Void
     }
 
     /// Everything the authenticator's lock guards.
     struct State: Sendable {
         var users: UsersFile
-        var throttle: FailureThrottle
+        var throttle: LoginThrottle
         /// Checks in progress by cache key: the single-flight table. A key is here from enqueue until its
         /// verdict has been cached.
         var inflight: [[UInt8]: [Waiter]] = [:]
@@ -27,7 +27,7 @@ extension Authenticator {
         private var jobs: [Job] = []
         private var head = 0
 
-        init(users: UsersFile, throttle: FailureThrottle) {
+        init(users: UsersFile, throttle: LoginThrottle) {
             self.users = users
             self.throttle = throttle
         }

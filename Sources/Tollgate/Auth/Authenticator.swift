@@ -3,14 +3,14 @@ import Synchronization
 import TollgateIO
 
 /// The authenticator the connections call: a cheap `check` on the event loop, password hashing on a small pool of
-/// worker threads, a verified-credential cache in front, failed-login throttling per client IP.
+/// worker threads, a verified-credential cache in front, failed-login throttling per client prefix and user.
 ///
 /// `check` parses nothing and never blocks: it answers from the throttle table or the cache when it can, otherwise
 /// it queues one hash computation and returns `.pending`; `completion` then runs on a pool thread (hop back to
 /// your loop from there). Identical concurrent checks (same user, stored hash and password) share one computation.
-/// The queue is bounded: past `queueLimit`, `.overloaded`. An unknown user costs one verification of the users
-/// file's `dummyHash` and gets `.denied`, exactly like a wrong password. `replaceUsers` swaps the users
-/// atomically; checks already queued finish against the users they started with.
+/// The queue is bounded: past `queueLimit`, `.overloaded`. An unknown user costs one verification of one of the
+/// users file's stand-in hashes (`UsersFile.standIn(for:)`) and gets `.denied`, exactly like a wrong password.
+/// `replaceUsers` swaps the users atomically; checks already queued finish against the users they started with.
 ///
 /// Thread-safe. Call `shutdown` before releasing it (the pool threads hold it), and never from a completion.
 public final class Authenticator: @unchecked Sendable {
@@ -28,19 +28,19 @@ public final class Authenticator: @unchecked Sendable {
     public let cache: CredentialCache
     private let clock: @Sendable () -> UInt64
     private let verifier: @Sendable (_ password: [UInt8], _ hash: String, _ format: HashFormat) -> Bool
-    private let onThrottle: (@Sendable (_ clientIP: String, _ retryAfterSeconds: Int) -> Void)?
+    private let onThrottle: (@Sendable (_ subject: String, _ retryAfterSeconds: Int) -> Void)?
     private let state: Mutex<State>
     private let wake: WakeChannel
     private var threads: [pthread_t] = []
 
     /// Starts `settings.workers` pool threads. `clock` is monotonic nanoseconds (inject one in tests).
-    /// `onThrottle`, if given, is called once each time a client IP becomes throttled (to log it once), on
-    /// whichever thread recorded the failure.
+    /// `onThrottle`, if given, is called once each time a client prefix, or a user from one, becomes throttled
+    /// (to log it once), on whichever thread recorded the failure; its first argument names what is throttled.
     public convenience init(
         users: UsersFile,
         settings: Settings = Settings(),
         clock: @escaping @Sendable () -> UInt64 = { Syscall.monotonicNanos() },
-        onThrottle: (@Sendable (_ clientIP: String, _ retryAfterSeconds: Int) -> Void)? = nil
+        onThrottle: (@Sendable (_ subject: String, _ retryAfterSeconds: Int) -> Void)? = nil
     ) {
         self.init(users: users, settings: settings, clock: clock, onThrottle: onThrottle,
                   verifier: PasswordVerifier.verify)
@@ -51,7 +51,7 @@ public final class Authenticator: @unchecked Sendable {
         users: UsersFile,
         settings: Settings,
         clock: @escaping @Sendable () -> UInt64,
-        onThrottle: (@Sendable (_ clientIP: String, _ retryAfterSeconds: Int) -> Void)?,
+        onThrottle: (@Sendable (_ subject: String, _ retryAfterSeconds: Int) -> Void)?,
         verifier: @escaping @Sendable (_ password: [UInt8], _ hash: String, _ format: HashFormat) -> Bool
     ) {
         self.settings = settings
@@ -59,8 +59,9 @@ public final class Authenticator: @unchecked Sendable {
         self.clock = clock
         self.onThrottle = onThrottle
         cache = CredentialCache(maxEntries: settings.cacheEntries, ttlNanos: Settings.nanos(settings.cacheTTLSeconds))
-        let throttle = FailureThrottle(limit: settings.failureLimit,
-                                       windowNanos: Settings.nanos(settings.failureWindowSeconds))
+        let throttle = LoginThrottle(userLimit: settings.failureLimit,
+                                     windowNanos: Settings.nanos(settings.failureWindowSeconds),
+                                     verifiedNanos: Settings.nanos(settings.cacheTTLSeconds))
         state = Mutex(State(users: users, throttle: throttle))
         guard let channel = WakeChannel() else { fatalError("authenticator: cannot create its wake-up socket pair") }
         wake = channel
@@ -72,30 +73,46 @@ public final class Authenticator: @unchecked Sendable {
     /// Checks `credentials` for a request from `clientIP`. Cheap and non-blocking: call on the event loop.
     /// `throttle` false skips the local failed-login throttle's refusal (the fleet-wide one in Redis decided);
     /// failures are still recorded locally, ready for when the fleet-wide one is unavailable.
+    ///
+    /// A credential the cache already knows to be right, and that was verified from this client prefix, is allowed
+    /// even while the prefix or (prefix, user) is throttled: it caused none of the failures (only wrong passwords
+    /// are counted), so a neighbour behind the same NAT guessing, or a stale password in someone's chat UI, does not
+    /// lock out a user who is logged in. Anything else from a throttled client is refused without a check, a cached
+    /// wrong password included, and so is a cached right one first seen from another prefix (see `LoginThrottle`).
     public func check(
         _ credentials: Credentials, clientIP: String, throttle: Bool = true,
         completion: @escaping @Sendable (AuthOutcome) -> Void
     ) -> Check {
         let now = clock()
-        let users: UsersFile? = state.withLock { s in
-            if throttle, s.throttle.retryAfter(clientIP, now: now) != nil { return nil }
-            return s.users
-        }
-        guard let users else { return throttled(clientIP, now: now) }
+        let users = state.withLock { $0.users }
         let entry = users.entries[credentials.user]
-        let hash = entry?.hash ?? users.dummyHash
-        let format = entry?.format ?? users.dummyFormat
+        let standIn = entry == nil ? users.standIn(for: credentials.user) : nil
+        let hash = entry?.hash ?? standIn!.hash
+        let format = entry?.format ?? standIn!.format
         // The HMAC runs outside the lock; the users snapshot above is what this check started with.
         let key = cache.makeKey(user: credentials.user, storedHash: hash, password: credentials.password)
-        var newlyThrottled: Int?
+        let login = LoginThrottle.Key(clientIP: clientIP, user: credentials.user)
+        var newlyThrottled: (String, Int)?
         let answer: Check = state.withLock { s in
             if s.stopped { return .done(.overloaded) }
-            if let valid = cache.lookup(key, now: now) {
+            let cached = cache.lookup(key, now: now)
+            let refusal = throttle ? s.throttle.retryAfter(login, now: now) : nil
+            if cached == true, refusal == nil || s.throttle.wasVerified(login.prefix, credential: key, now: now) {
                 s.stats.cacheHits += 1
-                newlyThrottled = record(valid, clientIP: clientIP, now: now, in: &s)
-                return .done(valid ? .allowed(user: credentials.user) : .denied)
+                s.stats.allowed += 1
+                s.throttle.recordSuccess(login.prefix, credential: key, now: now)
+                return .done(.allowed(user: credentials.user))
             }
-            let waiter = Waiter(clientIP: clientIP, completion: completion)
+            if let seconds = refusal {
+                s.stats.throttled += 1
+                return .done(.throttled(retryAfterSeconds: seconds))
+            }
+            if cached == false {
+                s.stats.cacheHits += 1
+                newlyThrottled = record(false, login, key: key, now: now, in: &s)
+                return .done(.denied)
+            }
+            let waiter = Waiter(login: login, completion: completion)
             if s.inflight[key] != nil {
                 s.inflight[key]!.append(waiter)
                 s.stats.collapsed += 1
@@ -110,9 +127,22 @@ public final class Authenticator: @unchecked Sendable {
                           format: format, knownUser: entry != nil))
             return .pending
         }
-        if let newlyThrottled { onThrottle?(clientIP, newlyThrottled) }
+        if let (subject, seconds) = newlyThrottled { onThrottle?(subject, seconds) }
         if answer == .pending { wake.post() }
         return answer
+    }
+
+    /// Whether the cache knows `credentials` to be right and they were verified from `clientIP`'s prefix (no
+    /// hashing, no counting): the fleet-wide throttle lets such a credential through without asking Redis, as the
+    /// local one does.
+    public func isVerified(_ credentials: Credentials, clientIP: String) -> Bool {
+        let users = state.withLock { $0.users }
+        guard let entry = users.entries[credentials.user] else { return false }
+        let key = cache.makeKey(user: credentials.user, storedHash: entry.hash, password: credentials.password)
+        let now = clock()
+        let prefix = LoginThrottle.Key(clientIP: clientIP, user: credentials.user).prefix
+        guard cache.lookup(key, now: now) == true else { return false }
+        return state.withLock { $0.throttle.wasVerified(prefix, credential: key, now: now) }
     }
 
     /// Swaps in new users atomically (live reload). Cached verdicts for unchanged lines stay valid; those for
@@ -152,24 +182,20 @@ public final class Authenticator: @unchecked Sendable {
         for waiter in abandoned { waiter.completion(.overloaded) }
     }
 
-    private func throttled(_ clientIP: String, now: UInt64) -> Check {
-        let seconds: Int = state.withLock { s in
-            s.stats.throttled += 1
-            return s.throttle.retryAfter(clientIP, now: now) ?? 1
-        }
-        return .done(.throttled(retryAfterSeconds: seconds))
-    }
-
-    /// Counts an outcome; on a failure, records it for `clientIP` and returns the Retry-After when that failure
-    /// starts throttling the IP.
-    private func record(_ valid: Bool, clientIP: String, now: UInt64, in s: inout State) -> Int? {
+    /// Counts an outcome; on a failure, records it for `login` and returns what to log when that failure starts
+    /// a throttle: the subject (`203.0.113.9, user "alice"` or `2001:db8::/64, every user`) and its Retry-After.
+    private func record(_ valid: Bool, _ login: LoginThrottle.Key, key: [UInt8], now: UInt64,
+                        in s: inout State) -> (String, Int)? {
         if valid {
             s.stats.allowed += 1
+            s.throttle.recordSuccess(login.prefix, credential: key, now: now)
             return nil
         }
         s.stats.denied += 1
-        guard s.throttle.recordFailure(clientIP, now: now) else { return nil }
-        return s.throttle.retryAfter(clientIP, now: now)
+        guard let what = s.throttle.recordFailure(login, now: now) else { return nil }
+        let subject = what == .prefix ? "\(login.prefixText), every user"
+            : "\(login.prefixText), user \(login.user.debugDescription)"
+        return (subject, s.throttle.retryAfter(login, now: now) ?? 1)
     }
 
     /// A pool thread: take a token, take a job, hash, publish the verdict to the cache and every waiter.
@@ -191,13 +217,13 @@ public final class Authenticator: @unchecked Sendable {
                 cache.store(job.key, valid: valid, now: now)
                 let waiters = s.inflight.removeValue(forKey: job.key) ?? []
                 for waiter in waiters {
-                    if let seconds = record(valid, clientIP: waiter.clientIP, now: now, in: &s) {
-                        throttledNow.append((waiter.clientIP, seconds))
+                    if let throttled = record(valid, waiter.login, key: job.key, now: now, in: &s) {
+                        throttledNow.append(throttled)
                     }
                 }
                 return waiters
             }
-            for (ip, seconds) in throttledNow { onThrottle?(ip, seconds) }
+            for (subject, seconds) in throttledNow { onThrottle?(subject, seconds) }
             let outcome: AuthOutcome = valid ? .allowed(user: job.user) : .denied
             for waiter in waiters { waiter.completion(outcome) }
         }

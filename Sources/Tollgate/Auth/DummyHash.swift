@@ -45,6 +45,28 @@ enum DummyHash {
         }
     }
 
+    /// One stand-in per cost present among `entries` (format plus what sets its cost, see `costKey`), each keeping
+    /// the first such entry's parameters and salt with a random hash part, and for each entry, in order, the index
+    /// of its cost's stand-in. An empty file gets the bcrypt cost-5 stand-in of `make`.
+    static func standIns(for entries: [UserEntry]) -> (standIns: [(hash: String, format: HashFormat)], ofEntry: [Int]) {
+        guard !entries.isEmpty else { return ([make(typicalOf: [])], []) }
+        var index: [String: Int] = [:]
+        var standIns: [(hash: String, format: HashFormat)] = []
+        var ofEntry: [Int] = []
+        ofEntry.reserveCapacity(entries.count)
+        for entry in entries {
+            let key = costKey(entry)
+            if let i = index[key] {
+                ofEntry.append(i)
+            } else {
+                index[key] = standIns.count
+                ofEntry.append(standIns.count)
+                standIns.append((randomized(entry), entry.format))
+            }
+        }
+        return (standIns, ofEntry)
+    }
+
     /// `entry`'s hash with its hash part (not its parameters or salt) replaced by random characters.
     private static func randomized(_ entry: UserEntry) -> String {
         let bytes = Array(entry.hash.utf8)

@@ -11,11 +11,17 @@ public struct UsersFile: Sendable {
     public var entries: [String: UserEntry]
     /// One message per user with a weak hash format, naming file, line and user; log them at load.
     public var warnings: [String]
-    /// The stand-in hash checked for unknown users: the file's most common format and cost with a random hash
-    /// part, so an unknown user costs the same as a wrong password and can never match.
+    /// The stand-in hash of the file's most common format and cost, with a random hash part so it can never match.
+    /// Unknown users are checked against `standIn(for:)`, which picks among one stand-in per cost in the file.
     public private(set) var dummyHash: String
     /// `dummyHash`'s format.
     public private(set) var dummyFormat: HashFormat
+    /// One stand-in hash per cost present in the file (format plus rounds or cost), and per entry in file order the
+    /// index of its cost's stand-in: see `standIn(for:)`.
+    private var standIns: [(hash: String, format: HashFormat)] = []
+    private var standInOfEntry: [Int] = []
+    /// The key that maps an unknown name to an entry: a digest of every stored hash, unknown outside the server.
+    private var standInKey: [UInt8] = []
 
     /// Files larger than this are refused: a users file is a few kilobytes.
     public static let maxFileBytes = 16 << 20
@@ -81,8 +87,30 @@ public struct UsersFile: Sendable {
             }
         }
         let dummy = DummyHash.make(typicalOf: order)
-        return UsersFile(path: path, entries: entries, warnings: warnings, dummyHash: dummy.hash,
-                         dummyFormat: dummy.format)
+        var file = UsersFile(path: path, entries: entries, warnings: warnings, dummyHash: dummy.hash,
+                             dummyFormat: dummy.format)
+        (file.standIns, file.standInOfEntry) = DummyHash.standIns(for: order)
+        var material = Array("tollgate stand-in\n".utf8)
+        for entry in order { material += entry.hash.utf8 + [0x0A] }
+        file.standInKey = Digest.sha256(material)
+        return file
+    }
+
+    /// The hash an unknown `user` is checked against, so that an unknown name costs what a known one costs.
+    ///
+    /// The name picks an entry of the file, pseudo-randomly and always the same one (HMAC-SHA-256 keyed with a
+    /// digest of the file's stored hashes), and gets the stand-in for that entry's cost: unknown names take the
+    /// file's costs in the proportions its users have them, and one name's timing never varies, so neither one
+    /// measurement nor many tell an unknown name from a user with that cost. Running the most expensive cost for
+    /// every unknown name would instead set apart every user with a cheaper one; a per-process key would re-draw
+    /// each unknown name's cost at every restart while a real user's stays, telling them apart across restarts.
+    /// The key changes only when the file does.
+    public func standIn(for user: String) -> (hash: String, format: HashFormat) {
+        if standIns.count <= 1 || standInOfEntry.isEmpty { return standIns.first ?? (dummyHash, dummyFormat) }
+        let mac = Digest.hmacSHA256(key: standInKey, Array(user.utf8))
+        var value: UInt64 = 0
+        for byte in mac.prefix(8) { value = value << 8 | UInt64(byte) }
+        return standIns[standInOfEntry[Int(value % UInt64(standInOfEntry.count))]]
     }
 
     private init(path: String, entries: [String: UserEntry], warnings: [String], dummyHash: String,

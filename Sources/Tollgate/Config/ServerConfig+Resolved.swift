@@ -72,12 +72,15 @@ extension ServerConfig {
         workers = r.int("workers") ?? cores
         realm = r.string("realm") ?? "Tollgate"
         if let n = r.int("auth-workers") { authSettings.workers = n }
+        authSettings.failureLimit = r.int("login-fail-limit") ?? authSettings.failureLimit
+        authSettings.failureWindowSeconds = r.double("login-fail-window") ?? authSettings.failureWindowSeconds
         admins = Set(r.list("admin"))
         publicPaths = Set(r.list("public-path"))
         for p in publicPaths where !p.hasPrefix("/") { problem("public-path", "\(p.debugDescription) must start with /") }
         corsOrigins = r.list("cors-origin")
         trustedProxies = cidrs("trusted-proxy")
         proxyProtocol = r.bool("proxy-protocol")
+        proxyProtocolFrom = cidrs("proxy-protocol-from")
         modelAllowlist = Set(r.list("model-allow"))
         cloudModels = CloudModels(rawValue: r.string("cloud-models") ?? "off") ?? .off
 

@@ -41,6 +41,10 @@ public struct ServerConfig: Sendable {
     /// Listeners expect a PROXY protocol v1/v2 header first (behind a load balancer that sends one); the client
     /// address it carries replaces the TCP peer's.
     public var proxyProtocol = false
+    /// The only peers a PROXY protocol listener serves (its load balancers); any other is closed unread.
+    public var proxyProtocolFrom: [CIDR] = ConfigFile.splitList(ProxyProtocol.defaultTrustedSources).compactMap {
+        CIDR(parsing: $0)
+    }
     /// Models inference requests may name (from the body's "model"); empty allows any.
     public var modelAllowlist: Set<String> = []
     /// Who may use models Ollama would forward to ollama.com on the owner's account.

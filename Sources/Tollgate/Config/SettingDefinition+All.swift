@@ -30,6 +30,11 @@ extension SettingDefinition {
               + "created with a generated credential on first start."),
         .init("realm", .string, default: "Tollgate", "Realm named in WWW-Authenticate."),
         .init("auth-workers", .int(1...256), default: nil, "Password-checking threads (default: one per core)."),
+        .init("login-fail-limit", .int(0...1_000_000), default: "10",
+              "Failed logins per user from one client address (IPv6: per /64) that refuse that user from there, "
+              + "for login-fail-window; three times as many over all users refuse the address (0: no throttle)."),
+        .init("login-fail-window", .double(1...86_400), default: "60",
+              "Seconds failed logins are counted in; a throttle ends when its oldest failure is that old."),
         .init("admin", .list, default: nil,
               "User allowed on admin routes (pull, push, create, copy, delete, blobs); repeatable."),
         .init("public-path", .list, default: nil,
@@ -47,6 +52,9 @@ extension SettingDefinition {
         .init("rate-limit-dry-run", .bool, default: "false", "Log requests over the limit but let them through."),
         .init("proxy-protocol", .bool, default: "false",
               "Listeners expect a PROXY protocol v1/v2 header (cloud load balancers); its client address is used."),
+        .init("proxy-protocol-from", .list, default: ProxyProtocol.defaultTrustedSources,
+              "CIDR of a load balancer allowed to send a PROXY protocol header; connections from anywhere else are "
+              + "closed unread; repeatable (default: loopback and private ranges)."),
         .init("model-allow", .list, default: nil,
               "Models inference requests may name (checked in the body before anything reaches Ollama); repeatable."),
         .init("cloud-models", .choice(["off", "admins", "all"]), default: "off",

@@ -20,6 +20,8 @@ struct MetricCounters: Sendable {
     var handshakes = 0
     var handshakeFailures = 0
     var openConnections = 0
+    /// Connections closed unread on a PROXY protocol listener: the peer is not in `proxy-protocol-from`.
+    var proxyProtocolRefused = 0
 
     mutating func add(_ other: MetricCounters) {
         for f in 0..<3 { for c in 0..<5 { requests[f][c] += other.requests[f][c] } }
@@ -39,6 +41,7 @@ struct MetricCounters: Sendable {
         handshakes += other.handshakes
         handshakeFailures += other.handshakeFailures
         openConnections += other.openConnections
+        proxyProtocolRefused += other.proxyProtocolRefused
     }
 }
 
@@ -116,6 +119,9 @@ public final class Metrics: Sendable {
         s += "tollgate_tls_handshakes_total{result=\"ok\"} \(c.handshakes)\ntollgate_tls_handshakes_total{result=\"failed\"} \(c.handshakeFailures)\n"
         header("tollgate_open_connections", "gauge", "Client connections open now.")
         s += "tollgate_open_connections \(c.openConnections)\n"
+        header("tollgate_proxy_protocol_refused_total", "counter",
+               "Connections closed unread on a PROXY protocol listener because the peer is not in proxy-protocol-from.")
+        s += "tollgate_proxy_protocol_refused_total \(c.proxyProtocolRefused)\n"
         header("tollgate_reloads_total", "counter", "Reloads of the users file, certificate and config by result.")
         for (k, v) in reloads.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
             let parts = k.split(separator: "\u{0}")

@@ -15,9 +15,30 @@ extension ClientConnection {
         guard let auth = worker.authenticator else { return .proceed }
         var authorization: ArraySlice<UInt8>?
         var apiKey: ArraySlice<UInt8>?
+        var repeated = false
         for field in head.headers {
-            if field.kind == .authorization { authorization = input[field.value] }
-            if field.kind == .xApiKey { apiKey = input[field.value] }
+            if field.kind == .authorization {
+                repeated = repeated || authorization != nil
+                authorization = input[field.value]
+            }
+            if field.kind == .xApiKey {
+                repeated = repeated || apiKey != nil
+                apiKey = input[field.value]
+            }
+        }
+        // Ambiguous credentials are refused, before anything is checked or remembered: with two of a header, one
+        // hop reads the first and another the last, i.e. two different users (RFC 9110 §5.3 allows repeating
+        // only list-valued fields, which these are not). Authorization together with x-api-key is accepted only
+        // when both carry the same credentials; when they differ, which one counts depends on who reads them.
+        if repeated {
+            ex.authOutcome = "ambiguous"
+            return .reject(ErrorResponse(status: 400, message: "more than one Authorization or x-api-key header"),
+                           .rejected)
+        }
+        if let authorization, let apiKey, !ClientConnection.sameCredentials(authorization, apiKey) {
+            ex.authOutcome = "ambiguous"
+            return .reject(ErrorResponse(status: 400, message: "Authorization and x-api-key carry different credentials"),
+                           .rejected)
         }
         // The same credentials again on this keep-alive connection, verified recently and with the users unchanged:
         // no decoding, no HMAC, no lock. Only a per-process keyed hash of the header is kept, never the password.
@@ -53,19 +74,20 @@ extension ClientConnection {
         guard let auth = worker.authenticator else { return .proceed }
         let box = UncheckedBox((self, ex))
         let loop = worker.loop
+        let login = LoginThrottle.Key(clientIP: clientIP, user: credentials.user)
         let check = auth.check(credentials, clientIP: clientIP, throttle: throttle) { outcome in
-            loop.execute { box.value.0.authenticated(box.value.1, outcome) }
+            loop.execute { box.value.0.authenticated(box.value.1, outcome, login: login) }
         }
         switch check {
-        case .done(let outcome): return result(ex, outcome)
+        case .done(let outcome): return result(ex, outcome, login: login)
         case .pending: return .wait
         }
     }
 
     /// A password check finished on the pool; back on the loop. The client may have gone meanwhile.
-    func authenticated(_ ex: Exchange, _ outcome: AuthOutcome) {
+    func authenticated(_ ex: Exchange, _ outcome: AuthOutcome, login: LoginThrottle.Key) {
         guard phase == .exchange, exchange === ex else { return }
-        switch result(ex, outcome) {
+        switch result(ex, outcome, login: login) {
         case .proceed: admitted(ex)
         case .wait: break
         case .reject(let error, let reason): respond(ex, error, reason: reason)
@@ -73,7 +95,7 @@ extension ClientConnection {
         if phase != .closed { readAvailable() }
     }
 
-    private func result(_ ex: Exchange, _ outcome: AuthOutcome) -> PhaseResult {
+    private func result(_ ex: Exchange, _ outcome: AuthOutcome, login: LoginThrottle.Key) -> PhaseResult {
         switch outcome {
         case .allowed(let user):
             ex.user = user
@@ -85,9 +107,8 @@ extension ClientConnection {
             return .proceed
         case .denied:
             ex.authOutcome = "denied"
-            if let shared = worker.shared, let login = shared.login {
-                recordSharedLoginFailure(ex.client.map { SocketAddress(host: $0, port: 0).hostString } ?? peerString,
-                                         shared: shared, login: login)
+            if let shared = worker.shared, let sharedThrottle = shared.login {
+                recordSharedLoginFailure(login, shared: shared, throttle: sharedThrottle)
             }
             return .reject(unauthorized("invalid username or password"), .rejected)
         case .throttled(let seconds):
@@ -100,7 +121,7 @@ extension ClientConnection {
         }
     }
 
-    /// The 429 of a throttled client IP.
+    /// The 429 of a throttled client prefix, or user from it.
     static func loginThrottled(_ seconds: Int) -> ErrorResponse {
         ErrorResponse(status: 429, message: "too many failed logins from this address; retry in \(seconds) s",
                       headers: [("Retry-After", String(seconds))])
@@ -123,6 +144,13 @@ struct VerifiedLogin {
 extension ClientConnection {
     /// A verified login is trusted on its connection for a minute at most (the credential cache's TTL is longer).
     static let loginMemoNanos: UInt64 = 60_000_000_000
+
+    /// Whether an `Authorization` value and an `x-api-key` value name the same user with the same password.
+    static func sameCredentials(_ authorization: ArraySlice<UInt8>, _ apiKey: ArraySlice<UInt8>) -> Bool {
+        guard case .found(let a, _) = CredentialExtractor.extract(authorization: authorization, apiKey: nil),
+              case .found(let b, _) = CredentialExtractor.extract(authorization: nil, apiKey: apiKey) else { return false }
+        return a.user == b.user && Digest.constantTimeEquals(a.password, b.password)
+    }
 
     /// A per-process randomly keyed hash (SipHash) of the credential headers as sent.
     static func fingerprint(_ authorization: ArraySlice<UInt8>?, _ apiKey: ArraySlice<UInt8>?) -> Int {

@@ -3,8 +3,23 @@ import TollgateIO
 /// The PROXY protocol header a load balancer sends before anything else (before the TLS handshake too). Only the
 /// header's own bytes are taken from the socket — peeked first, then consumed exactly — so a TLS ClientHello that
 /// follows in the same segment stays for OpenSSL. A missing or malformed header closes the connection.
+///
+/// Only peers inside `proxy-protocol-from` (the load balancers) may speak for a client: a connection from anywhere
+/// else is closed before a byte of it is read, counted in `tollgate_proxy_protocol_refused_total` and logged once
+/// per peer address (see `ProxyProtocolRefusals`). It could not be served anyway: such a listener expects the
+/// header from every connection, and believing one from any peer lets anyone choose the address that the rate
+/// limit, the login throttle and the log see (nginx believes the header's address only from `set_real_ip_from`).
 extension ClientConnection {
     func readProxyHeader() {
+        if proxyHeader.isEmpty, !worker.config.proxyProtocolFrom.contains(where: { $0.contains(peerHost) }) {
+            worker.count { $0.proxyProtocolRefused += 1 }
+            if ProxyProtocolRefusals.shared.firstTime(peerHost) {
+                Diagnostics.warn("closed a connection from \(peerString): not in proxy-protocol-from, so its PROXY "
+                    + "protocol header is not believed (logged once per address)")
+            }
+            close(.rejected)
+            return
+        }
         var peekBuffer = [UInt8](repeating: 0, count: 512)
         let available: Int
         switch Syscall.peek(transport.fd, into: &peekBuffer, count: peekBuffer.count) {

@@ -1,21 +1,28 @@
 import TollgateHTTP
 import TollgateIO
 
-/// The failed-login throttle with Redis: before a password is checked, Redis says whether the client IP is
-/// throttled fleet-wide (the exchange waits without blocking); a failed login is counted there. While Redis is
+/// The failed-login throttle with Redis: before a password is checked, Redis says whether the client prefix, or the
+/// user from it, is throttled fleet-wide (the exchange waits without blocking); a failed login is counted there. A
+/// credential this process has already verified from the same client prefix goes through without asking, as it
+/// would locally. While Redis is
 /// unavailable the `redis-fallback` policy decides: `local` applies this process's throttle (at limit/N), `open`
 /// none, `closed` refuses with 503. The password check itself never involves Redis.
 extension ClientConnection {
-    /// Asks Redis whether `clientIP` is throttled, then checks the password, or refuses; may wait for Redis.
+    /// Asks Redis whether the client prefix or the user from it is throttled, then checks the password, or
+    /// refuses; may wait for Redis.
     func sharedLoginGate(_ ex: Exchange, _ credentials: Credentials, clientIP: String, shared: SharedLimits,
                          login: SharedLoginThrottle) -> PhaseResult {
+        // Failures it did not cause never refuse a credential already known to be right.
+        if let auth = worker.authenticator, auth.isVerified(credentials, clientIP: clientIP) {
+            return checkPassword(ex, credentials, clientIP: clientIP, throttle: false)
+        }
         if shared.isDown {
             shared.unavailable(.login, shared.downError, counted: false)
             return loginFallback(ex, credentials, clientIP: clientIP, shared: shared)
         }
         var immediate: SharedRateOutcome?
         var returned = false
-        login.check(clientIP) { [self] outcome in
+        login.check(LoginThrottle.Key(clientIP: clientIP, user: credentials.user)) { [self] outcome in
             guard returned else {
                 immediate = outcome
                 return
@@ -70,14 +77,15 @@ extension ClientConnection {
     }
 
     /// Counts a failed login fleet-wide (the local throttle has counted it too); logs the failure that throttles.
-    func recordSharedLoginFailure(_ clientIP: String, shared: SharedLimits, login: SharedLoginThrottle) {
+    func recordSharedLoginFailure(_ key: LoginThrottle.Key, shared: SharedLimits, throttle: SharedLoginThrottle) {
         guard !shared.isDown else { return }
-        login.recordFailure(clientIP) { result in
+        throttle.recordFailure(key) { result in
             switch result {
             case .success(let nowThrottled):
                 shared.answered(.login)
                 if nowThrottled {
-                    Diagnostics.warn("client \(clientIP) throttled fleet-wide after \(login.limit) failed logins")
+                    Diagnostics.warn("client \(key.prefixText) (user \(key.user.debugDescription)) throttled "
+                        + "fleet-wide after repeated failed logins")
                 }
             case .failure(let error):
                 shared.unavailable(.login, error)

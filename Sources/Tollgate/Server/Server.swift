@@ -63,9 +63,9 @@ public final class Server: @unchecked Sendable {
             localAuth.failureLimit = shared.share(localAuth.failureLimit)
         }
         let authenticator = config.users.map { users in
-            Authenticator(users: users, settings: localAuth, onThrottle: { ip, seconds in
+            Authenticator(users: users, settings: localAuth, onThrottle: { subject, seconds in
                 if let sharedStatus, !sharedStatus.isInFallback(.login) { return }
-                Diagnostics.warn("client \(ip) throttled for \(seconds) s after repeated failed logins")
+                Diagnostics.warn("client \(subject) throttled for \(seconds) s after repeated failed logins")
             })
         }
         self.authenticator = authenticator
@@ -313,6 +313,10 @@ public final class Server: @unchecked Sendable {
         if old.usersPath != new.usersPath { needRestart.append("users") }
         if old.accessLog != new.accessLog || old.accessLogPath != new.accessLogPath { needRestart.append("log") }
         if old.authSettings.workers != new.authSettings.workers { needRestart.append("auth-workers") }
+        if old.authSettings.failureLimit != new.authSettings.failureLimit
+            || old.authSettings.failureWindowSeconds != new.authSettings.failureWindowSeconds {
+            needRestart.append("login-fail-limit, login-fail-window")
+        }
         if old.proxyProtocol != new.proxyProtocol { needRestart.append("proxy-protocol") }
         if old.sharedLimits != new.sharedLimits { needRestart.append("redis, fleet-size, redis-fallback, redis-timeout, slot-lease") }
 

@@ -112,30 +112,77 @@ import TollgateIO
         #expect(checkAndWait(auth, "alice", "old") == .denied)
     }
 
-    @Test func failuresThrottleAnIPUntilTheWindowPasses() throws {
+    @Test func failuresThrottleAUserFromOneAddressUntilTheWindowPasses() throws {
         let clock = TestClock()
         let logged = Inbox<String>()
-        let auth = Authenticator(users: try users("alice:{PLAIN}pw\n"), settings: settings(failureLimit: 3),
-                                 clock: clock.function, onThrottle: { ip, seconds in logged.put("\(ip) \(seconds)") })
+        let auth = Authenticator(users: try users("alice:{PLAIN}pw\nbob:{PLAIN}pw-b\n"),
+                                 settings: settings(failureLimit: 3), clock: clock.function,
+                                 onThrottle: { subject, seconds in logged.put("\(subject) \(seconds)") })
         defer { auth.shutdown() }
         let attacker = "203.0.113.9"
         #expect(checkAndWait(auth, "alice", "guess1", ip: attacker) == .denied)
         clock.advance(seconds: 10)
         #expect(checkAndWait(auth, "alice", "guess2", ip: attacker) == .denied)
-        #expect(checkAndWait(auth, "mallory", "x", ip: attacker) == .denied)      // unknown users count too
-        #expect(logged.next() == "203.0.113.9 50")
+        #expect(checkAndWait(auth, "alice", "guess3", ip: attacker) == .denied)
+        #expect(logged.next() == "203.0.113.9, user \"alice\" 50")
+        // alice's right password, never verified yet, is not checked from there: it could be a guess.
         #expect(checkAndWait(auth, "alice", "pw", ip: attacker) == .throttled(retryAfterSeconds: 50))
         #expect(checkAndWait(auth, "alice", "pw", ip: "198.51.100.1") == .allowed(user: "alice"))
+        // bob behind the same address is not locked out by failures for alice.
+        #expect(checkAndWait(auth, "bob", "pw-b", ip: attacker) == .allowed(user: "bob"))
         clock.advance(seconds: 30)
-        #expect(checkAndWait(auth, "alice", "pw", ip: attacker) == .throttled(retryAfterSeconds: 20))
+        #expect(checkAndWait(auth, "alice", "guess4", ip: attacker) == .throttled(retryAfterSeconds: 20))
         #expect(auth.stats.throttled == 2)
         clock.advance(seconds: 20)
-        #expect(checkAndWait(auth, "alice", "pw", ip: attacker) == .allowed(user: "alice"))
-        // Two of the three failures are still inside the window: one more failure throttles again.
-        #expect(checkAndWait(auth, "alice", "guess3", ip: attacker) == .denied)
-        #expect(checkAndWait(auth, "alice", "pw", ip: attacker) == .throttled(retryAfterSeconds: 10))
-        clock.advance(seconds: 61)
-        #expect(checkAndWait(auth, "alice", "pw", ip: attacker) == .allowed(user: "alice"))
+        #expect(checkAndWait(auth, "alice", "guess5", ip: attacker) == .denied)
+        #expect(checkAndWait(auth, "alice", "guess6", ip: attacker) == .throttled(retryAfterSeconds: 10))
+    }
+
+    @Test func aVerifiedCredentialIsNotRefusedForFailuresItDidNotCause() throws {
+        let clock = TestClock()
+        let logged = Inbox<String>()
+        let auth = Authenticator(users: try users("alice:{PLAIN}pw\nbob:{PLAIN}pw-b\n"),
+                                 settings: settings(failureLimit: 2), clock: clock.function,
+                                 onThrottle: { subject, _ in logged.put(subject) })
+        defer { auth.shutdown() }
+        let nat = "2001:db8:5:5::10"
+        #expect(checkAndWait(auth, "alice", "pw", ip: nat) == .allowed(user: "alice"))
+        // Someone else in the same /64 guesses alice's password and then sprays other names.
+        for i in 0..<2 { #expect(checkAndWait(auth, "alice", "guess\(i)", ip: "2001:db8:5:5::99") == .denied) }
+        #expect(logged.next() == "2001:db8:5:5::/64, user \"alice\"")
+        for i in 0..<4 { #expect(checkAndWait(auth, "user\(i)", "x", ip: "2001:db8:5:5::\(i + 100)") == .denied) }
+        #expect(logged.next() == "2001:db8:5:5::/64, every user")
+        // The whole /64 is throttled for anything not already verified...
+        #expect(checkAndWait(auth, "bob", "pw-b", ip: nat) == .throttled(retryAfterSeconds: 60))
+        #expect(checkAndWait(auth, "alice", "guess0", ip: nat) == .throttled(retryAfterSeconds: 60))
+        // ...but alice's verified credential still works from there, from any address of that /64.
+        #expect(checkAndWait(auth, "alice", "pw", ip: nat) == .allowed(user: "alice"))
+        #expect(checkAndWait(auth, "alice", "pw", ip: "2001:db8:5:5::77") == .allowed(user: "alice"))
+        #expect(checkAndWait(auth, "bob", "pw-b", ip: "2001:db8:5:6::1") == .allowed(user: "bob"))
+    }
+
+    @Test func aThrottledClientElsewhereCannotTestGuessesAgainstACachedPassword() throws {
+        let auth = Authenticator(users: try users("alice:{PLAIN}pw\n"), settings: settings(failureLimit: 2),
+                                 clock: TestClock().function)
+        defer { auth.shutdown() }
+        #expect(checkAndWait(auth, "alice", "pw", ip: "198.51.100.1") == .allowed(user: "alice"))
+        let attacker = "203.0.113.66"
+        for guess in ["a", "b"] { #expect(checkAndWait(auth, "alice", guess, ip: attacker) == .denied) }
+        // The right password is in the cache, verified from alice's address: from the attacker's it is refused
+        // like any other guess, so a throttled client learns nothing about it.
+        #expect(checkAndWait(auth, "alice", "pw", ip: attacker) == .throttled(retryAfterSeconds: 60))
+        #expect(auth.isVerified(Credentials(user: "alice", password: Array("pw".utf8)), clientIP: "198.51.100.1"))
+        #expect(!auth.isVerified(Credentials(user: "alice", password: Array("pw".utf8)), clientIP: attacker))
+        #expect(checkAndWait(auth, "alice", "pw", ip: "198.51.100.1") == .allowed(user: "alice"))
+    }
+
+    @Test func unknownUsersAreCheckedAgainstAStandInOfAnExistingCost() throws {
+        let auth = Authenticator(users: try users("alice:{PLAIN}pw\nbob:\(Fixture.sha1)\n"), settings: settings())
+        defer { auth.shutdown() }
+        #expect(checkAndWait(auth, "mallory", "pw") == .denied)
+        #expect(auth.stats.dummyVerifications == 1)
+        let standIn = auth.users.standIn(for: "mallory")
+        #expect(standIn.format == .plain || standIn.format == .sha1)
     }
 
     @Test func cachedVerdictsExpireWithTheInjectedClock() throws {

@@ -104,4 +104,31 @@ import TollgateIO
         #expect(HashFormat(hash: empty.dummyHash) == .bcrypt(cost: 5))
         #expect(PasswordCrypt.crypt(password: [65], setting: empty.dummyHash) != nil)
     }
+
+    @Test func unknownNamesGetAStandInPerCostInTheFilesProportions() throws {
+        let b6 = try #require(PasswordCrypt.bcrypt(password: Array("a".utf8), cost: 6))
+        let b4 = try #require(PasswordCrypt.bcrypt(password: Array("b".utf8), cost: 4))
+        let text = "u1:\(b6)\nu2:\(b4)\nu3:\(b4)\nu4:\(b4)\nu5:\(Fixture.sha512crypt)\n"
+        let users = try UsersFile.parse(text, path: "u")
+        var seen: [HashFormat: Int] = [:]
+        for i in 0..<2_000 {
+            let standIn = users.standIn(for: "nobody\(i)")
+            #expect(HashFormat(hash: standIn.hash) == standIn.format)
+            seen[standIn.format, default: 0] += 1
+        }
+        // Every cost in the file is used, roughly as often as users have it (3/5, 1/5, 1/5).
+        #expect(Set(seen.keys) == [.bcrypt(cost: 4), .bcrypt(cost: 6), .sha512crypt])
+        #expect((1_000...1_400).contains(seen[.bcrypt(cost: 4)] ?? 0))
+        #expect((250...550).contains(seen[.bcrypt(cost: 6)] ?? 0))
+        // One name always gets the same stand-in, also from a fresh parse of the same file.
+        let again = try UsersFile.parse(text, path: "u")
+        for name in ["mallory", "root", "admin"] {
+            #expect(users.standIn(for: name).hash == users.standIn(for: name).hash)
+            #expect(users.standIn(for: name).format == again.standIn(for: name).format)
+        }
+        // A stand-in keeps its cost's parameters and never matches.
+        let b6standIn = try #require((0..<200).lazy.map { users.standIn(for: "n\($0)") }.first { $0.format == .bcrypt(cost: 6) })
+        #expect(b6standIn.hash.hasPrefix(String(b6.prefix(29))))
+        #expect(!PasswordVerifier.verify(password: Array("a".utf8), against: b6standIn.hash, format: .bcrypt(cost: 6)))
+    }
 }
