@@ -203,8 +203,8 @@ import TollgateIO
         }
     }
 
-    /// Behind a trusted load balancer the client is the X-Forwarded-For address (issue 4 §3), and failed-login
-    /// throttling is per client IP (issue 3 §7): one attacker's guesses must not lock out every other client that
+    /// Behind a trusted load balancer the client is the X-Forwarded-For address, and failed-login
+    /// throttling is per client IP: one attacker's guesses must not lock out every other client that
     /// comes through the same balancer.
     @Test func throttlingBehindATrustedProxyIsPerForwardedClient() throws {
         try Self.withAuthProxy({ config in

@@ -1,4 +1,4 @@
-"""Helpers for the fleet tests (issue 7): one redis-server, several fake-ollama backends and several Tollgates,
+"""Helpers for the fleet tests: one redis-server, several fake-ollama backends and several Tollgates,
 all on 127.0.0.1, started as real processes.
 
 - `RedisServer`: `redis-server` on a free loopback port with no persistence; `stop()` and `start()` again keep the

@@ -1,4 +1,4 @@
-"""Faults (issue 6, item 5): upstream killed mid-stream, refusing, hanging; a client vanishing mid-stream; descriptors
+"""Faults: upstream killed mid-stream, refusing, hanging; a client vanishing mid-stream; descriptors
 exhausted. Each test runs its own Tollgate (plain listener, JSON access log) and asserts what a client sees, then
 that Tollgate's descriptor count is back to its baseline.
 

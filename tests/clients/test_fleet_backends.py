@@ -1,4 +1,4 @@
-"""Several backends behind the fleet (issue 7, item 6): three fake-ollamas (`--name b1..b3`, so every answer says
+"""Several backends behind the fleet: three fake-ollamas (`--name b1..b3`, so every answer says
 where it came from in X-Backend) behind three Tollgates sharing one redis-server, all on 127.0.0.1.
 
 - A backend stopped while traffic runs: every client request still succeeds (failover before the first response

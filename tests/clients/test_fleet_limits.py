@@ -1,4 +1,4 @@
-"""Shared limits across real processes (issue 7, item 6): three Tollgates, one redis-server, fake-ollama behind them,
+"""Shared limits across real processes: three Tollgates, one redis-server, fake-ollama behind them,
 all on 127.0.0.1. The default per-address limit (10 r/s, burst 20, nginx `limit_req ... nodelay`) must hold for the
 fleet as a whole, whichever instance a request lands on; so must the global and per-user inference caps and the
 failed-login throttle; a SIGKILLed instance's slots come back within the lease; Redis going away gives the

@@ -1,4 +1,4 @@
-"""Slow and hostile clients (issue 6, item 4): slowloris, slow body and slow read, each with 1,000 connections.
+"""Slow and hostile clients: slowloris, slow body and slow read, each with 1,000 connections.
 
 A dedicated Tollgate with one-second timeouts (--head-timeout, --body-timeout, --send-timeout 1) runs in front of
 its own upstream. For each attack, a harness on asyncio keeps the slow connections open for a few seconds
