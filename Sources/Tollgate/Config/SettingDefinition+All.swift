@@ -47,6 +47,12 @@ extension SettingDefinition {
         .init("rate-limit-dry-run", .bool, default: "false", "Log requests over the limit but let them through."),
         .init("proxy-protocol", .bool, default: "false",
               "Listeners expect a PROXY protocol v1/v2 header (cloud load balancers); its client address is used."),
+        .init("max-connections", .int(0...10_000_000), default: nil,
+              "Client connections open at most, idle ones included; past it new ones are closed at accept "
+              + "(default: half the open-file limit, as HAProxy does; 0: no cap)."),
+        .init("max-connections-per-client", .int(0...10_000_000), default: "256",
+              "Client connections open at most from one address (an IPv6 /64), idle ones included; past it new "
+              + "ones are closed at accept (0: no cap). Load balancers' connections count per client they name."),
         .init("model-allow", .list, default: nil,
               "Models inference requests may name (checked in the body before anything reaches Ollama); repeatable."),
         .init("trusted-proxy", .list, default: nil,
