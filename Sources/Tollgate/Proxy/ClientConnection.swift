@@ -39,8 +39,8 @@ final class ClientConnection: EventHandler {
     var timerDeadline: UInt64 = 0
     var sendDeadline: UInt64 = 0
     private var handshakeWantsWrite = false
-    /// Pipelined requests wait unparsed because this client's unread answers reached the output bound.
-    private var heldByOutput = false
+    /// The output bound: when this client is read and its pipelined requests start.
+    private var flow: ClientFlow
     /// This connection's place in the connection caps (see `ConnectionLimiter`); nil when not counted.
     var limitAdmission: ConnectionLimiter.Verdict?
 
@@ -54,6 +54,7 @@ final class ClientConnection: EventHandler {
         self.peerString = peer.hostString
         self.peerHost = peer.host
         self.peerText = Array(peerString.utf8)
+        self.flow = ClientFlow(outputBound: worker.config.backpressureBytes)
         let expectsProxyHeader = worker.config.proxyProtocol && (kind == .tls || kind == .plain)
         self.phase = expectsProxyHeader ? .proxyHeader : kind == .tls ? .handshake : .waitingHead
         timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.requestHead)
@@ -159,7 +160,7 @@ final class ClientConnection: EventHandler {
         case .waitingHead:
             // A client that does not read its answers is not read either: every byte queued for it, Tollgate's own
             // answers included, counts against the bound proxied bodies have (`relayResponse`).
-            return !closeAfterFlush && pendingOutput < worker.config.backpressureBytes
+            return !closeAfterFlush && flow.mayRead(queued: pendingOutput)
         case .exchange:
             guard let ex = exchange else { return false }
             // The head's ranges point into `input` while the shared rate limit decides: keep reading (a disconnect
@@ -241,10 +242,10 @@ final class ClientConnection: EventHandler {
                 return
             }
             guard !closeAfterFlush, inStart < inEnd else { return }
-            if pendingOutput >= worker.config.backpressureBytes {
+            let wasHolding = flow.holding
+            if !flow.mayStart(queued: pendingOutput) {
                 // Pipelined requests wait, unparsed, until the client has read what it was sent (`flush`).
-                if !heldByOutput { worker.count { $0.outputHolds += 1 } }
-                heldByOutput = true
+                if !wasHolding { worker.count { $0.outputHolds += 1 } }
                 return
             }
             if timer == .keepAlive {
@@ -307,10 +308,9 @@ final class ClientConnection: EventHandler {
             up.paused = false
             up.updateInterest()
         }
-        if heldByOutput {
+        if flow.drained() {
             // The client read everything: the pipelined requests that waited go on (after this event, like any
             // other deferred work).
-            heldByOutput = false
             worker.loop.deferUntilIterationEnd { [self] in
                 if phase == .waitingHead && exchange == nil { processInput(); readAvailable() }
             }
