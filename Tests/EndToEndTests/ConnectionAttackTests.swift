@@ -36,6 +36,20 @@ import TollgateIO
         return proxy.server.loopIterations[0] - before
     }
 
+    /// Serves one GET /api/version on a fresh connection, then lets it idle until the keep-alive timeout (set to
+    /// 1 s by the caller) closes it, and returns the loop iterations of that idle second: a handful of sweeps (one
+    /// per 250 ms tick) for a loop with nothing to do, hundreds of thousands for one that spins. The close is the
+    /// event waited for; the timer firing proves the loop still runs its timers.
+    static func iterationsWhileIdle(_ proxy: Proxy) throws -> UInt64 {
+        let client = try proxy.tls()
+        defer { client.close() }
+        try client.send("GET /api/version HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        #expect(try client.readResponse().status == 200)
+        let before = proxy.server.loopIterations[0]
+        #expect(try client.isClosedByPeer())
+        return proxy.server.loopIterations[0] - before
+    }
+
     /// A request cut at a point: `before` goes out in whole records first, `held` is the record whose tail is
     /// withheld; together they are one request to which the fake answers 200.
     struct CutPoint {
@@ -54,7 +68,10 @@ import TollgateIO
     ]
 
     @Test func partialRecordsOfEveryLengthHoldNoLoop() throws {
-        try withProxyAndFake(configure: Self.attackConfig) { proxy, fake in
+        try withProxyAndFake(configure: { config in
+            Self.attackConfig(&config)
+            config.timeouts.keepAliveIdle = 1
+        }) { proxy, fake in
             // Every attack connection holds all but the last k bytes of one record, k from 1 to the whole record
             // but one byte (the record's header alone, or part of it, included), at each cut point.
             var held: [(stream: RecordTLSStream, rest: [UInt8], name: String)] = []
@@ -84,6 +101,8 @@ import TollgateIO
             // Another client on the same worker is served, and the loop is not spinning meanwhile.
             let iterations = try Self.iterationsToServe(proxy, count: 50)
             #expect(iterations < 50 * 10 + 100, "\(iterations) loop iterations for 50 requests")
+            let idle = try Self.iterationsWhileIdle(proxy)
+            #expect(idle < 200, "\(idle) loop iterations in an idle second while \(held.count) partial records are held")
 
             // Nothing that was held was lost: each record completed, each request answered.
             let before = fake.requests.count
@@ -191,7 +210,10 @@ import TollgateIO
     }
 
     @Test func halfClosedConnectionsAreAnsweredOrClosed() throws {
-        try withProxyAndFake(configure: Self.attackConfig) { proxy, _ in
+        try withProxyAndFake(configure: { config in
+            Self.attackConfig(&config)
+            config.timeouts.keepAliveIdle = 1
+        }) { proxy, _ in
             let port = try #require(proxy.plainPort)
             // A complete request, then FIN: answered, then closed.
             var answered: [RawSocket] = []
@@ -226,6 +248,8 @@ import TollgateIO
             }
             let iterations = try Self.iterationsToServe(proxy, count: 20)
             #expect(iterations < 20 * 10 + 100, "\(iterations) loop iterations for 20 requests")
+            let idle = try Self.iterationsWhileIdle(proxy)
+            #expect(idle < 200, "\(idle) loop iterations in an idle second after the half-closed connections")
         }
     }
 
