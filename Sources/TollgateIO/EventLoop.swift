@@ -2,6 +2,13 @@ import CTollgate
 import Glibc
 import Synchronization
 
+/// Marks the threads that run an event loop (see `EventLoop.onLoopThread`).
+private let loopThreadKey: pthread_key_t = {
+    var key = pthread_key_t()
+    pthread_key_create(&key, nil)
+    return key
+}()
+
 /// One epoll instance on one thread. Connections registered here are only touched from this thread.
 ///
 /// Timeouts are deadlines on handlers, checked by a sweep every `tick` (they fire at most one tick late);
@@ -30,6 +37,10 @@ public final class EventLoop: @unchecked Sendable {
     public let index: Int
     /// Number of registered descriptors (for metrics and drain).
     public private(set) var registeredCount = 0
+    private let iterationCount = Atomic<UInt64>(0)
+    /// Passes through `epoll_wait` so far. Readable from any thread: tests assert a loop is not spinning by how
+    /// little this grows while an attack is held.
+    public var iterations: UInt64 { iterationCount.load(ordering: .relaxed) }
 
     /// Creates the epoll instance and the wakeup eventfd.
     public init(index: Int, tickMillis: UInt64 = 250) throws(SocketError) {
@@ -112,7 +123,9 @@ public final class EventLoop: @unchecked Sendable {
         oneShots.append((now &+ delayNanos, body))
     }
 
-    /// Runs body at the end of the current iteration, after all events were handled (log flushing). Loop thread only.
+    /// Runs body at the end of the current iteration, after all events were handled (log flushing). Work deferred
+    /// while deferred work runs waits for the next iteration, which polls epoll without blocking first: deferred work
+    /// never keeps the loop from its sockets and timers. Loop thread only.
     public func deferUntilIterationEnd(_ body: @escaping () -> Void) {
         afterIteration.append(body)
     }
@@ -127,9 +140,14 @@ public final class EventLoop: @unchecked Sendable {
 
     // MARK: running
 
+    /// Whether the calling thread runs an event loop (where nothing may block: diagnostics queue their lines).
+    public static var onLoopThread: Bool { pthread_getspecific(loopThreadKey) != nil }
+
     /// Runs until `stop`. Call on the thread that owns this loop.
     public func run() {
         running = true
+        pthread_setspecific(loopThreadKey, UnsafeRawPointer(bitPattern: 1))
+        defer { pthread_setspecific(loopThreadKey, nil) }
         let capacity = 512
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: capacity)
         defer { events.deallocate() }
@@ -137,6 +155,7 @@ public final class EventLoop: @unchecked Sendable {
             let timeout = oneShots.isEmpty && afterIteration.isEmpty ? Int32(tick / 1_000_000) : computeTimeout()
             let n = epoll_wait(epfd, events, Int32(capacity), timeout)
             now = Syscall.monotonicNanos()
+            iterationCount.add(1, ordering: .relaxed)
             if n > 0 {
                 for k in 0..<Int(n) {
                     let ev = events[k]
@@ -191,12 +210,13 @@ public final class EventLoop: @unchecked Sendable {
         for body in due { body() }
     }
 
+    /// Runs the work deferred before this pass only. What it defers in turn runs after the next `epoll_wait` (with
+    /// a zero timeout, see `computeTimeout`): a body that keeps deferring itself cannot starve sockets and timers.
     private func runAfterIteration() {
-        while !afterIteration.isEmpty {
-            let work = afterIteration
-            afterIteration.removeAll(keepingCapacity: true)
-            for body in work { body() }
-        }
+        guard !afterIteration.isEmpty else { return }
+        let work = afterIteration
+        afterIteration.removeAll(keepingCapacity: true)
+        for body in work { body() }
     }
 
     private func sweep() {

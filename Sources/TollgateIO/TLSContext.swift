@@ -90,6 +90,9 @@ public final class TLSContext: @unchecked Sendable {
 /// One TLS connection (`SSL*`) over a non-blocking socket. Owned by exactly one connection, which calls `free`.
 public final class TLSSession {
     private var ssl: OpaquePointer?
+    /// The last read ended in WANT_READ: what OpenSSL still holds is at most part of a record, which only more bytes
+    /// from the socket can complete.
+    private var readNeedsSocket = false
 
     init(ssl: OpaquePointer) { self.ssl = ssl }
 
@@ -119,8 +122,13 @@ public final class TLSSession {
         let rc = buffer.withUnsafeMutableBytes { raw in
             SSL_read(ssl, raw.baseAddress! + offset, Int32(min(count, Int(Int32.max))))
         }
-        if rc > 0 { return .bytes(Int(rc)) }
-        return map(rc)
+        if rc > 0 {
+            readNeedsSocket = false
+            return .bytes(Int(rc))
+        }
+        let result = map(rc)
+        if case .wouldBlock(wantsWrite: false) = result { readNeedsSocket = true }
+        return result
     }
 
     /// Writes buffer[offset..<offset+count]; partial writes are possible (SSL_MODE_ENABLE_PARTIAL_WRITE).
@@ -134,10 +142,21 @@ public final class TLSSession {
         return map(rc)
     }
 
-    /// Bytes OpenSSL already holds (decrypted, or read ahead and not yet decrypted): epoll cannot signal them.
+    /// Bytes OpenSSL already holds that a read can return without the socket (decrypted, or read ahead in whole
+    /// records): epoll cannot signal them, so the caller reads again.
+    ///
+    /// After a read that ended in WANT_READ this is 0 until the next read: `SSL_read` only asks for the socket once
+    /// it has processed every complete record it buffered, so what is left (which `SSL_has_pending` still reports,
+    /// with read-ahead on) is part of a record. Reading it again would only say WANT_READ again; it waits for epoll
+    /// like any other input. SSL_pending(3): with read-ahead, SSL_has_pending also counts unprocessed bytes that need
+    /// not make a whole record, while SSL_pending counts only processed (decrypted) ones.
+    /// https://docs.openssl.org/3.0/man3/SSL_pending/
     public var pending: Int {
         guard let ssl else { return 0 }
-        return SSL_has_pending(ssl) == 1 ? max(1, Int(SSL_pending(ssl))) : 0
+        let decrypted = Int(SSL_pending(ssl))
+        if decrypted > 0 { return decrypted }
+        if readNeedsSocket { return 0 }
+        return SSL_has_pending(ssl) == 1 ? 1 : 0
     }
 
     /// Sends close_notify once, without waiting for the peer's.

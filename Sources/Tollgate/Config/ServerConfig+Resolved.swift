@@ -68,6 +68,8 @@ extension ServerConfig {
         healthInterval = r.double("health-interval") ?? healthInterval
         healthFails = r.int("health-fails") ?? healthFails
         backendQueueLimit = r.int("queue") ?? backendQueueLimit
+        maxConnections = r.int("max-connections") ?? maxConnections
+        maxConnectionsPerClient = r.int("max-connections-per-client") ?? maxConnectionsPerClient
         backendQueueTimeoutMillis = UInt64((r.double("queue-timeout") ?? 30) * 1000)
         workers = r.int("workers") ?? cores
         realm = r.string("realm") ?? "Tollgate"

@@ -31,6 +31,11 @@ public struct ServerConfig: Sendable {
     public var drainGraceSeconds: Double = 30
     /// Bytes buffered towards a slow reader before Tollgate stops reading the other side.
     public var backpressureBytes: Int = 64 * 1024
+    /// Client connections open at most (0: no cap; nil: half the open-file limit, see `Server.connectionLimiter`).
+    public var maxConnections: Int?
+    /// Client connections open at most from one address (an IPv6 /64); 0: no cap. Beyond it a new connection is
+    /// closed at accept.
+    public var maxConnectionsPerClient: Int = 256
     /// Idle keep-alive connections kept to the upstream per worker.
     public var upstreamIdlePerWorker: Int = 64
 

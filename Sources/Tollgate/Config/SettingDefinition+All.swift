@@ -55,6 +55,12 @@ extension SettingDefinition {
         .init("proxy-protocol-from", .list, default: ProxyProtocol.defaultTrustedSources,
               "CIDR of a load balancer allowed to send a PROXY protocol header; connections from anywhere else are "
               + "closed unread; repeatable (default: loopback and private ranges)."),
+        .init("max-connections", .int(0...10_000_000), default: nil,
+              "Client connections open at most, idle ones included; past it new ones are closed at accept "
+              + "(default: half the open-file limit, as HAProxy does; 0: no cap)."),
+        .init("max-connections-per-client", .int(0...10_000_000), default: "256",
+              "Client connections open at most from one address (an IPv6 /64), idle ones included; past it new "
+              + "ones are closed at accept (0: no cap). Load balancers' connections count per client they name."),
         .init("model-allow", .list, default: nil,
               "Models inference requests may name (checked in the body before anything reaches Ollama); repeatable."),
         .init("cloud-models", .choice(["off", "admins", "all"]), default: "off",

@@ -18,4 +18,6 @@ public enum CloseReason: String, Sendable, Error {
     case draining = "draining"
     case rejected = "rejected"
     case rateLimited = "rate-limited"
+    /// Closed at accept (or at its PROXY protocol header): `max-connections` or `max-connections-per-client`.
+    case connectionLimit = "connection-limit"
 }

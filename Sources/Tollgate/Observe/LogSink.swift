@@ -4,14 +4,20 @@ import TollgateIO
 
 /// The access log's writer: loops submit finished lines (a memcpy under a lock); one thread writes them to stdout
 /// or a file. A file is reopened on `reopen` (SIGUSR1, after logrotate moved it). If the writer falls behind by
-/// more than `maxPending` bytes (stdout blocked), new lines are dropped and counted instead of growing memory or
-/// blocking a loop.
+/// more than `maxPending` bytes (stdout blocked), new lines are dropped instead of growing memory or blocking a
+/// loop: every dropped line is counted (`tollgate_access_log_dropped_lines`), and the first drop of a run of drops
+/// is reported once on stderr, with the count, when the writer catches up.
+///
+/// One client cannot fill the queue by itself: its answers stop being produced while it does not read them (the
+/// output bound per connection), so its lines arrive no faster than it reads.
 public final class LogSink: @unchecked Sendable {
     private struct State {
         var pending: [UInt8] = []
         var reopen = false
         var stopping = false
         var dropped = 0
+        /// Drops not yet reported on stderr.
+        var unreported = 0
     }
 
     private let path: String?
@@ -42,11 +48,13 @@ public final class LogSink: @unchecked Sendable {
     /// Lines dropped because the writer fell behind.
     public var dropped: Int { state.withLock { $0.dropped } }
 
-    /// Queues bytes; never blocks on I/O.
+    /// Queues whole lines; never blocks on I/O. A batch that does not fit is dropped whole, each of its lines counted.
     func submit(_ bytes: [UInt8]) {
         let accepted = state.withLock { s -> Bool in
             if s.pending.count + bytes.count > maxPending {
-                s.dropped += 1
+                let lines = bytes.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+                s.dropped += lines
+                s.unreported += lines
                 return false
             }
             s.pending.append(contentsOf: bytes)
@@ -74,12 +82,18 @@ public final class LogSink: @unchecked Sendable {
     private func run() {
         while true {
             _ = wake.wait()
-            let (bytes, reopen, stopping) = state.withLock { s -> ([UInt8], Bool, Bool) in
+            let (bytes, reopen, stopping, unreported) = state.withLock { s -> ([UInt8], Bool, Bool, Int) in
                 let b = s.pending
                 s.pending.removeAll(keepingCapacity: true)
                 let r = s.reopen
                 s.reopen = false
-                return (b, r, s.stopping)
+                let u = s.unreported
+                s.unreported = 0
+                return (b, r, s.stopping, u)
+            }
+            if unreported > 0 {
+                Diagnostics.warn("access log: \(unreported) line(s) dropped because \(path ?? "stdout") was not keeping up "
+                                 + "(see tollgate_access_log_dropped_lines)")
             }
             if reopen, let path {
                 let newFD = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)

@@ -22,6 +22,12 @@ struct MetricCounters: Sendable {
     var openConnections = 0
     /// Connections closed unread on a PROXY protocol listener: the peer is not in `proxy-protocol-from`.
     var proxyProtocolRefused = 0
+    /// Connections closed at accept: [over max-connections, over max-connections-per-client].
+    var connectionsRefused = [0, 0]
+    /// Times a client's unread answers reached the output bound and its pipelined requests had to wait.
+    var outputHolds = 0
+    /// The most bytes seen queued for one client while its socket was full (the output bound plus one answer).
+    var outputQueuedPeak = 0
 
     mutating func add(_ other: MetricCounters) {
         for f in 0..<3 { for c in 0..<5 { requests[f][c] += other.requests[f][c] } }
@@ -42,6 +48,9 @@ struct MetricCounters: Sendable {
         handshakeFailures += other.handshakeFailures
         openConnections += other.openConnections
         proxyProtocolRefused += other.proxyProtocolRefused
+        for i in 0..<2 { connectionsRefused[i] += other.connectionsRefused[i] }
+        outputHolds += other.outputHolds
+        outputQueuedPeak = max(outputQueuedPeak, other.outputQueuedPeak)
     }
 }
 
@@ -122,6 +131,15 @@ public final class Metrics: Sendable {
         header("tollgate_proxy_protocol_refused_total", "counter",
                "Connections closed unread on a PROXY protocol listener because the peer is not in proxy-protocol-from.")
         s += "tollgate_proxy_protocol_refused_total \(c.proxyProtocolRefused)\n"
+        header("tollgate_connections_refused_total", "counter", "Connections closed at accept by a connection cap.")
+        s += "tollgate_connections_refused_total{limit=\"max-connections\"} \(c.connectionsRefused[0])\n"
+        s += "tollgate_connections_refused_total{limit=\"max-connections-per-client\"} \(c.connectionsRefused[1])\n"
+        header("tollgate_client_output_holds_total", "counter",
+               "Times a client that did not read its answers was no longer read (its queued output reached the bound).")
+        s += "tollgate_client_output_holds_total \(c.outputHolds)\n"
+        header("tollgate_client_output_queued_peak_bytes", "gauge",
+               "The most bytes queued for one client that was not reading, since start.")
+        s += "tollgate_client_output_queued_peak_bytes \(c.outputQueuedPeak)\n"
         header("tollgate_reloads_total", "counter", "Reloads of the users file, certificate and config by result.")
         for (k, v) in reloads.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
             let parts = k.split(separator: "\u{0}")

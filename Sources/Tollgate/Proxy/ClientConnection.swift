@@ -39,6 +39,10 @@ final class ClientConnection: EventHandler {
     var timerDeadline: UInt64 = 0
     var sendDeadline: UInt64 = 0
     private var handshakeWantsWrite = false
+    /// The output bound: when this client is read and its pipelined requests start.
+    private var flow: ClientFlow
+    /// This connection's place in the connection caps (see `ConnectionLimiter`); nil when not counted.
+    var limitAdmission: ConnectionLimiter.Verdict?
 
     /// Where the last head scan stopped, so a head trickled in byte by byte is not rescanned for every byte.
     var scanned = 0
@@ -50,6 +54,7 @@ final class ClientConnection: EventHandler {
         self.peerString = peer.hostString
         self.peerHost = peer.host
         self.peerText = Array(peerString.utf8)
+        self.flow = ClientFlow(outputBound: worker.config.backpressureBytes)
         let expectsProxyHeader = worker.config.proxyProtocol && (kind == .tls || kind == .plain)
         self.phase = expectsProxyHeader ? .proxyHeader : kind == .tls ? .handshake : .waitingHead
         timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.requestHead)
@@ -114,6 +119,16 @@ final class ClientConnection: EventHandler {
         peerHost = address.host
         peerString = address.hostString
         peerText = Array(peerString.utf8)
+        // The per-client cap counts the client the header names, not the load balancer that connected.
+        if case .admitted(let old) = limitAdmission, let limiter = worker.connectionLimiter {
+            let moved = limiter.move(old, to: address.host)
+            limitAdmission = .admitted(moved.key)
+            if !moved.ok {
+                worker.count { $0.connectionsRefused[1] += 1 }
+                // The caller goes on with this connection; end it once it has returned.
+                worker.loop.deferUntilIterationEnd { [self] in close(.connectionLimit) }
+            }
+        }
     }
 
     func continueHandshake() {
@@ -142,7 +157,10 @@ final class ClientConnection: EventHandler {
         switch phase {
         case .proxyHeader, .handshake, .lingering: return true
         case .closed: return false
-        case .waitingHead: return !closeAfterFlush
+        case .waitingHead:
+            // A client that does not read its answers is not read either: every byte queued for it, Tollgate's own
+            // answers included, counts against the bound proxied bodies have (`relayResponse`).
+            return !closeAfterFlush && flow.mayRead(queued: pendingOutput)
         case .exchange:
             guard let ex = exchange else { return false }
             // The head's ranges point into `input` while the shared rate limit decides: keep reading (a disconnect
@@ -224,6 +242,12 @@ final class ClientConnection: EventHandler {
                 return
             }
             guard !closeAfterFlush, inStart < inEnd else { return }
+            let wasHolding = flow.holding
+            if !flow.mayStart(queued: pendingOutput) {
+                // Pipelined requests wait, unparsed, until the client has read what it was sent (`flush`).
+                if !wasHolding { worker.count { $0.outputHolds += 1 } }
+                return
+            }
             if timer == .keepAlive {
                 timer = .head
                 timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.requestHead)
@@ -264,6 +288,8 @@ final class ClientConnection: EventHandler {
                 outStart += n
             case .wouldBlock:
                 if sendDeadline == 0 { sendDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.clientSend) }
+                let queued = pendingOutput
+                worker.count { $0.outputQueuedPeak = max($0.outputQueuedPeak, queued) }
                 updateInterest()
                 return
             case .eof, .failed:
@@ -281,6 +307,13 @@ final class ClientConnection: EventHandler {
         if let up = exchange?.upstream, up.paused {
             up.paused = false
             up.updateInterest()
+        }
+        if flow.drained() {
+            // The client read everything: the pipelined requests that waited go on (after this event, like any
+            // other deferred work).
+            worker.loop.deferUntilIterationEnd { [self] in
+                if phase == .waitingHead && exchange == nil { processInput(); readAvailable() }
+            }
         }
         updateInterest()
     }
@@ -423,6 +456,8 @@ final class ClientConnection: EventHandler {
         sendDeadline = 0
         worker.loop.deregister(transport.fd)
         transport.close()
+        if case .admitted(let key) = limitAdmission { worker.connectionLimiter?.release(key) }
+        limitAdmission = nil
         worker.recycleInput(&input)
         worker.recycleOutput(&out)
         worker.count { $0.openConnections -= 1 }

@@ -41,17 +41,37 @@ final class Listener: EventHandler {
     }
 
     private func accepted(_ cfd: Int32, _ peer: SocketAddress) {
-        switch kind {
-        case .tls:
-            guard let tls = worker.tls, let session = tls.makeSession(fd: cfd) else {
+        // The connection caps (see `ConnectionLimiter` for why over a cap means closing at once). The metrics
+        // listener is for local monitoring and never capped; a load balancer's connections (PROXY protocol, or a
+        // trusted proxy's) count in the total at once and per client once the client is known, if ever.
+        var admission: ConnectionLimiter.Verdict?
+        if kind != .metrics, let limiter = worker.connectionLimiter {
+            let config = worker.config
+            let perClient = !config.proxyProtocol && !config.trustedProxies.contains { $0.contains(peer.host) }
+            let verdict = limiter.admit(perClient ? peer.host : nil)
+            switch verdict {
+            case .admitted:
+                admission = verdict
+            case .overTotal, .overClient:
+                worker.count { $0.connectionsRefused[verdict == .overTotal ? 0 : 1] += 1 }
                 Syscall.close(cfd)
                 return
             }
-            _ = ClientConnection(worker: worker, transport: .tls(cfd, session), peer: peer, kind: .tls)
-        case .plain, .redirect, .metrics:
-            let conn = ClientConnection(worker: worker, transport: .plain(cfd), peer: peer, kind: kind)
-            if worker.draining { conn.drain() }
         }
+        let conn: ClientConnection
+        switch kind {
+        case .tls:
+            guard let tls = worker.tls, let session = tls.makeSession(fd: cfd) else {
+                if case .admitted(let key) = admission { worker.connectionLimiter?.release(key) }
+                Syscall.close(cfd)
+                return
+            }
+            conn = ClientConnection(worker: worker, transport: .tls(cfd, session), peer: peer, kind: .tls)
+        case .plain, .redirect, .metrics:
+            conn = ClientConnection(worker: worker, transport: .plain(cfd), peer: peer, kind: kind)
+        }
+        conn.limitAdmission = admission
+        if kind != .tls && worker.draining { conn.drain() }
     }
 
     func deadlineExpired(now: UInt64) {

@@ -98,7 +98,8 @@ public final class Server: @unchecked Sendable {
         self.logSink = logSink
         let backends = config.usesBackendSet ? BackendSet(config: config) : nil
         self.backends = backends
-        Syscall.raiseFileLimit()
+        let fileLimit = Syscall.raiseFileLimit()
+        let connectionLimiter = Server.connectionLimiter(config, fileLimit: fileLimit)
         // OpenSSL writes with write(2): a peer that vanished mid-write must not kill the process.
         signal(SIGPIPE, SIG_IGN)
         metrics = Metrics(workers: count)
@@ -121,6 +122,7 @@ public final class Server: @unchecked Sendable {
                                                      loginDenials: loginDenials)
                 }
                 workers[i].backends = backends
+                workers[i].connectionLimiter = connectionLimiter
                 listeners.append([])
             }
             // Bind the first loop's socket, read back the port (port 0 in tests), bind the others to the same port.
@@ -265,9 +267,14 @@ public final class Server: @unchecked Sendable {
         }
     }
 
+    /// Passes through `epoll_wait` of each loop so far: tests assert that a loop is not spinning by how little this
+    /// grows while an attack is held.
+    public var loopIterations: [UInt64] { workers.map { $0.loop.iterations } }
+
     /// Blocks until every loop has exited, then stops the watcher and the password-checking threads.
     public func waitUntilStopped() {
         for t in threads { pthread_join(t, nil) }
+        Diagnostics.flush()
         threads.removeAll()
         watcher?.stop()
         watcher = nil
@@ -318,6 +325,9 @@ public final class Server: @unchecked Sendable {
             needRestart.append("login-fail-limit, login-fail-window")
         }
         if old.proxyProtocol != new.proxyProtocol { needRestart.append("proxy-protocol") }
+        if old.maxConnections != new.maxConnections || old.maxConnectionsPerClient != new.maxConnectionsPerClient {
+            needRestart.append("max-connections, max-connections-per-client")
+        }
         if old.sharedLimits != new.sharedLimits { needRestart.append("redis, fleet-size, redis-fallback, redis-timeout, slot-lease") }
 
         // Keep what needs a restart; take everything else.
@@ -342,6 +352,8 @@ public final class Server: @unchecked Sendable {
         merged.accessLogPath = old.accessLogPath
         merged.authSettings = old.authSettings
         merged.proxyProtocol = old.proxyProtocol
+        merged.maxConnections = old.maxConnections
+        merged.maxConnectionsPerClient = old.maxConnectionsPerClient
         merged.sharedLimits = old.sharedLimits
         config = merged
         for worker in workers {
@@ -403,6 +415,18 @@ private final class ThreadBody {
 }
 
 /// Starts a pthread running body. Lives in the library, not main.swift, so the closure is not main-actor isolated.
+extension Server {
+    /// The connection caps: `max-connections` (nil: derived from the open-file limit, as HAProxy derives its
+    /// maxconn from ulimit-n: each proxied connection takes two descriptors, and a reserve stays for listeners,
+    /// files and Redis), `max-connections-per-client`. Nil when both are off.
+    static func connectionLimiter(_ config: ServerConfig, fileLimit: UInt64) -> ConnectionLimiter? {
+        let total = config.maxConnections ?? (fileLimit > 0 ? max(64, (Int(min(fileLimit, 1 << 30)) - 256) / 2) : 0)
+        guard total > 0 || config.maxConnectionsPerClient > 0 else { return nil }
+        return ConnectionLimiter(maxTotal: total, maxPerClient: config.maxConnectionsPerClient,
+                                 ipv6PrefixLength: config.rateLimit?.ipv6PrefixLength ?? 64)
+    }
+}
+
 nonisolated func spawnThread(name: String, _ body: @escaping () -> Void) -> pthread_t {
     let box = Unmanaged.passRetained(ThreadBody(name, body)).toOpaque()
     var thread = pthread_t()

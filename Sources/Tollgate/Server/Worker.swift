@@ -39,6 +39,8 @@ final class Worker {
     /// Shared by all workers when several backends (or a `max=`) are configured; nil on the single-upstream path.
     /// Set by the server before the loop runs.
     var backends: BackendSet?
+    /// Shared by all workers: `max-connections` and `max-connections-per-client`; nil when both are off.
+    var connectionLimiter: ConnectionLimiter?
     /// Each backend's Host header bytes.
     let backendHosts: [[UInt8]]
     private(set) var draining = false
@@ -184,7 +186,7 @@ final class Worker {
             g.append(("tollgate_auth_queued", "Password checks waiting for a thread.", Double(s.queued)))
         }
         if let sink = logSink {
-            g.append(("tollgate_access_log_dropped", "Access-log batches dropped because the writer fell behind.", Double(sink.dropped)))
+            g.append(("tollgate_access_log_dropped_lines", "Access-log lines dropped because the writer fell behind.", Double(sink.dropped)))
         }
         return g
     }
