@@ -132,6 +132,18 @@ import TollgateIO
         }
     }
 
+    @Test func aSilentPeerOutsideTheRangesIsClosedAtAccept() throws {
+        try Self.withThrottle(limit: 2, { config in
+            config.proxyProtocolFrom = [CIDR(parsing: "203.0.113.0/24")!]
+            config.timeouts.requestHead = 3_600
+        }) { proxy, _ in
+            let client = try proxy.plain()
+            defer { client.close() }
+            // Nothing sent: the close comes at accept, not at the (hour-long) head timeout.
+            #expect(try client.readToEOF().isEmpty)
+        }
+    }
+
     @Test func theThrottleNeedsARestartAndProxyProtocolFromIsReloaded() throws {
         try Self.withThrottle(limit: 2) { proxy, _ in
             var changed = proxy.server.config

@@ -61,6 +61,12 @@ final class ClientConnection: EventHandler {
         worker.clientConnections += 1
         worker.count { $0.openConnections += 1 }
         worker.loop.register(transport.fd, interest: .read, handler: self)
+        if expectsProxyHeader, !worker.config.proxyProtocolFrom.contains(where: { $0.contains(peer.host) }) {
+            // A peer that may not send the header is closed at accept, not when (or if) it first writes.
+            worker.loop.deferUntilIterationEnd { [self] in
+                if phase == .proxyHeader { readProxyHeader() }
+            }
+        }
     }
 
     var scheme: StaticString { kind == .tls ? "https" : "http" }
