@@ -83,6 +83,12 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("cloud-models"), help: SettingHelp.of("cloud-models"))
     var cloudModels: String?
 
+    @Option(name: .customLong("max-connections"), help: SettingHelp.of("max-connections"))
+    var maxConnections: String?
+
+    @Option(name: .customLong("max-connections-per-client"), help: SettingHelp.of("max-connections-per-client"))
+    var maxConnectionsPerClient: String?
+
     @Option(name: .customLong("queue-per-user"), help: SettingHelp.of("queue-per-user"))
     var queuePerUser: String?
 
@@ -208,6 +214,8 @@ struct ServeOptions: ParsableArguments {
         if !modelAllow.isEmpty { flags["model-allow"] = modelAllow }
         if let cloudModels { flags["cloud-models"] = [cloudModels] }
         if let queuePerUser { flags["queue-per-user"] = [queuePerUser] }
+        if let maxConnections { flags["max-connections"] = [maxConnections] }
+        if let maxConnectionsPerClient { flags["max-connections-per-client"] = [maxConnectionsPerClient] }
         if !trustedProxy.isEmpty { flags["trusted-proxy"] = trustedProxy }
         if let maxInflightPerUser { flags["max-inflight-per-user"] = [maxInflightPerUser] }
         if let maxInflight { flags["max-inflight"] = [maxInflight] }
