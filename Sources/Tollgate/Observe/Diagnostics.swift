@@ -34,6 +34,18 @@ public enum Diagnostics {
     public static func warn(_ message: String) { emit("warning", message) }
     public static func error(_ message: String) { emit("error", message) }
 
+    /// Creates the writer's wake channel and starts its thread now, before the loops run (the server's start), so
+    /// that its descriptors and thread exist from the start instead of appearing at the first line a loop writes.
+    public static func prepareWriter() {
+        guard let wake else { return }
+        let start = queue.withLock { q -> Bool in
+            let start = !q.writerStarted
+            q.writerStarted = true
+            return start
+        }
+        if start { _ = spawnThread(name: "tollgate-diag") { runWriter(wake) } }
+    }
+
     /// Lines dropped so far because the writer fell behind (stderr blocked).
     public static var dropped: Int { queue.withLock { $0.dropped } }
 

@@ -163,6 +163,7 @@ public final class Server: @unchecked Sendable {
 
     /// Starts one thread per loop, and the users-file watcher.
     public func start() {
+        Diagnostics.prepareWriter()
         if let path = config.usersPath, let authenticator {
             do {
                 watcher = try UsersFileWatcher(path: path) { result in
