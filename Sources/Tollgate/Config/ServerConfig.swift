@@ -55,7 +55,7 @@ public struct ServerConfig: Sendable {
     /// Who may use models Ollama would forward to ollama.com on the owner's account.
     public var cloudModels: CloudModels = .off
     /// Request-body bytes held in memory at once while bodies are read whole, over all workers (each worker gets
-    /// an equal share, at least one largest inference body); past it, 503.
+    /// an equal share, at least two largest inference bodies, and one user at most half of it); past it, 503.
     public var maxBodyBuffered = 256 << 20
     /// Users allowed on admin routes (pull, push, create, copy, delete, blobs); everyone else gets 403.
     public var admins: Set<String> = []

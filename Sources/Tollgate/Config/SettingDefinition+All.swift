@@ -130,8 +130,8 @@ extension SettingDefinition {
               "Body limit in bytes for generate/chat/embed and /v1 inference (0: none); default 64 MiB."),
         .init("max-body-buffered", .int(0...(1 << 40)), default: "268435456",
               "Request-body bytes held in memory at once while bodies are read whole (inference routes, and every "
-              + "route with several backends), shared equally by the workers, at least one largest body each; "
-              + "past it, 503."),
+              + "route with several backends), shared equally by the workers (at least two largest bodies each), one "
+              + "user at most half of a worker's share; past it, 503."),
         .init("max-body", .int(0...(1 << 40)), default: "1048576",
               "Body limit in bytes for other routes except blob uploads (0: none); default 1 MiB."),
     ]

@@ -54,7 +54,7 @@ extension ClientConnection {
     /// Gives back the exchange's slot or place in the queue; called once whenever an exchange ends.
     func releaseAdmission(_ ex: Exchange) {
         if ex.bufferCharge > 0 {
-            worker.bufferedBodyBytes -= ex.bufferCharge
+            worker.bodyBudget.release(ex.bufferCharge, owner: bufferOwner(ex))
             ex.bufferCharge = 0
         }
         if worker.backends != nil { releaseBackend(ex) }

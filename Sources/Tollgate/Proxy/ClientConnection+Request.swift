@@ -134,7 +134,7 @@ extension ClientConnection {
 
     /// Starts reading the body into `stagedBody`, under the between-reads timeout and a total deadline.
     private func startBuffering(_ ex: Exchange) {
-        if case .length(let n) = ex.body, worker.bufferedBodyBytes + n > worker.bodyBufferBudget {
+        if case .length(let n) = ex.body, !worker.bodyBudget.fits(n, owner: bufferOwner(ex), total: worker.bodyBufferBudget) {
             respond(ex, bufferFull(), reason: .rejected)
             return
         }
@@ -149,7 +149,13 @@ extension ClientConnection {
         if outStart < out.count { flush() } else { updateInterest() }
     }
 
-    /// 503: the bodies being read whole on this worker already hold `max-body-buffered`'s share of memory.
+    /// Whose share of the body budget a body counts against: its user, or with authentication off its client.
+    func bufferOwner(_ ex: Exchange) -> String {
+        ex.user ?? ex.client.map { SocketAddress(host: $0, port: 0).hostString } ?? peerString
+    }
+
+    /// 503: the bodies being read whole on this worker already hold `max-body-buffered`'s share of memory, or this
+    /// user's half of it.
     private func bufferFull() -> ErrorResponse {
         ErrorResponse(status: 503, message: "too many request bodies are being received right now; retry in 1 s",
                       headers: [("Retry-After", "1")])
@@ -173,12 +179,11 @@ extension ClientConnection {
         // Every staged byte counts against the worker's budget, so many slow bodies cannot exhaust memory.
         let added = ex.stagedBody.count - ex.bufferCharge
         if added > 0 {
-            if worker.bufferedBodyBytes + added > worker.bodyBufferBudget {
+            guard worker.bodyBudget.charge(added, owner: bufferOwner(ex), total: worker.bodyBufferBudget) else {
                 ex.buffering = false
                 failRequest(ex, bufferFull(), reason: .rejected)
                 return
             }
-            worker.bufferedBodyBytes += added
             ex.bufferCharge += added
         }
         guard ex.requestDone else {

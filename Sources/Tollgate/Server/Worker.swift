@@ -45,11 +45,13 @@ final class Worker {
     let backendHosts: [[UInt8]]
     private(set) var draining = false
     var clientConnections = 0
-    /// Request-body bytes held in memory while bodies are read whole, on this worker; bounded by `bodyBufferBudget`.
-    var bufferedBodyBytes = 0
-    /// This worker's share of `max-body-buffered` (never less than one largest inference body).
+    /// Request-body bytes held in memory while bodies are read whole on this worker, per user; bounded by
+    /// `bodyBufferBudget`, half of it per user.
+    var bodyBudget = BodyBudget()
+    /// This worker's share of `max-body-buffered`: never less than two largest inference bodies, so that every user's
+    /// half holds one.
     var bodyBufferBudget: Int {
-        max(config.maxBodyBuffered / max(1, config.workers), config.bodyLimits.inference)
+        max(config.maxBodyBuffered / max(1, config.workers), 2 * config.bodyLimits.inference)
     }
     /// Called when the worker has drained (no connections left).
     var onDrained: (() -> Void)?
