@@ -1,4 +1,6 @@
+import Foundation
 import Glibc
+import Synchronization
 import Testing
 import Tollgate
 import TollgateIO
@@ -332,4 +334,55 @@ import TollgateIO
             #expect(try other.readResponse().status == 200)
         }
     }
+
+    /// One client's long pipeline is served a few requests per turn: another client that sends one request after
+    /// it is answered long before the pipeline is through, even while the pipeline's client reads everything.
+    @Test func aLongPipelineTakesTurnsWithOtherClients() throws {
+        try withProxyAndFake(configure: Self.attackConfig) { proxy, _ in
+            let port = try #require(proxy.plainPort)
+            let pipeline = try RawSocket(port: port)
+            let other = try RawSocket(port: port)
+            let count = 5000
+            let request = Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+            // The pipeline's answers are read as they come, so nothing but turn-taking holds it back.
+            let received = AnswerCount()
+            let box = SocketBox(pipeline)
+            let reader = Thread {
+                let pipeline = box.socket
+                var seen = 0
+                var carry: [UInt8] = []
+                while seen < count, let chunk = try? pipeline.readSome(max: 65536), !chunk.isEmpty {
+                    carry += chunk
+                    var lines = 0
+                    var k = 0
+                    while let r = carry[k...].firstIndex(of: 0x48), r + 8 <= carry.count {
+                        if Array(carry[r..<r + 8]) == Array("HTTP/1.1".utf8) { lines += 1 }
+                        k = r + 1
+                    }
+                    seen += lines
+                    carry = Array(carry[k...])
+                    received.value.withLock { $0 = seen }
+                }
+            }
+            reader.start()
+            try pipeline.write(Array(repeating: request, count: count).flatMap { $0 })
+            try other.write(request)
+            let answer = try other.readSome(max: 4096)
+            #expect(String(decoding: answer, as: UTF8.self).hasPrefix("HTTP/1.1 200"))
+            let atThatMoment = received.value.withLock { $0 }
+            #expect(atThatMoment < count, "the other client waited for the whole pipeline")
+            #expect(waitUntil { received.value.withLock { $0 } == count }, "the pipeline was not finished")
+        }
+    }
+}
+
+/// Answers counted by a reader thread.
+private final class AnswerCount: Sendable {
+    let value = Mutex(0)
+}
+
+/// A socket handed to one reader thread (the test thread only writes to it).
+private final class SocketBox: @unchecked Sendable {
+    let socket: RawSocket
+    init(_ socket: RawSocket) { self.socket = socket }
 }

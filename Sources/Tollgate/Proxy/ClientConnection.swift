@@ -44,6 +44,10 @@ final class ClientConnection: EventHandler {
     /// This connection's place in the connection caps (see `ConnectionLimiter`); nil when not counted.
     var limitAdmission: ConnectionLimiter.Verdict?
 
+    /// Requests started in this turn, and whether the rest of the pipeline was put off to the next iteration.
+    var turnStarts = 0
+    var turnYielded = false
+
     /// Where the last head scan stopped, so a head trickled in byte by byte is not rescanned for every byte.
     var scanned = 0
 
@@ -107,6 +111,7 @@ final class ClientConnection: EventHandler {
         case .lingering:
             linger()
         case .waitingHead, .exchange:
+            turnStarts = 0
             if events.contains(.writable) { flush() }
             guard phase != .closed else { return }
             if events.contains(.readable) {
@@ -203,6 +208,11 @@ final class ClientConnection: EventHandler {
             case .bytes(let n):
                 inEnd += n
                 processInput()
+                // This turn's requests are done; the socket is read again on the next one.
+                if turnYielded {
+                    if phase != .closed { updateInterest() }
+                    return
+                }
                 // A short read emptied the socket: epoll (level-triggered) says when more arrives, so skip the read
                 // that would only return EAGAIN. Bytes OpenSSL still holds are read now (epoll cannot see them).
                 if n < room && transport.bufferedPlaintext == 0 {
@@ -266,8 +276,33 @@ final class ClientConnection: EventHandler {
                 refuse(ErrorResponse.fromParse(error))
                 return
             case .complete:
+                if turnStarts >= ClientConnection.requestsPerTurn {
+                    // Enough for one turn: the rest of this client's pipeline waits for the next loop iteration,
+                    // after every other ready connection had its turn (nginx reads one buffer per event, HAProxy
+                    // bounds the requests parsed per wake-up the same way). The head just parsed is scanned again.
+                    scanned = inStart
+                    scheduleNextTurn()
+                    return
+                }
+                turnStarts += 1
                 startExchange()
             }
+        }
+    }
+
+    /// Pipelined requests one connection may start per turn (an epoll event, or the continuation below).
+    static let requestsPerTurn = 16
+
+    /// Goes on with this client's pipelined requests in the next loop iteration.
+    private func scheduleNextTurn() {
+        guard !turnYielded else { return }
+        turnYielded = true
+        worker.loop.deferUntilIterationEnd { [self] in
+            turnYielded = false
+            turnStarts = 0
+            guard phase == .waitingHead || phase == .exchange else { return }
+            processInput()
+            if phase != .closed && !turnYielded { readAvailable() }
         }
     }
 
