@@ -9,7 +9,9 @@ import TollgateIO
 /// is reported once on stderr, with the count, when the writer catches up.
 ///
 /// One client cannot fill the queue by itself: its answers stop being produced while it does not read them (the
-/// output bound per connection), so its lines arrive no faster than it reads.
+/// output bound per connection), so its lines arrive no faster than it reads; and while the writer is behind but
+/// still writing (`isBehind`), the loops start no new requests until it catches up, so no volume of requests makes
+/// it drop. Lines are dropped only when the destination itself stops taking them for `stuckAfterNanos`.
 public final class LogSink: @unchecked Sendable {
     private struct State {
         var pending: [UInt8] = []
@@ -24,13 +26,22 @@ public final class LogSink: @unchecked Sendable {
     private let state = Mutex(State())
     private let wake: WakeChannel
     private let maxPending: Int
+    /// Bytes queued for the writer (mirrors `pending` for a lock-free check on the loops).
+    private let backlog = Atomic<Int>(0)
+    /// When the writer last finished a write (monotonic nanoseconds).
+    private let lastProgress = Atomic<UInt64>(Syscall.monotonicNanos())
+    /// A write that has not returned for this long means the destination is stuck: loops stop waiting for it.
+    private let stuckAfterNanos: UInt64
     private var fd: Int32
     private var thread: pthread_t?
 
     /// Writes to `path` (appending; created 0640 if missing), or to stdout when nil.
-    public init(path: String?, maxPending: Int = 8 << 20) throws(SocketError) {
+    /// `stuckAfterSeconds`: how long the writer may be blocked in one write before the loops stop waiting for it
+    /// and lines are dropped instead.
+    public init(path: String?, maxPending: Int = 8 << 20, stuckAfterSeconds: Double = 2) throws(SocketError) {
         self.path = path
         self.maxPending = maxPending
+        self.stuckAfterNanos = UInt64(stuckAfterSeconds * 1e9)
         guard let channel = WakeChannel() else { throw SocketError("cannot create the log writer's wake-up channel") }
         wake = channel
         if let path {
@@ -48,6 +59,13 @@ public final class LogSink: @unchecked Sendable {
     /// Lines dropped because the writer fell behind.
     public var dropped: Int { state.withLock { $0.dropped } }
 
+    /// The writer is more than a quarter of `maxPending` behind but still making progress: loops should start no new
+    /// requests for a moment (one atomic load when it is not behind).
+    var isBehind: Bool {
+        guard backlog.load(ordering: .relaxed) > maxPending / 4 else { return false }
+        return Syscall.monotonicNanos() &- lastProgress.load(ordering: .relaxed) < stuckAfterNanos
+    }
+
     /// Queues whole lines; never blocks on I/O. A batch that does not fit is dropped whole, each of its lines counted.
     func submit(_ bytes: [UInt8]) {
         let accepted = state.withLock { s -> Bool in
@@ -58,6 +76,7 @@ public final class LogSink: @unchecked Sendable {
                 return false
             }
             s.pending.append(contentsOf: bytes)
+            backlog.store(s.pending.count, ordering: .relaxed)
             return true
         }
         if accepted { wake.post() }
@@ -85,6 +104,7 @@ public final class LogSink: @unchecked Sendable {
             let (bytes, reopen, stopping, unreported) = state.withLock { s -> ([UInt8], Bool, Bool, Int) in
                 let b = s.pending
                 s.pending.removeAll(keepingCapacity: true)
+                backlog.store(b.count, ordering: .relaxed)
                 let r = s.reopen
                 s.reopen = false
                 let u = s.unreported
@@ -105,6 +125,8 @@ public final class LogSink: @unchecked Sendable {
                 }
             }
             if !bytes.isEmpty { _ = Syscall.writeAll(fd, bytes) }
+            lastProgress.store(Syscall.monotonicNanos(), ordering: .relaxed)
+            backlog.store(state.withLock { $0.pending.count }, ordering: .relaxed)
             if stopping { return }
         }
     }

@@ -259,6 +259,11 @@ final class ClientConnection: EventHandler {
             }
             guard !closeAfterFlush, inStart < inEnd else { return }
             let wasHolding = flow.holding
+            if let sink = worker.logSink, sink.isBehind {
+                // The access log's writer is behind: new requests wait a moment rather than have their lines dropped.
+                waitForLogWriter()
+                return
+            }
             if !flow.mayStart(queued: pendingOutput) {
                 // Pipelined requests wait, unparsed, until the client has read what it was sent (`flush`).
                 if !wasHolding { worker.count { $0.outputHolds += 1 } }
@@ -292,6 +297,20 @@ final class ClientConnection: EventHandler {
 
     /// Pipelined requests one connection may start per turn (an epoll event, or the continuation below).
     static let requestsPerTurn = 16
+
+    /// Tries again in a millisecond (a timer, not a busy loop), while the access log's writer catches up.
+    private func waitForLogWriter() {
+        guard !turnYielded else { return }
+        turnYielded = true
+        scanned = inStart
+        worker.loop.schedule(afterNanos: 1_000_000) { [self] in
+            turnYielded = false
+            turnStarts = 0
+            guard phase == .waitingHead || phase == .exchange else { return }
+            processInput()
+            if phase != .closed && !turnYielded { readAvailable() }
+        }
+    }
 
     /// Goes on with this client's pipelined requests in the next loop iteration.
     private func scheduleNextTurn() {
