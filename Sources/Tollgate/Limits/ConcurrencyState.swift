@@ -73,8 +73,18 @@ struct ConcurrencyState: Sendable {
         guard active.remove(slot.id) != nil else { return nil }
         inFlight -= 1
         if let n = perUser[slot.user], n > 1 { perUser[slot.user] = n - 1 } else { perUser[slot.user] = nil }
-        // FIFO, but a waiter whose user is at its cap is skipped and keeps its place.
-        guard let i = waiters.firstIndex(where: { eligible($0.user) }) else { return nil }
+        // The freed slot goes to the eligible waiter whose user has the fewest requests in flight, the longest-waiting
+        // among those: a user with many queued requests takes turns with the others instead of going first each
+        // time. A waiter whose user is at its cap is skipped and keeps its place.
+        var best: (index: Int, inFlight: Int)?
+        var position = 0
+        while let i = waiters.firstIndex(after: position, where: { eligible($0.user) }) {
+            let n = perUser[waiters.element(at: i).user] ?? 0
+            if best == nil || n < best!.inFlight { best = (i, n) }
+            if n == 0 { break }
+            position = i + 1
+        }
+        guard let i = best?.index else { return nil }
         let waiter = waiters.remove(at: i)
         return Grant(slot: grant(waiter.user), onGranted: waiter.onGranted)
     }

@@ -37,6 +37,15 @@ struct WaitQueue<Element> {
         try entries.firstIndex { try predicate($0.element) }
     }
 
+    /// The position of the longest-waiting waiter at or after `position` that satisfies `predicate`.
+    func firstIndex(after position: Int, where predicate: (Element) throws -> Bool) rethrows -> Int? {
+        guard position < entries.count else { return nil }
+        return try entries[position...].firstIndex { try predicate($0.element) }
+    }
+
+    /// The waiter at `position`.
+    func element(at position: Int) -> Element { entries[position].element }
+
     /// How many waiting elements satisfy `predicate`.
     func count(where predicate: (Element) throws -> Bool) rethrows -> Int {
         var n = 0

@@ -198,4 +198,21 @@ struct LimitsConcurrencyTests {
         _ = take(l, "erin", log)
         guard case .queued = take(l, "carol", log) else { Issue.record("carol found no place"); return }
     }
+
+    @Test func aFreedSlotGoesToTheUserWithTheFewestInFlight() {
+        let l = limiter(perUser: 2, global: 2)
+        let log = CallLog()
+        guard let a1 = slot(take(l, "alice", log, name: "a1")), let a2 = slot(take(l, "alice", log, name: "a2")) else {
+            Issue.record("alice should hold both slots"); return
+        }
+        _ = take(l, "alice", log, name: "a3")
+        _ = take(l, "alice", log, name: "a4")
+        _ = take(l, "bob", log, name: "b1")
+        // alice queued first, but bob has nothing in flight: the freed slot is his.
+        l.release(a1)
+        #expect(log.all == ["granted b1"])
+        // Now alice has none in flight and bob one: alice's longest-waiting request, a3.
+        l.release(a2)
+        #expect(log.all == ["granted b1", "granted a3"])
+    }
 }
