@@ -78,6 +78,12 @@ public final class TLSContext: @unchecked Sendable {
         return TLSSession(ssl: ssl)
     }
 
+    /// The OpenSSL library loaded at run time (`OpenSSL_version(OPENSSL_VERSION)`).
+    public static var openSSLVersion: String {
+        guard let text = OpenSSL_version(0) else { return "OpenSSL (unknown version)" }
+        return String(cString: text)
+    }
+
     /// OpenSSL's error queue as text, cleared.
     static func takeErrors() -> String {
         var buf = [CChar](repeating: 0, count: 1024)

@@ -8,6 +8,7 @@ struct TollgateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tollgate",
         abstract: "An authenticating, rate-limiting HTTPS reverse proxy for Ollama.",
+        version: BuildInfo.line,
         subcommands: [Serve.self, CheckConfig.self, Reload.self, Users.self],
         defaultSubcommand: Serve.self
     )

@@ -14,6 +14,13 @@ struct CLISettingFlagsTests {
         }
     }
 
+    @Test func versionNamesTollgateAndOpenSSL() {
+        let run = CLI.run(["--version"])
+        #expect(run.status == 0, "\(run)")
+        #expect(run.stdout == BuildInfo.line + "\n", "\(run)")
+        #expect(run.stdout.hasPrefix("tollgate \(BuildInfo.version) (Swift ") && run.stdout.contains("OpenSSL 3"))
+    }
+
     @Test func theNewFlagsAreTakenByTheResolver() throws {
         // Set, then resolved and shown by check-config: nothing is dropped on the way.
         let dir = try OpsTempDirectory()

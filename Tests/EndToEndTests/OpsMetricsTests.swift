@@ -70,6 +70,9 @@ import TollgateIO
             }
             #expect(scrape["tollgate_certificate_expiry_seconds"] > 0)
             #expect(scrape.response.text.hasSuffix("\n"))
+            let info = "tollgate_build_info{version=\"\(BuildInfo.version)\",swift=\"\(BuildInfo.swift)\",openssl=\"\(BuildInfo.openSSL)\"} 1"
+            #expect(scrape.response.text.contains(info + "\n"), "no \(info)")
+            #expect(BuildInfo.openSSL.hasPrefix("OpenSSL 3"))
         }
     }
 

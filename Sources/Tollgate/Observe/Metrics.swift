@@ -99,6 +99,8 @@ public final class Metrics: Sendable {
         for w in workers { let snapshot = w.counters.withLock { $0 }; c.add(snapshot) }
         var s = ""
         func header(_ name: String, _ type: String, _ help: String) { s += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n" }
+        header("tollgate_build_info", "gauge", "Always 1; the labels say which Tollgate and OpenSSL are running.")
+        s += "tollgate_build_info{version=\"\(BuildInfo.version)\",swift=\"\(BuildInfo.swift)\",openssl=\"\(BuildInfo.openSSL)\"} 1\n"
         header("tollgate_requests_total", "counter", "Requests by API family and status class.")
         let families = ["ollama", "openai", "anthropic"]
         for f in 0..<3 { for k in 0..<5 { s += "tollgate_requests_total{family=\"\(families[f])\",status=\"\(k + 1)xx\"} \(c.requests[f][k])\n" } }
