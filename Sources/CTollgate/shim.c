@@ -53,6 +53,13 @@ const unsigned long long TG_SSL_OP_NO_COMPRESSION = SSL_OP_NO_COMPRESSION;
 const unsigned long long TG_SSL_OP_NO_TLSv1 = SSL_OP_NO_TLSv1;
 const unsigned long long TG_SSL_OP_NO_TLSv1_1 = SSL_OP_NO_TLSv1_1;
 const unsigned long long TG_SSL_OP_CIPHER_SERVER_PREFERENCE = SSL_OP_CIPHER_SERVER_PREFERENCE;
+const unsigned long long TG_SSL_OP_IGNORE_UNEXPECTED_EOF = SSL_OP_IGNORE_UNEXPECTED_EOF;
+const long TG_SSL_MODE_NO_AUTO_CHAIN = SSL_MODE_NO_AUTO_CHAIN;
+
+void tg_SSL_forget_quietly(SSL *ssl) {
+    SSL_set_quiet_shutdown(ssl, 1);
+    SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+}
 const int TG_TLS1_2_VERSION = TLS1_2_VERSION;
 const long TG_SSL_SESS_CACHE_SERVER = SSL_SESS_CACHE_SERVER;
 const long TG_SSL_SESS_CACHE_OFF = SSL_SESS_CACHE_OFF;

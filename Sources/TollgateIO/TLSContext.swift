@@ -31,8 +31,12 @@ public final class TLSContext: @unchecked Sendable {
         self.ctx = ctx
         self.certificatePath = certificatePath
         _ = tg_SSL_CTX_set_min_proto_version(ctx, TG_TLS1_2_VERSION)
-        _ = tg_SSL_CTX_set_options(ctx, TG_SSL_OP_NO_RENEGOTIATION | TG_SSL_OP_NO_COMPRESSION | TG_SSL_OP_NO_TLSv1 | TG_SSL_OP_NO_TLSv1_1)
-        _ = tg_SSL_CTX_set_mode(ctx, TG_SSL_MODE_RELEASE_BUFFERS | TG_SSL_MODE_ENABLE_PARTIAL_WRITE | TG_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER)
+        // As nginx's ngx_ssl_create: no renegotiation or compression, an unexpected EOF is an end of stream, and the
+        // chain is sent as loaded instead of being built from the store on every handshake.
+        _ = tg_SSL_CTX_set_options(ctx, TG_SSL_OP_NO_RENEGOTIATION | TG_SSL_OP_NO_COMPRESSION | TG_SSL_OP_NO_TLSv1
+            | TG_SSL_OP_NO_TLSv1_1 | TG_SSL_OP_IGNORE_UNEXPECTED_EOF)
+        _ = tg_SSL_CTX_set_mode(ctx, TG_SSL_MODE_RELEASE_BUFFERS | TG_SSL_MODE_ENABLE_PARTIAL_WRITE
+            | TG_SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | TG_SSL_MODE_NO_AUTO_CHAIN)
         // One read(2) per burst of records instead of one for each record header and one for its body.
         _ = tg_SSL_CTX_set_read_ahead(ctx, 1)
         guard SSL_CTX_set_cipher_list(ctx, TLSContext.intermediateCiphers) == 1,
@@ -108,7 +112,11 @@ public final class TLSSession {
 
     /// Frees the session now (idempotent); the socket stays open.
     public func free() {
-        if let ssl { SSL_free(ssl) }
+        if let ssl {
+            // Shut down or not, the connection is over: free it without the session-cache lock (see the shim).
+            tg_SSL_forget_quietly(ssl)
+            SSL_free(ssl)
+        }
         ssl = nil
     }
 

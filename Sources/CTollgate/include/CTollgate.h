@@ -43,6 +43,13 @@ extern const unsigned long long TG_SSL_OP_NO_COMPRESSION;
 extern const unsigned long long TG_SSL_OP_NO_TLSv1;
 extern const unsigned long long TG_SSL_OP_NO_TLSv1_1;
 extern const unsigned long long TG_SSL_OP_CIPHER_SERVER_PREFERENCE;
+/// A peer that closes without close_notify reads as an end of stream, not an error on OpenSSL's error queue.
+extern const unsigned long long TG_SSL_OP_IGNORE_UNEXPECTED_EOF;
+/// The configured chain is sent as it is; no chain is built from the store for every handshake.
+extern const long TG_SSL_MODE_NO_AUTO_CHAIN;
+/// Marks a connection as shut down both ways without sending anything, so `SSL_free` does not take the context's
+/// session lock to remove a session from a cache (nginx's ngx_ssl_shutdown does the same on an abortive close).
+void tg_SSL_forget_quietly(SSL *ssl);
 extern const int TG_TLS1_2_VERSION;
 extern const long TG_SSL_SESS_CACHE_SERVER;
 extern const long TG_SSL_SESS_CACHE_OFF;

@@ -29,15 +29,24 @@ final class AccessLog {
         case .text: record.appendText(timestamp: stamp, to: &buffer)
         case .none: return
         }
-        if !flushScheduled {
+        if buffer.count >= AccessLog.handOffBytes {
+            // A busy turn hands its lines over as they accumulate, so the writer's backlog (which holds new requests
+            // back while it is behind) is seen within the turn, and no single batch outgrows the writer's queue.
+            flush()
+        } else if !flushScheduled {
             flushScheduled = true
-            loop.deferUntilIterationEnd { [self] in flush() }
+            loop.deferUntilIterationEnd { [self] in
+                flushScheduled = false
+                flush()
+            }
         }
     }
 
+    /// Lines buffered on a loop at most before they are handed to the writer.
+    static let handOffBytes = 256 * 1024
+
     /// Hands what is buffered to the sink.
     func flush() {
-        flushScheduled = false
         guard !buffer.isEmpty else { return }
         sink?.submit(buffer)
         buffer.removeAll(keepingCapacity: buffer.capacity <= 64 * 1024)

@@ -71,6 +71,17 @@ struct AccessRecord {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Paths longer than this are logged cut, with how much was left out: a client sending 8 KB paths costs no more
+    /// log than anyone else.
+    static let maxLoggedPath = 1024
+
+    /// `path`, or its first `maxLoggedPath` bytes and a note of the rest.
+    static func clipped(_ path: String) -> String {
+        let count = path.utf8.count
+        guard count > maxLoggedPath else { return path }
+        return String(decoding: path.utf8.prefix(maxLoggedPath), as: UTF8.self) + "...(\(count - maxLoggedPath) more bytes)"
+    }
+
     static func millis(_ nanos: UInt64) -> String {
         let tenths = nanos / 100_000
         return "\(tenths / 10).\(tenths % 10)"

@@ -18,6 +18,8 @@ public final class LogSink: @unchecked Sendable {
         var reopen = false
         var stopping = false
         var dropped = 0
+        /// Bytes of the batch the writer is writing now.
+        var writing = 0
         /// Drops not yet reported on stderr.
         var unreported = 0
     }
@@ -66,17 +68,22 @@ public final class LogSink: @unchecked Sendable {
         return Syscall.monotonicNanos() &- lastProgress.load(ordering: .relaxed) < stuckAfterNanos
     }
 
-    /// Queues whole lines; never blocks on I/O. A batch that does not fit is dropped whole, each of its lines counted.
+    /// Queues whole lines; never blocks on I/O. The lines that do not fit are dropped, each one counted; the ones
+    /// before them are kept.
     func submit(_ bytes: [UInt8]) {
         let accepted = state.withLock { s -> Bool in
-            if s.pending.count + bytes.count > maxPending {
-                let lines = bytes.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+            let room = maxPending - s.pending.count - s.writing
+            var keep = bytes.count
+            if keep > room {
+                // Whole lines only: cut after the last newline that fits.
+                keep = room > 0 ? (bytes[..<room].lastIndex(of: 0x0A).map { $0 + 1 } ?? 0) : 0
+                let lines = bytes[keep...].reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
                 s.dropped += lines
                 s.unreported += lines
-                return false
             }
-            s.pending.append(contentsOf: bytes)
-            backlog.store(s.pending.count, ordering: .relaxed)
+            guard keep > 0 else { return false }
+            s.pending.append(contentsOf: bytes[..<keep])
+            backlog.store(s.pending.count + s.writing, ordering: .relaxed)
             return true
         }
         if accepted { wake.post() }
@@ -104,6 +111,7 @@ public final class LogSink: @unchecked Sendable {
             let (bytes, reopen, stopping, unreported) = state.withLock { s -> ([UInt8], Bool, Bool, Int) in
                 let b = s.pending
                 s.pending.removeAll(keepingCapacity: true)
+                s.writing = b.count
                 backlog.store(b.count, ordering: .relaxed)
                 let r = s.reopen
                 s.reopen = false
@@ -124,9 +132,15 @@ public final class LogSink: @unchecked Sendable {
                     Diagnostics.error("cannot reopen access log \(path): \(Syscall.describe(errno)); still writing the old file")
                 }
             }
+            // A write starting counts as progress too: only one write outstanding for `stuckAfterNanos` is "stuck"
+            // (a writer idle for a while is not).
+            lastProgress.store(Syscall.monotonicNanos(), ordering: .relaxed)
             if !bytes.isEmpty { _ = Syscall.writeAll(fd, bytes) }
             lastProgress.store(Syscall.monotonicNanos(), ordering: .relaxed)
-            backlog.store(state.withLock { $0.pending.count }, ordering: .relaxed)
+            state.withLock { s in
+                s.writing = 0
+                backlog.store(s.pending.count, ordering: .relaxed)
+            }
             if stopping { return }
         }
     }

@@ -134,7 +134,10 @@ extension ClientConnection {
 
     /// Starts reading the body into `stagedBody`, under the between-reads timeout and a total deadline.
     private func startBuffering(_ ex: Exchange) {
-        if case .length(let n) = ex.body, !worker.bodyBudget.fits(n, owner: bufferOwner(ex), total: worker.bodyBufferBudget) {
+        // The declared length, or for a chunked body at least one byte, must fit before `100 Continue` invites it.
+        let declared: Int
+        if case .length(let n) = ex.body { declared = n } else { declared = 1 }
+        if !worker.bodyBudget.fits(declared, owner: bufferOwner(ex), total: worker.bodyBufferBudget) {
             respond(ex, bufferFull(), reason: .rejected)
             return
         }

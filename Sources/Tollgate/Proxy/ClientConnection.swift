@@ -529,7 +529,8 @@ final class ClientConnection: EventHandler {
         countExchange(ex, reason: reason, status: status, now: now)
         guard worker.log.enabled else { return }
         worker.log.record(AccessRecord(
-            requestID: ex.requestID, client: peerText, user: ex.user, method: ex.methodText, path: ex.path,
+            requestID: ex.requestID, client: peerText, user: ex.user, method: ex.methodText,
+            path: AccessRecord.clipped(ex.path),
             status: status, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut, durationNanos: now &- ex.start,
             ttfbNanos: ex.firstByteAt == 0 ? nil : ex.firstByteAt &- ex.start,
             upstreamNanos: ex.upstreamStart == 0 ? nil : now &- ex.upstreamStart,

@@ -74,6 +74,8 @@ public struct ErrorResponse: Sendable, Equatable {
 
     /// A JSON string literal with the required escapes.
     static func jsonString(_ s: String) -> String {
+        // Most values (paths, model names) are plain printable ASCII: quoted as they are, without a scalar loop.
+        if s.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C }) { return "\"" + s + "\"" }
         var out = "\""
         for u in s.unicodeScalars {
             switch u {
