@@ -38,13 +38,8 @@ public enum RequestTarget {
         if buffer[target.lowerBound] == ASCII.star { return .success(.asSent) }
 
         // Absolute-form without a path (`http://host` or `http://host?q`) routes as "/" in Go.
-        let pathBytes: ArraySlice<UInt8>
-        if !originForm && (head.path.upperBound <= target.lowerBound || buffer[head.path.lowerBound] != ASCII.slash
-                           || isAuthorityPlaceholder(buffer, head)) {
-            pathBytes = [ASCII.slash]
-        } else {
-            pathBytes = buffer[head.path]
-        }
+        let noPath = !originForm && isAuthorityPlaceholder(buffer, head)
+        let pathBytes: ArraySlice<UInt8> = noPath ? [ASCII.slash] : buffer[head.path]
         var decoded: [UInt8] = []
         decoded.reserveCapacity(pathBytes.count)
         var k = pathBytes.startIndex
@@ -79,8 +74,7 @@ public enum RequestTarget {
                 forward.append(upperHex[Int(b & 0x0F)])
             }
         }
-        let queryStart = head.path.upperBound > target.lowerBound && !isAuthorityPlaceholder(buffer, head)
-            ? head.path.upperBound : firstQuestion(buffer, target)
+        let queryStart = noPath ? firstQuestion(buffer, target) : head.path.upperBound
         if queryStart < target.upperBound { forward.append(contentsOf: buffer[queryStart..<target.upperBound]) }
         return .success(.rewritten(path: decoded, target: forward))
     }

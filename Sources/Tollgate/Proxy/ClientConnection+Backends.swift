@@ -59,8 +59,7 @@ extension ClientConnection {
     /// The model a request needs its backend to have: an inference request's, and `/api/show`'s (Ollama answers it
     /// only for models it has); nil for everything else.
     private func requestedModel(_ ex: Exchange) -> String? {
-        guard ex.route == .inference || (ex.method == .post && ex.path == "/api/show") else { return nil }
-        return ex.model
+        ex.bodyNamesModel ? ex.model : nil
     }
 
     private func backendGranted(_ ex: Exchange, _ lease: BackendLease) {

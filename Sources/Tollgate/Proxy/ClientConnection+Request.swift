@@ -107,7 +107,7 @@ extension ClientConnection {
             respond(ex, refusal, reason: .rejected)
             return
         }
-        if (ex.route == .inference || isShow(ex)) && !ex.requestDone && ex.contentEncoded {
+        if ex.bodyNamesModel && !ex.requestDone && ex.contentEncoded {
             // Ollama decompresses some encoded bodies before it reads their model; Tollgate reads the model of
             // every such body, so it takes them only as sent (HAProxy and nginx do not decode request bodies
             // either).
@@ -126,7 +126,7 @@ extension ClientConnection {
     /// model decides whether they may run at all, and a client trickling its body must not hold the GPU. With
     /// several backends every body but a blob upload is, so that it can be sent again to another backend.
     private func readsBodyWhole(_ ex: Exchange) -> Bool {
-        if ex.route == .inference || isShow(ex) { return true }
+        if ex.bodyNamesModel { return true }
         return worker.backends != nil && ex.route != .blobs && worker.config.upstreams.count > 1
     }
 
@@ -203,7 +203,7 @@ extension ClientConnection {
     /// The body is complete (or streams: blob uploads and everything else on a single upstream): the model gate on
     /// what was read, then a slot and the upstream.
     private func bodyRead(_ ex: Exchange) {
-        if ex.route == .inference || isShow(ex) {
+        if ex.bodyNamesModel {
             if let refusal = modelGate(ex) {
                 respond(ex, refusal, reason: .rejected)
                 return

@@ -140,4 +140,7 @@ final class Exchange {
     }
 
     var isHead: Bool { method == .head }
+
+    /// The body names a model Ollama acts on: inference routes, and `POST /api/show`.
+    var bodyNamesModel: Bool { route == .inference || (method == .post && path == "/api/show") }
 }

@@ -1,0 +1,150 @@
+import TollgateHTTP
+import TollgateIO
+
+/// How exchanges and connections end: metrics and the access-log line for each exchange, refusals before an exchange
+/// exists, graceful drain, lingering close, and the one `close` that releases everything.
+extension ClientConnection {
+    /// Adds a finished exchange to this worker's metrics.
+    private func countExchange(_ ex: Exchange, reason: CloseReason, status: Int, now: UInt64) {
+        guard kind != .metrics else { return }
+        worker.count { c in
+            let family: Int
+            switch ex.family {
+            case .ollama: family = 0
+            case .openAI: family = 1
+            case .anthropic: family = 2
+            }
+            let statusClass = min(4, max(0, status / 100 - 1))
+            c.requests[family][statusClass] += 1
+            if ex.authOutcome != "off" { c.auth[ex.authOutcome, default: 0] += 1 }
+            if reason == .rateLimited { c.rateLimited += 1 }
+            if status == 429 && reason == .rejected && ex.route == .inference && ex.authOutcome == "allowed" { c.queueRejected += 1 }
+            switch reason {
+            case .upstreamRefused: c.upstreamErrors["refused", default: 0] += 1
+            case .upstreamTimeout: c.upstreamErrors["timeout", default: 0] += 1
+            case .upstreamClosed: c.upstreamErrors["closed", default: 0] += 1
+            case .upstreamInvalid: c.upstreamErrors["invalid", default: 0] += 1
+            default: break
+            }
+            if ex.firstByteAt != 0 {
+                let seconds = Double(ex.firstByteAt &- ex.start) / 1e9
+                Metrics.bucketCounts(&c.ttfb, seconds)
+                c.ttfbSum += seconds
+                c.ttfbCount += 1
+            }
+            if ex.upstreamStart != 0 {
+                let seconds = Double(now &- ex.upstreamStart) / 1e9
+                Metrics.bucketCounts(&c.upstreamSeconds, seconds)
+                c.upstreamSum += seconds
+                c.upstreamCount += 1
+            }
+            if let scanner = ex.responseScanner, scanner.promptTokens != nil || scanner.completionTokens != nil {
+                let key = "\(ex.user ?? "-")\u{0}\(ex.model.map { worker.modelLabel($0) } ?? "-")"
+                let old = c.tokens[key] ?? (0, 0)
+                c.tokens[key] = (old.0 + (scanner.promptTokens ?? 0), old.1 + (scanner.completionTokens ?? 0))
+            }
+        }
+    }
+
+    /// Answers a request Tollgate refuses before any exchange exists (bad framing) and closes.
+    func refuse(_ error: ErrorResponse) {
+        var error = error
+        if let hsts { error.headers.append(("Strict-Transport-Security", hsts)) }
+        error.serialize(for: .ollama, requestID: nil, close: true, into: &out)
+        worker.log.record(AccessRecord(
+            requestID: Array("-".utf8), client: peerText, user: nil, method: "-", path: "-", status: error.status,
+            bytesIn: inEnd - inStart, bytesOut: out.count - outStart, durationNanos: 0, ttfbNanos: nil,
+            upstreamNanos: nil, model: nil, promptTokens: nil, completionTokens: nil, rateLimit: "-", auth: "-",
+            reason: .badRequest))
+        inStart = inEnd
+        closeAfterFlush = true
+        lingerNeeded = true
+        flush()
+    }
+
+    /// Stops keep-alive for the drain: idle connections close now, busy ones after their response.
+    func drain() {
+        guard phase != .closed else { return }
+        if let ex = exchange {
+            ex.clientKeepAlive = false
+            return
+        }
+        let idle = phase == .handshake || phase == .proxyHeader ||
+            (phase == .waitingHead && inStart == inEnd && outStart == out.count && !closeAfterFlush)
+        if idle { close(.draining) }
+        // Otherwise a head is arriving (it is served with Connection: close) or a last response is being written.
+    }
+
+    /// Sends close_notify and FIN, then reads and discards what the client still sends for a short while, so that
+    /// our last response is not destroyed by a reset (nginx lingering_close).
+    func startLinger() {
+        guard lingerNeeded else {
+            // Nothing more can come that a reset would lose our answer to: close_notify, then close at once.
+            transport.shutdownWrite()
+            close(.completed)
+            return
+        }
+        phase = .lingering
+        transport.shutdownWrite()
+        timer = .linger
+        timerDeadline = worker.loop.now &+ 2_000_000_000
+        sendDeadline = 0
+        worker.loop.setInterest(transport.fd, .read)
+        linger()
+    }
+
+    func linger() {
+        if input.isEmpty { input = [UInt8](repeating: 0, count: 4096) }
+        for _ in 0..<16 {
+            switch transport.read(into: &input, at: 0, count: input.count) {
+            case .bytes: continue
+            case .wouldBlock: return
+            case .eof, .failed:
+                close(.completed)
+                return
+            }
+        }
+    }
+
+    /// Releases everything: the upstream of an exchange in flight (which cancels generation), the TLS session and
+    /// the socket. Idempotent.
+    func close(_ reason: CloseReason) {
+        guard phase != .closed else { return }
+        phase = .closed
+        if let ex = exchange {
+            if let up = ex.upstream {
+                ex.upstream = nil
+                up.close()
+            }
+            releaseAdmission(ex)
+            logExchange(ex, reason: reason, status: ex.status == 0 || !ex.headSent ? 499 : ex.status)
+            exchange = nil
+        }
+        timerDeadline = 0
+        sendDeadline = 0
+        worker.loop.deregister(transport.fd)
+        transport.close()
+        if case .admitted(let key) = limitAdmission { worker.connectionLimiter?.release(key) }
+        limitAdmission = nil
+        worker.recycleInput(&input)
+        worker.recycleOutput(&out)
+        worker.count { $0.openConnections -= 1 }
+        worker.connectionClosed()
+    }
+
+    func logExchange(_ ex: Exchange, reason: CloseReason, status: Int) {
+        let now = worker.loop.now
+        countExchange(ex, reason: reason, status: status, now: now)
+        guard worker.log.enabled else { return }
+        worker.log.record(AccessRecord(
+            requestID: ex.requestID, client: peerText, user: ex.user, method: ex.methodText,
+            path: AccessRecord.clipped(ex.path),
+            status: status, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut, durationNanos: now &- ex.start,
+            ttfbNanos: ex.firstByteAt == 0 ? nil : ex.firstByteAt &- ex.start,
+            upstreamNanos: ex.upstreamStart == 0 ? nil : now &- ex.upstreamStart,
+            model: ex.model, promptTokens: ex.responseScanner?.promptTokens,
+            completionTokens: ex.responseScanner?.completionTokens, rateLimit: ex.rateLimitOutcome,
+            auth: ex.authOutcome, reason: reason,
+            backend: worker.backends == nil ? nil : ex.backend.map { worker.config.upstreams[$0].address.hostHeader }))
+    }
+}
