@@ -280,20 +280,26 @@ import TollgateIO
         }
     }
 
+    /// `count` plain connections, each of which was served one health check (so each is counted by the caps).
+    static func servedConnections(_ count: Int, port: UInt16) throws -> [HTTPClient] {
+        var open: [HTTPClient] = []
+        for _ in 0..<count {
+            let c = HTTPClient(try RawSocket(port: port))
+            try c.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            #expect(try c.readResponse().status == 200)
+            open.append(c)
+        }
+        return open
+    }
+
     @Test func maxConnectionsClosesTheOneOverTheCap() throws {
         try withProxyAndFake(configure: { config in
             Self.attackConfig(&config)
             config.maxConnections = 5
         }) { proxy, _ in
             let port = try #require(proxy.plainPort)
-            var open: [HTTPClient] = []
+            var open = try Self.servedConnections(5, port: port)
             defer { for c in open { c.close() } }
-            for _ in 0..<5 {
-                let c = HTTPClient(try RawSocket(port: port))
-                try c.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-                #expect(try c.readResponse().status == 200)
-                open.append(c)
-            }
             let over = try RawSocket(port: port)
             defer { over.close() }
             #expect(try over.readSome(max: 1024).isEmpty, "the connection over max-connections was not closed")
@@ -315,14 +321,8 @@ import TollgateIO
             config.maxConnectionsPerClient = 3
         }) { proxy, _ in
             let port = try #require(proxy.plainPort)
-            var open: [HTTPClient] = []
+            let open = try Self.servedConnections(3, port: port)
             defer { for c in open { c.close() } }
-            for _ in 0..<3 {
-                let c = HTTPClient(try RawSocket(port: port))
-                try c.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-                #expect(try c.readResponse().status == 200)
-                open.append(c)
-            }
             let over = try RawSocket(port: port)
             defer { over.close() }
             #expect(try over.readSome(max: 1024).isEmpty, "the fourth connection from 127.0.0.1 was not closed")
