@@ -53,6 +53,17 @@ import TollgateHTTP
                 "Vary: Origin\r\nAccess-Control-Allow-Credentials: true\r\nConnection: close\r\n\r\n")
     }
 
+    @Test(arguments: [(204, false), (101, false), (304, true), (200, true)])
+    func aNoContentAnswerNeverDeclaresALength(_ status: Int, _ keepsLength: Bool) throws {
+        let raw = Array("HTTP/1.1 \(status) X\r\nContent-Length: 0\r\n\r\n".utf8)
+        var head = ResponseHead()
+        // As for a HEAD request: no body follows whatever the length says.
+        try #require(ResponseParser().parse(raw, from: 0, to: raw.count, requestWasHead: true, into: &head) == .complete)
+        var out: [UInt8] = []
+        ResponseRewriter.write(head, buffer: raw, mode: .none, requestID: Array("r1".utf8), close: false, into: &out)
+        #expect(String(decoding: out, as: UTF8.self).contains("Content-Length") == keepsLength)
+    }
+
     @Test func bodyModesFollowTheClientVersion() {
         #expect(ResponseRewriter.bodyMode(.chunked, clientVersion: .http10) == .dechunkToClose)
         #expect(ResponseRewriter.bodyMode(.untilClose, clientVersion: .http11) == .rechunk)
