@@ -157,6 +157,32 @@ public enum Syscall {
     }
 
     /// A human description of an errno value.
+    /// A regular file's whole contents, at most `limit` bytes, or why not (a sentence without the path). Blocking:
+    /// never on an event loop.
+    public static func readWholeFile(_ path: String, limit: Int) -> Result<[UInt8], SocketError> {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return .failure(SocketError("cannot open: \(describe(errno))")) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return .failure(SocketError("cannot stat: \(describe(errno))")) }
+        guard info.st_mode & S_IFMT == S_IFREG else { return .failure(SocketError("not a regular file")) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 64 << 10)
+        while true {
+            switch read(fd, into: &chunk, at: 0, count: chunk.count) {
+            case .bytes(let n):
+                bytes += chunk[0..<n]
+                if bytes.count > limit { return .failure(SocketError("larger than \(limit >> 20) MiB")) }
+            case .eof:
+                return .success(bytes)
+            case .failed(let e):
+                return .failure(SocketError("cannot read: \(describe(e))"))
+            case .wouldBlock:
+                return .failure(SocketError("cannot read: would block"))
+            }
+        }
+    }
+
     public static func describe(_ e: Int32) -> String {
         String(cString: strerror(e))
     }

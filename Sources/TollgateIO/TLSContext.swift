@@ -2,12 +2,69 @@ import COpenSSL
 import CTollgate
 import Glibc
 
+/// One worker's OpenSSL library context (`OSSL_LIB_CTX`), with what its handshakes use fetched once.
+///
+/// OpenSSL 3 looks algorithms up by name in the library context on every use, behind read-write locks and shared
+/// caches; threads sharing one context keep moving those cache lines between cores. A context per worker shares
+/// nothing, as nginx's worker processes share nothing. Thread-safe; outlives every `TLSContext` made in it.
+public final class TLSLibrary: @unchecked Sendable {
+    let pointer: OpaquePointer
+
+    public init() throws(SocketError) {
+        guard let pointer = tg_tls_library_new() else {
+            throw SocketError("cannot create an OpenSSL library context: \(TLSContext.takeErrors())")
+        }
+        self.pointer = pointer
+    }
+
+    deinit { tg_tls_library_free(pointer) }
+}
+
+/// A certificate chain and its private key as read from their files, once: every worker's context is built from
+/// the same bytes, so a renewal that lands between two reads cannot give workers different certificates.
+public struct TLSCertificate: Sendable {
+    public let certificatePath: String
+    public let keyPath: String
+    /// The certificate's expiry, seconds since the epoch (for metrics and logs).
+    public let notAfter: Int64
+    let certificatePEM: [UInt8]
+    let keyPEM: [UInt8]
+
+    /// PEM files are small; anything larger is not one.
+    static let maxFileBytes = 1 << 20
+
+    /// Reads both files; fails with a message naming the file and the problem (what is inside is checked when
+    /// the first context is built from them).
+    public init(certificatePath: String, keyPath: String) throws(SocketError) {
+        var contents: [[UInt8]] = []
+        for (what, path) in [("certificate", certificatePath), ("private key", keyPath)] {
+            if access(path, F_OK) != 0 { throw SocketError("\(what) \(path) does not exist") }
+            if access(path, R_OK) != 0 { throw SocketError("\(what) \(path) is not readable: \(Syscall.describe(errno))") }
+            switch Syscall.readWholeFile(path, limit: Self.maxFileBytes) {
+            case .success(let bytes): contents.append(bytes)
+            case .failure(let error): throw SocketError("\(what) \(path): \(error.description)")
+            }
+        }
+        self.certificatePath = certificatePath
+        self.keyPath = keyPath
+        certificatePEM = contents[0]
+        keyPEM = contents[1]
+        notAfter = certificatePEM.withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) { Int64(tg_certificate_not_after_pem($0.baseAddress, $0.count)) }
+        }
+    }
+}
+
 /// A server TLS configuration (one `SSL_CTX`), Mozilla "intermediate" by default.
 ///
-/// Thread-safe once built: OpenSSL allows one `SSL_CTX` to create sessions from many threads. Owns the `SSL_CTX`
-/// and frees it in `deinit`; a reload builds a new context and swaps it in for new connections only.
+/// Thread-safe once built: OpenSSL allows one `SSL_CTX` to create sessions from many threads, though each worker
+/// builds its own in its own `TLSLibrary`. Owns the `SSL_CTX` and frees it in `deinit` (sessions keep their context
+/// alive); a reload builds new contexts and swaps them in for new connections only. Session tickets are sealed with
+/// keys the whole process shares, so a client resumes on any worker, and across a certificate reload.
 public final class TLSContext: @unchecked Sendable {
     let ctx: OpaquePointer
+    /// The library context the SSL_CTX lives in (freed only after it); a reload builds the next context in it.
+    public let library: TLSLibrary
     /// The certificate's expiry, seconds since the epoch (for metrics and logs).
     public let notAfter: Int64
     public let certificatePath: String
@@ -19,16 +76,22 @@ public final class TLSContext: @unchecked Sendable {
     public static let intermediateSuites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
     public static let intermediateGroups = "X25519:P-256:P-384"
 
-    /// Loads a PEM certificate chain and private key; fails with a message naming the file and the problem.
-    public init(certificatePath: String, keyPath: String) throws(SocketError) {
-        for (what, path) in [("certificate", certificatePath), ("private key", keyPath)] {
-            if access(path, F_OK) != 0 { throw SocketError("\(what) \(path) does not exist") }
-            if access(path, R_OK) != 0 { throw SocketError("\(what) \(path) is not readable: \(Syscall.describe(errno))") }
-        }
-        guard let ctx = SSL_CTX_new(TLS_server_method()) else {
+    /// Loads a PEM certificate chain and private key into a library context of its own; fails with a message
+    /// naming the file and the problem.
+    public convenience init(certificatePath: String, keyPath: String) throws(SocketError) {
+        try self.init(certificate: TLSCertificate(certificatePath: certificatePath, keyPath: keyPath),
+                      library: TLSLibrary())
+    }
+
+    /// Builds a context for `certificate` in `library`; fails with a message naming the file and the problem.
+    public init(certificate: TLSCertificate, library: TLSLibrary) throws(SocketError) {
+        let certificatePath = certificate.certificatePath
+        let keyPath = certificate.keyPath
+        guard let ctx = tg_SSL_CTX_new_server(library.pointer) else {
             throw SocketError("SSL_CTX_new failed: \(TLSContext.takeErrors())")
         }
         self.ctx = ctx
+        self.library = library
         self.certificatePath = certificatePath
         _ = tg_SSL_CTX_set_min_proto_version(ctx, TG_TLS1_2_VERSION)
         // As nginx's ngx_ssl_create: no renegotiation or compression, an unexpected EOF is an end of stream, and the
@@ -54,22 +117,29 @@ public final class TLSContext: @unchecked Sendable {
         _ = SSL_CTX_set_num_tickets(ctx, 1)
         tg_SSL_CTX_enable_alpn_http11(ctx)
 
-        if SSL_CTX_use_certificate_chain_file(ctx, certificatePath) != 1 {
+        let rc = certificate.certificatePEM.withUnsafeBufferPointer { c in
+            certificate.keyPEM.withUnsafeBufferPointer { k in
+                c.withMemoryRebound(to: CChar.self) { c in
+                    k.withMemoryRebound(to: CChar.self) { k in
+                        tg_SSL_CTX_use_pem(ctx, library.pointer, c.baseAddress, c.count, k.baseAddress, k.count)
+                    }
+                }
+            }
+        }
+        if rc != Int32(TG_PEM_OK) {
             let e = TLSContext.takeErrors()
             SSL_CTX_free(ctx)
-            throw SocketError("certificate \(certificatePath) is not a usable PEM certificate chain: \(e)")
+            switch rc {
+            case Int32(TG_PEM_CERTIFICATE):
+                throw SocketError("certificate \(certificatePath) is not a usable PEM certificate chain: \(e)")
+            case Int32(TG_PEM_KEY):
+                throw SocketError("private key \(keyPath) is not a usable PEM private key (an encrypted key must be "
+                    + "decrypted first): \(e)")
+            default:
+                throw SocketError("private key \(keyPath) does not match certificate \(certificatePath)")
+            }
         }
-        if SSL_CTX_use_PrivateKey_file(ctx, keyPath, SSL_FILETYPE_PEM) != 1 {
-            let e = TLSContext.takeErrors()
-            SSL_CTX_free(ctx)
-            throw SocketError("private key \(keyPath) is not a usable PEM private key: \(e)")
-        }
-        if SSL_CTX_check_private_key(ctx) != 1 {
-            _ = TLSContext.takeErrors()
-            SSL_CTX_free(ctx)
-            throw SocketError("private key \(keyPath) does not match certificate \(certificatePath)")
-        }
-        notAfter = Int64(tg_certificate_not_after(certificatePath))
+        notAfter = certificate.notAfter
     }
 
     deinit { SSL_CTX_free(ctx) }
@@ -79,7 +149,7 @@ public final class TLSContext: @unchecked Sendable {
         guard let ssl = SSL_new(ctx) else { return nil }
         SSL_set_fd(ssl, fd)
         SSL_set_accept_state(ssl)
-        return TLSSession(ssl: ssl)
+        return TLSSession(ssl: ssl, context: self)
     }
 
     /// The OpenSSL library loaded at run time (`OpenSSL_version(OPENSSL_VERSION)`).
@@ -103,8 +173,13 @@ public final class TLSSession {
     /// The last read ended in WANT_READ: what OpenSSL still holds is at most part of a record, which only more bytes
     /// from the socket can complete.
     private var readNeedsSocket = false
+    /// Keeps the context, and so its library context, alive while the session is.
+    private let context: TLSContext
 
-    init(ssl: OpaquePointer) { self.ssl = ssl }
+    init(ssl: OpaquePointer, context: TLSContext) {
+        self.ssl = ssl
+        self.context = context
+    }
 
     deinit {
         if let ssl { SSL_free(ssl) }
@@ -212,4 +287,20 @@ public final class TLSSession {
             return .failed(-1)
         }
     }
+}
+
+/// The process's session-ticket keys (kept in the C shim, shared by every context): one encrypts, the one it
+/// replaced still decrypts. A key encrypts for `periodSeconds` (the first handshake after that makes a new one)
+/// and decrypts for one period more, so a ticket resumes for at least one period and never beyond two.
+public enum TLSTicketKeys {
+    /// Two hours: OpenSSL's ticket lifetime hint, so every ticket a client holds is still accepted.
+    public static let periodSeconds: Int64 = 7200
+
+    /// Replaces the encrypting key now; tickets sealed with the key before the previous one stop resuming.
+    public static func rotate() {
+        tg_ticket_keys_rotate(Int64(Syscall.monotonicNanos() / 1_000_000_000))
+    }
+
+    /// Counts rotations since start (tests).
+    public static var generation: UInt { tg_ticket_keys_generation() }
 }

@@ -40,6 +40,12 @@ public enum Transport {
         Socket.shutdownWrite(fd)
     }
 
+    /// Sends close_notify (TLS) and nothing else: for a connection about to be closed, whose close(2) sends the FIN
+    /// a half-close would.
+    public func sendCloseNotify() {
+        if case .tls(_, let session) = self { session.shutdown() }
+    }
+
     /// Releases the TLS session and closes the descriptor. Call exactly once, after deregistering.
     public func close() {
         switch self {

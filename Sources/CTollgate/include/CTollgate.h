@@ -60,6 +60,30 @@ void tg_SSL_CTX_enable_alpn_http11(SSL_CTX *ctx);
 /// The negotiated protocol version name ("TLSv1.3") for logs and tests.
 const char *tg_SSL_get_version(const SSL *ssl);
 
+/// A worker's own OpenSSL library context (with the ticket cipher fetched once in it): workers share no lock
+/// or cache line inside OpenSSL, as nginx's worker processes share none. Outlives every context made in it.
+typedef struct tg_tls_library tg_tls_library;
+tg_tls_library *tg_tls_library_new(void);
+void tg_tls_library_free(tg_tls_library *lib);
+/// A server SSL_CTX in lib whose session tickets are sealed with the process's shared ticket keys.
+SSL_CTX *tg_SSL_CTX_new_server(tg_tls_library *lib);
+/// Rotates the process's ticket keys now (tests; `now` in monotonic seconds).
+void tg_ticket_keys_rotate(long long now);
+/// Rotates when the current key has encrypted for a whole period (the first call makes the first key).
+void tg_ticket_keys_maybe_rotate(long long now);
+/// Seconds a ticket key encrypts before the next takes over; it decrypts for one period more.
+void tg_ticket_keys_set_period(long long seconds);
+/// Moves at every rotation (tests).
+unsigned long tg_ticket_keys_generation(void);
+
+enum { TG_PEM_OK = 0, TG_PEM_CERTIFICATE = 1, TG_PEM_KEY = 2, TG_PEM_MISMATCH = 3 };
+/// Installs a PEM certificate chain and private key held in memory, decoded in lib: TG_PEM_OK, or which part
+/// failed (OpenSSL's error queue says why). Encrypted keys are refused, never prompted for.
+int tg_SSL_CTX_use_pem(SSL_CTX *ctx, tg_tls_library *lib, const char *cert, size_t cert_len,
+                       const char *key, size_t key_len);
+/// The expiry (seconds since the epoch) of the first certificate in PEM text, or -1.
+long long tg_certificate_not_after_pem(const char *cert, size_t cert_len);
+
 /// Generates a P-256 key and an X.509 certificate.
 /// If ca_key_path/ca_cert_path are NULL the certificate is self-signed; is_ca marks it as a CA.
 /// san is a comma-separated subjectAltName value ("DNS:localhost,IP:127.0.0.1"), may be NULL.

@@ -124,30 +124,9 @@ public struct UsersFile: Sendable {
 
     /// The whole file, or an error naming it. Blocking.
     static func readFile(_ path: String) throws(UsersFileError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw UsersFileError(path: path, "cannot open: \(Syscall.describe(errno))") }
-        defer { Syscall.close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            throw UsersFileError(path: path, "cannot stat: \(Syscall.describe(errno))")
-        }
-        guard info.st_mode & S_IFMT == S_IFREG else { throw UsersFileError(path: path, "not a regular file") }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        while true {
-            switch Syscall.read(fd, into: &chunk, at: 0, count: chunk.count) {
-            case .bytes(let n):
-                bytes += chunk[0..<n]
-                if bytes.count > maxFileBytes {
-                    throw UsersFileError(path: path, "larger than \(maxFileBytes >> 20) MiB")
-                }
-            case .eof:
-                return bytes
-            case .failed(let e):
-                throw UsersFileError(path: path, "cannot read: \(Syscall.describe(e))")
-            case .wouldBlock:
-                throw UsersFileError(path: path, "cannot read: would block")
-            }
+        switch Syscall.readWholeFile(path, limit: maxFileBytes) {
+        case .success(let bytes): return bytes
+        case .failure(let error): throw UsersFileError(path: path, error.description)
         }
     }
 }

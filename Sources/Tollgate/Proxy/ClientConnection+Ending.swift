@@ -79,8 +79,9 @@ extension ClientConnection {
     /// our last response is not destroyed by a reset (nginx lingering_close).
     func startLinger() {
         guard lingerNeeded else {
-            // Nothing more can come that a reset would lose our answer to: close_notify, then close at once.
-            transport.shutdownWrite()
+            // Nothing more can come that a reset would lose our answer to: close_notify, then close at once (the
+            // close sends the FIN; a half-close first would only cost a system call).
+            transport.sendCloseNotify()
             close(.completed)
             return
         }
@@ -122,7 +123,8 @@ extension ClientConnection {
         }
         timerDeadline = 0
         sendDeadline = 0
-        worker.loop.deregister(transport.fd)
+        // Closing the socket takes it out of epoll (nothing else holds it): no EPOLL_CTL_DEL first.
+        worker.loop.forget(transport.fd)
         transport.close()
         if case .admitted(let key) = limitAdmission { worker.connectionLimiter?.release(key) }
         limitAdmission = nil

@@ -39,20 +39,27 @@ public final class Server: @unchecked Sendable {
     private var workers: [Worker] = []
     private var listeners: [[Listener]] = []
     private var threads: [pthread_t] = []
+    /// Each worker's OpenSSL library context, in worker order (empty without a TLS listener).
+    private var tlsLibraries: [TLSLibrary] = []
     private let stopped = Mutex<Int>(0)
     private let shuttingDown = Atomic<Bool>(false)
 
     /// Loads the certificate, creates the loops and binds every listener; fails with a clear message.
     public init(config: ServerConfig) throws(SocketError) {
         self.config = config
-        var tls: TLSContext?
+        // Each worker gets a TLS context of its own, in an OpenSSL library context of its own (see TLSLibrary),
+        // all built from one reading of the files; the first is built here so a bad pair fails before any loop.
+        var certificate: TLSCertificate?
+        var firstTLS: TLSContext?
         if !config.listen.isEmpty {
             guard let cert = config.certificatePath, let key = config.keyPath else {
                 throw SocketError("a TLS listener needs --cert and --key")
             }
-            tls = try TLSContext(certificatePath: cert, keyPath: key)
+            let loaded = try TLSCertificate(certificatePath: cert, keyPath: key)
+            certificate = loaded
+            firstTLS = try TLSContext(certificate: loaded, library: TLSLibrary())
         }
-        certificateNotAfter = tls?.notAfter
+        certificateNotAfter = certificate?.notAfter
         // With Redis the throttle is fleet-wide; the local one is its `local` fallback, at limit/N, and speaks only
         // while it is the one deciding.
         let count = max(1, config.workers)
@@ -103,10 +110,13 @@ public final class Server: @unchecked Sendable {
         // OpenSSL writes with write(2): a peer that vanished mid-write must not kill the process.
         signal(SIGPIPE, SIG_IGN)
         metrics = Metrics(workers: count)
-        metrics.setCertificateExpiry(tls?.notAfter)
+        metrics.setCertificateExpiry(certificate?.notAfter)
         do throws(SocketError) {
             for i in 0..<count {
                 let loop = try EventLoop(index: i)
+                var tls = firstTLS
+                if i > 0, let certificate { tls = try TLSContext(certificate: certificate, library: TLSLibrary()) }
+                if let tls { tlsLibraries.append(tls.library) }
                 workers.append(Worker(loop: loop, config: config, tls: tls, authenticator: authenticator,
                                       rateLimiter: rateLimiter, concurrency: concurrency, userRateLimiter: userRate,
                                       logSink: logSink))
@@ -381,14 +391,19 @@ public final class Server: @unchecked Sendable {
     @discardableResult
     public func reloadCertificate() -> Bool {
         guard !config.listen.isEmpty, let cert = config.certificatePath, let key = config.keyPath else { return true }
-        do {
-            let tls = try TLSContext(certificatePath: cert, keyPath: key)
-            for worker in workers {
+        do throws(SocketError) {
+            // Every context is built before any is swapped in: a pair that fails leaves every worker as it was.
+            let certificate = try TLSCertificate(certificatePath: cert, keyPath: key)
+            var contexts: [TLSContext] = []
+            for library in tlsLibraries {
+                contexts.append(try TLSContext(certificate: certificate, library: library))
+            }
+            for (worker, tls) in zip(workers, contexts) {
                 let w = UncheckedBox(worker)
                 let t = UncheckedBox(tls)
                 worker.loop.execute { w.value.tls = t.value }
             }
-            metrics.setCertificateExpiry(tls.notAfter)
+            metrics.setCertificateExpiry(certificate.notAfter)
             metrics.reloaded("certificate", ok: true)
             Diagnostics.info("reloaded certificate \(cert)")
             return true

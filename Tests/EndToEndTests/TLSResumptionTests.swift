@@ -1,0 +1,66 @@
+import COpenSSL
+import Testing
+import TollgateIO
+
+/// Session resumption across workers, certificate reloads and ticket-key rotation: every worker builds its own TLS
+/// context, so a ticket must be sealed with keys the whole process shares.
+@Suite(.serialized) struct TLSResumptionTests {
+    /// A first connection's session, after reading one answer (TLS 1.3 tickets arrive after the handshake).
+    private func firstSession(_ proxy: Proxy, version: Int32) throws -> TLSClientSession {
+        let first = try TLSStream(port: proxy.tlsPort, options: TLSClientOptions(maxVersion: version))
+        defer { first.close() }
+        #expect(!first.sessionReused)
+        try checkVersionRequest(HTTPClient(first))
+        return try #require(first.session())
+    }
+
+    private func checkVersionRequest(_ client: HTTPClient) throws {
+        try client.send("GET /api/version HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        #expect(try client.readResponse().status == 200)
+    }
+
+    /// Whether a connection offering `session` resumed it (and still serves).
+    private func resumes(_ proxy: Proxy, _ session: TLSClientSession, version: Int32) throws -> Bool {
+        let stream = try TLSStream(port: proxy.tlsPort, options: TLSClientOptions(maxVersion: version, session: session))
+        defer { stream.close() }
+        try checkVersionRequest(HTTPClient(stream))
+        return stream.sessionReused
+    }
+
+    @Test(arguments: [TLS1_3_VERSION, TLS1_2_VERSION])
+    func aTicketResumesOnEveryWorker(version: Int32) throws {
+        // The kernel spreads connections over the workers' SO_REUSEPORT sockets: with per-worker keys, about half
+        // of 24 reconnections would land on a worker that cannot open the ticket.
+        try withProxyAndFake(configure: { $0.workers = 2 }) { proxy, _ in
+            let session = try firstSession(proxy, version: version)
+            var resumed = 0
+            for _ in 0..<24 where try resumes(proxy, session, version: version) { resumed += 1 }
+            #expect(resumed == 24)
+        }
+    }
+
+    @Test func aTicketStillResumesAfterTheCertificateIsReloaded() throws {
+        try withProxyAndFake { proxy, _ in
+            let session = try firstSession(proxy, version: TLS1_3_VERSION)
+            #expect(proxy.server.reloadCertificate())
+            // The reload is applied on the loop; a new context is in place once a request has gone through.
+            try checkVersionRequest(try proxy.tls())
+            #expect(try resumes(proxy, session, version: TLS1_3_VERSION))
+        }
+    }
+
+    @Test func aTicketSurvivesOneKeyRotationButNotTwo() throws {
+        try withProxyAndFake { proxy, _ in
+            let session = try firstSession(proxy, version: TLS1_3_VERSION)
+            let before = TLSTicketKeys.generation
+            TLSTicketKeys.rotate()
+            #expect(TLSTicketKeys.generation == before + 1)
+            #expect(try resumes(proxy, session, version: TLS1_3_VERSION))
+
+            let second = try firstSession(proxy, version: TLS1_3_VERSION)
+            TLSTicketKeys.rotate()
+            TLSTicketKeys.rotate()
+            #expect(try !resumes(proxy, second, version: TLS1_3_VERSION))
+        }
+    }
+}
