@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Turn the raw results bench/run left in a directory into the side-by-side table.
 
-Usage: report.py RESULTS_DIR
+Usage: report.py RESULTS_DIR            the table of bench/run
+       report.py --scaling RESULTS_DIR  the table of bench/run --scaling
 
 Every number comes from a file in RESULTS_DIR written during the same run:
   status-TARGET             "ok" or why the target is not available (TARGET: direct, nginx, tollgate)
@@ -13,6 +14,13 @@ Every number comes from a file in RESULTS_DIR written during the same run:
   idle-TARGET.json          idle_conns.py hold output
   died-TARGET               when and how a target's process exited mid-run
   keytype                   the certificate's key type, e.g. "P-256 ECDSA"
+  stime-MODE-TARGET-N.txt   openssl s_time -MODE (new, reuse) output, round N, one-worker server (.err: why not)
+  stime-MODE-TARGET-N.cpu   CPU seconds that server used during the run; .wall: the run's wall-clock seconds
+  stime-setup, stime-shared where s_time and the one-worker servers ran; present when they shared a core
+
+With --scaling, RESULTS_DIR holds one scale-W directory per worker count W, each with status-TARGET, the wrk-ka and
+wrk-hs files and died-TARGET as above, plus setup (where the servers and the load generator ran) and shared (present
+when the load generator ran on the servers' cores).
 """
 
 import glob
@@ -21,21 +29,23 @@ import os
 import re
 import sys
 
-DIR = sys.argv[1] if len(sys.argv) > 1 else "."
+SCALING = "--scaling" in sys.argv[1:]
+ARGS = [a for a in sys.argv[1:] if a != "--scaling"]
+DIR = ARGS[0] if ARGS else "."
 TARGETS = ("direct", "nginx", "tollgate")
 notes = []
 
 
-def read(name):
-    path = os.path.join(DIR, name)
+def read(name, directory=None):
+    path = os.path.join(directory or DIR, name)
     if not os.path.exists(path):
         return None
     with open(path) as f:
         return f.read().strip()
 
 
-def status(target):
-    return read(f"status-{target}") or "not run"
+def status(target, directory=None):
+    return read(f"status-{target}", directory) or "not run"
 
 
 def note(text):
@@ -69,29 +79,72 @@ def parse_wrk(text):
     return out
 
 
-def best_wrk(test, target):
+def best_wrk(test, target, directory=None, prefix=""):
     """The run with the most requests/s among the alternating rounds; None (and a note) if none worked."""
+    directory = directory or DIR
     runs = []
-    for path in sorted(glob.glob(os.path.join(DIR, f"wrk-{test}-{target}-*.txt"))):
+    for path in sorted(glob.glob(os.path.join(directory, f"wrk-{test}-{target}-*.txt"))):
         with open(path) as f:
             parsed = parse_wrk(f.read())
-        cpu = read(os.path.basename(path)[:-4] + ".cpu")
+        cpu = read(os.path.basename(path)[:-4] + ".cpu", directory)
         if cpu and parsed.get("requests"):
             parsed["cpu_us"] = float(cpu) / parsed["requests"] * 1e6
         if "rps" in parsed:
             runs.append(parsed)
-    for path in sorted(glob.glob(os.path.join(DIR, f"wrk-{test}-{target}-*.err"))):
+    for path in sorted(glob.glob(os.path.join(directory, f"wrk-{test}-{target}-*.err"))):
         with open(path) as f:
-            note(f"{target} {test}: {f.read().strip()}")
+            note(f"{prefix}{target} {test}: {f.read().strip()}")
     if not runs:
         return None
     best = max(runs, key=lambda r: r["rps"])
     label = {"ka": "keep-alive", "hs": "new-connection"}[test]
     if best["non2xx"]:
-        note(f"{target} {label} wrk: {best['non2xx']} of {best['requests']} responses were not 2xx/3xx")
+        note(f"{prefix}{target} {label} wrk: {best['non2xx']} of {best['requests']} responses were not 2xx/3xx")
     if best["socket_errors"]:
-        note(f"{target} {label} wrk socket errors: {best['socket_errors']}")
+        note(f"{prefix}{target} {label} wrk socket errors: {best['socket_errors']}")
     return best
+
+
+def parse_stime(text):
+    """{"conns", "reused", "bytes_per_conn"} from openssl s_time's output, or None.
+
+    s_time prints one character per timed connection: 'r' when SSL_session_reused() said the session was resumed.
+    """
+    m = re.search(r"^(\d+) connections in [\d.]+s;", text, re.M)
+    if not m:
+        return None
+    marks = "".join(line for line in text[:m.start()].splitlines() if re.fullmatch(r"[rt3*]+", line))
+    out = {"conns": int(m.group(1)), "reused": marks.count("r")}
+    m = re.search(r"(\d+) bytes read per connection", text)
+    out["bytes_per_conn"] = int(m.group(1)) if m else None
+    return out
+
+
+def best_stime(mode, target):
+    """The run with the least server CPU per connection among the rounds; None (and a note) if none worked.
+
+    -reuse makes one full handshake before it starts timing (to get the session): it is counted as a connection.
+    """
+    runs = []
+    for path in sorted(glob.glob(os.path.join(DIR, f"stime-{mode}-{target}-*.txt"))):
+        with open(path) as f:
+            parsed = parse_stime(f.read())
+        base = os.path.basename(path)[:-4]
+        cpu, wall = read(base + ".cpu"), read(base + ".wall")
+        if parsed is None or not parsed["conns"]:
+            note(f"{target} s_time -{mode}: no connection count in {os.path.basename(path)}")
+            continue
+        conns = parsed["conns"] + (1 if mode == "reuse" else 0)
+        parsed["cpu_us"] = float(cpu) / conns * 1e6 if cpu else None
+        parsed["rate"] = parsed["conns"] / float(wall) if wall else None
+        runs.append(parsed)
+    for path in sorted(glob.glob(os.path.join(DIR, f"stime-{mode}-{target}-*.err"))):
+        with open(path) as f:
+            note(f"{target} s_time -{mode}: {f.read().strip()}")
+    runs = [r for r in runs if r["cpu_us"] is not None]
+    if not runs:
+        return None
+    return min(runs, key=lambda r: r["cpu_us"])
 
 
 def load_json(name):
@@ -225,6 +278,43 @@ def main():
                  f"{i['with_conns']['processes']} process(es); RSS after closing {i['after_close']['rss_kb'] / 1024:.1f} MB")
     add("   RSS per idle conn, KB", per_conn, "mb", ratio_of(per_conn), "", "")
 
+    # e. TLS 1.3 handshakes, one worker each
+    rounds = max((int(m.group(1)) for m in (re.search(r"-(\d+)\.(?:txt|err)$", path)
+                                             for path in glob.glob(os.path.join(DIR, "stime-*"))) if m), default=0)
+    best_of = f", best of {rounds}" if rounds else ""
+    for mode, measure in (("new", f"e. full TLS 1.3 handshake, server CPU, us (1 worker{best_of})"),
+                          ("reuse", "   resumed TLS 1.3 connection, server CPU, us")):
+        values, detail = {}, []
+        for t in ("nginx", "tollgate"):
+            run = best_stime(mode, t)
+            values[t] = run["cpu_us"] if run else None
+            if not run:
+                continue
+            extra = [f"{run['reused']:,} resumed"] if mode == "reuse" else []
+            extra += [f"{run['rate']:,.0f}/s"] if run["rate"] else []
+            extra = f" ({', '.join(extra)})" if extra else ""
+            detail.append(f"{t} {run['conns']:,}{extra}, {run['bytes_per_conn']} bytes read per connection")
+            if mode == "new" and run["reused"]:
+                note(f"{t} s_time -new: {run['reused']} of {run['conns']} connections were resumed, "
+                     "not full handshakes")
+            if mode == "reuse" and run["reused"] == 0:
+                values[t] = None
+                note(f"{t} s_time -reuse: not resumed (0 of {run['conns']} connections reused the session): "
+                     "no resumed figure")
+            elif mode == "reuse" and run["reused"] < run["conns"]:
+                note(f"{t} s_time -reuse: only {run['reused']} of {run['conns']} connections resumed the session")
+        if detail:
+            what = "full handshakes" if mode == "new" else "connections"
+            note(f"s_time -{mode}: {what}: " + "; ".join(detail))
+        r = ratio_of(values)
+        add(measure, values, "us", r, "ratio <= 1.0", "" if r is None else ("ok" if r <= 1.0 else "MISSED"))
+    setup = read("stime-setup")
+    if setup:
+        note(f"handshakes: openssl s_time -tls1_3 -www /healthz (answered by each server itself), one connection "
+             f"at a time; {setup}")
+    if read("stime-shared"):
+        note(f"handshakes: {read('stime-shared')}: the client's CPU competes with the server's")
+
     # Print.
     header = ("measure", "direct", "nginx", "tollgate", "tg/nginx", "target", "verdict")
     table = [header]
@@ -249,5 +339,59 @@ def main():
         print(f"note: {line}")
 
 
+def scaling_main():
+    """One row per worker count: keep-alive req/s and new connections/s of both servers, with CPU per request."""
+    dirs = []
+    for path in glob.glob(os.path.join(DIR, "scale-*")):
+        m = re.fullmatch(r"scale-(\d+)", os.path.basename(path))
+        if m:
+            dirs.append((int(m.group(1)), path))
+    dirs.sort()
+    header = ("workers", "tg req/s", "nginx req/s", "ratio", "tg CPU/req us", "nginx CPU/req us",
+              "tg conns/s", "nginx conns/s", "ratio", "CPU/conn tg", "nginx")
+    table = [header]
+    setups = []
+    for workers, d in dirs:
+        prefix = f"{workers} worker{'s' if workers > 1 else ''}: "
+        ka = {t: best_wrk("ka", t, d, prefix) for t in ("nginx", "tollgate")}
+        hs = {t: best_wrk("hs", t, d, prefix) for t in ("nginx", "tollgate")}
+
+        def value(runs, t, key, kind):
+            if runs[t] and runs[t].get(key) is not None:
+                return fmt(runs[t][key], kind)
+            return "-" if status(t, d) == "ok" else "n/a"
+
+        def ratio(runs):
+            t, n = (runs[x]["rps"] if runs[x] else None for x in ("tollgate", "nginx"))
+            return f"{t / n:.2f}" if t is not None and n else "-"
+
+        table.append((str(workers),
+                      value(ka, "tollgate", "rps", "int"), value(ka, "nginx", "rps", "int"), ratio(ka),
+                      value(ka, "tollgate", "cpu_us", "us"), value(ka, "nginx", "cpu_us", "us"),
+                      value(hs, "tollgate", "rps", "int"), value(hs, "nginx", "rps", "int"), ratio(hs),
+                      value(hs, "tollgate", "cpu_us", "us"), value(hs, "nginx", "cpu_us", "us")))
+        for t in ("nginx", "tollgate"):
+            if status(t, d) != "ok":
+                note(f"{prefix}{t} not available ({status(t, d)})")
+            elif read(f"died-{t}", d):
+                note(f"{prefix}{t} {read(f'died-{t}', d)}")
+        if read("shared", d):
+            note(f"{prefix}{read('shared', d)}: its CPU competes with the servers', so req/s and conns/s are low "
+                 "for both; the CPU columns still compare them")
+        setups.append(f"{prefix}{read('setup', d) or '?'}")
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for n, row in enumerate(table):
+        print("  ".join(row[i].rjust(widths[i]) for i in range(len(header))).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    print()
+    print("ratio = tollgate / nginx (higher is better); CPU = the server's user+system CPU (/proc, whole process "
+          "tree) per request, us (lower is better).")
+    for line in setups:
+        print(f"pinning: {line}")
+    for line in notes:
+        print(f"note: {line}")
+
+
 if __name__ == "__main__":
-    main()
+    scaling_main() if SCALING else main()
