@@ -161,6 +161,9 @@ static int ticket_key_callback(SSL *ssl, unsigned char key_name[16], unsigned ch
     ticket_key *key = &local_keys[found];
     if (set_ticket_mac(hmac, key->hmac) != 1) return -1;
     if (EVP_DecryptInit_ex(cipher, lib->ticket_cipher, NULL, key->aes, iv) != 1) return -1;
+    // TLS 1.3 always gets a fresh ticket (2): clients that use each ticket once (RFC 8446 appendix C.4) would
+    // otherwise fall back to a full handshake every other connection. TLS 1.2 renews only an old key's ticket.
+    if (SSL_version(ssl) >= TLS1_3_VERSION) return 2;
     return found == 0 ? 1 : 2;
 }
 

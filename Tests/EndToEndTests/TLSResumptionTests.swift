@@ -39,6 +39,30 @@ import TollgateIO
         }
     }
 
+    @Test func aResumedTLS13ConnectionGetsAFreshTicket() throws {
+        try withProxyAndFake(configure: { $0.workers = 2 }) { proxy, _ in
+            var session = try firstSession(proxy, version: TLS1_3_VERSION)
+            var tickets: Set<[UInt8]> = [ticket(of: session)]
+            // A client that uses each ticket once resumes every time, on either worker.
+            for _ in 0..<8 {
+                let stream = try TLSStream(port: proxy.tlsPort, options: TLSClientOptions(session: session))
+                defer { stream.close() }
+                #expect(stream.sessionReused)
+                try checkVersionRequest(HTTPClient(stream))
+                session = try #require(stream.session())
+                tickets.insert(ticket(of: session))
+            }
+            #expect(tickets.count == 9)
+        }
+    }
+
+    private func ticket(of session: TLSClientSession) -> [UInt8] {
+        var bytes: UnsafePointer<UInt8>?
+        var length = 0
+        SSL_SESSION_get0_ticket(session.pointer, &bytes, &length)
+        return bytes.map { Array(UnsafeBufferPointer(start: $0, count: length)) } ?? []
+    }
+
     @Test func aTicketStillResumesAfterTheCertificateIsReloaded() throws {
         try withProxyAndFake { proxy, _ in
             let session = try firstSession(proxy, version: TLS1_3_VERSION)

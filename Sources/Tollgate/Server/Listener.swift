@@ -20,23 +20,21 @@ final class Listener: EventHandler {
     }
 
     func ready(_ events: ReadyEvents) {
-        // Accept a bounded batch per wakeup so one loop does not starve its connections during a storm.
-        for _ in 0..<64 {
-            guard !closed else { return }
-            switch Socket.accept(fd) {
-            case .connection(let cfd, let peer):
-                accepted(cfd, peer)
-            case .wouldBlock:
-                return
-            case .exhausted:
-                // Out of descriptors: stop accepting for a moment instead of spinning on a level-triggered event;
-                // the sweep re-enables us (accept keeps working once the pressure passes).
-                worker.loop.setInterest(fd, .none)
-                deadline = worker.loop.now &+ 100_000_000
-                return
-            case .failed:
-                return
-            }
+        // One connection per readiness, as nginx without multi_accept: the socket is level-triggered, so the next
+        // wait reports it again while more are queued, together with the loop's other events (a storm cannot
+        // starve the connections already open), and the common case of one pending connection costs one accept4,
+        // not a second one that only says EAGAIN.
+        guard !closed else { return }
+        switch Socket.accept(fd) {
+        case .connection(let cfd, let peer):
+            accepted(cfd, peer)
+        case .wouldBlock, .failed:
+            return
+        case .exhausted:
+            // Out of descriptors: stop accepting for a moment instead of spinning on a level-triggered event;
+            // the sweep re-enables us (accept keeps working once the pressure passes).
+            worker.loop.setInterest(fd, .none)
+            deadline = worker.loop.now &+ 100_000_000
         }
     }
 
