@@ -56,8 +56,9 @@ struct Serve: ParsableCommand {
             }
             close(fd)
         }
-        let grace = Int(config.drainGraceSeconds)
         Signals.install { sig in
+            // drain-timeout is reloadable: the one in force now (this is the signal thread, which reloads too).
+            let grace = Int(server.config.drainGraceSeconds)
             note("received \(sig == SIGINT ? "SIGINT" : "SIGTERM"): draining (up to \(grace) s); send again to stop now")
             server.shutdown()
         } onReload: {
