@@ -12,7 +12,9 @@ extension SettingDefinition {
     /// 1. a row here;
     /// 2. its field in `ServerConfig` (a zero placeholder: the row's default replaces it), unless the row fills a
     ///    field of a struct already there (`\.timeouts.x`);
-    /// 3. its flag in `ServeOptions` (the option and its line in `givenFlags`);
+    /// 3. its flag in `ServeOptions`, one line: `@Option(setting: "name") var name: String?` (`[String] = []` for a
+    ///    list, `@Flag(setting:) … = false` for a bool); `CLISettingFlagsTests` fails naming any setting whose flag,
+    ///    help or kind differs from its row, and any flag that does not reach the resolver;
     /// 4. the code that uses it, and its line in README's settings table.
     /// A string or list setting also needs a sample value in `SettingSamples` (tests fail naming it).
     ///
