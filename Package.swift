@@ -39,10 +39,11 @@ let package = Package(
         ),
         .executableTarget(name: "fake-ollama", dependencies: ["FakeOllama", "TollgateIO"], swiftSettings: swiftSettings),
         .testTarget(name: "TollgateHTTPTests", dependencies: ["TollgateHTTP"], swiftSettings: swiftSettings),
-        // Helpers for more than one test target (a redis-server child); not a product, not in any executable.
+        // Helpers for more than one test target (a redis-server child, sample setting values); not a product, not
+        // in any executable.
         .target(
             name: "TollgateTestSupport",
-            dependencies: ["TollgateIO"],
+            dependencies: ["Tollgate", "TollgateIO"],
             path: "Tests/TollgateTestSupport",
             swiftSettings: swiftSettings
         ),

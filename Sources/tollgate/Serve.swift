@@ -48,7 +48,7 @@ struct Serve: ParsableCommand {
             note("sharing limits through \(shared.redis.redactedURL) (fleet of \(shared.fleetSize), "
                  + "redis-fallback \(shared.fallback.rawValue))")
         }
-        let pidFile = startup.resolved.string("pid-file")
+        let pidFile = config.pidFile
         if let pidFile {
             let fd = open(pidFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard fd >= 0, Syscall.writeAll(fd, Array("\(getpid())\n".utf8)) == nil else {
@@ -56,8 +56,9 @@ struct Serve: ParsableCommand {
             }
             close(fd)
         }
-        let grace = Int(config.drainGraceSeconds)
         Signals.install { sig in
+            // drain-timeout is reloadable: the one in force now (this is the signal thread, which reloads too).
+            let grace = Int(server.config.drainGraceSeconds)
             note("received \(sig == SIGINT ? "SIGINT" : "SIGTERM"): draining (up to \(grace) s); send again to stop now")
             server.shutdown()
         } onReload: {
@@ -99,7 +100,7 @@ struct Startup {
         }
         var config: ServerConfig
         do {
-            config = try ServerConfig(resolved: resolved, cores: max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))))
+            config = try ServerConfig(resolved: resolved)
         } catch {
             throw StartupError("configuration:\n" + error.description)
         }

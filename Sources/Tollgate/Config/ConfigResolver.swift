@@ -56,6 +56,16 @@ public enum ConfigResolver {
                               warnings: unknownVariables(in: environment))
     }
 
+    /// Every setting at its table default: what `serve` resolves given no flag, no `TOLLGATE_*` variable and no
+    /// config file.
+    public static let defaults: ResolvedConfig = {
+        do {
+            return try resolve(flags: [:], environment: [:], file: nil)
+        } catch {
+            preconditionFailure("the settings table's defaults do not resolve: \(error)")
+        }
+    }()
+
     /// Locates the config file (`ConfigFile.locate`), reads it and resolves; the problems of the file, the flags
     /// and the environment are thrown together. Blocking file I/O.
     ///

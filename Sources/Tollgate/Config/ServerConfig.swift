@@ -1,10 +1,16 @@
 import TollgateHTTP
 import TollgateIO
 
-/// Everything a running Tollgate needs, resolved from flags (and later the config file).
+/// Everything a running Tollgate needs: the value of every setting in `SettingDefinition.all` (each row names the
+/// field it fills) and what start-up adds (the loaded users file, the development certificate's paths).
+///
+/// `ServerConfig()` is what `tollgate serve` runs with given no flags, no `TOLLGATE_*` variable and no config file:
+/// the table's defaults, one event loop per core. The fields that settings fill are declared with zero values only
+/// so that a config can be built field by field through the table's key paths; their defaults live in the table
+/// alone, and every way of making a config (`init()`, `init(resolved:cores:)`) writes every one of them.
 public struct ServerConfig: Sendable {
     /// The TLS listeners (IPv4 and/or IPv6); empty when only plain HTTP is served.
-    public var listen: [SocketAddress] = [SocketAddress(parsing: "0.0.0.0:8443")!]
+    public var listen: [SocketAddress] = []
     /// Plain-HTTP listeners (behind a load balancer, or local tests).
     public var listenPlain: [SocketAddress] = []
     /// Listeners that answer every plain request with a 301 to https.
@@ -19,86 +25,152 @@ public struct ServerConfig: Sendable {
         get { upstreams[0].address }
         set { upstreams[0].address = newValue }
     }
-    public var workers: Int = 1
+    /// Event loops (threads).
+    public var workers = 0
     public var limits = HTTPLimits()
     public var timeouts = Timeouts()
     public var bodyLimits = BodyLimits()
     /// One access-log line per request: JSON (default, for journald and log shippers), text, or none.
-    public var accessLog: AccessLogFormat = .json
+    public var accessLog: AccessLogFormat = .none
     /// Where the access log goes: stdout when nil, else this file (reopened on SIGUSR1).
     public var accessLogPath: String?
     /// How long in-flight requests may finish after SIGTERM before connections are closed.
-    public var drainGraceSeconds: Double = 30
+    public var drainGraceSeconds: Double = 0
     /// Bytes buffered towards a slow reader before Tollgate stops reading the other side.
     public var backpressureBytes: Int = 64 * 1024
     /// Client connections open at most (0: no cap; nil: half the open-file limit, see `Server.connectionLimiter`).
     public var maxConnections: Int?
     /// Client connections open at most from one address (an IPv6 /64); 0: no cap. Beyond it a new connection is
     /// closed at accept.
-    public var maxConnectionsPerClient: Int = 256
+    public var maxConnectionsPerClient = 0
     /// Idle keep-alive connections kept to the upstream per worker.
     public var upstreamIdlePerWorker: Int = 64
 
-    /// The per-IP request limit (nginx limit_req, exactly); nil turns it off (the CLI turns it on: 10 r/s, burst 20).
-    public var rateLimit: RateLimitSettings?
+    /// The per-IP limit's values (`rate`, `burst`, `rate-limit-keys`, ...), kept even while `rate` is 0; the
+    /// server reads `rateLimit`.
+    public var rateLimitSettings = RateLimitSettings()
+    /// The per-IP request limit (nginx limit_req, exactly); nil when `rate` is 0. Setting nil sets the rate to 0.
+    public var rateLimit: RateLimitSettings? {
+        get { rateLimitSettings.ratePerSecond > 0 ? rateLimitSettings : nil }
+        set {
+            if let newValue { rateLimitSettings = newValue } else { rateLimitSettings.ratePerSecond = 0 }
+        }
+    }
     /// Peers whose X-Forwarded-For is believed (load balancers); the client is then the right-most untrusted entry.
     public var trustedProxies: [CIDR] = []
     /// Listeners expect a PROXY protocol v1/v2 header first (behind a load balancer that sends one); the client
     /// address it carries replaces the TCP peer's.
     public var proxyProtocol = false
     /// The only peers a PROXY protocol listener serves (its load balancers); any other is closed unread.
-    public var proxyProtocolFrom: [CIDR] = ConfigFile.splitList(ProxyProtocol.defaultTrustedSources).compactMap {
-        CIDR(parsing: $0)
-    }
+    public var proxyProtocolFrom: [CIDR] = []
     /// Models inference requests may name (from the body's "model"); empty allows any.
     public var modelAllowlist: Set<String> = []
     /// Who may use models Ollama would forward to ollama.com on the owner's account.
     public var cloudModels: CloudModels = .off
     /// Request-body bytes held in memory at once while bodies are read whole, over all workers (each worker gets
     /// an equal share, at least two largest inference bodies, and one user at most half of it); past it, 503.
-    public var maxBodyBuffered = 256 << 20
+    public var maxBodyBuffered = 0
     /// Users allowed on admin routes (pull, push, create, copy, delete, blobs); everyone else gets 403.
     public var admins: Set<String> = []
     /// Origins whose CORS preflights Tollgate answers (without authentication); "*" allows any.
     public var corsOrigins: [String] = []
-    /// In-flight limits on inference routes (per user and overall) with a FIFO wait queue; nil turns them off.
-    public var concurrency: ConcurrencyLimiter.Settings?
-    /// An optional request rate per user (after authentication): (requests per second, burst).
-    public var userRate: (rate: Double, burst: Int)?
+    /// The in-flight limits' values (`max-inflight-per-user`, `max-inflight`, `queue`, ...), kept even while
+    /// `max-inflight-per-user` is 0; the server reads `concurrency`.
+    public var concurrencySettings = ConcurrencyLimiter.Settings()
+    /// In-flight limits on inference routes (per user and overall) with a FIFO wait queue; nil when
+    /// `max-inflight-per-user` is 0. Setting nil sets it to 0.
+    public var concurrency: ConcurrencyLimiter.Settings? {
+        get { concurrencySettings.perUser > 0 ? concurrencySettings : nil }
+        set { if let newValue { concurrencySettings = newValue } else { concurrencySettings.perUser = 0 } }
+    }
+    /// Requests per second per user after authentication (`user-rate`); 0 turns the per-user rate off.
+    public var userRatePerSecond: Double = 0
+    /// The burst allowed above `userRatePerSecond` (`user-burst`).
+    public var userBurst = 0
+    /// An optional request rate per user (after authentication): (requests per second, burst); nil when off.
+    public var userRate: (rate: Double, burst: Int)? {
+        get { userRatePerSecond > 0 ? (userRatePerSecond, userBurst) : nil }
+        set {
+            userRatePerSecond = newValue?.rate ?? 0
+            if let newValue { userBurst = newValue.burst }
+        }
+    }
     /// Liveness path answered by Tollgate without authentication or an upstream call; nil turns it off.
-    public var healthPath: String? = "/healthz"
+    public var healthPath: String?
     /// Readiness path: 200 when the upstream accepts connections (cached for a second), else 503; nil turns it off.
-    public var readyPath: String? = "/readyz"
+    public var readyPath: String?
     /// The Prometheus listener (plain HTTP, keep it on loopback); empty turns it off.
     public var metricsListen: [SocketAddress] = []
     /// When the metrics address is the default one, a taken port is a warning rather than a start-up error
     /// (a second instance on the same machine).
     public var metricsListenOptional = false
     /// Strict-Transport-Security on every response over TLS (Mozilla: two years); nil leaves it out.
-    public var hsts: String? = "max-age=63072000"
+    public var hsts: String?
     /// Unauthenticated paths (e.g. "/api/version" for monitoring); empty by default.
     public var publicPaths: Set<String> = []
     /// Every Ollama backend, first one first (never empty; `upstream` is the first's address). Two or more:
     /// requests are routed by model and load, health-checked, and failed over (see `BackendSet`).
-    public var upstreams: [BackendSpec] = [BackendSpec(address: UpstreamAddress(parsing: "http://127.0.0.1:11434")!)]
+    public var upstreams: [BackendSpec] = []
     /// Seconds between active health checks and model polls of each backend.
-    public var healthInterval: Double = 2
+    public var healthInterval: Double = 0
     /// Consecutive failures that eject a backend.
-    public var healthFails: Int = 3
+    public var healthFails = 0
     /// Requests that may wait for a backend with room (the `queue` setting), and for how long (`queue-timeout`).
-    public var backendQueueLimit: Int = 16
-    public var backendQueueTimeoutMillis: UInt64 = 30_000
+    public var backendQueueLimit = 0
+    public var backendQueueTimeoutMillis: UInt64 = 0
     /// The users allowed in; nil turns authentication off (tests of the bare proxy only: the CLI always sets it).
     public var users: UsersFile?
     /// The users file to watch for live reloads (nil: no watching).
     public var usersPath: String?
     public var authSettings = Authenticator.Settings()
     /// The realm in `WWW-Authenticate`.
-    public var realm = "Tollgate"
-    /// Limits shared by a fleet through Redis; nil keeps every limit local to this process.
-    public var sharedLimits: SharedLimitsSettings?
+    public var realm = ""
+    /// The Redis shared by a fleet (`redis`); nil keeps every limit local to this process.
+    public var redis: RedisConfiguration?
+    /// Tollgates sharing that Redis (`fleet-size`).
+    public var fleetSize = 0
+    /// What the shared limits do while Redis is unreachable (`redis-fallback`).
+    public var redisFallback: SharedLimitsSettings.Fallback = .local
+    /// Milliseconds a Redis command may take (`redis-timeout`); `sharedLimits` puts it into its `redis`.
+    public var redisTimeoutMillis: UInt64 = 0
+    /// Inference slot lease in milliseconds (`slot-lease`).
+    public var slotLeaseMillis: UInt64 = 0
+    /// Limits shared by a fleet through Redis; nil when `redis` is. Setting it sets `redis` and the settings that
+    /// go with it.
+    public var sharedLimits: SharedLimitsSettings? {
+        get {
+            guard var redis else { return nil }
+            redis.commandTimeoutMillis = redisTimeoutMillis
+            var shared = SharedLimitsSettings(redis: redis)
+            shared.fleetSize = fleetSize
+            shared.fallback = redisFallback
+            shared.slotLeaseMillis = slotLeaseMillis
+            return shared
+        }
+        set {
+            redis = newValue?.redis
+            guard let newValue else { return }
+            redisTimeoutMillis = newValue.redis.commandTimeoutMillis
+            fleetSize = newValue.fleetSize
+            redisFallback = newValue.fallback
+            slotLeaseMillis = newValue.slotLeaseMillis
+        }
+    }
+    /// Where `serve` writes its process id (for `tollgate reload`); nil: nowhere.
+    public var pidFile: String?
 
-    public init() {}
+    /// The configuration `tollgate serve` runs with when given nothing: every setting at its table default, one
+    /// event loop (and one password-checking thread) per online core.
+    public init() {
+        do {
+            try self.init(resolved: ConfigResolver.defaults)
+        } catch {
+            preconditionFailure("the settings table's defaults do not make a configuration: \(error)")
+        }
+    }
+
+    /// Zero values everywhere: the start of building one from resolved settings.
+    init(zero: Void) {}
 
     /// Whether requests go through a `BackendSet` (several backends, or one with an explicit `max=`); false keeps the
     /// plain single-upstream path with no selection, buffering or health checks.
@@ -108,39 +180,45 @@ public struct ServerConfig: Sendable {
     public func backendLimit(_ index: Int) -> Int? {
         upstreams[index].maxInFlight ?? (upstreams.count >= 2 ? 1 : nil)
     }
+
+    /// The number of online cores (at least 1): the default number of event loops and password-checking threads.
+    public static func onlineCores() -> Int {
+        Authenticator.Settings.onlineCores()
+    }
 }
 
-/// Every timeout, in seconds.
+/// Every timeout, in seconds. The ones that are settings start at zero: `ServerConfig` fills them from the table.
 public struct Timeouts: Sendable, Equatable {
     /// From connection start, or from the first byte of a later request, until its head is complete (slow loris).
-    public var requestHead: Double = 10
+    public var requestHead: Double = 0
     /// A keep-alive connection waiting for its next request.
-    public var keepAliveIdle: Double = 75
+    public var keepAliveIdle: Double = 0
     /// Between reads of a request body (nginx client_body_timeout).
-    public var clientBodyIdle: Double = 60
+    public var clientBodyIdle: Double = 0
     /// From the head to the end of an inference request body, which is read whole before a slot is taken: a body
     /// trickled a byte per `clientBodyIdle` cannot hold its connection (or later a slot) for long.
-    public var clientBodyTotal: Double = 120
+    public var clientBodyTotal: Double = 0
     /// A client that accepts none of the bytes waiting for it (nginx send_timeout).
-    public var clientSend: Double = 60
+    public var clientSend: Double = 0
     /// Connecting to the upstream.
-    public var upstreamConnect: Double = 5
+    public var upstreamConnect: Double = 0
     /// Between bytes from the upstream while a request is in flight (a model load takes minutes).
-    public var upstreamIdle: Double = 600
+    public var upstreamIdle: Double = 0
     /// An idle pooled upstream connection before it is closed.
     public var upstreamPoolIdle: Double = 60
 
     public init() {}
 }
 
-/// Request body limits per route class; 0 means no limit.
+/// Request body limits per route class; 0 means no limit. The ones that are settings start at zero: `ServerConfig`
+/// fills them from the table.
 public struct BodyLimits: Sendable, Equatable {
     /// generate, chat, embed and the /v1 equivalents: images in prompts need room.
-    public var inference: Int = 64 << 20
+    public var inference = 0
     /// Model uploads (`/api/blobs/…`) are many gigabytes.
     public var blobs: Int = 0
     /// Everything else.
-    public var other: Int = 1 << 20
+    public var other = 0
 
     public init() {}
 }

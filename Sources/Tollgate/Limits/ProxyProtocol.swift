@@ -17,12 +17,6 @@ public enum ProxyProtocol {
         case complete(source: SocketAddress?, consumed: Int)
     }
 
-    /// The peers believed by default (`proxy-protocol-from`): loopback and the private ranges (RFC 1918, IPv6
-    /// unique local), where cloud load balancers reach their targets from. A peer on a public address never is,
-    /// unless configured: like nginx's `set_real_ip_from`, and unlike HAProxy's bare `accept-proxy`, which believes
-    /// any peer of the listener.
-    public static let defaultTrustedSources = "127.0.0.0/8, ::1, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7"
-
     /// A v1 header is at most 107 bytes including CRLF.
     public static let maxV1Length = 107
     /// v2 headers longer than this (16 + address block + TLVs) are refused, so the caller's buffer stays bounded.

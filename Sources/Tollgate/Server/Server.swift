@@ -309,63 +309,12 @@ public final class Server: @unchecked Sendable {
     }
 
     /// Applies a new configuration (SIGHUP after the config file changed) without dropping a connection: new
-    /// requests see it, requests in flight finish under the one they started with. Settings that need new sockets,
-    /// threads or shared state (listeners, workers, upstream, rate and concurrency limits, users file path, log
-    /// destination) keep their old values and are listed in the returned messages as needing a restart. The
+    /// requests see it, requests in flight finish under the one they started with. Settings the table marks
+    /// restart-only (sockets, threads, shared state made at start-up) keep their old values, and the ones that
+    /// changed are named in the returned messages as needing a restart (`ServerConfig.reloaded(to:)`). The
     /// certificate is reloaded from the (possibly new) paths; a pair that fails to load keeps the old one.
     public func reload(_ new: ServerConfig) -> [String] {
-        let old = config
-        var needRestart: [String] = []
-        if old.listen != new.listen { needRestart.append("listen") }
-        if old.listenPlain != new.listenPlain { needRestart.append("listen-plain") }
-        if old.listenRedirect != new.listenRedirect { needRestart.append("listen-redirect") }
-        if old.metricsListen != new.metricsListen { needRestart.append("metrics-listen") }
-        if old.workers != new.workers { needRestart.append("workers") }
-        if old.upstreams != new.upstreams { needRestart.append("upstream") }
-        if old.healthInterval != new.healthInterval || old.healthFails != new.healthFails { needRestart.append("health checks") }
-        if old.usesBackendSet && (old.backendQueueLimit != new.backendQueueLimit
-            || old.backendQueueTimeoutMillis != new.backendQueueTimeoutMillis) { needRestart.append("backend queue") }
-        if old.rateLimit != new.rateLimit { needRestart.append("rate limits") }
-        if old.concurrency != new.concurrency { needRestart.append("concurrency limits") }
-        if old.userRate?.rate != new.userRate?.rate || old.userRate?.burst != new.userRate?.burst { needRestart.append("user-rate") }
-        if old.usersPath != new.usersPath { needRestart.append("users") }
-        if old.accessLog != new.accessLog || old.accessLogPath != new.accessLogPath { needRestart.append("log") }
-        if old.authSettings.workers != new.authSettings.workers { needRestart.append("auth-workers") }
-        if old.authSettings.failureLimit != new.authSettings.failureLimit
-            || old.authSettings.failureWindowSeconds != new.authSettings.failureWindowSeconds {
-            needRestart.append("login-fail-limit, login-fail-window")
-        }
-        if old.proxyProtocol != new.proxyProtocol { needRestart.append("proxy-protocol") }
-        if old.maxConnections != new.maxConnections || old.maxConnectionsPerClient != new.maxConnectionsPerClient {
-            needRestart.append("max-connections, max-connections-per-client")
-        }
-        if old.sharedLimits != new.sharedLimits { needRestart.append("redis, fleet-size, redis-fallback, redis-timeout, slot-lease") }
-
-        // Keep what needs a restart; take everything else.
-        var merged = new
-        merged.listen = old.listen
-        merged.listenPlain = old.listenPlain
-        merged.listenRedirect = old.listenRedirect
-        merged.metricsListen = old.metricsListen
-        merged.workers = old.workers
-        merged.upstream = old.upstream
-        merged.upstreams = old.upstreams
-        merged.healthInterval = old.healthInterval
-        merged.healthFails = old.healthFails
-        merged.backendQueueLimit = old.backendQueueLimit
-        merged.backendQueueTimeoutMillis = old.backendQueueTimeoutMillis
-        merged.rateLimit = old.rateLimit
-        merged.concurrency = old.concurrency
-        merged.userRate = old.userRate
-        merged.usersPath = old.usersPath
-        merged.users = old.users
-        merged.accessLog = old.accessLog
-        merged.accessLogPath = old.accessLogPath
-        merged.authSettings = old.authSettings
-        merged.proxyProtocol = old.proxyProtocol
-        merged.maxConnections = old.maxConnections
-        merged.maxConnectionsPerClient = old.maxConnectionsPerClient
-        merged.sharedLimits = old.sharedLimits
+        let (merged, needRestart) = config.reloaded(to: new)
         config = merged
         for worker in workers {
             let w = UncheckedBox(worker)

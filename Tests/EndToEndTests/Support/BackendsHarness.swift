@@ -33,6 +33,9 @@ func withBackends(_ backends: [FakeBackend], tokens: Int = 5, configure: (inout 
         }
         // Checks run when a test asks (and once at start): no timing in the tests.
         config.healthInterval = 3_600
+        // The backends' max= is what makes requests wait here, not the shipped per-user cap (2): every request of
+        // these tests comes from the same anonymous user.
+        config.concurrency = nil
         configure(&config)
     }, upstream: fakes[0]) { proxy in
         try #require(checkNow(proxy.server), "the first health checks never finished")

@@ -35,9 +35,11 @@ struct Proxy {
 /// Seconds the harness waits for the server to stop before failing the test instead of hanging it.
 let stopTimeoutSeconds = 40.0
 
-/// Starts a one-worker Server on 127.0.0.1:0 (TLS and plain listeners, access log off) in front of `upstream`, runs
-/// `body`, then shuts it down (grace 0) and waits for it to stop — a stop that never comes fails the test.
-/// `configure` runs last, so it may override anything, the upstream address included.
+/// Starts a Server with the settings `tollgate serve` ships with (`ServerConfig()`), except for what a test needs:
+/// one worker, TLS and plain listeners on 127.0.0.1:0 with the test certificate, `upstream` as its upstream, no
+/// access log and no metrics listener. Runs `body`, then shuts it down (grace 0) and waits for it to stop — a stop
+/// that never comes fails the test. `configure` runs last, so it may override anything, the upstream address
+/// included.
 func withProxy(configure: (inout ServerConfig) -> Void = { _ in }, upstream: FakeOllamaServer,
                body: (Proxy) throws -> Void) throws {
     let certificates = TestCertificates.shared
@@ -49,6 +51,11 @@ func withProxy(configure: (inout ServerConfig) -> Void = { _ in }, upstream: Fak
     config.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(upstream.port)")!
     config.workers = 1
     config.accessLog = .none
+    // Tests that scrape metrics listen on 127.0.0.1:0; the shipped 127.0.0.1:9091 is one port for every test.
+    config.metricsListen = []
+    // Every test client is 127.0.0.1, and many tests send more than the shipped burst (20) at once; the rate
+    // limit's own tests turn it on.
+    config.rateLimit = nil
     configure(&config)
     let server = try Server(config: config)
     server.start()

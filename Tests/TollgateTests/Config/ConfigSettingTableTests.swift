@@ -1,4 +1,6 @@
 import Testing
+import TollgateIO
+import TollgateTestSupport
 @testable import Tollgate
 
 @Suite struct ConfigSettingTableTests {
@@ -43,4 +45,61 @@ import Testing
         #expect(c.int("max-body-inference") == 64 << 20)
         #expect(c.int("max-body") == 1 << 20)
     }
+
+    @Test func everyRowNamesItsFlagAndVariable() {
+        for d in SettingDefinition.all {
+            #expect(d.flag == "--" + d.name)
+            #expect(d.environmentName.hasPrefix("TOLLGATE_"), "\(d.name)")
+            #expect(d.flagHelp.hasPrefix(d.help), "\(d.name)")
+        }
+        #expect(SettingDefinition.named("workers")?.reload == .restart)
+        #expect(SettingDefinition.named("realm")?.reloadable == true)
+    }
+
+    @Test func serverConfigIsWhatServeRunsWithGivenNothing() throws {
+        let shipped = ServerConfig()
+        let served = try ServerConfig(resolved: ConfigResolver.resolve(flags: [:], environment: [:], file: nil))
+        for d in SettingDefinition.all {
+            #expect(!d.differs(shipped, served), "ServerConfig() and serve disagree on \(d.name)")
+        }
+        // Spot checks of the values the table's defaults become.
+        #expect(shipped.listen == [SocketAddress(parsing: "0.0.0.0:8443")!])
+        #expect(shipped.workers == ServerConfig.onlineCores())
+        #expect(shipped.authSettings.workers == ServerConfig.onlineCores())
+        #expect(shipped.rateLimit == shipped.rateLimitSettings)
+        #expect(shipped.rateLimit?.ratePerSecond == 10)
+        #expect(shipped.rateLimit?.burst == 20)
+        #expect(shipped.concurrency?.perUser == 2)
+        #expect(shipped.concurrency?.queueTimeoutMillis == 30_000)
+        #expect(shipped.backendQueueLimit == 16)
+        #expect(shipped.userRate == nil)
+        #expect(shipped.sharedLimits == nil)
+        #expect(shipped.metricsListen == [SocketAddress(parsing: "127.0.0.1:9091")!])
+        #expect(shipped.metricsListenOptional)
+        #expect(shipped.timeouts.requestHead == 10)
+        #expect(shipped.bodyLimits.inference == 64 << 20)
+        #expect(shipped.proxyProtocolFrom.count == 6)
+        #expect(shipped.hsts == "max-age=63072000")
+        #expect(shipped.realm == "Tollgate")
+        #expect(shipped.accessLog == .json)
+        #expect(shipped.pidFile == nil)
+    }
+
+    @Test func everyRowFillsAFieldOfItsOwn() throws {
+        let base = try ServerConfig(resolved: ConfigResolver.resolve(flags: SettingSamples.base, environment: [:],
+                                                                     file: nil), cores: 1)
+        for d in SettingDefinition.all {
+            guard let sample = SettingSamples.changed(d) else {
+                Issue.record("no sample value for \(d.name): add one to SettingSamples.texts")
+                continue
+            }
+            var flags = SettingSamples.base
+            flags[d.name] = sample
+            let changed = try ServerConfig(resolved: ConfigResolver.resolve(flags: flags, environment: [:], file: nil),
+                                           cores: 1)
+            let differing = SettingDefinition.all.filter { $0.differs(base, changed) }.map(\.name)
+            #expect(differing == [d.name], "--\(d.name) \(sample) changed \(differing)")
+        }
+    }
 }
+

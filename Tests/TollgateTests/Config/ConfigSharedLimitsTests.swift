@@ -102,6 +102,7 @@ import TollgateIO
         old.listenPlain = [SocketAddress(parsing: "127.0.0.1:0")!]
         old.workers = 1
         old.accessLog = .none
+        old.metricsListen = []
         let server = try Server(config: old)
         defer { server.shutdown(graceSeconds: 0) }
         var new = old
