@@ -21,7 +21,7 @@ final class ClientConnection: EventHandler {
     private(set) var peerText: [UInt8]
     private(set) var peerString: String
     private(set) var peerHost: SocketAddress.Host
-    /// The last login verified on this connection (see `authenticate`).
+    /// The last login verified on this connection (see `CredentialHeaders`, `Authentication`).
     var verifiedLogin: VerifiedLogin?
     /// PROXY protocol header bytes taken so far.
     var proxyHeader: [UInt8] = []

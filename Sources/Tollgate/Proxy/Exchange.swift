@@ -89,7 +89,7 @@ final class Exchange {
     var stagedBody: [UInt8] = []
     /// Bytes of `stagedBody` counted against the worker's `bufferedBodyBytes` (given back when the exchange ends).
     var bufferCharge = 0
-    /// The whole body was read into `stagedBody` (raw until `bodyRead` frames a chunked one again).
+    /// The whole body was read into `stagedBody` (raw until `proxy` frames a chunked one again).
     var wholeBody = false
     /// The request body is chunked.
     let isChunked: Bool
