@@ -6,10 +6,10 @@ import TollgateIO
 /// may go away meanwhile: whatever is granted to an exchange that is gone is given straight back.
 extension ClientConnection {
     /// Takes a lease, or queues (the exchange waits), or refuses; the first answer may come later, from Redis.
+    /// Every answer goes through the runner, which takes one given before `acquire` returns as this phase's: the
+    /// queue place is recorded before a grant that the same call makes (the local fallback serves its queue at once).
     func acquireSharedSlot(_ ex: Exchange, _ slots: SharedSlots) -> PhaseOutcome {
         let user = ex.user ?? peerString
-        var immediate: SharedSlots.Acquire?
-        var returned = false
         slots.acquire(user: user, onGranted: { [self] grant in
             sharedSlotGranted(ex, grant, slots)
         }, onExpired: { [self] in
@@ -20,18 +20,12 @@ extension ClientConnection {
                 return .answer(ClientConnection.sharedLimitsUnavailable, .rejected)
             }
         }, completion: { [self] answer in
-            guard returned else {
-                immediate = answer
-                return
-            }
             sharedSlotAnswered(ex, answer, slots)
         })
-        returned = true
-        if let immediate { return applySharedSlot(ex, immediate) }
         return .wait
     }
 
-    /// Redis answered the first acquire while the exchange waited.
+    /// The first acquire was answered: at once, or by Redis while the exchange waited.
     private func sharedSlotAnswered(_ ex: Exchange, _ answer: SharedSlots.Acquire, _ slots: SharedSlots) {
         ex.phases.resume(ex, on: self, ifGone: {
             switch answer {
