@@ -6,9 +6,13 @@ import TollgateHTTP
 /// the host's content handler takes it (`PhaseHost.phasesPassed`).
 ///
 /// The list is built once per configuration and holds only the phases it switches on (nginx builds its phase engine
-/// from the handlers modules registered at configuration time). The position is kept on the exchange
+/// from the handlers its modules registered at configuration time). The position is kept on the exchange
 /// (`Exchange.progress`, nginx's `r->phase_handler`), and an exchange keeps the runner it started with, so a reload
 /// that rebuilds the list never moves an exchange that waits.
+///
+/// The phases are called through their protocol, once each per exchange: a witness-table call, nothing allocated
+/// per request (the list and its phases are built per configuration). A `switch` over an enum of phases would make
+/// every new phase touch the runner as well.
 ///
 /// Adding a phase is one file and one line: a type conforming to `ConnectionPhase` in its own file under
 /// `Phases/` (its `init?(config:worker:)` returns nil when the configuration switches it off), and its type added
