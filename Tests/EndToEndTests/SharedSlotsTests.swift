@@ -209,6 +209,32 @@ struct SharedSlotsTests {
         }
     }
 
+    @Test func whileRedisIsDownANewcomerWithASlotFreeIsServedPastTheQueue() throws {
+        let redis = try RedisServerProcess()
+        try withProxyAndFake(tokens: Self.tokens, configure: {
+            try? Self.configure(&$0, redis: redis, perUser: 1, global: 2, queue: 4)
+        }) { proxy, fake in
+            fake.stepMode = true
+            defer { fake.stepMode = false }
+            _ = try redis.kill(seenBy: proxy)
+            let first = try Self.held(proxy, fake, Self.alice, upstreamCount: 1)
+            defer { first.close() }
+            // Alice's second request waits for her own slot.
+            let second = try proxy.tls()
+            defer { second.close() }
+            try second.send(Req.generate(Self.alice))
+            #expect(waitUntil { proxy.server.sharedQueued == 1 }, "alice's second request did not queue")
+            // Bob joins the queue behind her, and the local fallback grants him the free slot in the same pass.
+            let third = try Self.held(proxy, fake, Self.bob, upstreamCount: 2)
+            defer { third.close() }
+            fake.allowLines(100)
+            #expect(try first.readResponse().status == 200)
+            #expect(try third.readResponse().status == 200)
+            #expect(try second.readResponse().status == 200)
+            #expect(fake.requests.count == 3)
+        }
+    }
+
     @Test func localFallbackAtCapsOverFleetSizeThenRecovery() throws {
         let redis = try RedisServerProcess()
         try withProxyAndFake(tokens: Self.tokens, configure: {

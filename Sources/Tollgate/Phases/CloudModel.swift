@@ -17,3 +17,31 @@ enum CloudModel {
         return lower == "cloud" || lower.hasSuffix("-cloud")
     }
 }
+
+extension CloudModel {
+    /// Who may use cloud models, as `cloud-models` says: everyone, administrators (everyone with authentication
+    /// off), or no one.
+    struct Policy {
+        let setting: CloudModels
+        let admins: Set<String>
+        let authenticates: Bool
+
+        init(_ config: ServerConfig) {
+            setting = config.cloudModels
+            admins = config.admins
+            authenticates = config.users != nil
+        }
+
+        /// 403 when `name` is a cloud model that `user` may not use; nil otherwise.
+        func refusal(_ name: String, user: String?) -> ErrorResponse? {
+            guard CloudModel.isCloud(name) else { return nil }
+            let isAdmin = user.map { admins.contains($0) } ?? false
+            switch setting {
+            case .all: return nil
+            case .admins where isAdmin || !authenticates: return nil
+            default:
+                return ErrorResponse(status: 403, message: "model \"\(name)\" runs on ollama.com on this server's account, which this server does not allow\(setting == .admins ? " for non-administrators" : "")")
+            }
+        }
+    }
+}

@@ -2,30 +2,35 @@ import TollgateHTTP
 import TollgateIO
 
 /// Liveness and readiness answered by Tollgate itself, without authentication: `/healthz` never touches the
-/// upstream; `/readyz` says whether the upstream accepts connections (checked at most once a second per worker).
-extension ClientConnection {
-    /// Answers a health path; false when the request is not for one.
-    func answerHealth(_ ex: Exchange) -> Bool {
-        let config = worker.config
-        guard ex.method == .get || ex.method == .head else { return false }
-        if let path = config.healthPath, ex.path == path {
+/// upstream; `/readyz` says whether the upstream accepts connections (checked at most once a second per worker;
+/// the exchange waits for the check).
+struct Health: ConnectionPhase {
+    let healthPath: String?
+    let readyPath: String?
+
+    init?(config: ServerConfig, worker: Worker) {
+        if config.healthPath == nil && config.readyPath == nil { return nil }
+        healthPath = config.healthPath
+        readyPath = config.readyPath
+    }
+
+    func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
+        guard ex.method == .get || ex.method == .head else { return .next }
+        if let path = healthPath, ex.path == path {
             ex.authOutcome = "public"
-            respondJSON(ex, status: 200, body: #"{"status":"ok"}"#)
-            return true
+            return .reply(.json(200, #"{"status":"ok"}"#))
         }
-        if let path = config.readyPath, ex.path == path {
+        if let path = readyPath, ex.path == path {
             ex.authOutcome = "public"
-            worker.readiness { [self] ready, detail in
-                guard phase == .exchange, exchange === ex else { return }
-                if ready {
-                    respondJSON(ex, status: 200, body: #"{"status":"ready"}"#)
-                } else {
-                    respondJSON(ex, status: 503, body: #"{"status":"unavailable","error":"# + ErrorResponse.jsonString(detail) + "}")
+            c.worker.readiness { ready, detail in
+                ex.phases.resume(ex, on: c) {
+                    if ready { return .reply(.json(200, #"{"status":"ready"}"#)) }
+                    return .reply(.json(503, #"{"status":"unavailable","error":"# + ErrorResponse.jsonString(detail) + "}"))
                 }
             }
-            return true
+            return .wait
         }
-        return false
+        return .next
     }
 }
 

@@ -1,13 +1,20 @@
-/// The metrics listener's only route: `GET /metrics` in Prometheus text format.
-extension ClientConnection {
-    func serveMetrics(_ ex: Exchange) {
+import TollgateHTTP
+
+/// The metrics listener's only route: `GET /metrics` in Prometheus text format. Other listeners' exchanges go on.
+struct MetricsEndpoint: ConnectionPhase {
+    init?(config: ServerConfig, worker: Worker) {
+        if config.metricsListen.isEmpty { return nil }
+    }
+
+    func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
+        guard c.kind == .metrics else { return .next }
+        let worker = c.worker
         guard ex.path == "/metrics", ex.method == .get || ex.method == .head, let metrics = worker.metrics else {
-            respondJSON(ex, status: 404, body: #"{"error":"the metrics listener serves GET /metrics only"}"#)
-            return
+            return .reply(.json(404, #"{"error":"the metrics listener serves GET /metrics only"}"#))
         }
         let backends = worker.backends?.prometheusText() ?? ""
         let shared = worker.shared?.status.renderMetrics() ?? ""
-        respondJSON(ex, status: 200, body: metrics.render(gauges: worker.gauges()) + shared + backends,
-                    contentType: "text/plain; version=0.0.4; charset=utf-8")
+        return .reply(.json(200, metrics.render(gauges: worker.gauges()) + shared + backends,
+                            contentType: "text/plain; version=0.0.4; charset=utf-8"))
     }
 }

@@ -6,8 +6,25 @@ import TollgateHTTP
 /// delete, blobs) only to configured admins; account and cloud routes are refused for everyone; unknown paths get
 /// 404 without reaching Ollama; a Content-Length already over the route's body limit gets 413 before the body is read
 /// (chunked bodies are counted as they stream and stopped at the same limit).
-enum RoutePolicy {
-    static func check(exchange ex: Exchange, config: ServerConfig) -> ErrorResponse? {
+struct RoutePolicy: ConnectionPhase {
+    /// Whether users authenticate (with authentication off there are no users to tell apart), and who are admins.
+    let authenticates: Bool
+    let admins: Set<String>
+
+    init?(config: ServerConfig, worker: Worker) {
+        authenticates = config.users != nil
+        admins = config.admins
+    }
+
+    func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
+        if let rejection = RoutePolicy.check(exchange: ex, authenticates: authenticates, admins: admins) {
+            return .answer(rejection, .rejected)
+        }
+        return .next
+    }
+
+    /// The refusal of `ex` by its route's policy, or nil.
+    static func check(exchange ex: Exchange, authenticates: Bool, admins: Set<String>) -> ErrorResponse? {
         if hasDotSegment(ex.path) {
             return ErrorResponse(status: 400, message: "path with . or .. segments refused")
         }
@@ -18,7 +35,7 @@ enum RoutePolicy {
             return ErrorResponse(status: 404, message: "no route \(ex.methodText) \(ex.path)")
         case .admin, .blobs:
             // With authentication off (tests of the bare proxy) there are no users to tell apart.
-            if config.users != nil && !(ex.user.map { config.admins.contains($0) } ?? false) {
+            if authenticates && !(ex.user.map { admins.contains($0) } ?? false) {
                 return ErrorResponse(status: 403, message: "\(ex.path) changes models on disk and is reserved for administrators")
             }
         case .inference, .readOnly:

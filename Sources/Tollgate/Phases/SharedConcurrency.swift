@@ -6,73 +6,64 @@ import TollgateIO
 /// may go away meanwhile: whatever is granted to an exchange that is gone is given straight back.
 extension ClientConnection {
     /// Takes a lease, or queues (the exchange waits), or refuses; the first answer may come later, from Redis.
-    func acquireSharedSlot(_ ex: Exchange, _ slots: SharedSlots) -> PhaseResult {
+    /// Every answer goes through the runner, which takes one given before `acquire` returns as this phase's: the
+    /// queue place is recorded before a grant that the same call makes (the local fallback serves its queue at once).
+    func acquireSharedSlot(_ ex: Exchange, _ slots: SharedSlots) -> PhaseOutcome {
         let user = ex.user ?? peerString
-        var immediate: SharedSlots.Acquire?
-        var returned = false
         slots.acquire(user: user, onGranted: { [self] grant in
             sharedSlotGranted(ex, grant, slots)
         }, onExpired: { [self] in
-            slotExpired(ex)
+            ex.phases.resume(ex, on: self) { Concurrency.expired(ex, on: self) }
         }, onUnavailable: { [self] in
-            guard phase == .exchange, exchange === ex else { return }
-            ex.sharedTicket = nil
-            respond(ex, ClientConnection.sharedLimitsUnavailable, reason: .rejected)
-        }, completion: { [self] answer in
-            guard returned else {
-                immediate = answer
-                return
+            ex.phases.resume(ex, on: self) {
+                ex.sharedTicket = nil
+                return .answer(ClientConnection.sharedLimitsUnavailable, .rejected)
             }
+        }, completion: { [self] answer in
             sharedSlotAnswered(ex, answer, slots)
         })
-        returned = true
-        if let immediate { return applySharedSlot(ex, immediate) }
         return .wait
     }
 
-    /// Redis answered the first acquire while the exchange waited.
+    /// The first acquire was answered: at once, or by Redis while the exchange waited.
     private func sharedSlotAnswered(_ ex: Exchange, _ answer: SharedSlots.Acquire, _ slots: SharedSlots) {
-        guard phase == .exchange, exchange === ex else {
+        ex.phases.resume(ex, on: self, ifGone: {
             switch answer {
             case .granted(let grant): slots.release(grant)
             case .queued(let ticket): slots.cancel(ticket: ticket)
             case .rejected, .unavailable: break
             }
-            return
+        }) {
+            applySharedSlot(ex, answer)
         }
-        switch applySharedSlot(ex, answer) {
-        case .proceed: proxy(ex)
-        case .wait: break
-        case .reject(let error, let reason): respond(ex, error, reason: reason)
-        }
-        if phase != .closed { readAvailable() }
     }
 
-    private func applySharedSlot(_ ex: Exchange, _ answer: SharedSlots.Acquire) -> PhaseResult {
+    private func applySharedSlot(_ ex: Exchange, _ answer: SharedSlots.Acquire) -> PhaseOutcome {
         switch answer {
         case .granted(let grant):
             ex.sharedGrant = grant
-            return .proceed
+            return .next
         case .queued(let ticket):
             ex.sharedTicket = ticket
             return .wait
         case .rejected(let retryAfter):
-            return .reject(busy(retryAfter, "the model is busy and the wait queue is full"), .rejected)
+            return .answer(Concurrency.busy(retryAfter, "the model is busy and the wait queue is full"), .rejected)
         case .unavailable:
-            return .reject(ClientConnection.sharedLimitsUnavailable, .rejected)
+            return .answer(ClientConnection.sharedLimitsUnavailable, .rejected)
         }
     }
 
     /// A queued exchange got its slot; back on the loop. The exchange may be gone: then the slot goes back.
     private func sharedSlotGranted(_ ex: Exchange, _ grant: SharedSlots.Grant, _ slots: SharedSlots) {
-        guard phase == .exchange, exchange === ex, ex.sharedTicket != nil else {
-            slots.release(grant)
-            return
+        ex.phases.resume(ex, on: self, ifGone: { slots.release(grant) }) {
+            guard ex.sharedTicket != nil else {
+                slots.release(grant)
+                return .wait
+            }
+            ex.sharedTicket = nil
+            ex.sharedGrant = grant
+            return .next
         }
-        ex.sharedTicket = nil
-        ex.sharedGrant = grant
-        proxy(ex)
-        if phase != .closed { readAvailable() }
     }
 
     /// Gives back the shared slot or the place in the queue; once, whenever an exchange ends.

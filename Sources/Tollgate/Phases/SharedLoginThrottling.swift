@@ -1,24 +1,25 @@
 import TollgateHTTP
 import TollgateIO
 
-/// The failed-login throttle with Redis: before a password is checked, Redis says whether the client prefix, or the
-/// user from it, is throttled fleet-wide (the exchange waits without blocking); a failed login is counted there. A
-/// credential this process has already verified from the same client prefix goes through without asking, as it
-/// would locally. While Redis is
-/// unavailable the `redis-fallback` policy decides: `local` applies this process's throttle (at limit/N), `open`
-/// none, `closed` refuses with 503. The password check itself never involves Redis.
+/// The failed-login throttle with Redis (the `LoginThrottling` phase's decision-maker): before a password is
+/// checked, Redis says whether the client prefix, or the user from it, is throttled fleet-wide (the exchange waits
+/// without blocking); a failed login is counted there. A credential this process has already verified from the same
+/// client prefix goes through without asking, as it would locally. While Redis is unavailable the `redis-fallback`
+/// policy decides: `local` applies this process's throttle (at limit/N), `open` none, `closed` refuses with 503.
+/// The decision is whether the password check applies the local throttle (`PendingLogin.throttle`); the check
+/// itself (`Authentication`) never involves Redis.
 extension ClientConnection {
-    /// Asks Redis whether the client prefix or the user from it is throttled, then checks the password, or
-    /// refuses; may wait for Redis.
+    /// Asks Redis whether the client prefix or the user from it is throttled: lets the password check go on
+    /// (deciding whether it applies the local throttle), or refuses; may wait for Redis.
     func sharedLoginGate(_ ex: Exchange, _ credentials: Credentials, clientIP: String, shared: SharedLimits,
-                         login: SharedLoginThrottle) -> PhaseResult {
+                         login: SharedLoginThrottle) -> PhaseOutcome {
         // Failures it did not cause never refuse a credential already known to be right.
         if let auth = worker.authenticator, auth.isVerified(credentials, clientIP: clientIP) {
-            return checkPassword(ex, credentials, clientIP: clientIP, throttle: false)
+            return checkPassword(ex, throttle: false)
         }
         if shared.isDown {
             shared.unavailable(.login, shared.downError, counted: false)
-            return loginFallback(ex, credentials, clientIP: clientIP, shared: shared)
+            return loginFallback(ex, shared: shared)
         }
         var immediate: SharedRateOutcome?
         var returned = false
@@ -27,53 +28,52 @@ extension ClientConnection {
                 immediate = outcome
                 return
             }
-            sharedLoginDecided(ex, outcome, credentials, clientIP: clientIP, shared: shared)
+            sharedLoginDecided(ex, outcome, shared: shared)
         }
         returned = true
-        if let immediate { return applyLoginGate(ex, immediate, credentials, clientIP: clientIP, shared: shared) }
+        if let immediate { return applyLoginGate(ex, immediate, shared: shared) }
         return .wait
     }
 
     /// Redis answered while the exchange waited; the client may have gone.
-    private func sharedLoginDecided(_ ex: Exchange, _ outcome: SharedRateOutcome, _ credentials: Credentials,
-                                    clientIP: String, shared: SharedLimits) {
+    private func sharedLoginDecided(_ ex: Exchange, _ outcome: SharedRateOutcome, shared: SharedLimits) {
         switch outcome {
         case .decided: shared.answered(.login)
         case .unavailable(let error): shared.unavailable(.login, error)
         }
-        guard phase == .exchange, exchange === ex else { return }
-        switch applyLoginGate(ex, outcome, credentials, clientIP: clientIP, shared: shared) {
-        case .proceed: admitted(ex)
-        case .wait: break
-        case .reject(let error, let reason): respond(ex, error, reason: reason)
+        ex.phases.resume(ex, on: self) {
+            applyLoginGate(ex, outcome, shared: shared)
         }
-        if phase != .closed { readAvailable() }
     }
 
-    private func applyLoginGate(_ ex: Exchange, _ outcome: SharedRateOutcome, _ credentials: Credentials,
-                                clientIP: String, shared: SharedLimits) -> PhaseResult {
+    private func applyLoginGate(_ ex: Exchange, _ outcome: SharedRateOutcome, shared: SharedLimits) -> PhaseOutcome {
         switch outcome {
         case .decided(.rejected(let seconds, _)):
             ex.authOutcome = "throttled"
-            return .reject(ClientConnection.loginThrottled(seconds), .rejected)
+            return .answer(Authentication.throttled(seconds), .rejected)
         case .decided:
-            return checkPassword(ex, credentials, clientIP: clientIP, throttle: false)
+            return checkPassword(ex, throttle: false)
         case .unavailable:
-            return loginFallback(ex, credentials, clientIP: clientIP, shared: shared)
+            return loginFallback(ex, shared: shared)
         }
     }
 
-    private func loginFallback(_ ex: Exchange, _ credentials: Credentials, clientIP: String,
-                               shared: SharedLimits) -> PhaseResult {
+    private func loginFallback(_ ex: Exchange, shared: SharedLimits) -> PhaseOutcome {
         switch shared.policy {
         case .local:
-            return checkPassword(ex, credentials, clientIP: clientIP, throttle: true)
+            return checkPassword(ex, throttle: true)
         case .open:
-            return checkPassword(ex, credentials, clientIP: clientIP, throttle: false)
+            return checkPassword(ex, throttle: false)
         case .closed:
             ex.authOutcome = "unavailable"
-            return .reject(ClientConnection.sharedLimitsUnavailable, .rejected)
+            return .answer(ClientConnection.sharedLimitsUnavailable, .rejected)
         }
+    }
+
+    /// The password is checked next (`Authentication`), with the local failed-login throttle or without it.
+    private func checkPassword(_ ex: Exchange, throttle: Bool) -> PhaseOutcome {
+        ex.login?.throttle = throttle
+        return .next
     }
 
     /// Counts a failed login fleet-wide (the local throttle has counted it too); logs the failure that throttles.

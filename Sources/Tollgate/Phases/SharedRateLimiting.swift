@@ -2,8 +2,8 @@ import TollgateHTTP
 import TollgateIO
 
 /// The rate-limit phase with Redis: the same decisions, headers, exemptions and dry run as the local limiter, but
-/// one bucket per client across the fleet. The decision is asynchronous: the exchange waits without blocking (and
-/// without reading from the client) until Redis answers, then resumes on the loop; the client may have gone.
+/// one bucket per client across the fleet. The decision is asynchronous: the exchange waits without blocking (the
+/// runner holds its head meanwhile) until Redis answers, then resumes on the loop; the client may have gone.
 /// While Redis is unavailable the `redis-fallback` policy decides. Health paths never wait for Redis: they are
 /// limited by the local limiter.
 extension ClientConnection {
@@ -15,11 +15,11 @@ extension ClientConnection {
     }
 
     /// The shared decision for `client` (exemptions first, locally); `.wait` until Redis answers.
-    func sharedRateLimit(_ ex: Exchange, head: RequestHead, client: SocketAddress.Host, limiter: RateLimiter,
-                         shared: SharedLimits, sharedRate: SharedRateLimiter) -> PhaseResult {
+    func sharedRateLimit(_ ex: Exchange, client: SocketAddress.Host, limiter: RateLimiter, shared: SharedLimits,
+                         sharedRate: SharedRateLimiter) -> PhaseOutcome {
         guard let key = limiter.key(for: client) else {
             ex.rateLimitOutcome = "exempt"
-            return .proceed
+            return .next
         }
         if shared.isDown { return rateFallback(ex, client: client, shared: shared, error: shared.downError, counted: false) }
         // The "denied until" cache answers inside `check`; Redis answers later, on this loop.
@@ -34,7 +34,6 @@ extension ClientConnection {
         }
         returned = true
         if let immediate { return applySharedRate(ex, immediate, source: "cache", client: client, shared: shared) }
-        ex.awaitingRate = head
         return .wait
     }
 
@@ -45,25 +44,18 @@ extension ClientConnection {
         case .decided: shared.answered(.rate)
         case .unavailable(let error): shared.unavailable(.rate, error)
         }
-        guard phase == .exchange, exchange === ex, let head = ex.awaitingRate else { return }
-        ex.awaitingRate = nil
-        switch applySharedRate(ex, outcome, source: "redis", client: client, shared: shared) {
-        case .proceed: passedRateLimit(ex, head: head)
-        case .wait: break
-        case .reject(let error, let reason): respond(ex, error, reason: reason)
+        ex.phases.resume(ex, on: self) {
+            applySharedRate(ex, outcome, source: "redis", client: client, shared: shared)
         }
-        guard phase != .closed else { return }
-        // Reading went on during the wait until the socket was drained, unless the buffer filled up (or OpenSSL
-        // still holds bytes epoll cannot see): only then is a read due now; otherwise epoll says when.
-        if inEnd == input.count || transport.bufferedPlaintext > 0 { readAvailable() } else { updateInterest() }
     }
 
     private func applySharedRate(_ ex: Exchange, _ outcome: SharedRateOutcome, source: String, client: SocketAddress.Host,
-                                 shared: SharedLimits) -> PhaseResult {
+                                 shared: SharedLimits) -> PhaseOutcome {
         switch outcome {
         case .decided(let decision):
             // The headers of the fleet-wide policy: the same rate and burst as the local limiter's.
-            return applyRateDecision(ex, decision, source: source, headers: worker.rateLimiter?.headers(for: decision) ?? [])
+            return RateLimiting.apply(ex, decision, source: source, dryRun: worker.rateLimiter?.isDryRun == true,
+                                      headers: worker.rateLimiter?.headers(for: decision) ?? [])
         case .unavailable(let error):
             return rateFallback(ex, client: client, shared: shared, error: error, counted: false)
         }
@@ -71,19 +63,20 @@ extension ClientConnection {
 
     /// Redis cannot decide: `local` limits at rate/N, `open` admits, `closed` refuses with 503.
     private func rateFallback(_ ex: Exchange, client: SocketAddress.Host, shared: SharedLimits, error: RedisError,
-                              counted: Bool) -> PhaseResult {
+                              counted: Bool) -> PhaseOutcome {
         if !counted { shared.unavailable(.rate, error, counted: false) }
         switch shared.policy {
         case .local:
-            guard let local = shared.fallbackRate else { return .proceed }
+            guard let local = shared.fallbackRate else { return .next }
             let decision = local.check(client, nowMillis: worker.loop.now / 1_000_000)
-            return applyRateDecision(ex, decision, source: "local", headers: local.headers(for: decision))
+            return RateLimiting.apply(ex, decision, source: "local", dryRun: worker.rateLimiter?.isDryRun == true,
+                                      headers: local.headers(for: decision))
         case .open:
             ex.rateLimitOutcome = "pass:open"
-            return .proceed
+            return .next
         case .closed:
             ex.rateLimitOutcome = "unavailable:closed"
-            return .reject(ClientConnection.sharedLimitsUnavailable, .rejected)
+            return .answer(ClientConnection.sharedLimitsUnavailable, .rejected)
         }
     }
 

@@ -1,7 +1,7 @@
 import TollgateHTTP
 
-/// Responses Tollgate writes itself (errors, health, metrics, preflights, redirects): one writer, so each gets the
-/// same framing, request id, HSTS, CORS and connection handling.
+/// Responses Tollgate writes itself (errors, health, metrics, preflights, redirects, model lists): one writer, so
+/// each gets the same framing, request id, HSTS, CORS and connection handling.
 extension ClientConnection {
     /// Answers `ex` with `status`, `headers` and `body` (nil: no body and no Content-Length, as for 204), then
     /// finishes the exchange. The connection closes afterwards when the request body was not read, the client asked,
@@ -61,9 +61,9 @@ extension ClientConnection {
         answer(ex, status: error.status, headers: error.headers, body: error.body(for: ex.family), reason: reason)
     }
 
-    /// A small answer of Tollgate's own (health, readiness, metrics).
-    func respondJSON(_ ex: Exchange, status: Int, body: String, contentType: String = "application/json") {
-        answer(ex, status: status, headers: [("Cache-Control", "no-store")], body: body, contentType: contentType,
-               reason: .completed)
+    /// Whether responses to `ex` allow credentials: for origins named in the config, never for the "*" wildcard.
+    func corsCredentials(_ ex: Exchange) -> Bool {
+        guard let origin = ex.corsOrigin else { return false }
+        return worker.config.corsOrigins.contains(origin)
     }
 }

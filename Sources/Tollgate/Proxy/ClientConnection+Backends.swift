@@ -5,7 +5,7 @@ import TollgateIO
 /// in its body), kept until the first response byte, and sent again to another backend when one fails before
 /// answering. Only used when `Worker.backends` is set; the single-upstream path never comes here.
 extension ClientConnection {
-    /// Chooses a backend. The body was read in full before (`admitted`), except for blob uploads (gigabytes) and
+    /// Chooses a backend. The body was read in full before (`BodyReading`), except for blob uploads (gigabytes) and
     /// any body with a single backend (a `max=` alone: nothing to choose, nowhere to fail over to), which stream as
     /// on the single-upstream path.
     func proxyToBackends(_ ex: Exchange) {
@@ -63,17 +63,17 @@ extension ClientConnection {
     }
 
     private func backendGranted(_ ex: Exchange, _ lease: BackendLease) {
-        guard phase == .exchange, exchange === ex, ex.backendTicket != nil else {
+        guard owns(ex), ex.backendTicket != nil else {
             worker.backends?.release(lease)
             return
         }
         ex.backendTicket = nil
         dispatch(ex, lease, pooled: true)
-        if phase != .closed { readAvailable() }
+        if state != .closed { readAvailable() }
     }
 
     private func backendExpired(_ ex: Exchange) {
-        guard phase == .exchange, exchange === ex, ex.backendTicket != nil else { return }
+        guard owns(ex), ex.backendTicket != nil else { return }
         ex.backendTicket = nil
         let seconds = worker.config.concurrency?.retryAfterSeconds ?? 5
         respond(ex, ErrorResponse(status: 429, message: "every backend for this request stayed busy for the whole wait; retry in \(seconds) s",
@@ -82,7 +82,7 @@ extension ClientConnection {
 
     /// An ejection or a catalog change left the waiting request no backend: answered as if it arrived now.
     private func backendUnservable(_ ex: Exchange, _ choice: BackendChoice) {
-        guard phase == .exchange, exchange === ex, ex.backendTicket != nil else { return }
+        guard owns(ex), ex.backendTicket != nil else { return }
         ex.backendTicket = nil
         refuse(ex, choice)
     }

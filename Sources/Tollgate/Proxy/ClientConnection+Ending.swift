@@ -46,6 +46,28 @@ extension ClientConnection {
         }
     }
 
+    /// Gives back what the exchange holds: its share of the body budget, its backend lease or place in that queue,
+    /// its slot or place in the wait queue. Called once whenever an exchange ends.
+    func releaseAdmission(_ ex: Exchange) {
+        if ex.bufferCharge > 0 {
+            worker.bodyBudget.release(ex.bufferCharge, owner: bufferOwner(ex))
+            ex.bufferCharge = 0
+        }
+        if worker.backends != nil { releaseBackend(ex) }
+        guard let limiter = worker.concurrency else { return }
+        if let slots = worker.shared?.slots { releaseSharedSlot(ex, slots) }
+        if let slot = ex.slot {
+            ex.slot = nil
+            limiter.release(slot)
+        }
+        if let ticket = ex.ticket {
+            ex.ticket = nil
+            // False: the slot was granted meanwhile; its grant finds the exchange gone when it resumes, and gives
+            // the slot back.
+            _ = limiter.cancel(ticket: ticket)
+        }
+    }
+
     /// Answers a request Tollgate refuses before any exchange exists (bad framing) and closes.
     func refuse(_ error: ErrorResponse) {
         var error = error
@@ -64,13 +86,13 @@ extension ClientConnection {
 
     /// Stops keep-alive for the drain: idle connections close now, busy ones after their response.
     func drain() {
-        guard phase != .closed else { return }
+        guard state != .closed else { return }
         if let ex = exchange {
             ex.clientKeepAlive = false
             return
         }
-        let idle = phase == .handshake || phase == .proxyHeader ||
-            (phase == .waitingHead && inStart == inEnd && outStart == out.count && !closeAfterFlush)
+        let idle = state == .handshake || state == .proxyHeader ||
+            (state == .waitingHead && inStart == inEnd && outStart == out.count && !closeAfterFlush)
         if idle { close(.draining) }
         // Otherwise a head is arriving (it is served with Connection: close) or a last response is being written.
     }
@@ -85,7 +107,7 @@ extension ClientConnection {
             close(.completed)
             return
         }
-        phase = .lingering
+        state = .lingering
         transport.shutdownWrite()
         timer = .linger
         timerDeadline = worker.loop.now &+ 2_000_000_000
@@ -110,8 +132,8 @@ extension ClientConnection {
     /// Releases everything: the upstream of an exchange in flight (which cancels generation), the TLS session and
     /// the socket. Idempotent.
     func close(_ reason: CloseReason) {
-        guard phase != .closed else { return }
-        phase = .closed
+        guard state != .closed else { return }
+        state = .closed
         if let ex = exchange {
             if let up = ex.upstream {
                 ex.upstream = nil

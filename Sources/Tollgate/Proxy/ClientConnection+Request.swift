@@ -3,8 +3,8 @@ import TollgateIO
 
 extension ClientConnection {
     /// A complete head is in `worker.scratchHead`: write the upstream head at once (the scratch head is reused by
-    /// the next parse, and an exchange may wait for a password check or a slot), then run the phases in nginx's
-    /// order: read head → rate limit → authenticate → route policy → proxy → log.
+    /// the next parse, and an exchange may wait for a password check or a slot), then run the worker's phases
+    /// (`ConnectionPhases`: rate limit → authenticate → route policy → ...), which end in `proxy` or an answer.
     func startExchange() {
         let head = worker.scratchHead
         // One request-target, one path: every decision below is made on the path Ollama will route on, and the
@@ -34,7 +34,7 @@ extension ClientConnection {
         }
         let ex = Exchange(requestID: worker.nextRequestID(), head: head, buffer: input, decodedPath: decodedPath,
                           family: family, route: route, bodyLimit: route.bodyLimit(worker.config.bodyLimits),
-                          start: worker.loop.now)
+                          start: worker.loop.now, phases: worker.phases)
         if worker.draining { ex.clientKeepAlive = false }
         if !worker.config.trustedProxies.isEmpty {
             let client = clientHost(head)
@@ -46,7 +46,7 @@ extension ClientConnection {
                               clientAddress: clientText, scheme: scheme, requestID: ex.requestID,
                               into: &ex.upstreamHead)
         exchange = ex
-        phase = .exchange
+        state = .exchange
         requestsServed += 1
         timer = .none
         timerDeadline = 0
@@ -55,91 +55,17 @@ extension ClientConnection {
         inStart += head.headLength
         scanned = inStart
 
-        switch kind {
-        case .redirect:
-            redirect(ex, head: head)
-            return
-        case .metrics:
-            serveMetrics(ex)
-            return
-        case .tls, .plain:
-            break
-        }
-        switch rateLimit(ex, head: head) {
-        case .proceed: break
-        case .wait: updateInterest(); return
-        case .reject(let error, let reason): respond(ex, error, reason: reason); return
-        }
-        passedRateLimit(ex, head: head)
+        ex.phases.run(ex, head: head, on: self)
     }
 
-    /// The rate limit let the request through: preflight and health answers, CORS, then authentication.
-    func passedRateLimit(_ ex: Exchange, head: RequestHead) {
-        if answerPreflight(ex, head: head) || answerHealth(ex) { return }
-        ex.corsOrigin = allowedOrigin(head)
-        let isPublic = worker.config.publicPaths.contains(ex.path)
-        if isPublic { ex.authOutcome = "public" }
-        let authentication = isPublic ? .proceed : authenticate(ex, head: head)
-        switch authentication {
-        case .proceed: admitted(ex)
-        case .wait: updateInterest()
-        case .reject(let error, let reason): respond(ex, error, reason: reason)
-        }
-    }
-
-    /// Authentication passed (or is off): the route policy, the user's rate, then the body read whole where a
-    /// decision needs it (before any slot or backend is taken), then a slot and the upstream.
-    func admitted(_ ex: Exchange) {
-        if let rejection = RoutePolicy.check(exchange: ex, config: worker.config) {
-            respond(ex, rejection, reason: .rejected)
-            return
-        }
-        if let limiter = worker.userRateLimiter, let user = ex.user {
-            let decision = limiter.check(user: user, nowMillis: worker.loop.now / 1_000_000)
-            if case .rejected(let retryAfter, _) = decision {
-                respond(ex, ErrorResponse(status: 429, message: "request rate of user \(user) exceeded: retry in \(retryAfter) s",
-                                          headers: limiter.headers(for: decision)), reason: .rateLimited)
-                return
-            }
-        }
-        // GET /v1/models/{model}: Ollama's cloud passthrough reads the model from the path.
-        if ex.path.hasPrefix("/v1/models/"), let refusal = cloudRefusal(String(ex.path.dropFirst(11)), ex) {
-            respond(ex, refusal, reason: .rejected)
-            return
-        }
-        if ex.bodyNamesModel && !ex.requestDone && ex.contentEncoded {
-            // Ollama decompresses some encoded bodies before it reads their model; Tollgate reads the model of
-            // every such body, so it takes them only as sent (HAProxy and nginx do not decode request bodies
-            // either).
-            respond(ex, ErrorResponse(status: 415, message: "request bodies with a Content-Encoding are not accepted on this route; send the body uncompressed"),
-                    reason: .rejected)
-            return
-        }
-        if !ex.requestDone && readsBodyWhole(ex) {
-            startBuffering(ex)
-            return
-        }
-        bodyRead(ex)
-    }
-
-    /// Inference bodies are read whole before a slot is taken, as nginx buffers request bodies by default: their
-    /// model decides whether they may run at all, and a client trickling its body must not hold the GPU. With
-    /// several backends every body but a blob upload is, so that it can be sent again to another backend.
-    private func readsBodyWhole(_ ex: Exchange) -> Bool {
-        if ex.bodyNamesModel { return true }
-        return worker.backends != nil && ex.route != .blobs && worker.config.upstreams.count > 1
-    }
-
-    private func isShow(_ ex: Exchange) -> Bool { ex.method == .post && ex.path == "/api/show" }
-
-    /// Starts reading the body into `stagedBody`, under the between-reads timeout and a total deadline.
-    private func startBuffering(_ ex: Exchange) {
+    /// Starts reading the body into `stagedBody`, under the between-reads timeout and a total deadline (the
+    /// `BodyReading` phase): `.next` when the body was here already, `.wait` until `bufferBody` has it all.
+    func startBuffering(_ ex: Exchange) -> PhaseOutcome {
         // The declared length, or for a chunked body at least one byte, must fit before `100 Continue` invites it.
         let declared: Int
         if case .length(let n) = ex.body { declared = n } else { declared = 1 }
         if !worker.bodyBudget.fits(declared, owner: bufferOwner(ex), total: worker.bodyBufferBudget) {
-            respond(ex, bufferFull(), reason: .rejected)
-            return
+            return .answer(bufferFull(), .rejected)
         }
         ex.buffering = true
         if ex.expectContinue && inStart == inEnd {
@@ -147,9 +73,10 @@ extension ClientConnection {
         }
         ex.bodyDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.clientBodyTotal)
         armBodyTimer(ex)
-        bufferBody(ex)
-        guard phase != .closed, exchange === ex else { return }
+        let outcome = bufferBody(ex)
+        guard case .wait = outcome else { return outcome }
         if outStart < out.count { flush() } else { updateInterest() }
+        return .wait
     }
 
     /// Whose share of the body budget a body counts against: its user, or with authentication off its client.
@@ -171,124 +98,38 @@ extension ClientConnection {
         timerDeadline = ex.bodyDeadline != 0 && ex.bodyDeadline < idle ? ex.bodyDeadline : idle
     }
 
-    /// Moves what has arrived of the body into the staged copy; once complete, goes on with `bodyRead`.
-    func bufferBody(_ ex: Exchange) {
-        guard inStart < inEnd || ex.requestDone else { return }
+    /// Moves what has arrived of the body into the staged copy: `.next` once it is complete, `.wait` while more is
+    /// to come, or the refusal.
+    private func bufferBody(_ ex: Exchange) -> PhaseOutcome {
+        guard inStart < inEnd || ex.requestDone else { return .wait }
         if case .failed(let error, let reason) = moveBody(ex, sink: &ex.stagedBody) {
             ex.buffering = false
-            failRequest(ex, error, reason: reason)
-            return
+            return .answer(error, reason)
         }
         // Every staged byte counts against the worker's budget, so many slow bodies cannot exhaust memory.
         let added = ex.stagedBody.count - ex.bufferCharge
         if added > 0 {
             guard worker.bodyBudget.charge(added, owner: bufferOwner(ex), total: worker.bodyBufferBudget) else {
                 ex.buffering = false
-                failRequest(ex, bufferFull(), reason: .rejected)
-                return
+                return .answer(bufferFull(), .rejected)
             }
             ex.bufferCharge += added
         }
         guard ex.requestDone else {
             armBodyTimer(ex)
-            return
+            return .wait
         }
         ex.buffering = false
         ex.wholeBody = true
         timer = .none
         timerDeadline = 0
-        bodyRead(ex)
+        return .next
     }
 
-    /// The body is complete (or streams: blob uploads and everything else on a single upstream): the model gate on
-    /// what was read, then a slot and the upstream.
-    private func bodyRead(_ ex: Exchange) {
-        if ex.bodyNamesModel {
-            if let refusal = modelGate(ex) {
-                respond(ex, refusal, reason: .rejected)
-                return
-            }
-        }
-        if ex.wholeBody && ex.isChunked {
-            // Staged raw: framed again as one chunk, since the upstream head says chunked.
-            var framed: [UInt8] = []
-            framed.reserveCapacity(ex.stagedBody.count + 16)
-            if !ex.stagedBody.isEmpty {
-                HTTPWriter.appendChunkHeader(size: ex.stagedBody.count, to: &framed)
-                framed.append(contentsOf: ex.stagedBody)
-                framed.append(contentsOf: HTTPWriter.crlf)
-            }
-            framed.append(contentsOf: HTTPWriter.lastChunk)
-            ex.stagedBody = framed
-        }
-        proceedToSlot(ex)
-    }
-
-    /// Every reading Ollama makes of the model in a complete body must pass: the allow-list, and cloud models
-    /// (forwarded by Ollama to ollama.com on the owner's account) only for whom `cloud-models` allows. Returns the
-    /// refusal, or nil with `ex.model` set to the model the handler will act on.
-    private func modelGate(_ ex: Exchange) -> ErrorResponse? {
-        let config = worker.config
-        let gateNeeded = ex.route == .inference && !config.modelAllowlist.isEmpty
-        guard !ex.stagedBody.isEmpty else {
-            // No body: nothing for Ollama to act on (it answers 400 itself), unless the allow-list needs a model.
-            return gateNeeded ? ErrorResponse(status: 400, message: "the body names no \"model\" (this server checks the model of every inference request)") : nil
-        }
-        let reading: BodyModel
-        switch BodyModel.read(ex.stagedBody) {
-        case .success(let r): reading = r
-        case .failure(let invalid):
-            return ErrorResponse(status: 400, message: "\(invalid.reason) (this server reads the model of every inference request as Ollama does)")
-        }
-        if reading.handler == .notString || reading.exactKey == .notString {
-            return ErrorResponse(status: 400, message: "\"model\" must be a string")
-        }
-        if case .string(let name) = reading.handler { ex.model = name }
-        var names = reading.names
-        // /api/show also accepts the deprecated "name" for its model; it is read as Ollama reads it below.
-        if isShow(ex), case .success(let alt) = BodyModel.read(ex.stagedBody, key: "name"), case .string(let n) = alt.handler {
-            if ex.model == nil || ex.model == "" { ex.model = n }
-            if !names.contains(n) { names.append(n) }
-        }
-        if gateNeeded {
-            guard !names.isEmpty else {
-                return ErrorResponse(status: 400, message: "the body names no \"model\" (this server checks the model of every inference request)")
-            }
-            for name in names where !config.modelAllowlist.contains(name) {
-                return ErrorResponse(status: 403, message: "model \"\(name)\" is not available on this server")
-            }
-        }
-        for name in names {
-            if let refusal = cloudRefusal(name, ex) { return refusal }
-        }
-        return nil
-    }
-
-    /// 403 when `name` is a cloud model and `cloud-models` does not allow it to this exchange's user.
-    private func cloudRefusal(_ name: String, _ ex: Exchange) -> ErrorResponse? {
-        guard CloudModel.isCloud(name) else { return nil }
-        let config = worker.config
-        let isAdmin = ex.user.map { config.admins.contains($0) } ?? false
-        switch config.cloudModels {
-        case .all: return nil
-        case .admins where isAdmin || config.users == nil: return nil
-        default:
-            return ErrorResponse(status: 403, message: "model \"\(name)\" runs on ollama.com on this server's account, which this server does not allow\(config.cloudModels == .admins ? " for non-administrators" : "")")
-        }
-    }
-
-    /// An inference slot (or none needed), then the upstream.
-    func proceedToSlot(_ ex: Exchange) {
-        switch acquireSlot(ex) {
-        case .proceed: proxy(ex)
-        case .wait: updateInterest()
-        case .reject(let error, let reason): respond(ex, error, reason: reason)
-        }
-    }
-
-    /// Connects (or reuses a pooled connection) and queues the prepared head and whatever body is here already.
-    /// With several backends, `proxyToBackends` chooses one first.
+    /// Every phase let `ex` through: connects (or reuses a pooled connection) and queues the prepared head and
+    /// whatever body is here already. With several backends, `proxyToBackends` chooses one first.
     func proxy(_ ex: Exchange) {
+        if ex.wholeBody && ex.isChunked { frameStagedBody(ex) }
         if worker.backends != nil {
             proxyToBackends(ex)
             return
@@ -337,14 +178,31 @@ extension ClientConnection {
         if outStart < out.count { flush() } else { updateInterest() }
     }
 
-    /// Moves buffered body bytes to the upstream, then flushes it.
+    /// A body read whole was staged raw: framed again as one chunk, since the upstream head says chunked.
+    private func frameStagedBody(_ ex: Exchange) {
+        var framed: [UInt8] = []
+        framed.reserveCapacity(ex.stagedBody.count + 16)
+        if !ex.stagedBody.isEmpty {
+            HTTPWriter.appendChunkHeader(size: ex.stagedBody.count, to: &framed)
+            framed.append(contentsOf: ex.stagedBody)
+            framed.append(contentsOf: HTTPWriter.crlf)
+        }
+        framed.append(contentsOf: HTTPWriter.lastChunk)
+        ex.stagedBody = framed
+    }
+
+    /// Moves buffered body bytes to the upstream, then flushes it; or, while the body is read whole, into the
+    /// staged copy (its `BodyReading` phase goes on once it is complete).
     func pumpRequestBody(_ ex: Exchange) {
         guard let up = ex.upstream else {
-            if ex.buffering { bufferBody(ex) }
+            guard ex.buffering else { return }
+            let outcome = bufferBody(ex)
+            if case .wait = outcome { return }
+            ex.phases.resume(ex, on: self) { outcome }
             return
         }
         moveBody(ex, into: up)
-        guard phase == .exchange, exchange === ex else { return }
+        guard owns(ex) else { return }
         timerDeadline = ex.requestDone ? 0 : worker.loop.now &+ worker.seconds(worker.config.timeouts.clientBodyIdle)
         if ex.requestDone { timer = .none }
         if !up.isConnecting && !up.flush() {
@@ -431,14 +289,14 @@ extension ClientConnection {
         }
     }
 
-    /// The redirect listener's only answer: 301 to the same host and path over https.
-    private func redirect(_ ex: Exchange, head: RequestHead) {
-        var host = head.host.map { String(decoding: input[$0], as: UTF8.self) } ?? "localhost"
-        if let colon = host.lastIndex(of: ":"), !host.hasSuffix("]") { host = String(host[..<colon]) }
-        let port = worker.redirectPort
-        let location = "https://\(host)\(port == 443 ? "" : ":\(port)")\(String(decoding: input[head.path.lowerBound..<head.target.upperBound], as: UTF8.self))"
-        answer(ex, status: 301, headers: [("Location", location)], body: "", contentType: "text/plain", close: true,
-               reason: .completed)
+    /// Who the client is: the TCP peer, or the right-most untrusted X-Forwarded-For entry when the peer is a
+    /// trusted proxy.
+    func clientHost(_ head: RequestHead) -> SocketAddress.Host {
+        let trusted = worker.config.trustedProxies
+        guard !trusted.isEmpty else { return peerHost }
+        var forwarded: [ArraySlice<UInt8>] = []
+        for field in head.headers where field.kind == .xForwardedFor { forwarded.append(input[field.value]) }
+        return ClientIdentity.resolve(peer: peerHost, forwardedFor: forwarded, trustedProxies: trusted)
     }
 
     /// Ends the exchange: logs it, then either waits for the next request (keep-alive, pipelining) or closes
@@ -450,18 +308,18 @@ extension ClientConnection {
         exchange = nil
         let keep = ex.clientKeepAlive && ex.requestDone && !ex.closeAfter && !worker.draining
         if keep {
-            phase = .waitingHead
+            state = .waitingHead
             timer = .keepAlive
             timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.keepAliveIdle)
             if inStart == inEnd { worker.recycleInput(&input) }
             if inStart < inEnd {
                 // A pipelined request is already here.
                 worker.loop.deferUntilIterationEnd { [self] in
-                    if phase == .waitingHead && exchange == nil { processInput(); readAvailable() }
+                    if state == .waitingHead && exchange == nil { processInput(); readAvailable() }
                 }
             }
         } else {
-            phase = .waitingHead
+            state = .waitingHead
             closeAfterFlush = true
             // Linger only when the client may still be sending (an unread body or pipelined bytes), as nginx does.
             lingerNeeded = !ex.requestDone || inStart < inEnd

@@ -44,7 +44,7 @@ extension ClientConnection {
                 consumeUpstream(ex, up)
                 // A short read emptied the socket; epoll says when more comes (no read just for EAGAIN).
                 if n < up.lastReadRequested {
-                    if phase != .closed { flush() }
+                    if state != .closed { flush() }
                     return
                 }
             case .wouldBlock:
@@ -58,7 +58,7 @@ extension ClientConnection {
                 return
             }
         }
-        if phase != .closed { flush() }
+        if state != .closed { flush() }
     }
 
     /// Parses the response head if needed, then moves body bytes from the upstream buffer to the client's.
@@ -255,7 +255,7 @@ extension ClientConnection {
         releaseAdmission(ex)
         logExchange(ex, reason: reason, status: ex.status)
         exchange = nil
-        phase = .waitingHead
+        state = .waitingHead
         closeAfterFlush = true
         lingerNeeded = !ex.requestDone
         inStart = inEnd

@@ -10,7 +10,9 @@ import TollgateIO
 final class ClientConnection: EventHandler {
     /// What the listener that accepted this connection does.
     enum Kind { case tls, plain, redirect, metrics }
-    enum Phase { case proxyHeader, handshake, waitingHead, exchange, lingering, closed }
+    /// Where the connection is: before its first request (PROXY header, TLS handshake), between requests, in an
+    /// exchange, lingering after its last response, or closed.
+    enum ConnectionState { case proxyHeader, handshake, waitingHead, exchange, lingering, closed }
     enum Timer { case none, head, keepAlive, body, linger }
 
     let worker: Worker
@@ -19,11 +21,11 @@ final class ClientConnection: EventHandler {
     private(set) var peerText: [UInt8]
     private(set) var peerString: String
     private(set) var peerHost: SocketAddress.Host
-    /// The last login verified on this connection (see `authenticate`).
+    /// The last login verified on this connection (see `CredentialHeaders`, `Authentication`).
     var verifiedLogin: VerifiedLogin?
     /// PROXY protocol header bytes taken so far.
     var proxyHeader: [UInt8] = []
-    var phase: Phase
+    var state: ConnectionState
     var exchange: Exchange?
 
     var input: [UInt8] = []
@@ -61,7 +63,7 @@ final class ClientConnection: EventHandler {
         self.peerText = Array(peerString.utf8)
         self.flow = ClientFlow(outputBound: worker.config.backpressureBytes)
         let expectsProxyHeader = worker.config.proxyProtocol && (kind == .tls || kind == .plain)
-        self.phase = expectsProxyHeader ? .proxyHeader : kind == .tls ? .handshake : .waitingHead
+        self.state = expectsProxyHeader ? .proxyHeader : kind == .tls ? .handshake : .waitingHead
         timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.requestHead)
         worker.clientConnections += 1
         worker.count { $0.openConnections += 1 }
@@ -69,7 +71,7 @@ final class ClientConnection: EventHandler {
         if expectsProxyHeader, !worker.config.proxyProtocolFrom.contains(where: { $0.contains(peer.host) }) {
             // A peer that may not send the header is closed at accept, not when (or if) it first writes.
             worker.loop.deferUntilIterationEnd { [self] in
-                if phase == .proxyHeader { readProxyHeader() }
+                if state == .proxyHeader { readProxyHeader() }
             }
         }
     }
@@ -102,7 +104,7 @@ final class ClientConnection: EventHandler {
     }
 
     func ready(_ events: ReadyEvents) {
-        switch phase {
+        switch state {
         case .closed:
             return
         case .proxyHeader:
@@ -114,7 +116,7 @@ final class ClientConnection: EventHandler {
         case .waitingHead, .exchange:
             turnStarts = 0
             if events.contains(.writable) { flush() }
-            guard phase != .closed else { return }
+            guard state != .closed else { return }
             if events.contains(.readable) {
                 readAvailable()
             } else if events.contains(.peerClosed) || events.contains(.error) {
@@ -147,7 +149,7 @@ final class ClientConnection: EventHandler {
         guard case .tls(_, let session) = transport else { return }
         switch session.handshake() {
         case .bytes:
-            phase = .waitingHead
+            state = .waitingHead
             handshakeWantsWrite = false
             worker.count { $0.handshakes += 1 }
             updateInterest()
@@ -166,7 +168,7 @@ final class ClientConnection: EventHandler {
 
     /// Whether the connection wants client bytes now.
     var wantsRead: Bool {
-        switch phase {
+        switch state {
         case .proxyHeader, .handshake, .lingering: return true
         case .closed: return false
         case .waitingHead:
@@ -175,10 +177,10 @@ final class ClientConnection: EventHandler {
             return !closeAfterFlush && flow.mayRead(queued: pendingOutput)
         case .exchange:
             guard let ex = exchange else { return false }
-            // The head's ranges point into `input` while the shared rate limit decides: keep reading (a disconnect
-            // is seen at once, and no epoll_ctl churn per request) only into the room after the buffered bytes, so
-            // nothing is moved or overwritten.
-            if ex.awaitingRate != nil { return inEnd < input.count }
+            // The head's ranges point into `input` while a phase that reads it waits to run (the shared rate limit
+            // decides first): keep reading (a disconnect is seen at once, and no epoll_ctl churn per request) only
+            // into the room after the buffered bytes, so nothing is moved or overwritten.
+            if ex.progress.heldHead != nil { return inEnd < input.count }
             let hasRoom = input.isEmpty || inEnd < input.count || inStart > 0
             guard !ex.requestDone, let up = ex.upstream else {
                 // Keep watching the client while its response is produced or its password checked (no epoll_ctl
@@ -190,9 +192,9 @@ final class ClientConnection: EventHandler {
     }
 
     func readAvailable() {
-        while phase == .waitingHead || phase == .exchange {
+        while state == .waitingHead || state == .exchange {
             guard wantsRead else { break }
-            let holdsHead = exchange?.awaitingRate != nil
+            let holdsHead = exchange?.progress.heldHead != nil
             if inStart == inEnd && !holdsHead {
                 inStart = 0
                 inEnd = 0
@@ -211,13 +213,13 @@ final class ClientConnection: EventHandler {
                 processInput()
                 // This turn's requests are done; the socket is read again on the next one.
                 if turnYielded {
-                    if phase != .closed { updateInterest() }
+                    if state != .closed { updateInterest() }
                     return
                 }
                 // A short read emptied the socket: epoll (level-triggered) says when more arrives, so skip the read
                 // that would only return EAGAIN. Bytes OpenSSL still holds are read now (epoll cannot see them).
                 if n < room && transport.bufferedPlaintext == 0 {
-                    if phase != .closed { updateInterest() }
+                    if state != .closed { updateInterest() }
                     return
                 }
             case .wouldBlock:
@@ -253,7 +255,7 @@ final class ClientConnection: EventHandler {
 
     /// Acts on buffered client bytes: parses heads and starts exchanges, or feeds a request body upstream.
     func processInput() {
-        while phase == .waitingHead || phase == .exchange {
+        while state == .waitingHead || state == .exchange {
             if let ex = exchange {
                 if !ex.requestDone && inStart < inEnd { pumpRequestBody(ex) }
                 return
@@ -318,9 +320,9 @@ final class ClientConnection: EventHandler {
     private func nextTurn() {
         turnYielded = false
         turnStarts = 0
-        guard phase == .waitingHead || phase == .exchange else { return }
+        guard state == .waitingHead || state == .exchange else { return }
         processInput()
-        if phase != .closed && !turnYielded { readAvailable() }
+        if state != .closed && !turnYielded { readAvailable() }
     }
 
     /// A head can only complete (or newly fail) when a line ends or a size limit is reached: skip the parse
@@ -370,7 +372,7 @@ final class ClientConnection: EventHandler {
             // The client read everything: the pipelined requests that waited go on (after this event, like any
             // other deferred work).
             worker.loop.deferUntilIterationEnd { [self] in
-                if phase == .waitingHead && exchange == nil { processInput(); readAvailable() }
+                if state == .waitingHead && exchange == nil { processInput(); readAvailable() }
             }
         }
         updateInterest()
@@ -379,7 +381,7 @@ final class ClientConnection: EventHandler {
     var pendingOutput: Int { out.count - outStart }
 
     func updateInterest() {
-        guard phase != .closed, phase != .handshake, phase != .proxyHeader else { return }
+        guard state != .closed, state != .handshake, state != .proxyHeader else { return }
         var interest: Interest = []
         if wantsRead { interest.insert(.read) }
         if outStart < out.count { interest.insert(.write) }

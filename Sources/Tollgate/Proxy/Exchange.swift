@@ -18,11 +18,19 @@ final class Exchange {
     let family: APIFamily
     let route: RouteClass
     let start: UInt64
+    /// The phases this exchange runs (the worker's when it started; a reload does not change them midway), and
+    /// where it is in them.
+    let phases: PhaseRunner<ClientConnection>
+    var progress = PhaseProgress()
     var clientKeepAlive: Bool
     /// The client's address when it differs from the TCP peer (a trusted proxy's X-Forwarded-For), else nil.
     var client: SocketAddress.Host?
     /// The keyed hash of the credential headers being checked, remembered by the connection once they verify.
     var credentialFingerprint: Int?
+    /// Credentials read from the request, until their password check takes them.
+    var login: PendingLogin?
+    /// The path is public: served without authentication.
+    var isPublic = false
     /// The authenticated user (nil while unknown or with authentication off).
     var user: String?
     /// The model Ollama's handler will act on (inference routes and `/api/show`, once the body was read whole):
@@ -40,9 +48,6 @@ final class Exchange {
     var corsOrigin: String?
     /// Over the rate limit but let through (dry run): logged as such.
     var rateLimited = false
-    /// A copy of the request head while the shared rate limit's answer is awaited (the worker's scratch head is
-    /// reused meanwhile); nil otherwise. The connection reads nothing from the client while it is set.
-    var awaitingRate: RequestHead?
     /// For the access log: "pass", "rejected", "dry-run", "exempt", "off", and with Redis the same with a source
     /// suffix (":redis", ":cache", ":local", ":open") or "unavailable:closed"; and the authentication outcome.
     var rateLimitOutcome = "off"
@@ -84,7 +89,7 @@ final class Exchange {
     var stagedBody: [UInt8] = []
     /// Bytes of `stagedBody` counted against the worker's `bufferedBodyBytes` (given back when the exchange ends).
     var bufferCharge = 0
-    /// The whole body was read into `stagedBody` (raw until `bodyRead` frames a chunked one again).
+    /// The whole body was read into `stagedBody` (raw until `proxy` frames a chunked one again).
     var wholeBody = false
     /// The request body is chunked.
     let isChunked: Bool
@@ -112,7 +117,7 @@ final class Exchange {
 
     /// `decodedPath`: the path as Ollama decodes it when that differs from the bytes sent (see `RequestTarget`).
     init(requestID: [UInt8], head: RequestHead, buffer: [UInt8], decodedPath: [UInt8]? = nil, family: APIFamily,
-         route: RouteClass, bodyLimit: Int, start: UInt64) {
+         route: RouteClass, bodyLimit: Int, start: UInt64, phases: PhaseRunner<ClientConnection>) {
         self.requestID = requestID
         self.method = head.method
         self.methodText = String(decoding: buffer[head.methodRange], as: UTF8.self)
@@ -121,6 +126,7 @@ final class Exchange {
         self.family = family
         self.route = route
         self.start = start
+        self.phases = phases
         self.clientKeepAlive = head.keepAlive
         self.bodyLimit = bodyLimit
         self.expectContinue = head.expectContinue

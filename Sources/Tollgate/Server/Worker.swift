@@ -9,8 +9,14 @@ final class Worker {
     let loop: EventLoop
     /// Swapped by a reload (on this loop's thread); a request reads it when it starts.
     var config: ServerConfig {
-        didSet { requestParser = RequestParser(limits: config.limits) }
+        didSet {
+            requestParser = RequestParser(limits: config.limits)
+            phases = ConnectionPhases.runner(config: config, worker: self)
+        }
     }
+    /// The phases of client exchanges, built from `config` and the limiters below: rebuilt whenever either
+    /// changes, so that it holds exactly the phases they switch on. An exchange keeps the runner it started with.
+    private(set) var phases = PhaseRunner<ClientConnection>([])
     var tls: TLSContext?
     private(set) var requestParser: RequestParser
     let responseParser = ResponseParser()
@@ -28,8 +34,11 @@ final class Worker {
     let concurrency: ConcurrencyLimiter?
     /// Shared per-user request rate; nil when off.
     let userRateLimiter: UserRateLimiter?
-    /// The Redis-shared limits of this worker (its own connection); nil when `redis` is unset.
-    var shared: SharedLimits?
+    /// The Redis-shared limits of this worker (its own connection); nil when `redis` is unset. Set once, by the
+    /// server before the loop runs.
+    var shared: SharedLimits? {
+        didSet { phases = ConnectionPhases.runner(config: config, worker: self) }
+    }
     /// The server's metrics (this worker updates its own cell); nil in bare tests.
     var metrics: Metrics?
     /// Process-wide gauges read at scrape time.
@@ -76,6 +85,7 @@ final class Worker {
         var a: UInt64 = 0, b: UInt64 = 0
         for i in 0..<8 { a = a << 8 | UInt64(seed[i]); b = b << 8 | UInt64(seed[8 + i]) }
         rng = (a | 1, b | 2)
+        phases = ConnectionPhases.runner(config: config, worker: self)
     }
 
     // MARK: request ids

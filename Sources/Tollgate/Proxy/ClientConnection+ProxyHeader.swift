@@ -56,7 +56,7 @@ extension ClientConnection {
         case .complete(let source, _):
             if let source { adoptClientAddress(source) }
             proxyHeader = []
-            phase = kind == .tls ? .handshake : .waitingHead
+            state = kind == .tls ? .handshake : .waitingHead
             if kind == .tls { continueHandshake() } else { readAvailable() }
         }
     }

@@ -1,0 +1,88 @@
+import TollgateHTTP
+import TollgateIO
+
+/// The first authentication phase: reads credentials from Basic, Bearer or x-api-key, refuses ambiguous or
+/// missing ones, and lets a login this connection verified recently through without a check. Otherwise it leaves
+/// the credentials for the password check (`Authentication`). Public paths skip it.
+struct CredentialHeaders: ConnectionPhase {
+    let auth: Authenticator
+    let realm: String
+
+    init?(config: ServerConfig, worker: Worker) {
+        guard let auth = worker.authenticator else { return nil }
+        self.auth = auth
+        realm = config.realm
+    }
+
+    var readsHead: Bool { true }
+
+    func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
+        guard !ex.isPublic else { return .next }
+        var authorization: ArraySlice<UInt8>?
+        var apiKey: ArraySlice<UInt8>?
+        var repeated = false
+        for field in head.headers {
+            if field.kind == .authorization {
+                repeated = repeated || authorization != nil
+                authorization = c.input[field.value]
+            }
+            if field.kind == .xApiKey {
+                repeated = repeated || apiKey != nil
+                apiKey = c.input[field.value]
+            }
+        }
+        // Ambiguous credentials are refused, before anything is checked or remembered: with two of a header, one
+        // hop reads the first and another the last, i.e. two different users (RFC 9110 §5.3 allows repeating
+        // only list-valued fields, which these are not). Authorization together with x-api-key is accepted only
+        // when both carry the same credentials; when they differ, which one counts depends on who reads them.
+        if repeated {
+            ex.authOutcome = "ambiguous"
+            return .answer(ErrorResponse(status: 400, message: "more than one Authorization or x-api-key header"),
+                           .rejected)
+        }
+        if let authorization, let apiKey, !CredentialHeaders.sameCredentials(authorization, apiKey) {
+            ex.authOutcome = "ambiguous"
+            return .answer(ErrorResponse(status: 400, message: "Authorization and x-api-key carry different credentials"),
+                           .rejected)
+        }
+        // The same credentials again on this keep-alive connection, verified recently and with the users unchanged:
+        // no decoding, no HMAC, no lock. Only a per-process keyed hash of the header is kept, never the password.
+        let fingerprint = CredentialHeaders.fingerprint(authorization, apiKey)
+        if let memo = c.verifiedLogin, memo.fingerprint == fingerprint, memo.generation == auth.usersGeneration,
+           c.worker.loop.now < memo.until {
+            ex.user = memo.user
+            ex.authOutcome = "allowed"
+            return .next
+        }
+        let credentials: Credentials
+        switch CredentialExtractor.extract(authorization: authorization, apiKey: apiKey) {
+        case .none:
+            ex.authOutcome = "missing"
+            return .answer(Authentication.unauthorized("authentication required: send Basic credentials, or user:password as a Bearer token or x-api-key", realm: realm), .rejected)
+        case .malformed(let why):
+            ex.authOutcome = "malformed"
+            return .answer(Authentication.unauthorized("invalid credentials header: \(why)", realm: realm), .rejected)
+        case .found(let found, _):
+            credentials = found
+        }
+        ex.credentialFingerprint = fingerprint
+        let clientIP = ex.client.map { SocketAddress(host: $0, port: 0).hostString } ?? c.peerString
+        ex.login = PendingLogin(credentials: credentials, clientIP: clientIP)
+        return .next
+    }
+
+    /// Whether an `Authorization` value and an `x-api-key` value name the same user with the same password.
+    static func sameCredentials(_ authorization: ArraySlice<UInt8>, _ apiKey: ArraySlice<UInt8>) -> Bool {
+        guard case .found(let a, _) = CredentialExtractor.extract(authorization: authorization, apiKey: nil),
+              case .found(let b, _) = CredentialExtractor.extract(authorization: nil, apiKey: apiKey) else { return false }
+        return a.user == b.user && Digest.constantTimeEquals(a.password, b.password)
+    }
+
+    /// A per-process randomly keyed hash (SipHash) of the credential headers as sent.
+    static func fingerprint(_ authorization: ArraySlice<UInt8>?, _ apiKey: ArraySlice<UInt8>?) -> Int {
+        var hasher = Hasher()
+        hasher.combine(authorization)
+        hasher.combine(apiKey)
+        return hasher.finalize()
+    }
+}

@@ -1,0 +1,59 @@
+import TollgateHTTP
+
+/// The model gate on a body read whole (inference routes and `/api/show`): every reading Ollama makes of the model
+/// must pass the allow-list, and cloud models (forwarded by Ollama to ollama.com on the owner's account) only for
+/// whom `cloud-models` allows. Sets `ex.model` to the model the handler will act on (for the log, the metrics and
+/// backend routing).
+struct ModelGate: ConnectionPhase {
+    let allowlist: Set<String>
+    let cloud: CloudModel.Policy
+
+    init?(config: ServerConfig, worker: Worker) {
+        allowlist = config.modelAllowlist
+        cloud = CloudModel.Policy(config)
+    }
+
+    func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
+        guard ex.bodyNamesModel else { return .next }
+        if let refusal = check(ex) { return .answer(refusal, .rejected) }
+        return .next
+    }
+
+    /// The refusal, or nil with `ex.model` set to the model the handler will act on.
+    private func check(_ ex: Exchange) -> ErrorResponse? {
+        let gateNeeded = ex.route == .inference && !allowlist.isEmpty
+        guard !ex.stagedBody.isEmpty else {
+            // No body: nothing for Ollama to act on (it answers 400 itself), unless the allow-list needs a model.
+            return gateNeeded ? ErrorResponse(status: 400, message: "the body names no \"model\" (this server checks the model of every inference request)") : nil
+        }
+        let reading: BodyModel
+        switch BodyModel.read(ex.stagedBody) {
+        case .success(let r): reading = r
+        case .failure(let invalid):
+            return ErrorResponse(status: 400, message: "\(invalid.reason) (this server reads the model of every inference request as Ollama does)")
+        }
+        if reading.handler == .notString || reading.exactKey == .notString {
+            return ErrorResponse(status: 400, message: "\"model\" must be a string")
+        }
+        if case .string(let name) = reading.handler { ex.model = name }
+        var names = reading.names
+        // /api/show also accepts the deprecated "name" for its model; it is read as Ollama reads it below.
+        if ex.method == .post && ex.path == "/api/show", case .success(let alt) = BodyModel.read(ex.stagedBody, key: "name"),
+           case .string(let n) = alt.handler {
+            if ex.model == nil || ex.model == "" { ex.model = n }
+            if !names.contains(n) { names.append(n) }
+        }
+        if gateNeeded {
+            guard !names.isEmpty else {
+                return ErrorResponse(status: 400, message: "the body names no \"model\" (this server checks the model of every inference request)")
+            }
+            for name in names where !allowlist.contains(name) {
+                return ErrorResponse(status: 403, message: "model \"\(name)\" is not available on this server")
+            }
+        }
+        for name in names {
+            if let refusal = cloud.refusal(name, user: ex.user) { return refusal }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,9 @@
+/// Credentials read from a request, waiting for their password check: set by `CredentialHeaders`, adjusted by
+/// `LoginThrottling`, taken (and so dropped) by `Authentication`.
+struct PendingLogin {
+    var credentials: Credentials
+    /// The client's address as text: the login throttle's key.
+    var clientIP: String
+    /// Whether the check applies this process's failed-login throttle (false when the fleet-wide one decided).
+    var throttle = true
+}
