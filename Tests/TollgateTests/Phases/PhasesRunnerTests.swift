@@ -254,6 +254,7 @@ import TollgateIO
     @Test func theListHoldsOnlyThePhasesTheConfigurationSwitchesOn() throws {
         let loop = try EventLoop(index: 0)
         var config = ServerConfig()
+        config.metricsListen = []
         config.healthPath = nil
         config.readyPath = nil
         config.cloudModels = .all
@@ -265,6 +266,7 @@ import TollgateIO
     @Test func aReloadRebuildsTheListAndAnExchangeKeepsItsOwn() throws {
         let loop = try EventLoop(index: 0)
         var config = ServerConfig()
+        config.metricsListen = []
         config.cloudModels = .all
         let worker = Worker(loop: loop, config: config, tls: nil, authenticator: nil,
                             rateLimiter: RateLimiter(settings: RateLimitSettings()), concurrency: nil,
