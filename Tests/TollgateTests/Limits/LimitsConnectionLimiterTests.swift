@@ -46,4 +46,47 @@ import TollgateIO
         limiter.release(moved.key)
         #expect(limiter.move(nil, to: Self.host("192.0.2.1:1")).ok)
     }
+
+    /// Loops admit and release at once from their own threads: the caps hold under that race, and everything
+    /// counted is uncounted in the end.
+    @Test func capsHoldWhileManyThreadsAdmitAndRelease() async {
+        // 8 threads try to hold 20 connections each from 4 clients: exactly the total cap (64) is admitted.
+        let limiter = ConnectionLimiter(maxTotal: 64, maxPerClient: 1_000, shardCount: 4)
+        let hosts = (0..<4).map { Self.host("192.0.2.\($0 + 1):1") }
+        let held = await withTaskGroup(of: [ClientKey?].self) { group in
+            for t in 0..<8 {
+                group.addTask {
+                    var keys: [ClientKey?] = []
+                    for i in 0..<20 {
+                        if case .admitted(let key) = limiter.admit(hosts[(t + i) % hosts.count]) { keys.append(key) }
+                    }
+                    return keys
+                }
+            }
+            return await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(held.count == 64)
+        #expect(limiter.total == 64)
+        await withTaskGroup(of: Void.self) { group in
+            for chunk in stride(from: 0, to: held.count, by: 8) {
+                let keys = Array(held[chunk..<min(chunk + 8, held.count)])
+                group.addTask { for key in keys { limiter.release(key) } }
+            }
+        }
+        #expect(limiter.total == 0)
+
+        // The per-client cap under the same race: 8 threads, one client capped at 5.
+        let capped = ConnectionLimiter(maxTotal: 0, maxPerClient: 5, shardCount: 4)
+        let admitted = await withTaskGroup(of: Int.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    var n = 0
+                    for _ in 0..<10 where capped.admit(hosts[0]) != .overClient { n += 1 }
+                    return n
+                }
+            }
+            return await group.reduce(0, +)
+        }
+        #expect(admitted == 5)
+    }
 }
