@@ -2,6 +2,7 @@ import TollgateIO
 
 /// This process's per-client rate: one `RateLimiter` bucket per client across every loop, decided at once.
 struct LocalRateDecider: RateDecider {
+    /// Shared by every loop of the process.
     let limiter: RateLimiter
 
     func decide(_ client: SocketAddress.Host, health: @autoclosure () -> Bool, nowMillis: UInt64,

@@ -1,6 +1,7 @@
 /// This process's slots: a `ConcurrencyLimiter` shared by every loop. Its grants and timeouts happen on whichever
 /// thread freed the slot or ran the timer, and hop to the request's loop.
 struct LocalSlotProvider: SlotProvider {
+    /// Shared by every loop of the process.
     let limiter: ConcurrencyLimiter
 
     func acquire(user: String, nowMillis: UInt64, later: Resumption<SlotAnswer>) -> NowOrLater<SlotAnswer> {

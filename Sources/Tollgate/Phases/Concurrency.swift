@@ -5,6 +5,7 @@ import TollgateHTTP
 /// the slots out: this process's, or fleet-wide leases. A slot is released the instant its request ends, however it
 /// ends (`ClientConnection.releaseAdmission`); one granted to an exchange that is gone goes straight back.
 struct Concurrency: ConnectionPhase {
+    /// The worker's: this process's slots, or fleet-wide leases.
     let slots: any SlotProvider
 
     init?(config: ServerConfig, worker: Worker) {

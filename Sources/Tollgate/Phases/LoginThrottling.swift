@@ -5,6 +5,7 @@ import TollgateHTTP
 /// store always lets the check go on; the fleet's refuses a client prefix (or the user from it) throttled anywhere,
 /// and may make the exchange wait for that answer.
 struct LoginThrottling: ConnectionPhase {
+    /// The worker's: this process's throttle, or the fleet's.
     let store: any LoginThrottleStore
 
     init?(config: ServerConfig, worker: Worker) {

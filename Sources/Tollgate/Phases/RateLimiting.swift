@@ -4,6 +4,7 @@ import TollgateHTTP
 /// guesses are capped too. The worker's `RateDecider` decides: one bucket per client across every loop and
 /// connection, or across the fleet (then the exchange may wait for the decision; the runner holds its head).
 struct RateLimiting: ConnectionPhase {
+    /// The worker's: this process's limiter, or the fleet's.
     let decider: any RateDecider
 
     init?(config: ServerConfig, worker: Worker) {

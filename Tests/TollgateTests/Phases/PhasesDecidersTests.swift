@@ -67,6 +67,7 @@ import TollgateIO
 }
 
 extension NowOrLater {
+    /// Whether the answer comes later.
     var isLater: Bool {
         if case .later = self { return true }
         return false
