@@ -6,11 +6,14 @@ import TollgateIO
 /// that verifies is remembered on its connection for a minute (`VerifiedLogin`).
 struct Authentication: ConnectionPhase {
     let auth: Authenticator
+    /// Counts failed logins beyond this process (the fleet's throttle), when the worker has one.
+    let throttle: any LoginThrottleStore
     let realm: String
 
     init?(config: ServerConfig, worker: Worker) {
-        guard let auth = worker.authenticator else { return nil }
+        guard let auth = worker.authenticator, let throttle = worker.loginThrottle else { return nil }
         self.auth = auth
+        self.throttle = throttle
         realm = config.realm
     }
 
@@ -45,9 +48,7 @@ struct Authentication: ConnectionPhase {
             return .next
         case .denied:
             ex.authOutcome = "denied"
-            if let shared = c.worker.shared, let sharedThrottle = shared.login {
-                c.recordSharedLoginFailure(key, shared: shared, throttle: sharedThrottle)
-            }
+            throttle.recordFailure(key)
             return .answer(Authentication.unauthorized("invalid username or password", realm: realm), .rejected)
         case .throttled(let seconds):
             ex.authOutcome = "throttled"

@@ -1,61 +1,55 @@
 import TollgateHTTP
-import TollgateIO
 
 /// The concurrency phase of inference routes: at most K requests in flight per user and G overall, the rest waiting
-/// in a bounded FIFO queue for a bounded time (the exchange waits for its slot). With Redis a slot is a fleet-wide
-/// lease (`SharedConcurrency.swift`). A slot is released the instant its request ends, however it ends
-/// (`ClientConnection.releaseAdmission`).
+/// in a bounded FIFO queue for a bounded time (the exchange waits for its slot). The worker's `SlotProvider` hands
+/// the slots out: this process's, or fleet-wide leases. A slot is released the instant its request ends, however it
+/// ends (`ClientConnection.releaseAdmission`); one granted to an exchange that is gone goes straight back.
 struct Concurrency: ConnectionPhase {
-    let limiter: ConcurrencyLimiter
-    /// The fleet-wide slots with Redis; nil without.
-    let shared: SharedSlots?
+    /// The worker's: this process's slots, or fleet-wide leases.
+    let slots: any SlotProvider
 
     init?(config: ServerConfig, worker: Worker) {
-        guard let limiter = worker.concurrency else { return nil }
-        self.limiter = limiter
-        shared = worker.shared?.slots
+        guard let slots = worker.slots else { return nil }
+        self.slots = slots
     }
 
     /// Takes a slot, or queues (the exchange waits without blocking), or refuses at once.
     func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
         guard ex.route == .inference else { return .next }
-        if let shared { return c.acquireSharedSlot(ex, shared) }
-        let user = ex.user ?? c.peerString
-        let box = UncheckedBox((c, ex, limiter))
-        let loop = c.worker.loop
-        let result = limiter.acquire(user: user, nowMillis: loop.now / 1_000_000, onGranted: { slot in
-            loop.execute {
-                let (c, ex, limiter) = box.value
-                ex.phases.resume(ex, on: c, ifGone: { limiter.release(slot) }) {
-                    ex.ticket = nil
-                    ex.slot = slot
-                    return .next
-                }
-            }
-        }, onExpired: {
-            loop.execute {
-                let (c, ex, _) = box.value
-                ex.phases.resume(ex, on: c) { Concurrency.expired(ex, on: c) }
-            }
-        })
-        switch result {
-        case .acquired(let slot):
-            ex.slot = slot
+        let slots = self.slots
+        let later = Resumption(ex: ex, host: c, read: Concurrency.read, giveBack: { slots.giveBack($0) })
+        return later.outcome(slots.acquire(user: ex.user ?? c.peerString, nowMillis: c.worker.loop.now / 1_000_000,
+                                           later: later))
+    }
+
+    /// The exchange's outcome for `answer`.
+    static func read(_ ex: Exchange, _ c: ClientConnection, _ answer: SlotAnswer) -> PhaseOutcome {
+        switch answer {
+        case .granted(let grant):
+            ex.slot = grant
             return .next
         case .queued(let ticket):
             ex.ticket = ticket
             return .wait
         case .rejected(let retryAfter):
-            return .answer(Concurrency.busy(retryAfter, "the model is busy and the wait queue is full"), .rejected)
+            return .answer(busy(retryAfter, "the model is busy and the wait queue is full"), .rejected)
+        case .unavailable:
+            ex.ticket = nil
+            return .answer(ErrorResponse.sharedLimitsUnavailable, .rejected)
+        case .waitOver(let grant):
+            // A grant for a place this exchange no longer holds goes back; the exchange keeps waiting.
+            guard ex.ticket != nil else {
+                c.worker.slots?.release(grant)
+                return .wait
+            }
+            ex.ticket = nil
+            ex.slot = grant
+            return .next
+        case .expired:
+            ex.ticket = nil
+            let seconds = c.worker.config.concurrency?.retryAfterSeconds ?? 5
+            return .answer(busy(seconds, "the model stayed busy for the whole wait"), .rejected)
         }
-    }
-
-    /// The wait in the queue timed out: 429.
-    static func expired(_ ex: Exchange, on c: ClientConnection) -> PhaseOutcome {
-        ex.ticket = nil
-        ex.sharedTicket = nil
-        let seconds = c.worker.config.concurrency?.retryAfterSeconds ?? 5
-        return .answer(busy(seconds, "the model stayed busy for the whole wait"), .rejected)
     }
 
     /// 429 with Retry-After.

@@ -1,21 +1,37 @@
 import TollgateHTTP
 
-/// The fleet-wide failed-login throttle, between reading credentials and checking their password: with Redis, the
-/// client prefix (or the user from it) throttled anywhere in the fleet is refused here, and the password check skips
-/// the local throttle (`SharedLoginThrottling.swift`: the exchange may wait for Redis). Without Redis the phase is off
-/// and the local throttle applies inside the password check, atomically with the credential cache.
+/// The failed-login throttle before a password check, as the worker's `LoginThrottleStore` decides it: this
+/// process's throttle applies inside the password check itself (atomically with the credential cache), so its
+/// store always lets the check go on; the fleet's refuses a client prefix (or the user from it) throttled anywhere,
+/// and may make the exchange wait for that answer.
 struct LoginThrottling: ConnectionPhase {
-    let shared: SharedLimits
-    let throttle: SharedLoginThrottle
+    /// The worker's: this process's throttle, or the fleet's.
+    let store: any LoginThrottleStore
 
     init?(config: ServerConfig, worker: Worker) {
-        guard worker.authenticator != nil, let shared = worker.shared, let throttle = shared.login else { return nil }
-        self.shared = shared
-        self.throttle = throttle
+        guard worker.authenticator != nil, let store = worker.loginThrottle else { return nil }
+        self.store = store
     }
 
     func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
         guard let login = ex.login else { return .next }
-        return c.sharedLoginGate(ex, login.credentials, clientIP: login.clientIP, shared: shared, login: throttle)
+        let later = Resumption(ex: ex, host: c, read: LoginThrottling.read)
+        return later.outcome(store.gate(login.credentials, clientIP: login.clientIP, later: later))
+    }
+
+    /// The exchange's outcome for `verdict`: the password is checked next (`Authentication`), with this process's
+    /// throttle or without it, or the login is refused.
+    static func read(_ ex: Exchange, _ c: ClientConnection, _ verdict: LoginVerdict) -> PhaseOutcome {
+        switch verdict {
+        case .check(let throttle):
+            ex.login?.throttle = throttle
+            return .next
+        case .throttled(let seconds):
+            ex.authOutcome = "throttled"
+            return .answer(Authentication.throttled(seconds), .rejected)
+        case .unavailable:
+            ex.authOutcome = "unavailable"
+            return .answer(ErrorResponse.sharedLimitsUnavailable, .rejected)
+        }
     }
 }

@@ -13,8 +13,7 @@ struct MetricsEndpoint: ConnectionPhase {
             return .reply(.json(404, #"{"error":"the metrics listener serves GET /metrics only"}"#))
         }
         let backends = worker.backends?.prometheusText() ?? ""
-        let shared = worker.shared?.status.renderMetrics() ?? ""
-        return .reply(.json(200, metrics.render(gauges: worker.gauges()) + shared + backends,
+        return .reply(.json(200, metrics.render(gauges: worker.gauges()) + worker.limitsMetrics + backends,
                             contentType: "text/plain; version=0.0.4; charset=utf-8"))
     }
 }

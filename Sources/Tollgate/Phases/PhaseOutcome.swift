@@ -2,7 +2,7 @@
 enum PhaseOutcome {
     /// This phase lets the exchange go on to the next one (nginx `NGX_DECLINED`/`NGX_OK`).
     case next
-    /// The decision is pending (a password check, Redis, a slot, the body); its completion calls
+    /// The decision is pending (a password check, a shared limit, a slot, the body); its completion calls
     /// `PhaseRunner.resume`, which goes on from here (nginx `NGX_AGAIN`).
     case wait
     /// Refused: the error in the exchange's API family's shape; the exchange ends with `reason`.

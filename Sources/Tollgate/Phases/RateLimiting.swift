@@ -1,33 +1,48 @@
 import TollgateHTTP
-import TollgateIO
 
 /// The rate-limit phase: nginx's `limit_req ... nodelay` per client address, before authentication, so password
-/// guesses are capped too. One bucket per client across every loop and connection, or across the fleet with Redis
-/// (`SharedRateLimiting.swift`: the exchange waits for Redis's answer).
+/// guesses are capped too. The worker's `RateDecider` decides: one bucket per client across every loop and
+/// connection, or across the fleet (then the exchange may wait for the decision; the runner holds its head).
 struct RateLimiting: ConnectionPhase {
-    let limiter: RateLimiter
-    /// The fleet-wide limiter with Redis; nil without.
-    let shared: (limits: SharedLimits, rate: SharedRateLimiter)?
+    /// The worker's: this process's limiter, or the fleet's.
+    let decider: any RateDecider
 
     init?(config: ServerConfig, worker: Worker) {
-        guard let limiter = worker.rateLimiter else { return nil }
-        self.limiter = limiter
-        shared = worker.shared.flatMap { limits in limits.rate.map { (limits, $0) } }
+        guard let decider = worker.rateDecider else { return nil }
+        self.decider = decider
     }
 
     func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
-        let client = ex.client ?? c.peerHost
-        if let shared, !c.isHealthRequest(ex) {
-            return c.sharedRateLimit(ex, client: client, limiter: limiter, shared: shared.limits,
-                                     sharedRate: shared.rate)
+        let later = Resumption(ex: ex, host: c, read: RateLimiting.read)
+        return later.outcome(decider.decide(ex.client ?? c.peerHost, health: RateLimiting.isHealthRequest(ex, on: c),
+                                            nowMillis: c.worker.loop.now / 1_000_000, later: later))
+    }
+
+    /// Whether `ex` is for the liveness or readiness path (decided at once, by this process).
+    static func isHealthRequest(_ ex: Exchange, on c: ClientConnection) -> Bool {
+        guard ex.method == .get || ex.method == .head else { return false }
+        let config = c.worker.config
+        return ex.path == config.healthPath || ex.path == config.readyPath
+    }
+
+    /// The exchange's outcome for `verdict`.
+    static func read(_ ex: Exchange, _ c: ClientConnection, _ verdict: RateVerdict) -> PhaseOutcome {
+        switch verdict {
+        case .decided(let decision, let source, let policy, let dryRun):
+            return apply(ex, decision, source: source, dryRun: dryRun, headers: policy.headers(for: decision))
+        case .open:
+            ex.rateLimitOutcome = "pass:open"
+            return .next
+        case .unlimited:
+            return .next
+        case .closed:
+            ex.rateLimitOutcome = "unavailable:closed"
+            return .answer(ErrorResponse.sharedLimitsUnavailable, .rejected)
         }
-        let decision = limiter.check(client, nowMillis: c.worker.loop.now / 1_000_000)
-        return RateLimiting.apply(ex, decision, source: nil, dryRun: limiter.isDryRun,
-                                  headers: limiter.headers(for: decision))
     }
 
     /// Applies a per-IP decision, whoever made it (dry run included). The log outcome is "pass", "exempt",
-    /// "dry-run" or "rejected", with `:source` when the shared limiter's path decided ("redis", "cache", "local").
+    /// "dry-run" or "rejected", with `:source` when part of the shared path decided (see `RateVerdict`).
     static func apply(_ ex: Exchange, _ decision: RateDecision, source: String?, dryRun: Bool,
                       headers: @autoclosure () -> [(String, String)]) -> PhaseOutcome {
         func outcome(_ base: String) -> String { source.map { base + ":" + $0 } ?? base }

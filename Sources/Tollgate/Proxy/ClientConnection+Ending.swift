@@ -54,17 +54,16 @@ extension ClientConnection {
             ex.bufferCharge = 0
         }
         if worker.backends != nil { releaseBackend(ex) }
-        guard let limiter = worker.concurrency else { return }
-        if let slots = worker.shared?.slots { releaseSharedSlot(ex, slots) }
-        if let slot = ex.slot {
+        guard let slots = worker.slots else { return }
+        if let grant = ex.slot {
             ex.slot = nil
-            limiter.release(slot)
+            slots.release(grant)
         }
         if let ticket = ex.ticket {
             ex.ticket = nil
             // False: the slot was granted meanwhile; its grant finds the exchange gone when it resumes, and gives
             // the slot back.
-            _ = limiter.cancel(ticket: ticket)
+            slots.cancel(ticket: ticket)
         }
     }
 

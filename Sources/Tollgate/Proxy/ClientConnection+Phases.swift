@@ -1,7 +1,7 @@
 /// The connection as the host of its exchanges' phases (see `PhaseRunner`).
 extension ClientConnection: PhaseHost {
     /// Whether `ex` is this connection's exchange in progress: the one check every late completion goes through
-    /// (a password check, Redis, a slot, a backend can answer after the client went away).
+    /// (a password check, a shared limit, a slot, a backend can answer after the client went away).
     func owns(_ ex: Exchange) -> Bool {
         state == .exchange && exchange === ex
     }

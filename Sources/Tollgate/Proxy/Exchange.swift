@@ -38,18 +38,15 @@ final class Exchange {
     var model: String?
     /// When the body being read whole must have arrived (0: no such deadline).
     var bodyDeadline: UInt64 = 0
-    /// The inference slot this exchange holds, or its place in the wait queue.
-    var slot: ConcurrencyLimiter.Slot?
+    /// The inference slot this exchange holds (released exactly once), or its place in the wait queue.
+    var slot: SlotGrant?
     var ticket: UInt64?
-    /// With Redis: the shared slot this exchange holds (released exactly once), or its place in the local queue.
-    var sharedGrant: SharedSlots.Grant?
-    var sharedTicket: UInt64?
     /// The request's Origin when CORS allows it: echoed in Access-Control-Allow-Origin.
     var corsOrigin: String?
     /// Over the rate limit but let through (dry run): logged as such.
     var rateLimited = false
-    /// For the access log: "pass", "rejected", "dry-run", "exempt", "off", and with Redis the same with a source
-    /// suffix (":redis", ":cache", ":local", ":open") or "unavailable:closed"; and the authentication outcome.
+    /// For the access log: "pass", "rejected", "dry-run", "exempt", "off", and with shared limits the same with a
+    /// suffix naming what decided (see `RateVerdict`) or "unavailable:closed"; and the authentication outcome.
     var rateLimitOutcome = "off"
     var authOutcome = "off"
     /// When the upstream connection was attached (0: never), for the log's upstream time.

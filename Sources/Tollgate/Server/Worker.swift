@@ -37,8 +37,20 @@ final class Worker {
     /// The Redis-shared limits of this worker (its own connection); nil when `redis` is unset. Set once, by the
     /// server before the loop runs.
     var shared: SharedLimits? {
-        didSet { phases = ConnectionPhases.runner(config: config, worker: self) }
+        didSet {
+            pickDeciders()
+            phases = ConnectionPhases.runner(config: config, worker: self)
+        }
     }
+    /// How the phases decide the per-client rate: this process's limiter, or the fleet's with `shared`. Picked
+    /// whenever `shared` is set; nil when rate limiting is off.
+    private(set) var rateDecider: (any RateDecider)?
+    /// Where inference slots come from: this process's limiter, or fleet-wide leases with `shared`; nil when
+    /// concurrency limits are off.
+    private(set) var slots: (any SlotProvider)?
+    /// The failed-login throttle before and after a password check: this process's, or the fleet's with `shared`;
+    /// nil when authentication is off.
+    private(set) var loginThrottle: (any LoginThrottleStore)?
     /// The server's metrics (this worker updates its own cell); nil in bare tests.
     var metrics: Metrics?
     /// Process-wide gauges read at scrape time.
@@ -85,8 +97,31 @@ final class Worker {
         var a: UInt64 = 0, b: UInt64 = 0
         for i in 0..<8 { a = a << 8 | UInt64(seed[i]); b = b << 8 | UInt64(seed[8 + i]) }
         rng = (a | 1, b | 2)
+        pickDeciders()
         phases = ConnectionPhases.runner(config: config, worker: self)
     }
+
+    /// Picks each decision-maker's implementation: the fleet's where `shared` has one (it falls back to this
+    /// process's limiters by itself), else this process's.
+    private func pickDeciders() {
+        rateDecider = rateLimiter.map { (local: RateLimiter) -> any RateDecider in
+            if let shared, let rate = shared.rate { return SharedRateDecider(local: local, limits: shared, rate: rate) }
+            return LocalRateDecider(limiter: local)
+        }
+        slots = concurrency.map { (local: ConcurrencyLimiter) -> any SlotProvider in
+            if let fleet = shared?.slots { return fleet }
+            return LocalSlotProvider(limiter: local)
+        }
+        loginThrottle = authenticator.map { (auth: Authenticator) -> any LoginThrottleStore in
+            if let shared, let login = shared.login {
+                return SharedLoginThrottleStore(auth: auth, limits: shared, throttle: login)
+            }
+            return LocalLoginThrottleStore()
+        }
+    }
+
+    /// The Prometheus text of the shared limits (`tollgate_redis_*`); empty without them.
+    var limitsMetrics: String { shared?.status.renderMetrics() ?? "" }
 
     // MARK: request ids
 

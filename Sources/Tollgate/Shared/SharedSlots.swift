@@ -11,14 +11,7 @@ import TollgateIO
 /// Every `Grant` handed out must come back through `release` exactly once, however its request ends.
 final class SharedSlots {
     /// What a request holds while it runs.
-    enum Grant: Equatable {
-        /// A fleet-wide lease in Redis.
-        case lease(SharedLeases.Lease)
-        /// A slot of the local fallback limiter (Redis was unavailable).
-        case local(ConcurrencyLimiter.Slot)
-        /// Nothing: admitted by the `open` fallback.
-        case open
-    }
+    typealias Grant = SlotGrant
 
     /// The answer to `acquire`.
     enum Acquire {

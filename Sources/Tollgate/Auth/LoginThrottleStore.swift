@@ -1,0 +1,11 @@
+/// The failed-login throttle as the `LoginThrottling` and `Authentication` phases see it: this process's, applied
+/// inside the password check (`LocalLoginThrottleStore`), or the fleet's (`SharedLoginThrottleStore`, which falls
+/// back to this process's while the fleet's cannot answer). The worker picks one when it builds its phases.
+/// Loop thread only.
+protocol LoginThrottleStore {
+    /// Before the password of `credentials` from `clientIP` is checked: whether the check goes on (and whether it
+    /// applies this process's throttle), or the login is refused.
+    func gate(_ credentials: Credentials, clientIP: String, later: Resumption<LoginVerdict>) -> NowOrLater<LoginVerdict>
+    /// Counts a failed login beyond this process (the password check has counted it in this process's throttle).
+    func recordFailure(_ key: LoginThrottle.Key)
+}

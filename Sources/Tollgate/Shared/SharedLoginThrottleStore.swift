@@ -1,0 +1,67 @@
+/// The failed-login throttle across the fleet: before a password is checked, Redis says whether the client prefix,
+/// or the user from it, is throttled anywhere (a throttle cached in the process answers at once, Redis later); a
+/// failed login is counted there too. A credential this process has already verified from the same client prefix
+/// goes through without asking, as it would locally. While Redis is unavailable the `redis-fallback` policy
+/// decides: `local` applies this process's throttle (at limit/N), `open` none, `closed` refuses with 503. The
+/// password check itself never involves Redis. Loop thread only.
+struct SharedLoginThrottleStore: LoginThrottleStore {
+    /// Knows the credentials this process has verified, and holds this process's throttle.
+    let auth: Authenticator
+    /// This worker's side of the shared limits (connection, fallback state).
+    let limits: SharedLimits
+    /// The fleet-wide throttle.
+    let throttle: SharedLoginThrottle
+
+    func gate(_ credentials: Credentials, clientIP: String, later: Resumption<LoginVerdict>) -> NowOrLater<LoginVerdict> {
+        // Failures it did not cause never refuse a credential already known to be right.
+        if auth.isVerified(credentials, clientIP: clientIP) { return .now(.check(throttle: false)) }
+        if limits.isDown {
+            limits.unavailable(.login, limits.downError, counted: false)
+            return .now(fallback)
+        }
+        let limits = self.limits
+        let key = LoginThrottle.Key(clientIP: clientIP, user: credentials.user)
+        return NowOrLater<SharedRateOutcome>.asking({ throttle.check(key, completion: $0) }, later: { outcome in
+            switch outcome {
+            case .decided: limits.answered(.login)
+            case .unavailable(let error): limits.unavailable(.login, error)
+            }
+            later.resume(verdict(outcome))
+        }).map(verdict)
+    }
+
+    func recordFailure(_ key: LoginThrottle.Key) {
+        guard !limits.isDown else { return }
+        let limits = self.limits
+        throttle.recordFailure(key) { result in
+            switch result {
+            case .success(let nowThrottled):
+                limits.answered(.login)
+                if nowThrottled {
+                    Diagnostics.warn("client \(key.prefixText) (user \(key.user.debugDescription)) throttled "
+                        + "fleet-wide after repeated failed logins")
+                }
+            case .failure(let error):
+                limits.unavailable(.login, error)
+            }
+        }
+    }
+
+    private func verdict(_ outcome: SharedRateOutcome) -> LoginVerdict {
+        switch outcome {
+        case .decided(.rejected(let seconds, _)): return .throttled(retryAfterSeconds: seconds)
+        case .decided: return .check(throttle: false)
+        case .unavailable: return fallback
+        }
+    }
+
+    /// Redis cannot decide: the password check applies this process's throttle (`local`) or none (`open`), or the
+    /// login is refused (`closed`).
+    private var fallback: LoginVerdict {
+        switch limits.policy {
+        case .local: return .check(throttle: true)
+        case .open: return .check(throttle: false)
+        case .closed: return .unavailable
+        }
+    }
+}
