@@ -1,8 +1,10 @@
 import Glibc
+import TollgateHTTP
 import TollgateIO
 
 /// One keep-alive HTTP/1.1 connection to the upstream. It belongs to a worker's pool while idle and to one
-/// `ClientConnection` while an exchange uses it; the client connection drives the protocol, this type the socket.
+/// `ClientConnection` while an exchange uses it; the client connection drives the protocol through this type's
+/// operations (queue request bytes, read, consume, pause), this type the socket and its buffers.
 ///
 /// Loop thread only. Closed exactly once through `close`.
 final class UpstreamConnection: EventHandler {
@@ -17,16 +19,16 @@ final class UpstreamConnection: EventHandler {
     /// The exchange's owner while active.
     var client: ClientConnection?
     /// Bytes waiting to go upstream (request head and body).
-    var out: [UInt8] = []
-    var outStart = 0
-    /// Bytes read from upstream not yet relayed.
-    var input: [UInt8] = []
-    var inStart = 0
-    var inEnd = 0
-    /// Whether the connection came from the pool (a failure before any response byte may be retried).
-    var reused = false
+    private var out: [UInt8] = []
+    private var outStart = 0
+    /// Bytes read from upstream not yet relayed: `input[inStart..<inEnd]`, given up with `consume`.
+    private(set) var input: [UInt8] = []
+    private(set) var inStart = 0
+    private(set) var inEnd = 0
+    /// Whether the connection has been in the pool (a failure before any response byte may be a stale connection).
+    private(set) var reused = false
     /// Reading paused because the client is slow.
-    var paused = false
+    private(set) var paused = false
     var deadline: UInt64 = 0
     /// How many bytes the last `readOnce` asked for (a shorter answer means the socket is drained).
     private(set) var lastReadRequested = 0
@@ -54,6 +56,64 @@ final class UpstreamConnection: EventHandler {
     var isConnecting: Bool { state == .connecting }
     var hasPendingOutput: Bool { outStart < out.count }
     var bufferedInput: Int { inEnd - inStart }
+    /// Request bytes queued and not yet written.
+    var backlog: Int { out.count - outStart }
+
+    // MARK: operations
+
+    /// Queues request bytes.
+    func enqueue(_ bytes: [UInt8]) {
+        if out.isEmpty {
+            out = bytes
+        } else {
+            out.append(contentsOf: bytes)
+        }
+    }
+
+    /// Queues what `fill` appends to the request bytes (body bytes copied or re-framed from the client's buffer).
+    func enqueue<R>(_ fill: (inout [UInt8]) -> R) -> R {
+        fill(&out)
+    }
+
+    /// Queues a request head written for another Host, with `host` instead; `head` is kept (the exchange keeps its
+    /// request for another backend).
+    func enqueueHead(_ head: [UInt8], host: [UInt8]) {
+        RequestRewriter.appendReplacingHost(head, host: host, to: &out)
+    }
+
+    /// Queues a request head written with Host `written` and takes its buffer: as is (no copy, when the output is
+    /// empty) when `host` is that Host, else with `host` instead. `head` is left empty.
+    func enqueueHead(taking head: inout [UInt8], host: [UInt8], written: [UInt8]) {
+        if host != written {
+            RequestRewriter.appendReplacingHost(head, host: host, to: &out)
+        } else if out.isEmpty {
+            swap(&out, &head)
+        } else {
+            out.append(contentsOf: head)
+        }
+        worker.recycleOutput(&head)
+    }
+
+    /// The whole queued request while none of it has been written, else nil.
+    var unsentRequest: [UInt8]? { outStart == 0 ? out : nil }
+
+    /// Gives up `n` bytes of `input` (relayed or parsed).
+    func consume(_ n: Int) {
+        inStart += n
+    }
+
+    /// Stops reading until `resume`: the client's backlog is full.
+    func pause() {
+        paused = true
+        updateInterest()
+    }
+
+    /// Reads again after `pause` (the client drained its backlog).
+    func resume() {
+        guard paused else { return }
+        paused = false
+        updateInterest()
+    }
 
     /// Attaches to a client's exchange.
     func attach(_ client: ClientConnection) {
@@ -69,6 +129,7 @@ final class UpstreamConnection: EventHandler {
     func becomeIdle() {
         client = nil
         state = .idle
+        reused = true
         worker.recycleOutput(&out)
         outStart = 0
         worker.recycleInput(&input)

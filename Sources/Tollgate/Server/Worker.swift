@@ -45,9 +45,9 @@ final class Worker {
     var logSink: LogSink?
     /// Idle keep-alive upstream connections per backend (index as in `ServerConfig.upstreams`).
     private(set) var idleUpstreams: [[UpstreamConnection]]
-    /// Shared by all workers when several backends (or a `max=`) are configured; nil on the single-upstream path.
-    /// Set by the server before the loop runs.
-    var backends: BackendSet?
+    /// Where requests go: one upstream, or the backend set shared by all workers when several backends (or a
+    /// `max=`) are configured. Set by the server before the loop runs.
+    var peers = UpstreamPeers.single
     /// Shared by all workers: `max-connections` and `max-connections-per-client`; nil when both are off.
     var connectionLimiter: ConnectionLimiter?
     /// Each backend's Host header bytes.
@@ -217,9 +217,9 @@ final class Worker {
             callback(readyOK, readyDetail)
             return
         }
-        if let backends {
-            // Several backends: ready while at least one is healthy (the health checker keeps this current).
-            callback(backends.anyHealthy, backends.anyHealthy ? "" : "no healthy backend")
+        if let healthy = peers.healthy {
+            // Peers that keep health: ready while at least one is healthy (the health checker keeps this current).
+            callback(healthy, healthy ? "" : "no healthy backend")
             return
         }
         if !idleUpstreams[0].isEmpty {
