@@ -159,6 +159,11 @@ final class Worker {
         return nil
     }
 
+    /// Whether an idle keep-alive connection to `backend` is pooled.
+    func hasIdleUpstream(backend: Int) -> Bool {
+        !idleUpstreams[backend].isEmpty
+    }
+
     /// Returns a connection to its backend's pool, or closes it when that pool is full or the worker drains.
     func putIdleUpstream(_ up: UpstreamConnection) {
         if draining || idleUpstreams[up.backend].count >= config.upstreamIdlePerWorker {
@@ -205,51 +210,8 @@ final class Worker {
 
     // MARK: readiness
 
-    private var readyUntil: UInt64 = 0
-    private var readyOK = false
-    private var readyDetail = ""
-    private var readyWaiters: [(Bool, String) -> Void] = []
-    private var probing = false
-
-    /// Calls back with whether the upstream accepts connections, from a cache of at most a second.
-    func readiness(_ callback: @escaping (Bool, String) -> Void) {
-        if loop.now < readyUntil {
-            callback(readyOK, readyDetail)
-            return
-        }
-        if let healthy = peers.healthy {
-            // Peers that keep health: ready while at least one is healthy (the health checker keeps this current).
-            callback(healthy, healthy ? "" : "no healthy backend")
-            return
-        }
-        if !idleUpstreams[0].isEmpty {
-            readinessKnown(true, detail: "")
-            callback(true, "")
-            return
-        }
-        readyWaiters.append(callback)
-        guard !probing else { return }
-        probing = true
-        switch Socket.connect(to: config.upstream.address) {
-        case .connected(let fd):
-            Syscall.close(fd)
-            readinessKnown(true, detail: "")
-        case .failed(let e):
-            readinessKnown(false, detail: "\(config.upstream.hostHeader): \(Syscall.describe(e))")
-        case .inProgress(let fd):
-            _ = ReadinessProbe(worker: self, fd: fd)
-        }
-    }
-
-    func readinessKnown(_ ok: Bool, detail: String) {
-        probing = false
-        readyOK = ok
-        readyDetail = detail
-        readyUntil = loop.now &+ 1_000_000_000
-        let waiters = readyWaiters
-        readyWaiters.removeAll()
-        for w in waiters { w(ok, detail) }
-    }
+    /// `/readyz`'s answers for this worker (see `Readiness`).
+    private(set) lazy var readiness = Readiness(worker: self)
 
     // MARK: draining
 
