@@ -38,11 +38,11 @@ extension ClientConnection {
                 break
             }
             switch up.readOnce() {
-            case .bytes(let n):
-                up.armIdle()
+            case .bytes:
+                let drained = up.drained
                 consumeUpstream(ex, up)
                 // A short read emptied the socket; epoll says when more comes (no read just for EAGAIN).
-                if n < up.lastReadRequested {
+                if drained {
                     if state != .closed { flush() }
                     return
                 }
@@ -64,7 +64,7 @@ extension ClientConnection {
     private func consumeUpstream(_ ex: Exchange, _ up: UpstreamConnection) {
         if !ex.headSent {
             while true {
-                switch worker.responseParser.parse(up.input, from: up.inStart, to: up.inEnd, requestWasHead: ex.isHead,
+                switch worker.responseParser.parse(up.input, from: up.unread.lowerBound, to: up.unread.upperBound, requestWasHead: ex.isHead,
                                                    into: &ex.responseHead) {
                 case .needMore:
                     return
@@ -105,7 +105,7 @@ extension ClientConnection {
     }
 
     private func relayBody(_ ex: Exchange, _ up: UpstreamConnection) {
-        let start = up.inStart, end = up.inEnd
+        let start = up.unread.lowerBound, end = up.unread.upperBound
         guard start < end else { return }
         let before = out.count
         switch ex.mode {
@@ -153,11 +153,7 @@ extension ClientConnection {
     /// The response is complete: the upstream goes back to the pool if it can be reused.
     private func responseComplete(_ ex: Exchange, _ up: UpstreamConnection) {
         ex.upstream = nil
-        if ex.responseHead.keepAlive && ex.requestDone && !up.hasPendingOutput && up.bufferedInput == 0 {
-            worker.putIdleUpstream(up)
-        } else {
-            up.close()
-        }
+        up.release(keepAlive: ex.responseHead.keepAlive && ex.requestDone)
         finishExchange(ex, reason: .completed)
     }
 

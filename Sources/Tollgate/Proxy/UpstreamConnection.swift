@@ -23,15 +23,17 @@ final class UpstreamConnection: EventHandler {
     private var outStart = 0
     /// Bytes read from upstream not yet relayed: `input[inStart..<inEnd]`, given up with `consume`.
     private(set) var input: [UInt8] = []
-    private(set) var inStart = 0
-    private(set) var inEnd = 0
+    private var inStart = 0
+    private var inEnd = 0
     /// Whether the connection has been in the pool (a failure before any response byte may be a stale connection).
     private(set) var reused = false
     /// Reading paused because the client is slow.
     private(set) var paused = false
     var deadline: UInt64 = 0
     /// How many bytes the last `readOnce` asked for (a shorter answer means the socket is drained).
-    private(set) var lastReadRequested = 0
+    private var lastReadRequested = 0
+    /// The last `readOnce` got fewer bytes than it asked for: the socket is empty, epoll says when more comes.
+    private(set) var drained = false
 
     init(worker: Worker, fd: Int32, connected: Bool, backend: Int = 0) {
         self.worker = worker
@@ -56,6 +58,8 @@ final class UpstreamConnection: EventHandler {
     var isConnecting: Bool { state == .connecting }
     var hasPendingOutput: Bool { outStart < out.count }
     var bufferedInput: Int { inEnd - inStart }
+    /// Where the bytes read and not yet consumed lie in `input`.
+    var unread: Range<Int> { inStart..<inEnd }
     /// Request bytes queued and not yet written.
     var backlog: Int { out.count - outStart }
 
@@ -96,6 +100,16 @@ final class UpstreamConnection: EventHandler {
 
     /// The whole queued request while none of it has been written, else nil.
     var unsentRequest: [UInt8]? { outStart == 0 ? out : nil }
+
+    /// The exchange is done with the connection: back to its backend's pool when the response allows keep-alive
+    /// and nothing is left over either way, else closed.
+    func release(keepAlive: Bool) {
+        if keepAlive && !hasPendingOutput && bufferedInput == 0 {
+            worker.putIdleUpstream(self)
+        } else {
+            close()
+        }
+    }
 
     /// Gives up `n` bytes of `input` (relayed or parsed).
     func consume(_ n: Int) {
@@ -177,7 +191,8 @@ final class UpstreamConnection: EventHandler {
         return true
     }
 
-    /// Reads once into `input`; compacts or grows the buffer first.
+    /// Reads once into `input` and re-arms the between-bytes timeout when bytes came; compacts or grows the buffer
+    /// first.
     func readOnce() -> IOResult {
         if inStart == inEnd {
             inStart = 0
@@ -198,7 +213,11 @@ final class UpstreamConnection: EventHandler {
         }
         lastReadRequested = input.count - inEnd
         let r = Syscall.read(fd, into: &input, at: inEnd, count: lastReadRequested)
-        if case .bytes(let n) = r { inEnd += n }
+        if case .bytes(let n) = r {
+            inEnd += n
+            drained = n < lastReadRequested
+            armIdle()
+        }
         return r
     }
 
