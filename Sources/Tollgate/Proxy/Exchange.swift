@@ -81,8 +81,8 @@ final class Exchange {
     var backendTicket: UInt64?
     /// Bit i set: backend i was tried (failover goes to each backend at most once).
     var triedBackends: UInt64 = 0
-    /// The body is being read in full (inference routes always; with several backends every route) before a slot
-    /// or a backend is taken: its model decides, and a slow body holds nothing scarce.
+    /// The body is being read in full (inference routes always; other routes where `UpstreamPeers.readsBodyWhole`
+    /// says so) before a slot or a backend is taken: its model decides, and a slow body holds nothing scarce.
     var buffering = false
     /// The body as it goes upstream; with `upstreamHead` it is the whole request, kept until the first response
     /// byte so that it can be sent again to another backend. While `buffering`, the raw (de-chunked) bytes.
