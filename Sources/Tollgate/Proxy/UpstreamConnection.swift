@@ -17,7 +17,7 @@ final class UpstreamConnection: EventHandler {
     let backend: Int
     private(set) var state: State
     /// The exchange's owner while active.
-    var client: ClientConnection?
+    private(set) var client: ClientConnection?
     /// Bytes waiting to go upstream (request head and body).
     private var out: [UInt8] = []
     private var outStart = 0
@@ -28,7 +28,7 @@ final class UpstreamConnection: EventHandler {
     /// Whether the connection has been in the pool (a failure before any response byte may be a stale connection).
     private(set) var reused = false
     /// Reading paused because the client is slow.
-    private(set) var paused = false
+    private var paused = false
     var deadline: UInt64 = 0
     /// How many bytes the last `readOnce` asked for (a shorter answer means the socket is drained).
     private var lastReadRequested = 0
@@ -56,7 +56,7 @@ final class UpstreamConnection: EventHandler {
 
     var isUsable: Bool { state == .idle }
     var isConnecting: Bool { state == .connecting }
-    var hasPendingOutput: Bool { outStart < out.count }
+    private var hasPendingOutput: Bool { outStart < out.count }
     var bufferedInput: Int { inEnd - inStart }
     /// Where the bytes read and not yet consumed lie in `input`.
     var unread: Range<Int> { inStart..<inEnd }
@@ -154,11 +154,11 @@ final class UpstreamConnection: EventHandler {
     }
 
     /// Re-arms the between-bytes timeout.
-    func armIdle() {
+    private func armIdle() {
         deadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.upstreamIdle)
     }
 
-    func updateInterest() {
+    private func updateInterest() {
         guard state == .active || state == .connecting else { return }
         var interest: Interest = []
         if state == .connecting {
