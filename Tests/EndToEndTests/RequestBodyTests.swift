@@ -57,6 +57,23 @@ import Tollgate
         }
     }
 
+    @Test func expectContinueOnAStreamedBodyGets100OnceBeforeTheFinalResponse() throws {
+        try withProxyAndFake { proxy, fake in
+            let client = try proxy.tls()
+            defer { client.close() }
+            try client.send("POST /api/blobs/sha256:abc HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\n"
+                + "Content-Length: 4\r\n\r\n")
+            let interim = try client.readHead()
+            #expect(interim.raw == bytes("HTTP/1.1 100 Continue\r\n\r\n"))
+            try client.send("blob")
+            let response = try client.readResponse()
+            #expect(response.status == 201)
+            let seen = try #require(fake.requests.first)
+            #expect(seen.body == bytes("blob"))
+            #expect(seen.header("Expect") == nil)
+        }
+    }
+
     @Test func expectContinueGets100BeforeTheFinalResponse() throws {
         try withProxyAndFake { proxy, fake in
             let client = try proxy.tls()

@@ -172,8 +172,8 @@ public struct ServerConfig: Sendable {
     /// Zero values everywhere: the start of building one from resolved settings.
     init(zero: Void) {}
 
-    /// Whether requests go through a `BackendSet` (several backends, or one with an explicit `max=`); false keeps the
-    /// plain single-upstream path with no selection, buffering or health checks.
+    /// Whether the peers are a `BackendSet` (several backends, or one with an explicit `max=`); false makes them the
+    /// single upstream, a set of one that keeps no books: no selection, buffering or health checks.
     public var usesBackendSet: Bool { upstreams.count >= 2 || upstreams.contains { $0.maxInFlight != nil } }
 
     /// The in-flight limit of backend `index`: its `max=`, else 1 with two or more backends, else unlimited (nil).

@@ -22,6 +22,6 @@ struct BodyReading: ConnectionPhase {
 
     private func readsBodyWhole(_ ex: Exchange, _ worker: Worker) -> Bool {
         if ex.bodyNamesModel { return true }
-        return worker.backends != nil && ex.route != .blobs && worker.config.upstreams.count > 1
+        return worker.peers.readsBodyWhole(route: ex.route)
     }
 }

@@ -1,5 +1,4 @@
 import TollgateHTTP
-import TollgateIO
 
 /// Liveness and readiness answered by Tollgate itself, without authentication: `/healthz` never touches the
 /// upstream; `/readyz` says whether the upstream accepts connections (checked at most once a second per worker;
@@ -22,7 +21,7 @@ struct Health: ConnectionPhase {
         }
         if let path = readyPath, ex.path == path {
             ex.authOutcome = "public"
-            c.worker.readiness { ready, detail in
+            c.worker.readiness.check { ready, detail in
                 ex.phases.resume(ex, on: c) {
                     if ready { return .reply(.json(200, #"{"status":"ready"}"#)) }
                     return .reply(.json(503, #"{"status":"unavailable","error":"# + ErrorResponse.jsonString(detail) + "}"))
@@ -31,38 +30,5 @@ struct Health: ConnectionPhase {
             return .wait
         }
         return .next
-    }
-}
-
-/// One readiness check in flight: a non-blocking connect to the upstream.
-final class ReadinessProbe: EventHandler {
-    let worker: Worker
-    let fd: Int32
-    private(set) var deadline: UInt64
-    private var done = false
-
-    init(worker: Worker, fd: Int32) {
-        self.worker = worker
-        self.fd = fd
-        deadline = worker.loop.now &+ 1_000_000_000
-        worker.loop.register(fd, interest: .write, handler: self)
-    }
-
-    func ready(_ events: ReadyEvents) {
-        let err = Syscall.socketError(fd)
-        finish(err == 0 && !events.contains(.error), err == 0 ? "connection failed" : Syscall.describe(err))
-    }
-
-    func deadlineExpired(now: UInt64) {
-        finish(false, "no connection within 1 s")
-    }
-
-    private func finish(_ ok: Bool, _ detail: String) {
-        guard !done else { return }
-        done = true
-        deadline = 0
-        worker.loop.deregister(fd)
-        Syscall.close(fd)
-        worker.readinessKnown(ok, detail: "\(worker.config.upstream.hostHeader): \(detail)")
     }
 }

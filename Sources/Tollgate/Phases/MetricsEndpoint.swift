@@ -12,7 +12,7 @@ struct MetricsEndpoint: ConnectionPhase {
         guard ex.path == "/metrics", ex.method == .get || ex.method == .head, let metrics = worker.metrics else {
             return .reply(.json(404, #"{"error":"the metrics listener serves GET /metrics only"}"#))
         }
-        let backends = worker.backends?.prometheusText() ?? ""
+        let backends = worker.peers.metricsText()
         return .reply(.json(200, metrics.render(gauges: worker.gauges()) + worker.limitsMetrics + backends,
                             contentType: "text/plain; version=0.0.4; charset=utf-8"))
     }

@@ -46,14 +46,14 @@ extension ClientConnection {
         }
     }
 
-    /// Gives back what the exchange holds: its share of the body budget, its backend lease or place in that queue,
+    /// Gives back what the exchange holds: its share of the body budget, its peer lease or place in that queue,
     /// its slot or place in the wait queue. Called once whenever an exchange ends.
     func releaseAdmission(_ ex: Exchange) {
         if ex.bufferCharge > 0 {
             worker.bodyBudget.release(ex.bufferCharge, owner: bufferOwner(ex))
             ex.bufferCharge = 0
         }
-        if worker.backends != nil { releaseBackend(ex) }
+        releasePeer(ex)
         guard let slots = worker.slots else { return }
         if let grant = ex.slot {
             ex.slot = nil
@@ -168,6 +168,6 @@ extension ClientConnection {
             model: ex.model, promptTokens: ex.responseScanner?.promptTokens,
             completionTokens: ex.responseScanner?.completionTokens, rateLimit: ex.rateLimitOutcome,
             auth: ex.authOutcome, reason: reason,
-            backend: worker.backends == nil ? nil : ex.backend.map { worker.config.upstreams[$0].address.hostHeader }))
+            backend: worker.peers.logName(ex.backend)))
     }
 }

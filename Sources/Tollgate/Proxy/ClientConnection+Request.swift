@@ -68,9 +68,7 @@ extension ClientConnection {
             return .answer(bufferFull(), .rejected)
         }
         ex.buffering = true
-        if ex.expectContinue && inStart == inEnd {
-            HTTPWriter.appendRaw("HTTP/1.1 100 Continue\r\n\r\n", to: &out)
-        }
+        sendContinue(ex)
         ex.bodyDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.clientBodyTotal)
         armBodyTimer(ex)
         let outcome = bufferBody(ex)
@@ -126,60 +124,8 @@ extension ClientConnection {
         return .next
     }
 
-    /// Every phase let `ex` through: connects (or reuses a pooled connection) and queues the prepared head and
-    /// whatever body is here already. With several backends, `proxyToBackends` chooses one first.
-    func proxy(_ ex: Exchange) {
-        if ex.wholeBody && ex.isChunked { frameStagedBody(ex) }
-        if worker.backends != nil {
-            proxyToBackends(ex)
-            return
-        }
-        let up: UpstreamConnection
-        if let pooled = worker.takeIdleUpstream() {
-            up = pooled
-            up.reused = true
-        } else {
-            switch UpstreamConnection.open(worker: worker) {
-            case .success(let fresh): up = fresh
-            case .failure:
-                respond(ex, .badGateway("cannot connect to \(worker.config.upstream.hostHeader)"), reason: .upstreamRefused)
-                return
-            }
-        }
-        ex.upstream = up
-        ex.upstreamStart = worker.loop.now
-        if up.out.isEmpty {
-            swap(&up.out, &ex.upstreamHead)
-            worker.recycleOutput(&ex.upstreamHead)
-        } else {
-            up.out.append(contentsOf: ex.upstreamHead)
-            worker.recycleOutput(&ex.upstreamHead)
-        }
-        if ex.wholeBody {
-            up.out.append(contentsOf: ex.stagedBody)
-            ex.stagedBody = []
-        }
-        if !ex.requestDone && ex.expectContinue && inStart == inEnd {
-            HTTPWriter.appendRaw("HTTP/1.1 100 Continue\r\n\r\n", to: &out)
-        }
-        if !ex.requestDone && inStart < inEnd {
-            moveBody(ex, into: up)
-        }
-        if up.reused && ex.requestDone && up.outStart == 0 { ex.replay = up.out }
-        if !ex.requestDone {
-            timer = .body
-            timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.clientBodyIdle)
-        }
-        up.attach(self)
-        if !up.isConnecting && !up.flush() {
-            upstreamFailed(up, reason: .upstreamClosed, detail: "write failed")
-            return
-        }
-        if outStart < out.count { flush() } else { updateInterest() }
-    }
-
     /// A body read whole was staged raw: framed again as one chunk, since the upstream head says chunked.
-    private func frameStagedBody(_ ex: Exchange) {
+    func frameStagedBody(_ ex: Exchange) {
         var framed: [UInt8] = []
         framed.reserveCapacity(ex.stagedBody.count + 16)
         if !ex.stagedBody.isEmpty {
@@ -217,11 +163,8 @@ extension ClientConnection {
     }
 
     /// Copies body bytes from the client buffer to the upstream's output (see `moveBody(_:sink:)`).
-    private func moveBody(_ ex: Exchange, into up: UpstreamConnection) {
-        var sink: [UInt8] = []
-        swap(&sink, &up.out)
-        let verdict = moveBody(ex, sink: &sink)
-        swap(&sink, &up.out)
+    func moveBody(_ ex: Exchange, into up: UpstreamConnection) {
+        let verdict = up.enqueue { moveBody(ex, sink: &$0) }
         if case .failed(let error, let reason) = verdict { failRequest(ex, error, reason: reason) }
     }
 

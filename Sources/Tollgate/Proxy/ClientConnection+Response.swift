@@ -34,16 +34,15 @@ extension ClientConnection {
     private func relayResponse(_ ex: Exchange, _ up: UpstreamConnection) {
         while exchange === ex && ex.upstream === up {
             if pendingOutput >= worker.config.backpressureBytes {
-                up.paused = true
-                up.updateInterest()
+                up.pause()
                 break
             }
             switch up.readOnce() {
-            case .bytes(let n):
-                up.armIdle()
+            case .bytes:
+                let drained = up.drained
                 consumeUpstream(ex, up)
                 // A short read emptied the socket; epoll says when more comes (no read just for EAGAIN).
-                if n < up.lastReadRequested {
+                if drained {
                     if state != .closed { flush() }
                     return
                 }
@@ -65,7 +64,7 @@ extension ClientConnection {
     private func consumeUpstream(_ ex: Exchange, _ up: UpstreamConnection) {
         if !ex.headSent {
             while true {
-                switch worker.responseParser.parse(up.input, from: up.inStart, to: up.inEnd, requestWasHead: ex.isHead,
+                switch worker.responseParser.parse(up.input, from: up.unread.lowerBound, to: up.unread.upperBound, requestWasHead: ex.isHead,
                                                    into: &ex.responseHead) {
                 case .needMore:
                     return
@@ -78,7 +77,7 @@ extension ClientConnection {
                 let head = ex.responseHead
                 if head.status >= 100 && head.status < 200 {
                     // Interim responses (we never forward Expect, so these are unexpected): skip them.
-                    up.inStart += head.headLength
+                    up.consume(head.headLength)
                     continue
                 }
                 ex.status = head.status
@@ -92,10 +91,9 @@ extension ClientConnection {
                                        close: ex.closeAfter, corsOrigin: ex.corsOrigin,
                                        corsCredentials: corsCredentials(ex), hsts: hsts, into: &out)
                 ex.bytesOut += out.count - before
-                up.inStart += head.headLength
+                up.consume(head.headLength)
                 ex.headSent = true
-                ex.replay = nil
-                if worker.backends != nil { backendAnswered(ex) }
+                peerAnswered(ex)
                 break
             }
             if ex.mode == .none || ex.mode == .length(0) {
@@ -107,7 +105,7 @@ extension ClientConnection {
     }
 
     private func relayBody(_ ex: Exchange, _ up: UpstreamConnection) {
-        let start = up.inStart, end = up.inEnd
+        let start = up.unread.lowerBound, end = up.unread.upperBound
         guard start < end else { return }
         let before = out.count
         switch ex.mode {
@@ -117,7 +115,7 @@ extension ClientConnection {
             let n = min(ex.remaining, end - start)
             ex.responseScanner?.feed(up.input, start..<start + n)
             out.append(contentsOf: up.input[start..<start + n])
-            up.inStart += n
+            up.consume(n)
             ex.remaining -= n
             ex.bytesOut += out.count - before
             if ex.remaining == 0 { responseComplete(ex, up) }
@@ -134,7 +132,7 @@ extension ClientConnection {
                 return
             }
             if passthrough { out.append(contentsOf: up.input[start..<start + consumed]) }
-            up.inStart += consumed
+            up.consume(consumed)
             ex.bytesOut += out.count - before
             if ex.responseDecoder.isDone { responseComplete(ex, up) }
         case .rechunk:
@@ -142,12 +140,12 @@ extension ClientConnection {
             HTTPWriter.appendChunkHeader(size: end - start, to: &out)
             out.append(contentsOf: up.input[start..<end])
             out.append(contentsOf: HTTPWriter.crlf)
-            up.inStart = end
+            up.consume(end - start)
             ex.bytesOut += out.count - before
         case .untilClose:
             ex.responseScanner?.feed(up.input, start..<end)
             out.append(contentsOf: up.input[start..<end])
-            up.inStart = end
+            up.consume(end - start)
             ex.bytesOut += out.count - before
         }
     }
@@ -155,18 +153,14 @@ extension ClientConnection {
     /// The response is complete: the upstream goes back to the pool if it can be reused.
     private func responseComplete(_ ex: Exchange, _ up: UpstreamConnection) {
         ex.upstream = nil
-        if ex.responseHead.keepAlive && ex.requestDone && !up.hasPendingOutput && up.bufferedInput == 0 {
-            worker.putIdleUpstream(up)
-        } else {
-            up.close()
-        }
+        up.release(keepAlive: ex.responseHead.keepAlive && ex.requestDone)
         finishExchange(ex, reason: .completed)
     }
 
     /// The upstream closed its side.
     private func upstreamEnded(_ ex: Exchange, _ up: UpstreamConnection) {
         if !ex.headSent {
-            if ex.responseHead.headLength == 0 && up.bufferedInput == 0 && retry(ex, up) { return }
+            if ex.responseHead.headLength == 0 && resendStale(ex, up) { return }
             upstreamFailed(up, reason: .upstreamClosed, detail: "the upstream closed the connection before answering")
             return
         }
@@ -188,7 +182,7 @@ extension ClientConnection {
 
     private func upstreamBroke(_ ex: Exchange, _ up: UpstreamConnection, detail: String) {
         if !ex.headSent {
-            if up.bufferedInput == 0 && retry(ex, up) { return }
+            if resendStale(ex, up) { return }
             upstreamFailed(up, reason: .upstreamClosed, detail: detail)
         } else {
             truncate(ex, up, reason: .upstreamClosed)
@@ -203,22 +197,6 @@ extension ClientConnection {
         }
     }
 
-    /// A pooled connection the upstream had already closed: send the same request once more on a fresh one.
-    private func retry(_ ex: Exchange, _ up: UpstreamConnection) -> Bool {
-        guard up.reused, let replay = ex.replay else { return false }
-        ex.replay = nil
-        ex.upstream = nil
-        up.close()
-        guard case .success(let fresh) = UpstreamConnection.open(worker: worker, backend: up.backend) else { return false }
-        ex.upstream = fresh
-        fresh.out = replay
-        fresh.attach(self)
-        if !fresh.isConnecting && !fresh.flush() {
-            upstreamFailed(fresh, reason: .upstreamClosed, detail: "write failed")
-        }
-        return true
-    }
-
     /// Connecting or writing failed, or the upstream closed before answering: 502, or a truncated stream if the
     /// response had begun.
     func upstreamFailed(_ up: UpstreamConnection, reason: CloseReason, detail: String) {
@@ -227,8 +205,7 @@ extension ClientConnection {
             truncate(ex, up, reason: reason)
             return
         }
-        if failOverIfPossible(ex, up, detail: detail) { return }
-        if up.reused && up.bufferedInput == 0 && retry(ex, up) { return }
+        if resendStale(ex, up) || failOver(ex, up, detail: detail) { return }
         let error: ErrorResponse = reason == .upstreamTimeout
             ? .gatewayTimeout(detail)
             : .badGateway("\(worker.config.upstreams[up.backend].address.hostHeader): \(detail)")

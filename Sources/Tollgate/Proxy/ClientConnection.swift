@@ -187,7 +187,7 @@ final class ClientConnection: EventHandler {
                 // churn per request, and a disconnect is seen at once); early bytes wait in the buffer.
                 return hasRoom
             }
-            return up.out.count - up.outStart < worker.config.backpressureBytes
+            return up.backlog < worker.config.backpressureBytes
         }
     }
 
@@ -364,10 +364,7 @@ final class ClientConnection: EventHandler {
             startLinger()
             return
         }
-        if let up = exchange?.upstream, up.paused {
-            up.paused = false
-            up.updateInterest()
-        }
+        exchange?.upstream?.resume()
         if flow.drained() {
             // The client read everything: the pipelined requests that waited go on (after this event, like any
             // other deferred work).

@@ -65,12 +65,12 @@ final class Exchange {
     var upstream: UpstreamConnection?
     /// The rewritten head for the upstream, written when the request head was parsed.
     var upstreamHead: [UInt8] = []
-    /// The complete upstream request when it fit in one piece, to replay once on a fresh connection if a pooled one
-    /// turns out to have been closed by the upstream.
+    /// The complete request as a pooled connection was given it, to send once more on a new connection if the
+    /// backend turns out to have closed the pooled one (`ClientConnection.resendStale`).
     var replay: [UInt8]?
 
-    // several backends (nil/empty on the single-upstream path)
-    /// The backend the current upstream connection goes to.
+    // the peer (`UpstreamPeers`)
+    /// The backend the current upstream connection goes to (0 for the single upstream).
     var backend: Int?
     /// This exchange's hold on that backend, released when the exchange ends or fails over.
     var backendLease: BackendLease?
@@ -78,8 +78,8 @@ final class Exchange {
     var backendTicket: UInt64?
     /// Bit i set: backend i was tried (failover goes to each backend at most once).
     var triedBackends: UInt64 = 0
-    /// The body is being read in full (inference routes always; every route with several backends) before a slot
-    /// or a backend is taken: its model decides, and a slow body holds nothing scarce.
+    /// The body is being read in full (inference routes always; other routes where `UpstreamPeers.readsBodyWhole`
+    /// says so) before a slot or a backend is taken: its model decides, and a slow body holds nothing scarce.
     var buffering = false
     /// The body as it goes upstream; with `upstreamHead` it is the whole request, kept until the first response
     /// byte so that it can be sent again to another backend. While `buffering`, the raw (de-chunked) bytes.
@@ -92,10 +92,9 @@ final class Exchange {
     let isChunked: Bool
     /// The request declares a Content-Encoding other than `identity`.
     let contentEncoded: Bool
-    /// Whether `upstreamHead` + `stagedBody` hold the complete request (failover possible).
+    /// Whether `upstreamHead` + `stagedBody` hold the complete request, kept for another backend (the peers keep
+    /// requests, and it was read whole).
     var replayable = false
-    /// A stale pooled connection was already replaced by a fresh one to the same backend.
-    var staleRetried = false
     /// The last backend failure, for the 502 when no backend is left.
     var lastBackendError = ""
 

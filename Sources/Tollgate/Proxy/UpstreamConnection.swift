@@ -1,8 +1,10 @@
 import Glibc
+import TollgateHTTP
 import TollgateIO
 
 /// One keep-alive HTTP/1.1 connection to the upstream. It belongs to a worker's pool while idle and to one
-/// `ClientConnection` while an exchange uses it; the client connection drives the protocol, this type the socket.
+/// `ClientConnection` while an exchange uses it; the client connection drives the protocol through this type's
+/// operations (queue request bytes, read, consume, pause), this type the socket and its buffers.
 ///
 /// Loop thread only. Closed exactly once through `close`.
 final class UpstreamConnection: EventHandler {
@@ -15,21 +17,23 @@ final class UpstreamConnection: EventHandler {
     let backend: Int
     private(set) var state: State
     /// The exchange's owner while active.
-    var client: ClientConnection?
+    private(set) var client: ClientConnection?
     /// Bytes waiting to go upstream (request head and body).
-    var out: [UInt8] = []
-    var outStart = 0
-    /// Bytes read from upstream not yet relayed.
-    var input: [UInt8] = []
-    var inStart = 0
-    var inEnd = 0
-    /// Whether the connection came from the pool (a failure before any response byte may be retried).
-    var reused = false
+    private var out: [UInt8] = []
+    private var outStart = 0
+    /// Bytes read from upstream not yet relayed: `input[inStart..<inEnd]`, given up with `consume`.
+    private(set) var input: [UInt8] = []
+    private var inStart = 0
+    private var inEnd = 0
+    /// Whether the connection has been in the pool (a failure before any response byte may be a stale connection).
+    private(set) var reused = false
     /// Reading paused because the client is slow.
-    var paused = false
+    private var paused = false
     var deadline: UInt64 = 0
     /// How many bytes the last `readOnce` asked for (a shorter answer means the socket is drained).
-    private(set) var lastReadRequested = 0
+    private var lastReadRequested = 0
+    /// The last `readOnce` got fewer bytes than it asked for: the socket is empty, epoll says when more comes.
+    private(set) var drained = false
 
     init(worker: Worker, fd: Int32, connected: Bool, backend: Int = 0) {
         self.worker = worker
@@ -52,8 +56,78 @@ final class UpstreamConnection: EventHandler {
 
     var isUsable: Bool { state == .idle }
     var isConnecting: Bool { state == .connecting }
-    var hasPendingOutput: Bool { outStart < out.count }
+    private var hasPendingOutput: Bool { outStart < out.count }
     var bufferedInput: Int { inEnd - inStart }
+    /// Where the bytes read and not yet consumed lie in `input`.
+    var unread: Range<Int> { inStart..<inEnd }
+    /// Request bytes queued and not yet written.
+    var backlog: Int { out.count - outStart }
+
+    // MARK: operations
+
+    /// Queues request bytes.
+    func enqueue(_ bytes: [UInt8]) {
+        if out.isEmpty {
+            out = bytes
+        } else {
+            out.append(contentsOf: bytes)
+        }
+    }
+
+    /// Queues what `fill` appends to the request bytes (body bytes copied or re-framed from the client's buffer).
+    func enqueue<R>(_ fill: (inout [UInt8]) -> R) -> R {
+        fill(&out)
+    }
+
+    /// Queues a request head written for another Host, with `host` instead; `head` is kept (the exchange keeps its
+    /// request for another backend).
+    func enqueueHead(_ head: [UInt8], host: [UInt8]) {
+        RequestRewriter.appendReplacingHost(head, host: host, to: &out)
+    }
+
+    /// Queues a request head written with Host `written` and takes its buffer: as is (no copy, when the output is
+    /// empty) when `host` is that Host, else with `host` instead. `head` is left empty.
+    func enqueueHead(taking head: inout [UInt8], host: [UInt8], written: [UInt8]) {
+        if host != written {
+            RequestRewriter.appendReplacingHost(head, host: host, to: &out)
+        } else if out.isEmpty {
+            swap(&out, &head)
+        } else {
+            out.append(contentsOf: head)
+        }
+        worker.recycleOutput(&head)
+    }
+
+    /// The whole queued request while none of it has been written, else nil.
+    var unsentRequest: [UInt8]? { outStart == 0 ? out : nil }
+
+    /// The exchange is done with the connection: back to its backend's pool when the response allows keep-alive
+    /// and nothing is left over either way, else closed.
+    func release(keepAlive: Bool) {
+        if keepAlive && !hasPendingOutput && bufferedInput == 0 {
+            worker.putIdleUpstream(self)
+        } else {
+            close()
+        }
+    }
+
+    /// Gives up `n` bytes of `input` (relayed or parsed).
+    func consume(_ n: Int) {
+        inStart += n
+    }
+
+    /// Stops reading until `resume`: the client's backlog is full.
+    func pause() {
+        paused = true
+        updateInterest()
+    }
+
+    /// Reads again after `pause` (the client drained its backlog).
+    func resume() {
+        guard paused else { return }
+        paused = false
+        updateInterest()
+    }
 
     /// Attaches to a client's exchange.
     func attach(_ client: ClientConnection) {
@@ -69,6 +143,7 @@ final class UpstreamConnection: EventHandler {
     func becomeIdle() {
         client = nil
         state = .idle
+        reused = true
         worker.recycleOutput(&out)
         outStart = 0
         worker.recycleInput(&input)
@@ -79,11 +154,11 @@ final class UpstreamConnection: EventHandler {
     }
 
     /// Re-arms the between-bytes timeout.
-    func armIdle() {
+    private func armIdle() {
         deadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.upstreamIdle)
     }
 
-    func updateInterest() {
+    private func updateInterest() {
         guard state == .active || state == .connecting else { return }
         var interest: Interest = []
         if state == .connecting {
@@ -116,7 +191,8 @@ final class UpstreamConnection: EventHandler {
         return true
     }
 
-    /// Reads once into `input`; compacts or grows the buffer first.
+    /// Reads once into `input` and re-arms the between-bytes timeout when bytes came; compacts or grows the buffer
+    /// first.
     func readOnce() -> IOResult {
         if inStart == inEnd {
             inStart = 0
@@ -137,7 +213,11 @@ final class UpstreamConnection: EventHandler {
         }
         lastReadRequested = input.count - inEnd
         let r = Syscall.read(fd, into: &input, at: inEnd, count: lastReadRequested)
-        if case .bytes(let n) = r { inEnd += n }
+        if case .bytes(let n) = r {
+            inEnd += n
+            drained = n < lastReadRequested
+            armIdle()
+        }
         return r
     }
 

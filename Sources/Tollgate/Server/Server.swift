@@ -131,7 +131,7 @@ public final class Server: @unchecked Sendable {
                                                      heldTotal: heldTotal, rateDenials: rateDenials,
                                                      loginDenials: loginDenials)
                 }
-                workers[i].backends = backends
+                workers[i].peers = UpstreamPeers(backendSet: backends)
                 workers[i].connectionLimiter = connectionLimiter
                 listeners.append([])
             }

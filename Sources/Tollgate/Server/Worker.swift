@@ -57,9 +57,9 @@ final class Worker {
     var logSink: LogSink?
     /// Idle keep-alive upstream connections per backend (index as in `ServerConfig.upstreams`).
     private(set) var idleUpstreams: [[UpstreamConnection]]
-    /// Shared by all workers when several backends (or a `max=`) are configured; nil on the single-upstream path.
-    /// Set by the server before the loop runs.
-    var backends: BackendSet?
+    /// Where requests go: one upstream, or the backend set shared by all workers when several backends (or a
+    /// `max=`) are configured. Set by the server before the loop runs.
+    var peers = UpstreamPeers.single
     /// Shared by all workers: `max-connections` and `max-connections-per-client`; nil when both are off.
     var connectionLimiter: ConnectionLimiter?
     /// Each backend's Host header bytes.
@@ -194,6 +194,11 @@ final class Worker {
         return nil
     }
 
+    /// Whether an idle keep-alive connection to `backend` is pooled.
+    func hasIdleUpstream(backend: Int) -> Bool {
+        !idleUpstreams[backend].isEmpty
+    }
+
     /// Returns a connection to its backend's pool, or closes it when that pool is full or the worker drains.
     func putIdleUpstream(_ up: UpstreamConnection) {
         if draining || idleUpstreams[up.backend].count >= config.upstreamIdlePerWorker {
@@ -240,51 +245,8 @@ final class Worker {
 
     // MARK: readiness
 
-    private var readyUntil: UInt64 = 0
-    private var readyOK = false
-    private var readyDetail = ""
-    private var readyWaiters: [(Bool, String) -> Void] = []
-    private var probing = false
-
-    /// Calls back with whether the upstream accepts connections, from a cache of at most a second.
-    func readiness(_ callback: @escaping (Bool, String) -> Void) {
-        if loop.now < readyUntil {
-            callback(readyOK, readyDetail)
-            return
-        }
-        if let backends {
-            // Several backends: ready while at least one is healthy (the health checker keeps this current).
-            callback(backends.anyHealthy, backends.anyHealthy ? "" : "no healthy backend")
-            return
-        }
-        if !idleUpstreams[0].isEmpty {
-            readinessKnown(true, detail: "")
-            callback(true, "")
-            return
-        }
-        readyWaiters.append(callback)
-        guard !probing else { return }
-        probing = true
-        switch Socket.connect(to: config.upstream.address) {
-        case .connected(let fd):
-            Syscall.close(fd)
-            readinessKnown(true, detail: "")
-        case .failed(let e):
-            readinessKnown(false, detail: "\(config.upstream.hostHeader): \(Syscall.describe(e))")
-        case .inProgress(let fd):
-            _ = ReadinessProbe(worker: self, fd: fd)
-        }
-    }
-
-    func readinessKnown(_ ok: Bool, detail: String) {
-        probing = false
-        readyOK = ok
-        readyDetail = detail
-        readyUntil = loop.now &+ 1_000_000_000
-        let waiters = readyWaiters
-        readyWaiters.removeAll()
-        for w in waiters { w(ok, detail) }
-    }
+    /// `/readyz`'s answers for this worker (see `Readiness`).
+    private(set) lazy var readiness = Readiness(worker: self)
 
     // MARK: draining
 

@@ -1,0 +1,105 @@
+import Dispatch
+import Glibc
+import Synchronization
+import Testing
+import Tollgate
+
+/// A pooled upstream connection the upstream closes as the next request arrives (a keep-alive timeout racing the
+/// request): the request goes once more on a new connection, and the client never sees the stale one.
+@Suite struct UpstreamStaleConnectionTests {
+    @Test func aRequestOnAStalePooledConnectionIsSentAgainOnANewOne() throws {
+        let upstream = try StaleUpstream()
+        try withProxyAndFake(configure: { $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(upstream.port)")! }) { proxy, _ in
+            let client = try proxy.tls()
+            defer { client.close() }
+            try client.send("GET /api/version HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            let first = try client.readResponse()
+            #expect(first.status == 200)
+            #expect(first.text == "one")
+            try client.send("GET /api/version HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            let second = try client.readResponse()
+            #expect(second.status == 200)
+            #expect(second.text == "two")
+            // Three requests reached the upstream: the first, the one its pooled connection dropped, the resend.
+            #expect(upstream.requests == 3)
+            #expect(upstream.connections == 2)
+        }
+    }
+}
+
+/// An upstream whose first connection answers one request and closes on the second without answering; every later
+/// connection answers each request.
+private final class StaleUpstream: @unchecked Sendable {
+    let port: UInt16
+    private let listenFD: Int32
+    private let counts = Mutex<(connections: Int, requests: Int)>((0, 0))
+
+    var requests: Int { counts.withLock { $0.requests } }
+    var connections: Int { counts.withLock { $0.connections } }
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &sin) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && listen(fd, 8) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard fd >= 0, ok else { throw WireError("cannot listen: errno \(errno)") }
+        listenFD = fd
+        port = UInt16(bigEndian: sin.sin_port)
+        DispatchQueue.global().async { [self] in acceptLoop() }
+    }
+
+    deinit {
+        shutdown(listenFD, Int32(SHUT_RDWR))
+        Glibc.close(listenFD)
+    }
+
+    private func acceptLoop() {
+        while true {
+            let fd = accept(listenFD, nil, nil)
+            guard fd >= 0 else { return }
+            let index = counts.withLock { c -> Int in
+                c.connections += 1
+                return c.connections
+            }
+            DispatchQueue.global().async { [self] in serve(fd, stale: index == 1) }
+        }
+    }
+
+    private func serve(_ fd: Int32, stale: Bool) {
+        defer { Glibc.close(fd) }
+        var tv = timeval(tv_sec: ClientSocket.ioTimeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        var served = 0
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+            if n <= 0 { return }
+            received += buffer[0..<n]
+            while let end = headEnd(received) {
+                received.removeFirst(end)
+                counts.withLock { $0.requests += 1 }
+                served += 1
+                if stale && served == 2 { return }
+                let text = stale ? "one" : "two"
+                let reply = bytes("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: \(text.utf8.count)\r\n\r\n\(text)")
+                _ = reply.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
+            }
+        }
+    }
+
+    /// Where the first request head (no body) ends, or nil.
+    private func headEnd(_ b: [UInt8]) -> Int? {
+        guard b.count >= 4 else { return nil }
+        for i in 0...(b.count - 4) where b[i] == 0x0D && b[i + 1] == 0x0A && b[i + 2] == 0x0D && b[i + 3] == 0x0A {
+            return i + 4
+        }
+        return nil
+    }
+}
