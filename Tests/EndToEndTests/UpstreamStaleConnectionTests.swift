@@ -38,19 +38,7 @@ private final class StaleUpstream: @unchecked Sendable {
     var connections: Int { counts.withLock { $0.connections } }
 
     init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var sin = sockaddr_in()
-        sin.sin_family = sa_family_t(AF_INET)
-        sin.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &sin) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && listen(fd, 8) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        guard fd >= 0, ok else { throw WireError("cannot listen: errno \(errno)") }
-        listenFD = fd
-        port = UInt16(bigEndian: sin.sin_port)
+        (listenFD, port) = try RawUpstream.listenOnLoopback()
         DispatchQueue.global().async { [self] in acceptLoop() }
     }
 

@@ -12,6 +12,14 @@ final class RawUpstream: @unchecked Sendable {
 
     /// Listens on 127.0.0.1:0 and starts waiting for the connection.
     init() throws {
+        (listenFD, port) = try RawUpstream.listenOnLoopback()
+        DispatchQueue.global().async { [self] in serveOne() }
+    }
+
+    deinit { Glibc.close(listenFD) }
+
+    /// A blocking listening socket on 127.0.0.1 and a free port, for the hand-written upstreams of the tests.
+    static func listenOnLoopback() throws -> (fd: Int32, port: UInt16) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var sin = sockaddr_in()
         sin.sin_family = sa_family_t(AF_INET)
@@ -23,12 +31,8 @@ final class RawUpstream: @unchecked Sendable {
             }
         }
         guard fd >= 0, ok else { throw WireError("cannot listen: errno \(errno)") }
-        listenFD = fd
-        port = UInt16(bigEndian: sin.sin_port)
-        DispatchQueue.global().async { [self] in serveOne() }
+        return (fd, UInt16(bigEndian: sin.sin_port))
     }
-
-    deinit { Glibc.close(listenFD) }
 
     private func serveOne() {
         defer { done.signal() }
