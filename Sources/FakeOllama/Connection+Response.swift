@@ -56,8 +56,8 @@ extension Connection {
     /// Streams `lines` lines, each flushed as its own chunk (HTTP/1.0: raw, then close); returns whether to keep
     /// the connection. Counts a cancellation when the client leaves before the last line was written.
     /// `fault` is the one the request arrived under (see `FakeOllamaServer.record`).
-    func sendStream(headers: [(String, String)], lines: Int, request: Request, fault: FakeOllamaServer.Fault,
-                    makeLine: (Int, inout [UInt8]) -> Void) -> Bool {
+    func sendStream(headers: [(String, String)], lines: Int, flushing: StreamFlushing = .perLine, request: Request,
+                    fault: FakeOllamaServer.Fault, makeLine: (Int, inout [UInt8]) -> Void) -> Bool {
         let chunked = request.minorVersion == 1
         var dieAfter: Int?
         if case .dieAfterLines(let k) = fault { dieAfter = max(0, k) }
@@ -86,10 +86,12 @@ extension Connection {
             line.removeAll(keepingCapacity: true)
             makeLine(i, &line)
             if chunked {
-                append(String(line.count, radix: 16))
-                append("\r\n")
-                output.append(contentsOf: line)
-                append("\r\n")
+                for range in flushing.chunks(of: line) {
+                    append(String(range.count, radix: 16))
+                    append("\r\n")
+                    output.append(contentsOf: line[range])
+                    append("\r\n")
+                }
                 if i == lines - 1 && dieAfter == nil { append("0\r\n\r\n") }
             } else {
                 output.append(contentsOf: line)

@@ -200,8 +200,9 @@ final class Connection {
         switch reply {
         case .fixed(let status, let headers, let body):
             return sendFixed(status: status, headers: headers, body: body, request: request)
-        case .stream(let headers, let lines, let makeLine):
-            return sendStream(headers: headers, lines: lines, request: request, fault: fault, makeLine: makeLine)
+        case .stream(let headers, let lines, let flushing, let makeLine):
+            return sendStream(headers: headers, lines: lines, flushing: flushing, request: request, fault: fault,
+                              makeLine: makeLine)
         }
     }
 

@@ -19,7 +19,9 @@ enum Reply {
     case fixed(status: Int, headers: [(String, String)], body: [UInt8])
     /// A streamed 200 response: `lines` flushes, each its own chunk; `makeLine(i, &buffer)` appends line `i`.
     /// `headers` carry the Content-Type (and CORS headers when the request had an allowed Origin).
-    case stream(headers: [(String, String)], lines: Int, makeLine: (Int, inout [UInt8]) -> Void)
+    /// `flushing` says whether a line is one chunk or one per server-sent event in it.
+    case stream(headers: [(String, String)], lines: Int, flushing: StreamFlushing = .perLine,
+                makeLine: (Int, inout [UInt8]) -> Void)
 
     /// `{"error":"..."}` with Gin's `application/json; charset=utf-8` and no trailing newline.
     static func ollamaError(_ status: Int, _ message: String) -> Reply {

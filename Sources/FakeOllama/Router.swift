@@ -18,7 +18,8 @@ struct Router {
         case "/", "/api/version", "/api/tags": return ["GET", "HEAD"]
         case "/api/ps", "/v1/models": return ["GET"]
         case "/api/show", "/api/generate", "/api/chat", "/api/embed", "/api/embeddings", "/api/pull", "/api/push",
-             "/api/create", "/api/copy", "/v1/chat/completions", "/v1/completions", "/v1/embeddings":
+             "/api/create", "/api/copy", "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses",
+             "/v1/messages":
             return ["POST"]
         case "/api/delete": return ["DELETE"]
         default:
@@ -57,7 +58,8 @@ struct Router {
         if cors.isEmpty { return reply }
         switch reply {
         case .fixed(let status, let headers, let body): return .fixed(status: status, headers: headers + cors, body: body)
-        case .stream(let headers, let lines, let makeLine): return .stream(headers: headers + cors, lines: lines, makeLine: makeLine)
+        case .stream(let headers, let lines, let flushing, let makeLine):
+            return .stream(headers: headers + cors, lines: lines, flushing: flushing, makeLine: makeLine)
         }
     }
 
@@ -93,6 +95,8 @@ struct Router {
         case "/v1/completions": return openAICompletion(request)
         case "/v1/embeddings": return openAIEmbeddings(request)
         case "/v1/models": return openAIModels()
+        case "/v1/responses": return openAIResponses(request)
+        case "/v1/messages": return anthropicMessages(request)
         default:
             if path.hasPrefix("/v1/models/") { return openAIModel(String(path.dropFirst("/v1/models/".count))) }
             return request.method == "HEAD" ? .empty(404) : .empty(201)  // /api/blobs/:digest
