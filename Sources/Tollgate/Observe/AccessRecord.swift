@@ -42,7 +42,8 @@ struct AccessRecord {
     func appendText(timestamp: String, to out: inout [UInt8]) {
         var s = "\(timestamp) \(String(decoding: requestID, as: UTF8.self)) \(String(decoding: client, as: UTF8.self)) \(user.map { Self.escaped($0, quoted: false) } ?? "-")"
         s += " \"\(Self.escaped(method, quoted: true)) \(Self.escaped(path, quoted: true))\" \(status) in=\(bytesIn) out=\(bytesOut) \(Self.millis(durationNanos))ms"
-        s += " ttfb=\(ttfbNanos.map(Self.millis) ?? "-")ms"
+        // No first byte (refused before the upstream, or it never answered): a bare "-", not "-ms".
+        s += " ttfb=\(ttfbNanos.map { Self.millis($0) + "ms" } ?? "-")"
         if let model { s += " model=\(Self.escaped(model, quoted: false))" }
         if promptTokens != nil || completionTokens != nil {
             s += " tokens=\(promptTokens.map(String.init) ?? "-")/\(completionTokens.map(String.init) ?? "-")"
