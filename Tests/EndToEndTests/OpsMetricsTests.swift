@@ -1,4 +1,5 @@
 import FakeOllama
+import Glibc
 import Testing
 import Tollgate
 import TollgateIO
@@ -66,7 +67,7 @@ import TollgateIO
                 if line.hasPrefix("# HELP ") || line.hasPrefix("# TYPE ") { continue }
                 let space = line.lastIndex(of: " ")
                 #expect(space.flatMap { Double(line[line.index(after: $0)...]) } != nil, "unparsable line: \(line)")
-                #expect(line.hasPrefix("tollgate_"), "\(line)")
+                #expect(line.hasPrefix("tollgate_") || line.hasPrefix("process_"), "\(line)")
             }
             #expect(scrape["tollgate_certificate_expiry_seconds"] > 0)
             #expect(scrape.response.text.hasSuffix("\n"))
@@ -74,6 +75,62 @@ import TollgateIO
             #expect(scrape.response.text.contains(info + "\n"), "no \(info)")
             #expect(BuildInfo.openSSL.hasPrefix("OpenSSL 3"))
         }
+    }
+
+    @Test func onlyIncreasingValuesAreCountersNamedTotal() throws {
+        try Self.withMetrics { proxy, _ in
+            _ = try proxy.fetch(Req.generate(Self.alice))
+            let text = try MetricsScrape(proxy).response.text
+            var types: [String: String] = [:]
+            for line in text.split(separator: "\n") where line.hasPrefix("# TYPE ") {
+                let parts = line.split(separator: " ")
+                #expect(parts.count == 4, "\(line)")
+                #expect(types[String(parts[2])] == nil, "TYPE given twice: \(line)")
+                types[String(parts[2])] = String(parts[3])
+            }
+            for (name, type) in types where type == "counter" { #expect(name.hasSuffix("_total"), "\(name)") }
+            for name in ["tollgate_auth_hashes_computed_total", "tollgate_auth_cache_hits_total", "process_cpu_seconds_total"] {
+                #expect(types[name] == "counter", "\(name): \(types[name] ?? "absent")")
+            }
+            for name in ["process_resident_memory_bytes", "process_virtual_memory_bytes", "process_open_fds",
+                         "process_max_fds", "process_start_time_seconds"] {
+                #expect(types[name] == "gauge", "\(name): \(types[name] ?? "absent")")
+            }
+        }
+    }
+
+    @Test func processMetricsDescribeThisProcess() throws {
+        try Self.withMetrics { proxy, _ in
+            let scrape = try MetricsScrape(proxy)
+            #expect(scrape["process_resident_memory_bytes"] > 1_048_576)
+            #expect(scrape["process_virtual_memory_bytes"] >= scrape["process_resident_memory_bytes"])
+            #expect(scrape["process_open_fds"] >= 3)
+            #expect(scrape["process_max_fds"] >= scrape["process_open_fds"])
+            let now = Double(time(nil))
+            #expect(scrape["process_start_time_seconds"] > now - 86_400 * 365 && scrape["process_start_time_seconds"] <= now + 1)
+            #expect(scrape["process_cpu_seconds_total"] > 0)
+        }
+    }
+
+    @Test func aScrapeWritesNoAccessLogLine() throws {
+        let dir = try OpsTempDirectory()
+        let log = dir.file("access.log")
+        let users = try TestUsers.parse("alice:{PLAIN}pw-a\n")
+        try withProxyAndFake(configure: { config in
+            config.users = users
+            config.metricsListen = [SocketAddress(parsing: "127.0.0.1:0")!]
+            config.accessLog = .json
+            config.accessLogPath = log
+            config.workers = 1
+        }, body: { (proxy: Proxy, _: FakeOllamaServer) throws in
+            let scrape = try MetricsScrape(proxy)
+            #expect(scrape.response.text.contains("# TYPE tollgate_access_log_dropped_lines_total counter\n"))
+            #expect(try MetricsScrape(proxy).response.status == 200)
+            #expect(try proxy.fetch(Req.get("/api/version", Self.alice)).status == 200)
+            let lines = OpsFiles.waitForLines(log, count: 1)
+            #expect(lines.count == 1, "\(lines)")
+            #expect(lines.allSatisfy { !$0.contains("/metrics") }, "\(lines)")
+        })
     }
 
     @Test func openConnectionsFollowClients() throws {

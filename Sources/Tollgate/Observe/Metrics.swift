@@ -93,8 +93,9 @@ public final class Metrics: Sendable {
         for (i, b) in buckets.enumerated() where seconds <= b { counts[i] += 1 }
     }
 
-    /// The exposition text. `gauges` adds values owned elsewhere (in-flight, queued, rate-limit keys...).
-    func render(gauges: [(String, String, Double)]) -> String {
+    /// The exposition text. `values` adds series owned elsewhere (in-flight, queued, rate-limit keys, hashes
+    /// computed...), each with its own type.
+    func render(values: [MetricValue]) -> String {
         var c = MetricCounters()
         for w in workers { let snapshot = w.counters.withLock { $0 }; c.add(snapshot) }
         var s = ""
@@ -151,10 +152,7 @@ public final class Metrics: Sendable {
             header("tollgate_certificate_expiry_seconds", "gauge", "The serving certificate's notAfter, seconds since the epoch.")
             s += "tollgate_certificate_expiry_seconds \(expiry)\n"
         }
-        for (name, help, value) in gauges {
-            header(name, "gauge", help)
-            s += "\(name) \(value == value.rounded() ? String(Int(value)) : String(value))\n"
-        }
+        for value in values { s += value.text }
         return s
     }
 

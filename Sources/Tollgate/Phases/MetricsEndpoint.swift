@@ -13,7 +13,7 @@ struct MetricsEndpoint: ConnectionPhase {
             return .reply(.json(404, #"{"error":"the metrics listener serves GET /metrics only"}"#))
         }
         let backends = worker.peers.metricsText()
-        return .reply(.json(200, metrics.render(gauges: worker.gauges()) + worker.limitsMetrics + backends,
-                            contentType: "text/plain; version=0.0.4; charset=utf-8"))
+        let text = metrics.render(values: worker.scrapeValues()) + worker.limitsMetrics + backends + ProcessMetrics.text()
+        return .reply(.json(200, text, contentType: "text/plain; version=0.0.4; charset=utf-8"))
     }
 }

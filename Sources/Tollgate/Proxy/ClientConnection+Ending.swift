@@ -158,7 +158,9 @@ extension ClientConnection {
     func logExchange(_ ex: Exchange, reason: CloseReason, status: Int) {
         let now = worker.loop.now
         countExchange(ex, reason: reason, status: status, now: now)
-        guard worker.log.enabled else { return }
+        // A scrape is neither counted nor logged: a Prometheus polling every few seconds would fill the access
+        // log with its own lines.
+        guard worker.log.enabled, kind != .metrics else { return }
         worker.log.record(AccessRecord(
             requestID: ex.requestID, client: peerText, user: ex.user, method: ex.methodText,
             path: AccessRecord.clipped(ex.path),

@@ -221,24 +221,29 @@ final class Worker {
         metrics?.update(loop.index, body)
     }
 
-    /// Values owned by the shared limiters and the authenticator, for a scrape.
-    func gauges() -> [(String, String, Double)] {
-        var g: [(String, String, Double)] = []
+    /// Values owned by the shared limiters, the authenticator and the log writer, for a scrape.
+    func scrapeValues() -> [MetricValue] {
+        var g: [MetricValue] = []
         if let c = concurrency {
-            g.append(("tollgate_inference_in_flight", "Inference requests holding a slot.", Double(c.inFlight + (shared?.slots?.heldTotal.value ?? 0))))
-            g.append(("tollgate_inference_queued", "Inference requests waiting for a slot.", Double(shared?.slots?.queuedTotal.value ?? c.queued)))
+            g.append(.gauge("tollgate_inference_in_flight", "Inference requests holding a slot.",
+                            Double(c.inFlight + (shared?.slots?.heldTotal.value ?? 0))))
+            g.append(.gauge("tollgate_inference_queued", "Inference requests waiting for a slot.",
+                            Double(shared?.slots?.queuedTotal.value ?? c.queued)))
         }
         if let r = rateLimiter {
-            g.append(("tollgate_rate_limit_keys", "Client addresses tracked by the rate limiter.", Double(r.keyCount)))
+            g.append(.gauge("tollgate_rate_limit_keys", "Client addresses tracked by the rate limiter.", Double(r.keyCount)))
         }
         if let a = authenticator {
             let s = a.stats
-            g.append(("tollgate_auth_hashes_computed", "Password hashes computed (cache misses).", Double(s.hashesComputed)))
-            g.append(("tollgate_auth_cache_hits", "Authentications answered from the verified-credential cache.", Double(s.cacheHits)))
-            g.append(("tollgate_auth_queued", "Password checks waiting for a thread.", Double(s.queued)))
+            g.append(.counter("tollgate_auth_hashes_computed_total", "Password hashes computed (cache misses).",
+                              Double(s.hashesComputed)))
+            g.append(.counter("tollgate_auth_cache_hits_total",
+                              "Authentications answered from the verified-credential cache.", Double(s.cacheHits)))
+            g.append(.gauge("tollgate_auth_queued", "Password checks waiting for a thread.", Double(s.queued)))
         }
         if let sink = logSink {
-            g.append(("tollgate_access_log_dropped_lines", "Access-log lines dropped because the writer fell behind.", Double(sink.dropped)))
+            g.append(.counter("tollgate_access_log_dropped_lines_total",
+                              "Access-log lines dropped because the writer fell behind.", Double(sink.dropped)))
         }
         return g
     }
