@@ -129,6 +129,8 @@ import Tollgate
             #expect(response.head.header("X-Request-Id") != nil)
             let message = try Self.expectErrorShape(response, path: Self.probes[probe].path, type: "server_error")
             #expect(message.hasPrefix("upstream unavailable"))
+            // What failed, not where: the upstream's address stays out of the client's answer.
+            #expect(!response.text.contains("\(deadPort)") && !response.text.contains("127.0.0.1"), "\(response.text)")
         }
     }
 

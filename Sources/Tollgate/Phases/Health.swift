@@ -24,6 +24,7 @@ struct Health: ConnectionPhase {
             c.worker.readiness.check { ready, detail in
                 ex.phases.resume(ex, on: c) {
                     if ready { return .reply(.json(200, #"{"status":"ready"}"#)) }
+                    // `detail` never names the upstream's address: this answer is public.
                     return .reply(.json(503, #"{"status":"unavailable","error":"# + ErrorResponse.jsonString(detail) + "}"))
                 }
             }

@@ -51,8 +51,12 @@ extension ClientConnection {
             respond(ex, ErrorResponse(status: 404, message: "model '\(requestedModel(ex) ?? "")' not found"), reason: .rejected)
             return
         }
-        let why = ex.triedBackends == 0 ? "no healthy backend" : "no backend left to try (last: \(ex.lastBackendError))"
-        respond(ex, .badGateway(why), reason: ex.triedBackends == 0 ? .upstreamRefused : .upstreamClosed)
+        if ex.triedBackends == 0 {
+            respond(ex, .badGateway("no healthy backend"), reason: .upstreamRefused)
+        } else {
+            answerUpstreamError(ex, .badGateway("no backend left to try"), upstream: "last: \(ex.lastBackendError)",
+                                reason: .upstreamClosed)
+        }
     }
 
     /// The model a request needs its backend to have: an inference request's, and `/api/show`'s (Ollama answers it
@@ -146,11 +150,11 @@ extension ClientConnection {
     /// No connection to backend `b` could be started: another backend when the request was kept, else 502.
     private func connectFailed(_ ex: Exchange, backend b: Int) {
         let host = worker.config.upstreams[b].address.hostHeader
-        let detail = "cannot connect to \(host)"
+        let detail = "cannot connect"
         worker.peers.report(b, .failed(detail: detail))
         ex.lastBackendError = "\(host): \(detail)"
         guard ex.replayable else {
-            respond(ex, .badGateway(detail), reason: .upstreamRefused)
+            answerUpstreamError(ex, .badGateway(detail), upstream: "upstream \(host)", reason: .upstreamRefused)
             return
         }
         releasePeer(ex)

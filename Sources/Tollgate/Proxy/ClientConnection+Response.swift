@@ -193,7 +193,9 @@ extension ClientConnection {
         if ex.headSent {
             truncate(ex, up, reason: .upstreamInvalid)
         } else {
-            respond(ex, .badGateway("invalid response from the upstream (\(detail))"), reason: .upstreamInvalid)
+            answerUpstreamError(ex, .badGateway("invalid response from the upstream (\(detail))"),
+                                upstream: "upstream \(worker.config.upstreams[up.backend].address.hostHeader)",
+                                reason: .upstreamInvalid)
         }
     }
 
@@ -206,9 +208,17 @@ extension ClientConnection {
             return
         }
         if resendStale(ex, up) || failOver(ex, up, detail: detail) { return }
-        let error: ErrorResponse = reason == .upstreamTimeout
-            ? .gatewayTimeout(detail)
-            : .badGateway("\(worker.config.upstreams[up.backend].address.hostHeader): \(detail)")
+        let error: ErrorResponse = reason == .upstreamTimeout ? .gatewayTimeout(detail) : .badGateway(detail)
+        answerUpstreamError(ex, error, upstream: "upstream \(worker.config.upstreams[up.backend].address.hostHeader)",
+                            reason: reason)
+    }
+
+    /// Answers a 502 or 504 for a failed upstream. The body says what went wrong but not where: the upstream's
+    /// address is internal, so only the error log names it (`upstream`: "upstream HOST:PORT", as nginx's error log
+    /// does), with the request id that finds the access-log line.
+    func answerUpstreamError(_ ex: Exchange, _ error: ErrorResponse, upstream: String, reason: CloseReason) {
+        Diagnostics.warn("\(error.message) (\(upstream), request \(String(decoding: ex.requestID, as: UTF8.self)), "
+                         + "client \(String(decoding: peerText, as: UTF8.self)))")
         respond(ex, error, reason: reason)
     }
 

@@ -95,7 +95,7 @@ final class Exchange {
     /// Whether `upstreamHead` + `stagedBody` hold the complete request, kept for another backend (the peers keep
     /// requests, and it was read whole).
     var replayable = false
-    /// The last backend failure, for the 502 when no backend is left.
+    /// The last backend failure ("host: what failed"), for the error log's line when no backend is left.
     var lastBackendError = ""
 
     // response side

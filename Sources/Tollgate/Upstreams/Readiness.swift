@@ -42,20 +42,25 @@ final class Readiness {
             Syscall.close(fd)
             known(true, detail: "")
         case .failed(let e):
-            known(false, detail: "\(upstream.hostHeader): \(Syscall.describe(e))")
+            known(false, detail: Syscall.describe(e))
         case .inProgress(let fd):
             _ = ReadinessProbe(worker: worker, fd: fd)
         }
     }
 
-    /// The probe's answer: remembered for a second and given to every waiting check.
+    /// The probe's answer: remembered for a second and given to every waiting check. `detail` says why not, without
+    /// the upstream's address: `/readyz` is public and the address is internal, so only the error log names it,
+    /// once each time the upstream stops accepting connections.
     func known(_ ok: Bool, detail: String) {
         probing = false
+        if !ok && (self.ok || until == 0) {
+            Diagnostics.warn("readiness: upstream \(worker.config.upstream.hostHeader) does not accept connections: \(detail)")
+        }
         self.ok = ok
-        self.detail = detail
+        self.detail = ok ? "" : "upstream: \(detail)"
         until = worker.loop.now &+ 1_000_000_000
         let waiting = waiters
         waiters.removeAll()
-        for w in waiting { w(ok, detail) }
+        for w in waiting { w(ok, self.detail) }
     }
 }

@@ -29,6 +29,6 @@ final class ReadinessProbe: EventHandler {
         deadline = 0
         worker.loop.deregister(fd)
         Syscall.close(fd)
-        worker.readiness.known(ok, detail: "\(worker.config.upstream.hostHeader): \(detail)")
+        worker.readiness.known(ok, detail: detail)
     }
 }
