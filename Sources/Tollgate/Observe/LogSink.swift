@@ -5,8 +5,8 @@ import TollgateIO
 /// The access log's writer: loops submit finished lines (a memcpy under a lock); one thread writes them to stdout
 /// or a file. A file is reopened on `reopen` (SIGUSR1, after logrotate moved it). If the writer falls behind by
 /// more than `maxPending` bytes (stdout blocked), new lines are dropped instead of growing memory or blocking a
-/// loop: every dropped line is counted (`tollgate_access_log_dropped_lines`), and the first drop of a run of drops
-/// is reported once on stderr, with the count, when the writer catches up.
+/// loop: every dropped line is counted (`tollgate_access_log_dropped_lines_total`), and the first drop of a run of
+/// drops is reported once on stderr, with the count, when the writer catches up.
 ///
 /// One client cannot fill the queue by itself: its answers stop being produced while it does not read them (the
 /// output bound per connection), so its lines arrive no faster than it reads; and while the writer is behind but
@@ -121,7 +121,7 @@ public final class LogSink: @unchecked Sendable {
             }
             if unreported > 0 {
                 Diagnostics.warn("access log: \(unreported) line(s) dropped because \(path ?? "stdout") was not keeping up "
-                                 + "(see tollgate_access_log_dropped_lines)")
+                                 + "(see tollgate_access_log_dropped_lines_total)")
             }
             if reopen, let path {
                 let newFD = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
