@@ -160,7 +160,8 @@ extension ClientConnection {
         countExchange(ex, reason: reason, status: status, now: now)
         guard worker.log.enabled else { return }
         worker.log.record(AccessRecord(
-            requestID: ex.requestID, client: peerText, user: ex.user, method: ex.methodText,
+            requestID: ex.requestID, client: peerText,
+            user: ex.user ?? ex.attemptedUser.map(AccessRecord.clippedUser), method: ex.methodText,
             path: AccessRecord.clipped(ex.path),
             status: status, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut, durationNanos: now &- ex.start,
             ttfbNanos: ex.firstByteAt == 0 ? nil : ex.firstByteAt &- ex.start,
