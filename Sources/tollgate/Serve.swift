@@ -148,8 +148,8 @@ struct Startup {
             note("created \(path) with one user; this password is shown only once:")
             note("    user: \(user)    password: \(password)")
             note("    try: curl -k -u \(user):\(password) https://localhost:\(config.listen.first?.port ?? 8443)/api/tags")
-            note("\(user) is not an admin: to let it pull, push, create, copy or delete models, set admin = \(user) "
-                 + "(or --admin \(user))")
+            note("    \(user.debugDescription) is an ordinary user: to let it pull, push, create, copy or delete models, "
+                 + "set admin = \(user) (or --admin \(user))")
             note("manage users with: tollgate users add NAME / tollgate users remove NAME")
         } else if access(path, F_OK) != 0 {
             throw StartupError("users file \(path) does not exist (create it with: tollgate users add NAME --file \(path))")

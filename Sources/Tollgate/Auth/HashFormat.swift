@@ -40,7 +40,7 @@ public enum HashFormat: Sendable, Equatable, Hashable, CustomStringConvertible {
             self = .sha512crypt
         } else if hash.hasPrefix("$y$"), HashFormat.isCryptShaped(bytes, prefix: 3) {
             self = .yescrypt
-        } else if hash.hasPrefix("$1$"), HashFormat.isCryptShaped(bytes, prefix: 3) {
+        } else if hash.hasPrefix("$1$"), HashFormat.isMD5CryptShaped(bytes) {
             self = .md5crypt
         } else if hash.hasPrefix("$apr1$"), HashFormat.isCryptShaped(bytes, prefix: 6) {
             self = .apr1
@@ -138,6 +138,13 @@ public enum HashFormat: Sendable, Equatable, Hashable, CustomStringConvertible {
         return rest.allSatisfy {
             isCryptChar($0) || $0 == UInt8(ascii: "$") || $0 == UInt8(ascii: "=") || $0 == UInt8(ascii: ",")
         }
+    }
+
+    /// `$1$` + up to 8 salt characters + `$` + 22 hash characters.
+    private static func isMD5CryptShaped(_ b: [UInt8]) -> Bool {
+        guard let dollar = b.dropFirst(3).firstIndex(of: UInt8(ascii: "$")), dollar - 3 <= 8,
+              b.count - dollar - 1 == 22 else { return false }
+        return b[3..<dollar].allSatisfy(isCryptChar) && b[(dollar + 1)...].allSatisfy(isCryptChar)
     }
 
     private static func isDigit(_ c: UInt8) -> Bool { c >= 48 && c <= 57 }
