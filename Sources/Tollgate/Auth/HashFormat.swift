@@ -63,7 +63,7 @@ public enum HashFormat: Sendable, Equatable, Hashable, CustomStringConvertible {
     public static let expected = "$2y$, $2b$, $2a$, $5$, $6$, $y$, $1$, $apr1$, DES crypt, {SHA}, {SSHA}, {PLAIN}, "
         + "or another method this system's libcrypt verifies"
 
-    /// The format's name for `tollgate users list`: `bcrypt(cost: 12)`, `sha512crypt`, `crypt $7$`.
+    /// The format's name for `tollgate users list`: `bcrypt(cost: 12)`, `sha512crypt`, `crypt $7`.
     public var description: String {
         switch self {
         case .bcrypt(let cost): return "bcrypt(cost: \(cost))"
