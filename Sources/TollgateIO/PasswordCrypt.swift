@@ -1,8 +1,9 @@
 import CTollgate
 import Glibc
 
-/// libxcrypt's `crypt_r` and `crypt_gensalt_rn`: bcrypt (`$2y$`/`$2b$`/`$2a$`), SHA-crypt (`$5$`/`$6$`) and
-/// yescrypt (`$y$`).
+/// libxcrypt's `crypt_r`, `crypt_checksalt` and `crypt_gensalt_rn`: bcrypt (`$2y$`/`$2b$`/`$2a$`), SHA-crypt
+/// (`$5$`/`$6$`), yescrypt (`$y$`), MD5-crypt (`$1$`), traditional DES and whatever else the system's libcrypt
+/// verifies.
 ///
 /// Blocking and CPU-bound (a cost-12 bcrypt is ~200 ms of one core): call only from worker threads, never from an
 /// event loop. Thread-safe: each call uses its own heap-allocated `crypt_data` (~32 KiB) and wipes it afterwards,
@@ -31,6 +32,38 @@ public enum PasswordCrypt {
         // libxcrypt signals failure with "*0" or "*1" (never a valid hash); treat it as "no match".
         if result[0] == 0 || result[0] == CChar(UInt8(ascii: "*")) { return nil }
         return String(cString: result)
+    }
+
+    /// What libcrypt says of a stored hash's setting (its method, parameters and salt).
+    public enum SettingCheck: Sendable, Equatable {
+        /// A method libcrypt implements and recommends.
+        case ok
+        /// A method libcrypt implements but calls legacy (weak).
+        case legacy
+        /// Not a setting libcrypt can use.
+        case invalid
+    }
+
+    /// `crypt_checksalt` on `hash`: whether libcrypt knows its method. It looks at the setting only, so a hash whose
+    /// hash part is damaged can still pass; `verifiable(_:)` checks the whole.
+    public static func checkSetting(_ hash: String) -> SettingCheck {
+        switch crypt_checksalt(hash) {
+        case CRYPT_SALT_OK: return .ok
+        case CRYPT_SALT_METHOD_LEGACY, CRYPT_SALT_TOO_CHEAP: return .legacy
+        default: return .invalid
+        }
+    }
+
+    /// Whether libcrypt can verify passwords against `hash`: it knows the method, and hashing a probe password with
+    /// `hash` as the setting gives a result of the same length with the same setting (everything up to the last `$`),
+    /// as it does for a well-formed hash. Costs one hash computation.
+    public static func verifiable(_ hash: String) -> Bool {
+        guard checkSetting(hash) != .invalid, let computed = crypt(password: [], setting: hash) else { return false }
+        let stored = Array(hash.utf8)
+        let result = Array(computed.utf8)
+        guard result.count == stored.count else { return false }
+        let settingEnd = (stored.lastIndex(of: UInt8(ascii: "$")) ?? -1) + 1
+        return result[..<settingEnd] == stored[..<settingEnd]
     }
 
     /// A new bcrypt hash with a random salt, in the `$2y$` form `htpasswd -B` writes. `cost` must be 4...31;

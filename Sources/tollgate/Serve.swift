@@ -129,20 +129,27 @@ struct Startup {
         self.config = config
     }
 
+    /// The name of the user a first start generates: an ordinary user, as its name says (admin routes need the
+    /// `admin` setting).
+    static let generatedUser = "user"
+
     /// Loads the users file; on a first start with none configured and none at the default path, creates one with
     /// a generated credential and prints it once. A configured path that is missing is an error.
     static func loadUsers(_ configured: String?, into config: inout ServerConfig, create: Bool, quiet: Bool = false) throws {
         let path = configured ?? defaultUsersPath
         if configured == nil && access(path, F_OK) != 0 && create {
             let password = UsersFileEditor.generatePassword()
+            let user = generatedUser
             do {
-                try UsersFileEditor.setPassword(path: path, user: "admin", password: password, cost: 10)
+                try UsersFileEditor.setPassword(path: path, user: user, password: password, presence: .mustNotExist)
             } catch {
                 throw StartupError("cannot create \(path): \(error.description)")
             }
             note("created \(path) with one user; this password is shown only once:")
-            note("    user: admin    password: \(password)")
-            note("    try: curl -k -u admin:\(password) https://localhost:\(config.listen.first?.port ?? 8443)/api/tags")
+            note("    user: \(user)    password: \(password)")
+            note("    try: curl -k -u \(user):\(password) https://localhost:\(config.listen.first?.port ?? 8443)/api/tags")
+            note("    \(user.debugDescription) is an ordinary user: to let it pull, push, create, copy or delete models, "
+                 + "set admin = \(user) (or --admin \(user))")
             note("manage users with: tollgate users add NAME / tollgate users remove NAME")
         } else if access(path, F_OK) != 0 {
             throw StartupError("users file \(path) does not exist (create it with: tollgate users add NAME --file \(path))")
@@ -153,7 +160,8 @@ struct Startup {
         } catch {
             throw StartupError(error.description)
         }
-        if !quiet { for w in file.warnings { note("warning: \(w)") } }
+        if !quiet { for w in WarnOnce.process.fresh(file.warnings) { note("warning: \(w)") } }
+        if !quiet, !file.disabled.isEmpty { note("\(path): \(file.summary)") }
         if file.entries.isEmpty { note("warning: \(path) has no users: every request will get 401") }
         config.users = file
         config.usersPath = path

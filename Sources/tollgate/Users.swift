@@ -18,6 +18,10 @@ struct Users: ParsableCommand {
         @Flag(help: "Generate a random password and print it once.")
         var generate = false
 
+        @Flag(name: .customLong("allow-weak-password"),
+              help: "Accept a password shorter than \(UsersFileEditor.minimumPasswordLength) characters or equal to the user name.")
+        var allowWeakPassword = false
+
         /// The password: from stdin, generated, or typed twice without echo at the terminal.
         func obtain(confirm: Bool) throws -> (password: String, generated: Bool) {
             if passwordStdin {
@@ -45,16 +49,20 @@ struct Users: ParsableCommand {
     }
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add a user, or set an existing user's password (bcrypt).")
+        static let configuration = CommandConfiguration(
+            abstract: "Add a new user (bcrypt); an existing user's password is changed with `users passwd`.")
         @Argument(help: "User name.") var name: String
         @OptionGroup var file: FileOption
         @Option(help: "bcrypt cost (4-17); each +1 doubles the work. Verified passwords are cached, so the cost is paid once per client.")
-        var cost: Int = 12
+        var cost: Int = UsersFileEditor.defaultCost
         @OptionGroup var source: PasswordSource
 
         func run() throws {
             let (password, generated) = try source.obtain(confirm: true)
-            try edit { try UsersFileEditor.setPassword(path: file.file, user: name, password: password, cost: cost) }
+            try edit {
+                try UsersFileEditor.setPassword(path: file.file, user: name, password: password, cost: cost,
+                                                presence: .mustNotExist, allowWeakPassword: source.allowWeakPassword)
+            }
             report(name, file.file, password, generated)
         }
     }
@@ -63,13 +71,14 @@ struct Users: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Change an existing user's password (bcrypt).")
         @Argument(help: "User name.") var name: String
         @OptionGroup var file: FileOption
-        @Option(help: "bcrypt cost (4-17).") var cost: Int = 12
+        @Option(help: "bcrypt cost (4-17).") var cost: Int = UsersFileEditor.defaultCost
         @OptionGroup var source: PasswordSource
 
         func run() throws {
             let (password, generated) = try source.obtain(confirm: true)
             try edit {
-                try UsersFileEditor.setPassword(path: file.file, user: name, password: password, cost: cost, presence: .mustExist)
+                try UsersFileEditor.setPassword(path: file.file, user: name, password: password, cost: cost,
+                                                presence: .mustExist, allowWeakPassword: source.allowWeakPassword)
             }
             report(name, file.file, password, generated)
         }
@@ -87,15 +96,18 @@ struct Users: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List users and their hash formats.")
+        static let configuration = CommandConfiguration(
+            abstract: "List users and their hash formats, and the lines that disable their user.")
         @OptionGroup var file: FileOption
 
         func run() throws {
             let users: UsersFile
             do { users = try UsersFile.load(path: file.file) } catch { throw StartupError(error.description) }
-            for entry in users.entries.values.sorted(by: { $0.line < $1.line }) {
-                print("\(entry.name)\t\(entry.format)\tline \(entry.line)")
+            var rows = users.entries.values.map { (line: $0.line, text: "\($0.name)\t\($0.format)\tline \($0.line)") }
+            rows += users.disabled.map { line in
+                (line: line.line, text: "\(line.user ?? "-")\tdisabled: \(line.reason)\tline \(line.line)")
             }
+            for row in rows.sorted(by: { $0.line < $1.line }) { print(row.text) }
             for w in users.warnings { print("warning: \(w)") }
         }
     }

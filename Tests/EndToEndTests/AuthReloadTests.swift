@@ -1,8 +1,10 @@
+import Glibc
 import Testing
 import Tollgate
 
 /// Live reload of the users file through the running proxy: a rename-replace takes effect without a restart and
-/// without dropping the client's keep-alive connection; a broken edit leaves the previous users in force.
+/// without dropping the client's keep-alive connection; an unusable line disables only its user; an unreadable file
+/// leaves the previous users in force.
 @Suite struct AuthReloadTests {
     /// A proxy watching `file`, with throttling off (the polls below fail on purpose while waiting for a reload).
     static func withWatchingProxy(_ file: UsersFileOnDisk, body: (Proxy) throws -> Void) throws {
@@ -44,27 +46,46 @@ import Tollgate
         }
     }
 
-    @Test func aBrokenUsersFileKeepsThePreviousUsers() throws {
+    /// A live edit that adds a line Tollgate cannot use (as nginx admins paste them) disables that user only: the
+    /// users added by the same edit, and everyone else, keep working.
+    @Test func anUnusableLineInALiveEditDisablesOnlyItsUser() throws {
         let file = try UsersFileOnDisk("alice:{PLAIN}first\n")
         try Self.withWatchingProxy(file) { proxy in
             let client = try proxy.tls()
             defer { client.close() }
             #expect(try Self.status(client, "first") == 200)
 
-            // A half-finished edit: the new alice line is valid, the next line is not, so nothing of it applies.
-            try file.replace(with: "alice:{PLAIN}second\nthis line has no colon\n")
-            // Nothing to wait for when nothing changes: watch for the reload window the issue allows (1 s), with
-            // room to spare, that the old password keeps working and the new one never does.
+            try file.replace(with: "alice:{PLAIN}second\nmallory:{MD4}abc\nthis line has no colon\n"
+                + "carol:\(try TestUsers.bcrypt("carol-pw"))\n")
+            let carol = Req.get("/api/tags", Credential.basic("carol", "carol-pw"))
+            #expect(try waitUntil { try client.exchange(carol).status == 200 }, "the edit was never loaded")
+            #expect(try Self.status(client, "second") == 200)
+            #expect(try Self.status(client, "first") == 401)
+            #expect(try client.exchange(Req.get("/api/tags", Credential.basic("mallory", "abc"))).status == 401)
+            let users = try #require(proxy.server.authenticator).users
+            #expect(users.entries.keys.sorted() == ["alice", "carol"])
+            #expect(users.disabled.map(\.line) == [2, 3])
+        }
+    }
+
+    @Test func anUnreadableUsersFileKeepsThePreviousUsers() throws {
+        let file = try UsersFileOnDisk("alice:{PLAIN}first\n")
+        try Self.withWatchingProxy(file) { proxy in
+            let client = try proxy.tls()
+            defer { client.close() }
+            #expect(try Self.status(client, "first") == 200)
+
+            // The file replaced by a directory: nothing to read, so the users in force stay.
+            #expect(unlink(file.path) == 0 && mkdir(file.path, 0o700) == 0)
             var changed = false
             _ = try waitUntil(timeoutSeconds: 2, pollMillis: 50) {
-                if try Self.status(client, "second") != 401 || Self.status(client, "first") != 200 { changed = true }
+                if try Self.status(client, "first") != 200 { changed = true }
                 return changed
             }
-            #expect(!changed, "a broken users file took effect")
-            let users = try #require(proxy.server.authenticator).users
-            #expect(users.entries["alice"]?.hash == "{PLAIN}first")
+            #expect(!changed, "an unreadable users file took effect")
 
-            // The watcher survived the broken edit: fixing the file takes effect.
+            // The watcher survived: a readable file again takes effect.
+            #expect(rmdir(file.path) == 0)
             try file.replace(with: "alice:{PLAIN}second\n")
             #expect(try waitUntil { try Self.status(client, "second") == 200 }, "the fixed file was never loaded")
             #expect(try Self.status(client, "first") == 401)

@@ -49,7 +49,9 @@ import Tollgate
             #expect(objects.map { $0?["path"] as? String } == ["/api/version", "/api/tags", "/api/tags", "/api/nope", "/healthz"])
             #expect(objects[0]?["user"] as? String == "alice")
             #expect(objects[0]?["auth"] as? String == "allowed")
-            #expect(objects[1]?["user"] is NSNull, "a refused login names no user: \(lines[1])")
+            #expect(objects[1]?["user"] as? String == "alice", "a refused login names the user it tried: \(lines[1])")
+            #expect(objects[1]?["auth"] as? String == "denied", "\(lines[1])")
+            #expect(objects[2]?["user"] is NSNull, "no credentials, no user: \(lines[2])")
             #expect(objects[3]?["user"] as? String == "alice")
             #expect(objects[4]?["auth"] as? String == "public")
         }

@@ -40,7 +40,7 @@ enum DummyHash {
             return "\(entry.format) \(rounds)"
         case .yescrypt:
             return "yescrypt \(fields.count > 2 ? String(fields[2]) : "")"
-        case .apr1, .sha1, .ssha, .plain:
+        case .apr1, .sha1, .ssha, .plain, .md5crypt, .descrypt, .otherCrypt:
             return "\(entry.format)"
         }
     }
@@ -74,7 +74,10 @@ enum DummyHash {
         case .bcrypt:
             // $2y$NN$ + 22 salt characters + 31 hash characters.
             return String(decoding: bytes.prefix(29) + randomCryptChars(31), as: UTF8.self)
-        case .sha256crypt, .sha512crypt, .yescrypt, .apr1:
+        case .descrypt:
+            // Two salt characters + 11 hash characters.
+            return String(decoding: bytes.prefix(2) + randomCryptChars(11), as: UTF8.self)
+        case .sha256crypt, .sha512crypt, .yescrypt, .apr1, .md5crypt, .otherCrypt:
             let cut = (bytes.lastIndex(of: UInt8(ascii: "$")) ?? bytes.count - 1) + 1
             let tail = max(1, bytes.count - cut)
             return String(decoding: bytes[..<cut] + randomCryptChars(tail), as: UTF8.self)

@@ -13,13 +13,13 @@ public enum PasswordVerifier {
     private static let plainKey = Syscall.randomBytes(32)
 
     /// Whether `password` matches `hash` (whose format is `format`). Final comparisons are constant-time;
-    /// `$apr1$`, `{SHA}`, `{SSHA}` and `{PLAIN}` are computed here, bcrypt/`$5$`/`$6$`/`$y$` through
-    /// `PasswordCrypt`, where a libcrypt failure (`*` result) is "no match".
+    /// `$apr1$`, `{SHA}`, `{SSHA}` and `{PLAIN}` are computed here, every other format (bcrypt, `$5$`, `$6$`,
+    /// `$y$`, `$1$`, DES...) through `PasswordCrypt`, where a libcrypt failure (`*` result) is "no match".
     public static func verify(password: [UInt8], against hash: String, format: HashFormat) -> Bool {
         guard password.count <= maxPasswordBytes else { return false }
         let stored = Array(hash.utf8)
         switch format {
-        case .bcrypt, .sha256crypt, .sha512crypt, .yescrypt:
+        case .bcrypt, .sha256crypt, .sha512crypt, .yescrypt, .md5crypt, .descrypt, .otherCrypt:
             guard let computed = PasswordCrypt.crypt(password: password, setting: hash) else { return false }
             return Digest.constantTimeEquals(Array(computed.utf8), stored)
         case .apr1:

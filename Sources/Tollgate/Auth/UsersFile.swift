@@ -3,14 +3,21 @@ import TollgateIO
 
 /// A parsed htpasswd-style users file: `user:hash` lines, `#` comments and blank lines.
 ///
+/// A line Tollgate cannot use (a hash it cannot verify, a malformed line, a user on two lines) disables only that
+/// user, with a warning naming file and line; every other user works. Only a file that cannot be read at all is an
+/// error.
+///
 /// A value: parse once, then share it between threads freely. Replace it as a whole on reload.
 public struct UsersFile: Sendable {
     /// The path it was read from (as configured), for messages.
     public var path: String
-    /// The users by name.
+    /// The users who can log in, by name.
     public var entries: [String: UserEntry]
-    /// One message per user with a weak hash format, naming file, line and user; log them at load.
-    public var warnings: [String]
+    /// One warning per weak hash (naming file, line and user) and per unusable line, in line order; log them through
+    /// `WarnOnce` so a reload does not repeat them.
+    public var warnings: [UsersFileWarning]
+    /// The lines that name no usable user, in line order; their users (if any) cannot log in.
+    public var disabled: [DisabledLine]
     /// The stand-in hash of the file's most common format and cost, with a random hash part so it can never match.
     /// Unknown users are checked against `standIn(for:)`, which picks among one stand-in per cost in the file.
     public private(set) var dummyHash: String
@@ -27,24 +34,43 @@ public struct UsersFile: Sendable {
     public static let maxFileBytes = 16 << 20
 
     /// Reads and parses `path`. Blocking file I/O: call at start-up or from the watcher's thread, not on a loop.
-    /// Throws for an unreadable or oversized file, invalid UTF-8, a malformed line, a duplicate user or an
-    /// unknown hash format, naming the file and line.
+    /// Throws only for a file that cannot be used at all (unreadable, not a regular file, oversized).
     public static func load(path: String) throws(UsersFileError) -> UsersFile {
         let bytes = try readFile(path)
-        return try parse(bytes: bytes, path: path)
+        return parse(bytes: bytes, path: path)
     }
 
     /// Parses `text` as the contents of `path` (which is only used in messages).
-    public static func parse(_ text: String, path: String) throws(UsersFileError) -> UsersFile {
-        try parse(bytes: Array(text.utf8), path: path)
+    public static func parse(_ text: String, path: String) -> UsersFile {
+        parse(bytes: Array(text.utf8), path: path)
+    }
+
+    /// One line that names a user, before duplicates are sorted out: its hash and format, or why it is unusable.
+    private struct Candidate {
+        var name: String
+        var line: Int
+        var content: ArraySlice<UInt8>
+        var usable: Result<(hash: String, format: HashFormat), Unusable>
+    }
+
+    private struct Unusable: Error {
+        /// Why, in a few words (`tollgate users list` shows it).
+        var reason: String
+        /// What the warning adds.
+        var hint = ""
     }
 
     /// Parses raw file bytes; lines end in LF or CRLF.
-    static func parse(bytes: [UInt8], path: String) throws(UsersFileError) -> UsersFile {
-        var entries: [String: UserEntry] = [:]
-        var order: [UserEntry] = []
-        var warnings: [String] = []
+    static func parse(bytes: [UInt8], path: String) -> UsersFile {
+        var candidates: [Candidate] = []
+        var warnings: [UsersFileWarning] = []
+        var disabled: [DisabledLine] = []
         var lineNumber = 0
+        func warning(_ message: String, kind: String, line: Int, content: ArraySlice<UInt8>,
+                     also: ArraySlice<UInt8> = []) -> UsersFileWarning {
+            let material = Array(path.utf8) + [0] + Array(kind.utf8) + [0] + Array(content) + [0] + Array(also)
+            return UsersFileWarning(path: path, line: line, message, key: Digest.sha256(material))
+        }
         for raw in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNumber += 1
             var line = raw[...]
@@ -52,48 +78,103 @@ public struct UsersFile: Sendable {
             while let last = line.last, last == 0x20 || last == 0x09 || last == 0x0D { line = line.dropLast() }
             let content = line.drop { $0 == 0x20 || $0 == 0x09 }
             if content.isEmpty || content.first == UInt8(ascii: "#") { continue }
-            func fail(_ message: String) -> UsersFileError {
-                UsersFileError(path: path, line: lineNumber, message)
+            func skip(_ reason: String) {
+                disabled.append(DisabledLine(line: lineNumber, user: nil, reason: reason))
+                warnings.append(warning("\(reason); line ignored", kind: "skipped", line: lineNumber, content: line))
             }
-            guard String(validating: line, as: UTF8.self) != nil else { throw fail("not valid UTF-8") }
             guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
-                throw fail("malformed line: expected user:hash")
+                skip("malformed line (expected user:hash)")
+                continue
             }
             let userBytes = line[line.startIndex..<colon]
             let hashBytes = line[(colon + 1)...]
-            let name = String(decoding: userBytes, as: UTF8.self)
-            guard !userBytes.isEmpty else { throw fail("malformed line: empty user name") }
+            guard !userBytes.isEmpty else {
+                skip("malformed line: empty user name")
+                continue
+            }
+            guard let name = String(validating: userBytes, as: UTF8.self) else {
+                skip("user name is not valid UTF-8")
+                continue
+            }
             guard !userBytes.contains(where: { $0 <= 0x20 || $0 == 0x7F }) else {
-                throw fail("user name \(name.debugDescription) contains a space or control character")
+                skip("user name \(name.debugDescription) contains a space or control character")
+                continue
             }
-            guard !hashBytes.isEmpty else { throw fail("empty hash for user \(name.debugDescription)") }
-            guard !hashBytes.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
-                throw fail("hash for user \(name.debugDescription) contains a control character")
+            let usable: Result<(hash: String, format: HashFormat), Unusable>
+            if hashBytes.isEmpty {
+                usable = .failure(Unusable(reason: "empty hash"))
+            } else if hashBytes.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
+                usable = .failure(Unusable(reason: "the hash contains a control character"))
+            } else if let hash = String(validating: hashBytes, as: UTF8.self) {
+                if let format = HashFormat(hash: hash) {
+                    usable = .success((hash, format))
+                } else {
+                    usable = .failure(Unusable(reason: "unknown hash format", hint: " (expected \(HashFormat.expected))"))
+                }
+            } else {
+                usable = .failure(Unusable(reason: "the hash is not valid UTF-8"))
             }
-            let hash = String(decoding: hashBytes, as: UTF8.self)
-            guard let format = HashFormat(hash: hash) else {
-                throw fail("unknown hash format for user \(name.debugDescription) "
-                    + "(expected $2y$, $2b$, $2a$, $5$, $6$, $y$, $apr1$, {SHA}, {SSHA} or {PLAIN})")
+            candidates.append(Candidate(name: name, line: lineNumber, content: line, usable: usable))
+        }
+
+        // A user on two lines is ambiguous (htpasswd reads the first, an admin may have meant the last): neither
+        // line counts until one is removed.
+        var firstLine: [String: Candidate] = [:]
+        var duplicated: Set<String> = []
+        for candidate in candidates {
+            if firstLine[candidate.name] == nil { firstLine[candidate.name] = candidate } else { duplicated.insert(candidate.name) }
+        }
+        var entries: [String: UserEntry] = [:]
+        var order: [UserEntry] = []
+        for candidate in candidates {
+            let name = candidate.name
+            let quoted = name.debugDescription
+            if duplicated.contains(name) {
+                let first = firstLine[name]!
+                if first.line == candidate.line {
+                    disabled.append(DisabledLine(line: candidate.line, user: name, reason: "user on more than one line"))
+                } else {
+                    disabled.append(DisabledLine(line: candidate.line, user: name, reason: "duplicate of line \(first.line)"))
+                    warnings.append(warning("user \(quoted) is also on line \(first.line): neither line counts and "
+                                                + "\(quoted) cannot log in until one is removed",
+                                            kind: "duplicate", line: candidate.line, content: candidate.content,
+                                            also: first.content))
+                }
+                continue
             }
-            if let first = entries[name] {
-                throw fail("duplicate user \(name.debugDescription) (first on line \(first.line))")
-            }
-            let entry = UserEntry(name: name, hash: hash, format: format, line: lineNumber)
-            entries[name] = entry
-            order.append(entry)
-            if let weakness = format.weakness {
-                warnings.append("\(path):\(lineNumber): user \(name.debugDescription) uses \(weakness); "
-                    + "rehash with htpasswd -B")
+            switch candidate.usable {
+            case .failure(let unusable):
+                disabled.append(DisabledLine(line: candidate.line, user: name, reason: unusable.reason))
+                warnings.append(warning("user \(quoted) cannot log in: \(unusable.reason)\(unusable.hint)", kind: "disabled",
+                                        line: candidate.line, content: candidate.content))
+            case .success(let (hash, format)):
+                let entry = UserEntry(name: name, hash: hash, format: format, line: candidate.line)
+                entries[name] = entry
+                order.append(entry)
+                if let weakness = format.weakness {
+                    warnings.append(warning("user \(quoted) uses \(weakness); rehash with htpasswd -B", kind: "weak",
+                                            line: candidate.line, content: candidate.content))
+                }
             }
         }
+        warnings.sort { $0.line < $1.line }
+        disabled.sort { $0.line < $1.line }
+
         let dummy = DummyHash.make(typicalOf: order)
-        var file = UsersFile(path: path, entries: entries, warnings: warnings, dummyHash: dummy.hash,
-                             dummyFormat: dummy.format)
+        var file = UsersFile(path: path, entries: entries, warnings: warnings, disabled: disabled,
+                             dummyHash: dummy.hash, dummyFormat: dummy.format)
         (file.standIns, file.standInOfEntry) = DummyHash.standIns(for: order)
         var material = Array("tollgate stand-in\n".utf8)
         for entry in order { material += entry.hash.utf8 + [0x0A] }
         file.standInKey = Digest.sha256(material)
         return file
+    }
+
+    /// "3 user(s)", or "3 user(s), 1 line disabled (tollgate users list shows which)": for load and reload messages.
+    public var summary: String {
+        let users = "\(entries.count) user(s)"
+        if disabled.isEmpty { return users }
+        return users + ", \(disabled.count) line(s) disabled (tollgate users list shows which)"
     }
 
     /// The hash an unknown `user` is checked against, so that an unknown name costs what a known one costs.
@@ -113,11 +194,12 @@ public struct UsersFile: Sendable {
         return standIns[standInOfEntry[Int(value % UInt64(standInOfEntry.count))]]
     }
 
-    private init(path: String, entries: [String: UserEntry], warnings: [String], dummyHash: String,
-                 dummyFormat: HashFormat) {
+    private init(path: String, entries: [String: UserEntry], warnings: [UsersFileWarning], disabled: [DisabledLine],
+                 dummyHash: String, dummyFormat: HashFormat) {
         self.path = path
         self.entries = entries
         self.warnings = warnings
+        self.disabled = disabled
         self.dummyHash = dummyHash
         self.dummyFormat = dummyFormat
     }

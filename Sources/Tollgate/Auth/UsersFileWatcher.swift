@@ -2,8 +2,8 @@ import Glibc
 import Synchronization
 import TollgateIO
 
-/// Watches the users file and calls back with each new version, or with the error when a new version is broken
-/// (the caller keeps the users it has and logs the error).
+/// Watches the users file and calls back with each new version (whose unusable lines disable only their users), or
+/// with the error when the file cannot be read (the caller keeps the users it has and logs the error).
 ///
 /// Watches the file's directory with inotify, so in-place rewrites (`htpasswd`), rename-replace (editors, the
 /// CLI) and delete-then-recreate are all seen; a burst of events becomes one reload after `debounceMillis` of
@@ -168,13 +168,7 @@ public final class UsersFileWatcher: @unchecked Sendable {
             return
         }
         if !force, bytes == lastBytes { return }
-        do throws(UsersFileError) {
-            let users = try UsersFile.parse(bytes: bytes, path: path)
-            lastBytes = bytes
-            onChange(.success(users))
-        } catch {
-            lastBytes = nil
-            onChange(.failure(error))
-        }
+        lastBytes = bytes
+        onChange(.success(UsersFile.parse(bytes: bytes, path: path)))
     }
 }

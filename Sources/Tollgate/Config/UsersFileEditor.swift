@@ -2,8 +2,9 @@ import Glibc
 import TollgateIO
 
 /// Edits a users file for `tollgate users` and the first-run bootstrap: adds, replaces or removes one user's line,
-/// keeping every other line (comments included) as it was, and writes atomically (temp file + rename, mode 0600),
-/// so the running server's watcher sees one complete new version.
+/// keeping every other line (comments included) as it was, and writes atomically (temp file + rename, keeping an
+/// existing file's owner and mode), so the running server's watcher sees one complete new version. It leaves no
+/// other file behind.
 public enum UsersFileEditor {
     public struct EditError: Error, CustomStringConvertible, Sendable {
         public var description: String
@@ -26,71 +27,124 @@ public enum UsersFileEditor {
         return out
     }
 
-    /// Whether the user must already exist (`passwd`), must not (`add` of a new user is also fine), or either.
-    public enum Presence: Sendable { case any, mustExist }
+    /// The bcrypt cost of passwords set by `tollgate users` and of the first user `serve` generates.
+    public static let defaultCost = 12
 
-    /// Sets `user`'s password (bcrypt `$2y$` at `cost`), adding the user if new. Creates the file (0640) if missing.
-    /// Holds an exclusive lock on `PATH.lock` for the read-modify-write, so two admins cannot lose each other's edits.
-    public static func setPassword(path: String, user: String, password: String, cost: Int = 12,
-                                   presence: Presence = .any) throws(EditError) {
+    /// Entered passwords shorter than this (in characters) are refused unless the caller allows weak ones.
+    public static let minimumPasswordLength = 12
+
+    /// Why `password` is too weak to set for `user`, or nil when it is acceptable.
+    public static func weakness(of password: String, user: String) -> String? {
+        if password.count < minimumPasswordLength {
+            return "the password is too short (\(password.count) characters; at least \(minimumPasswordLength))"
+        }
+        if password == user { return "the password is the user name" }
+        return nil
+    }
+
+    /// Whether the user must already exist (`passwd`), must not (`add`), or either.
+    public enum Presence: Sendable { case any, mustExist, mustNotExist }
+
+    /// Sets `user`'s password (bcrypt `$2y$` at `cost`), adding the user if new; any further lines of the user
+    /// (duplicates, which disable it) are removed. Creates the file (0640) if missing. Refuses a weak password (see
+    /// `weakness(of:user:)`) unless `allowWeakPassword`. Holds the lock of `withLock` for the read-modify-write,
+    /// so two admins cannot lose each other's edits.
+    public static func setPassword(path: String, user: String, password: String, cost: Int = defaultCost,
+                                   presence: Presence = .any, allowWeakPassword: Bool = false) throws(EditError) {
+        guard !user.isEmpty, !user.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F || $0 == UInt8(ascii: ":") }) else {
+            throw EditError("user name \(user.debugDescription) must be non-empty without spaces, colons or control characters")
+        }
+        guard (4...17).contains(cost) else { throw EditError("bcrypt cost must be 4...17") }
+        guard password.utf8.count <= PasswordVerifier.maxPasswordBytes else {
+            throw EditError("the password is longer than \(PasswordVerifier.maxPasswordBytes) bytes, which no login is checked against")
+        }
+        if !allowWeakPassword, let weakness = weakness(of: password, user: user) {
+            throw EditError("\(weakness): choose a longer one, use --generate, or give --allow-weak-password")
+        }
         try withLock(path) { () throws(EditError) in
             try setPasswordLocked(path: path, user: user, password: password, cost: cost, presence: presence)
         }
     }
 
-    /// Checks `password` against `user`'s line (any supported format); false for a wrong password or unknown user.
+    /// Checks `password` against `user`'s line (any supported format); false for a wrong password. An unknown user,
+    /// or one whose line Tollgate cannot use, is an error saying so.
     public static func verify(path: String, user: String, password: String) throws(EditError) -> Bool {
         let users: UsersFile
         do { users = try UsersFile.load(path: path) } catch { throw EditError(error.description) }
-        guard let entry = users.entries[user] else { throw EditError("\(path): no user \(user.debugDescription)") }
+        guard let entry = users.entries[user] else {
+            if let line = users.disabled.first(where: { $0.user == user }) {
+                throw EditError("\(path):\(line.line): user \(user.debugDescription) cannot log in: \(line.reason)")
+            }
+            throw EditError("\(path): no user \(user.debugDescription)")
+        }
         return PasswordVerifier.verify(password: Array(password.utf8), against: entry.hash, format: entry.format)
     }
 
     private static func setPasswordLocked(path: String, user: String, password: String, cost: Int,
                                           presence: Presence) throws(EditError) {
-        guard !user.isEmpty, !user.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F || $0 == UInt8(ascii: ":") }) else {
-            throw EditError("user name \(user.debugDescription) must be non-empty without spaces, colons or control characters")
+        var lines = try readLines(path, missingOK: presence != .mustExist)
+        let existing = lines.indices.filter { lineUser(lines[$0]) == user }
+        if let first = existing.first, presence == .mustNotExist {
+            throw EditError("\(path):\(first + 1): user \(user.debugDescription) already exists "
+                + "(change its password with: tollgate users passwd \(user))")
         }
-        guard (4...17).contains(cost) else { throw EditError("bcrypt cost must be 4...17") }
+        if existing.isEmpty, presence == .mustExist {
+            throw EditError("\(path): no user \(user.debugDescription) (add it with: tollgate users add \(user))")
+        }
         guard let hash = PasswordCrypt.bcrypt(password: Array(password.utf8), cost: cost) else {
             throw EditError("libcrypt could not produce a bcrypt hash")
         }
-        var lines = try readLines(path, missingOK: presence == .any)
         let newLine = "\(user):\(hash)"
-        if let i = lines.firstIndex(where: { lineUser($0) == user }) {
-            lines[i] = newLine
-        } else if presence == .mustExist {
-            throw EditError("\(path): no user \(user.debugDescription) (add it with: tollgate users add \(user))")
+        if let first = existing.first {
+            lines[first] = newLine
+            for i in existing.dropFirst().reversed() { lines.remove(at: i) }
         } else {
             lines.append(newLine)
         }
         try write(path, lines)
     }
 
-    /// Removes `user`; an error if there is no such user.
+    /// Removes `user` (every line of it); an error if there is no such user.
     public static func remove(path: String, user: String) throws(EditError) {
         try withLock(path) { () throws(EditError) in try removeLocked(path: path, user: user) }
     }
 
     private static func removeLocked(path: String, user: String) throws(EditError) {
         var lines = try readLines(path, missingOK: false)
-        guard let i = lines.firstIndex(where: { lineUser($0) == user }) else {
-            throw EditError("\(path): no user \(user.debugDescription)")
-        }
-        lines.remove(at: i)
+        let before = lines.count
+        lines.removeAll { lineUser($0) == user }
+        guard lines.count < before else { throw EditError("\(path): no user \(user.debugDescription)") }
         try write(path, lines)
     }
 
-    /// Runs body holding an exclusive flock on `PATH.lock` (created 0640 beside the file).
+    /// Runs body holding an exclusive flock on `PATH.lock`, created beside the file and removed again before the
+    /// lock is released, so no lock file stays behind. A waiter that wakes up holding the lock of a file already
+    /// removed (its path now missing or another file) opens the path again, so two editors never both hold a lock.
     private static func withLock(_ path: String, _ body: () throws(EditError) -> Void) throws(EditError) {
         let lockPath = path + ".lock"
-        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o640)
-        guard fd >= 0 else { throw EditError("cannot open lock file \(lockPath): \(Syscall.describe(errno))") }
-        defer { Syscall.close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
-            if errno != EINTR { throw EditError("cannot lock \(lockPath): \(Syscall.describe(errno))") }
+        while true {
+            let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw EditError("cannot open lock file \(lockPath): \(Syscall.describe(errno))") }
+            while flock(fd, LOCK_EX) != 0 {
+                if errno != EINTR {
+                    let e = errno
+                    Syscall.close(fd)
+                    throw EditError("cannot lock \(lockPath): \(Syscall.describe(e))")
+                }
+            }
+            var held = stat(), named = stat()
+            guard fstat(fd, &held) == 0, stat(lockPath, &named) == 0, held.st_dev == named.st_dev,
+                  held.st_ino == named.st_ino else {
+                Syscall.close(fd)
+                continue
+            }
+            defer {
+                unlink(lockPath)
+                Syscall.close(fd)
+            }
+            try body()
+            return
         }
-        try body()
     }
 
     private static func lineUser(_ line: String) -> String? {

@@ -2,6 +2,7 @@
 struct AccessRecord {
     var requestID: [UInt8]
     var client: [UInt8]
+    /// The authenticated user, or for a refused login the name it tried (`auth` then says how it was refused).
     var user: String?
     var method: String
     var path: String
@@ -49,6 +50,8 @@ struct AccessRecord {
             s += " tokens=\(promptTokens.map(String.init) ?? "-")/\(completionTokens.map(String.init) ?? "-")"
         }
         if let backend { s += " backend=\(Self.escaped(backend, quoted: false))" }
+        // A name that did not log in is marked as such, with how it was refused.
+        if user != nil && auth != "allowed" { s += " auth=\(auth)" }
         s += " \(reason.rawValue)\n"
         out.append(contentsOf: s.utf8)
     }
@@ -81,6 +84,22 @@ struct AccessRecord {
         let count = path.utf8.count
         guard count > maxLoggedPath else { return path }
         return String(decoding: path.utf8.prefix(maxLoggedPath), as: UTF8.self) + "...(\(count - maxLoggedPath) more bytes)"
+    }
+
+    /// Attempted user names longer than this are logged cut, with how much was left out.
+    static let maxLoggedUser = 128
+
+    /// `user`, or its first `maxLoggedUser` bytes (whole characters) and a note of the rest.
+    static func clippedUser(_ user: String) -> String {
+        let count = user.utf8.count
+        guard count > maxLoggedUser else { return user }
+        var kept = 0
+        for character in user {
+            let size = character.utf8.count
+            if kept + size > maxLoggedUser { break }
+            kept += size
+        }
+        return String(decoding: user.utf8.prefix(kept), as: UTF8.self) + "...(\(count - kept) more bytes)"
     }
 
     static func millis(_ nanos: UInt64) -> String {

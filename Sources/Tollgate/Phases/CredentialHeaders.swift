@@ -65,6 +65,7 @@ struct CredentialHeaders: ConnectionPhase {
         case .found(let found, _):
             credentials = found
         }
+        ex.attemptedUser = credentials.user
         ex.credentialFingerprint = fingerprint
         let clientIP = ex.client.map { SocketAddress(host: $0, port: 0).hostString } ?? c.peerString
         ex.login = PendingLogin(credentials: credentials, clientIP: clientIP)

@@ -162,7 +162,8 @@ extension ClientConnection {
         // log with its own lines.
         guard worker.log.enabled, kind != .metrics else { return }
         worker.log.record(AccessRecord(
-            requestID: ex.requestID, client: peerText, user: ex.user, method: ex.methodText,
+            requestID: ex.requestID, client: peerText,
+            user: ex.user ?? ex.attemptedUser.map(AccessRecord.clippedUser), method: ex.methodText,
             path: AccessRecord.clipped(ex.path),
             status: status, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut, durationNanos: now &- ex.start,
             ttfbNanos: ex.firstByteAt == 0 ? nil : ex.firstByteAt &- ex.start,

@@ -33,6 +33,8 @@ final class Exchange {
     var isPublic = false
     /// The authenticated user (nil while unknown or with authentication off).
     var user: String?
+    /// The user name the request's credentials give, verified or not: the access log names it for a refused login.
+    var attemptedUser: String?
     /// The model Ollama's handler will act on (inference routes and `/api/show`, once the body was read whole):
     /// what the log, the metrics and backend routing use.
     var model: String?

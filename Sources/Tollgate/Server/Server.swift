@@ -181,8 +181,8 @@ public final class Server: @unchecked Sendable {
                     case .success(let users):
                         authenticator.replaceUsers(users)
                         self.metrics.reloaded("users", ok: true)
-                        Diagnostics.info("reloaded \(path): \(users.entries.count) user(s)")
-                        for w in users.warnings { Diagnostics.warn(w) }
+                        Diagnostics.info("reloaded \(path): \(users.summary)")
+                        for w in WarnOnce.process.fresh(users.warnings) { Diagnostics.warn(w.description) }
                     case .failure(let error):
                         self.metrics.reloaded("users", ok: false)
                         Diagnostics.error("\(error.description); keeping the previous users")

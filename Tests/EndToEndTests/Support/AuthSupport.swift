@@ -71,7 +71,7 @@ extension Proxy {
 enum TestUsers {
     /// Parses `text` as a users file (no file on disk, no reload).
     static func parse(_ text: String) throws -> UsersFile {
-        try UsersFile.parse(text, path: "e2e-users.htpasswd")
+        UsersFile.parse(text, path: "e2e-users.htpasswd")
     }
 
     /// A `$2y$` bcrypt hash of `password` at cost 4 (the cheapest libcrypt allows).

@@ -5,7 +5,7 @@ import TollgateIO
 
 @Suite struct AuthAuthenticatorTests {
     private func users(_ text: String) throws -> UsersFile {
-        try UsersFile.parse(text, path: "users.htpasswd")
+        UsersFile.parse(text, path: "users.htpasswd")
     }
 
     private func settings(workers: Int = 2, queueLimit: Int = 256, failureLimit: Int = 10) -> Authenticator.Settings {

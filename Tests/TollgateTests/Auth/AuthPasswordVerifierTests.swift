@@ -27,6 +27,16 @@ import TollgateIO
         (Fixture.sha256crypt, "pw", .sha256crypt),
         (Fixture.sha512crypt, "pw", .sha512crypt),
         (Fixture.yescrypt, "pw", .yescrypt),
+        (Fixture.md5crypt, "md5 pw", .md5crypt),
+        ("$1$$I2o9Z7NcvQAKp7wyCTlia0", "password", .md5crypt),
+        (Fixture.descrypt, "des-pw", .descrypt),
+        // Other libcrypt methods, recognised by asking libcrypt: scrypt, GOST yescrypt, BSDi DES, NetBSD SHA-1.
+        ("$7$CU..../....d69w5Kf1jAeK.0CnE2xTa/$gHEFC4IWp/5vBb5FOGA02rqVw5k0xdFhnQ56nmHxLvA", "pw",
+         .otherCrypt(method: "$7", legacy: false)),
+        ("$gy$j9T$7f8IEfhk.dEtv5SExXnAy1$w8xH1drkL7PBHSNghuSSqU0Nr2h/C75To.rPvJSO8TB", "pw",
+         .otherCrypt(method: "$gy", legacy: false)),
+        ("_J9..XTvAIWbOUdLTgAg", "pw", .otherCrypt(method: "_", legacy: true)),
+        ("$sha1$216456$LqcHf1I472Vpe/w2xzXc$oOXnyjQR2o10WbwepTyzLV9eCjbo", "pw", .otherCrypt(method: "$sha1", legacy: true)),
     ]
 
     @Test(arguments: vectors.indices)
@@ -49,6 +59,23 @@ import TollgateIO
             #expect(HashFormat(hash: hash) == format)
             #expect(verify("Tr0ub4dor&3:x", hash))
             #expect(!verify("Tr0ub4dor&3:y", hash))
+        }
+    }
+
+    /// What nginx admins have: `openssl passwd -1` (MD5-crypt) and `htpasswd -d` (DES crypt), both verified by
+    /// libcrypt. DES counts only the first 8 bytes of a password, so the passwords here are shorter.
+    @Test func freshOpensslMD5CryptAndHtpasswdDESHashesVerify() throws {
+        if let md5 = try run("/usr/bin/openssl", ["passwd", "-1", "Tr0ub4dor&3:x"]) {
+            let hash = String(md5.split(separator: "\n").first ?? "")
+            #expect(HashFormat(hash: hash) == .md5crypt, "\(hash)")
+            #expect(verify("Tr0ub4dor&3:x", hash))
+            #expect(!verify("Tr0ub4dor&3:y", hash))
+        }
+        if let out = try htpasswd(["-nbd", "user", "Tr0:b4d"]) {
+            let hash = String((out.split(separator: "\n").first ?? "").dropFirst("user:".count))
+            #expect(HashFormat(hash: hash) == .descrypt, "\(hash)")
+            #expect(verify("Tr0:b4d", hash))
+            #expect(!verify("Tr0:b4e", hash))
         }
     }
 
@@ -75,7 +102,8 @@ import TollgateIO
     }
 
     @Test func unknownAndMalformedFormatsAreNotRecognised() {
-        for hash in ["abJnggxhB/yWI", "$1$abc$def", "$2y$05$short", "$2x$05$" + Fixture.bcrypt5.dropFirst(7),
+        for hash in ["abJnggxhB/yW", "abJnggxhB/yWI!", "$1$abc$def", "$1$saltsalt9$lAu4Yl1EiCfuGFoLFgSVa1", "$7$",
+                     "$sha1$x", "$gy$j9T$abc$", "_J9..abcd", "!locked", "*", "$2y$05$short", "$2q$05$" + Fixture.bcrypt5.dropFirst(7),
                      "$2y$03$" + Fixture.bcrypt5.dropFirst(7), "{SHA}notbase64!", "{SHA}" + "YWJj",
                      "{SSHA}YWJj", "$5$", "$6$salt$", "plain"] {
             #expect(HashFormat(hash: hash) == nil, "\(hash)")

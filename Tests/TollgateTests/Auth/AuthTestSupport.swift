@@ -72,6 +72,8 @@ enum Fixture {
     static let sha256crypt = "$5$abcdefgh$ijtOJ//yvc/9bq1g0llFn9dB688BwBDRD90DlKKSKE1"  // "pw"
     static let sha512crypt = "$6$abcdefgh$KQeXafAQAaOoKTevphVU215RvJdgzyfASRasIOuh12hO8u0r1bGW92ZnTmC9IjsiQ8VPiTXBiZF49dFL1U4wX/"  // "pw"
     static let yescrypt = "$y$j9T$176P88uCM1xndvkd/dBdZ.$OsLm2P6cUALQqspEEDjv39s21Y8FnRTRqk0gIOVtc77"  // "pw"
+    static let md5crypt = "$1$saltsalt$lAu4Yl1EiCfuGFoLFgSVa1"  // "md5 pw" (openssl passwd -1)
+    static let descrypt = "/aVSbSV0CwEiY"  // "des-pw" (htpasswd -d)
 }
 
 /// Runs `check` and, when it is pending, waits for the completion.
@@ -93,7 +95,11 @@ func makeTemporaryDirectory() throws -> String {
 
 /// Runs htpasswd with `arguments`; its stdout, or nil when it is not installed.
 func htpasswd(_ arguments: [String]) throws -> String? {
-    let tool = "/usr/bin/htpasswd"
+    try run("/usr/bin/htpasswd", arguments)
+}
+
+/// Runs `tool` with `arguments` and returns its standard output, or nil when the tool is not installed.
+func run(_ tool: String, _ arguments: [String]) throws -> String? {
     guard FileManager.default.isExecutableFile(atPath: tool) else { return nil }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: tool)

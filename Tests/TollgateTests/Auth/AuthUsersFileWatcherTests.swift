@@ -58,16 +58,29 @@ import Testing
         #expect(inbox.first { hash(of: "alice", in: $0) == "{PLAIN}recreated" } != nil)
     }
 
-    @Test func aBrokenEditIsReportedWithItsLine() throws {
+    @Test func anEditAddingAnUnusableLineDisablesOnlyThatUser() throws {
         let (path, watcher, inbox) = try start("alice:{PLAIN}one\n")
         defer { watcher.stop() }
-        rewrite(path, "alice:{PLAIN}one\nbob\n")
-        let failure = inbox.first { isFailure($0, containing: "malformed") }
-        guard case .failure(let error)? = failure else {
-            Issue.record("no failure reported")
+        rewrite(path, "alice:{PLAIN}one\nbob\ncarol:not-a-hash\ndave:{PLAIN}four\n")
+        let reloaded = inbox.first { hash(of: "dave", in: $0) == "{PLAIN}four" }
+        guard case .success(let users)? = reloaded else {
+            Issue.record("the edit was never reported")
             return
         }
-        #expect(error.description == "\(path):2: malformed line: expected user:hash")
+        #expect(users.entries.keys.sorted() == ["alice", "dave"])
+        #expect(users.disabled.map(\.line) == [2, 3])
+        let warnings = users.warnings.map(\.description)
+        #expect(warnings.contains("\(path):2: malformed line (expected user:hash); line ignored"), "\(warnings)")
+        #expect(warnings.contains { $0.hasPrefix("\(path):3: user \"carol\" cannot log in: unknown hash format") }, "\(warnings)")
+    }
+
+    @Test func anUnreadableFileIsReportedAsAFailure() throws {
+        let (path, watcher, inbox) = try start("alice:{PLAIN}one\n")
+        defer { watcher.stop() }
+        #expect(unlink(path) == 0)
+        #expect(mkdir(path, 0o700) == 0)
+        let failure = inbox.first { isFailure($0, containing: "not a regular file") }
+        #expect(failure != nil, "no failure reported")
     }
 
     @Test func reloadNowReportsEvenWithoutChanges() throws {

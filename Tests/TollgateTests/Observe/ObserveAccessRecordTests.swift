@@ -3,11 +3,36 @@ import Testing
 
 /// Request-derived values cannot forge or split an access-log line, in either format.
 @Suite struct ObserveAccessRecordTests {
-    private func record(path: String, model: String?, user: String? = "alice") -> AccessRecord {
+    private func record(path: String, model: String?, user: String? = "alice", status: Int = 200,
+                        auth: String = "allowed") -> AccessRecord {
         AccessRecord(requestID: Array("r1".utf8), client: Array("203.0.113.9".utf8), user: user, method: "POST",
-                     path: path, status: 200, bytesIn: 1, bytesOut: 2, durationNanos: 3_000_000, ttfbNanos: nil,
+                     path: path, status: status, bytesIn: 1, bytesOut: 2, durationNanos: 3_000_000, ttfbNanos: nil,
                      upstreamNanos: nil, model: model, promptTokens: nil, completionTokens: nil, rateLimit: "pass",
-                     auth: "allowed", reason: .completed)
+                     auth: auth, reason: .completed)
+    }
+
+    /// A refused login names the user it tried, escaped and cut to a bounded length, and the text line marks it as
+    /// not logged in (the JSON line's `auth` field says so already).
+    @Test func aRefusedLoginNamesTheAttemptedUserEscapedAndCut() throws {
+        var text: [UInt8] = []
+        record(path: "/api/tags", model: nil, user: "mal\"lory é", status: 401, auth: "denied")
+            .appendText(timestamp: "T", to: &text)
+        let line = String(decoding: text, as: UTF8.self)
+        #expect(line.hasPrefix(#"T r1 203.0.113.9 mal\x22lory\x20\xC3\xA9 "POST /api/tags" 401 "#), "\(line)")
+        #expect(line.hasSuffix(" auth=denied \(CloseReason.completed.rawValue)\n"), "\(line)")
+        var allowed: [UInt8] = []
+        record(path: "/api/tags", model: nil).appendText(timestamp: "T", to: &allowed)
+        #expect(!String(decoding: allowed, as: UTF8.self).contains("auth="))
+
+        var json: [UInt8] = []
+        record(path: "/api/tags", model: nil, user: "mal\"lory\\", status: 401, auth: "denied").appendJSON(timestamp: "T", to: &json)
+        #expect(String(decoding: json, as: UTF8.self).contains(#""user":"mal\"lory\\","#))
+
+        let long = String(repeating: "é", count: 100)  // 200 bytes
+        let cut = AccessRecord.clippedUser(long)
+        #expect(cut == String(repeating: "é", count: 64) + "...(72 more bytes)")
+        #expect(AccessRecord.clippedUser("alice") == "alice")
+        #expect(AccessRecord.clippedUser(String(repeating: "a", count: 128)) == String(repeating: "a", count: 128))
     }
 
     private static let hostile = [
