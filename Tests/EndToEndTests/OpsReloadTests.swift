@@ -28,7 +28,7 @@ import TollgateIO
             var changed = proxy.server.config
             changed.realm = "Ollama at home"
             changed.bodyLimits.other = 64
-            let messages = proxy.server.reload(changed)
+            let messages = try proxy.server.reload(changed)
             #expect(messages == ["reloaded the configuration"], "\(messages)")
             // `reload` hands the config to each loop and returns; wait (bounded) until the loop has it.
             let applied = try waitUntil {
@@ -53,7 +53,7 @@ import TollgateIO
             var changed = proxy.server.config
             changed.listen = [SocketAddress(parsing: "127.0.0.1:1")!]
             changed.realm = "new realm"
-            let messages = proxy.server.reload(changed)
+            let messages = try proxy.server.reload(changed)
             #expect(messages.count == 2, "\(messages)")
             #expect(try waitUntil { try proxy.fetch(Req.get("/api/tags")).head.header("WWW-Authenticate")?.contains("new realm") == true })
             let restart = messages.last ?? ""
