@@ -150,4 +150,28 @@ import TollgateIO
             #expect(client.peerFingerprint == OpsCertificates.fingerprint(ofPEMFile: shared.certificatePath))
         }
     }
+
+    @Test func aReloadWhoseCertificateFailsToLoadFailsWholeAndChangesNothing() throws {
+        let dir = try OpsTempDirectory()
+        try withProxyAndFake(configure: { config in
+            config.realm = "Before"
+            config.metricsListen = [SocketAddress(parsing: "127.0.0.1:0")!]
+        }) { proxy, _ in
+            var changed = proxy.server.config
+            changed.realm = "After"
+            changed.certificatePath = dir.file("missing-cert.pem")
+            changed.keyPath = dir.file("missing-key.pem")
+            do throws(SocketError) {
+                let messages = try proxy.server.reload(changed)
+                Issue.record("a reload with a missing certificate succeeded: \(messages)")
+            } catch {
+                #expect(error.description.contains("missing-cert.pem"), "\(error)")
+            }
+            // Neither the realm nor the certificate paths were taken: the reload is reported failed as a whole.
+            #expect(proxy.server.config.realm == "Before")
+            #expect(proxy.server.config.certificatePath != changed.certificatePath)
+            let scrape = try MetricsScrape(proxy)
+            #expect(scrape["tollgate_reloads_total{what=\"config\",result=\"failed\"}"] == 1)
+        }
+    }
 }
