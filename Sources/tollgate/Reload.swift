@@ -27,14 +27,17 @@ struct Reload: ParsableCommand {
         // Only the two paths are needed: a config that no longer loads is for the server to report.
         let resolved = try? ConfigResolver.load(flags: [:], environment: environment, configPath: config)
         let pidFile = pidFile ?? resolved?.string("pid-file")
-        guard let directory = ReloadStatus.directory(stateDir: stateDir ?? resolved?.string("state-dir"),
-                                                     pidFile: pidFile, environment: environment) else {
+        let candidates = ReloadStatus.candidates(stateDir: stateDir ?? resolved?.string("state-dir"),
+                                                 pidFile: pidFile, environment: environment)
+        guard !candidates.isEmpty else {
             throw StartupError("cannot find the server's state directory: give --state-dir, or set state-dir "
                                + "(or pid-file) in the config")
         }
-        guard let before = ReloadStatus.read(from: directory) else {
-            throw StartupError("no running tollgate found: \(directory)/\(ReloadStatus.fileName) is missing "
-                               + "(is the server running, with this state directory?)")
+        guard let (directory, before) = candidates.lazy.compactMap({ d in ReloadStatus.read(from: d).map { (d, $0) } })
+            .first else {
+            let places = candidates.map { "\($0)/\(ReloadStatus.fileName)" }.joined(separator: ", ")
+            throw StartupError("no running tollgate found: no \(places) (is the server running, with this "
+                               + "state directory?)")
         }
         let pid = before.pid
         guard kill(pid, SIGHUP) == 0 else {

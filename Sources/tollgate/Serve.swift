@@ -26,6 +26,31 @@ struct Serve: ParsableCommand {
             throw StartupError(error.description)
         }
         config = server.config
+        // The outcome of the start and of each reload, for `tollgate reload` to wait for; written before the
+        // "serving" lines, so that whoever waits for those finds it.
+        let environment = Syscall.environment()
+        let stateDirectory = ReloadStatus.directory(stateDir: config.stateDirectory, pidFile: config.pidFile,
+                                                    environment: environment)
+        let pid = getpid()
+        let generation = Mutex<Int>(0)
+        @Sendable func publish(_ status: ReloadStatus) {
+            guard let stateDirectory else { return }
+            do {
+                try status.write(to: stateDirectory)
+            } catch {
+                note("warning: \(error.description): tollgate reload cannot see the outcome")
+            }
+        }
+        if let stateDirectory {
+            let started = ReloadStatus(pid: pid, generation: 0, ok: true, messages: ["started"])
+            do {
+                try started.write(to: stateDirectory)
+            } catch {
+                // A state directory the admin named must work; one found by default is a convenience.
+                if config.stateDirectory != nil { throw StartupError("state-dir: \(error.description)") }
+                note("warning: \(error.description): tollgate reload cannot see the outcome")
+            }
+        }
         for a in server.tlsAddresses { note("serving https://\(a)") }
         for a in server.plainAddresses { note("serving http://\(a) (plain HTTP)") }
         for a in server.redirectAddresses { note("redirecting http://\(a) to https") }
@@ -56,30 +81,6 @@ struct Serve: ParsableCommand {
                 throw StartupError("cannot write pid file \(pidFile): \(Syscall.describe(errno))")
             }
             close(fd)
-        }
-        // The outcome of the start and of each reload, for `tollgate reload` to wait for.
-        let environment = Syscall.environment()
-        let stateDirectory = ReloadStatus.directory(stateDir: config.stateDirectory, pidFile: pidFile,
-                                                    environment: environment)
-        let pid = getpid()
-        let generation = Mutex<Int>(0)
-        @Sendable func publish(_ status: ReloadStatus) {
-            guard let stateDirectory else { return }
-            do {
-                try status.write(to: stateDirectory)
-            } catch {
-                note("warning: \(error.description): tollgate reload cannot see the outcome")
-            }
-        }
-        if let stateDirectory {
-            let started = ReloadStatus(pid: pid, generation: 0, ok: true, messages: ["started"])
-            do {
-                try started.write(to: stateDirectory)
-            } catch {
-                // A state directory the admin named must work; one found by default is a convenience.
-                if config.stateDirectory != nil { throw StartupError("state-dir: \(error.description)") }
-                note("warning: \(error.description): tollgate reload cannot see the outcome")
-            }
         }
         Signals.install { sig in
             // drain-timeout is reloadable: the one in force now (this is the signal thread, which reloads too).

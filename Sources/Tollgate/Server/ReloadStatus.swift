@@ -28,19 +28,32 @@ public struct ReloadStatus: Sendable, Equatable {
 
     /// The state directory: `stateDir` (the `state-dir` setting) if set, else systemd's `$RUNTIME_DIRECTORY` (the
     /// unit's RuntimeDirectory), else the pid file's directory, else `/run/tollgate` when it exists; nil when none.
-    /// The server and `tollgate reload` find it the same way.
+    /// The server writes its status there.
     public static func directory(stateDir: String?, pidFile: String?, environment: [String: String]) -> String? {
-        if let stateDir, !stateDir.isEmpty { return stateDir }
+        candidates(stateDir: stateDir, pidFile: pidFile, environment: environment).first
+    }
+
+    /// Where the server may have put its status, most likely first: `directory`'s choice, then (unless `stateDir`
+    /// is set) the ones it would take in another environment. `tollgate reload`, run from an admin's shell without
+    /// systemd's variables, takes the first that holds a status file.
+    public static func candidates(stateDir: String?, pidFile: String?, environment: [String: String]) -> [String] {
+        if let stateDir, !stateDir.isEmpty { return [stateDir] }
+        var found: [String] = []
         if let runtime = environment["RUNTIME_DIRECTORY"]?.split(separator: ":").first, !runtime.isEmpty {
-            return String(runtime)
+            found.append(String(runtime))
         }
-        if let pidFile, let slash = pidFile.lastIndex(of: "/") {
-            return slash == pidFile.startIndex ? "/" : String(pidFile[..<slash])
+        if let pidFile, !pidFile.isEmpty {
+            if let slash = pidFile.lastIndex(of: "/") {
+                found.append(slash == pidFile.startIndex ? "/" : String(pidFile[..<slash]))
+            } else {
+                found.append(".")
+            }
         }
-        if let pidFile, !pidFile.isEmpty { return "." }
         var info = stat()
-        if stat("/run/tollgate", &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR { return "/run/tollgate" }
-        return nil
+        if stat("/run/tollgate", &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR { found.append("/run/tollgate") }
+        var unique: [String] = []
+        for d in found where !unique.contains(d) { unique.append(d) }
+        return unique
     }
 
     /// The file's text.
