@@ -78,7 +78,9 @@ struct Serve: ParsableCommand {
         if let pidFile {
             let fd = open(pidFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard fd >= 0, Syscall.writeAll(fd, Array("\(getpid())\n".utf8)) == nil else {
-                throw StartupError("cannot write pid file \(pidFile): \(Syscall.describe(errno))")
+                let code = errno
+                if let stateDirectory { ReloadStatus.remove(from: stateDirectory, pid: pid) }
+                throw StartupError("cannot write pid file \(pidFile): \(Syscall.describe(code))")
             }
             close(fd)
         }
