@@ -169,7 +169,8 @@ int tg_generate_certificate(const char *key_path, const char *cert_path, const c
         }
     }
     if (!add_ext(cert, issuer, NID_subject_key_identifier, "hash")) { fail(err, err_len, "adding key id"); goto done; }
-    if (ca_cert && !add_ext(cert, issuer, NID_authority_key_identifier, "keyid:always")) {
+    /* After the subject key identifier: a self-signed certificate's authority key identifier is its own. */
+    if (!add_ext(cert, issuer, NID_authority_key_identifier, "keyid:always")) {
         fail(err, err_len, "adding authority key id"); goto done;
     }
     if (san && san[0] && !add_ext(cert, issuer, NID_subject_alt_name, san)) {

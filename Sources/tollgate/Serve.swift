@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import Synchronization
 import Tollgate
 import TollgateIO
 
@@ -13,7 +14,7 @@ struct Serve: ParsableCommand {
         // Before any thread exists (the server, the password checkers, the watcher), so all inherit the mask and
         // SIGTERM reaches only the signal thread, which drains.
         Signals.block()
-        let startup = try Startup(options: options, sideEffects: true)
+        let startup = try Startup(options: options, mode: .serve)
         var config = startup.config
         for w in startup.resolved.warnings { note("warning: \(w)") }
         if let path = startup.resolved.configPath { note("using config \(path)") }
@@ -25,6 +26,31 @@ struct Serve: ParsableCommand {
             throw StartupError(error.description)
         }
         config = server.config
+        // The outcome of the start and of each reload, for `tollgate reload` to wait for; written before the
+        // "serving" lines, so that whoever waits for those finds it.
+        let environment = Syscall.environment()
+        let stateDirectory = ReloadStatus.directory(stateDir: config.stateDirectory, pidFile: config.pidFile,
+                                                    environment: environment)
+        let pid = getpid()
+        let generation = Mutex<Int>(0)
+        @Sendable func publish(_ status: ReloadStatus) {
+            guard let stateDirectory else { return }
+            do {
+                try status.write(to: stateDirectory)
+            } catch {
+                note("warning: \(error.description): tollgate reload cannot see the outcome")
+            }
+        }
+        if let stateDirectory {
+            let started = ReloadStatus(pid: pid, generation: 0, ok: true, messages: ["started"])
+            do {
+                try started.write(to: stateDirectory)
+            } catch {
+                // A state directory the admin named must work; one found by default is a convenience.
+                if config.stateDirectory != nil { throw StartupError("state-dir: \(error.description)") }
+                note("warning: \(error.description): tollgate reload cannot see the outcome")
+            }
+        }
         for a in server.tlsAddresses { note("serving https://\(a)") }
         for a in server.plainAddresses { note("serving http://\(a) (plain HTTP)") }
         for a in server.redirectAddresses { note("redirecting http://\(a) to https") }
@@ -52,7 +78,9 @@ struct Serve: ParsableCommand {
         if let pidFile {
             let fd = open(pidFile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard fd >= 0, Syscall.writeAll(fd, Array("\(getpid())\n".utf8)) == nil else {
-                throw StartupError("cannot write pid file \(pidFile): \(Syscall.describe(errno))")
+                let code = errno
+                if let stateDirectory { ReloadStatus.remove(from: stateDirectory, pid: pid) }
+                throw StartupError("cannot write pid file \(pidFile): \(Syscall.describe(code))")
             }
             close(fd)
         }
@@ -63,14 +91,23 @@ struct Serve: ParsableCommand {
             server.shutdown()
         } onReload: {
             note("received SIGHUP: reloading the configuration, the certificate and the users file")
+            let number = generation.withLock { n in
+                n += 1
+                return n
+            }
             do {
-                let fresh = try Startup(options: options, sideEffects: false, quiet: true)
-                for line in server.reload(fresh.config) { note(line) }
+                let fresh = try Startup(options: options, mode: .reload)
+                let lines = try server.reload(fresh.config)
+                for line in lines { note(line) }
                 server.reloadUsers()
+                publish(ReloadStatus(pid: pid, generation: number, ok: true, messages: lines))
             } catch {
                 // A reload that fails validation changes nothing (the users file stays watched as always).
-                server.reloadFailed()
-                note("error: \(error); nothing changed")
+                if error is StartupError { server.reloadFailed() }
+                let message = (error as? StartupError)?.message ?? "\(error)"
+                note("error: \(message); nothing changed")
+                publish(ReloadStatus(pid: pid, generation: number, ok: false,
+                                     messages: message.split(separator: "\n").map(String.init) + ["nothing changed"]))
             }
         } onReopenLogs: {
             server.logSink?.reopen()
@@ -78,52 +115,108 @@ struct Serve: ParsableCommand {
         server.start()
         server.waitUntilStopped()
         if let pidFile { unlink(pidFile) }
+        if let stateDirectory { ReloadStatus.remove(from: stateDirectory, pid: pid) }
         note("stopped")
     }
 }
 
 /// Settings resolved into a ServerConfig, with the certificate and users file located (and, for `serve`, the
-/// development ones created on first start).
+/// development ones created on first start, the certificate renewed when near expiry). `serve`, `check-config` and
+/// a reload all come through here, so `check-config` validates exactly what `serve` would run; every problem found
+/// (config file lines, flags, environment, values, certificate, users file) is thrown at once.
 struct Startup {
+    /// Who is starting up.
+    enum Mode {
+        /// `serve` starting: creates the development certificate and the first users file when needed.
+        case serve
+        /// `check-config`: changes nothing; says what `serve` would create, and loads the certificate to check it.
+        case check
+        /// A reload (SIGHUP) of a running server: changes nothing and repeats no warning.
+        case reload
+    }
+
     let resolved: ResolvedConfig
     let config: ServerConfig
+    /// What `check-config` found out about the certificate, for its report.
+    private(set) var certificateReport: String?
 
     /// The default users file when none is configured.
     static let defaultUsersPath = "users.htpasswd"
+    /// Where `serve` keeps the development certificate when no cert and key are configured.
+    static let developmentDirectory = "certs"
 
-    init(options: ServeOptions, sideEffects: Bool, quiet: Bool = false) throws {
-        do {
-            resolved = try ConfigResolver.load(flags: options.givenFlags, environment: Syscall.environment(),
-                                               configPath: options.config)
-        } catch {
-            throw StartupError("configuration:\n" + error.description)
-        }
-        var config: ServerConfig
-        do {
-            config = try ServerConfig(resolved: resolved)
-        } catch {
-            throw StartupError("configuration:\n" + error.description)
-        }
-        if sideEffects { Diagnostics.configure(structured: config.accessLog == .json) }
-        if !config.listen.isEmpty && config.certificatePath == nil && !quiet {
-            if sideEffects {
-                let dev = try DevelopmentCertificate.ensure(in: "certs")
-                config.certificatePath = dev.certificate
-                config.keyPath = dev.key
-                note(dev.created
-                     ? "created a self-signed development certificate: \(dev.certificate) (key \(dev.key)); set cert and key for a real one"
-                     : "using the development certificate \(dev.certificate); set cert and key for a real one")
-            } else {
-                throw StartupError("no cert and key configured (serve would create a development certificate under certs/)")
+    init(options: ServeOptions, mode: Mode) throws {
+        let loaded = ServerConfig.load(flags: options.givenFlags, environment: Syscall.environment(),
+                                       configPath: options.config)
+        resolved = loaded.resolved
+        var config = loaded.config
+        var problems = loaded.problems.map(\.description)
+        let troubled = Set(loaded.problems.compactMap(\.key))
+        if mode == .serve && problems.isEmpty { Diagnostics.configure(structured: config.accessLog == .json) }
+        if !config.listen.isEmpty && troubled.isDisjoint(with: ["cert", "key", "listen", "listen-plain"]) {
+            if config.certificatePath == nil {
+                let (cert, key) = DevelopmentCertificate.paths(in: Startup.developmentDirectory)
+                switch mode {
+                case .serve where problems.isEmpty:
+                    let dev: (certificate: String, key: String, plan: DevelopmentCertificate.Plan)
+                    do {
+                        dev = try DevelopmentCertificate.ensure(in: Startup.developmentDirectory)
+                    } catch {
+                        throw StartupError(error.description)
+                    }
+                    switch dev.plan {
+                    case .create:
+                        note("created a self-signed development certificate: \(cert) (key \(key)); set cert and key for a real one")
+                    case .renew(let reason):
+                        note("renewed the development certificate \(cert) (\(reason)); set cert and key for a real one")
+                    case .use:
+                        note("using the development certificate \(cert); set cert and key for a real one")
+                    }
+                    config.certificatePath = cert
+                    config.keyPath = key
+                case .serve:
+                    break
+                case .check:
+                    switch DevelopmentCertificate.plan(in: Startup.developmentDirectory) {
+                    case .create:
+                        certificateReport = "no cert and key configured: serve will create a self-signed development "
+                            + "certificate \(cert) (key \(key))"
+                    case .renew(let reason):
+                        certificateReport = "no cert and key configured: serve will renew the development certificate "
+                            + "\(cert) (\(reason))"
+                    case .use:
+                        config.certificatePath = cert
+                        config.keyPath = key
+                    }
+                case .reload:
+                    // A reload keeps using the development pair serve created at start-up.
+                    config.certificatePath = cert
+                    config.keyPath = key
+                }
+            }
+            if mode == .check, let cert = config.certificatePath, let key = config.keyPath {
+                do {
+                    let tls = try TLSContext(certificatePath: cert, keyPath: key)
+                    let days = (tls.notAfter - Int64(time(nil))) / 86_400
+                    certificateReport = "certificate \(cert): ok, expires in \(days) day(s)"
+                    if days < 14 { note("warning: certificate \(cert) expires in \(days) day(s)") }
+                } catch {
+                    problems.append(error.description)
+                }
             }
         }
-        if quiet, config.certificatePath == nil, !config.listen.isEmpty {
-            // A reload keeps using the development pair serve created at start-up.
-            config.certificatePath = "certs/dev-cert.pem"
-            config.keyPath = "certs/dev-key.pem"
+        if !troubled.contains("users") {
+            do {
+                try Startup.loadUsers(resolved.string("users"), into: &config,
+                                      create: mode == .serve && problems.isEmpty, mode: mode)
+            } catch {
+                problems.append((error as? StartupError)?.message ?? "\(error)")
+            }
         }
-        try Startup.loadUsers(resolved.string("users"), into: &config, create: sideEffects, quiet: quiet)
-        for name in config.admins where config.users?.entries[name] == nil {
+        guard problems.isEmpty else {
+            throw StartupError("configuration:\n" + problems.joined(separator: "\n"))
+        }
+        for name in config.admins where config.users?.entries[name] == nil && config.usersPath != nil {
             note("warning: admin \(name) is not a user in \(config.usersPath ?? "the users file")")
         }
         self.config = config
@@ -135,8 +228,14 @@ struct Startup {
 
     /// Loads the users file; on a first start with none configured and none at the default path, creates one with
     /// a generated credential and prints it once. A configured path that is missing is an error.
-    static func loadUsers(_ configured: String?, into config: inout ServerConfig, create: Bool, quiet: Bool = false) throws {
+    static func loadUsers(_ configured: String?, into config: inout ServerConfig, create: Bool, mode: Mode) throws {
         let path = configured ?? defaultUsersPath
+        let quiet = mode == .reload
+        if configured == nil && access(path, F_OK) != 0 && mode != .reload && !create {
+            // What serve would do: check-config says so; a serve that stops on other problems creates nothing.
+            if mode == .check { note("users file \(path): serve will create it with one user and a generated password") }
+            return
+        }
         if configured == nil && access(path, F_OK) != 0 && create {
             let password = UsersFileEditor.generatePassword()
             let user = generatedUser
@@ -171,7 +270,12 @@ struct Startup {
 /// A start-up failure: printed as one clear message, exit status 1.
 struct StartupError: Error, CustomStringConvertible {
     var description: String
-    init(_ d: String) { description = "tollgate: \(d)" }
+    /// The message without the program's name, to collect with others.
+    var message: String
+    init(_ d: String) {
+        message = d
+        description = "tollgate: \(d)"
+    }
 }
 
 /// Status lines go to stderr so stdout stays the access log (JSON lines under journald, text on a terminal).

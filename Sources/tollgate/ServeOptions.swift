@@ -60,6 +60,7 @@ struct ServeOptions: ParsableArguments {
     @Option(setting: "ready-path") var readyPath: String?
     @Option(setting: "hsts") var hsts: String?
     @Option(setting: "pid-file") var pidFile: String?
+    @Option(setting: "state-dir") var stateDir: String?
     @Option(setting: "head-timeout") var headTimeout: String?
     @Option(setting: "keepalive-timeout") var keepaliveTimeout: String?
     @Option(setting: "body-timeout") var bodyTimeout: String?

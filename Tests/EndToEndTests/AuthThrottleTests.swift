@@ -149,7 +149,7 @@ import TollgateIO
             var changed = proxy.server.config
             changed.authSettings.failureLimit = 50
             changed.proxyProtocolFrom = [CIDR(parsing: "203.0.113.0/24")!]
-            let messages = proxy.server.reload(changed)
+            let messages = try proxy.server.reload(changed)
             #expect(messages.count == 2, "\(messages)")
             #expect(messages.last?.contains("login-fail-limit") == true && messages.last?.contains("restart") == true,
                     "\(messages)")

@@ -311,7 +311,7 @@ import TollgateIO
             var changed = proxy.server.config
             changed.upstreams.removeLast()
             changed.healthFails = 9
-            let messages = proxy.server.reload(changed)
+            let messages = try proxy.server.reload(changed)
             let restart = messages.last ?? ""
             #expect(restart == "changes to upstream, health-fails take effect after a restart", "\(messages)")
             #expect(proxy.server.config.upstreams.count == 2)

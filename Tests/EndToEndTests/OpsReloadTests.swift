@@ -28,7 +28,7 @@ import TollgateIO
             var changed = proxy.server.config
             changed.realm = "Ollama at home"
             changed.bodyLimits.other = 64
-            let messages = proxy.server.reload(changed)
+            let messages = try proxy.server.reload(changed)
             #expect(messages == ["reloaded the configuration"], "\(messages)")
             // `reload` hands the config to each loop and returns; wait (bounded) until the loop has it.
             let applied = try waitUntil {
@@ -53,7 +53,7 @@ import TollgateIO
             var changed = proxy.server.config
             changed.listen = [SocketAddress(parsing: "127.0.0.1:1")!]
             changed.realm = "new realm"
-            let messages = proxy.server.reload(changed)
+            let messages = try proxy.server.reload(changed)
             #expect(messages.count == 2, "\(messages)")
             #expect(try waitUntil { try proxy.fetch(Req.get("/api/tags")).head.header("WWW-Authenticate")?.contains("new realm") == true })
             let restart = messages.last ?? ""
@@ -148,6 +148,30 @@ import TollgateIO
             let client = try PrefixedTLSStream(port: proxy.tlsPort)
             defer { client.close() }
             #expect(client.peerFingerprint == OpsCertificates.fingerprint(ofPEMFile: shared.certificatePath))
+        }
+    }
+
+    @Test func aReloadWhoseCertificateFailsToLoadFailsWholeAndChangesNothing() throws {
+        let dir = try OpsTempDirectory()
+        try withProxyAndFake(configure: { config in
+            config.realm = "Before"
+            config.metricsListen = [SocketAddress(parsing: "127.0.0.1:0")!]
+        }) { proxy, _ in
+            var changed = proxy.server.config
+            changed.realm = "After"
+            changed.certificatePath = dir.file("missing-cert.pem")
+            changed.keyPath = dir.file("missing-key.pem")
+            do throws(SocketError) {
+                let messages = try proxy.server.reload(changed)
+                Issue.record("a reload with a missing certificate succeeded: \(messages)")
+            } catch {
+                #expect(error.description.contains("missing-cert.pem"), "\(error)")
+            }
+            // Neither the realm nor the certificate paths were taken: the reload is reported failed as a whole.
+            #expect(proxy.server.config.realm == "Before")
+            #expect(proxy.server.config.certificatePath != changed.certificatePath)
+            let scrape = try MetricsScrape(proxy)
+            #expect(scrape["tollgate_reloads_total{what=\"config\",result=\"failed\"}"] == 1)
         }
     }
 }

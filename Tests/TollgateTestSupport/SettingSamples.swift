@@ -37,6 +37,7 @@ public enum SettingSamples {
         "ready-path": ["/ready"],
         "hsts": ["max-age=60"],
         "pid-file": ["tollgate.pid"],
+        "state-dir": ["state"],
     ]
 
     /// Flag values for `setting` that differ from its default: `[]` for a boolean (the bare flag); nil for a

@@ -1,6 +1,7 @@
 """TLS audit of Tollgate with the test CA and leaf: sslyze's Mozilla "intermediate" check, protocol versions below
 TLS 1.2 refused (with a control server proving the client here can still speak them), compression and client
-renegotiation off, ALPN, session resumption, and the HSTS header Mozilla's configuration asks for."""
+renegotiation off, ALPN, session resumption, and the HSTS header Mozilla's configuration asks for. The development
+certificate `serve` creates when no cert and key are configured passes the same sslyze check."""
 
 import json
 import socket
@@ -13,7 +14,7 @@ import warnings
 import httpx
 import pytest
 
-from conftest import PASSWORD, USER
+from conftest import PASSWORD, USER, Proc, wait_for_port
 
 MOZILLA_INTERMEDIATE_TLS12 = {
     "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
@@ -29,11 +30,16 @@ HSTS_MAX_AGE = 63072000  # two years, Mozilla "intermediate"
 @pytest.fixture(scope="module")
 def sslyze_run(tollgate, tls, tmp_path_factory):
     """One sslyze scan for the module: (exit code, console output, parsed JSON scan result)."""
-    out = tmp_path_factory.mktemp("sslyze") / "scan.json"
+    return run_sslyze(tollgate.host, tollgate.port, tls.ca, tmp_path_factory.mktemp("sslyze") / "scan.json")
+
+
+def run_sslyze(host: str, port: int, ca_file, out) -> tuple[int, str, dict | None]:
+    """sslyze's Mozilla "intermediate" check of HOST:PORT trusting `ca_file`: (exit code, console output, parsed
+    JSON scan result)."""
     # HOST:PORT{IP}: the name for SNI and certificate checks, the address to connect to.
-    target = f"localhost:{tollgate.port}{{{tollgate.host}}}"
+    target = f"localhost:{port}{{{host}}}"
     r = subprocess.run(
-        [sys.executable, "-m", "sslyze", "--mozilla_config=intermediate", f"--certinfo_ca_file={tls.ca}",
+        [sys.executable, "-m", "sslyze", "--mozilla_config=intermediate", f"--certinfo_ca_file={ca_file}",
          f"--json_out={out}", target],
         capture_output=True, text=True, timeout=180,
     )
@@ -201,3 +207,36 @@ def test_hsts_header(tollgate, tls):
     directives = {d.strip().split("=")[0].lower(): d.strip() for d in hsts.split(";")}
     assert "max-age" in directives, hsts
     assert int(directives["max-age"].split("=")[1].strip('"')) >= HSTS_MAX_AGE, hsts
+
+
+@pytest.fixture(scope="module")
+def tollgate_development_pair(binaries, users_file, fake_ollama, tmp_path_factory):
+    """A Tollgate started as in the quick start, with no cert or key configured: it creates the development pair
+    under certs/ in its working directory."""
+    d = tmp_path_factory.mktemp("quickstart")
+    proc = Proc(
+        "tollgate-dev-cert",
+        [
+            str(binaries["tollgate"]), "serve", "--listen", "127.0.0.1:0",
+            "--upstream", f"http://{fake_ollama.host}:{fake_ollama.port}",
+            "--users", str(users_file), "--log", "none", "--metrics-listen", "off",
+        ],
+        d,
+    ).start(r"serving https://([0-9.]+):(\d+)")
+    host, port = proc.match.group(1), int(proc.match.group(2))
+    wait_for_port(host, port)
+    yield host, port, d / "certs" / "dev-cert.pem"
+    proc.stop()
+
+
+def test_development_certificate_mozilla_intermediate_compliant(tollgate_development_pair, tmp_path):
+    """The self-signed development certificate passes the Mozilla "intermediate" check when trusted (as a client
+    does with SSL_CERT_FILE): 90 days, authority and subject key identifiers, the usual extensions."""
+    host, port, cert = tollgate_development_pair
+    assert cert.exists(), "serve did not create certs/dev-cert.pem"
+    code, console, scan = run_sslyze(host, port, cert, tmp_path / "scan.json")
+    assert code == 0, f"sslyze exited {code}:\n{compliance_section(console)}"
+    assert "OK - Compliant" in console, compliance_section(console)
+    deployment = scan["certificate_info"]["result"]["certificate_deployments"][0]
+    supplied = [v for v in deployment["path_validation_results"] if v["trust_store"]["name"] == "Supplied CA file"]
+    assert len(supplied) == 1 and supplied[0]["was_validation_successful"], deployment["path_validation_results"]

@@ -54,6 +54,23 @@ public struct ConfigFile: Sendable, Equatable {
 
     /// Parses raw file bytes, collecting a problem per bad line.
     static func parse(bytes: [UInt8], path: String) throws(ConfigError) -> ConfigFile {
+        let (file, problems) = parseCollecting(bytes: bytes, path: path)
+        guard problems.isEmpty else { throw ConfigError(problems) }
+        return file
+    }
+
+    /// Reads `path` like `load`, but returns the settings of the good lines together with a problem per bad one
+    /// (or the file's problem and no settings when it cannot be read), so that the values can be checked too.
+    static func loadCollecting(path: String) -> (file: ConfigFile, problems: [ConfigProblem]) {
+        do {
+            return parseCollecting(bytes: try UsersFile.readFile(path), path: path)
+        } catch {
+            return (ConfigFile(path: path, entries: [:]), [ConfigProblem(.file(path: path, line: nil), key: nil, error.message)])
+        }
+    }
+
+    /// Parses raw file bytes: the settings of the good lines, and a problem per bad line.
+    static func parseCollecting(bytes: [UInt8], path: String) -> (file: ConfigFile, problems: [ConfigProblem]) {
         var body = bytes[...]
         if body.starts(with: [0xEF, 0xBB, 0xBF]) { body = body.dropFirst(3) }
         var entries: [String: Entry] = [:]
@@ -118,8 +135,7 @@ public struct ConfigFile: Sendable, Equatable {
             case .failure(let e): problem(key, e.message)
             }
         }
-        guard problems.isEmpty else { throw ConfigError(problems) }
-        return ConfigFile(path: path, entries: entries, itemLines: itemLines)
+        return (ConfigFile(path: path, entries: entries, itemLines: itemLines), problems)
     }
 
     /// The items of the value after `=`: one for a scalar, one or more for a list (`a, "b,c", d`).

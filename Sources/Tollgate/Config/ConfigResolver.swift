@@ -16,6 +16,15 @@ public enum ConfigResolver {
     /// - Throws: every bad flag value (`--burst: ...`) and environment value (`TOLLGATE_BURST: ...`).
     public static func resolve(flags: [String: [String]], environment: [String: String],
                                file: ConfigFile?) throws(ConfigError) -> ResolvedConfig {
+        let (resolved, problems) = resolveCollecting(flags: flags, environment: environment, file: file)
+        guard problems.isEmpty else { throw ConfigError(problems) }
+        return resolved
+    }
+
+    /// Resolves like `resolve`, but a bad flag or environment value falls back to the setting's default (shown as
+    /// such) and its problem is returned beside the result, so that the other values can still be checked.
+    static func resolveCollecting(flags: [String: [String]], environment: [String: String],
+                                  file: ConfigFile?) -> (resolved: ResolvedConfig, problems: [ConfigProblem]) {
         var problems: [ConfigProblem] = []
         for name in flags.keys.sorted() where SettingDefinition.named(name) == nil {
             problems.append(ConfigProblem(.flag(name), key: name, "not a setting"))
@@ -32,6 +41,8 @@ public enum ConfigResolver {
                     origins[name] = .flag
                 case .failure(let e):
                     problems.append(ConfigProblem(.flag(name), key: name, e.message))
+                    values[name] = definition.defaultValue
+                    origins[name] = .default
                 }
             } else if let raw = environment[definition.environmentName] {
                 let variable = definition.environmentName
@@ -41,6 +52,8 @@ public enum ConfigResolver {
                     origins[name] = .environment(variable)
                 case .failure(let e):
                     problems.append(ConfigProblem(.environment(variable), key: name, e.message))
+                    values[name] = definition.defaultValue
+                    origins[name] = .default
                 }
             } else if let file, let entry = file.entries[name] {
                 values[name] = entry.value
@@ -51,9 +64,9 @@ public enum ConfigResolver {
                 origins[name] = .default
             }
         }
-        guard problems.isEmpty else { throw ConfigError(problems) }
-        return ResolvedConfig(values: values, origins: origins, itemLines: itemLines, configPath: file?.path,
-                              warnings: unknownVariables(in: environment))
+        let resolved = ResolvedConfig(values: values, origins: origins, itemLines: itemLines, configPath: file?.path,
+                                      warnings: unknownVariables(in: environment))
+        return (resolved, problems)
     }
 
     /// Every setting at its table default: what `serve` resolves given no flag, no `TOLLGATE_*` variable and no
@@ -72,23 +85,24 @@ public enum ConfigResolver {
     /// - Parameter configPath: the `--config` value, if given (a named file must exist; the default need not).
     public static func load(flags: [String: [String]], environment: [String: String],
                             configPath: String?) throws(ConfigError) -> ResolvedConfig {
+        let (resolved, problems) = loadCollecting(flags: flags, environment: environment, configPath: configPath)
+        guard problems.isEmpty else { throw ConfigError(problems) }
+        return resolved
+    }
+
+    /// Loads like `load`, but resolves what the good lines, flags and variables say (a bad one falls back to its
+    /// default) and returns every problem beside the result: the file's, then the flags' and environment's.
+    static func loadCollecting(flags: [String: [String]], environment: [String: String],
+                               configPath: String?) -> (resolved: ResolvedConfig, problems: [ConfigProblem]) {
         var problems: [ConfigProblem] = []
         var file: ConfigFile?
         if let path = ConfigFile.locate(flag: configPath, environment: environment) {
-            do {
-                file = try ConfigFile.load(path: path)
-            } catch {
-                problems += error.problems
-            }
+            let loaded = ConfigFile.loadCollecting(path: path)
+            file = loaded.file
+            problems += loaded.problems
         }
-        let resolved: ResolvedConfig
-        do {
-            resolved = try resolve(flags: flags, environment: environment, file: file)
-        } catch {
-            throw ConfigError(problems + error.problems)
-        }
-        guard problems.isEmpty else { throw ConfigError(problems) }
-        return resolved
+        let (resolved, more) = resolveCollecting(flags: flags, environment: environment, file: file)
+        return (resolved, problems + more)
     }
 
     /// The items a flag's values stand for.

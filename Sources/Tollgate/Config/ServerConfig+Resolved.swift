@@ -4,30 +4,42 @@ extension ServerConfig {
     /// Builds a config from resolved settings (flag > environment > file > default): every row of
     /// `SettingDefinition.all` writes its field, checking what the table's kinds cannot (addresses, the upstream
     /// URLs, CIDRs, paths); then the rules that involve two settings. Every problem names the setting and where its
-    /// value came from. The certificate and the users file are only named here; loading them (and creating the
-    /// development ones) is the caller's side effect.
+    /// value came from. Upstream host names are looked up here, so each start and each reload resolves them anew.
+    /// The certificate and the users file are only named here; loading them (and creating the development ones) is
+    /// the caller's side effect.
     ///
-    /// - Parameter cores: what the "one per core" defaults (`workers`, `auth-workers`) become.
-    public init(resolved r: ResolvedConfig, cores: Int = ServerConfig.onlineCores()) throws(ConfigError) {
-        self.init(zero: ())
+    /// - Parameters:
+    ///   - cores: what the "one per core" defaults (`workers`, `auth-workers`) become.
+    ///   - resolve: looks up upstream host names (getaddrinfo; blocking, so never build a config on an event loop).
+    public init(resolved r: ResolvedConfig, cores: Int = ServerConfig.onlineCores(),
+                resolve: @escaping HostResolver = SocketAddress.resolve) throws(ConfigError) {
         var problems: [ConfigProblem] = []
+        self.init(resolved: r, cores: cores, resolve: resolve, problems: &problems)
+        if !problems.isEmpty { throw ConfigError(problems) }
+    }
+
+    /// Builds a config like `init(resolved:cores:resolve:)`, appending every problem to `problems` instead of
+    /// throwing: a setting with a problem keeps its zero value.
+    init(resolved r: ResolvedConfig, cores: Int, resolve: @escaping HostResolver, problems: inout [ConfigProblem]) {
+        self.init(zero: ())
         for setting in SettingDefinition.all {
-            var reader = SettingReader(setting.name, resolved: r, cores: cores)
+            var reader = SettingReader(setting.name, resolved: r, cores: cores, resolve: resolve)
             setting.binding.store(&self, &reader)
             problems += reader.problems
         }
 
         // The default TLS listener applies only when no listener at all was configured.
         if r.origin("listen") == .default && !listenPlain.isEmpty { listen = [] }
-        if (certificatePath == nil) != (keyPath == nil) {
+        // The rules below involve settings whose own value may have been refused: then say nothing more about them.
+        let refused = Set(problems.compactMap(\.key))
+        if (certificatePath == nil) != (keyPath == nil) && refused.isDisjoint(with: ["cert", "key"]) {
             problems.append(ConfigProblem(setting: certificatePath == nil ? "key" : "cert", in: r,
                                           "cert and key go together"))
         }
         // The default metrics address may be taken by a second instance on the machine: then warn, not fail.
         metricsListenOptional = !metricsListen.isEmpty && r.origin("metrics-listen") == .default
-        if listen.isEmpty && listenPlain.isEmpty {
+        if listen.isEmpty && listenPlain.isEmpty && refused.isDisjoint(with: ["listen", "listen-plain"]) {
             problems.append(ConfigProblem(setting: "listen", in: r, "nothing to listen on: set listen or listen-plain"))
         }
-        if !problems.isEmpty { throw ConfigError(problems) }
     }
 }

@@ -158,6 +158,9 @@ public struct ServerConfig: Sendable {
     }
     /// Where `serve` writes its process id (for `tollgate reload`); nil: nowhere.
     public var pidFile: String?
+    /// Where `serve` writes the outcome of its start and of each reload (`ReloadStatus`) for `tollgate reload`; nil:
+    /// found as `ReloadStatus.directory` says.
+    public var stateDirectory: String?
 
     /// The configuration `tollgate serve` runs with when given nothing: every setting at its table default, one
     /// event loop (and one password-checking thread) per online core.
@@ -231,24 +234,59 @@ public enum AccessLogFormat: String, Sendable, CaseIterable {
 /// The upstream's address and the Host header it expects.
 public struct UpstreamAddress: Sendable, Equatable {
     public var address: SocketAddress
-    /// "127.0.0.1:11434": what Tollgate sends as Host (Ollama refuses foreign hosts).
+    /// "127.0.0.1:11434" or "ollama.internal:11434": what Tollgate sends as Host (Ollama refuses foreign hosts).
     public var hostHeader: String
 
-    /// Parses "http://HOST:PORT" (HOST numeric or localhost; port defaults to 80).
+    /// An upstream at `address`, sent `hostHeader` as Host.
+    public init(address: SocketAddress, hostHeader: String) {
+        self.address = address
+        self.hostHeader = hostHeader
+    }
+
+    /// Parses "http://HOST:PORT" with a numeric HOST or localhost (port defaults to 80); nil for anything else.
     public init?(parsing text: String) {
+        guard case .success(let a) = UpstreamAddress.parse(text, resolve: { _, _ throws(SocketError) in
+            throw SocketError("not numeric")
+        }) else { return nil }
+        self = a
+    }
+
+    /// Parses "http://HOST:PORT" (port defaults to 80). A numeric HOST (IPv4, or IPv6 in brackets) or localhost is
+    /// taken as is; any other host name is looked up with `resolve` (blocking: at start-up and reload, never on an
+    /// event loop) and its first IPv4 or IPv6 address used, while the Host header keeps the name. The error is a
+    /// message without location.
+    static func parse(_ text: String, resolve: HostResolver) -> Result<UpstreamAddress, SettingValueError> {
+        let shape = SettingValueError("\(text.debugDescription) is not http://HOST:PORT")
         var rest = Substring(text)
-        if rest.hasPrefix("http://") { rest = rest.dropFirst(7) } else if rest.contains("://") { return nil }
+        if rest.hasPrefix("http://") { rest = rest.dropFirst(7) } else if rest.contains("://") { return .failure(shape) }
         while rest.hasSuffix("/") { rest = rest.dropLast() }
-        if rest.isEmpty || rest.contains("/") { return nil }
+        if rest.isEmpty || rest.contains("/") { return .failure(shape) }
         var hostPort = String(rest)
         let hasPort: Bool
         if hostPort.hasPrefix("[") { hasPort = hostPort.contains("]:") } else { hasPort = hostPort.contains(":") }
         if !hasPort { hostPort += ":80" }
-        guard let address = SocketAddress(parsing: hostPort) else { return nil }
-        self.address = address
-        self.hostHeader = address.description
+        if let address = SocketAddress(parsing: hostPort) {
+            return .success(UpstreamAddress(address: address, hostHeader: address.description))
+        }
+        // A host name: letters, digits, hyphens and dots (RFC 1123), then a port.
+        guard !hostPort.hasPrefix("["), let colon = hostPort.lastIndex(of: ":") else { return .failure(shape) }
+        let host = String(hostPort[..<colon]), portText = hostPort[hostPort.index(after: colon)...]
+        guard let port = UInt16(portText), !host.isEmpty, host.count <= 253,
+              host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") }),
+              !host.hasPrefix("-"), !host.hasPrefix(".") else {
+            return .failure(shape)
+        }
+        do {
+            let address = try resolve(host, port)
+            return .success(UpstreamAddress(address: address, hostHeader: "\(host):\(port)"))
+        } catch {
+            return .failure(SettingValueError("host \(host.debugDescription) does not resolve: \(error.description)"))
+        }
     }
 }
+
+/// Looks a host name up for a port (`SocketAddress.resolve`: getaddrinfo, IPv4 or IPv6); blocking.
+public typealias HostResolver = (_ host: String, _ port: UInt16) throws(SocketError) -> SocketAddress
 
 /// Who may name a cloud model (one Ollama forwards to ollama.com, signed with the server's key and billed to its
 /// owner): nobody by default.

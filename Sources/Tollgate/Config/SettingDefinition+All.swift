@@ -186,6 +186,10 @@ extension SettingDefinition {
         .init("pid-file", .string, default: nil, .restart,
               .field(\.pidFile),
               "Write the process id here (for tollgate reload); e.g. /run/tollgate/tollgate.pid."),
+        .init("state-dir", .string, default: nil, .restart,
+              .field(\.stateDirectory),
+              "Directory for the server's process id and the outcome of each reload (read by tollgate reload); "
+              + "default: systemd's RuntimeDirectory, else the pid file's directory, else /run/tollgate if it exists."),
         // Timeouts, in seconds
         .init("head-timeout", .double(0.001...86_400), default: "10", .reloadable,
               .field(\.timeouts.requestHead),

@@ -9,13 +9,16 @@ struct SettingReader {
     let resolved: ResolvedConfig
     /// Online cores: what "one per core" defaults become.
     let cores: Int
+    /// Looks up upstream host names.
+    let resolve: HostResolver
     /// What was wrong with the value, in the order found.
     private(set) var problems: [ConfigProblem] = []
 
-    init(_ name: String, resolved: ResolvedConfig, cores: Int) {
+    init(_ name: String, resolved: ResolvedConfig, cores: Int, resolve: @escaping HostResolver = SocketAddress.resolve) {
         self.name = name
         self.resolved = resolved
         self.cores = cores
+        self.resolve = resolve
     }
 
     /// Records a problem with the value (item `item` of a list, located on its own line when read from a file).
@@ -99,7 +102,7 @@ struct SettingReader {
         var backends: [BackendSpec] = []
         let items = resolved.list(name)
         for (i, text) in items.enumerated() {
-            switch BackendSpec.parse(text) {
+            switch BackendSpec.parse(text, resolve: resolve) {
             case .success(let spec):
                 if backends.contains(where: { $0.address == spec.address }) {
                     problem("\(spec.address.hostHeader) is listed twice", item: i)

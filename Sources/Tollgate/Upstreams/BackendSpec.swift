@@ -1,3 +1,5 @@
+import TollgateIO
+
 /// One configured Ollama backend: `URL[ max=N]` from the `upstream` setting.
 public struct BackendSpec: Sendable, Equatable {
     /// Where it listens and the Host header it expects.
@@ -15,13 +17,16 @@ public struct BackendSpec: Sendable, Equatable {
     /// The largest `max=` accepted.
     public static let maxLimit = 100_000
 
-    /// Parses `http://HOST:PORT` optionally followed by blanks and `max=N` (1...100000). The error is a message
-    /// without location, naming what is wrong.
-    static func parse(_ text: String) -> Result<BackendSpec, SettingValueError> {
+    /// Parses `http://HOST:PORT` optionally followed by blanks and `max=N` (1...100000); a HOST that is a name is
+    /// looked up with `resolve` (see `UpstreamAddress.parse`). The error is a message without location, naming what
+    /// is wrong.
+    static func parse(_ text: String, resolve: HostResolver = SocketAddress.resolve) -> Result<BackendSpec, SettingValueError> {
         let words = text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
         guard let url = words.first else { return .failure(SettingValueError("empty upstream")) }
-        guard let address = UpstreamAddress(parsing: url) else {
-            return .failure(SettingValueError("\(url.debugDescription) is not http://HOST:PORT with a numeric host or localhost"))
+        let address: UpstreamAddress
+        switch UpstreamAddress.parse(url, resolve: resolve) {
+        case .success(let a): address = a
+        case .failure(let e): return .failure(e)
         }
         var spec = BackendSpec(address: address)
         for option in words.dropFirst() {

@@ -107,7 +107,7 @@ import TollgateIO
         defer { server.shutdown(graceSeconds: 0) }
         var new = old
         new.sharedLimits = SharedLimitsSettings(redis: RedisConfiguration(host: "127.0.0.1"))
-        let messages = server.reload(new)
+        let messages = try server.reload(new)
         #expect(messages.contains { $0.contains("redis") && $0.contains("restart") }, "\(messages)")
         #expect(server.config.sharedLimits == nil)
     }
