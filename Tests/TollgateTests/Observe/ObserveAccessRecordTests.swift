@@ -6,8 +6,8 @@ import Testing
     private func record(path: String, model: String?, user: String? = "alice") -> AccessRecord {
         AccessRecord(requestID: Array("r1".utf8), client: Array("203.0.113.9".utf8), user: user, method: "POST",
                      path: path, status: 200, bytesIn: 1, bytesOut: 2, durationNanos: 3_000_000, ttfbNanos: nil,
-                     upstreamNanos: nil, model: model, promptTokens: nil, completionTokens: nil, rateLimit: "pass",
-                     auth: "allowed", reason: .completed)
+                     upstreamNanos: nil, model: model, promptTokens: nil, completionTokens: nil, rateLimit: RateLimitResult(.pass),
+                     auth: .allowed, reason: .completed)
     }
 
     private static let hostile = [
