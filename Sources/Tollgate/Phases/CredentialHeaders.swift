@@ -24,11 +24,11 @@ struct CredentialHeaders: ConnectionPhase {
         for field in head.headers {
             if field.kind == .authorization {
                 repeated = repeated || authorization != nil
-                authorization = c.input[field.value]
+                authorization = c.input.bytes[field.value]
             }
             if field.kind == .xApiKey {
                 repeated = repeated || apiKey != nil
-                apiKey = c.input[field.value]
+                apiKey = c.input.bytes[field.value]
             }
         }
         // Ambiguous credentials are refused, before anything is checked or remembered: with two of a header, one

@@ -68,10 +68,10 @@ extension ClientConnection {
         error.serialize(for: .ollama, requestID: nil, close: true, into: &out)
         worker.log.record(AccessRecord(
             requestID: Array("-".utf8), client: peerText, user: nil, method: "-", path: "-", status: error.status,
-            bytesIn: inEnd - inStart, bytesOut: out.count - outStart, durationNanos: 0, ttfbNanos: nil,
+            bytesIn: input.count, bytesOut: out.count - outStart, durationNanos: 0, ttfbNanos: nil,
             upstreamNanos: nil, model: nil, promptTokens: nil, completionTokens: nil, rateLimit: .notReached, auth: .notReached,
             reason: .badRequest))
-        inStart = inEnd
+        input.consumeAll()
         closeAfterFlush = true
         lingerNeeded = true
         flush()
@@ -85,7 +85,7 @@ extension ClientConnection {
             return
         }
         let idle = state == .handshake || state == .proxyHeader ||
-            (state == .waitingHead && inStart == inEnd && outStart == out.count && !closeAfterFlush)
+            (state == .waitingHead && !input.hasUnread && outStart == out.count && !closeAfterFlush)
         if idle { close(.draining) }
         // Otherwise a head is arriving (it is served with Connection: close) or a last response is being written.
     }
@@ -110,9 +110,9 @@ extension ClientConnection {
     }
 
     func linger() {
-        if input.isEmpty { input = [UInt8](repeating: 0, count: 4096) }
+        if !input.hasBuffer { input.adopt(worker.takeInput()) }
         for _ in 0..<16 {
-            switch transport.read(into: &input, at: 0, count: input.count) {
+            switch input.discard(transport.read(into:at:count:)) {
             case .bytes: continue
             case .wouldBlock: return
             case .eof, .failed:

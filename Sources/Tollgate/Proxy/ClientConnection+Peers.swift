@@ -123,7 +123,7 @@ extension ClientConnection {
         }
         if !ex.requestDone {
             sendContinue(ex)
-            if inStart < inEnd {
+            if input.hasUnread {
                 moveBody(ex, into: up)
                 guard exchange === ex, ex.upstream === up else { return }
             }
@@ -209,7 +209,7 @@ extension ClientConnection {
     /// Invites the body with `100 Continue` when the client asked for it and has sent none yet. The only place
     /// Tollgate sends it (Expect is never forwarded upstream), and at most once per request.
     func sendContinue(_ ex: Exchange) {
-        guard ex.expectContinue && inStart == inEnd else { return }
+        guard ex.expectContinue && !input.hasUnread else { return }
         ex.expectContinue = false
         HTTPWriter.appendRaw("HTTP/1.1 100 Continue\r\n\r\n", to: &out)
     }
