@@ -76,8 +76,10 @@ extension ClientConnection {
                 }
                 let head = ex.responseHead
                 if head.status >= 100 && head.status < 200 {
-                    // Interim responses (we never forward Expect, so these are unexpected): skip them.
+                    // Interim responses (we never forward Expect, so these are unexpected): skip them. The
+                    // backend has the request, so it is never sent again.
                     up.consume(head.headLength)
+                    peerResponding(ex)
                     continue
                 }
                 ex.status = head.status

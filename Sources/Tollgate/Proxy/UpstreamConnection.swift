@@ -96,6 +96,9 @@ final class UpstreamConnection: EventHandler {
         worker.recycleOutput(&head)
     }
 
+    /// Whether any byte of the current exchange's request was written (the backend may have acted on it).
+    private(set) var wroteAny = false
+
     /// The whole queued request while none of it has been written, else nil.
     var unsentRequest: [UInt8]? { outStart == 0 ? out : nil }
 
@@ -142,6 +145,7 @@ final class UpstreamConnection: EventHandler {
         client = nil
         state = .idle
         reused = true
+        wroteAny = false
         worker.recycleOutput(&out)
         outStart = 0
         worker.recycleInput(&input)
@@ -173,6 +177,7 @@ final class UpstreamConnection: EventHandler {
             switch Syscall.write(fd, out, at: outStart, count: out.count - outStart) {
             case .bytes(let n):
                 outStart += n
+                wroteAny = true
                 armIdle()   // a long upload is progress too
             case .wouldBlock:
                 updateInterest()
