@@ -127,8 +127,9 @@ final class ClientConnection: EventHandler {
 
     // MARK: TLS handshake
 
-    /// The client's real address from a PROXY protocol header.
-    func adoptClientAddress(_ address: SocketAddress) {
+    /// The client's real address from a PROXY protocol header. False when that client is already at
+    /// `max-connections-per-client` (counted as refused; the caller closes the connection).
+    func adoptClientAddress(_ address: SocketAddress) -> Bool {
         peerHost = address.host
         peerString = address.hostString
         peerText = Array(peerString.utf8)
@@ -138,10 +139,10 @@ final class ClientConnection: EventHandler {
             limitAdmission = .admitted(moved.key)
             if !moved.ok {
                 worker.count { $0.connectionsRefused[1] += 1 }
-                // The caller goes on with this connection; end it once it has returned.
-                worker.loop.deferUntilIterationEnd { [self] in close(.connectionLimit) }
+                return false
             }
         }
+        return true
     }
 
     func continueHandshake() {
