@@ -64,11 +64,18 @@ static __thread unsigned long local_generation;
 static __thread ticket_key local_keys[2];
 static __thread int local_key_count;
 
+static _Atomic long long clock_offset;         // tests move the clock forward instead of waiting hours
+static const long long session_max_age = 86400;
+
 static long long monotonic_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec;
+    return (long long)ts.tv_sec + atomic_load_explicit(&clock_offset, memory_order_relaxed);
 }
+
+long long tg_tls_now(void) { return monotonic_seconds(); }
+void tg_tls_clock_advance(long long seconds) { atomic_fetch_add(&clock_offset, seconds); }
+
 
 static int fill_random(unsigned char *buf, size_t len) {
     size_t done = 0;
@@ -167,11 +174,59 @@ static int ticket_key_callback(SSL *ssl, unsigned char key_name[16], unsigned ch
     return found == 0 ? 1 : 2;
 }
 
+// ---------------------------------------------------------------------------------------------- session age
+//
+// A resumed TLS 1.3 session gets a fresh ticket, so a client resuming often enough could keep, indefinitely, a
+// session whose only certificate check was its first handshake. Every ticket carries that handshake's time (in
+// the ticket's application data, which OpenSSL copies into the session a resumption re-issues); a ticket whose
+// session began more than `session_max_age` ago is not resumed, and the client does a full handshake (RFC 8446
+// section 4.6.1: bound the total lifetime of a chain of resumptions).
+
+static int ticket_generate(SSL *ssl, void *arg) {
+    (void)arg;
+    SSL_SESSION *session = SSL_get0_session(ssl);
+    if (!session) return 0;
+    void *data = NULL;
+    size_t len = 0;
+    if (SSL_SESSION_get0_ticket_appdata(session, &data, &len) == 1 && len == sizeof(long long)) return 1;
+    long long began = monotonic_seconds();
+    return SSL_SESSION_set1_ticket_appdata(session, &began, sizeof(began));
+}
+
+static SSL_TICKET_RETURN ticket_decrypted(SSL *ssl, SSL_SESSION *session, const unsigned char *key_name,
+                                          size_t key_name_len, SSL_TICKET_STATUS status, void *arg) {
+    (void)ssl; (void)key_name; (void)key_name_len; (void)arg;
+    switch (status) {
+    case SSL_TICKET_SUCCESS:
+    case SSL_TICKET_SUCCESS_RENEW: {
+        void *data = NULL;
+        size_t len = 0;
+        long long began;
+        if (SSL_SESSION_get0_ticket_appdata(session, &data, &len) != 1 || len != sizeof(began) || !data) {
+            return SSL_TICKET_RETURN_IGNORE_RENEW;
+        }
+        memcpy(&began, data, sizeof(began));
+        long long age = monotonic_seconds() - began;
+        if (age < 0 || age >= session_max_age) return SSL_TICKET_RETURN_IGNORE_RENEW;
+        return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
+    }
+    case SSL_TICKET_EMPTY:
+    case SSL_TICKET_NO_DECRYPT:
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+    default:
+        return SSL_TICKET_RETURN_ABORT;
+    }
+}
+
 SSL_CTX *tg_SSL_CTX_new_server(tg_tls_library *lib) {
     SSL_CTX *ctx = SSL_CTX_new_ex(lib->libctx, NULL, TLS_server_method());
     if (!ctx) return NULL;
     SSL_CTX_set_app_data(ctx, lib);
     SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_callback);
+    if (SSL_CTX_set_session_ticket_cb(ctx, ticket_generate, ticket_decrypted, NULL) != 1) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     return ctx;
 }
 

@@ -21,6 +21,16 @@ public enum HTTPMethod: Sendable, Equatable {
     /// Any other token; read its name from `RequestHead.methodRange`.
     case other
 
+    /// Whether sending the request twice has the effect of sending it once (RFC 9110 9.2.2): a proxy may send it
+    /// again after a connection failed under it. POST, PATCH, CONNECT and unknown methods are not (nginx's
+    /// `non_idempotent` set, Go's transport likewise): once any byte of one went out, it is never sent again.
+    public var isIdempotent: Bool {
+        switch self {
+        case .get, .head, .put, .delete, .options, .trace: return true
+        case .post, .patch, .connect, .other: return false
+        }
+    }
+
     /// Classifies the method token `buffer[range]` (exact, case-sensitive match).
     public static func recognize(_ buffer: [UInt8], _ range: Range<Int>) -> HTTPMethod {
         switch range.count {

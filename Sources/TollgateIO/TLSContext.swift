@@ -53,6 +53,11 @@ public struct TLSCertificate: Sendable {
             p.withMemoryRebound(to: CChar.self) { Int64(tg_certificate_not_after_pem($0.baseAddress, $0.count)) }
         }
     }
+
+    /// Whether `other` was read from files with the same certificate chain and key.
+    public func isSame(as other: TLSCertificate) -> Bool {
+        certificatePEM == other.certificatePEM && keyPEM == other.keyPEM
+    }
 }
 
 /// A server TLS configuration (one `SSL_CTX`), Mozilla "intermediate" by default.
@@ -291,14 +296,33 @@ public final class TLSSession {
 
 /// The process's session-ticket keys (kept in the C shim, shared by every context): one encrypts, the one it
 /// replaced still decrypts. A key encrypts for `periodSeconds` (the first handshake after that makes a new one)
-/// and decrypts for one period more, so a ticket resumes for at least one period and never beyond two.
+/// and decrypts for one period more, so a ticket resumes for at least one period and never beyond two. However
+/// often its tickets were renewed (a TLS 1.3 resumption gets a fresh one), a session resumes for at most a day after
+/// its full handshake; then the client checks the certificate again.
 public enum TLSTicketKeys {
     /// Two hours: OpenSSL's ticket lifetime hint, so every ticket a client holds is still accepted.
     public static let periodSeconds: Int64 = 7200
 
     /// Replaces the encrypting key now; tickets sealed with the key before the previous one stop resuming.
     public static func rotate() {
-        tg_ticket_keys_rotate(Int64(Syscall.monotonicNanos() / 1_000_000_000))
+        tg_ticket_keys_rotate(tg_tls_now())
+    }
+
+    /// Makes every ticket issued so far unusable (the key that sealed them and the one before are both replaced):
+    /// after a certificate change, no session authenticated with the old certificate resumes.
+    public static func invalidateAll() {
+        rotate()
+        rotate()
+    }
+
+    /// Sets how many seconds a ticket key encrypts (tests; `periodSeconds` otherwise).
+    public static func setPeriod(seconds: Int64) {
+        tg_ticket_keys_set_period(seconds)
+    }
+
+    /// Moves the clock ticket keys and session ages are measured on forward (tests).
+    public static func advanceClock(seconds: Int64) {
+        tg_tls_clock_advance(seconds)
     }
 
     /// Counts rotations since start (tests).

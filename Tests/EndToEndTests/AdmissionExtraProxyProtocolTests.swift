@@ -127,6 +127,27 @@ import TollgateIO
         }
     }
 
+    /// A client already at `max-connections-per-client` by the header's address is closed at the header: requests
+    /// pipelined behind it in the same segment are not served, and nothing reaches the upstream.
+    @Test(arguments: [false, true])
+    func aConnectionOverThePerClientCapIsClosedBeforeItsRequestsAreServed(_ v2: Bool) throws {
+        try Self.withProxyProtocol(configure: { $0.maxConnectionsPerClient = 1 }) { proxy, fake in
+            let header = v2 ? ProxyHeader.v2((203, 0, 113, 50)) : ProxyHeader.v1("203.0.113.50")
+            let first = try proxy.plain()
+            defer { first.close() }
+            try first.send(header)
+            #expect(try first.exchange(Req.get("/api/version")).status == 200)
+            let over = try proxy.plain()
+            defer { over.close() }
+            try over.send(header + bytes(String(repeating: Req.get("/api/tags"), count: 3)))
+            #expect((try? over.readResponse()) == nil, "the connection over the cap is closed unanswered")
+            #expect(fake.requests.map(\.target) == ["/api/version"])
+            // The cap counts clients, not the load balancer: another source is still served.
+            let other = try Self.plain(proxy, ProxyHeader.v1("203.0.113.51"), Req.get("/api/version"))
+            #expect(other.status == 200)
+        }
+    }
+
     @Test func theAccessLogNamesTheHeadersSource() throws {
         let dir = try OpsTempDirectory()
         let log = dir.file("access.log")

@@ -247,7 +247,7 @@ struct AuthCLITests {
         let dir = try TempDir()
         try dir.write("users.htpasswd", "old:{SHA}GpHWL3ymc5liWkNopqtdSjuqYHM=\nbroken:{MD4}abc\n")
         let file = dir.path + "/users.htpasswd"
-        let serve = try ServeProcess(["serve", "--users", file, "--listen-plain", "127.0.0.1:0", "--metrics-listen",
+        let serve = try ServeWatch(["serve", "--users", file, "--listen-plain", "127.0.0.1:0", "--metrics-listen",
                                       "127.0.0.1:0", "--upstream", "http://127.0.0.1:9"], in: dir.path)
         #expect(serve.waitFor("proxying to").contains("proxying to"), "serve did not start")
         serve.send(SIGHUP)
@@ -266,7 +266,7 @@ struct AuthCLITests {
     /// the cost `users add` uses, and leaves no lock file behind.
     @Test func theGeneratedFirstUserIsAnOrdinaryUserWithTheUsualCost() throws {
         let dir = try TempDir()
-        let serve = try ServeProcess(["serve", "--listen-plain", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
+        let serve = try ServeWatch(["serve", "--listen-plain", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
                                       "--upstream", "http://127.0.0.1:9"], in: dir.path)
         let output = serve.waitFor("proxying to")
         serve.stop()
@@ -366,7 +366,7 @@ final class TempDir {
 }
 
 /// A `tollgate serve` run in a directory, its stderr collected until a line shows up, then stopped with SIGTERM.
-final class ServeProcess {
+final class ServeWatch {
     private let process = Process()
     private let errors = Pipe()
 

@@ -208,6 +208,18 @@ import TollgateIO
         }
     }
 
+    /// A pull that reached a backend which then closed may have run there: it is not sent to another backend (nor
+    /// again to the same one), so it cannot run twice; the client gets the 502.
+    @Test func aModelChangeIsNotFailedOverOnceABackendHadIt() throws {
+        try withBackends([FakeBackend(), FakeBackend()]) { proxy, fakes in
+            for f in fakes { f.fault = .closeWithoutAnswer }
+            let r = try proxy.fetch(Req.post("/api/pull", #"{"model":"mistral:7b","stream":false}"#))
+            expectError(r, status: 502, family: .ollama)
+            #expect(fakes.map { $0.proxiedRequests.count }.reduce(0, +) == 1, "the pull went to one backend, once")
+            #expect(try #require(proxy.server.backends).failovers == 0)
+        }
+    }
+
     @Test func whenEveryBackendFailsTheClientGets502() throws {
         try withBackends([FakeBackend(), FakeBackend()]) { proxy, fakes in
             for f in fakes { f.fault = .closeWithoutAnswer }

@@ -87,4 +87,55 @@ import TollgateIO
             #expect(try !resumes(proxy, second, version: TLS1_3_VERSION))
         }
     }
+
+    /// A reload that brings a different certificate or key ends every session made with the old one: a client
+    /// authenticates the new certificate before it resumes again.
+    @Test func aTicketFromBeforeACertificateChangeDoesNotResume() throws {
+        let shared = TestCertificates.shared
+        let dir = try OpsTempDirectory()
+        let cert = dir.file("leaf.pem"), key = dir.file("leaf-key.pem")
+        try OpsFiles.install(shared.certificatePath, as: cert)
+        try OpsFiles.install(shared.keyPath, as: key)
+        try withProxyAndFake(configure: { $0.certificatePath = cert; $0.keyPath = key }) { proxy, _ in
+            let session = try firstSession(proxy, version: TLS1_3_VERSION)
+            try DevelopmentCertificate.generate(keyPath: key, certificatePath: cert, commonName: "localhost",
+                                                subjectAltNames: "DNS:localhost,IP:127.0.0.1", days: 2,
+                                                caKeyPath: shared.caKeyPath,
+                                                caCertificatePath: shared.caCertificatePath)
+            #expect(proxy.server.reloadCertificate())
+            try checkVersionRequest(try proxy.tls())
+            #expect(try !resumes(proxy, session, version: TLS1_3_VERSION))
+            // Sessions made with the new certificate resume as before.
+            let fresh = try firstSession(proxy, version: TLS1_3_VERSION)
+            #expect(try resumes(proxy, fresh, version: TLS1_3_VERSION))
+        }
+    }
+
+    /// A resumed TLS 1.3 session gets a fresh ticket, but the chain of resumptions ends a day after the full
+    /// handshake that began it (the clock the ticket keys use is moved forward, not waited for).
+    @Test func chainedResumptionsEndADayAfterTheFullHandshake() throws {
+        try withProxyAndFake { proxy, _ in
+            // Keys that outlive the test's two days, so only the session's age decides.
+            TLSTicketKeys.setPeriod(seconds: 30 * 86_400)
+            TLSTicketKeys.rotate()
+            defer {
+                TLSTicketKeys.setPeriod(seconds: TLSTicketKeys.periodSeconds)
+                TLSTicketKeys.rotate()
+            }
+            var session = try firstSession(proxy, version: TLS1_3_VERSION)
+            for _ in 0..<4 {
+                TLSTicketKeys.advanceClock(seconds: 5 * 3600)
+                let stream = try TLSStream(port: proxy.tlsPort, options: TLSClientOptions(maxVersion: TLS1_3_VERSION, session: session))
+                defer { stream.close() }
+                try checkVersionRequest(HTTPClient(stream))
+                #expect(stream.sessionReused, "within a day of the full handshake")
+                session = try #require(stream.session())
+            }
+            // 20 h so far; 5 h more passes the day, though the newest ticket is only 5 h old.
+            TLSTicketKeys.advanceClock(seconds: 5 * 3600)
+            #expect(try !resumes(proxy, session, version: TLS1_3_VERSION))
+            let fresh = try firstSession(proxy, version: TLS1_3_VERSION)
+            #expect(try resumes(proxy, fresh, version: TLS1_3_VERSION))
+        }
+    }
 }

@@ -75,6 +75,10 @@ void tg_ticket_keys_maybe_rotate(long long now);
 void tg_ticket_keys_set_period(long long seconds);
 /// Moves at every rotation (tests).
 unsigned long tg_ticket_keys_generation(void);
+/// The clock ticket keys and session ages are measured on (monotonic seconds).
+long long tg_tls_now(void);
+/// Moves that clock forward (tests).
+void tg_tls_clock_advance(long long seconds);
 
 enum { TG_PEM_OK = 0, TG_PEM_CERTIFICATE = 1, TG_PEM_KEY = 2, TG_PEM_MISMATCH = 3 };
 /// Installs a PEM certificate chain and private key held in memory, decoded in lib: TG_PEM_OK, or which part

@@ -15,12 +15,10 @@ struct AccessRecord {
     var model: String?
     var promptTokens: Int?
     var completionTokens: Int?
-    /// "pass", "rejected", "dry-run", "exempt" or "off"; with Redis one of those plus who decided (":redis",
-    /// ":cache", ":local", ":open"), or "unavailable:closed".
-    var rateLimit: String
-    /// "allowed", "denied", "missing", "throttled", "overloaded", "public", "off", or "unavailable" (the shared
-    /// failed-login throttle could not answer and `redis-fallback` is closed).
-    var auth: String
+    /// What the rate limit decided (and, with shared limits, who decided).
+    var rateLimit: RateLimitResult
+    /// What authentication made of the request.
+    var auth: AuthResult
     var reason: CloseReason
     /// The backend that served it (Host form), with several backends configured; nil otherwise.
     var backend: String? = nil
@@ -35,7 +33,7 @@ struct AccessRecord {
         s += ",\"model\":\(model.map(ErrorResponse.jsonString) ?? "null")"
         s += ",\"prompt_tokens\":\(promptTokens.map(String.init) ?? "null"),\"completion_tokens\":\(completionTokens.map(String.init) ?? "null")"
         if let backend { s += ",\"backend\":\(ErrorResponse.jsonString(backend))" }
-        s += ",\"rate_limit\":\"\(rateLimit)\",\"auth\":\"\(auth)\",\"end\":\"\(reason.rawValue)\"}\n"
+        s += ",\"rate_limit\":\"\(rateLimit.text)\",\"auth\":\"\(auth.text)\",\"end\":\"\(reason.rawValue)\"}\n"
         out.append(contentsOf: s.utf8)
     }
 
@@ -51,7 +49,7 @@ struct AccessRecord {
         }
         if let backend { s += " backend=\(Self.escaped(backend, quoted: false))" }
         // A name that did not log in is marked as such, with how it was refused.
-        if user != nil && auth != "allowed" { s += " auth=\(auth)" }
+        if user != nil && auth != .allowed { s += " auth=\(auth.text)" }
         s += " \(reason.rawValue)\n"
         out.append(contentsOf: s.utf8)
     }

@@ -4,10 +4,12 @@ import Synchronization
 struct MetricCounters: Sendable {
     /// requests[family][status class 1xx...5xx]
     var requests = [[Int]](repeating: [Int](repeating: 0, count: 5), count: 3)
-    var auth: [String: Int] = [:]
+    /// Indexed by `AuthResult.rawValue`.
+    var auth = [Int](repeating: 0, count: AuthResult.allCases.count)
     var rateLimited = 0
     var queueRejected = 0
-    var upstreamErrors: [String: Int] = [:]
+    /// Indexed by `UpstreamFailure.rawValue`.
+    var upstreamErrors = [Int](repeating: 0, count: UpstreamFailure.allCases.count)
     /// Time to first byte, cumulative-bucket counts per `Metrics.buckets`, plus sum and count.
     var ttfb = [Int](repeating: 0, count: Metrics.buckets.count)
     var ttfbSum = 0.0
@@ -31,10 +33,10 @@ struct MetricCounters: Sendable {
 
     mutating func add(_ other: MetricCounters) {
         for f in 0..<3 { for c in 0..<5 { requests[f][c] += other.requests[f][c] } }
-        for (k, v) in other.auth { auth[k, default: 0] += v }
+        for i in 0..<auth.count { auth[i] += other.auth[i] }
         rateLimited += other.rateLimited
         queueRejected += other.queueRejected
-        for (k, v) in other.upstreamErrors { upstreamErrors[k, default: 0] += v }
+        for i in 0..<upstreamErrors.count { upstreamErrors[i] += other.upstreamErrors[i] }
         for i in 0..<ttfb.count { ttfb[i] += other.ttfb[i]; upstreamSeconds[i] += other.upstreamSeconds[i] }
         ttfbSum += other.ttfbSum
         ttfbCount += other.ttfbCount
@@ -106,13 +108,17 @@ public final class Metrics: Sendable {
         let families = ["ollama", "openai", "anthropic"]
         for f in 0..<3 { for k in 0..<5 { s += "tollgate_requests_total{family=\"\(families[f])\",status=\"\(k + 1)xx\"} \(c.requests[f][k])\n" } }
         header("tollgate_auth_total", "counter", "Authentication outcomes.")
-        for (k, v) in c.auth.sorted(by: { $0.key < $1.key }) { s += "tollgate_auth_total{outcome=\"\(k)\"} \(v)\n" }
+        for r in AuthResult.allCases.sorted(by: { $0.text < $1.text }) where c.auth[r.rawValue] > 0 {
+            s += "tollgate_auth_total{outcome=\"\(r.text)\"} \(c.auth[r.rawValue])\n"
+        }
         header("tollgate_rate_limited_total", "counter", "Requests refused by the per-IP or per-user rate limit.")
         s += "tollgate_rate_limited_total \(c.rateLimited)\n"
         header("tollgate_queue_rejected_total", "counter", "Inference requests refused because the wait queue was full or timed out.")
         s += "tollgate_queue_rejected_total \(c.queueRejected)\n"
         header("tollgate_upstream_errors_total", "counter", "Upstream failures by kind.")
-        for (k, v) in c.upstreamErrors.sorted(by: { $0.key < $1.key }) { s += "tollgate_upstream_errors_total{kind=\"\(k)\"} \(v)\n" }
+        for f in UpstreamFailure.allCases.sorted(by: { $0.text < $1.text }) where c.upstreamErrors[f.rawValue] > 0 {
+            s += "tollgate_upstream_errors_total{kind=\"\(f.text)\"} \(c.upstreamErrors[f.rawValue])\n"
+        }
         func histogram(_ name: String, _ help: String, _ counts: [Int], _ sum: Double, _ count: Int) {
             header(name, "histogram", help)
             for (i, b) in Metrics.buckets.enumerated() { s += "\(name)_bucket{le=\"\(b)\"} \(counts[i])\n" }

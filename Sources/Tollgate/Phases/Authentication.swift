@@ -40,21 +40,21 @@ struct Authentication: ConnectionPhase {
         switch outcome {
         case .allowed(let user):
             ex.user = user
-            ex.authOutcome = "allowed"
+            ex.authResult = .allowed
             if let fingerprint = ex.credentialFingerprint {
                 c.verifiedLogin = VerifiedLogin(fingerprint: fingerprint, user: user, generation: auth.usersGeneration,
                                                 until: c.worker.loop.now &+ Authentication.loginMemoNanos)
             }
             return .next
         case .denied:
-            ex.authOutcome = "denied"
+            ex.authResult = .denied
             throttle.recordFailure(key)
             return .answer(Authentication.unauthorized("invalid username or password", realm: realm), .rejected)
         case .throttled(let seconds):
-            ex.authOutcome = "throttled"
+            ex.authResult = .throttled
             return .answer(Authentication.throttled(seconds), .rejected)
         case .overloaded:
-            ex.authOutcome = "overloaded"
+            ex.authResult = .overloaded
             return .answer(ErrorResponse(status: 503, message: "too many password checks in progress; retry shortly",
                                          headers: [("Retry-After", "1")]), .rejected)
         }

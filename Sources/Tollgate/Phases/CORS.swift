@@ -13,7 +13,7 @@ struct CORS: ConnectionPhase {
     var readsHead: Bool { true }
 
     func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
-        ex.corsOrigin = CORS.allowedOrigin(head, in: c.input, origins: origins)
+        ex.corsOrigin = CORS.allowedOrigin(head, in: c.input.bytes, origins: origins)
         return .next
     }
 

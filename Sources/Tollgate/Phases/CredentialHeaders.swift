@@ -24,11 +24,11 @@ struct CredentialHeaders: ConnectionPhase {
         for field in head.headers {
             if field.kind == .authorization {
                 repeated = repeated || authorization != nil
-                authorization = c.input[field.value]
+                authorization = c.input.bytes[field.value]
             }
             if field.kind == .xApiKey {
                 repeated = repeated || apiKey != nil
-                apiKey = c.input[field.value]
+                apiKey = c.input.bytes[field.value]
             }
         }
         // Ambiguous credentials are refused, before anything is checked or remembered: with two of a header, one
@@ -36,12 +36,12 @@ struct CredentialHeaders: ConnectionPhase {
         // only list-valued fields, which these are not). Authorization together with x-api-key is accepted only
         // when both carry the same credentials; when they differ, which one counts depends on who reads them.
         if repeated {
-            ex.authOutcome = "ambiguous"
+            ex.authResult = .ambiguous
             return .answer(ErrorResponse(status: 400, message: "more than one Authorization or x-api-key header"),
                            .rejected)
         }
         if let authorization, let apiKey, !CredentialHeaders.sameCredentials(authorization, apiKey) {
-            ex.authOutcome = "ambiguous"
+            ex.authResult = .ambiguous
             return .answer(ErrorResponse(status: 400, message: "Authorization and x-api-key carry different credentials"),
                            .rejected)
         }
@@ -51,16 +51,16 @@ struct CredentialHeaders: ConnectionPhase {
         if let memo = c.verifiedLogin, memo.fingerprint == fingerprint, memo.generation == auth.usersGeneration,
            c.worker.loop.now < memo.until {
             ex.user = memo.user
-            ex.authOutcome = "allowed"
+            ex.authResult = .allowed
             return .next
         }
         let credentials: Credentials
         switch CredentialExtractor.extract(authorization: authorization, apiKey: apiKey) {
         case .none:
-            ex.authOutcome = "missing"
+            ex.authResult = .missing
             return .answer(Authentication.unauthorized("authentication required: send Basic credentials, or user:password as a Bearer token or x-api-key", realm: realm), .rejected)
         case .malformed(let why):
-            ex.authOutcome = "malformed"
+            ex.authResult = .malformed
             return .answer(Authentication.unauthorized("invalid credentials header: \(why)", realm: realm), .rejected)
         case .found(let found, _):
             credentials = found

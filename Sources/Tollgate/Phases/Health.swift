@@ -16,11 +16,11 @@ struct Health: ConnectionPhase {
     func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
         guard ex.method == .get || ex.method == .head else { return .next }
         if let path = healthPath, ex.path == path {
-            ex.authOutcome = "public"
+            ex.authResult = .public
             return .reply(.json(200, #"{"status":"ok"}"#))
         }
         if let path = readyPath, ex.path == path {
-            ex.authOutcome = "public"
+            ex.authResult = .public
             c.worker.readiness.check { ready, detail in
                 ex.phases.resume(ex, on: c) {
                     if ready { return .reply(.json(200, #"{"status":"ready"}"#)) }

@@ -27,10 +27,10 @@ struct LoginThrottling: ConnectionPhase {
             ex.login?.throttle = throttle
             return .next
         case .throttled(let seconds):
-            ex.authOutcome = "throttled"
+            ex.authResult = .throttled
             return .answer(Authentication.throttled(seconds), .rejected)
         case .unavailable:
-            ex.authOutcome = "unavailable"
+            ex.authResult = .unavailable
             return .answer(ErrorResponse.sharedLimitsUnavailable, .rejected)
         }
     }

@@ -13,7 +13,7 @@ struct Preflight: ConnectionPhase {
 
     func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
         guard head.method == .options else { return .next }
-        let input = c.input
+        let input = c.input.bytes
         var requestedMethod: String?
         var requestedHeaders: String?
         var hasOrigin = false

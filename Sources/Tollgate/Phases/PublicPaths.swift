@@ -12,7 +12,7 @@ struct PublicPaths: ConnectionPhase {
     func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
         if paths.contains(ex.path) {
             ex.isPublic = true
-            ex.authOutcome = "public"
+            ex.authResult = .public
         }
         return .next
     }

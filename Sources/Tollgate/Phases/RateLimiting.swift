@@ -31,31 +31,30 @@ struct RateLimiting: ConnectionPhase {
         case .decided(let decision, let source, let policy, let dryRun):
             return apply(ex, decision, source: source, dryRun: dryRun, headers: policy.headers(for: decision))
         case .open:
-            ex.rateLimitOutcome = "pass:open"
+            ex.rateLimitResult = RateLimitResult(.pass, source: .open)
             return .next
         case .unlimited:
             return .next
         case .closed:
-            ex.rateLimitOutcome = "unavailable:closed"
+            ex.rateLimitResult = RateLimitResult(.unavailable, source: .closed)
             return .answer(ErrorResponse.sharedLimitsUnavailable, .rejected)
         }
     }
 
-    /// Applies a per-IP decision, whoever made it (dry run included). The log outcome is "pass", "exempt",
-    /// "dry-run" or "rejected", with `:source` when part of the shared path decided (see `RateVerdict`).
-    static func apply(_ ex: Exchange, _ decision: RateDecision, source: String?, dryRun: Bool,
+    /// Applies a per-IP decision, whoever made it (dry run included), noting it for the log with the part of the
+    /// shared path that decided, if any (see `RateVerdict`).
+    static func apply(_ ex: Exchange, _ decision: RateDecision, source: RateLimitResult.Source?, dryRun: Bool,
                       headers: @autoclosure () -> [(String, String)]) -> PhaseOutcome {
-        func outcome(_ base: String) -> String { source.map { base + ":" + $0 } ?? base }
         guard case .rejected(let retryAfter, _) = decision else {
-            ex.rateLimitOutcome = outcome(decision == .exempt ? "exempt" : "pass")
+            ex.rateLimitResult = RateLimitResult(decision == .exempt ? .exempt : .pass, source: source)
             return .next
         }
         if dryRun {
             ex.rateLimited = true
-            ex.rateLimitOutcome = outcome("dry-run")
+            ex.rateLimitResult = RateLimitResult(.dryRun, source: source)
             return .next
         }
-        ex.rateLimitOutcome = outcome("rejected")
+        ex.rateLimitResult = RateLimitResult(.rejected, source: source)
         return .answer(ErrorResponse(status: 429, message: "rate limit exceeded: retry in \(retryAfter) s",
                                      headers: headers()), .rateLimited)
     }

@@ -16,16 +16,10 @@ extension ClientConnection {
             }
             let statusClass = min(4, max(0, status / 100 - 1))
             c.requests[family][statusClass] += 1
-            if ex.authOutcome != "off" { c.auth[ex.authOutcome, default: 0] += 1 }
+            if ex.authResult.isCounted { c.auth[ex.authResult.rawValue] += 1 }
             if reason == .rateLimited { c.rateLimited += 1 }
-            if status == 429 && reason == .rejected && ex.route == .inference && ex.authOutcome == "allowed" { c.queueRejected += 1 }
-            switch reason {
-            case .upstreamRefused: c.upstreamErrors["refused", default: 0] += 1
-            case .upstreamTimeout: c.upstreamErrors["timeout", default: 0] += 1
-            case .upstreamClosed: c.upstreamErrors["closed", default: 0] += 1
-            case .upstreamInvalid: c.upstreamErrors["invalid", default: 0] += 1
-            default: break
-            }
+            if status == 429 && reason == .rejected && ex.route == .inference && ex.authResult == .allowed { c.queueRejected += 1 }
+            if let failure = UpstreamFailure(reason) { c.upstreamErrors[failure.rawValue] += 1 }
             if ex.firstByteAt != 0 {
                 let seconds = Double(ex.firstByteAt &- ex.start) / 1e9
                 Metrics.bucketCounts(&c.ttfb, seconds)
@@ -74,10 +68,10 @@ extension ClientConnection {
         error.serialize(for: .ollama, requestID: nil, close: true, into: &out)
         worker.log.record(AccessRecord(
             requestID: Array("-".utf8), client: peerText, user: nil, method: "-", path: "-", status: error.status,
-            bytesIn: inEnd - inStart, bytesOut: out.count - outStart, durationNanos: 0, ttfbNanos: nil,
-            upstreamNanos: nil, model: nil, promptTokens: nil, completionTokens: nil, rateLimit: "-", auth: "-",
+            bytesIn: input.count, bytesOut: out.count - outStart, durationNanos: 0, ttfbNanos: nil,
+            upstreamNanos: nil, model: nil, promptTokens: nil, completionTokens: nil, rateLimit: .notReached, auth: .notReached,
             reason: .badRequest))
-        inStart = inEnd
+        input.consumeAll()
         closeAfterFlush = true
         lingerNeeded = true
         flush()
@@ -91,7 +85,7 @@ extension ClientConnection {
             return
         }
         let idle = state == .handshake || state == .proxyHeader ||
-            (state == .waitingHead && inStart == inEnd && outStart == out.count && !closeAfterFlush)
+            (state == .waitingHead && !input.hasUnread && outStart == out.count && !closeAfterFlush)
         if idle { close(.draining) }
         // Otherwise a head is arriving (it is served with Connection: close) or a last response is being written.
     }
@@ -116,9 +110,9 @@ extension ClientConnection {
     }
 
     func linger() {
-        if input.isEmpty { input = [UInt8](repeating: 0, count: 4096) }
+        if !input.hasBuffer { input.adopt(worker.takeInput()) }
         for _ in 0..<16 {
-            switch transport.read(into: &input, at: 0, count: input.count) {
+            switch input.discard(transport.read(into:at:count:)) {
             case .bytes: continue
             case .wouldBlock: return
             case .eof, .failed:
@@ -169,8 +163,8 @@ extension ClientConnection {
             ttfbNanos: ex.firstByteAt == 0 ? nil : ex.firstByteAt &- ex.start,
             upstreamNanos: ex.upstreamStart == 0 ? nil : now &- ex.upstreamStart,
             model: ex.model, promptTokens: ex.responseScanner?.promptTokens,
-            completionTokens: ex.responseScanner?.completionTokens, rateLimit: ex.rateLimitOutcome,
-            auth: ex.authOutcome, reason: reason,
+            completionTokens: ex.responseScanner?.completionTokens, rateLimit: ex.rateLimitResult,
+            auth: ex.authResult, reason: reason,
             backend: worker.peers.logName(ex.backend)))
     }
 }

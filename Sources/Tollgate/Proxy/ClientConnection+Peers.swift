@@ -127,7 +127,7 @@ extension ClientConnection {
         }
         if !ex.requestDone {
             sendContinue(ex)
-            if inStart < inEnd {
+            if input.hasUnread {
                 moveBody(ex, into: up)
                 guard exchange === ex, ex.upstream === up else { return }
             }
@@ -165,7 +165,8 @@ extension ClientConnection {
     /// backend's fault; the same request goes once more on a new connection to the same backend. False when the
     /// request was not kept for that (it was still streaming, or this was the second try).
     func resendStale(_ ex: Exchange, _ up: UpstreamConnection) -> Bool {
-        guard up.reused, up.bufferedInput == 0, let replay = ex.replay, let lease = ex.backendLease else { return false }
+        guard up.reused, up.bufferedInput == 0, mayResend(ex, up), let replay = ex.replay, let lease = ex.backendLease
+        else { return false }
         ex.upstream = nil
         up.close()
         send(ex, lease, resend: replay)
@@ -177,7 +178,7 @@ extension ClientConnection {
     func failOver(_ ex: Exchange, _ up: UpstreamConnection, detail: String) -> Bool {
         guard let b = ex.backend else { return false }
         worker.peers.report(b, .failed(detail: detail))
-        guard ex.replayable, up.bufferedInput == 0, ex.backendLease != nil else { return false }
+        guard ex.replayable, up.bufferedInput == 0, mayResend(ex, up), ex.backendLease != nil else { return false }
         ex.lastBackendError = "\(worker.config.upstreams[b].address.hostHeader): \(detail)"
         ex.upstream = nil
         up.close()
@@ -186,15 +187,32 @@ extension ClientConnection {
         return true
     }
 
-    /// The first response byte arrived: the backend answered, and the kept copy of the request is no longer needed.
-    func peerAnswered(_ ex: Exchange) {
+    /// Whether `ex` may go again after `up` failed under it before answering: the backend cannot have acted on it
+    /// (no byte of it was written), or acting twice is acting once: an idempotent method, a read (`/api/show`), or a
+    /// local generation, which changes nothing and which Ollama cancels when its connection closes. A pull, push,
+    /// create, copy or delete that reached Ollama is never sent again, to it or to another backend (nginx's
+    /// `non_idempotent` rule), nor is a cloud model's generation, which ollama.com may already have billed.
+    private func mayResend(_ ex: Exchange, _ up: UpstreamConnection) -> Bool {
+        if !up.wroteAny || ex.method.isIdempotent || ex.route == .readOnly { return true }
+        guard ex.route == .inference else { return false }
+        return !(ex.model.map(CloudModel.isCloud) ?? false)
+    }
+
+    /// The backend began to answer (an interim 1xx counts: it has the request): the kept copy is no longer sent
+    /// anywhere again.
+    func peerResponding(_ ex: Exchange) {
         ex.replay = nil
-        guard let b = ex.backend else { return }
-        worker.peers.report(b, .answered)
         if ex.replayable {
             ex.replayable = false
             ex.stagedBody = []
         }
+    }
+
+    /// The first response byte arrived: the backend answered, and the kept copy of the request is no longer needed.
+    func peerAnswered(_ ex: Exchange) {
+        peerResponding(ex)
+        guard let b = ex.backend else { return }
+        worker.peers.report(b, .answered)
     }
 
     /// Gives back the exchange's lease or its place in the peers' queue.
@@ -213,7 +231,7 @@ extension ClientConnection {
     /// Invites the body with `100 Continue` when the client asked for it and has sent none yet. The only place
     /// Tollgate sends it (Expect is never forwarded upstream), and at most once per request.
     func sendContinue(_ ex: Exchange) {
-        guard ex.expectContinue && inStart == inEnd else { return }
+        guard ex.expectContinue && !input.hasUnread else { return }
         ex.expectContinue = false
         HTTPWriter.appendRaw("HTTP/1.1 100 Continue\r\n\r\n", to: &out)
     }

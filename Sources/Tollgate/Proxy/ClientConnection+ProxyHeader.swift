@@ -54,7 +54,12 @@ extension ClientConnection {
         case .invalid:
             close(.badRequest)
         case .complete(let source, _):
-            if let source { adoptClientAddress(source) }
+            // Over the per-client cap by the address the header names: closed now, before a handshake or a
+            // request that came in the same segment is served.
+            if let source, !adoptClientAddress(source) {
+                close(.connectionLimit)
+                return
+            }
             proxyHeader = []
             state = kind == .tls ? .handshake : .waitingHead
             if kind == .tls { continueHandshake() } else { readAvailable() }

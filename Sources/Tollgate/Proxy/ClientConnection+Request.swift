@@ -10,7 +10,7 @@ extension ClientConnection {
         // One request-target, one path: every decision below is made on the path Ollama will route on, and the
         // upstream gets a target that Go decodes to that same path.
         let canonical: RequestTarget.Canonical
-        switch RequestTarget.canonicalize(input, head) {
+        switch RequestTarget.canonicalize(input.bytes, head) {
         case .success(let c): canonical = c
         case .failure(let error):
             refuse(ErrorResponse.fromParse(error))
@@ -22,8 +22,8 @@ extension ClientConnection {
         let decodedPath: [UInt8]?
         switch canonical {
         case .asSent:
-            family = APIFamily.of(path: input, head.path)
-            route = RouteClass.of(input, path: head.path)
+            family = APIFamily.of(path: input.bytes, head.path)
+            route = RouteClass.of(input.bytes, path: head.path)
             forwardTarget = nil
             decodedPath = nil
         case .rewritten(let path, let target):
@@ -32,7 +32,7 @@ extension ClientConnection {
             forwardTarget = target
             decodedPath = path
         }
-        let ex = Exchange(requestID: worker.nextRequestID(), head: head, buffer: input, decodedPath: decodedPath,
+        let ex = Exchange(requestID: worker.nextRequestID(), head: head, buffer: input.bytes, decodedPath: decodedPath,
                           family: family, route: route, bodyLimit: route.bodyLimit(worker.config.bodyLimits),
                           start: worker.loop.now, phases: worker.phases)
         if worker.draining { ex.clientKeepAlive = false }
@@ -42,7 +42,7 @@ extension ClientConnection {
         }
         let clientText = ex.client.map { Array(SocketAddress(host: $0, port: 0).hostString.utf8) } ?? peerText
         ex.upstreamHead = worker.takeOutput()
-        RequestRewriter.write(head, buffer: input, target: forwardTarget, upstreamHost: worker.upstreamHost,
+        RequestRewriter.write(head, buffer: input.bytes, target: forwardTarget, upstreamHost: worker.upstreamHost,
                               clientAddress: clientText, scheme: scheme, requestID: ex.requestID,
                               into: &ex.upstreamHead)
         exchange = ex
@@ -52,8 +52,8 @@ extension ClientConnection {
         timerDeadline = 0
         // The head's bytes stay where they are (ranges into `input` remain valid until the next read compacts
         // the buffer); only the read position moves past them.
-        inStart += head.headLength
-        scanned = inStart
+        input.consume(head.headLength)
+        scanned = input.start
 
         ex.phases.run(ex, head: head, on: self)
     }
@@ -99,7 +99,7 @@ extension ClientConnection {
     /// Moves what has arrived of the body into the staged copy: `.next` once it is complete, `.wait` while more is
     /// to come, or the refusal.
     private func bufferBody(_ ex: Exchange) -> PhaseOutcome {
-        guard inStart < inEnd || ex.requestDone else { return .wait }
+        guard input.hasUnread || ex.requestDone else { return .wait }
         if case .failed(let error, let reason) = moveBody(ex, sink: &ex.stagedBody) {
             ex.buffering = false
             return .answer(error, reason)
@@ -176,9 +176,9 @@ extension ClientConnection {
         case .none:
             ex.requestDone = true
         case .length(let remaining):
-            let n = min(remaining, inEnd - inStart)
-            sink.append(contentsOf: input[inStart..<inStart + n])
-            inStart += n
+            let n = min(remaining, input.count)
+            sink.append(contentsOf: input.bytes[input.start..<input.start + n])
+            input.consume(n)
             ex.bytesIn += n
             ex.bodyBytes += n
             ex.body = .length(remaining: remaining - n)
@@ -188,26 +188,26 @@ extension ClientConnection {
             let consumed: Int
             let raw = ex.buffering
             do {
-                consumed = try ex.bodyDecoder.decode(input, from: inStart, to: inEnd) { range in
+                consumed = try ex.bodyDecoder.decode(input.bytes, from: input.start, to: input.end) { range in
                     data += range.count
                     guard !range.isEmpty else { return }
                     if raw {
-                        sink.append(contentsOf: input[range])
+                        sink.append(contentsOf: input.bytes[range])
                         return
                     }
                     HTTPWriter.appendChunkHeader(size: range.count, to: &sink)
-                    sink.append(contentsOf: input[range])
+                    sink.append(contentsOf: input.bytes[range])
                     sink.append(contentsOf: HTTPWriter.crlf)
                 }
             } catch {
-                inStart = inEnd
+                input.consumeAll()
                 return .failed(ErrorResponse.fromParse(error), .badRequest)
             }
-            inStart += consumed
+            input.consume(consumed)
             ex.bytesIn += consumed
             ex.bodyBytes += data
             if ex.bodyLimit > 0 && ex.bodyBytes > ex.bodyLimit {
-                inStart = inEnd
+                input.consumeAll()
                 return .failed(.tooLarge(limit: ex.bodyLimit), .rejected)
             }
             if ex.bodyDecoder.isDone {
@@ -238,7 +238,7 @@ extension ClientConnection {
         let trusted = worker.config.trustedProxies
         guard !trusted.isEmpty else { return peerHost }
         var forwarded: [ArraySlice<UInt8>] = []
-        for field in head.headers where field.kind == .xForwardedFor { forwarded.append(input[field.value]) }
+        for field in head.headers where field.kind == .xForwardedFor { forwarded.append(input.bytes[field.value]) }
         return ClientIdentity.resolve(peer: peerHost, forwardedFor: forwarded, trustedProxies: trusted)
     }
 
@@ -254,8 +254,8 @@ extension ClientConnection {
             state = .waitingHead
             timer = .keepAlive
             timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.keepAliveIdle)
-            if inStart == inEnd { worker.recycleInput(&input) }
-            if inStart < inEnd {
+            if !input.hasUnread { worker.recycleInput(&input) }
+            if input.hasUnread {
                 // A pipelined request is already here.
                 worker.loop.deferUntilIterationEnd { [self] in
                     if state == .waitingHead && exchange == nil { processInput(); readAvailable() }
@@ -265,8 +265,8 @@ extension ClientConnection {
             state = .waitingHead
             closeAfterFlush = true
             // Linger only when the client may still be sending (an unread body or pipelined bytes), as nginx does.
-            lingerNeeded = !ex.requestDone || inStart < inEnd
-            inStart = inEnd
+            lingerNeeded = !ex.requestDone || input.hasUnread
+            input.consumeAll()
         }
         flush()
     }

@@ -64,7 +64,7 @@ extension ClientConnection {
     private func consumeUpstream(_ ex: Exchange, _ up: UpstreamConnection) {
         if !ex.headSent {
             while true {
-                switch worker.responseParser.parse(up.input, from: up.unread.lowerBound, to: up.unread.upperBound, requestWasHead: ex.isHead,
+                switch worker.responseParser.parse(up.input.bytes, from: up.unread.lowerBound, to: up.unread.upperBound, requestWasHead: ex.isHead,
                                                    into: &ex.responseHead) {
                 case .needMore:
                     return
@@ -76,8 +76,10 @@ extension ClientConnection {
                 }
                 let head = ex.responseHead
                 if head.status >= 100 && head.status < 200 {
-                    // Interim responses (we never forward Expect, so these are unexpected): skip them.
+                    // Interim responses (we never forward Expect, so these are unexpected): skip them. The
+                    // backend has the request, so it is never sent again.
                     up.consume(head.headLength)
+                    peerResponding(ex)
                     continue
                 }
                 ex.status = head.status
@@ -87,7 +89,7 @@ extension ClientConnection {
                 let delimitedByClose = ex.mode == .dechunkToClose || ex.mode == .untilClose
                 ex.closeAfter = ex.closeAfter || !ex.requestDone || !ex.clientKeepAlive || worker.draining || delimitedByClose
                 let before = out.count
-                ResponseRewriter.write(head, buffer: up.input, mode: ex.mode, requestID: ex.requestID,
+                ResponseRewriter.write(head, buffer: up.input.bytes, mode: ex.mode, requestID: ex.requestID,
                                        close: ex.closeAfter, corsOrigin: ex.corsOrigin,
                                        corsCredentials: corsCredentials(ex), hsts: hsts, into: &out)
                 ex.bytesOut += out.count - before
@@ -113,8 +115,8 @@ extension ClientConnection {
             return
         case .length:
             let n = min(ex.remaining, end - start)
-            ex.responseScanner?.feed(up.input, start..<start + n)
-            out.append(contentsOf: up.input[start..<start + n])
+            ex.responseScanner?.feed(up.input.bytes, start..<start + n)
+            out.append(contentsOf: up.input.bytes[start..<start + n])
             up.consume(n)
             ex.remaining -= n
             ex.bytesOut += out.count - before
@@ -123,28 +125,28 @@ extension ClientConnection {
             let passthrough = ex.mode == .chunkedPassthrough
             let consumed: Int
             do {
-                consumed = try ex.responseDecoder.decode(up.input, from: start, to: end) { range in
-                    ex.responseScanner?.feed(up.input, range)
-                    if !passthrough { out.append(contentsOf: up.input[range]) }
+                consumed = try ex.responseDecoder.decode(up.input.bytes, from: start, to: end) { range in
+                    ex.responseScanner?.feed(up.input.bytes, range)
+                    if !passthrough { out.append(contentsOf: up.input.bytes[range]) }
                 }
             } catch {
                 upstreamInvalid(ex, up, detail: error.reason)
                 return
             }
-            if passthrough { out.append(contentsOf: up.input[start..<start + consumed]) }
+            if passthrough { out.append(contentsOf: up.input.bytes[start..<start + consumed]) }
             up.consume(consumed)
             ex.bytesOut += out.count - before
             if ex.responseDecoder.isDone { responseComplete(ex, up) }
         case .rechunk:
-            ex.responseScanner?.feed(up.input, start..<end)
+            ex.responseScanner?.feed(up.input.bytes, start..<end)
             HTTPWriter.appendChunkHeader(size: end - start, to: &out)
-            out.append(contentsOf: up.input[start..<end])
+            out.append(contentsOf: up.input.bytes[start..<end])
             out.append(contentsOf: HTTPWriter.crlf)
             up.consume(end - start)
             ex.bytesOut += out.count - before
         case .untilClose:
-            ex.responseScanner?.feed(up.input, start..<end)
-            out.append(contentsOf: up.input[start..<end])
+            ex.responseScanner?.feed(up.input.bytes, start..<end)
+            out.append(contentsOf: up.input.bytes[start..<end])
             up.consume(end - start)
             ex.bytesOut += out.count - before
         }
@@ -245,7 +247,7 @@ extension ClientConnection {
         state = .waitingHead
         closeAfterFlush = true
         lingerNeeded = !ex.requestDone
-        inStart = inEnd
+        input.consumeAll()
         flush()
     }
 }

@@ -28,9 +28,8 @@ final class ClientConnection: EventHandler {
     var state: ConnectionState
     var exchange: Exchange?
 
-    var input: [UInt8] = []
-    var inStart = 0
-    var inEnd = 0
+    /// The client's bytes read and not yet taken by a head or a body.
+    var input = ReadWindow()
     var out: [UInt8] = []
     var outStart = 0
     var closeAfterFlush = false
@@ -128,8 +127,9 @@ final class ClientConnection: EventHandler {
 
     // MARK: TLS handshake
 
-    /// The client's real address from a PROXY protocol header.
-    func adoptClientAddress(_ address: SocketAddress) {
+    /// The client's real address from a PROXY protocol header. False when that client is already at
+    /// `max-connections-per-client` (counted as refused; the caller closes the connection).
+    func adoptClientAddress(_ address: SocketAddress) -> Bool {
         peerHost = address.host
         peerString = address.hostString
         peerText = Array(peerString.utf8)
@@ -139,10 +139,10 @@ final class ClientConnection: EventHandler {
             limitAdmission = .admitted(moved.key)
             if !moved.ok {
                 worker.count { $0.connectionsRefused[1] += 1 }
-                // The caller goes on with this connection; end it once it has returned.
-                worker.loop.deferUntilIterationEnd { [self] in close(.connectionLimit) }
+                return false
             }
         }
+        return true
     }
 
     func continueHandshake() {
@@ -180,8 +180,8 @@ final class ClientConnection: EventHandler {
             // The head's ranges point into `input` while a phase that reads it waits to run (the shared rate limit
             // decides first): keep reading (a disconnect is seen at once, and no epoll_ctl churn per request) only
             // into the room after the buffered bytes, so nothing is moved or overwritten.
-            if ex.progress.heldHead != nil { return inEnd < input.count }
-            let hasRoom = input.isEmpty || inEnd < input.count || inStart > 0
+            if ex.progress.heldHead != nil { return input.room > 0 }
+            let hasRoom = !input.hasBuffer || input.room > 0 || input.start > 0
             guard !ex.requestDone, let up = ex.upstream else {
                 // Keep watching the client while its response is produced or its password checked (no epoll_ctl
                 // churn per request, and a disconnect is seen at once); early bytes wait in the buffer.
@@ -195,21 +195,16 @@ final class ClientConnection: EventHandler {
         while state == .waitingHead || state == .exchange {
             guard wantsRead else { break }
             let holdsHead = exchange?.progress.heldHead != nil
-            if inStart == inEnd && !holdsHead {
-                inStart = 0
-                inEnd = 0
+            if !holdsHead && input.rewindIfDrained() { scanned = 0 }
+            if !input.hasBuffer {
+                input.adopt(worker.takeInput())
                 scanned = 0
-            }
-            if input.isEmpty {
-                input = worker.takeInput()
-                scanned = 0
-            } else if inEnd == input.count {
+            } else if input.room == 0 {
                 if holdsHead || !makeRoom() { break }
             }
-            let room = input.count - inEnd
-            switch transport.read(into: &input, at: inEnd, count: room) {
+            let room = input.room
+            switch input.read(transport.read(into:at:count:)) {
             case .bytes(let n):
-                inEnd += n
                 processInput()
                 // This turn's requests are done; the socket is read again on the next one.
                 if turnYielded {
@@ -226,7 +221,7 @@ final class ClientConnection: EventHandler {
                 updateInterest()
                 return
             case .eof:
-                close(exchange == nil && inStart == inEnd ? .clientClosed : .clientAborted)
+                close(exchange == nil && !input.hasUnread ? .clientClosed : .clientAborted)
                 return
             case .failed:
                 close(exchange == nil ? .clientError : .clientAborted)
@@ -238,16 +233,13 @@ final class ClientConnection: EventHandler {
 
     /// Compacts the input buffer, or grows it while a head is still incomplete. False if there is no room.
     private func makeRoom() -> Bool {
-        if inStart > 0 {
-            let n = inEnd - inStart
-            Syscall.moveDown(&input, from: inStart, count: n)
-            scanned = max(0, scanned - inStart)
-            inStart = 0
-            inEnd = n
+        let moved = input.compact()
+        if moved > 0 {
+            scanned = max(0, scanned - moved)
             return true
         }
-        if exchange == nil && input.count < worker.config.limits.maxHeadBytes + 4096 {
-            input.append(contentsOf: repeatElement(0, count: input.count))
+        if exchange == nil && input.bytes.count < worker.config.limits.maxHeadBytes + 4096 {
+            input.grow()
             return true
         }
         return false
@@ -257,10 +249,10 @@ final class ClientConnection: EventHandler {
     func processInput() {
         while state == .waitingHead || state == .exchange {
             if let ex = exchange {
-                if !ex.requestDone && inStart < inEnd { pumpRequestBody(ex) }
+                if !ex.requestDone && input.hasUnread { pumpRequestBody(ex) }
                 return
             }
-            guard !closeAfterFlush, inStart < inEnd else { return }
+            guard !closeAfterFlush, input.hasUnread else { return }
             if let sink = worker.logSink, sink.isBehind {
                 // The access log's writer is behind: new requests wait a moment rather than have their lines dropped.
                 waitForLogWriter()
@@ -277,7 +269,7 @@ final class ClientConnection: EventHandler {
                 timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.requestHead)
             }
             if !headMayBeDecided() { return }
-            switch worker.requestParser.parse(input, from: inStart, to: inEnd, into: &worker.scratchHead) {
+            switch worker.requestParser.parse(input.bytes, from: input.start, to: input.end, into: &worker.scratchHead) {
             case .needMore:
                 return
             case .invalid(let error):
@@ -288,7 +280,7 @@ final class ClientConnection: EventHandler {
                     // Enough for one turn: the rest of this client's pipeline waits for the next loop iteration,
                     // after every other ready connection had its turn (nginx reads one buffer per event, HAProxy
                     // bounds the requests parsed per wake-up the same way). The head just parsed is scanned again.
-                    scanned = inStart
+                    scanned = input.start
                     scheduleNextTurn()
                     return
                 }
@@ -305,7 +297,7 @@ final class ClientConnection: EventHandler {
     private func waitForLogWriter() {
         guard !turnYielded else { return }
         turnYielded = true
-        scanned = inStart
+        scanned = input.start
         worker.loop.schedule(afterNanos: 1_000_000) { [self] in nextTurn() }
     }
 
@@ -328,14 +320,14 @@ final class ClientConnection: EventHandler {
     /// A head can only complete (or newly fail) when a line ends or a size limit is reached: skip the parse
     /// otherwise, so a slow-loris head costs one scan per line, not one per byte.
     private func headMayBeDecided() -> Bool {
-        let from = max(scanned, inStart)
-        scanned = inEnd
-        if from < inEnd && input[from..<inEnd].contains(0x0A) { return true }
-        let buffered = inEnd - inStart
+        let from = max(scanned, input.start)
+        scanned = input.end
+        if from < input.end && input.bytes[from..<input.end].contains(0x0A) { return true }
+        let buffered = input.count
         let limits = worker.config.limits
         if buffered >= limits.maxHeadBytes { return true }
         // A request line still without its end must be refused (414) once it reaches its limit.
-        return buffered >= limits.maxRequestLine && !input[inStart..<inEnd].contains(0x0A)
+        return buffered >= limits.maxRequestLine && !input.bytes[input.unread].contains(0x0A)
     }
 
     // MARK: writing

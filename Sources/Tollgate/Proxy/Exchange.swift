@@ -47,10 +47,9 @@ final class Exchange {
     var corsOrigin: String?
     /// Over the rate limit but let through (dry run): logged as such.
     var rateLimited = false
-    /// For the access log: "pass", "rejected", "dry-run", "exempt", "off", and with shared limits the same with a
-    /// suffix naming what decided (see `RateVerdict`) or "unavailable:closed"; and the authentication outcome.
-    var rateLimitOutcome = "off"
-    var authOutcome = "off"
+    /// What the rate limit and authentication made of this request, for the log and the metrics.
+    var rateLimitResult = RateLimitResult.off
+    var authResult = AuthResult.off
     /// When the upstream connection was attached (0: never), for the log's upstream time.
     var upstreamStart: UInt64 = 0
     /// Token counts from the response (inference routes only).

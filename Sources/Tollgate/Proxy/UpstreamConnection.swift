@@ -21,10 +21,8 @@ final class UpstreamConnection: EventHandler {
     /// Bytes waiting to go upstream (request head and body).
     private var out: [UInt8] = []
     private var outStart = 0
-    /// Bytes read from upstream not yet relayed: `input[inStart..<inEnd]`, given up with `consume`.
-    private(set) var input: [UInt8] = []
-    private var inStart = 0
-    private var inEnd = 0
+    /// Bytes read from upstream not yet relayed: `input.bytes[unread]`, given up with `consume`.
+    private(set) var input = ReadWindow()
     /// Whether the connection has been in the pool (a failure before any response byte may be a stale connection).
     private(set) var reused = false
     /// Reading paused because the client is slow.
@@ -57,9 +55,9 @@ final class UpstreamConnection: EventHandler {
     var isUsable: Bool { state == .idle }
     var isConnecting: Bool { state == .connecting }
     private var hasPendingOutput: Bool { outStart < out.count }
-    var bufferedInput: Int { inEnd - inStart }
-    /// Where the bytes read and not yet consumed lie in `input`.
-    var unread: Range<Int> { inStart..<inEnd }
+    var bufferedInput: Int { input.count }
+    /// Where the bytes read and not yet consumed lie in `input.bytes`.
+    var unread: Range<Int> { input.unread }
     /// Request bytes queued and not yet written.
     var backlog: Int { out.count - outStart }
 
@@ -98,6 +96,9 @@ final class UpstreamConnection: EventHandler {
         worker.recycleOutput(&head)
     }
 
+    /// Whether any byte of the current exchange's request was written (the backend may have acted on it).
+    private(set) var wroteAny = false
+
     /// The whole queued request while none of it has been written, else nil.
     var unsentRequest: [UInt8]? { outStart == 0 ? out : nil }
 
@@ -113,7 +114,7 @@ final class UpstreamConnection: EventHandler {
 
     /// Gives up `n` bytes of `input` (relayed or parsed).
     func consume(_ n: Int) {
-        inStart += n
+        input.consume(n)
     }
 
     /// Stops reading until `resume`: the client's backlog is full.
@@ -144,11 +145,10 @@ final class UpstreamConnection: EventHandler {
         client = nil
         state = .idle
         reused = true
+        wroteAny = false
         worker.recycleOutput(&out)
         outStart = 0
         worker.recycleInput(&input)
-        inStart = 0
-        inEnd = 0
         deadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.upstreamPoolIdle)
         worker.loop.setInterest(fd, .read)
     }
@@ -177,6 +177,7 @@ final class UpstreamConnection: EventHandler {
             switch Syscall.write(fd, out, at: outStart, count: out.count - outStart) {
             case .bytes(let n):
                 outStart += n
+                wroteAny = true
                 armIdle()   // a long upload is progress too
             case .wouldBlock:
                 updateInterest()
@@ -194,27 +195,17 @@ final class UpstreamConnection: EventHandler {
     /// Reads once into `input` and re-arms the between-bytes timeout when bytes came; compacts or grows the buffer
     /// first.
     func readOnce() -> IOResult {
-        if inStart == inEnd {
-            inStart = 0
-            inEnd = 0
+        input.rewindIfDrained()
+        if !input.hasBuffer {
+            input.adopt(worker.takeInput())
+        } else if input.room < 4096 {
+            input.compact()
+            if input.room < 4096 { input.grow() }
         }
-        if input.isEmpty {
-            input = worker.takeInput()
-        } else if input.count - inEnd < 4096 {
-            if inStart > 0 {
-                let n = inEnd - inStart
-                Syscall.moveDown(&input, from: inStart, count: n)
-                inStart = 0
-                inEnd = n
-            }
-            if input.count - inEnd < 4096 {
-                input.append(contentsOf: repeatElement(0, count: input.count))
-            }
-        }
-        lastReadRequested = input.count - inEnd
-        let r = Syscall.read(fd, into: &input, at: inEnd, count: lastReadRequested)
+        lastReadRequested = input.room
+        let fd = self.fd
+        let r = input.read { Syscall.read(fd, into: &$0, at: $1, count: $2) }
         if case .bytes(let n) = r {
-            inEnd += n
             drained = n < lastReadRequested
             armIdle()
         }

@@ -41,6 +41,8 @@ public final class Server: @unchecked Sendable {
     private var threads: [pthread_t] = []
     /// Each worker's OpenSSL library context, in worker order (empty without a TLS listener).
     private var tlsLibraries: [TLSLibrary] = []
+    /// The certificate and key the workers serve (a reload compares the files it reads with them).
+    private let servedCertificate = Mutex<TLSCertificate?>(nil)
     private let stopped = Mutex<Int>(0)
     private let shuttingDown = Atomic<Bool>(false)
 
@@ -111,6 +113,7 @@ public final class Server: @unchecked Sendable {
         signal(SIGPIPE, SIG_IGN)
         metrics = Metrics(workers: count)
         metrics.setCertificateExpiry(certificate?.notAfter)
+        servedCertificate.withLock { $0 = certificate }
         do throws(SocketError) {
             for i in 0..<count {
                 let loop = try EventLoop(index: i)
@@ -384,10 +387,21 @@ public final class Server: @unchecked Sendable {
 
     /// Swaps a prepared certificate in for new connections on every worker.
     private func install(_ prepared: PreparedCertificate) {
+        // A different certificate or key: no session authenticated with the old one resumes. Each worker replaces
+        // every ticket key once it stopped issuing tickets from its old context, so a ticket the old context sealed
+        // meanwhile is no longer opened either.
+        let certificate = prepared.certificate
+        let changed = servedCertificate.withLock { served in
+            defer { served = certificate }
+            return served.map { !$0.isSame(as: certificate) } ?? false
+        }
         for (worker, tls) in zip(workers, prepared.contexts) {
             let w = UncheckedBox(worker)
             let t = UncheckedBox(tls)
-            worker.loop.execute { w.value.tls = t.value }
+            worker.loop.execute {
+                w.value.tls = t.value
+                if changed { TLSTicketKeys.invalidateAll() }
+            }
         }
         metrics.setCertificateExpiry(prepared.certificate.notAfter)
         metrics.reloaded("certificate", ok: true)

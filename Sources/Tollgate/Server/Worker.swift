@@ -154,10 +154,10 @@ final class Worker {
         freeInputs.popLast() ?? [UInt8](repeating: 0, count: Worker.bufferSize)
     }
 
-    /// Takes back a read buffer and leaves `buffer` empty.
-    func recycleInput(_ buffer: inout [UInt8]) {
+    /// Takes back a window's read buffer and leaves the window empty.
+    func recycleInput(_ window: inout ReadWindow) {
+        let buffer = window.release()
         if buffer.count == Worker.bufferSize && freeInputs.count < 128 { freeInputs.append(buffer) }
-        buffer = []
     }
 
     /// An empty write buffer with capacity reserved.

@@ -26,11 +26,11 @@ struct SharedRateDecider: RateDecider {
             case .decided: limits.answered(.rate)
             case .unavailable(let error): limits.unavailable(.rate, error)
             }
-            later.resume(verdict(outcome, source: "redis", client: client))
-        }).map { verdict($0, source: "cache", client: client) }
+            later.resume(verdict(outcome, source: .redis, client: client))
+        }).map { verdict($0, source: .cache, client: client) }
     }
 
-    private func verdict(_ outcome: SharedRateOutcome, source: String, client: SocketAddress.Host) -> RateVerdict {
+    private func verdict(_ outcome: SharedRateOutcome, source: RateLimitResult.Source, client: SocketAddress.Host) -> RateVerdict {
         switch outcome {
         case .decided(let decision): return decided(decision, source: source)
         case .unavailable(let error): return fallback(client, error: error)
@@ -38,7 +38,7 @@ struct SharedRateDecider: RateDecider {
     }
 
     /// A decision with the headers of the fleet-wide policy: the same rate and burst as this process's limiter.
-    private func decided(_ decision: RateDecision, source: String?) -> RateVerdict {
+    private func decided(_ decision: RateDecision, source: RateLimitResult.Source?) -> RateVerdict {
         .decided(decision, source: source, policy: local, dryRun: local.isDryRun)
     }
 
@@ -49,7 +49,7 @@ struct SharedRateDecider: RateDecider {
         case .local:
             guard let fallback = limits.fallbackRate else { return .unlimited }
             let decision = fallback.check(client, nowMillis: limits.client.loop.now / 1_000_000)
-            return .decided(decision, source: "local", policy: fallback, dryRun: local.isDryRun)
+            return .decided(decision, source: .local, policy: fallback, dryRun: local.isDryRun)
         case .open:
             return .open
         case .closed:

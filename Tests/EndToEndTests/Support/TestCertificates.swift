@@ -9,6 +9,8 @@ struct TestCertificates: Sendable {
     /// The leaf certificate and key the proxy serves.
     let certificatePath: String
     let keyPath: String
+    /// The CA's key (tests that issue another leaf).
+    var caKeyPath: String { String(caCertificatePath.dropLast("ca.pem".count)) + "ca-key.pem" }
 
     /// The process-wide pair; generation failures stop the run with OpenSSL's message.
     static let shared: TestCertificates = {

@@ -4,10 +4,10 @@ import Testing
 /// Request-derived values cannot forge or split an access-log line, in either format.
 @Suite struct ObserveAccessRecordTests {
     private func record(path: String, model: String?, user: String? = "alice", status: Int = 200,
-                        auth: String = "allowed") -> AccessRecord {
+                        auth: AuthResult = .allowed) -> AccessRecord {
         AccessRecord(requestID: Array("r1".utf8), client: Array("203.0.113.9".utf8), user: user, method: "POST",
                      path: path, status: status, bytesIn: 1, bytesOut: 2, durationNanos: 3_000_000, ttfbNanos: nil,
-                     upstreamNanos: nil, model: model, promptTokens: nil, completionTokens: nil, rateLimit: "pass",
+                     upstreamNanos: nil, model: model, promptTokens: nil, completionTokens: nil, rateLimit: RateLimitResult(.pass),
                      auth: auth, reason: .completed)
     }
 
@@ -15,7 +15,7 @@ import Testing
     /// not logged in (the JSON line's `auth` field says so already).
     @Test func aRefusedLoginNamesTheAttemptedUserEscapedAndCut() throws {
         var text: [UInt8] = []
-        record(path: "/api/tags", model: nil, user: "mal\"lory é", status: 401, auth: "denied")
+        record(path: "/api/tags", model: nil, user: "mal\"lory é", status: 401, auth: .denied)
             .appendText(timestamp: "T", to: &text)
         let line = String(decoding: text, as: UTF8.self)
         #expect(line.hasPrefix(#"T r1 203.0.113.9 mal\x22lory\x20\xC3\xA9 "POST /api/tags" 401 "#), "\(line)")
@@ -25,7 +25,7 @@ import Testing
         #expect(!String(decoding: allowed, as: UTF8.self).contains("auth="))
 
         var json: [UInt8] = []
-        record(path: "/api/tags", model: nil, user: "mal\"lory\\", status: 401, auth: "denied").appendJSON(timestamp: "T", to: &json)
+        record(path: "/api/tags", model: nil, user: "mal\"lory\\", status: 401, auth: .denied).appendJSON(timestamp: "T", to: &json)
         #expect(String(decoding: json, as: UTF8.self).contains(#""user":"mal\"lory\\","#))
 
         let long = String(repeating: "é", count: 100)  // 200 bytes

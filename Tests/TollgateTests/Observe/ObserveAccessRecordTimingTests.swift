@@ -8,7 +8,7 @@ import Testing
             requestID: Array("r1".utf8), client: Array("203.0.113.9".utf8), user: "alice", method: "GET",
             path: "/api/tags", status: ttfbNanos == nil ? 401 : 200, bytesIn: 1, bytesOut: 2, durationNanos: 3_000_000,
             ttfbNanos: ttfbNanos, upstreamNanos: nil, model: nil, promptTokens: nil, completionTokens: nil,
-            rateLimit: "pass", auth: ttfbNanos == nil ? "denied" : "allowed", reason: .completed)
+            rateLimit: RateLimitResult(.pass), auth: ttfbNanos == nil ? .denied : .allowed, reason: .completed)
         var out: [UInt8] = []
         record.appendText(timestamp: "T", to: &out)
         return String(decoding: out, as: UTF8.self)

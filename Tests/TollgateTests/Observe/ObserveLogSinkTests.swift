@@ -72,7 +72,7 @@ import Testing
             log.record(AccessRecord(requestID: Array("r".utf8), client: Array("127.0.0.1".utf8), user: nil,
                                     method: "GET", path: longPath, status: 404, bytesIn: 0, bytesOut: 0,
                                     durationNanos: 0, ttfbNanos: nil, upstreamNanos: nil, model: nil, promptTokens: nil,
-                                    completionTokens: nil, rateLimit: "pass", auth: "-", reason: .completed))
+                                    completionTokens: nil, rateLimit: RateLimitResult(.pass), auth: .notReached, reason: .completed))
         }
         // The loop never ran (no end of iteration): only the hand-offs reached the writer.
         sink.stop()
