@@ -12,7 +12,7 @@ from conftest import REPO
 DOCS = [REPO / "README.md", *sorted((REPO / "deploy").glob("*.md")), REPO / "bench" / "README.md",
         REPO / "fuzz" / "README.md"]
 SCRIPTS = [p for p in (REPO / "deploy").rglob("*") if p.is_file() and p.read_bytes().startswith(b"#!")]
-SCRIPTS += [REPO / ".ci" / "run", *[p for p in (REPO / "bench").iterdir() if p.read_bytes().startswith(b"#!")]]
+SCRIPTS += [REPO / ".ci" / "run", *[p for p in (REPO / "bench").iterdir() if p.is_file() and p.read_bytes().startswith(b"#!")]]
 INSTALL = REPO / "deploy" / "install.sh"
 
 
