@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// One settings list for every Swift target (STYLE.md).
+// One settings list for every Swift target.
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     // Release builds skip dynamic exclusivity checks on the hot path (debug builds and tests keep them).

@@ -9,7 +9,7 @@ private final class ThreadBody: @unchecked Sendable {
 /// Starts a joinable pthread running `body`.
 ///
 /// Lives in the library and is `nonisolated` on purpose: in Swift 6 a closure written in `main.swift` top-level code
-/// is main-actor isolated and traps when a pthread runs it (STYLE.md, "What was measured").
+/// is main-actor isolated and traps when a pthread runs it.
 nonisolated func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t? {
     let box = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
     var tid = pthread_t()

@@ -1,6 +1,6 @@
 extension RequestParser {
     /// Applies the header fields' meaning to `head`: body framing, Host, keep-alive and Expect, refusing every
-    /// ambiguous combination (RFC 9112 6.1-6.3, REFERENCE.md "HTTP/1.1 framing a proxy must refuse").
+    /// ambiguous combination (RFC 9112 6.1-6.3).
     static func interpretFields(_ buffer: [UInt8], into head: inout RequestHead) -> HTTPParseError? {
         var contentLength: Int?
         var transferEncoding: Range<Int>?

@@ -1,4 +1,4 @@
-/// Strict HTTP/1.1 request-head parser: refuses anything a proxy could forward ambiguously (RFC 9112, REFERENCE.md).
+/// Strict HTTP/1.1 request-head parser: refuses anything a proxy could forward ambiguously (RFC 9112).
 ///
 /// Stateless and allocation-free in steady state: header fields are ranges into the caller's buffer, stored in
 /// the caller's reused `RequestHead`. Call `parse` again from the same `start` whenever more bytes arrive.

@@ -74,7 +74,7 @@ public final class TLSContext: @unchecked Sendable {
     public let notAfter: Int64
     public let certificatePath: String
 
-    /// TLS 1.2 ciphers of Mozilla's intermediate profile (REFERENCE.md).
+    /// TLS 1.2 ciphers of Mozilla's intermediate profile (its server-side TLS guidelines).
     public static let intermediateCiphers =
         "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" +
         "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"

@@ -1,6 +1,6 @@
 import Testing
 
-/// Every framing case REFERENCE.md lists, sent over TLS: answered with its status, the connection closed, and
+/// Every framing case a proxy must refuse (RFC 9112 6.1-6.3, 11.2), sent over TLS: answered with its status, the connection closed, and
 /// nothing reaching the upstream (a sentinel request sent afterwards is the only one fake-ollama saw).
 @Suite struct FramingRefusalTests {
     struct Case: CustomTestStringConvertible, Sendable {

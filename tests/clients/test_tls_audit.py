@@ -197,7 +197,7 @@ def test_tls12_session_resumption(tollgate, tls):
 
 
 def test_hsts_header(tollgate, tls):
-    """Mozilla's "intermediate" configuration (REFERENCE.md) includes `Strict-Transport-Security:
+    """Mozilla's "intermediate" configuration includes `Strict-Transport-Security:
     max-age=63072000` on HTTPS responses; sslyze 6 leaves this check out of its compliance verdict."""
     with httpx.Client(verify=tls.context(), auth=httpx.BasicAuth(USER, PASSWORD), timeout=30) as c:
         r = c.get(f"{tollgate.url}/api/tags")
