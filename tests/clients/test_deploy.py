@@ -72,10 +72,12 @@ def test_readme_says_how_to_trust_the_development_certificate_and_call_the_binar
     assert "second terminal" in readme
 
 
-def test_the_units_reload_comment_matches_what_sighup_reloads():
+def test_the_units_reload_reports_the_outcome_and_its_comment_says_what_sighup_reloads():
     unit = text(REPO / "deploy" / "tollgate.service")
     assert "as the server gains it" not in unit
-    assert re.search(r"reload\s+SIGHUP: re-read the config, the certificate and the users file", unit)
+    assert re.search(r"SIGHUP makes the server re-read the\s+(#\s+)?config, the certificate and the users file", unit)
+    # `systemctl reload` fails when the server refuses the new configuration (a bare kill -HUP always succeeds).
+    assert re.search(r"^ExecReload=/usr/local/bin/tollgate reload --config /etc/tollgate/tollgate.conf$", unit, re.M)
 
 
 def run_install(*args: str) -> subprocess.CompletedProcess:
