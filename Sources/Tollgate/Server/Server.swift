@@ -195,28 +195,22 @@ public final class Server: @unchecked Sendable {
                 Diagnostics.warn("\(error.description); users-file changes need a restart")
             }
         }
-        if let concurrency, let first = workers.first {
-            // Queue timeouts: one loop sweeps the shared queue; expired waiters hop back to their own loops.
+        // Queue timeouts: one loop sweeps every process-wide wait queue; expired waiters hop back to their own loops.
+        let queues: [any TimedWaitQueue] = [concurrency as (any TimedWaitQueue)?, backends].compactMap { $0 }
+        if !queues.isEmpty, let first = workers.first {
             let loop = UncheckedBox(first.loop)
-            @Sendable func tick() {
-                concurrency.expire(nowMillis: loop.value.now / 1_000_000)
-                loop.value.schedule(afterNanos: 250_000_000) { tick() }
+            @Sendable func sweep() {
+                let nowMillis = loop.value.now / 1_000_000
+                for queue in queues { queue.expire(nowMillis: nowMillis) }
+                loop.value.schedule(afterNanos: ConcurrencyLimiter.sweepNanos) { sweep() }
             }
-            first.loop.execute { tick() }
+            first.loop.execute { sweep() }
         }
         if let backends, let first = workers.first {
-            // Backend queue timeouts and health checks run on the first loop; grants hop to their own loops.
-            let loop = UncheckedBox(first.loop)
-            @Sendable func tick() {
-                backends.expire(nowMillis: loop.value.now / 1_000_000)
-                loop.value.schedule(afterNanos: 250_000_000) { tick() }
-            }
+            // Health checks run on the first loop.
             let checker = HealthChecker(set: backends, loop: first.loop, intervalSeconds: config.healthInterval)
             healthChecker = checker
-            first.loop.execute {
-                tick()
-                checker.start()
-            }
+            first.loop.execute { checker.start() }
         }
         // Memory back to baseline after a burst: once the open connections have fallen to half their peak, each
         // loop drops its spare buffers and the allocator returns freed pages to the kernel.
