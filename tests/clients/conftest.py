@@ -327,3 +327,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("figures")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+def wait_until(predicate, timeout: float = 15.0) -> bool:
+    """Polls `predicate` until it holds (True) or `timeout` seconds pass (False): waiting for a condition, never a
+    bound on how fast anything is."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True

@@ -19,22 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MODEL, PASSWORD, USER, Proc, wait_for_port
+from conftest import MODEL, PASSWORD, USER, Proc, wait_for_port, wait_until
 
 AUTH = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
 
 def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def wait_until(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)  # polling a condition, bounded by the deadline
-    return True
 
 
 def start_fake(binaries, log_dir: Path, name: str, port: int = 0, interval_ms: int = 20, tokens: int = 50) -> tuple:

@@ -14,18 +14,9 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import PASSWORD, USER, Proc, wait_for_port
+from conftest import PASSWORD, USER, Proc, wait_for_port, wait_until
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
-
-
-def wait_until(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)  # polling a condition, bounded by the deadline
-    return True
 
 
 def start_tollgate(binaries, users: Path, upstream_port: int, log_dir: Path, name: str, log: str) -> tuple:
