@@ -38,12 +38,16 @@ enum ASCII {
     /// True for RFC 9110 `tchar`: ALPHA, DIGIT and ``!#$%&'*+-.^_`|~``.
     @inline(__always)
     static func isTchar(_ b: UInt8) -> Bool {
-        switch b {
-        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
-        case 0x21, 0x23, 0x24, 0x25, 0x26, 0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E, 0x5F, 0x60, 0x7C, 0x7E: return true
-        default: return false
-        }
+        // One bit per byte value below 128 (bits 0-63, then 64-127): a shift and a test instead of range compares.
+        if b < 64 { return (tcharLow >> UInt64(b)) & 1 != 0 }
+        if b < 128 { return (tcharHigh >> UInt64(b &- 64)) & 1 != 0 }
+        return false
     }
+
+    /// `tchar` bits for bytes 0-63: `!#$%&'*+-.` and DIGIT.
+    static let tcharLow: UInt64 = 0x03FF_6CFA_0000_0000
+    /// `tchar` bits for bytes 64-127: ALPHA and ``^_`|~``.
+    static let tcharHigh: UInt64 = 0x57FF_FFFF_C7FF_FFFE
 
     /// True for bytes allowed inside a field value: HTAB, SP, VCHAR and obs-text.
     @inline(__always)

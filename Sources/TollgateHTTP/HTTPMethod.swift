@@ -21,13 +21,13 @@ public enum HTTPMethod: Sendable, Equatable {
     /// Any other token; read its name from `RequestHead.methodRange`.
     case other
 
-    /// Whether sending the request twice has the effect of sending it once (RFC 9110 9.2.2): a proxy may send it
-    /// again after a connection failed under it. POST, PATCH, CONNECT and unknown methods are not (nginx's
-    /// `non_idempotent` set, Go's transport likewise): once any byte of one went out, it is never sent again.
-    public var isIdempotent: Bool {
+    /// Whether the method only reads (RFC 9110 9.2.1, GET, HEAD, OPTIONS, TRACE): a request with it may be sent
+    /// again after a connection failed under it (Go's transport replays only these). PUT and DELETE are idempotent by
+    /// the RFC, but a server's DELETE may act and then fail: they are not sent twice.
+    public var isSafe: Bool {
         switch self {
-        case .get, .head, .put, .delete, .options, .trace: return true
-        case .post, .patch, .connect, .other: return false
+        case .get, .head, .options, .trace: return true
+        case .post, .put, .delete, .patch, .connect, .other: return false
         }
     }
 

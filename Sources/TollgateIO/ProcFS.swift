@@ -18,9 +18,11 @@ public enum ProcFS {
         defer { closedir(dir) }
         var count = 0
         while let entry = readdir(dir) {
-            let isDot = withUnsafeBytes(of: entry.pointee.d_name) { name in
-                name[0] == 0x2E && (name[1] == 0 || (name[1] == 0x2E && name[2] == 0))
-            }
+            // The name is read in place, byte by byte up to its NUL: an entry may be shorter than `d_name`'s
+            // declared 256 bytes and end at a page boundary, so copying the whole field could read past it.
+            let name = UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+            func byte(_ i: Int) -> UInt8 { name.load(fromByteOffset: i, as: UInt8.self) }
+            let isDot = byte(0) == 0x2E && (byte(1) == 0 || (byte(1) == 0x2E && byte(2) == 0))
             if !isDot { count += 1 }
         }
         return count

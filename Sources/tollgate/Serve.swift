@@ -84,6 +84,9 @@ struct Serve: ParsableCommand {
             }
             close(fd)
         }
+        // The server runs before signals are taken: a SIGHUP that came early (they are blocked until now) then
+        // reloads a running server, users-file watcher included, instead of racing its start.
+        server.start()
         Signals.install { sig in
             // drain-timeout is reloadable: the one in force now (this is the signal thread, which reloads too).
             let grace = Int(server.config.drainGraceSeconds)
@@ -112,7 +115,6 @@ struct Serve: ParsableCommand {
         } onReopenLogs: {
             server.logSink?.reopen()
         }
-        server.start()
         server.waitUntilStopped()
         if let pidFile { unlink(pidFile) }
         if let stateDirectory { ReloadStatus.remove(from: stateDirectory, pid: pid) }

@@ -210,12 +210,13 @@ import TollgateIO
 
     /// A pull that reached a backend which then closed may have run there: it is not sent to another backend (nor
     /// again to the same one), so it cannot run twice; the client gets the 502.
-    @Test func aModelChangeIsNotFailedOverOnceABackendHadIt() throws {
+    @Test(arguments: [("POST", "/api/pull"), ("DELETE", "/api/delete")])
+    func aModelChangeIsNotFailedOverOnceABackendHadIt(_ method: String, _ path: String) throws {
         try withBackends([FakeBackend(), FakeBackend()]) { proxy, fakes in
             for f in fakes { f.fault = .closeWithoutAnswer }
-            let r = try proxy.fetch(Req.post("/api/pull", #"{"model":"mistral:7b","stream":false}"#))
+            let r = try proxy.fetch(Req.post(path, #"{"model":"mistral:7b","stream":false}"#, method: method))
             expectError(r, status: 502, family: .ollama)
-            #expect(fakes.map { $0.proxiedRequests.count }.reduce(0, +) == 1, "the pull went to one backend, once")
+            #expect(fakes.map { $0.proxiedRequests.count }.reduce(0, +) == 1, "\(method) \(path) went to one backend, once")
             #expect(try #require(proxy.server.backends).failovers == 0)
         }
     }

@@ -103,7 +103,9 @@ public enum HashFormat: Sendable, Equatable, Hashable, CustomStringConvertible {
     }
 
     /// A hash in a method libcrypt verifies that the cases above do not cover: `$id$...` or `_` (BSDi), made of crypt
-    /// characters (and `$=,`), and accepted by `PasswordCrypt.verifiable`, which costs one hash computation.
+    /// characters (and `$=,`), whose setting libcrypt accepts. No hash is computed to load it: a line may name any
+    /// cost (rounds, memory), and loading a users file must not take what one such line asks. A line whose hash part
+    /// is damaged fails every login, as a wrong password does.
     private static func otherCrypt(_ hash: String, _ b: [UInt8]) -> HashFormat? {
         let method: String
         if b.first == UInt8(ascii: "$"),
@@ -114,8 +116,23 @@ public enum HashFormat: Sendable, Equatable, Hashable, CustomStringConvertible {
         } else {
             return nil
         }
+        // A method recognised above whose shape did not match is malformed, not another method.
+        guard !["$1", "$2a", "$2b", "$2y", "$5", "$6", "$y", "$apr1"].contains(method) else { return nil }
         guard b.count <= 512, isCryptShaped(b, prefix: 1) || method == "_" && b.dropFirst().allSatisfy(isCryptChar),
-              PasswordCrypt.verifiable(hash) else { return nil }
+              PasswordCrypt.checkSetting(hash) != .invalid else { return nil }
+        switch method {
+        case "_":
+            // BSDi: `_`, 4 characters of count, 4 of salt, 11 of hash.
+            guard b.count == 20 else { return nil }
+        case "$sha1":
+            // `$sha1$ROUNDS$SALT$HASH`.
+            let parts = b.split(separator: UInt8(ascii: "$"), omittingEmptySubsequences: false)
+            guard parts.count == 5, !parts[2].isEmpty, parts[2].allSatisfy(isDigit), !parts[3].isEmpty, !parts[4].isEmpty
+            else { return nil }
+        default:
+            // Whatever the method's parameters, the hash itself follows the last `$` and cannot be empty.
+            guard let last = b.lastIndex(of: UInt8(ascii: "$")), last < b.count - 1 else { return nil }
+        }
         return .otherCrypt(method: method, legacy: PasswordCrypt.checkSetting(hash) == .legacy)
     }
 

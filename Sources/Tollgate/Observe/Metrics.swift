@@ -10,7 +10,8 @@ struct MetricCounters: Sendable {
     var queueRejected = 0
     /// Indexed by `UpstreamFailure.rawValue`.
     var upstreamErrors = [Int](repeating: 0, count: UpstreamFailure.allCases.count)
-    /// Time to first byte, cumulative-bucket counts per `Metrics.buckets`, plus sum and count.
+    /// Time to first byte: per `Metrics.buckets`, how many fell in each bucket and no lower one (made cumulative when
+    /// rendered, so a request adds one count, not one per bucket), plus sum and count.
     var ttfb = [Int](repeating: 0, count: Metrics.buckets.count)
     var ttfbSum = 0.0
     var ttfbCount = 0
@@ -91,8 +92,11 @@ public final class Metrics: Sendable {
         certificateExpiry.withLock { $0 = seconds }
     }
 
+    /// Counts `seconds` in the lowest bucket it fits (none past the last: only `+Inf`, the count, has it).
     static func bucketCounts(_ counts: inout [Int], _ seconds: Double) {
-        for (i, b) in buckets.enumerated() where seconds <= b { counts[i] += 1 }
+        var i = 0
+        while i < buckets.count && seconds > buckets[i] { i += 1 }
+        if i < buckets.count { counts[i] += 1 }
     }
 
     /// The exposition text. `values` adds series owned elsewhere (in-flight, queued, rate-limit keys, hashes
@@ -121,7 +125,11 @@ public final class Metrics: Sendable {
         }
         func histogram(_ name: String, _ help: String, _ counts: [Int], _ sum: Double, _ count: Int) {
             header(name, "histogram", help)
-            for (i, b) in Metrics.buckets.enumerated() { s += "\(name)_bucket{le=\"\(b)\"} \(counts[i])\n" }
+            var cumulative = 0
+            for (i, b) in Metrics.buckets.enumerated() {
+                cumulative += counts[i]
+                s += "\(name)_bucket{le=\"\(b)\"} \(cumulative)\n"
+            }
             s += "\(name)_bucket{le=\"+Inf\"} \(count)\n\(name)_sum \(sum)\n\(name)_count \(count)\n"
         }
         histogram("tollgate_time_to_first_byte_seconds", "From request head to the upstream's response head.", c.ttfb, c.ttfbSum, c.ttfbCount)

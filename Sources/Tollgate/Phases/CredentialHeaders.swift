@@ -82,8 +82,18 @@ struct CredentialHeaders: ConnectionPhase {
     /// A per-process randomly keyed hash (SipHash) of the credential headers as sent.
     static func fingerprint(_ authorization: ArraySlice<UInt8>?, _ apiKey: ArraySlice<UInt8>?) -> Int {
         var hasher = Hasher()
-        hasher.combine(authorization)
-        hasher.combine(apiKey)
+        // Whole byte runs, not one combine per byte; presence and length first, so the two parts cannot run together.
+        func add(_ part: ArraySlice<UInt8>?) {
+            guard let part else {
+                hasher.combine(false)
+                return
+            }
+            hasher.combine(true)
+            hasher.combine(part.count)
+            part.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
+        add(authorization)
+        add(apiKey)
         return hasher.finalize()
     }
 }

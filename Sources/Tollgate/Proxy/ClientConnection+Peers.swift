@@ -188,14 +188,19 @@ extension ClientConnection {
     }
 
     /// Whether `ex` may go again after `up` failed under it before answering: the backend cannot have acted on it
-    /// (no byte of it was written), or acting twice is acting once: an idempotent method, a read (`/api/show`), or a
+    /// (no byte of it was written), or acting twice is acting once: a read (`/api/show`, a GET elsewhere), or a
     /// local generation, which changes nothing and which Ollama cancels when its connection closes. A pull, push,
     /// create, copy or delete that reached Ollama is never sent again, to it or to another backend (nginx's
     /// `non_idempotent` rule), nor is a cloud model's generation, which ollama.com may already have billed.
     private func mayResend(_ ex: Exchange, _ up: UpstreamConnection) -> Bool {
-        if !up.wroteAny || ex.method.isIdempotent || ex.route == .readOnly { return true }
-        guard ex.route == .inference else { return false }
-        return !(ex.model.map(CloudModel.isCloud) ?? false)
+        if !up.wroteAny { return true }
+        switch ex.route {
+        // Model changes and uploads, whatever their method (Ollama's delete is DELETE): never twice.
+        case .admin, .blobs, .account: return false
+        case .readOnly: return true
+        case .unknown: return ex.method.isSafe
+        case .inference: return !(ex.model.map(CloudModel.isCloud) ?? false)
+        }
     }
 
     /// The backend began to answer (an interim 1xx counts: it has the request): the kept copy is no longer sent

@@ -88,6 +88,8 @@ extension ClientConnection {
                 if case .length(let n) = ex.mode { ex.remaining = n }
                 let delimitedByClose = ex.mode == .dechunkToClose || ex.mode == .untilClose
                 ex.closeAfter = ex.closeAfter || !ex.requestDone || !ex.clientKeepAlive || worker.draining || delimitedByClose
+                // The response goes into a pooled buffer with room, not one grown append by append.
+                if out.capacity == 0 { out = worker.takeOutput() }
                 let before = out.count
                 ResponseRewriter.write(head, buffer: up.input.bytes, mode: ex.mode, requestID: ex.requestID,
                                        close: ex.closeAfter, corsOrigin: ex.corsOrigin,

@@ -174,9 +174,10 @@ final class Worker {
         if freeOutputs.count > 8 { freeOutputs.removeLast(freeOutputs.count - 8) }
     }
 
-    /// Takes back a write buffer and leaves `buffer` empty.
+    /// Takes back a write buffer and leaves `buffer` empty. Only a buffer with the room `takeOutput` promises is
+    /// pooled: an empty one handed back (a buffer swapped away) would make every later taker grow it again.
     func recycleOutput(_ buffer: inout [UInt8]) {
-        if buffer.capacity <= 4 * Worker.bufferSize && freeOutputs.count < 128 {
+        if buffer.capacity >= Worker.bufferSize && buffer.capacity <= 4 * Worker.bufferSize && freeOutputs.count < 128 {
             buffer.removeAll(keepingCapacity: true)
             freeOutputs.append(buffer)
         }
