@@ -72,39 +72,29 @@ extension ClientConnection {
             upstreamNanos: nil, model: nil, promptTokens: nil, completionTokens: nil, rateLimit: .notReached, auth: .notReached,
             reason: .badRequest))
         input.consumeAll()
-        closeAfterFlush = true
-        lingerNeeded = true
+        life.refused()
         flush()
     }
 
     /// Stops keep-alive for the drain: idle connections close now, busy ones after their response.
     func drain() {
-        guard state != .closed else { return }
+        guard !life.isClosed else { return }
         if let ex = exchange {
             ex.clientKeepAlive = false
             return
         }
-        let idle = state == .handshake || state == .proxyHeader ||
-            (state == .waitingHead && !input.hasUnread && outStart == out.count && !closeAfterFlush)
-        if idle { close(.draining) }
-        // Otherwise a head is arriving (it is served with Connection: close) or a last response is being written.
+        // Closed now only with nothing in progress; otherwise a head is arriving (it is served with Connection:
+        // close) or a last response is being written.
+        if case .close(let reason) = life.draining(unreadInput: input.hasUnread, outputPending: outStart != out.count) {
+            close(reason)
+        }
     }
 
-    /// Sends close_notify and FIN, then reads and discards what the client still sends for a short while, so that
-    /// our last response is not destroyed by a reset (nginx lingering_close).
+    /// Sends close_notify and FIN, then reads and discards what the client still sends for a short while (`life`
+    /// is lingering, under its linger timer), so that our last response is not destroyed by a reset (nginx
+    /// lingering_close).
     func startLinger() {
-        guard lingerNeeded else {
-            // Nothing more can come that a reset would lose our answer to: close_notify, then close at once (the
-            // close sends the FIN; a half-close first would only cost a system call).
-            transport.sendCloseNotify()
-            close(.completed)
-            return
-        }
-        state = .lingering
         transport.shutdownWrite()
-        timer = .linger
-        timerDeadline = worker.loop.now &+ 2_000_000_000
-        sendDeadline = 0
         worker.loop.setInterest(transport.fd, .read)
         linger()
     }
@@ -125,8 +115,7 @@ extension ClientConnection {
     /// Releases everything: the upstream of an exchange in flight (which cancels generation), the TLS session and
     /// the socket. Idempotent.
     func close(_ reason: CloseReason) {
-        guard state != .closed else { return }
-        state = .closed
+        guard life.close() else { return }
         if let ex = exchange {
             if let up = ex.upstream {
                 ex.upstream = nil
@@ -136,8 +125,6 @@ extension ClientConnection {
             logExchange(ex, reason: reason, status: ex.status == 0 || !ex.headSent ? 499 : ex.status)
             exchange = nil
         }
-        timerDeadline = 0
-        sendDeadline = 0
         // Closing the socket takes it out of epoll (nothing else holds it): no EPOLL_CTL_DEL first.
         worker.loop.forget(transport.fd)
         transport.close()

@@ -72,7 +72,7 @@ extension ClientConnection {
         }
         ex.backendTicket = nil
         send(ex, lease)
-        if state != .closed { readAvailable() }
+        if !life.isClosed { readAvailable() }
     }
 
     private func peerExpired(_ ex: Exchange) {
@@ -135,10 +135,7 @@ extension ClientConnection {
         // The whole request as a pooled connection got it: sent once more on a new connection if the backend had
         // closed the pooled one while it was idle.
         if up.reused && ex.requestDone { ex.replay = up.unsentRequest }
-        if !ex.requestDone {
-            timer = .body
-            timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.clientBodyIdle)
-        }
+        if !ex.requestDone { life.bodyExpected(now: worker.loop.now) }
         up.attach(self)
         if !up.isConnecting && !up.flush() {
             upstreamFailed(up, reason: .upstreamClosed, detail: "write failed")

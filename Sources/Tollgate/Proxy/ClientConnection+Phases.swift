@@ -3,7 +3,7 @@ extension ClientConnection: PhaseHost {
     /// Whether `ex` is this connection's exchange in progress: the one check every late completion goes through
     /// (a password check, a shared limit, a slot, a backend can answer after the client went away).
     func owns(_ ex: Exchange) -> Bool {
-        state == .exchange && exchange === ex
+        life.phase == .exchange && exchange === ex
     }
 
     func reply(_ ex: Exchange, _ reply: PhaseOutcome.Reply) {

@@ -61,7 +61,7 @@ extension ClientConnection {
                 return
             }
             proxyHeader = []
-            state = kind == .tls ? .handshake : .waitingHead
+            life.proxyHeaderRead()
             if kind == .tls { continueHandshake() } else { readAvailable() }
         }
     }

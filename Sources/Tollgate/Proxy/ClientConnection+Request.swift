@@ -46,10 +46,7 @@ extension ClientConnection {
                               clientAddress: clientText, scheme: scheme, requestID: ex.requestID,
                               into: &ex.upstreamHead)
         exchange = ex
-        state = .exchange
-        requestsServed += 1
-        timer = .none
-        timerDeadline = 0
+        life.exchangeStarted()
         // The head's bytes stay where they are (ranges into `input` remain valid until the next read compacts
         // the buffer); only the read position moves past them.
         input.consume(head.headLength)
@@ -70,7 +67,7 @@ extension ClientConnection {
         ex.buffering = true
         sendContinue(ex)
         ex.bodyDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.clientBodyTotal)
-        armBodyTimer(ex)
+        life.bodyExpected(now: worker.loop.now, totalDeadline: ex.bodyDeadline)
         let outcome = bufferBody(ex)
         guard case .wait = outcome else { return outcome }
         if outStart < out.count { flush() } else { updateInterest() }
@@ -87,13 +84,6 @@ extension ClientConnection {
     private func bufferFull() -> ErrorResponse {
         ErrorResponse(status: 503, message: "too many request bodies are being received right now; retry in 1 s",
                       headers: [("Retry-After", "1")])
-    }
-
-    /// The body timer: the between-reads timeout, never past the body's total deadline.
-    private func armBodyTimer(_ ex: Exchange) {
-        timer = .body
-        let idle = worker.loop.now &+ worker.seconds(worker.config.timeouts.clientBodyIdle)
-        timerDeadline = ex.bodyDeadline != 0 && ex.bodyDeadline < idle ? ex.bodyDeadline : idle
     }
 
     /// Moves what has arrived of the body into the staged copy: `.next` once it is complete, `.wait` while more is
@@ -114,13 +104,12 @@ extension ClientConnection {
             ex.bufferCharge += added
         }
         guard ex.requestDone else {
-            armBodyTimer(ex)
+            life.bodyExpected(now: worker.loop.now, totalDeadline: ex.bodyDeadline)
             return .wait
         }
         ex.buffering = false
         ex.wholeBody = true
-        timer = .none
-        timerDeadline = 0
+        life.stopTimer()
         return .next
     }
 
@@ -149,8 +138,7 @@ extension ClientConnection {
         }
         moveBody(ex, into: up)
         guard owns(ex) else { return }
-        timerDeadline = ex.requestDone ? 0 : worker.loop.now &+ worker.seconds(worker.config.timeouts.clientBodyIdle)
-        if ex.requestDone { timer = .none }
+        life.bodyMoved(now: worker.loop.now, done: ex.requestDone)
         if !up.isConnecting && !up.flush() {
             upstreamFailed(up, reason: .upstreamClosed, detail: "write failed")
         }
@@ -249,23 +237,18 @@ extension ClientConnection {
         logExchange(ex, reason: reason, status: ex.status)
         if ex.upstreamHead.capacity > 0 { worker.recycleOutput(&ex.upstreamHead) }
         exchange = nil
-        let keep = ex.clientKeepAlive && ex.requestDone && !ex.closeAfter && !worker.draining
-        if keep {
-            state = .waitingHead
-            timer = .keepAlive
-            timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.keepAliveIdle)
+        let next = life.exchangeFinished(now: worker.loop.now, keepAlive: ex.clientKeepAlive && !ex.closeAfter,
+                                         requestDone: ex.requestDone, unreadInput: input.hasUnread,
+                                         draining: worker.draining)
+        if next == .keepAlive {
             if !input.hasUnread { worker.recycleInput(&input) }
             if input.hasUnread {
                 // A pipelined request is already here.
                 worker.loop.deferUntilIterationEnd { [self] in
-                    if state == .waitingHead && exchange == nil { processInput(); readAvailable() }
+                    if life.phase == .waitingHead && exchange == nil { processInput(); readAvailable() }
                 }
             }
         } else {
-            state = .waitingHead
-            closeAfterFlush = true
-            // Linger only when the client may still be sending (an unread body or pipelined bytes), as nginx does.
-            lingerNeeded = !ex.requestDone || input.hasUnread
             input.consumeAll()
         }
         flush()

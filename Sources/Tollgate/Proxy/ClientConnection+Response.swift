@@ -43,7 +43,7 @@ extension ClientConnection {
                 consumeUpstream(ex, up)
                 // A short read emptied the socket; epoll says when more comes (no read just for EAGAIN).
                 if drained {
-                    if state != .closed { flush() }
+                    if !life.isClosed { flush() }
                     return
                 }
             case .wouldBlock:
@@ -57,7 +57,7 @@ extension ClientConnection {
                 return
             }
         }
-        if state != .closed { flush() }
+        if !life.isClosed { flush() }
     }
 
     /// Parses the response head if needed, then moves body bytes from the upstream buffer to the client's.
@@ -246,9 +246,7 @@ extension ClientConnection {
         releaseAdmission(ex)
         logExchange(ex, reason: reason, status: ex.status)
         exchange = nil
-        state = .waitingHead
-        closeAfterFlush = true
-        lingerNeeded = !ex.requestDone
+        life.exchangeTruncated(requestDone: ex.requestDone)
         input.consumeAll()
         flush()
     }

@@ -2,7 +2,8 @@ import Glibc
 import TollgateHTTP
 import TollgateIO
 
-/// One client connection: TLS handshake, request heads, keep-alive and pipelining, writes and closing.
+/// One client connection: TLS handshake, request heads, keep-alive and pipelining, writes and closing. Its phase,
+/// timers and how it ends are decided by `life` (`ConnectionLifecycle`, no I/O); this class does the I/O.
 /// The exchange logic (request body upstream, response back) lives in the `+Request` and `+Response` extensions,
 /// how exchanges and the connection end in `+Ending`.
 ///
@@ -10,10 +11,6 @@ import TollgateIO
 final class ClientConnection: EventHandler {
     /// What the listener that accepted this connection does.
     enum Kind { case tls, plain, redirect, metrics }
-    /// Where the connection is: before its first request (PROXY header, TLS handshake), between requests, in an
-    /// exchange, lingering after its last response, or closed.
-    enum ConnectionState { case proxyHeader, handshake, waitingHead, exchange, lingering, closed }
-    enum Timer { case none, head, keepAlive, body, linger }
 
     let worker: Worker
     let transport: Transport
@@ -25,21 +22,14 @@ final class ClientConnection: EventHandler {
     var verifiedLogin: VerifiedLogin?
     /// PROXY protocol header bytes taken so far.
     var proxyHeader: [UInt8] = []
-    var state: ConnectionState
+    /// Phase, timers, keep-alive, linger and close: every decision about this connection's life.
+    var life: ConnectionLifecycle
     var exchange: Exchange?
 
     /// The client's bytes read and not yet taken by a head or a body.
     var input = ReadWindow()
     var out: [UInt8] = []
     var outStart = 0
-    var closeAfterFlush = false
-    /// After the last response, read and discard what the client still sends before closing (it may be mid-body).
-    var lingerNeeded = false
-    var requestsServed = 0
-
-    var timer: Timer = .head
-    var timerDeadline: UInt64 = 0
-    var sendDeadline: UInt64 = 0
     private var handshakeWantsWrite = false
     /// The output bound: when this client is read and its pipelined requests start.
     private var flow: ClientFlow
@@ -62,15 +52,15 @@ final class ClientConnection: EventHandler {
         self.peerText = Array(peerString.utf8)
         self.flow = ClientFlow(outputBound: worker.config.backpressureBytes)
         let expectsProxyHeader = worker.config.proxyProtocol && (kind == .tls || kind == .plain)
-        self.state = expectsProxyHeader ? .proxyHeader : kind == .tls ? .handshake : .waitingHead
-        timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.requestHead)
+        self.life = ConnectionLifecycle(proxyHeader: expectsProxyHeader, tls: kind == .tls,
+                                        timeouts: worker.config.timeouts.connection, now: worker.loop.now)
         worker.clientConnections += 1
         worker.count { $0.openConnections += 1 }
         worker.loop.register(transport.fd, interest: .read, handler: self)
         if expectsProxyHeader, !worker.config.proxyProtocolFrom.contains(where: { $0.contains(peer.host) }) {
             // A peer that may not send the header is closed at accept, not when (or if) it first writes.
             worker.loop.deferUntilIterationEnd { [self] in
-                if state == .proxyHeader { readProxyHeader() }
+                if life.phase == .proxyHeader { readProxyHeader() }
             }
         }
     }
@@ -82,28 +72,14 @@ final class ClientConnection: EventHandler {
 
     // MARK: EventHandler
 
-    var deadline: UInt64 {
-        if sendDeadline != 0 && (timerDeadline == 0 || sendDeadline < timerDeadline) { return sendDeadline }
-        return timerDeadline
-    }
+    var deadline: UInt64 { life.deadline }
 
     func deadlineExpired(now: UInt64) {
-        if sendDeadline != 0 && sendDeadline <= now {
-            close(.sendTimeout)
-            return
-        }
-        guard timerDeadline != 0 && timerDeadline <= now else { return }
-        switch timer {
-        case .head: close(.headTimeout)
-        case .keepAlive: close(.keepAliveTimeout)
-        case .body: close(.bodyTimeout)
-        case .linger: close(.completed)
-        case .none: timerDeadline = 0
-        }
+        if case .close(let reason) = life.deadlineReached(now: now) { close(reason) }
     }
 
     func ready(_ events: ReadyEvents) {
-        switch state {
+        switch life.phase {
         case .closed:
             return
         case .proxyHeader:
@@ -115,7 +91,7 @@ final class ClientConnection: EventHandler {
         case .waitingHead, .exchange:
             turnStarts = 0
             if events.contains(.writable) { flush() }
-            guard state != .closed else { return }
+            guard !life.isClosed else { return }
             if events.contains(.readable) {
                 readAvailable()
             } else if events.contains(.peerClosed) || events.contains(.error) {
@@ -149,7 +125,7 @@ final class ClientConnection: EventHandler {
         guard case .tls(_, let session) = transport else { return }
         switch session.handshake() {
         case .bytes:
-            state = .waitingHead
+            life.handshakeFinished()
             handshakeWantsWrite = false
             worker.count { $0.handshakes += 1 }
             updateInterest()
@@ -168,13 +144,13 @@ final class ClientConnection: EventHandler {
 
     /// Whether the connection wants client bytes now.
     var wantsRead: Bool {
-        switch state {
+        switch life.phase {
         case .proxyHeader, .handshake, .lingering: return true
         case .closed: return false
         case .waitingHead:
             // A client that does not read its answers is not read either: every byte queued for it, Tollgate's own
             // answers included, counts against the bound proxied bodies have (`relayResponse`).
-            return !closeAfterFlush && flow.mayRead(queued: pendingOutput)
+            return !life.closesAfterFlush && flow.mayRead(queued: pendingOutput)
         case .exchange:
             guard let ex = exchange else { return false }
             // The head's ranges point into `input` while a phase that reads it waits to run (the shared rate limit
@@ -192,7 +168,7 @@ final class ClientConnection: EventHandler {
     }
 
     func readAvailable() {
-        while state == .waitingHead || state == .exchange {
+        while life.phase == .waitingHead || life.phase == .exchange {
             guard wantsRead else { break }
             let holdsHead = exchange?.progress.heldHead != nil
             if !holdsHead && input.rewindIfDrained() { scanned = 0 }
@@ -208,13 +184,13 @@ final class ClientConnection: EventHandler {
                 processInput()
                 // This turn's requests are done; the socket is read again on the next one.
                 if turnYielded {
-                    if state != .closed { updateInterest() }
+                    if !life.isClosed { updateInterest() }
                     return
                 }
                 // A short read emptied the socket: epoll (level-triggered) says when more arrives, so skip the read
                 // that would only return EAGAIN. Bytes OpenSSL still holds are read now (epoll cannot see them).
                 if n < room && transport.bufferedPlaintext == 0 {
-                    if state != .closed { updateInterest() }
+                    if !life.isClosed { updateInterest() }
                     return
                 }
             case .wouldBlock:
@@ -247,12 +223,12 @@ final class ClientConnection: EventHandler {
 
     /// Acts on buffered client bytes: parses heads and starts exchanges, or feeds a request body upstream.
     func processInput() {
-        while state == .waitingHead || state == .exchange {
+        while life.phase == .waitingHead || life.phase == .exchange {
             if let ex = exchange {
                 if !ex.requestDone && input.hasUnread { pumpRequestBody(ex) }
                 return
             }
-            guard !closeAfterFlush, input.hasUnread else { return }
+            guard !life.closesAfterFlush, input.hasUnread else { return }
             if let sink = worker.logSink, sink.isBehind {
                 // The access log's writer is behind: new requests wait a moment rather than have their lines dropped.
                 waitForLogWriter()
@@ -264,10 +240,7 @@ final class ClientConnection: EventHandler {
                 if !wasHolding { worker.count { $0.outputHolds += 1 } }
                 return
             }
-            if timer == .keepAlive {
-                timer = .head
-                timerDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.requestHead)
-            }
+            life.headArriving(now: worker.loop.now)
             if !headMayBeDecided() { return }
             switch worker.requestParser.parse(input.bytes, from: input.start, to: input.end, into: &worker.scratchHead) {
             case .needMore:
@@ -312,9 +285,9 @@ final class ClientConnection: EventHandler {
     private func nextTurn() {
         turnYielded = false
         turnStarts = 0
-        guard state == .waitingHead || state == .exchange else { return }
+        guard life.phase == .waitingHead || life.phase == .exchange else { return }
         processInput()
-        if state != .closed && !turnYielded { readAvailable() }
+        if !life.isClosed && !turnYielded { readAvailable() }
     }
 
     /// A head can only complete (or newly fail) when a line ends or a size limit is reached: skip the parse
@@ -339,7 +312,7 @@ final class ClientConnection: EventHandler {
             case .bytes(let n):
                 outStart += n
             case .wouldBlock:
-                if sendDeadline == 0 { sendDeadline = worker.loop.now &+ worker.seconds(worker.config.timeouts.clientSend) }
+                life.outputBlocked(now: worker.loop.now)
                 let queued = pendingOutput
                 worker.count { $0.outputQueuedPeak = max($0.outputQueuedPeak, queued) }
                 updateInterest()
@@ -349,19 +322,28 @@ final class ClientConnection: EventHandler {
                 return
             }
         }
-        sendDeadline = 0
+        let end = life.outputDrained(now: worker.loop.now, exchangeOpen: exchange != nil)
         if exchange == nil { worker.recycleOutput(&out) } else { out.removeAll(keepingCapacity: true) }
         outStart = 0
-        if closeAfterFlush && exchange == nil {
+        switch end {
+        case .finish:
+            // Nothing more can come that a reset would lose our answer to: close_notify, then close at once (the
+            // close sends the FIN; a half-close first would only cost a system call).
+            transport.sendCloseNotify()
+            close(.completed)
+            return
+        case .linger:
             startLinger()
             return
+        default:
+            break
         }
         exchange?.upstream?.resume()
         if flow.drained() {
             // The client read everything: the pipelined requests that waited go on (after this event, like any
             // other deferred work).
             worker.loop.deferUntilIterationEnd { [self] in
-                if state == .waitingHead && exchange == nil { processInput(); readAvailable() }
+                if life.phase == .waitingHead && exchange == nil { processInput(); readAvailable() }
             }
         }
         updateInterest()
@@ -370,7 +352,7 @@ final class ClientConnection: EventHandler {
     var pendingOutput: Int { out.count - outStart }
 
     func updateInterest() {
-        guard state != .closed, state != .handshake, state != .proxyHeader else { return }
+        guard life.phase != .closed, life.phase != .handshake, life.phase != .proxyHeader else { return }
         var interest: Interest = []
         if wantsRead { interest.insert(.read) }
         if outStart < out.count { interest.insert(.write) }

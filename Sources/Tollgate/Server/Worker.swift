@@ -7,11 +7,18 @@ import TollgateIO
 /// Loop thread only.
 final class Worker {
     let loop: EventLoop
-    /// Swapped by a reload (on this loop's thread); a request reads it when it starts.
+    /// Swapped by a reload (on this loop's thread); a request reads it when it starts, a connection's timers from
+    /// the next one armed.
     var config: ServerConfig {
         didSet {
             requestParser = RequestParser(limits: config.limits)
             phases = ConnectionPhases.runner(config: config, worker: self)
+            if config.timeouts != oldValue.timeouts {
+                let timeouts = config.timeouts.connection
+                loop.forEachHandler { handler in
+                    if let c = handler as? ClientConnection { c.life.timeouts = timeouts }
+                }
+            }
         }
     }
     /// The phases of client exchanges, built from `config` and the limiters below: rebuilt whenever either
