@@ -239,7 +239,7 @@ extension ClientConnection {
         exchange = nil
         let next = life.exchangeFinished(now: worker.loop.now, keepAlive: ex.clientKeepAlive && !ex.closeAfter,
                                          requestDone: ex.requestDone, unreadInput: input.hasUnread,
-                                         draining: worker.draining)
+                                         draining: worker.draining, outputPending: pendingOutput > 0)
         if next == .keepAlive {
             if !input.hasUnread { worker.recycleInput(&input) }
             if input.hasUnread {

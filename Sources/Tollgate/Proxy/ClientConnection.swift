@@ -307,12 +307,14 @@ final class ClientConnection: EventHandler {
 
     /// Writes pending output; on completion closes or lingers if asked, and lets a paused upstream resume.
     func flush() {
+        var progressed = false
         while outStart < out.count {
             switch transport.write(out, at: outStart, count: out.count - outStart) {
             case .bytes(let n):
                 outStart += n
+                progressed = true
             case .wouldBlock:
-                life.outputBlocked(now: worker.loop.now)
+                life.outputBlocked(now: worker.loop.now, progressed: progressed)
                 let queued = pendingOutput
                 worker.count { $0.outputQueuedPeak = max($0.outputQueuedPeak, queued) }
                 updateInterest()

@@ -61,7 +61,8 @@ struct ConnectionLifecycle {
 
     /// Bytes of a next head are here: after a keep-alive wait the head timer runs again, from now.
     mutating func headArriving(now: UInt64) {
-        guard timer == .keepAlive else { return }
+        // `.none` between requests: the last response was still being written when the next head came.
+        guard timer == .keepAlive || (timer == .none && phase == .waitingHead) else { return }
         timer = .head
         timerDeadline = now &+ timeouts.head
     }
@@ -100,11 +101,17 @@ struct ConnectionLifecycle {
     /// draining; else `.closeAfterFlush`, lingering when the client may still be sending (an unread body or
     /// pipelined bytes), as nginx does.
     mutating func exchangeFinished(now: UInt64, keepAlive: Bool, requestDone: Bool, unreadInput: Bool,
-                                   draining: Bool) -> Action {
+                                   draining: Bool, outputPending: Bool = false) -> Action {
         phase = .waitingHead
         if keepAlive && requestDone && !draining {
-            timer = .keepAlive
-            timerDeadline = now &+ timeouts.keepAliveIdle
+            // Idle only once the response is out, as nginx's keep-alive: while it is still being written the send
+            // deadline governs, and the keep-alive timer starts when the output drains (`outputDrained`).
+            if outputPending {
+                stopTimer()
+            } else {
+                timer = .keepAlive
+                timerDeadline = now &+ timeouts.keepAliveIdle
+            }
             return .keepAlive
         }
         closesAfterFlush = true
@@ -129,9 +136,11 @@ struct ConnectionLifecycle {
 
     // MARK: output
 
-    /// The client took none of what is left to write: the send deadline runs from the first time, not from each.
-    mutating func outputBlocked(now: UInt64) {
-        if sendDeadline == 0 { sendDeadline = now &+ timeouts.clientSend }
+    /// The socket took no more of what is left to write (`progressed`: after taking some in this flush). The send
+    /// deadline runs from the last write that moved bytes, as nginx's `send_timeout`: a client reading slowly is not
+    /// one accepting nothing, and a blocked write that made no progress does not push the deadline back.
+    mutating func outputBlocked(now: UInt64, progressed: Bool = false) {
+        if sendDeadline == 0 || progressed { sendDeadline = now &+ timeouts.clientSend }
     }
 
     /// Everything queued was written. With no exchange in progress and the connection closing, its end: `.finish`
@@ -139,6 +148,11 @@ struct ConnectionLifecycle {
     /// sending; otherwise `.proceed`.
     mutating func outputDrained(now: UInt64, exchangeOpen: Bool) -> Action {
         sendDeadline = 0
+        if !exchangeOpen && !closesAfterFlush && phase == .waitingHead && timer == .none {
+            // The last response of a kept-alive connection is out: now it is idle.
+            timer = .keepAlive
+            timerDeadline = now &+ timeouts.keepAliveIdle
+        }
         guard closesAfterFlush && !exchangeOpen else { return .proceed }
         guard lingerNeeded else { return .finish }
         phase = .lingering

@@ -124,7 +124,7 @@ import Testing
         var life = keptAlive(at: 0)
         life.outputBlocked(now: 10 * s)
         #expect(life.deadline == 40 * s)
-        // Blocked again later: the send deadline runs from the first time.
+        // Blocked again later with nothing taken meanwhile: the send deadline stays.
         life.outputBlocked(now: 20 * s)
         #expect(life.deadline == 40 * s)
         var fired = life.deadlineReached(now: 40 * s)
@@ -242,5 +242,48 @@ import Testing
         life.exchangeStarted()
         _ = life.exchangeFinished(now: s, keepAlive: true, requestDone: true, unreadInput: false, draining: false)
         #expect(life.deadline == 6 * s)
+    }
+
+    /// A client reading slowly is not one accepting nothing: every write that moves bytes restarts the send deadline.
+    @Test func theSendDeadlineRunsFromTheLastWriteThatMovedBytes() {
+        var life = plain(at: 0)
+        life.exchangeStarted()
+        life.outputBlocked(now: 1 * s)
+        #expect(life.deadline == 31 * s)
+        life.outputBlocked(now: 20 * s, progressed: true)
+        #expect(life.deadline == 50 * s)
+        life.outputBlocked(now: 45 * s)
+        #expect(life.deadline == 50 * s, "no progress: the deadline stays")
+        let early = life.deadlineReached(now: 49 * s)
+        #expect(early == .proceed)
+        let fired = life.deadlineReached(now: 50 * s)
+        #expect(fired == .close(.sendTimeout))
+    }
+
+    /// Keep-alive is for an idle connection: while the last response is still being written, no keep-alive timer
+    /// can cut it short; it starts once the output drains.
+    @Test func theKeepAliveTimerStartsWhenTheLastResponseIsOut() {
+        var life = plain(at: 0)
+        life.exchangeStarted()
+        let next = life.exchangeFinished(now: 5 * s, keepAlive: true, requestDone: true, unreadInput: false,
+                                         draining: false, outputPending: true)
+        #expect(next == .keepAlive)
+        #expect(life.timer == .none && life.timerDeadline == 0)
+        life.outputBlocked(now: 5 * s)
+        #expect(life.deadline == 35 * s, "only the send deadline while the response is written")
+        let still = life.deadlineReached(now: 5 * s + 4 * s)
+        #expect(still == .proceed)
+        let drained = life.outputDrained(now: 20 * s, exchangeOpen: false)
+        #expect(drained == .proceed)
+        #expect(life.timer == .keepAlive && life.deadline == 20 * s + 75 * s)
+        // A pipelined head that came while the response was written gets the head timer.
+        var pipelined = plain(at: 0)
+        pipelined.exchangeStarted()
+        _ = pipelined.exchangeFinished(now: 5 * s, keepAlive: true, requestDone: true, unreadInput: true,
+                                       draining: false, outputPending: true)
+        pipelined.headArriving(now: 6 * s)
+        #expect(pipelined.timer == .head && pipelined.timerDeadline == 6 * s + 10 * s)
+        _ = pipelined.outputDrained(now: 7 * s, exchangeOpen: false)
+        #expect(pipelined.timer == .head, "the head timer keeps running")
     }
 }
