@@ -99,7 +99,9 @@ struct Serve: ParsableCommand {
                 return n
             }
             do {
-                let fresh = try Startup(options: options, mode: .reload)
+                // Unchanged upstream names keep their running address: a DNS outage does not block the reload.
+                let fresh = try Startup(options: options, mode: .reload,
+                                        resolve: ServerConfig.reloadResolver(running: server.config))
                 let lines = try server.reload(fresh.config)
                 for line in lines { note(line) }
                 server.reloadUsers()
@@ -147,9 +149,9 @@ struct Startup {
     /// Where `serve` keeps the development certificate when no cert and key are configured.
     static let developmentDirectory = "certs"
 
-    init(options: ServeOptions, mode: Mode) throws {
+    init(options: ServeOptions, mode: Mode, resolve: @escaping HostResolver = SocketAddress.resolve) throws {
         let loaded = ServerConfig.load(flags: options.givenFlags, environment: Syscall.environment(),
-                                       configPath: options.config)
+                                       configPath: options.config, resolve: resolve)
         resolved = loaded.resolved
         var config = loaded.config
         var problems = loaded.problems.map(\.description)

@@ -112,6 +112,55 @@ struct OpsAdminCommandsTests {
     }
 }
 
+extension OpsAdminCommandsTests {
+    @Test func reloadSignalsOnlyATollgateServerNamedByATrustworthyFile() throws {
+        let dir = try TempDir()
+        #expect(mkdir(dir.path + "/state", 0o700) == 0)
+        // A status file naming some other program: it is not sent SIGHUP (which would end it).
+        let other = Process()
+        other.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        other.arguments = ["600"]
+        try other.run()
+        defer {
+            if other.isRunning { other.terminate() }
+            other.waitUntilExit()
+        }
+        try ReloadStatus(pid: other.processIdentifier, generation: 0, ok: true, messages: ["started"])
+            .write(to: dir.path + "/state")
+        let run = try run(["reload", "--state-dir", dir.path + "/state"], in: dir.path)
+        #expect(run.status == 1, "\(run)")
+        #expect(run.stderr.contains("names pid \(other.processIdentifier), which is not a tollgate server; remove "
+                                    + "\(dir.path)/state/\(ReloadStatus.fileName) if stale"), "\(run)")
+        #expect(other.isRunning, "reload signalled a process that is not tollgate")
+        // A relative state directory is refused: the server resolved it against its own working directory.
+        let relative = try self.run(["reload", "--state-dir", "state"], in: dir.path)
+        #expect(relative.status == 1, "\(relative)")
+        #expect(relative.stderr.contains(#"state-dir "state" is relative"#), "\(relative)")
+        try dir.write("tollgate.conf", "pid-file = tollgate.pid\n")
+        let relativePid = try self.run(["reload", "--config", "tollgate.conf"], in: dir.path)
+        #expect(relativePid.status == 1, "\(relativePid)")
+        #expect(relativePid.stderr.contains(#"pid-file "tollgate.pid" is relative"#), "\(relativePid)")
+    }
+
+    @Test func reloadDoesNotTrustAStatusFileOthersCouldHaveWritten() throws {
+        let dir = try TempDir()
+        try dir.write("users.htpasswd", "alice:{PLAIN}x\n")
+        try dir.write("tollgate.conf", "listen-plain = 127.0.0.1:0\nmetrics-listen = off\nlog = none\nusers = users.htpasswd\n")
+        #expect(mkdir(dir.path + "/state", 0o700) == 0)
+        let server = try ServeProcess(arguments: ["serve", "--config", "tollgate.conf", "--state-dir", dir.path + "/state"],
+                                      in: dir.path)
+        defer { server.stop() }
+        #expect(chmod(dir.path + "/state", 0o777) == 0)
+        let open = try run(["reload", "--state-dir", dir.path + "/state"], in: dir.path)
+        #expect(open.status == 1, "\(open)")
+        #expect(open.stderr.contains("\(dir.path)/state is writable by its group or by others"), "\(open)")
+        #expect(ReloadStatus.read(from: dir.path + "/state")?.generation == 0, "the server was signalled")
+        #expect(chmod(dir.path + "/state", 0o700) == 0)
+        let ok = try run(["reload", "--state-dir", dir.path + "/state"], in: dir.path)
+        #expect(ok.status == 0, "\(ok)")
+    }
+}
+
 /// `tollgate serve` running in the background, ready once it has printed the line naming its listener.
 final class ServeProcess {
     let process = Process()

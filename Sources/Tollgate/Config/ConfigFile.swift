@@ -97,7 +97,8 @@ public struct ConfigFile: Sendable, Equatable {
             if content.isEmpty || content.first == UInt8(ascii: "#") { continue }
             guard let equals = content.firstIndex(of: UInt8(ascii: "=")) else {
                 let text = String(decoding: trimmed(content), as: UTF8.self)
-                problem(nil, "expected \"key = value\", got \(text.debugDescription)")
+                // The line may be a mistyped `redis` setting: its password stays out of the message.
+                problem(nil, "expected \"key = value\", got \(ResolvedConfig.redactedRedis(text).debugDescription)")
                 continue
             }
             let keyBytes = trimmed(content[..<equals])

@@ -44,8 +44,10 @@ public struct ConfigProblem: Sendable, Equatable, CustomStringConvertible {
         self.message = message
     }
 
-    /// `FILE:LINE: key "X": message`, `FILE: message`, `TOLLGATE_X: message` or `--x: message`.
+    /// `FILE:LINE: key "X": message`, `FILE: message`, `TOLLGATE_X: message` or `--x: message`; any credentials in
+    /// a URL the message quotes are replaced by `***` (`ResolvedConfig.redactedRedis`).
     public var description: String {
+        let message = ResolvedConfig.redactedRedis(message)
         switch location {
         case .file(let path, let line):
             let place = line.map { "\(path):\($0)" } ?? path

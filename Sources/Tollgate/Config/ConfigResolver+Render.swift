@@ -34,16 +34,22 @@ extension ResolvedConfig {
 }
 
 extension ResolvedConfig {
-    /// A `redis` value with its password replaced by `***` (`redis://u:***@host`), for output and error messages;
-    /// text without credentials is returned as is.
+    /// A `redis` value, or any text that may hold a URL with credentials (a config line, an error message), with the
+    /// credentials replaced by `***` (`redis://u:***@host`), for output and error messages. The rule errs towards
+    /// hiding: whatever lies between the first `://` (any scheme, any case) and the last `@` after it is the userinfo,
+    /// wherever `/`, `?` or `#` fall, and only a user name before its first `:` is kept. Text without both is
+    /// returned as is.
     public static func redactedRedis(_ text: String) -> String {
-        let scheme = "redis://"
-        guard text.hasPrefix(scheme) else { return text }
-        let rest = text.dropFirst(scheme.count)
-        let authority = rest.prefix { $0 != "/" }
-        guard let at = authority.lastIndex(of: "@") else { return text }
-        let userinfo = authority[..<at]
-        let user = userinfo.firstIndex(of: ":").map { String(userinfo[..<$0]) + ":" } ?? ":"
-        return scheme + user + "***" + String(rest[at...])
+        let bytes = Array(text.utf8)
+        let colon = UInt8(ascii: ":"), slash = UInt8(ascii: "/")
+        guard bytes.count >= 3,
+              let start = (0...(bytes.count - 3)).first(where: {
+                  bytes[$0] == colon && bytes[$0 + 1] == slash && bytes[$0 + 2] == slash
+              }).map({ $0 + 3 }),
+              let at = bytes[start...].lastIndex(of: UInt8(ascii: "@")) else { return text }
+        let userinfo = bytes[start..<at]
+        let user: [UInt8] = userinfo.firstIndex(of: colon).map { Array(userinfo[...$0]) } ?? []
+        let redacted: [UInt8] = Array(bytes[..<start]) + user + Array("***".utf8) + Array(bytes[at...])
+        return String(decoding: redacted, as: UTF8.self)
     }
 }

@@ -19,6 +19,20 @@ extension ServerConfig {
         return (resolved, config, ordered(problems))
     }
 
+    /// The resolver for a reload of a server running `running`: an upstream host name and port it already runs
+    /// with keep the address they resolved to at start (`upstream` needs a restart to change, so looking it up again
+    /// could only make the reload fail, when DNS is down); any other name is looked up with `resolve` (and the
+    /// change then reported as needing a restart).
+    public static func reloadResolver(running: ServerConfig,
+                                      resolve: @escaping HostResolver = SocketAddress.resolve) -> HostResolver {
+        var known: [String: SocketAddress] = [:]
+        for backend in running.upstreams { known[backend.address.hostHeader] = backend.address.address }
+        return { host, port throws(SocketError) in
+            if let address = known["\(host):\(port)"] { return address }
+            return try resolve(host, port)
+        }
+    }
+
     /// The config file's problems by line (a line's text before its value), then the others in the order found.
     private static func ordered(_ problems: [ConfigProblem]) -> [ConfigProblem] {
         func line(_ p: ConfigProblem) -> Int? {

@@ -4,7 +4,8 @@ extension ServerConfig {
     /// Builds a config from resolved settings (flag > environment > file > default): every row of
     /// `SettingDefinition.all` writes its field, checking what the table's kinds cannot (addresses, the upstream
     /// URLs, CIDRs, paths); then the rules that involve two settings. Every problem names the setting and where its
-    /// value came from. Upstream host names are looked up here, so each start and each reload resolves them anew.
+    /// value came from. Upstream host names are looked up here with `resolve` (a reload passes
+    /// `reloadResolver`, which keeps the running addresses of unchanged names).
     /// The certificate and the users file are only named here; loading them (and creating the development ones) is
     /// the caller's side effect.
     ///

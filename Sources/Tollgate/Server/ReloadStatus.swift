@@ -73,13 +73,16 @@ public struct ReloadStatus: Sendable, Equatable {
         self.init(pid: pid, generation: generation, ok: lines[2] == "result ok", messages: messages)
     }
 
-    /// Writes the file into `directory` atomically (a temporary file renamed over it), mode 0644.
+    /// Writes the file into `directory` atomically (a temporary file renamed over it), mode 0600: its messages may
+    /// quote the configuration, and `tollgate reload` runs as the server's user or as root. A file or link already
+    /// at the temporary name is removed first and never followed.
     public func write(to directory: String) throws(SocketError) {
         let path = directory + "/" + ReloadStatus.fileName
         let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        unlink(temporary)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SocketError("cannot write \(temporary): \(Syscall.describe(errno))") }
-        if let error = Syscall.writeAll(fd, Array(text.utf8)) {
+        if let error = Syscall.writeAll(fd, Array(text.utf8)) ?? (fsync(fd) == 0 ? nil : errno) {
             close(fd)
             unlink(temporary)
             throw SocketError("cannot write \(temporary): \(Syscall.describe(error))")
@@ -98,6 +101,78 @@ public struct ReloadStatus: Sendable, Equatable {
             return nil
         }
         return ReloadStatus(text: String(decoding: bytes, as: UTF8.self))
+    }
+
+    /// What `pid` is, before `tollgate reload` signals it.
+    public enum Target: Sendable, Equatable {
+        /// A running tollgate server, run by `uid`.
+        case server(uid: uid_t)
+        /// No such process.
+        case notRunning
+        /// A running process that is not a tollgate server.
+        case other
+    }
+
+    /// Whether `pid` is a running tollgate server: its executable is this one (the same file), or, where that cannot
+    /// be compared (replaced by an upgrade, not readable), it is named tollgate and runs `serve`.
+    public static func target(_ pid: Int32) -> Target {
+        var info = stat()
+        guard pid > 0, stat("/proc/\(pid)", &info) == 0 else { return .notRunning }
+        let uid = info.st_uid
+        var exe = stat(), mine = stat()
+        if stat("/proc/\(pid)/exe", &exe) == 0 && stat("/proc/self/exe", &mine) == 0
+            && exe.st_dev == mine.st_dev && exe.st_ino == mine.st_ino {
+            return .server(uid: uid)
+        }
+        guard case .success(let comm) = Syscall.readWholeFile("/proc/\(pid)/comm", limit: 64),
+              String(decoding: comm, as: UTF8.self) == "tollgate\n",
+              case .success(let cmdline) = Syscall.readWholeFile("/proc/\(pid)/cmdline", limit: 1 << 16) else {
+            return .other
+        }
+        let arguments = cmdline.split(separator: 0, omittingEmptySubsequences: false).map {
+            String(decoding: $0, as: UTF8.self)
+        }
+        guard let program = arguments.first, program == "tollgate" || program.hasSuffix("/tollgate"),
+              arguments.dropFirst().contains("serve") else { return .other }
+        return .server(uid: uid)
+    }
+
+    /// Why the status file in `directory` is not to be believed, or nil: the directory and the file must be owned by
+    /// root or by `owner` (the server's user) and writable by nobody else, and the file must not be a link. Anyone
+    /// else could plant one naming any process.
+    public static func distrust(in directory: String, owner: uid_t) -> String? {
+        let path = directory + "/" + fileName
+        var info = stat()
+        guard stat(directory, &info) == 0 else { return "cannot read \(directory): \(Syscall.describe(errno))" }
+        if let problem = looseness(of: info, owner: owner) { return "\(directory) \(problem)" }
+        guard lstat(path, &info) == 0 else { return "cannot read \(path): \(Syscall.describe(errno))" }
+        guard info.st_mode & S_IFMT == S_IFREG else { return "\(path) is not a plain file (a link?)" }
+        if let problem = looseness(of: info, owner: owner) { return "\(path) \(problem)" }
+        return nil
+    }
+
+    private static func looseness(of info: stat, owner: uid_t) -> String? {
+        if info.st_uid != 0 && info.st_uid != owner {
+            return "is owned by uid \(info.st_uid), neither root nor the server's user (uid \(owner))"
+        }
+        if info.st_mode & 0o022 != 0 { return "is writable by its group or by others" }
+        return nil
+    }
+
+    /// `text` with every control character escaped as `\u{…}` (C0 and C1 controls, DEL, the line and paragraph
+    /// separators, the bidirectional overrides and isolates): what another process wrote reaches the admin's
+    /// terminal as text, never as escape sequences.
+    public static func printable(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar.value {
+            case 0..<0x20, 0x7F...0x9F, 0x2028, 0x2029, 0x202A...0x202E, 0x2066...0x2069:
+                out += "\\u{" + String(scalar.value, radix: 16, uppercase: true) + "}"
+            default:
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 
     /// Removes the file from `directory` if it is `pid`'s (at exit; a newer server's is left alone).

@@ -78,6 +78,35 @@ import TollgateIO
         #expect(ResolvedConfig.redactedRedis("redis://h:1/0") == "redis://h:1/0")
     }
 
+    @Test func everyURLShapeAndEveryEchoHidesThePassword() throws {
+        // A `/` in the password, another scheme or its case, and a password given alone.
+        #expect(ResolvedConfig.redactedRedis("redis://:ab/cd@127.0.0.1:1") == "redis://:***@127.0.0.1:1")
+        #expect(ResolvedConfig.redactedRedis("rediss://:pw@h:1") == "rediss://:***@h:1")
+        #expect(ResolvedConfig.redactedRedis("REDIS://app:pw@h") == "REDIS://app:***@h")
+        #expect(ResolvedConfig.redactedRedis("redis://pw@h") == "redis://***@h")
+        #expect(ResolvedConfig.redactedRedis("redis://:p?w#x@h") == "redis://:***@h")
+        let file = try parseConfig("redis = redis://:ab/cd@127.0.0.1:1\n")
+        let text = try ConfigResolver.resolve(flags: [:], environment: [:], file: file).render()
+        #expect(text.contains("redis = redis://:***@127.0.0.1:1"), "\(text)")
+        #expect(!text.contains("ab/cd"), "\(text)")
+        for url in ["rediss://:s3cretpw@h:1", "REDIS://:s3cretpw@h:1", "redis://:s3cretpw@h:99999"] {
+            let f = try parseConfig("listen-plain = 127.0.0.1:8080\nredis = \(url)\n")
+            let r = try ConfigResolver.resolve(flags: [:], environment: [:], file: f)
+            do {
+                _ = try ServerConfig(resolved: r, cores: 1)
+                Issue.record("accepted \(url)")
+            } catch {
+                #expect(error.description.contains("tollgate.conf:2"), "\(error.description)")
+                #expect(!error.description.contains("s3cretpw"), "\(error.description)")
+            }
+        }
+        // A malformed line (a colon for the equals sign) is echoed without the password.
+        let lines = configErrors("redis: redis://:s3cretpw@10.0.0.9:6379\n")
+        #expect(lines.count == 1 && lines[0].contains("redis://:***@10.0.0.9:6379"), "\(lines)")
+        #expect(!lines.joined().contains("s3cretpw"), "\(lines)")
+        #expect(!resolveErrors(environment: ["TOLLGATE_FLEET_SIZE": "x://:s3cretpw@h"]).joined().contains("s3cretpw"))
+    }
+
     @Test func fallbackSharesRoundUpAndAreAtLeastOne() {
         var shared = SharedLimitsSettings(redis: RedisConfiguration(host: "h"))
         shared.fleetSize = 3

@@ -4,8 +4,8 @@ import TollgateIO
 @testable import Tollgate
 
 /// `upstream` takes host names as nginx's proxy_pass and Caddy's reverse_proxy do: looked up (getaddrinfo, IPv4 or
-/// IPv6) each time the config is built, that is at start, on every reload and by check-config; the Host header keeps
-/// the name; a name that does not resolve is an error at its file and line.
+/// IPv6) each time the config is built, that is at start and by check-config, and on a reload only when the name
+/// changed; the Host header keeps the name; a name that does not resolve is an error at its file and line.
 @Suite struct ConfigUpstreamHostNameTests {
     private func build(_ file: String, resolve: @escaping HostResolver = SocketAddress.resolve)
         throws(ConfigError) -> ServerConfig {
@@ -40,6 +40,22 @@ import TollgateIO
         #expect(c.upstreams.map(\.maxInFlight) == [nil, 2])
         // No port: 80, as for a numeric host.
         #expect(try build("upstream = http://ollama.internal\n", resolve: Self.known).upstream.address.port == 80)
+    }
+
+    @Test func aReloadKeepsTheRunningAddressOfAnUnchangedNameWithoutLookingItUp() throws {
+        let running = try build("upstream = http://ollama.internal:11434\nupstream = http://10.0.0.9:11434\n",
+                                resolve: Self.known)
+        let down: HostResolver = { host, _ throws(SocketError) in throw SocketError("DNS is down for \(host)") }
+        let resolve = ServerConfig.reloadResolver(running: running, resolve: down)
+        // The same text (a trailing slash changes nothing): no lookup, the running address, nothing to restart.
+        let same = try build("upstream = http://ollama.internal:11434/\nupstream = http://10.0.0.9:11434\n",
+                             resolve: resolve)
+        #expect(same.upstreams == running.upstreams)
+        #expect(running.reloaded(to: same).needRestart.isEmpty)
+        // A changed name or port is looked up, and fails here.
+        #expect(problems("upstream = http://gpu6.internal:11434\n", resolve: resolve)
+                == [#"t.conf:2: key "upstream": host "gpu6.internal" does not resolve: DNS is down for gpu6.internal"#])
+        #expect(problems("upstream = http://ollama.internal:11435\n", resolve: resolve).count == 1)
     }
 
     @Test func aNameThatDoesNotResolveIsAnErrorAtItsFileAndLine() {
