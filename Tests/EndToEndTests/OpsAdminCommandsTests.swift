@@ -122,7 +122,8 @@ extension OpsAdminCommandsTests {
         other.arguments = ["600"]
         try other.run()
         defer {
-            if other.isRunning { other.terminate() }
+            // SIGKILL: the test process may have SIGTERM blocked (Signals.block), and a child keeps that mask.
+            if other.isRunning { kill(other.processIdentifier, SIGKILL) }
             other.waitUntilExit()
         }
         try ReloadStatus(pid: other.processIdentifier, generation: 0, ok: true, messages: ["started"])

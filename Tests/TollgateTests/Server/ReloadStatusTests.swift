@@ -69,7 +69,8 @@ import Testing
         other.arguments = ["600"]
         try other.run()
         defer {
-            other.terminate()
+            // SIGKILL: the test process may have SIGTERM blocked (Signals.block), and a child keeps that mask.
+            kill(other.processIdentifier, SIGKILL)
             other.waitUntilExit()
         }
         #expect(ReloadStatus.target(other.processIdentifier) == .other)
