@@ -45,25 +45,13 @@ public enum PasswordCrypt {
     }
 
     /// `crypt_checksalt` on `hash`: whether libcrypt knows its method. It looks at the setting only, so a hash whose
-    /// hash part is damaged can still pass; `verifiable(_:)` checks the whole.
+    /// hash part is damaged still passes (and then fails every login, as a wrong password does).
     public static func checkSetting(_ hash: String) -> SettingCheck {
         switch crypt_checksalt(hash) {
         case CRYPT_SALT_OK: return .ok
         case CRYPT_SALT_METHOD_LEGACY, CRYPT_SALT_TOO_CHEAP: return .legacy
         default: return .invalid
         }
-    }
-
-    /// Whether libcrypt can verify passwords against `hash`: it knows the method, and hashing a probe password with
-    /// `hash` as the setting gives a result of the same length with the same setting (everything up to the last `$`),
-    /// as it does for a well-formed hash. Costs one hash computation.
-    public static func verifiable(_ hash: String) -> Bool {
-        guard checkSetting(hash) != .invalid, let computed = crypt(password: [], setting: hash) else { return false }
-        let stored = Array(hash.utf8)
-        let result = Array(computed.utf8)
-        guard result.count == stored.count else { return false }
-        let settingEnd = (stored.lastIndex(of: UInt8(ascii: "$")) ?? -1) + 1
-        return result[..<settingEnd] == stored[..<settingEnd]
     }
 
     /// A new bcrypt hash with a random salt, in the `$2y$` form `htpasswd -B` writes. `cost` must be 4...31;
