@@ -109,13 +109,8 @@ struct HeadScanner {
 
     /// Scans one `name ":" OWS value OWS CRLF` line starting at `lineStart`.
     private func scanField(at lineStart: Int) -> FieldStep {
-        // The byte loops read through a pointer: every index is below `stop`, which is within the buffer.
-        buffer.withUnsafeBufferPointer { scanField(at: lineStart, in: $0) }
-    }
-
-    private func scanField(at lineStart: Int, in buffer: UnsafeBufferPointer<UInt8>) -> FieldStep {
         var i = lineStart
-        let stop = min(end, headLimit, buffer.count)
+        let stop = min(end, headLimit)
         while i < stop && ASCII.isTchar(buffer[i]) { i &+= 1 }
         guard i < stop else { return .step(exhausted(at: i)) }
         let nameEnd = i
@@ -146,7 +141,7 @@ struct HeadScanner {
             var valueEnd = i
             while valueEnd > valueStart && ASCII.isOWS(buffer[valueEnd &- 1]) { valueEnd &-= 1 }
             let name = lineStart..<nameEnd
-            let field = HeaderField(name: name, value: valueStart..<valueEnd, kind: HeaderKind.recognize(self.buffer, name))
+            let field = HeaderField(name: name, value: valueStart..<valueEnd, kind: HeaderKind.recognize(buffer, name))
             return .field(field, next: next)
         case let other:
             return .step(other)

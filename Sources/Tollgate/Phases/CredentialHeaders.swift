@@ -90,7 +90,7 @@ struct CredentialHeaders: ConnectionPhase {
             }
             hasher.combine(true)
             hasher.combine(part.count)
-            part.withUnsafeBytes { hasher.combine(bytes: $0) }
+            hasher.combine(contentsOf: part)
         }
         add(authorization)
         add(apiKey)

@@ -50,10 +50,7 @@ struct RoutePolicy: ConnectionPhase {
     /// "." or ".." as a path segment, plain or percent-encoded (%2e), which could walk out of an allowed prefix.
     static func hasDotSegment(_ path: String) -> Bool {
         // Most paths have neither "." nor "%": decide without allocating.
-        func candidate(_ b: UInt8) -> Bool { b == UInt8(ascii: ".") || b == UInt8(ascii: "%") }
-        let mayHave = path.utf8.withContiguousStorageIfAvailable { $0.contains(where: candidate) }
-            ?? path.utf8.contains(where: candidate)
-        guard mayHave else { return false }
+        guard path.utf8.contains(where: { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "%") }) else { return false }
         for segment in path.lowercased().split(separator: "/", omittingEmptySubsequences: false) {
             var rest = Substring(segment)
             var dots = 0
