@@ -217,6 +217,15 @@ struct Startup {
                 problems.append((error as? StartupError)?.message ?? "\(error)")
             }
         }
+        if let path = config.authorizedKeysPath, !troubled.contains("authorized-keys") {
+            do {
+                let keys = try AuthorizedKeys.load(path: path)
+                if mode != .reload { for w in WarnOnce.process.fresh(keys.warnings) { note("warning: \(w)") } }
+                config.authorizedKeys = keys
+            } catch {
+                problems.append(error.description)
+            }
+        }
         guard problems.isEmpty else {
             throw StartupError("configuration:\n" + problems.joined(separator: "\n"))
         }
