@@ -30,7 +30,9 @@ public final class Ed25519PublicKey: @unchecked Sendable {
 /// there is no digest to name).
 ///
 /// One per thread (each worker has its own): it keeps one `EVP_MD_CTX` and resets it between checks instead of
-/// allocating one per request. Not thread-safe; owns the context and frees it in `deinit`.
+/// allocating one per request, and the keys are made once per file load. What stays per check is OpenSSL 3.0's own
+/// lookup of the Ed25519 signature implementation in its method cache inside `EVP_DigestVerifyInit` (3.0 has no
+/// way to hand it a pre-fetched one). Not thread-safe; owns the context and frees it in `deinit`.
 public final class Ed25519Verifier {
     private let context: OpaquePointer
 

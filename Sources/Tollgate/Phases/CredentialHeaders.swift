@@ -2,8 +2,9 @@ import TollgateHTTP
 import TollgateIO
 
 /// The first authentication phase: reads credentials from Basic, Bearer or x-api-key (or an `ollama` key's
-/// signature), refuses ambiguous or missing ones, and lets a login this connection verified recently through without a check. Otherwise it leaves
-/// the credentials for the password check (`Authentication`). Public paths skip it.
+/// signature), refuses ambiguous or missing ones, and lets a login this connection verified recently through
+/// without a check. Otherwise it leaves the credentials for the password check (`Authentication`). Public paths
+/// skip it.
 struct CredentialHeaders: ConnectionPhase {
     let auth: Authenticator
     let realm: String
