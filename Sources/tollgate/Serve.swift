@@ -93,7 +93,7 @@ struct Serve: ParsableCommand {
             note("received \(sig == SIGINT ? "SIGINT" : "SIGTERM"): draining (up to \(grace) s); send again to stop now")
             server.shutdown()
         } onReload: {
-            note("received SIGHUP: reloading the configuration, the certificate and the users file")
+            note("received SIGHUP: reloading the configuration, the certificate, the users file and authorized-keys")
             let number = generation.withLock { n in
                 n += 1
                 return n

@@ -107,6 +107,38 @@ private struct CLIKey {
         }
     }
 
+    @Test func theKeyOfAUserDisabledInTheUsersFileIsRefused() throws {
+        let carol = CLIKey(seed: 4)
+        try Self.withKeyProxy({ config in
+            // carol's line is unusable (an unknown hash format): she is disabled, her key with her.
+            config.users = try? TestUsers.parse("alice:{PLAIN}pw\ncarol:$unknown$x\n")
+            config.authorizedKeys = AuthorizedKeys.parse(carol.line("carol"), path: "authorized_keys")
+        }) { proxy, fake in
+            let ts = Self.now()
+            let response = try proxy.fetch(Req.get("/api/tags?ts=\(ts)", carol.header("GET", "/api/tags", ts: ts)))
+            expectError(response, status: 401, family: .ollama)
+            #expect((jsonObject(response)?["error"] as? String)?.contains("disabled") == true)
+            #expect(fake.requests.isEmpty)
+        }
+    }
+
+    @Test func checkConfigReportsTheKeysAndTheSkippedLines() throws {
+        let dir = try OpsTempDirectory()
+        let users = dir.file("users.htpasswd")
+        try "alice:{PLAIN}x\n".write(toFile: users, atomically: true, encoding: .utf8)
+        let keys = dir.file("authorized_keys")
+        try "\(Self.alice.line("alice"))\nssh-rsa AAAAB3NzaC1yc2E bob\n".write(toFile: keys, atomically: true, encoding: .utf8)
+        let run = CLI.run(["check-config", "--listen-plain", "127.0.0.1:1", "--users", users, "--metrics-listen", "off",
+                           "--authorized-keys", keys])
+        #expect(run.status == 0, "\(run)")
+        #expect(run.stderr.contains("\(keys):2: \"ssh-rsa\" key: only ssh-ed25519 keys are accepted"), "\(run)")
+        #expect(run.stderr.contains("authorized keys \(keys): 1 key(s), 1 line(s) skipped"), "\(run)")
+        let missing = CLI.run(["check-config", "--listen-plain", "127.0.0.1:1", "--users", users, "--metrics-listen", "off",
+                               "--authorized-keys", dir.file("nowhere")])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("\(dir.file("nowhere")): cannot open"), "\(missing)")
+    }
+
     @Test func withoutAuthorizedKeysTheSignedFormIsRefused() throws {
         try Self.withKeyProxy({ $0.authorizedKeys = nil }) { proxy, fake in
             let ts = Self.now()
