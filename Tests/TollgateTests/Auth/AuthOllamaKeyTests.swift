@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 import Testing
 import TollgateIO
@@ -308,5 +309,27 @@ final class WallClock: Sendable {
         #expect(auth.checkSigned(other, throttle: true) { .allowed(user: "alice", secondsLeft: 1) }
             == .allowed(user: "alice", secondsLeft: 1))
         #expect(auth.stats.denied == 3)
+    }
+}
+
+@Suite struct AuthEd25519SharingTests {
+    /// One key, as every worker shares it, verified from several threads at once, each with its own verifier.
+    @Test func oneKeyVerifiesOnManyThreadsAtOnce() {
+        let signer = Ed25519PrivateKey(seed: [UInt8](repeating: 5, count: 32))
+        let key = Ed25519PublicKey(raw: signer.publicRaw)!
+        let message = Array("GET,/api/tags?ts=1733350000".utf8)
+        let signature = signer.sign(message)
+        let forged = signature.enumerated().map { $0.offset == 10 ? $0.element ^ 1 : $0.element }
+        let failures = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            let verifier = Ed25519Verifier()
+            for _ in 0..<200 {
+                if !verifier.verify(signature, of: message, with: key) { failures.add(1, ordering: .relaxed) }
+                if verifier.verify(forged, of: message, with: key) { failures.add(1, ordering: .relaxed) }
+            }
+        }
+        #expect(failures.load(ordering: .relaxed) == 0)
+        #expect(Ed25519PublicKey(raw: [1, 2, 3]) == nil)
+        #expect(!Ed25519Verifier().verify([UInt8](repeating: 0, count: 63), of: message, with: key))
     }
 }
