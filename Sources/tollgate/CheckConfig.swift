@@ -23,6 +23,9 @@ struct CheckConfig: ParsableCommand {
         if let path = config.usersPath {
             note("users file \(path): \(config.users?.entries.count ?? 0) user(s)")
         }
+        if let path = config.authorizedKeysPath, let keys = config.authorizedKeys {
+            note("authorized keys \(path): \(keys.summary)")
+        }
         for (i, backend) in config.upstreams.enumerated() {
             let limit = config.backendLimit(i).map { "max \($0) in flight" } ?? "no in-flight limit"
             let reachable = UpstreamProbe.reachable(backend.address.address) ? "reachable" : "not reachable now"

@@ -93,7 +93,7 @@ struct Serve: ParsableCommand {
             note("received \(sig == SIGINT ? "SIGINT" : "SIGTERM"): draining (up to \(grace) s); send again to stop now")
             server.shutdown()
         } onReload: {
-            note("received SIGHUP: reloading the configuration, the certificate and the users file")
+            note("received SIGHUP: reloading the configuration, the certificate, the users file and authorized-keys")
             let number = generation.withLock { n in
                 n += 1
                 return n
@@ -215,6 +215,15 @@ struct Startup {
                                       create: mode == .serve && problems.isEmpty, mode: mode)
             } catch {
                 problems.append((error as? StartupError)?.message ?? "\(error)")
+            }
+        }
+        if let path = config.authorizedKeysPath, !troubled.contains("authorized-keys") {
+            do {
+                let keys = try AuthorizedKeys.load(path: path)
+                if mode != .reload { for w in WarnOnce.process.fresh(keys.warnings) { note("warning: \(w)") } }
+                config.authorizedKeys = keys
+            } catch {
+                problems.append(error.description)
             }
         }
         guard problems.isEmpty else {

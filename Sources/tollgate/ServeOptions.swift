@@ -21,6 +21,7 @@ struct ServeOptions: ParsableArguments {
     @Option(setting: "health-interval") var healthInterval: String?
     @Option(setting: "health-fails") var healthFails: String?
     @Option(setting: "users") var users: String?
+    @Option(setting: "authorized-keys") var authorizedKeys: String?
     @Option(setting: "realm") var realm: String?
     @Option(setting: "auth-workers") var authWorkers: String?
     @Option(setting: "login-fail-limit") var loginFailLimit: String?

@@ -40,8 +40,10 @@ struct CLISettingFlagsTests {
         let dir = try OpsTempDirectory()
         let users = dir.file("users.htpasswd")
         try "alice:{PLAIN}x\n".write(toFile: users, atomically: true, encoding: .utf8)
+        let keys = dir.file("authorized_keys")
+        try "# no keys yet\n".write(toFile: keys, atomically: true, encoding: .utf8)
         let real = ["cert": [TestCertificates.shared.certificatePath], "key": [TestCertificates.shared.keyPath],
-                    "users": [users]]
+                    "users": [users], "authorized-keys": [keys]]
         var arguments = ["check-config"]
         for d in SettingDefinition.all {
             let values = try #require(real[d.name] ?? SettingSamples.changed(d), "no sample value for \(d.name)")

@@ -22,6 +22,7 @@ public enum SettingSamples {
         "key": ["other-key.pem"],
         "upstream": ["http://127.0.0.1:11435 max=2"],
         "users": ["other.htpasswd"],
+        "authorized-keys": ["other.authorized_keys"],
         "realm": ["Elsewhere"],
         "admin": ["alice"],
         "public-path": ["/api/version"],

@@ -26,10 +26,10 @@ public final class Authenticator: @unchecked Sendable {
     public let settings: Settings
     /// The verified-credential cache (exposed for metrics and for `removeAll`).
     public let cache: CredentialCache
-    private let clock: @Sendable () -> UInt64
+    let clock: @Sendable () -> UInt64
     private let verifier: @Sendable (_ password: [UInt8], _ hash: String, _ format: HashFormat) -> Bool
-    private let onThrottle: (@Sendable (_ subject: String, _ retryAfterSeconds: Int) -> Void)?
-    private let state: Mutex<State>
+    let onThrottle: (@Sendable (_ subject: String, _ retryAfterSeconds: Int) -> Void)?
+    let state: Mutex<State>
     private let wake: WakeChannel
     private var threads: [pthread_t] = []
 
@@ -154,7 +154,7 @@ public final class Authenticator: @unchecked Sendable {
 
     /// Changes whenever the users change: a connection that remembers a verified login re-checks after a change.
     public var usersGeneration: Int { generation.load(ordering: .acquiring) }
-    private let generation = Atomic<Int>(0)
+    let generation = Atomic<Int>(0)
 
     /// The users in force.
     public var users: UsersFile {
@@ -184,7 +184,7 @@ public final class Authenticator: @unchecked Sendable {
 
     /// Counts an outcome; on a failure, records it for `login` and returns what to log when that failure starts
     /// a throttle: the subject (`203.0.113.9, user "alice"` or `2001:db8::/64, every user`) and its Retry-After.
-    private func record(_ valid: Bool, _ login: LoginThrottle.Key, key: [UInt8], now: UInt64,
+    func record(_ valid: Bool, _ login: LoginThrottle.Key, key: [UInt8], now: UInt64,
                         in s: inout State) -> (String, Int)? {
         if valid {
             s.stats.allowed += 1

@@ -6,7 +6,8 @@ public enum CredentialExtractor {
     /// `Authorization: Basic base64(user:password)` (RFC 7617, strict base64),
     /// `Authorization: Bearer user:password` (OpenAI SDKs, `OLLAMA_API_KEY`) or
     /// `x-api-key: user:password` (Anthropic SDKs). Scheme names are case-insensitive; `Authorization` wins
-    /// when both are present. The password may contain `:` (the split is at the first colon). Any other scheme
+    /// when both are present. The password may contain `:` (the split is at the first colon). The `ollama` CLI's
+    /// signed form (`Authorization: <base64 key>:<base64 signature>`, no scheme) is `.signed`. Any other scheme
     /// or a malformed value is `.malformed(reason)`; the reason never quotes the header.
     public static func extract(authorization: ArraySlice<UInt8>?, apiKey: ArraySlice<UInt8>?) -> CredentialParse {
         if let authorization {
@@ -34,6 +35,8 @@ public enum CredentialExtractor {
             guard !rest.isEmpty else { return .malformed("Bearer without a token") }
             return split(rest, source: .bearer)
         }
+        // The ollama CLI's signed form, OLLAMA_AUTH (CredentialExtractor+Signed.swift).
+        if let signed = signed(value) { return signed }
         return .malformed("unsupported Authorization scheme (expected Basic or Bearer)")
     }
 

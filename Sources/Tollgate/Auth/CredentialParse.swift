@@ -7,4 +7,7 @@ public enum CredentialParse: Sendable, Equatable {
     case malformed(String)
     /// Usable credentials and where they came from.
     case found(Credentials, CredentialSource)
+    /// The `ollama` CLI's signed form (`OLLAMA_AUTH`): a public key and its signature, checked against
+    /// `authorized-keys` (see `SignedLogins`).
+    case signed(SignedCredential)
 }

@@ -12,6 +12,7 @@ extension ServerConfig {
             setting.binding.keep(&merged, self)
         }
         merged.users = users
+        merged.authorizedKeys = authorizedKeys
         merged.metricsListenOptional = metricsListenOptional
         return (merged, needRestart)
     }

@@ -122,6 +122,10 @@ public struct ServerConfig: Sendable {
     public var users: UsersFile?
     /// The users file to watch for live reloads (nil: no watching).
     public var usersPath: String?
+    /// The `authorized-keys` file of `ollama` CLI keys (nil: the signed form is refused); watched for live reloads.
+    public var authorizedKeysPath: String?
+    /// Its keys as loaded at start-up (nil: none configured, or authentication off).
+    public var authorizedKeys: AuthorizedKeys?
     public var authSettings = Authenticator.Settings()
     /// The realm in `WWW-Authenticate`.
     public var realm = ""

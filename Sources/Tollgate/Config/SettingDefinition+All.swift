@@ -55,6 +55,10 @@ extension SettingDefinition {
               .field(\.usersPath),
               "htpasswd-style users file. Default: users.htpasswd in the current directory, "
               + "created with a generated credential on first start."),
+        .init("authorized-keys", .string, default: nil, .restart,
+              .field(\.authorizedKeysPath),
+              "File of ollama CLI keys allowed in (OLLAMA_AUTH): ssh-ed25519 KEY USER lines; its contents reload on "
+              + "their own."),
         .init("realm", .string, default: "Tollgate", .reloadable,
               .field(\.realm),
               "Realm named in WWW-Authenticate."),

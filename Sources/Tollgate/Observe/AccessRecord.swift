@@ -22,6 +22,9 @@ struct AccessRecord {
     var reason: CloseReason
     /// The backend that served it (Host form), with several backends configured; nil otherwise.
     var backend: String? = nil
+    /// The fingerprint of the `ollama` key the request was signed with (`SHA256:…`), when it was: says the user
+    /// logged in with an ollama key, and with which.
+    var ollamaKey: String? = nil
 
     /// One JSON object and a newline.
     func appendJSON(timestamp: String, to out: inout [UInt8]) {
@@ -33,6 +36,7 @@ struct AccessRecord {
         s += ",\"model\":\(model.map(ErrorResponse.jsonString) ?? "null")"
         s += ",\"prompt_tokens\":\(promptTokens.map(String.init) ?? "null"),\"completion_tokens\":\(completionTokens.map(String.init) ?? "null")"
         if let backend { s += ",\"backend\":\(ErrorResponse.jsonString(backend))" }
+        if let ollamaKey { s += ",\"login\":\"ollama-key\",\"ollama_key\":\(ErrorResponse.jsonString(ollamaKey))" }
         s += ",\"rate_limit\":\"\(rateLimit.text)\",\"auth\":\"\(auth.text)\",\"end\":\"\(reason.rawValue)\"}\n"
         out.append(contentsOf: s.utf8)
     }
@@ -48,6 +52,7 @@ struct AccessRecord {
             s += " tokens=\(promptTokens.map(String.init) ?? "-")/\(completionTokens.map(String.init) ?? "-")"
         }
         if let backend { s += " backend=\(Self.escaped(backend, quoted: false))" }
+        if let ollamaKey { s += " ollama-key=\(Self.escaped(ollamaKey, quoted: false))" }
         // A name that did not log in is marked as such, with how it was refused.
         if user != nil && auth != .allowed { s += " auth=\(auth.text)" }
         s += " \(reason.rawValue)\n"

@@ -6,6 +6,8 @@ struct MetricCounters: Sendable {
     var requests = [[Int]](repeating: [Int](repeating: 0, count: 5), count: 3)
     /// Indexed by `AuthResult.rawValue`.
     var auth = [Int](repeating: 0, count: AuthResult.allCases.count)
+    /// Indexed by `OllamaKeyResult.rawValue`.
+    var ollamaKey = [Int](repeating: 0, count: OllamaKeyResult.allCases.count)
     var rateLimited = 0
     var queueRejected = 0
     /// Indexed by `UpstreamFailure.rawValue`.
@@ -35,6 +37,7 @@ struct MetricCounters: Sendable {
     mutating func add(_ other: MetricCounters) {
         for f in 0..<3 { for c in 0..<5 { requests[f][c] += other.requests[f][c] } }
         for i in 0..<auth.count { auth[i] += other.auth[i] }
+        for i in 0..<ollamaKey.count { ollamaKey[i] += other.ollamaKey[i] }
         rateLimited += other.rateLimited
         queueRejected += other.queueRejected
         for i in 0..<upstreamErrors.count { upstreamErrors[i] += other.upstreamErrors[i] }
@@ -114,6 +117,12 @@ public final class Metrics: Sendable {
         header("tollgate_auth_total", "counter", "Authentication outcomes.")
         for r in AuthResult.allCases.sorted(by: { $0.text < $1.text }) where c.auth[r.rawValue] > 0 {
             s += "tollgate_auth_total{outcome=\"\(r.text)\"} \(c.auth[r.rawValue])\n"
+        }
+        if c.ollamaKey.contains(where: { $0 > 0 }) {
+            header("tollgate_ollama_key_logins_total", "counter", "Logins with ollama CLI keys (OLLAMA_AUTH) by outcome.")
+            for r in OllamaKeyResult.allCases.sorted(by: { $0.text < $1.text }) where c.ollamaKey[r.rawValue] > 0 {
+                s += "tollgate_ollama_key_logins_total{outcome=\"\(r.text)\"} \(c.ollamaKey[r.rawValue])\n"
+            }
         }
         header("tollgate_rate_limited_total", "counter", "Requests refused by the per-IP or per-user rate limit.")
         s += "tollgate_rate_limited_total \(c.rateLimited)\n"

@@ -1,9 +1,10 @@
 import TollgateHTTP
 import TollgateIO
 
-/// The first authentication phase: reads credentials from Basic, Bearer or x-api-key, refuses ambiguous or
-/// missing ones, and lets a login this connection verified recently through without a check. Otherwise it leaves
-/// the credentials for the password check (`Authentication`). Public paths skip it.
+/// The first authentication phase: reads credentials from Basic, Bearer or x-api-key (or an `ollama` key's
+/// signature), refuses ambiguous or missing ones, and lets a login this connection verified recently through
+/// without a check. Otherwise it leaves the credentials for the password check (`Authentication`). Public paths
+/// skip it.
 struct CredentialHeaders: ConnectionPhase {
     let auth: Authenticator
     let realm: String
@@ -52,6 +53,7 @@ struct CredentialHeaders: ConnectionPhase {
            c.worker.loop.now < memo.until {
             ex.user = memo.user
             ex.authResult = .allowed
+            ex.ollamaKey = memo.ollamaKey
             return .next
         }
         let credentials: Credentials
@@ -64,6 +66,9 @@ struct CredentialHeaders: ConnectionPhase {
             return .answer(Authentication.unauthorized("invalid credentials header: \(why)", realm: realm), .rejected)
         case .found(let found, _):
             credentials = found
+        case .signed(let signed):
+            // The ollama CLI's own key (CredentialHeaders+Signed.swift).
+            return signedLogin(signed, ex, head: head, fingerprint: fingerprint, on: c)
         }
         ex.attemptedUser = credentials.user
         ex.credentialFingerprint = fingerprint

@@ -20,6 +20,8 @@ final class ClientConnection: EventHandler {
     private(set) var peerHost: SocketAddress.Host
     /// The last login verified on this connection (see `CredentialHeaders`, `Authentication`).
     var verifiedLogin: VerifiedLogin?
+    /// Unique in the process: a signed request repeated on its own connection is not a replay (`ReplayCache`).
+    private(set) lazy var serial = worker.nextConnectionSerial()
     /// PROXY protocol header bytes taken so far.
     var proxyHeader: [UInt8] = []
     /// Phase, timers, keep-alive, linger and close: every decision about this connection's life.

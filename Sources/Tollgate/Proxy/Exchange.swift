@@ -35,6 +35,9 @@ final class Exchange {
     var user: String?
     /// The user name the request's credentials give, verified or not: the access log names it for a refused login.
     var attemptedUser: String?
+    /// The fingerprint (`SHA256:…`) of the `ollama` key the request was signed with, when it was: the access log
+    /// says so.
+    var ollamaKey: String?
     /// The model Ollama's handler will act on (inference routes and `/api/show`, once the body was read whole):
     /// what the log, the metrics and backend routing use.
     var model: String?

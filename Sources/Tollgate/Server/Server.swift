@@ -21,6 +21,8 @@ public final class Server: @unchecked Sendable {
 
     /// The password checker shared by every loop (nil when authentication is off).
     public let authenticator: Authenticator?
+    /// Logins with `ollama` CLI keys, shared by every loop (nil without `authorized-keys` or authentication).
+    public let signedLogins: SignedLogins?
     /// The per-IP limiter shared by every loop (nil when off).
     public let rateLimiter: RateLimiter?
     /// The inference concurrency limiter shared by every loop (nil when off).
@@ -36,6 +38,7 @@ public final class Server: @unchecked Sendable {
     public let backends: BackendSet?
     private var healthChecker: HealthChecker?
     private var watcher: UsersFileWatcher?
+    private var keysWatcher: FileWatcher<AuthorizedKeys>?
     private var workers: [Worker] = []
     private var listeners: [[Listener]] = []
     private var threads: [pthread_t] = []
@@ -78,6 +81,8 @@ public final class Server: @unchecked Sendable {
             })
         }
         self.authenticator = authenticator
+        let signedLogins = authenticator == nil ? nil : config.authorizedKeys.map { SignedLogins(keys: $0) }
+        self.signedLogins = signedLogins
         let rateLimiter = config.rateLimit.map { RateLimiter(settings: $0) }
         self.rateLimiter = rateLimiter
         // With Redis the slots are leases; this local limiter is then the `local` fallback, at caps/N.
@@ -124,6 +129,7 @@ public final class Server: @unchecked Sendable {
                                       rateLimiter: rateLimiter, concurrency: concurrency, userRateLimiter: userRate,
                                       logSink: logSink))
                 workers[i].metrics = metrics
+                workers[i].signedLogins = signedLogins
                 if let shared = config.sharedLimits, let redisAddress, let sharedStatus {
                     workers[i].shared = SharedLimits(settings: shared, address: redisAddress, loop: loop,
                                                      status: sharedStatus, rateSettings: config.rateLimit,
@@ -193,6 +199,26 @@ public final class Server: @unchecked Sendable {
                 }
             } catch {
                 Diagnostics.warn("\(error.description); users-file changes need a restart")
+            }
+        }
+        if let path = config.authorizedKeysPath, let signedLogins, let authenticator {
+            do {
+                keysWatcher = try FileWatcher(path: path, parse: { AuthorizedKeys.parse(bytes: $0, path: $1) }) { result in
+                    switch result {
+                    case .success(let keys):
+                        signedLogins.replaceKeys(keys)
+                        // A connection that remembers a key's login checks it again: the key may be gone.
+                        authenticator.invalidateRememberedLogins()
+                        self.metrics.reloaded("authorized-keys", ok: true)
+                        Diagnostics.info("reloaded \(path): \(keys.summary)")
+                        for w in WarnOnce.process.fresh(keys.warnings) { Diagnostics.warn(w.description) }
+                    case .failure(let error):
+                        self.metrics.reloaded("authorized-keys", ok: false)
+                        Diagnostics.error("\(error.description); keeping the previous authorized keys")
+                    }
+                }
+            } catch {
+                Diagnostics.warn("\(error.description); authorized-keys changes need a restart")
             }
         }
         // Queue timeouts: one loop sweeps every process-wide wait queue; expired waiters hop back to their own loops.
@@ -286,6 +312,8 @@ public final class Server: @unchecked Sendable {
         threads.removeAll()
         watcher?.stop()
         watcher = nil
+        keysWatcher?.stop()
+        keysWatcher = nil
         authenticator?.shutdown()
         logSink?.stop()
     }
@@ -300,9 +328,10 @@ public final class Server: @unchecked Sendable {
         healthChecker.checkNow(done)
     }
 
-    /// Re-reads the users file now (SIGHUP).
+    /// Re-reads the users file and the `authorized-keys` now (SIGHUP).
     public func reloadUsers() {
         watcher?.reloadNow()
+        keysWatcher?.reloadNow()
     }
 
     /// Applies a new configuration (SIGHUP after the config file changed) without dropping a connection: new

@@ -35,6 +35,13 @@ final class Worker {
     let log: AccessLog
     /// Shared by all workers; nil when authentication is off.
     let authenticator: Authenticator?
+    /// Logins with `ollama` keys, shared by all workers; nil without `authorized-keys`. Set by the server before
+    /// the loop runs.
+    var signedLogins: SignedLogins?
+    /// This loop's Ed25519 verifier (its OpenSSL context is reused from one signed request to the next).
+    private(set) lazy var ed25519 = Ed25519Verifier()
+    /// Connections accepted by this worker so far: with the loop's index, each connection's `serial`.
+    private var connectionsAccepted: UInt64 = 0
     /// Shared by all workers (one bucket per client across loops); nil when rate limiting is off.
     let rateLimiter: RateLimiter?
     /// Shared in-flight limits for inference routes; nil when off.
@@ -129,6 +136,12 @@ final class Worker {
 
     /// The Prometheus text of the shared limits (`tollgate_redis_*`); empty without them.
     var limitsMetrics: String { shared?.status.renderMetrics() ?? "" }
+
+    /// A number no other connection of this process has had (the replay cache tells connections apart by it).
+    func nextConnectionSerial() -> UInt64 {
+        connectionsAccepted += 1
+        return UInt64(loop.index) << 48 | connectionsAccepted
+    }
 
     // MARK: request ids
 

@@ -2,19 +2,36 @@ import Glibc
 import Synchronization
 import TollgateIO
 
-/// Watches the users file and calls back with each new version (whose unusable lines disable only their users), or
-/// with the error when the file cannot be read (the caller keeps the users it has and logs the error).
+/// The users file's watcher: each new version (whose unusable lines disable only their users) or the error when the
+/// file cannot be read (the caller keeps the users it has and logs the error).
+public typealias UsersFileWatcher = FileWatcher<UsersFile>
+
+extension FileWatcher where Value == UsersFile {
+    /// Starts watching the users file at `path` (see `FileWatcher`).
+    public convenience init(
+        path: String, debounceMillis: Int = 100,
+        onChange: @escaping @Sendable (Result<UsersFile, UsersFileError>) -> Void
+    ) throws(UsersFileError) {
+        try self.init(path: path, debounceMillis: debounceMillis, parse: { UsersFile.parse(bytes: $0, path: $1) },
+                      onChange: onChange)
+    }
+}
+
+/// Watches a file Tollgate reloads live (the users file, `authorized-keys`) and calls back with each new version,
+/// parsed by `parse` (which never fails: unusable lines are the parsed value's warnings), or with the error when
+/// the file cannot be read (the caller keeps what it has and logs the error).
 ///
 /// Watches the file's directory with inotify, so in-place rewrites (`htpasswd`), rename-replace (editors, the
 /// CLI) and delete-then-recreate are all seen; a burst of events becomes one reload after `debounceMillis` of
 /// quiet. A `stat` check every poll interval backs inotify up (symlink swaps, file systems without inotify).
 /// Runs its own thread, which blocks in `poll` and calls `onChange` there; unchanged contents are not reported
 /// except through `reloadNow` (SIGHUP). Call `stop` before releasing it, never from `onChange`.
-public final class UsersFileWatcher: @unchecked Sendable {
+public final class FileWatcher<Value: Sendable>: @unchecked Sendable {
     /// The watched file.
     public let path: String
     private let name: [UInt8]
-    private let onChange: @Sendable (Result<UsersFile, UsersFileError>) -> Void
+    private let onChange: @Sendable (Result<Value, UsersFileError>) -> Void
+    private let parse: @Sendable (_ bytes: [UInt8], _ path: String) -> Value
     private let debounceNanos: UInt64
     private let pollMillis: Int32
     private let inotifyFD: Int32
@@ -27,15 +44,17 @@ public final class UsersFileWatcher: @unchecked Sendable {
     private var lastSignature: FileSignature?
     private var lastBytes: [UInt8]?
 
-    private static let triggers = UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB)
+    private static var triggers: UInt32 { UInt32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ATTRIB) }
 
-    /// Starts watching `path`. Throws when its directory cannot be watched at all. `onChange` runs on the
-    /// watcher's thread.
+    /// Starts watching `path`. Throws when its directory cannot be watched at all. `parse` and `onChange` run on
+    /// the watcher's thread.
     public init(
         path: String, debounceMillis: Int = 100,
-        onChange: @escaping @Sendable (Result<UsersFile, UsersFileError>) -> Void
+        parse: @escaping @Sendable (_ bytes: [UInt8], _ path: String) -> Value,
+        onChange: @escaping @Sendable (Result<Value, UsersFileError>) -> Void
     ) throws(UsersFileError) {
         self.path = path
+        self.parse = parse
         self.onChange = onChange
         debounceNanos = UInt64(max(0, debounceMillis)) * 1_000_000
         let slash = path.utf8.lastIndex(of: UInt8(ascii: "/"))
@@ -60,7 +79,7 @@ public final class UsersFileWatcher: @unchecked Sendable {
         pollMillis = fd >= 0 ? 1000 : 250
         lastSignature = FileSignature(path: path)
         lastBytes = try? UsersFile.readFile(path)
-        thread = spawnThread(name: "tollgate-users-watch") { [self] in run() }
+        thread = spawnThread(name: "tollgate-file-watch") { [self] in run() }
     }
 
     /// Reloads now and reports the result even if nothing changed (for SIGHUP). Returns at once.
@@ -169,6 +188,6 @@ public final class UsersFileWatcher: @unchecked Sendable {
         }
         if !force, bytes == lastBytes { return }
         lastBytes = bytes
-        onChange(.success(UsersFile.parse(bytes: bytes, path: path)))
+        onChange(.success(parse(bytes, path)))
     }
 }

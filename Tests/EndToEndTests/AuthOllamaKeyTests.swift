@@ -1,0 +1,166 @@
+import FakeOllama
+import Foundation
+import Testing
+import Tollgate
+import TollgateIO
+
+/// A key as the `ollama` CLI keeps it, and the header it sends with `OLLAMA_AUTH` set.
+private struct CLIKey {
+    let key: Ed25519PrivateKey
+    /// The second field of its `id_ed25519.pub` line: base64 of the ssh-ed25519 wire blob.
+    let keyText: String
+
+    init(seed: UInt8) {
+        key = Ed25519PrivateKey(seed: [UInt8](repeating: seed, count: 32))
+        let blob: [UInt8] = [0, 0, 0, 11] + Array("ssh-ed25519".utf8) + [0, 0, 0, 32] + key.publicRaw
+        keyText = Data(blob).base64EncodedString()
+    }
+
+    func line(_ user: String) -> String { "ssh-ed25519 \(keyText) \(user)" }
+
+    /// `Authorization: KEY:SIG` over `METHOD,PATH?ts=TS`, as Ollama's client signs.
+    func header(_ method: String, _ path: String, ts: Int64) -> String {
+        let signature = key.sign(Array("\(method),\(path)?ts=\(ts)".utf8))
+        return "Authorization: \(keyText):\(Data(signature).base64EncodedString())\r\n"
+    }
+}
+
+/// Logins with the `ollama` CLI's own keys through the running proxy over TLS: served as the key's user with its
+/// rights, `ts` forwarded and the header not, refusals (replay, stale, unknown key, bad signature) as 401 in the
+/// caller's API shape, and refusals counted by the failed-login throttle.
+@Suite struct AuthOllamaKeyTests {
+    private static let alice = CLIKey(seed: 1)
+    private static let dave = CLIKey(seed: 2)
+    private static let stranger = CLIKey(seed: 3)
+
+    private static func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
+
+    /// A proxy whose users file holds alice (an admin), with alice's and dave's keys authorized (dave has no
+    /// password line).
+    private static func withKeyProxy(_ tweak: (inout ServerConfig) -> Void = { _ in },
+                                     body: (Proxy, FakeOllamaServer) throws -> Void) throws {
+        let users = try TestUsers.parse("alice:{PLAIN}pw\n")
+        let keys = AuthorizedKeys.parse("# keys\n\(alice.line("alice"))\n\(dave.line("dave"))\n", path: "authorized_keys")
+        try withProxyAndFake(configure: { config in
+            config.users = users
+            config.admins = ["alice"]
+            config.authorizedKeys = keys
+            config.authorizedKeysPath = nil
+            tweak(&config)
+        }, body: body)
+    }
+
+    @Test func signedRequestsAreServedAsTheKeysUserAndTsIsForwarded() throws {
+        try Self.withKeyProxy { proxy, fake in
+            let ts = Self.now()
+            let client = try proxy.tls()
+            defer { client.close() }
+            let tags = try client.exchange(Req.get("/api/tags?ts=\(ts)", Self.alice.header("GET", "/api/tags", ts: ts)))
+            #expect(tags.status == 200, "\(tags.text)")
+            let generate = try client.exchange(Req.generate().replacingFirst("/api/generate", with: "/api/generate?ts=\(ts)")
+                .replacingFirst("Host: localhost\r\n", with: "Host: localhost\r\n" + Self.alice.header("POST", "/api/generate", ts: ts)))
+            #expect(generate.status == 200, "\(generate.text)")
+            #expect(generate.text.contains("\"done\":true"))
+            let arrived = fake.requests
+            #expect(arrived.map(\.target) == ["/api/tags?ts=\(ts)", "/api/generate?ts=\(ts)"])
+            #expect(arrived.allSatisfy { $0.header("Authorization") == nil }, "the signature reached the upstream")
+
+            // dave's key logs in as dave, who is no admin: the route policy refuses a pull, whatever the query.
+            let pull = try proxy.fetch(Req.post("/api/pull?ts=\(ts)", #"{"model":"mistral:7b"}"#,
+                                                Self.dave.header("POST", "/api/pull", ts: ts)))
+            expectError(pull, status: 403, family: .ollama)
+            let daveTags = try proxy.fetch(Req.get("/api/tags?ts=\(ts)", Self.dave.header("GET", "/api/tags", ts: ts)))
+            #expect(daveTags.status == 200, "\(daveTags.text)")
+        }
+    }
+
+    @Test func theSameSignatureIsAcceptedOnItsConnectionAndRefusedOnAnother() throws {
+        try Self.withKeyProxy { proxy, _ in
+            let ts = Self.now()
+            let request = Req.get("/api/ps?ts=\(ts)", Self.alice.header("GET", "/api/ps", ts: ts))
+            let client = try proxy.tls()
+            #expect(try client.exchange(request).status == 200)
+            #expect(try client.exchange(request).status == 200)
+            client.close()
+            let replay = try proxy.fetch(request)
+            expectError(replay, status: 401, family: .ollama)
+            #expect(jsonObject(replay)?["error"] as? String == "this signed request was already used")
+            #expect(replay.head.header("WWW-Authenticate")?.hasPrefix("Basic realm=") == true)
+        }
+    }
+
+    @Test func staleUnknownAndBadSignaturesGet401InTheCallersShape() throws {
+        try Self.withKeyProxy { proxy, fake in
+            let ts = Self.now()
+            let stale = try proxy.fetch(Req.get("/api/tags?ts=\(ts - 400)", Self.alice.header("GET", "/api/tags", ts: ts - 400)))
+            expectError(stale, status: 401, family: .ollama)
+            #expect((jsonObject(stale)?["error"] as? String)?.contains("ts") == true)
+            let missing = try proxy.fetch(Req.get("/api/tags", Self.alice.header("GET", "/api/tags", ts: ts)))
+            expectError(missing, status: 401, family: .ollama)
+            let unknown = try proxy.fetch(Req.get("/api/tags?ts=\(ts)", Self.stranger.header("GET", "/api/tags", ts: ts)))
+            expectError(unknown, status: 401, family: .ollama)
+            #expect((jsonObject(unknown)?["error"] as? String)?.contains("not authorized") == true)
+            // Signed for another path: on an OpenAI route, the OpenAI shape.
+            let models = try proxy.fetch(Req.get("/v1/models?ts=\(ts)", Self.alice.header("GET", "/api/tags", ts: ts)))
+            expectError(models, status: 401, family: .openAI, openAICode: "invalid_api_key")
+            #expect(fake.requests.isEmpty)
+        }
+    }
+
+    @Test func theKeyOfAUserDisabledInTheUsersFileIsRefused() throws {
+        let carol = CLIKey(seed: 4)
+        try Self.withKeyProxy({ config in
+            // carol's line is unusable (an unknown hash format): she is disabled, her key with her.
+            config.users = try? TestUsers.parse("alice:{PLAIN}pw\ncarol:$unknown$x\n")
+            config.authorizedKeys = AuthorizedKeys.parse(carol.line("carol"), path: "authorized_keys")
+        }) { proxy, fake in
+            let ts = Self.now()
+            let response = try proxy.fetch(Req.get("/api/tags?ts=\(ts)", carol.header("GET", "/api/tags", ts: ts)))
+            expectError(response, status: 401, family: .ollama)
+            #expect((jsonObject(response)?["error"] as? String)?.contains("disabled") == true)
+            #expect(fake.requests.isEmpty)
+        }
+    }
+
+    @Test func checkConfigReportsTheKeysAndTheSkippedLines() throws {
+        let dir = try OpsTempDirectory()
+        let users = dir.file("users.htpasswd")
+        try "alice:{PLAIN}x\n".write(toFile: users, atomically: true, encoding: .utf8)
+        let keys = dir.file("authorized_keys")
+        try "\(Self.alice.line("alice"))\nssh-rsa AAAAB3NzaC1yc2E bob\n".write(toFile: keys, atomically: true, encoding: .utf8)
+        let run = CLI.run(["check-config", "--listen-plain", "127.0.0.1:1", "--users", users, "--metrics-listen", "off",
+                           "--authorized-keys", keys])
+        #expect(run.status == 0, "\(run)")
+        #expect(run.stderr.contains("\(keys):2: \"ssh-rsa\" key: only ssh-ed25519 keys are accepted"), "\(run)")
+        #expect(run.stderr.contains("authorized keys \(keys): 1 key(s), 1 line(s) skipped"), "\(run)")
+        let missing = CLI.run(["check-config", "--listen-plain", "127.0.0.1:1", "--users", users, "--metrics-listen", "off",
+                               "--authorized-keys", dir.file("nowhere")])
+        #expect(missing.status != 0)
+        #expect(missing.stderr.contains("\(dir.file("nowhere")): cannot open"), "\(missing)")
+    }
+
+    @Test func withoutAuthorizedKeysTheSignedFormIsRefused() throws {
+        try Self.withKeyProxy({ $0.authorizedKeys = nil }) { proxy, fake in
+            let ts = Self.now()
+            let response = try proxy.fetch(Req.get("/api/tags?ts=\(ts)", Self.alice.header("GET", "/api/tags", ts: ts)))
+            expectError(response, status: 401, family: .ollama)
+            #expect((jsonObject(response)?["error"] as? String)?.contains("no authorized-keys") == true)
+            #expect(fake.requests.isEmpty)
+        }
+    }
+
+    @Test func refusedSignaturesCountAsFailedLogins() throws {
+        try Self.withKeyProxy({ $0.authSettings.failureLimit = 3 }) { proxy, fake in
+            let ts = Self.now()
+            for _ in 0..<3 {
+                let bad = try proxy.fetch(Req.get("/api/version?ts=\(ts)", Self.alice.header("GET", "/api/tags", ts: ts)))
+                #expect(bad.status == 401)
+            }
+            // alice is throttled from this address now, even with a right signature.
+            let good = try proxy.fetch(Req.get("/api/tags?ts=\(ts)", Self.alice.header("GET", "/api/tags", ts: ts)))
+            expectError(good, status: 429, family: .ollama)
+            #expect(retryAfterSeconds(good) != nil)
+            #expect(fake.requests.isEmpty)
+        }
+    }
+}
