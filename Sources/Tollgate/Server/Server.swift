@@ -85,7 +85,9 @@ public final class Server: @unchecked Sendable {
             ConcurrencyLimiter(settings: config.sharedLimits.map { $0.fallbackConcurrency(c) } ?? c)
         }
         self.concurrency = concurrency
-        let userRate = config.userRate.map { UserRateLimiter(ratePerSecond: $0.rate, burst: $0.burst, maxKeys: 100_000) }
+        // Always made: a reload may bring a `policy` line with a rate (the `UserRate` phase is on only when some rate
+        // applies; the table allocates as users come).
+        let userRate = UserRateLimiter(ratePerSecond: config.userRate?.rate ?? 1, burst: config.userBurst, maxKeys: 100_000)
         // The Redis host is resolved here, once, before any loop runs (never on a loop).
         let redisAddress: SocketAddress?
         do throws(SocketError) {
