@@ -35,9 +35,10 @@ public struct QuotaEstimate: Sendable, Equatable {
 
     /// The conservative estimate of a prompt sent as `bodyBytes` bytes of JSON: a tokenizer never makes more than
     /// one token of a byte (byte-level BPE falls back to single bytes; the JSON around the text only adds bytes),
-    /// plus `templateOverhead`; never more than `maxContext`, as Ollama truncates a prompt to the context it runs.
-    public static func prompt(bodyBytes: Int, maxContext: Int?) -> Int {
-        min(bodyBytes + templateOverhead, maxContext ?? Int.max)
+    /// plus `templateOverhead`. Not bounded by `max-context`: a body without `num_ctx` runs the server's default
+    /// context, which may be larger.
+    public static func prompt(bodyBytes: Int) -> Int {
+        bodyBytes + templateOverhead
     }
 }
 

@@ -41,8 +41,9 @@ extension ClientConnection {
     }
 
     /// Gives back what the exchange holds: its share of the body budget, its peer lease or place in that queue,
-    /// its slot or place in the wait queue. Called once whenever an exchange ends.
+    /// its slot or place in the wait queue, its quota reservation. Called once whenever an exchange ends.
     func releaseAdmission(_ ex: Exchange) {
+        settleQuota(ex)
         if ex.bufferCharge > 0 {
             worker.bodyBudget.release(ex.bufferCharge, owner: bufferOwner(ex))
             ex.bufferCharge = 0

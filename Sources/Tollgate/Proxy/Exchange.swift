@@ -54,6 +54,8 @@ final class Exchange {
     var upstreamStart: UInt64 = 0
     /// Token counts from the response (inference routes only).
     var responseScanner: UsageScanner?
+    /// What this exchange holds of its user's quota, settled exactly once when it ends (`ClientConnection.settleQuota`).
+    var quota: QuotaReservation?
 
     // request side
     var body: RequestBody
