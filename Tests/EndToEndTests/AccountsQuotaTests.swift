@@ -1,0 +1,107 @@
+import FakeOllama
+import Synchronization
+import Testing
+import Tollgate
+import TollgateIO
+
+/// Token quotas through the running proxy over TLS: a user with `tokens-per-day=N` spends it and is refused with
+/// 429 in the caller's API shape, `Retry-After` until UTC midnight and the quota's RateLimit headers; another user
+/// goes on unaffected.
+@Suite struct AccountsQuotaTests {
+    static let alice = Credential.basic("alice", "pw-a")
+    static let bob = Credential.basic("bob", "pw-b")
+    /// 2026-12-04 23:00:00 UTC: an hour before the day's quota resets.
+    static let lateEvening: Int64 = 1_796_425_200
+
+    /// A proxy whose quota book reads a clock fixed at `lateEvening`, with alice and bob and `policies`.
+    static func withQuotas(_ policies: [String], body: (Proxy, FakeOllamaServer, QuotaBook) throws -> Void) throws {
+        let users = try TestUsers.parse("alice:{PLAIN}pw-a\nbob:{PLAIN}pw-b\n")
+        let table = try ServerConfig(resolved: ConfigResolver.resolve(flags: ["policy": policies], environment: [:],
+                                                                       file: nil), cores: 1).policies
+        let book = QuotaBook(clock: { AccountsQuotaTests.lateEvening })
+        let fake = try FakeOllamaHarness.start(tokens: 5)
+        defer { fake.stop() }
+        let certificates = TestCertificates.shared
+        var config = ServerConfig()
+        config.listen = [SocketAddress(parsing: "127.0.0.1:0")!]
+        config.listenPlain = []
+        config.certificatePath = certificates.certificatePath
+        config.keyPath = certificates.keyPath
+        config.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(fake.port)")!
+        config.workers = 1
+        config.accessLog = .none
+        config.metricsListen = []
+        config.rateLimit = nil
+        config.users = users
+        config.policies = table
+        let server = try Server(config: config, quotaBook: book)
+        server.start()
+        defer { stop(server) }
+        let proxy = Proxy(server: server, upstream: fake, tlsPort: server.tlsAddresses.first?.port ?? 0,
+                          plainPort: nil, redirectPort: nil)
+        try body(proxy, fake, book)
+    }
+
+    @Test func aUserSpendsTheDailyQuotaAndGets429WhileAnotherGoesOn() throws {
+        try Self.withQuotas(["* tokens-per-day=100000", "alice tokens-per-day=350"]) { proxy, fake, book in
+            var counted = 0
+            var refused: Response?
+            for _ in 0..<20 {
+                let response = try proxy.fetch(Req.generate(Self.alice))
+                if response.status == 429 {
+                    refused = response
+                    break
+                }
+                #expect(response.status == 200, "\(response.text)")
+                let counts = try #require(finalOllamaCounts(response))
+                counted += counts.prompt + counts.completion
+            }
+            let refusal = try #require(refused, "never refused")
+            expectError(refusal, status: 429, family: .ollama)
+            // What was charged is exactly what Ollama counted, and the next request's estimate (its 55-byte body + the
+            // template allowance + one token to generate) no longer fits.
+            #expect(book.balance(of: "alice").dayTokens == counted)
+            #expect(counted <= 350 && 350 - counted < 55 + QuotaEstimate.templateOverhead + 1)
+            #expect(retryAfterSeconds(refusal) == 3600)
+            #expect(refusal.head.header("RateLimit-Policy") == "\"tokens-day\";q=350;w=86400")
+            #expect(refusal.head.header("RateLimit") == "\"tokens-day\";r=\(350 - counted);t=3600")
+            let reached = fake.requests.count
+            // Bob is unaffected.
+            let bobs = try proxy.fetch(Req.generate(Self.bob))
+            #expect(bobs.status == 200, "\(bobs.text)")
+            #expect(fake.requests.count == reached + 1)
+            #expect(book.balance(of: "bob").dayRequests == 1)
+        }
+    }
+
+    @Test func theRefusalIsInEachAPIsShapeAndNothingReachesOllama() throws {
+        try Self.withQuotas(["alice tokens-per-day=10"]) { proxy, fake, _ in
+            let generate = try proxy.fetch(Req.generate(Self.alice))
+            expectError(generate, status: 429, family: .ollama)
+            let chat = try proxy.fetch(Req.post("/v1/chat/completions",
+                                                #"{"model":"mistral:7b","messages":[{"role":"user","content":"hi"}]}"#, Self.alice))
+            expectError(chat, status: 429, family: .openAI, openAICode: "rate_limit_exceeded")
+            let messages = try proxy.fetch(Req.post("/v1/messages",
+                                                    #"{"model":"mistral:7b","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"#,
+                                                    Self.alice))
+            expectError(messages, status: 429, family: .anthropic, anthropicType: "rate_limit_error")
+            for response in [generate, chat, messages] {
+                #expect(retryAfterSeconds(response) == 3600)
+                #expect(response.head.header("RateLimit-Policy") == "\"tokens-day\";q=10;w=86400")
+            }
+            #expect(fake.requests.isEmpty)
+        }
+    }
+
+    @Test func requestsPerDayCountsRequests() throws {
+        try Self.withQuotas(["alice requests-per-day=2"]) { proxy, fake, _ in
+            #expect(try proxy.fetch(Req.generate(Self.alice)).status == 200)
+            #expect(try proxy.fetch(Req.generate(Self.alice)).status == 200)
+            let third = try proxy.fetch(Req.generate(Self.alice))
+            expectError(third, status: 429, family: .ollama)
+            #expect(third.head.header("RateLimit-Policy") == "\"requests-day\";q=2;w=86400")
+            #expect(try proxy.fetch(Req.generate(Self.bob)).status == 200)
+            #expect(fake.requests.count == 3)
+        }
+    }
+}
