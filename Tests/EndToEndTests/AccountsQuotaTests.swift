@@ -58,10 +58,10 @@ import TollgateIO
             }
             let refusal = try #require(refused, "never refused")
             expectError(refusal, status: 429, family: .ollama)
-            // What was charged is exactly what Ollama counted, and the next request's estimate (its 55-byte body + the
+            // What was charged is exactly what Ollama counted, and the next request's estimate (its 54-byte body + the
             // template allowance + one token to generate) no longer fits.
             #expect(book.balance(of: "alice").dayTokens == counted)
-            #expect(counted <= 350 && 350 - counted < 55 + QuotaEstimate.templateOverhead + 1)
+            #expect(counted <= 350 && 350 - counted < 54 + QuotaEstimate.templateOverhead + 1)
             #expect(retryAfterSeconds(refusal) == 3600)
             #expect(refusal.head.header("RateLimit-Policy") == "\"tokens-day\";q=350;w=86400")
             #expect(refusal.head.header("RateLimit") == "\"tokens-day\";r=\(350 - counted);t=3600")
@@ -102,6 +102,47 @@ import TollgateIO
             #expect(third.head.header("RateLimit-Policy") == "\"requests-day\";q=2;w=86400")
             #expect(try proxy.fetch(Req.generate(Self.bob)).status == 200)
             #expect(fake.requests.count == 3)
+        }
+    }
+}
+
+/// What the policy and the quota write into the body before it reaches Ollama, and the headers that say so.
+@Suite struct AccountsQuotaCapTests {
+    static let alice = AccountsQuotaTests.alice
+
+    @Test func theQuotaLowersTheGenerationAndSaysSo() throws {
+        // 400 tokens a day, a 54-byte body: 310 reserved for the prompt, 90 left to generate.
+        try AccountsQuotaTests.withQuotas(["alice tokens-per-day=400"]) { proxy, fake, book in
+            let response = try proxy.fetch(Req.generate(Self.alice))
+            #expect(response.status == 200, "\(response.text)")
+            #expect(#"{"model":"mistral:7b","prompt":"Why is the sky blue?"}"#.utf8.count == 54)
+            #expect(response.head.header("X-Tollgate-Quota-Capped") == "num_predict=90")
+            let sent = try #require(fake.requests.first.map { String(decoding: $0.body, as: UTF8.self) })
+            #expect(sent.contains(#""num_predict":90"#), "\(sent)")
+            #expect(book.balance(of: "alice").held == 0)
+        }
+    }
+
+    @Test func aRequestAskingForLessKeepsItsValueAndIsNotCapped() throws {
+        try AccountsQuotaTests.withQuotas(["alice tokens-per-day=400"]) { proxy, fake, book in
+            let body = #"{"model":"mistral:7b","prompt":"hi","options":{"num_predict":3}}"#
+            let response = try proxy.fetch(Req.post("/api/generate", body, Self.alice))
+            #expect(response.status == 200, "\(response.text)")
+            #expect(response.head.header("X-Tollgate-Quota-Capped") == nil)
+            #expect(fake.requests.first.map { String(decoding: $0.body, as: UTF8.self) } == body)
+            let counts = try #require(finalOllamaCounts(response))
+            #expect(book.balance(of: "alice").dayTokens == counts.prompt + counts.completion)
+        }
+    }
+
+    @Test func theStarLinesCapsApplyToEveryone() throws {
+        try AccountsQuotaTests.withQuotas(["* max-context=2048 max-predict=16"]) { proxy, fake, _ in
+            let body = #"{"model":"mistral:7b","prompt":"hi","options":{"num_ctx":8192}}"#
+            let response = try proxy.fetch(Req.post("/api/generate", body, Self.alice))
+            #expect(response.status == 200, "\(response.text)")
+            #expect(response.head.header("X-Tollgate-Quota-Capped") == nil)
+            let lowered = try #require(response.head.header("X-Tollgate-Lowered"))
+            #expect(lowered.contains("num_ctx=2048") && lowered.contains("num_predict=16"), "\(lowered)")
         }
     }
 }

@@ -66,6 +66,23 @@ public final class QuotaBook: Sendable {
         }
     }
 
+    /// The same reservation holding a smaller generation cap, `predict` (the request asked for less than the
+    /// quota left): the difference is released at once.
+    public func shrink(_ reservation: QuotaReservation, toPredict predict: Int) -> QuotaReservation {
+        guard let cap = reservation.predictCap, predict < cap else { return reservation }
+        let release = cap - max(0, predict)
+        let windows = UTCWindows(unixSeconds: clock())
+        balances.withLock { table in
+            guard var b = table[reservation.user] else { return }
+            b.roll(windows)
+            if b.day == reservation.day { b.dayHeld -= release }
+            if b.month == reservation.month { b.monthHeld -= release }
+            table[reservation.user] = b
+        }
+        return QuotaReservation(user: reservation.user, tokens: reservation.tokens - release, predictCap: max(0, predict),
+                                capped: false, day: reservation.day, month: reservation.month)
+    }
+
     /// `user`'s balance now: spent and held in the day and month, requests today.
     public func balance(of user: String) -> (dayTokens: Int, monthTokens: Int, dayRequests: Int, held: Int) {
         let windows = UTCWindows(unixSeconds: clock())

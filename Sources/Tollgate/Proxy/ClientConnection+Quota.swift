@@ -15,9 +15,7 @@ extension QuotaCharge {
     /// generating); otherwise (cut off before the count, the client gone, the upstream silent) the whole reservation,
     /// as Ollama may have evaluated and generated up to it.
     static func of(_ ex: Exchange) -> QuotaCharge {
-        if ex.status >= 200 && ex.status < 300, let scanner = ex.responseScanner, let prompt = scanner.promptTokens {
-            return .counted(prompt + (scanner.completionTokens ?? 0))
-        }
+        if let usage = ex.tokenUsage { return .counted(usage.total) }
         if ex.upstreamStart == 0 { return .nothing }
         if ex.headSent && ex.status >= 400 { return .nothing }
         return .reservation
