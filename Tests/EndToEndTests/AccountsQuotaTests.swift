@@ -14,7 +14,8 @@ import TollgateIO
     static let lateEvening: Int64 = 1_796_425_200
 
     /// A proxy whose quota book reads a clock fixed at `lateEvening`, with alice and bob and `policies`.
-    static func withQuotas(_ policies: [String], body: (Proxy, FakeOllamaServer, QuotaBook) throws -> Void) throws {
+    static func withQuotas(_ policies: [String], configure: (inout ServerConfig) -> Void = { _ in },
+                           body: (Proxy, FakeOllamaServer, QuotaBook) throws -> Void) throws {
         let users = try TestUsers.parse("alice:{PLAIN}pw-a\nbob:{PLAIN}pw-b\n")
         let table = try ServerConfig(resolved: ConfigResolver.resolve(flags: ["policy": policies], environment: [:],
                                                                        file: nil), cores: 1).policies
@@ -34,6 +35,7 @@ import TollgateIO
         config.rateLimit = nil
         config.users = users
         config.policies = table
+        configure(&config)
         let server = try Server(config: config, quotaBook: book)
         server.start()
         defer { stop(server) }
@@ -143,6 +145,30 @@ import TollgateIO
             #expect(response.head.header("X-Tollgate-Quota-Capped") == nil)
             let lowered = try #require(response.head.header("X-Tollgate-Lowered"))
             #expect(lowered.contains("num_ctx=2048") && lowered.contains("num_predict=16"), "\(lowered)")
+        }
+    }
+}
+
+/// A policy line's `models`, `rate` and `cloud-models` replace the global settings for its user only.
+@Suite struct AccountsPolicyOverrideTests {
+    static let alice = AccountsQuotaTests.alice
+    static let bob = AccountsQuotaTests.bob
+
+    @Test func aUsersModelsAndRateReplaceTheGlobalOnes() throws {
+        try AccountsQuotaTests.withQuotas(["alice models=llama3 rate=0.001", "bob models=*"],
+                                          configure: { $0.modelAllowlist = ["mistral:7b"]; $0.userBurst = 0 }) { proxy, fake, _ in
+            // Alice may not use the globally allowed model, her own list applies.
+            expectError(try proxy.fetch(Req.generate(Self.alice)), status: 403, family: .ollama)
+            // Her rate: the first request passed, the next is refused with the user policy's headers.
+            let limited = try proxy.fetch(Req.generate(Self.alice))
+            expectError(limited, status: 429, family: .ollama)
+            #expect(limited.head.header("RateLimit-Policy") == "\"user\";q=1;w=1")
+            // Bob: any model, no per-user rate (none is set globally).
+            for _ in 0..<3 {
+                #expect(try proxy.fetch(Req.post("/api/generate", #"{"model":"mistral:7b","prompt":"x"}"#, Self.bob)).status == 200)
+            }
+            expectError(try proxy.fetch(Req.post("/api/generate", #"{"model":"qwen:cloud","prompt":"x"}"#, Self.bob)),
+                        status: 403, family: .ollama)
         }
     }
 }

@@ -1,3 +1,4 @@
+import Synchronization
 import Testing
 import TollgateTestSupport
 @testable import Tollgate
@@ -138,5 +139,49 @@ import TollgateTestSupport
         #expect(!CloudModel.Policy.anyoneAll(config))
         #expect(CloudModel.Policy(config).refusal("x:cloud", user: "bob")?.status == 403)
         #expect(CloudModel.Policy(config).refusal("x:cloud", user: "alice") == nil)
+    }
+}
+
+/// A policy's `max-inflight` replaces `max-inflight-per-user` for its user in the concurrency limiter.
+@Suite struct LimitsPolicyConcurrencyTests {
+    @Test func aUsersOwnCapReplacesTheConfiguredOne() {
+        var settings = ConcurrencyLimiter.Settings()
+        settings.perUser = 1
+        settings.global = 10
+        let limiter = ConcurrencyLimiter(settings: settings)
+        func take(_ user: String, _ cap: Int?) -> Bool {
+            if case .acquired = limiter.acquire(user: user, perUser: cap, nowMillis: 0, onGranted: { _ in }, onExpired: {}) {
+                return true
+            }
+            return false
+        }
+        #expect(take("alice", 3) && take("alice", 3) && take("alice", 3))
+        #expect(!take("alice", 3))
+        #expect(take("bob", nil))
+        #expect(!take("bob", nil))
+        #expect(limiter.tryAcquire(user: "carol", perUser: 2) != nil)
+        #expect(limiter.tryAcquire(user: "carol", perUser: 2) != nil)
+        #expect(limiter.tryAcquire(user: "carol", perUser: 2) == nil)
+    }
+
+    @Test func aQueuedRequestIsGrantedUnderItsUsersOwnCap() {
+        var settings = ConcurrencyLimiter.Settings()
+        settings.perUser = 1
+        settings.global = 10
+        let limiter = ConcurrencyLimiter(settings: settings)
+        guard case .acquired(let first) = limiter.acquire(user: "alice", perUser: 1, nowMillis: 0, onGranted: { _ in },
+                                                          onExpired: {}) else {
+            Issue.record("not acquired")
+            return
+        }
+        let granted = Mutex(0)
+        guard case .queued = limiter.acquire(user: "alice", perUser: 1, nowMillis: 0,
+                                             onGranted: { _ in granted.withLock { $0 += 1 } }, onExpired: {}) else {
+            Issue.record("not queued")
+            return
+        }
+        limiter.release(first)
+        #expect(granted.withLock { $0 } == 1)
+        #expect(limiter.inFlight(user: "alice") == 1)
     }
 }
