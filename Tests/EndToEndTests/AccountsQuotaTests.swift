@@ -172,3 +172,29 @@ import TollgateIO
         }
     }
 }
+
+/// `tollgate check-config` with policy lines: each line as it applies, or the bad line with its file and line.
+@Suite struct AccountsPolicyCheckConfigTests {
+    @Test func checkConfigPrintsTheEffectivePolicies() throws {
+        let dir = try OpsTempDirectory()
+        let users = dir.file("users.htpasswd")
+        try "alice:{PLAIN}x\n".write(toFile: users, atomically: true, encoding: .utf8)
+        let run = CLI.run(["check-config", "--listen-plain", "127.0.0.1:1", "--users", users, "--metrics-listen", "off",
+                           "--policy", "* tokens-per-day=1000 max-predict=256",
+                           "--policy", "alice tokens-per-day=off models=a,b"])
+        #expect(run.status == 0, "\(run)")
+        let text = run.stdout + run.stderr
+        #expect(text.contains("policy * tokens-per-day=1000 max-predict=256"), "\(text)")
+        #expect(text.contains("policy alice tokens-per-day=off models=a,b max-predict=256"), "\(text)")
+    }
+
+    @Test func aBadLineInTheFileIsNamedWithItsLine() throws {
+        let dir = try OpsTempDirectory()
+        let conf = dir.file("tollgate.conf")
+        try "listen-plain = 127.0.0.1:1\nmetrics-listen = off\npolicy = * models=a,b\npolicy = bob tokens-per-day=many\n"
+            .write(toFile: conf, atomically: true, encoding: .utf8)
+        let run = CLI.run(["check-config", "--config", conf])
+        #expect(run.status != 0, "\(run)")
+        #expect(run.stderr.contains("\(conf):4: key \"policy\": tokens-per-day=many: expected an integer"), "\(run)")
+    }
+}
