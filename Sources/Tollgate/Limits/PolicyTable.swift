@@ -9,6 +9,8 @@ public struct PolicyTable: Sendable, Equatable {
     public private(set) var lines: [String: UserPolicy] = [:]
     /// Each user with a line: the `*` line overridden by it.
     private var effective: [String: UserPolicy] = [:]
+    /// Whether no line sets anything (the phases then skip the lookup).
+    public private(set) var isEmpty = true
 
     /// No policies.
     public init() {}
@@ -18,10 +20,8 @@ public struct PolicyTable: Sendable, Equatable {
         self.everyone = everyone
         self.lines = lines
         for (user, line) in lines { effective[user] = everyone.overridden(by: line) }
+        isEmpty = everyone == UserPolicy() && lines.isEmpty
     }
-
-    /// Whether no line sets anything.
-    public var isEmpty: Bool { everyone == UserPolicy() && lines.isEmpty }
 
     /// What applies to `user` (the `*` line for a user without a line of their own, and for requests without a
     /// user, with authentication off).

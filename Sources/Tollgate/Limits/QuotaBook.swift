@@ -44,8 +44,8 @@ public final class QuotaBook: Sendable {
     /// Reserves for one request by `user` under `limits`: granted (with the generation cap the quota leaves) or
     /// refused (429). A grant must be settled exactly once.
     public func reserve(user: String, limits: QuotaLimits, estimate: QuotaEstimate) -> QuotaDecision {
-        let windows = UTCWindows(unixSeconds: clock())
         let now = clock()
+        let windows = UTCWindows(unixSeconds: now)
         return balances.withLock { table in
             var b = table[user] ?? QuotaBalance(windows)
             b.roll(windows)

@@ -140,6 +140,8 @@ public struct Spending: Sendable, Equatable {
 public protocol SpendingHistory: Sendable {
     /// Per user: tokens (prompt + completion) of the requests that ended at or after `dayStart` and at or after
     /// `monthStart` (Unix seconds, the starts of the current UTC day and month), and the inference requests that
-    /// ended at or after `dayStart`. Blocking (reads a database): called once at start-up, before any loop runs.
+    /// ended at or after `dayStart` and count against `requests-per-day`: those that reached Ollama and were not
+    /// answered with an error status (a 429 of Tollgate's, a 502, a 404 for an unknown model do not count; see
+    /// `QuotaCharge`). Blocking (reads a database): called once at start-up, before any loop runs.
     func spent(sinceDay dayStart: Int64, sinceMonth monthStart: Int64) throws -> [String: Spending]
 }
