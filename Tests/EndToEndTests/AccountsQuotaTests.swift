@@ -15,11 +15,13 @@ import TollgateIO
 
     /// A proxy whose quota book reads a clock fixed at `lateEvening`, with alice and bob and `policies`.
     static func withQuotas(_ policies: [String], configure: (inout ServerConfig) -> Void = { _ in },
+                           history: (any SpendingHistory)? = nil,
                            body: (Proxy, FakeOllamaServer, QuotaBook) throws -> Void) throws {
         let users = try TestUsers.parse("alice:{PLAIN}pw-a\nbob:{PLAIN}pw-b\n")
         let table = try ServerConfig(resolved: ConfigResolver.resolve(flags: ["policy": policies], environment: [:],
                                                                        file: nil), cores: 1).policies
         let book = QuotaBook(clock: { AccountsQuotaTests.lateEvening })
+        if let history { try book.seed(from: history) }
         let fake = try FakeOllamaHarness.start(tokens: 5)
         defer { fake.stop() }
         let certificates = TestCertificates.shared
@@ -92,6 +94,24 @@ import TollgateIO
                 #expect(response.head.header("RateLimit-Policy") == "\"tokens-day\";q=10;w=86400")
             }
             #expect(fake.requests.isEmpty)
+        }
+    }
+
+    /// The ledger's stand-in: what alice spent before the restart.
+    struct Ledger: SpendingHistory {
+        func spent(sinceDay dayStart: Int64, sinceMonth monthStart: Int64) throws -> [String: Spending] {
+            dayStart == 1_796_342_400 ? ["alice": Spending(dayTokens: 990, monthTokens: 990, dayRequests: 7)] : [:]
+        }
+    }
+
+    @Test func aRestartSeededFromTheLedgerKeepsTheBalance() throws {
+        try Self.withQuotas(["* tokens-per-day=1000"], history: Ledger()) { proxy, fake, book in
+            let refused = try proxy.fetch(Req.generate(Self.alice))
+            expectError(refused, status: 429, family: .ollama)
+            #expect(refused.head.header("RateLimit") == "\"tokens-day\";r=10;t=3600")
+            #expect(try proxy.fetch(Req.generate(Self.bob)).status == 200)
+            #expect(fake.requests.count == 1)
+            #expect(book.balance(of: "alice").dayRequests == 7)
         }
     }
 
