@@ -166,6 +166,12 @@ import Testing
             == "{ \"model\" : \"m\",\n \"prompt\":\"h\\u00e9 \\\"num_predict\\\":1\", \"options\" : { \"seed\" : 1 , \"num_predict\" : 256 } }")
     }
 
+    @Test func aCapBelowOneIsWrittenAsOneNeverAsUnlimited() {
+        #expect(rewritten(.generate, #"{"options":{"num_predict":5}}"#, GenerationLimits(maxPredict: 0))
+            == #"{"options":{"num_predict":1}}"#)
+        #expect(rewritten(.chatCompletions, #"{}"#, GenerationLimits(maxPredict: -3)) == #"{"max_tokens":1}"#)
+    }
+
     @Test func loweredHeader() {
         #expect(LoweredField.headerValue([LoweredField(field: "num_ctx", from: "8192", to: 4096),
                                           LoweredField(field: "num_predict", from: nil, to: 256)]) == "num_ctx=4096 num_predict=256")
