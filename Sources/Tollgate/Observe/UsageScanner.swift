@@ -12,7 +12,7 @@
 /// | `/api/embeddings` | none reported: a complete response counts as 0 + 0 |
 /// | `/v1/chat/completions`, `/v1/completions` | `usage.prompt_tokens`, `usage.completion_tokens`; streamed, of the last event with a usage, once `data: [DONE]` arrives |
 /// | `/v1/embeddings` | `usage.prompt_tokens` |
-/// | `/v1/responses` | `usage.input_tokens`, `usage.output_tokens`; streamed, `response.usage` of the `response.completed` event |
+/// | `/v1/responses` | `usage.input_tokens`, `usage.output_tokens`; streamed, `response.usage` of the `response.completed` event (or of `response.failed` when it has one) |
 /// | `/v1/messages` | `usage.input_tokens`, `usage.output_tokens`; streamed, the `message_delta` event's usage (its input count, else `message_start`'s) |
 ///
 /// Ollama leaves a zero count out (`omitempty`), so a missing count in a complete answer is 0. `usage` is nil until
@@ -352,7 +352,9 @@ public struct UsageScanner: Sendable {
         case .responses:
             if !streamed {
                 if f.hasUsage { finish(f.usageIn ?? 0, f.usageOut ?? 0) }
-            } else if f.type == Array("response.completed".utf8), f.responseIn != nil || f.responseOut != nil {
+            } else if f.type == Array("response.completed".utf8) || f.type == Array("response.failed".utf8),
+                      f.responseIn != nil || f.responseOut != nil {
+                // A failed web-search loop reports what it spent too.
                 finish(f.responseIn ?? 0, f.responseOut ?? 0)
             }
         case .messages:

@@ -133,6 +133,8 @@ import Testing
         """
         #expect(usage(.responses, events) == tokens(11, 3))
         #expect(usage(.responses, String(events.prefix(300))) == nil)
+        let failed = "event: response.failed\ndata: {\"response\":{\"status\":\"failed\",\"usage\":{\"input_tokens\":4,\"output_tokens\":2}},\"type\":\"response.failed\"}\n\n"
+        #expect(usage(.responses, failed) == tokens(4, 2))
     }
 
     @Test func anthropicNotStreamedAndStreamed() {
