@@ -69,6 +69,12 @@ import Testing
             == #"{"options":{"num_predict":256,"num_ctx":4096}, "model":"m"}"#)
     }
 
+    @Test func severalInsertionsShareOneObject() {
+        let limits = GenerationLimits(maxPredict: 256, keepAlive: KeepAliveLimit(seconds: 60, replaceAbsent: true))
+        #expect(rewritten(.generate, "{}", limits) == #"{"options":{"num_predict":256},"keep_alive":60}"#)
+        #expect(rewritten(.generate, " { \"model\":\"m\" } ", limits) == #" {"options":{"num_predict":256},"keep_alive":60, "model":"m" } "#)
+    }
+
     @Test func keepAlive() throws {
         let cap = GenerationLimits(keepAlive: KeepAliveLimit(seconds: 600))
         for forever in ["-1", #""-1m""#, #""-0.5h""#, "3600", #""1h""#, #""10m1s""#, #""2562047h""#] {
