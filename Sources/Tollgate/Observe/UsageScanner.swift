@@ -12,7 +12,7 @@
 /// | `/api/embeddings` | none reported: a complete response counts as 0 + 0 |
 /// | `/v1/chat/completions`, `/v1/completions` | `usage.prompt_tokens`, `usage.completion_tokens`; streamed, of the last event with a usage, once `data: [DONE]` arrives |
 /// | `/v1/embeddings` | `usage.prompt_tokens` |
-/// | `/v1/responses` | `usage.input_tokens`, `usage.output_tokens`; streamed, `response.usage` of the `response.completed` event |
+/// | `/v1/responses` | `usage.input_tokens`, `usage.output_tokens`; streamed, `response.usage` of the `response.completed` event (or of `response.failed` when it has one) |
 /// | `/v1/messages` | `usage.input_tokens`, `usage.output_tokens`; streamed, the `message_delta` event's usage (its input count, else `message_start`'s) |
 ///
 /// Ollama leaves a zero count out (`omitempty`), so a missing count in a complete answer is 0. `usage` is nil until
@@ -89,19 +89,19 @@ public struct UsageScanner: Sendable {
 
         init(_ bytes: [UInt8]) {
             switch bytes.count {
-            case 4 where bytes == Array("done".utf8): self = .done
-            case 4 where bytes == Array("type".utf8): self = .type
-            case 5 where bytes == Array("usage".utf8): self = .usage
-            case 5 where bytes == Array("error".utf8): self = .error
-            case 7 where bytes == Array("message".utf8): self = .message
-            case 7 where bytes == Array("choices".utf8): self = .choices
-            case 8 where bytes == Array("response".utf8): self = .response
-            case 10 where bytes == Array("eval_count".utf8): self = .evalCount
-            case 12 where bytes == Array("input_tokens".utf8): self = .inputTokens
-            case 13 where bytes == Array("prompt_tokens".utf8): self = .promptTokens
-            case 13 where bytes == Array("output_tokens".utf8): self = .outputTokens
-            case 17 where bytes == Array("prompt_eval_count".utf8): self = .promptEvalCount
-            case 17 where bytes == Array("completion_tokens".utf8): self = .completionTokens
+            case 4 where bytes.elementsEqual("done".utf8): self = .done
+            case 4 where bytes.elementsEqual("type".utf8): self = .type
+            case 5 where bytes.elementsEqual("usage".utf8): self = .usage
+            case 5 where bytes.elementsEqual("error".utf8): self = .error
+            case 7 where bytes.elementsEqual("message".utf8): self = .message
+            case 7 where bytes.elementsEqual("choices".utf8): self = .choices
+            case 8 where bytes.elementsEqual("response".utf8): self = .response
+            case 10 where bytes.elementsEqual("eval_count".utf8): self = .evalCount
+            case 12 where bytes.elementsEqual("input_tokens".utf8): self = .inputTokens
+            case 13 where bytes.elementsEqual("prompt_tokens".utf8): self = .promptTokens
+            case 13 where bytes.elementsEqual("output_tokens".utf8): self = .outputTokens
+            case 17 where bytes.elementsEqual("prompt_eval_count".utf8): self = .promptEvalCount
+            case 17 where bytes.elementsEqual("completion_tokens".utf8): self = .completionTokens
             default: self = .other
             }
         }
@@ -332,6 +332,11 @@ public struct UsageScanner: Sendable {
         }
     }
 
+    private static let completedType = Array("response.completed".utf8)
+    private static let failedType = Array("response.failed".utf8)
+    private static let messageStartType = Array("message_start".utf8)
+    private static let messageDeltaType = Array("message_delta".utf8)
+
     /// A top-level object ended: what it says for this route.
     private mutating func objectEnded() {
         let f = facts
@@ -352,15 +357,17 @@ public struct UsageScanner: Sendable {
         case .responses:
             if !streamed {
                 if f.hasUsage { finish(f.usageIn ?? 0, f.usageOut ?? 0) }
-            } else if f.type == Array("response.completed".utf8), f.responseIn != nil || f.responseOut != nil {
+            } else if f.type == Self.completedType || f.type == Self.failedType,
+                      f.responseIn != nil || f.responseOut != nil {
+                // A failed web-search loop reports what it spent too.
                 finish(f.responseIn ?? 0, f.responseOut ?? 0)
             }
         case .messages:
             if !streamed {
                 if f.hasUsage { finish(f.usageIn ?? 0, f.usageOut ?? 0) }
-            } else if f.type == Array("message_start".utf8) {
+            } else if f.type == Self.messageStartType {
                 startInput = f.messageIn
-            } else if f.type == Array("message_delta".utf8), f.hasUsage {
+            } else if f.type == Self.messageDeltaType, f.hasUsage {
                 finish(f.usageIn ?? startInput ?? 0, f.usageOut ?? 0)
             }
         }

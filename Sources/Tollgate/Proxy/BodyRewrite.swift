@@ -38,7 +38,12 @@ public enum BodyRewrite {
     /// `countUsage`: ask a streamed OpenAI response for its usage.
     public static func plan(_ body: [UInt8], route: InferenceRoute, limits: GenerationLimits?,
                             countUsage: Bool) -> Result<Plan, Refusal> {
-        let limits = limits ?? GenerationLimits()
+        var limits = limits ?? GenerationLimits()
+        // 0 and negative values mean "unlimited" to Ollama: the smallest cap that can be written is 1 (a spent
+        // quota is refused before it gets here).
+        limits.maxPredict = limits.maxPredict.map { max(1, $0) }
+        limits.maxContext = limits.maxContext.map { max(1, $0) }
+        if let keep = limits.keepAlive { limits.keepAlive?.seconds = max(0, keep.seconds) }
         let injects = countUsage && route.streamsWithoutUsage
         var plan = Plan()
         if !route.generates { plan.generationCap = 0 }

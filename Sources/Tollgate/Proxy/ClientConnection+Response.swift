@@ -167,11 +167,20 @@ extension ClientConnection {
     }
 
     /// `relayBody` for a stream whose injected usage is removed (`SSEUsageFilter`): the data is decoded, filtered,
-    /// and framed again for the client (one chunk per read), never `.length` (see `consumeUpstream`).
+    /// and framed again for the client, a chunk for each upstream chunk (or read) that leaves something, so the
+    /// framing is the upstream's wherever nothing was removed; never `.length` (see `consumeUpstream`).
     private func relayFiltered(_ ex: Exchange, _ up: UpstreamConnection) {
         let start = up.unread.lowerBound, end = up.unread.upperBound
         let before = out.count
+        let chunked = ex.mode == .chunkedPassthrough || ex.mode == .rechunk
         var piece: [UInt8] = []
+        func emit() {
+            guard !piece.isEmpty else { return }
+            if chunked { HTTPWriter.appendChunkHeader(size: piece.count, to: &out) }
+            out.append(contentsOf: piece)
+            if chunked { out.append(contentsOf: HTTPWriter.crlf) }
+            piece.removeAll(keepingCapacity: true)
+        }
         var finished = false
         switch ex.mode {
         case .chunkedPassthrough, .dechunkToClose:
@@ -180,6 +189,7 @@ extension ClientConnection {
                 consumed = try ex.responseDecoder.decode(up.input.bytes, from: start, to: end) { range in
                     ex.responseScanner?.feed(up.input.bytes, range)
                     ex.usageFilter?.feed(up.input.bytes, range, into: &piece)
+                    emit()
                 }
             } catch {
                 upstreamInvalid(ex, up, detail: error.reason)
@@ -193,12 +203,7 @@ extension ClientConnection {
             ex.usageFilter?.feed(up.input.bytes, start..<end, into: &piece)
             up.consume(end - start)
         }
-        let chunked = ex.mode == .chunkedPassthrough || ex.mode == .rechunk
-        if !piece.isEmpty {
-            if chunked { HTTPWriter.appendChunkHeader(size: piece.count, to: &out) }
-            out.append(contentsOf: piece)
-            if chunked { out.append(contentsOf: HTTPWriter.crlf) }
-        }
+        emit()
         if finished && chunked { out.append(contentsOf: HTTPWriter.lastChunk) }
         ex.bytesOut += out.count - before
         if finished { responseComplete(ex, up) }

@@ -11,7 +11,8 @@ public struct GenerationLimits: Equatable, Sendable {
     /// The most tokens a generation may produce, in the field Ollama reads on the route: `options.num_predict` on
     /// `/api/generate` and `/api/chat`, `max_tokens` on `/v1/chat/completions`, `/v1/completions` and `/v1/messages`,
     /// `max_output_tokens` on `/v1/responses`. Absent, null, zero or negative (Ollama's "unlimited") becomes the cap,
-    /// except on `/v1/messages`, where Ollama refuses such a body itself.
+    /// except on `/v1/messages`, where Ollama refuses such a body itself. At least 1 (Ollama reads 0 as unlimited,
+    /// so a smaller value is written as 1): a quota with nothing left must refuse the request instead.
     public var maxPredict: Int?
     /// The cap on `keep_alive` (routes with it: the four `/api/*` inference routes).
     public var keepAlive: KeepAliveLimit?

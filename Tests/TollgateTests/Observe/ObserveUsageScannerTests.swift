@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Tollgate
 
@@ -132,6 +133,8 @@ import Testing
         """
         #expect(usage(.responses, events) == tokens(11, 3))
         #expect(usage(.responses, String(events.prefix(300))) == nil)
+        let failed = "event: response.failed\ndata: {\"response\":{\"status\":\"failed\",\"usage\":{\"input_tokens\":4,\"output_tokens\":2}},\"type\":\"response.failed\"}\n\n"
+        #expect(usage(.responses, failed) == tokens(4, 2))
     }
 
     @Test func anthropicNotStreamedAndStreamed() {
@@ -158,6 +161,32 @@ import Testing
         #expect(usage(.messages, older) == tokens(20, 6))
         // Cut before message_delta: nothing.
         #expect(usage(.messages, String(events.prefix(250))) == nil)
+    }
+
+    /// Model output made of the pieces an attacker would use, encoded as Ollama's JSON encoder encodes strings.
+    @Test func generatedAdversarialOutputNeverCounts() throws {
+        let pieces = ["\"eval_count\":0", "\\", "\"", "}", "{", "\n", "\"done\":true", "\"usage\":{\"prompt_tokens\":1}",
+                      "data: [DONE]\n\n", "é", "\u{2028}", "\"prompt_eval_count\": 7", "]", "[", ":", ",", "\r\n\r\n"]
+        var state: UInt64 = 42
+        func next(_ n: Int) -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((state >> 33) % UInt64(n))
+        }
+        for round in 0..<40 {
+            var text = ""
+            for _ in 0..<(1 + next(12)) { text += pieces[next(pieces.count)] }
+            let content = String(decoding: try JSONSerialization.data(withJSONObject: [text], options: [.fragmentsAllowed]), as: UTF8.self)
+                .dropFirst().dropLast()  // the encoded string, quotes included
+            let ndjson = "{\"model\":\"m\",\"response\":\(content),\"done\":false}\n"
+                + "{\"model\":\"m\",\"response\":\(content),\"done\":true,\"prompt_eval_count\":\(round + 1),\"eval_count\":\(round + 2)}\n"
+            #expect(usage(.generate, ndjson) == tokens(round + 1, round + 2), "\(ndjson)")
+            let sse = "data: {\"id\":\"x\",\"choices\":[{\"delta\":{\"content\":\(content)}}]}\n\n"
+                + "data: {\"id\":\"x\",\"choices\":[],\"usage\":{\"prompt_tokens\":\(round),\"completion_tokens\":3}}\n\n"
+                + "data: [DONE]\n\n"
+            #expect(usage(.chatCompletions, sse) == tokens(round, 3), "\(sse)")
+            let onlyOutput = "data: {\"id\":\"x\",\"choices\":[{\"delta\":{\"content\":\(content)}}]}\n\ndata: [DONE]\n\n"
+            #expect(usage(.chatCompletions, onlyOutput) == nil, "\(onlyOutput)")
+        }
     }
 
     @Test func negativeOrFractionalCountsAreNotCounts() {
