@@ -21,12 +21,19 @@ extension Router {
                     requestedCount: Int?) -> Generation {
         var count = config.tokens
         var limited = false
-        if let n = requestedCount, n >= 0 {
+        // Ollama: num_predict (max_tokens) 0 or negative is unlimited (-1 infinite, -2 fill the context).
+        if let n = requestedCount, n > 0 {
             count = n
             limited = true
         }
+        let promptTokens = ModelCatalog.promptTokens(bytes: promptBytes)
+        // The context holds prompt and generation: a generation stops when `options.num_ctx` is full.
+        if let ctx = body.nested("options")?.int("num_ctx"), ctx > 0, promptTokens + count > ctx {
+            count = max(0, ctx - promptTokens)
+            limited = true
+        }
         return Generation(model: body.string("model") ?? "", stream: body.bool("stream") ?? streamDefault,
-                          count: count, limited: limited, promptTokens: ModelCatalog.promptTokens(bytes: promptBytes))
+                          count: count, limited: limited, promptTokens: promptTokens)
     }
 
     /// Parses an `/api/*` body and checks the model; `.failure` carries the error reply.

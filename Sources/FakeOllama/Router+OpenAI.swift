@@ -72,7 +72,7 @@ extension Router {
         }
         let g = generation(body, streamDefault: false,
                            promptBytes: RequestBody.messagesLength(body.array("messages") ?? []),
-                           requestedCount: body.int("max_tokens") ?? body.int("max_completion_tokens"))
+                           requestedCount: body.int("max_tokens"))  // Ollama reads no max_completion_tokens
         let includeUsage = body.nested("stream_options")?.bool("include_usage") ?? false
         let model = g.model
         let id = "chatcmpl-1"

@@ -33,6 +33,11 @@ struct CheckConfig: ParsableCommand {
                 ? "" : " (\(backend.address.address.hostString))"
             note("backend \(i + 1) http://\(backend.address.hostHeader)\(resolved): \(limit), \(reachable)")
         }
+        if !config.policies.isEmpty {
+            // Each line as it applies: a user's own keys over the `*` line's (keys neither sets follow the global
+            // settings).
+            for line in config.policies.summaryLines { note("policy \(line)") }
+        }
         print(startup.resolved.render(), terminator: "")
         note("configuration ok")
     }

@@ -48,6 +48,7 @@ struct ServeOptions: ParsableArguments {
     @Option(setting: "queue-timeout") var queueTimeout: String?
     @Option(setting: "user-rate") var userRate: String?
     @Option(setting: "user-burst") var userBurst: String?
+    @Option(setting: "policy") var policy: [String] = []
     @Option(setting: "redis") var redis: String?
     @Option(setting: "fleet-size") var fleetSize: String?
     @Option(setting: "redis-fallback") var redisFallback: String?

@@ -39,6 +39,7 @@ public enum SettingSamples {
         "hsts": ["max-age=60"],
         "pid-file": ["tollgate.pid"],
         "state-dir": ["state"],
+        "policy": ["* tokens-per-day=1000"],
     ]
 
     /// Flag values for `setting` that differ from its default: `[]` for a boolean (the bare flag); nil for a
@@ -57,7 +58,7 @@ public enum SettingSamples {
             return [String(sample)]
         case .choice(let words):
             return words.first { $0 != setting.defaultText }.map { [$0] }
-        case .string, .list:
+        case .string, .list, .lines:
             return texts[setting.name]
         }
     }

@@ -112,3 +112,14 @@ def test_responses_stream(responses_client, responses_direct):
     assert [e["sequence_number"] for e in got] == list(range(len(got)))
     assert got[-1]["response"]["usage"]["output_tokens"] == TOKENS
     assert got == want
+
+
+def test_message_stream_bytes_and_usage(tollgate, fake_ollama, tls):
+    # The event stream reaches the client as Ollama wrote it; its usage (message_delta) is what Tollgate counts.
+    body = {"model": MODEL, "max_tokens": 100, "messages": MESSAGES, "stream": True}
+    with httpx2.Client(verify=tls.context(), timeout=30) as h:
+        got = h.post(f"{tollgate.url}/v1/messages", json=body, headers={"x-api-key": f"{USER}:{PASSWORD}"}).content
+    with httpx2.Client(timeout=30) as h:
+        want = h.post(f"{fake_ollama.url}/v1/messages", json=body).content
+    assert got == want
+    assert b'"type":"message_delta"' in got and f'"output_tokens":{TOKENS}'.encode() in got

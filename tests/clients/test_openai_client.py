@@ -90,3 +90,45 @@ def test_rate_limited_is_rate_limit_error(tollgate_limited, tls):
 
         with pytest.raises(openai.RateLimitError):
             c.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+
+
+def _raw_stream(url, path, body, verify, key=None) -> bytes:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    with httpx2.Client(verify=verify, timeout=30) as h:
+        r = h.post(f"{url}{path}", json=body, headers=headers)
+        assert r.status_code == 200, r.text
+        return r.content
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/v1/chat/completions", {"model": MODEL, "messages": MESSAGES, "stream": True}),
+    ("/v1/completions", {"model": MODEL, "prompt": "Why is the sky blue?", "stream": True}),
+])
+def test_stream_without_usage_is_byte_identical(tollgate, fake_ollama, tls, path, body):
+    # Tollgate asks Ollama for the usage (to count the tokens) and removes what that adds: the client receives
+    # exactly the bytes a direct request gets.
+    got = _raw_stream(tollgate.url, path, body, tls.context(), key=f"{USER}:{PASSWORD}")
+    want = _raw_stream(fake_ollama.url, path, body, True)
+    assert b'"usage"' not in got
+    assert got == want
+
+
+def test_stream_with_usage_gets_it_once(client, direct):
+    kwargs = dict(model=MODEL, messages=MESSAGES, stream=True, stream_options={"include_usage": True})
+    with client.chat.completions.create(**kwargs) as s:
+        got = [c.model_dump() for c in s]
+    with direct.chat.completions.create(**kwargs) as s:
+        want = [c.model_dump() for c in s]
+    assert got == want
+    usages = [c["usage"] for c in got if c.get("usage")]
+    assert len(usages) == 1 and usages[0]["completion_tokens"] == TOKENS and usages[0]["prompt_tokens"] > 0
+    assert got[-1]["choices"] == []
+
+
+def test_completion_stream_without_usage(client, direct):
+    with client.completions.create(model=MODEL, prompt="Why is the sky blue?", stream=True) as s:
+        got = [c.model_dump() for c in s]
+    with direct.completions.create(model=MODEL, prompt="Why is the sky blue?", stream=True) as s:
+        want = [c.model_dump() for c in s]
+    assert got == want
+    assert all(c.get("usage") is None for c in got)

@@ -74,8 +74,10 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"reflect"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 )
@@ -120,6 +122,8 @@ type Report struct {
 	Location   string    `json:"location,omitempty"`
 	BodyLen    int       `json:"body_len"`
 	Readings   []Reading `json:"readings"`
+	// What the inference handlers read of the fields Tollgate clamps (inference routes only).
+	Generation *Generation `json:"generation,omitempty"`
 	// Credentials headers that reached the upstream (Ollama's cloud passthrough copies client headers to
 	// ollama.com, so a proxy must not pass its users' credentials on).
 	Credentials []string `json:"credentials"`
@@ -200,6 +204,7 @@ func readBody(c *gin.Context) []byte {
 		report(c).Readings = append(report(c).Readings, Reading{By: "body", Status: "unread", Detail: err.Error()})
 	}
 	c.Request.Body = io.NopCloser(bytes.NewReader(b))
+	c.Set("body", b)
 	return b
 }
 
@@ -280,6 +285,147 @@ func structReadings(body []byte, fields ...string) []Reading {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// The fields Tollgate clamps (max-context, max-predict, keep-alive) and asks for (include_usage), read as Ollama
+// reads them: /api/* decode options as map[string]any (exact keys, a number truncated to int64 by
+// Options.FromMap, null skipped, any other type an error) and keep_alive with api.Duration's UnmarshalJSON; the
+// OpenAI and Anthropic middlewares decode their structs and map max_tokens / max_output_tokens to num_predict.
+
+// Generation is what the handler would run with. Nil fields: not set by the request (the server's default).
+type Generation struct {
+	Error      string `json:"error,omitempty"` // the handler or middleware would answer 400
+	NumCtx     *int64 `json:"num_ctx"`
+	NumPredict *int64 `json:"num_predict"`
+	// keep_alive in seconds; -1 when Ollama reads "forever" (any negative value).
+	KeepAlive    *float64 `json:"keep_alive"`
+	Stream       bool     `json:"stream"`
+	IncludeUsage bool     `json:"include_usage"`
+}
+
+// ollamaDuration is api.Duration's UnmarshalJSON, reporting seconds (-1: forever).
+type ollamaDuration struct{ seconds float64 }
+
+func (d *ollamaDuration) UnmarshalJSON(b []byte) error {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	switch t := v.(type) {
+	case float64:
+		if t < 0 {
+			d.seconds = -1
+		} else {
+			d.seconds = float64(time.Duration(t*float64(time.Second))) / float64(time.Second)
+		}
+	case string:
+		p, err := time.ParseDuration(t)
+		if err != nil {
+			return err
+		}
+		if p < 0 {
+			d.seconds = -1
+		} else {
+			d.seconds = p.Seconds()
+		}
+	default:
+		return fmt.Errorf("Unsupported type: '%s'", reflect.TypeOf(v))
+	}
+	return nil
+}
+
+func optionInt(m map[string]any, key string) (*int64, error) {
+	v, ok := m[key]
+	if !ok || v == nil {
+		return nil, nil
+	}
+	if f, ok := v.(float64); ok {
+		n := int64(f)
+		return &n, nil
+	}
+	return nil, fmt.Errorf("option %q must be of type integer", key)
+}
+
+func intPtr(p *int) *int64 {
+	if p == nil {
+		return nil
+	}
+	n := int64(*p)
+	return &n
+}
+
+func generationReading(route string, body []byte) *Generation {
+	g := &Generation{}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	switch route {
+	case "POST /api/generate", "POST /api/chat", "POST /api/embed", "POST /api/embeddings":
+		var v struct {
+			Options   map[string]any  `json:"options"`
+			KeepAlive *ollamaDuration `json:"keep_alive"`
+			Stream    *bool           `json:"stream"`
+		}
+		if err := dec.Decode(&v); err != nil {
+			g.Error = err.Error()
+			return g
+		}
+		var err error
+		if g.NumCtx, err = optionInt(v.Options, "num_ctx"); err != nil {
+			g.Error = err.Error()
+		}
+		if g.NumPredict, err = optionInt(v.Options, "num_predict"); err != nil {
+			g.Error = err.Error()
+		}
+		if v.KeepAlive != nil {
+			s := v.KeepAlive.seconds
+			g.KeepAlive = &s
+		}
+		g.Stream = v.Stream == nil || *v.Stream
+	case "POST /v1/chat/completions", "POST /v1/completions":
+		var v struct {
+			MaxTokens     *int `json:"max_tokens"`
+			Stream        bool `json:"stream"`
+			StreamOptions *struct {
+				IncludeUsage bool `json:"include_usage"`
+			} `json:"stream_options"`
+		}
+		if err := dec.Decode(&v); err != nil {
+			g.Error = err.Error()
+			return g
+		}
+		g.NumPredict = intPtr(v.MaxTokens)
+		g.Stream = v.Stream
+		g.IncludeUsage = v.StreamOptions != nil && v.StreamOptions.IncludeUsage
+	case "POST /v1/responses":
+		var v struct {
+			MaxOutputTokens *int `json:"max_output_tokens"`
+			Stream          bool `json:"stream"`
+		}
+		if err := dec.Decode(&v); err != nil {
+			g.Error = err.Error()
+			return g
+		}
+		g.NumPredict = intPtr(v.MaxOutputTokens)
+		g.Stream = v.Stream
+	case "POST /v1/messages":
+		var v struct {
+			MaxTokens int  `json:"max_tokens"`
+			Stream    bool `json:"stream"`
+		}
+		if err := dec.Decode(&v); err != nil {
+			g.Error = err.Error()
+			return g
+		}
+		if v.MaxTokens <= 0 {
+			g.Error = "max_tokens is required and must be positive"
+		}
+		n := int64(v.MaxTokens)
+		g.NumPredict = &n
+		g.Stream = v.Stream
+	default:
+		return nil
+	}
+	return g
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Handlers.
 
 func report(c *gin.Context) *Report {
@@ -292,6 +438,11 @@ func report(c *gin.Context) *Report {
 
 func finish(c *gin.Context, route, class string, readings []Reading) {
 	rep := report(c)
+	if class == classInference {
+		if body, ok := c.Get("body"); ok {
+			rep.Generation = generationReading(route, body.([]byte))
+		}
+	}
 	rep.Route = route
 	rep.Class = class
 	rep.Readings = append(rep.Readings, readings...)

@@ -118,7 +118,7 @@ public struct ConfigFile: Sendable, Equatable {
             }
             if firstLine[key] == nil { firstLine[key] = lineNumber }
             let items: [String]
-            switch splitValue(content[(equals + 1)...], allowCommas: definition.kind.isList) {
+            switch splitValue(content[(equals + 1)...], allowCommas: definition.kind.splitsAtCommas) {
             case .success(let i): items = i
             case .failure(let e):
                 problem(key, e.message)

@@ -42,9 +42,9 @@ public struct ResolvedConfig: Sendable, Equatable {
         return b
     }
 
-    /// A `.list` setting; empty when unset with no default.
+    /// A `.list` or `.lines` setting; empty when unset with no default.
     public func list(_ name: String) -> [String] {
-        check(name) { $0 == .list }
+        check(name) { $0.isList }
         guard case .list(let items)? = values[name] else { return [] }
         return items
     }

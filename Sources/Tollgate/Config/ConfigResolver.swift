@@ -115,6 +115,18 @@ public enum ConfigResolver {
     /// An environment variable's text as a value of `kind`: taken as is (no quotes, no comments, no trimming),
     /// lists split at commas.
     private static func environmentValue(_ raw: String, kind: SettingKind) -> Result<SettingValue, SettingValueError> {
+        if kind == .lines {
+            // Lines hold their own commas: items are separated by `;` instead.
+            let items = raw.split(separator: ";", omittingEmptySubsequences: false).map { part -> String in
+                var item = part
+                while item.first == " " || item.first == "\t" { item.removeFirst() }
+                while item.last == " " || item.last == "\t" { item.removeLast() }
+                return String(item)
+            }
+            if items.allSatisfy(\.isEmpty) { return .success(.list([])) }
+            if items.contains("") { return .failure(SettingValueError("empty item in list")) }
+            return .success(.list(items))
+        }
         if kind.isList {
             if raw.allSatisfy({ $0 == " " || $0 == "\t" }) { return .success(.list([])) }
             let items = ConfigFile.splitList(raw)

@@ -148,6 +148,11 @@ extension SettingDefinition {
         .init("user-burst", .int(0...1_000_000), default: "20", .restart,
               .field(\.userBurst),
               "Burst for user-rate."),
+        .init("policy", .lines, default: nil, .reloadable,
+              .field(\.policies) { $0.policies() },
+              "Per-user policy: USER (or * for everyone) then key=value pairs: tokens-per-day, tokens-per-month, "
+              + "requests-per-day, models, max-inflight, rate, cloud-models, max-context, max-predict, keep-alive; "
+              + "repeatable, one line per user."),
         // Shared limits (several Tollgates behind one load balancer)
         .init("redis", .string, default: nil, .restart,
               .field(\.redis) { $0.redis() },

@@ -16,12 +16,20 @@ public enum SettingKind: Sendable, Equatable {
     case choice([String])
     /// A list of strings: repeat the key or separate items with commas.
     case list
+    /// A list of whole lines: repeat the key, one item per occurrence, never split at commas (an item holds its own
+    /// comma lists, as a `policy` line does). A `TOLLGATE_*` variable separates items with `;`.
+    case lines
 
     /// Whether a key of this kind may repeat in a file (each occurrence appends).
     public var isList: Bool {
-        if case .list = self { return true }
-        return false
+        switch self {
+        case .list, .lines: return true
+        default: return false
+        }
     }
+
+    /// Whether a config-file value of this kind is split into items at commas.
+    var splitsAtCommas: Bool { self == .list }
 
     /// A short name for help and messages: "integer 1...256", "one of text, none".
     public var summary: String {
@@ -33,6 +41,7 @@ public enum SettingKind: Sendable, Equatable {
         case .bool: return "true or false"
         case .choice(let words): return "one of " + words.joined(separator: ", ")
         case .list: return "list"
+        case .lines: return "list of lines"
         }
     }
 
@@ -70,7 +79,7 @@ public enum SettingKind: Sendable, Equatable {
                     + "got \(text.debugDescription)"))
             }
             return .success(.string(text))
-        case .list:
+        case .list, .lines:
             return .success(.list([text]))
         }
     }

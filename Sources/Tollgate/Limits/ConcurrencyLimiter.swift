@@ -57,14 +57,15 @@ public final class ConcurrencyLimiter: Sendable {
     }
 
     /// Takes a slot for `user`, or queues the request, or refuses it when the queue is full.
-    public func acquire(user: String, nowMillis: UInt64, onGranted: @escaping @Sendable (Slot) -> Void,
+    /// `perUser`: this user's own cap (a `policy` line's `max-inflight`), nil for `settings.perUser`.
+    public func acquire(user: String, perUser: Int? = nil, nowMillis: UInt64, onGranted: @escaping @Sendable (Slot) -> Void,
                         onExpired: @escaping @Sendable () -> Void) -> Acquire {
-        state.withLock { $0.acquire(user: user, now: nowMillis, onGranted: onGranted, onExpired: onExpired) }
+        state.withLock { $0.acquire(user: user, cap: perUser, now: nowMillis, onGranted: onGranted, onExpired: onExpired) }
     }
 
     /// A slot for `user` now if both caps allow, else nil; never queues (the Redis fallback keeps its own queue).
-    public func tryAcquire(user: String) -> Slot? {
-        state.withLock { $0.tryAcquire(user: user) }
+    public func tryAcquire(user: String, perUser: Int? = nil) -> Slot? {
+        state.withLock { $0.tryAcquire(user: user, cap: perUser) }
     }
 
     /// Frees `slot` at once and grants it to the next eligible waiter in FIFO order (a waiter whose user is at its

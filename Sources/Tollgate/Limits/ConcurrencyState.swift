@@ -11,6 +11,8 @@ struct ConcurrencyState: Sendable {
     /// A request waiting for a slot.
     struct Waiter: Sendable {
         let user: String
+        /// Its user's cap (a `policy` line's `max-inflight`, else `settings.perUser`).
+        let cap: Int
         let onGranted: @Sendable (Slot) -> Void
         let onExpired: @Sendable () -> Void
     }
@@ -36,8 +38,8 @@ struct ConcurrencyState: Sendable {
     /// Slots held by `user`.
     func inFlight(user: String) -> Int { perUser[user] ?? 0 }
 
-    private func eligible(_ user: String) -> Bool {
-        inFlight < settings.global && (perUser[user] ?? 0) < settings.perUser
+    private func eligible(_ user: String, _ cap: Int) -> Bool {
+        inFlight < settings.global && (perUser[user] ?? 0) < cap
     }
 
     private mutating func grant(_ user: String) -> Slot {
@@ -50,22 +52,24 @@ struct ConcurrencyState: Sendable {
     }
 
     /// A slot now, a place in the queue, or a refusal when the queue is full.
-    mutating func acquire(user: String, now: UInt64, onGranted: @escaping @Sendable (Slot) -> Void,
+    /// `cap`: the user's own cap (a `policy` line's), nil for `settings.perUser`.
+    mutating func acquire(user: String, cap: Int? = nil, now: UInt64, onGranted: @escaping @Sendable (Slot) -> Void,
                           onExpired: @escaping @Sendable () -> Void) -> ConcurrencyLimiter.Acquire {
-        if eligible(user) { return .acquired(grant(user)) }
+        let cap = cap ?? settings.perUser
+        if eligible(user, cap) { return .acquired(grant(user)) }
         guard waiters.count < settings.queueLimit,
               waiters.count(where: { $0.user == user }) < settings.queuePerUser else {
             return .rejected(retryAfterSeconds: max(1, settings.retryAfterSeconds))
         }
         let ticket = nextID
         nextID &+= 1
-        waiters.append(Waiter(user: user, onGranted: onGranted, onExpired: onExpired), ticket: ticket, now: now)
+        waiters.append(Waiter(user: user, cap: cap, onGranted: onGranted, onExpired: onExpired), ticket: ticket, now: now)
         return .queued(ticket: ticket)
     }
 
     /// A slot now if `user` is eligible, else nil (nothing queued).
-    mutating func tryAcquire(user: String) -> Slot? {
-        eligible(user) ? grant(user) : nil
+    mutating func tryAcquire(user: String, cap: Int? = nil) -> Slot? {
+        eligible(user, cap ?? settings.perUser) ? grant(user) : nil
     }
 
     /// Frees `slot` (a second release of the same slot is ignored) and hands it to the first eligible waiter.
@@ -78,7 +82,7 @@ struct ConcurrencyState: Sendable {
         // time. A waiter whose user is at its cap is skipped and keeps its place.
         var best: (index: Int, inFlight: Int)?
         var position = 0
-        while let i = waiters.firstIndex(after: position, where: { eligible($0.user) }) {
+        while let i = waiters.firstIndex(after: position, where: { eligible($0.user, $0.cap) }) {
             let n = perUser[waiters.element(at: i).user] ?? 0
             if best == nil || n < best!.inFlight { best = (i, n) }
             if n == 0 { break }

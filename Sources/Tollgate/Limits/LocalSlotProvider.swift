@@ -4,10 +4,10 @@ struct LocalSlotProvider: SlotProvider {
     /// Shared by every loop of the process.
     let limiter: ConcurrencyLimiter
 
-    func acquire(user: String, nowMillis: UInt64, later: Resumption<SlotAnswer>) -> NowOrLater<SlotAnswer> {
+    func acquire(user: String, perUser: Int?, nowMillis: UInt64, later: Resumption<SlotAnswer>) -> NowOrLater<SlotAnswer> {
         let box = UncheckedBox(later)
         let loop = later.loop
-        let result = limiter.acquire(user: user, nowMillis: nowMillis, onGranted: { slot in
+        let result = limiter.acquire(user: user, perUser: perUser, nowMillis: nowMillis, onGranted: { slot in
             loop.execute { box.value.resume(.waitOver(.local(slot))) }
         }, onExpired: {
             loop.execute { box.value.resume(.expired) }

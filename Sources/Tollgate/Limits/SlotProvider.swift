@@ -5,7 +5,8 @@
 protocol SlotProvider {
     /// A slot for `user`, a place in the queue, or a refusal: the first answer now or through `later`; a queued
     /// request's end of wait (`.waitOver`, `.expired`, `.unavailable`) always through `later`.
-    func acquire(user: String, nowMillis: UInt64, later: Resumption<SlotAnswer>) -> NowOrLater<SlotAnswer>
+    /// `perUser`: the user's own cap (a `policy` line's `max-inflight`), nil for the configured one.
+    func acquire(user: String, perUser: Int?, nowMillis: UInt64, later: Resumption<SlotAnswer>) -> NowOrLater<SlotAnswer>
     /// Gives a grant back: exactly once per grant, however its request ends.
     func release(_ grant: SlotGrant)
     /// Drops a place in the queue (its request ended). False when it no longer waited: a slot granted meanwhile

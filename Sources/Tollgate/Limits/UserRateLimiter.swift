@@ -17,6 +17,11 @@ public final class UserRateLimiter: Sendable {
         buckets.check(user, now: nowMillis, policy: policy)
     }
 
+    /// Counts one request by `user` at `nowMillis` under `policy` (a user's own rate from a `policy` line).
+    func check(user: String, nowMillis: UInt64, policy: RatePolicy) -> RateDecision {
+        buckets.check(user, now: nowMillis, policy: policy)
+    }
+
     /// Users currently held.
     public var keyCount: Int { buckets.count }
 

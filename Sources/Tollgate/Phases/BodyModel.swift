@@ -50,7 +50,8 @@ struct BodyModel: Equatable {
         var reason: String
     }
 
-    private struct Reader {
+    /// Go's JSON grammar and string decoding over one body; `BodyRewrite` walks bodies with it too.
+    struct Reader {
         let b: [UInt8]
         let key: [UInt8]
         var i = 0

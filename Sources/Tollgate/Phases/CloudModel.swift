@@ -20,22 +20,30 @@ enum CloudModel {
 
 extension CloudModel {
     /// Who may use cloud models, as `cloud-models` says: everyone, administrators (everyone with authentication
-    /// off), or no one.
+    /// off), or no one; a user's `policy` line (or the `*` line) overrides it for that user.
     struct Policy {
         let setting: CloudModels
         let admins: Set<String>
         let authenticates: Bool
+        let policies: PolicyTable
 
         init(_ config: ServerConfig) {
             setting = config.cloudModels
             admins = config.admins
             authenticates = config.users != nil
+            policies = config.policies
+        }
+
+        /// Whether some user may use a cloud model (the setting, or a policy line, says all).
+        static func anyoneAll(_ config: ServerConfig) -> Bool {
+            config.cloudModels == .all && !config.policies.sets { $0.cloudModels != nil && $0.cloudModels != .all }
         }
 
         /// 403 when `name` is a cloud model that `user` may not use; nil otherwise.
         func refusal(_ name: String, user: String?) -> ErrorResponse? {
             guard CloudModel.isCloud(name) else { return nil }
             let isAdmin = user.map { admins.contains($0) } ?? false
+            let setting = policies.isEmpty ? self.setting : (policies.policy(for: user).cloudModels ?? self.setting)
             switch setting {
             case .all: return nil
             case .admins where isAdmin || !authenticates: return nil

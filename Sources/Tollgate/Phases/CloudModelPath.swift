@@ -6,7 +6,7 @@ struct CloudModelPath: ConnectionPhase {
     let policy: CloudModel.Policy
 
     init?(config: ServerConfig, worker: Worker) {
-        if config.cloudModels == .all { return nil }
+        if CloudModel.Policy.anyoneAll(config) { return nil }
         policy = CloudModel.Policy(config)
     }
 

@@ -7,10 +7,13 @@ import TollgateHTTP
 struct Concurrency: ConnectionPhase {
     /// The worker's: this process's slots, or fleet-wide leases.
     let slots: any SlotProvider
+    /// For users whose `policy` line (or the `*` line) sets `max-inflight`.
+    let policies: PolicyTable
 
     init?(config: ServerConfig, worker: Worker) {
         guard let slots = worker.slots else { return nil }
         self.slots = slots
+        policies = config.policies
     }
 
     /// Takes a slot, or queues (the exchange waits without blocking), or refuses at once.
@@ -18,8 +21,10 @@ struct Concurrency: ConnectionPhase {
         guard ex.route == .inference else { return .next }
         let slots = self.slots
         let later = Resumption(ex: ex, host: c, read: Concurrency.read, giveBack: { slots.giveBack($0) })
-        return later.outcome(slots.acquire(user: ex.user ?? c.peerString, nowMillis: c.worker.loop.now / 1_000_000,
-                                           later: later))
+        // `max-inflight=off` lifts the per-user cap: the global cap still holds.
+        let perUser = policies.isEmpty ? nil : policies.policy(for: ex.user).maxInflight.map { $0.value ?? Int.max }
+        return later.outcome(slots.acquire(user: ex.user ?? c.peerString, perUser: perUser,
+                                           nowMillis: c.worker.loop.now / 1_000_000, later: later))
     }
 
     /// The exchange's outcome for `answer`.

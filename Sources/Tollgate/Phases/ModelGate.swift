@@ -3,14 +3,16 @@ import TollgateHTTP
 /// The model gate on a body read whole (inference routes and `/api/show`): every reading Ollama makes of the model
 /// must pass the allow-list, and cloud models (forwarded by Ollama to ollama.com on the owner's account) only for
 /// whom `cloud-models` allows. Sets `ex.model` to the model the handler will act on (for the log, the metrics and
-/// backend routing).
+/// backend routing). A user's `policy` line with `models=` replaces the allow-list for that user (`models=*`: any).
 struct ModelGate: ConnectionPhase {
     let allowlist: Set<String>
     let cloud: CloudModel.Policy
+    let policies: PolicyTable
 
     init?(config: ServerConfig, worker: Worker) {
         allowlist = config.modelAllowlist
         cloud = CloudModel.Policy(config)
+        policies = config.policies
     }
 
     func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
@@ -21,6 +23,7 @@ struct ModelGate: ConnectionPhase {
 
     /// The refusal, or nil with `ex.model` set to the model the handler will act on.
     private func check(_ ex: Exchange) -> ErrorResponse? {
+        let allowlist = policies.isEmpty ? self.allowlist : (policies.policy(for: ex.user).models ?? self.allowlist)
         let gateNeeded = ex.route == .inference && !allowlist.isEmpty
         guard !ex.stagedBody.isEmpty else {
             // No body: nothing for Ollama to act on (it answers 400 itself), unless the allow-list needs a model.

@@ -32,17 +32,18 @@ extension ClientConnection {
                 c.upstreamSum += seconds
                 c.upstreamCount += 1
             }
-            if let scanner = ex.responseScanner, scanner.promptTokens != nil || scanner.completionTokens != nil {
+            if let usage = ex.tokenUsage {
                 let key = "\(ex.user ?? "-")\u{0}\(ex.model.map { worker.modelLabel($0) } ?? "-")"
                 let old = c.tokens[key] ?? (0, 0)
-                c.tokens[key] = (old.0 + (scanner.promptTokens ?? 0), old.1 + (scanner.completionTokens ?? 0))
+                c.tokens[key] = (old.0 + usage.prompt, old.1 + usage.completion)
             }
         }
     }
 
     /// Gives back what the exchange holds: its share of the body budget, its peer lease or place in that queue,
-    /// its slot or place in the wait queue. Called once whenever an exchange ends.
+    /// its slot or place in the wait queue, its quota reservation. Called once whenever an exchange ends.
     func releaseAdmission(_ ex: Exchange) {
+        settleQuota(ex)
         if ex.bufferCharge > 0 {
             worker.bodyBudget.release(ex.bufferCharge, owner: bufferOwner(ex))
             ex.bufferCharge = 0
@@ -149,8 +150,8 @@ extension ClientConnection {
             status: status, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut, durationNanos: now &- ex.start,
             ttfbNanos: ex.firstByteAt == 0 ? nil : ex.firstByteAt &- ex.start,
             upstreamNanos: ex.upstreamStart == 0 ? nil : now &- ex.upstreamStart,
-            model: ex.model, promptTokens: ex.responseScanner?.promptTokens,
-            completionTokens: ex.responseScanner?.completionTokens, rateLimit: ex.rateLimitResult,
+            model: ex.model, promptTokens: ex.tokenUsage?.prompt,
+            completionTokens: ex.tokenUsage?.completion, rateLimit: ex.rateLimitResult,
             auth: ex.authResult, reason: reason,
             backend: worker.peers.logName(ex.backend), ollamaKey: ex.ollamaKey))
     }

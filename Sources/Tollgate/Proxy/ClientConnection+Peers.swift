@@ -8,7 +8,11 @@ extension ClientConnection {
     /// Every phase let `ex` through: answers a model list the peers merge, else asks them for a peer. The body was
     /// read whole before (`BodyReading`) where a decision needs it or the peers keep requests for another backend.
     func proxy(_ ex: Exchange) {
-        if ex.wholeBody && ex.isChunked { frameStagedBody(ex) }
+        if let refusal = rewriteBody(ex) {
+            respond(ex, refusal, reason: .rejected)
+            return
+        }
+        if ex.wholeBody && ex.isChunked && !ex.bodyLengthFramed { frameStagedBody(ex) }
         if answerModelList(ex) { return }
         if ex.requestDone && worker.peers.keepsRequests { ex.replayable = true }
         choosePeer(ex)

@@ -91,9 +91,17 @@ extension ClientConnection {
                 // The response goes into a pooled buffer with room, not one grown append by append.
                 if out.capacity == 0 { out = worker.takeOutput() }
                 let before = out.count
+                // Tollgate's usage leaves a stream it can frame again: chunked, or close-delimited (Ollama
+                // streams chunked; a Content-Length stream keeps its bytes).
+                let reframable = ex.mode == .chunkedPassthrough || ex.mode == .dechunkToClose || delimitedByClose
+                if ex.usageInjected && head.status == 200 && reframable &&
+                    ResponseRewriter.isEventStream(head, buffer: up.input.bytes) {
+                    ex.usageFilter = SSEUsageFilter()
+                }
                 ResponseRewriter.write(head, buffer: up.input.bytes, mode: ex.mode, requestID: ex.requestID,
                                        close: ex.closeAfter, corsOrigin: ex.corsOrigin,
-                                       corsCredentials: corsCredentials(ex), hsts: hsts, into: &out)
+                                       corsCredentials: corsCredentials(ex), hsts: hsts,
+                                       extraHeaders: ex.responseHeaders, into: &out)
                 ex.bytesOut += out.count - before
                 up.consume(head.headLength)
                 ex.headSent = true
@@ -111,6 +119,10 @@ extension ClientConnection {
     private func relayBody(_ ex: Exchange, _ up: UpstreamConnection) {
         let start = up.unread.lowerBound, end = up.unread.upperBound
         guard start < end else { return }
+        if ex.usageFilter != nil {
+            relayFiltered(ex, up)
+            return
+        }
         let before = out.count
         switch ex.mode {
         case .none:
@@ -154,6 +166,63 @@ extension ClientConnection {
         }
     }
 
+    /// `relayBody` for a stream whose injected usage is removed (`SSEUsageFilter`): the data is decoded, filtered,
+    /// and framed again for the client, a chunk for each upstream chunk (or read) that leaves something, so the
+    /// framing is the upstream's wherever nothing was removed; never `.length` (see `consumeUpstream`).
+    private func relayFiltered(_ ex: Exchange, _ up: UpstreamConnection) {
+        let start = up.unread.lowerBound, end = up.unread.upperBound
+        let before = out.count
+        let chunked = ex.mode == .chunkedPassthrough || ex.mode == .rechunk
+        var piece: [UInt8] = []
+        func emit() {
+            guard !piece.isEmpty else { return }
+            if chunked { HTTPWriter.appendChunkHeader(size: piece.count, to: &out) }
+            out.append(contentsOf: piece)
+            if chunked { out.append(contentsOf: HTTPWriter.crlf) }
+            piece.removeAll(keepingCapacity: true)
+        }
+        var finished = false
+        switch ex.mode {
+        case .chunkedPassthrough, .dechunkToClose:
+            let consumed: Int
+            do {
+                consumed = try ex.responseDecoder.decode(up.input.bytes, from: start, to: end) { range in
+                    ex.responseScanner?.feed(up.input.bytes, range)
+                    ex.usageFilter?.feed(up.input.bytes, range, into: &piece)
+                    emit()
+                }
+            } catch {
+                upstreamInvalid(ex, up, detail: error.reason)
+                return
+            }
+            up.consume(consumed)
+            finished = ex.responseDecoder.isDone
+            if finished { ex.usageFilter?.finish(into: &piece) }
+        default:
+            ex.responseScanner?.feed(up.input.bytes, start..<end)
+            ex.usageFilter?.feed(up.input.bytes, start..<end, into: &piece)
+            up.consume(end - start)
+        }
+        emit()
+        if finished && chunked { out.append(contentsOf: HTTPWriter.lastChunk) }
+        ex.bytesOut += out.count - before
+        if finished { responseComplete(ex, up) }
+    }
+
+    /// A close-delimited stream ended: what the usage filter still holds goes out (as a chunk when rechunking).
+    private func flushFilter(_ ex: Exchange) {
+        guard var filter = ex.usageFilter else { return }
+        var piece: [UInt8] = []
+        filter.finish(into: &piece)
+        ex.usageFilter = filter
+        guard !piece.isEmpty else { return }
+        let before = out.count
+        if ex.mode == .rechunk { HTTPWriter.appendChunkHeader(size: piece.count, to: &out) }
+        out.append(contentsOf: piece)
+        if ex.mode == .rechunk { out.append(contentsOf: HTTPWriter.crlf) }
+        ex.bytesOut += out.count - before
+    }
+
     /// The response is complete: the upstream goes back to the pool if it can be reused.
     private func responseComplete(_ ex: Exchange, _ up: UpstreamConnection) {
         ex.upstream = nil
@@ -168,6 +237,7 @@ extension ClientConnection {
             upstreamFailed(up, reason: .upstreamClosed, detail: "the upstream closed the connection before answering")
             return
         }
+        if ex.mode == .rechunk || ex.mode == .untilClose { flushFilter(ex) }
         switch ex.mode {
         case .rechunk:
             ex.upstream = nil

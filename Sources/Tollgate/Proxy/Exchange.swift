@@ -57,6 +57,30 @@ final class Exchange {
     var upstreamStart: UInt64 = 0
     /// Token counts from the response (inference routes only).
     var responseScanner: UsageScanner?
+    /// What this exchange holds of its user's quota, settled exactly once when it ends (`ClientConnection.settleQuota`).
+    var quota: QuotaReservation?
+    /// The inference route (nil for every other path): which body fields Ollama reads and where its counts are.
+    let inferenceRoute: InferenceRoute?
+
+    // accounts: generation limits, the body rewrite, token counts
+    /// The caps the body is rewritten to before it is forwarded, set by the phase that decides them (policy,
+    /// quota) after the body was read whole; applied once by `ClientConnection.rewriteBody`. nil: none.
+    var generationLimits: GenerationLimits?
+    /// The body was planned (`ClientConnection.rewriteBody` ran): later calls change nothing.
+    var bodyRewritten = false
+    /// What the rewrite lowered, for the `X-Tollgate-Lowered` response header and the log.
+    var lowered: [LoweredField] = []
+    /// The most tokens the forwarded request may generate (nil: unbounded or not yet planned; 0: an embedding).
+    var generationCap: Int?
+    /// Tollgate set `stream_options.include_usage` on a streamed OpenAI request: the usage it brings is removed from
+    /// the response (`usageFilter`) before the client sees it.
+    var usageInjected = false
+    /// Removes the usage Tollgate asked for from the event stream (set when the response head arrives).
+    var usageFilter: SSEUsageFilter?
+    /// The rewritten body goes upstream with a Content-Length (a chunked body read whole is not framed again).
+    var bodyLengthFramed = false
+    /// More response headers Tollgate adds to the upstream's answer (`X-Tollgate-Lowered`, a quota's headers).
+    var responseHeaders: [(String, String)] = []
 
     // request side
     var body: RequestBody
@@ -139,13 +163,22 @@ final class Exchange {
         case .chunked: body = .chunked
         default: body = .none
         }
+        let inference = route == .inference ? InferenceRoute.of(path: self.path) : nil
+        inferenceRoute = inference
         requestDone = { if case .none = body { return true } else { return false } }()
-        if route == .inference {
-            responseScanner = UsageScanner()
+        if let inference {
+            responseScanner = UsageScanner(route: inference)
         }
     }
 
     var isHead: Bool { method == .head }
+
+    /// The tokens Ollama counted for this exchange's response, once it has ended: nil when the response carried no
+    /// complete count (not an inference route, an error status, an error in the stream, a stream cut short).
+    var tokenUsage: TokenUsage? {
+        guard status >= 200 && status < 300 else { return nil }
+        return responseScanner?.usage
+    }
 
     /// The body names a model Ollama acts on: inference routes, and `POST /api/show`.
     var bodyNamesModel: Bool { route == .inference || (method == .post && path == "/api/show") }

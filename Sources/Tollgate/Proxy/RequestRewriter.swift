@@ -79,6 +79,23 @@ public enum RequestRewriter {
         return true
     }
 
+    /// Re-declares the framing of a head written by `write` (its last field) as `Content-Length: contentLength`:
+    /// the request's body was rewritten whole (`BodyRewrite`).
+    static func replaceFraming(_ head: inout [UInt8], contentLength: Int) {
+        // The head ends "...\r\n<last field>\r\n\r\n"; `write` puts the framing field last, when there is one.
+        var end = head.count - 2
+        var lineStart = end - 2
+        while lineStart >= 2 && !(head[lineStart - 2] == 0x0D && head[lineStart - 1] == 0x0A) { lineStart -= 1 }
+        let line = head[lineStart..<end]
+        if line.starts(with: "Content-Length: ".utf8) || line.starts(with: "Transfer-Encoding: chunked".utf8) {
+            end = lineStart
+        }
+        head.removeSubrange(end...)
+        HTTPWriter.appendRaw("Content-Length: ", to: &head)
+        HTTPWriter.appendDecimal(contentLength, to: &head)
+        HTTPWriter.appendRaw("\r\n\r\n", to: &head)
+    }
+
     /// Appends `head` (written by `write`) to `out` with its Host value replaced by `host`: the same request for
     /// another backend. Host is always the first field after the request line.
     static func appendReplacingHost(_ head: [UInt8], host: [UInt8], to out: inout [UInt8]) {

@@ -32,7 +32,7 @@ public enum ResponseRewriter {
     /// and `Connection: close` when the connection ends after this response.
     public static func write(_ head: ResponseHead, buffer: [UInt8], mode: ResponseBodyMode, requestID: [UInt8],
                              close: Bool, corsOrigin: String? = nil, corsCredentials: Bool = false, hsts: String? = nil,
-                             into out: inout [UInt8]) {
+                             extraHeaders: [(String, String)] = [], into out: inout [UInt8]) {
         HTTPWriter.appendStatusLine(head.status, to: &out)
         for field in head.headers {
             switch field.kind {
@@ -78,7 +78,17 @@ public enum ResponseRewriter {
             HTTPWriter.appendHeader("Vary", "Origin", to: &out)
             if corsCredentials { HTTPWriter.appendHeader("Access-Control-Allow-Credentials", "true", to: &out) }
         }
+        for (name, value) in extraHeaders { HTTPWriter.appendHeader(name, value, to: &out) }
         if close { HTTPWriter.appendRaw("Connection: close\r\n", to: &out) }
         out.append(contentsOf: HTTPWriter.crlf)
+    }
+
+    /// Whether the response is a server-sent event stream (`Content-Type: text/event-stream`).
+    public static func isEventStream(_ head: ResponseHead, buffer: [UInt8]) -> Bool {
+        for field in head.headers where field.kind == .contentType {
+            let value = HTTPBytes.trimOWS(buffer, field.value)
+            return HTTPBytes.hasPrefixLowercased(buffer, value, "text/event-stream")
+        }
+        return false
     }
 }

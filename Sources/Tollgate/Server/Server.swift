@@ -27,6 +27,9 @@ public final class Server: @unchecked Sendable {
     public let rateLimiter: RateLimiter?
     /// The inference concurrency limiter shared by every loop (nil when off).
     public let concurrency: ConcurrencyLimiter?
+    /// Every user's token and request balances (the `policy` quotas), shared by every loop. Seed it from the usage
+    /// ledger (`QuotaBook.seed(from:)`) before `run`, so that a restart forgets no spending.
+    public let quotaBook: QuotaBook
     /// The state of the Redis-shared limits (nil when `redis` is unset).
     public let sharedStatus: SharedLimitsStatus?
     /// Inference requests waiting for a shared slot, over every worker (0 without Redis).
@@ -50,8 +53,10 @@ public final class Server: @unchecked Sendable {
     private let shuttingDown = Atomic<Bool>(false)
 
     /// Loads the certificate, creates the loops and binds every listener; fails with a clear message.
-    public init(config: ServerConfig) throws(SocketError) {
+    /// `quotaBook`: where the quotas are kept (tests give one with their own clock).
+    public init(config: ServerConfig, quotaBook: QuotaBook = QuotaBook()) throws(SocketError) {
         self.config = config
+        self.quotaBook = quotaBook
         // Each worker gets a TLS context of its own, in an OpenSSL library context of its own (see TLSLibrary),
         // all built from one reading of the files; the first is built here so a bad pair fails before any loop.
         var certificate: TLSCertificate?
@@ -90,7 +95,9 @@ public final class Server: @unchecked Sendable {
             ConcurrencyLimiter(settings: config.sharedLimits.map { $0.fallbackConcurrency(c) } ?? c)
         }
         self.concurrency = concurrency
-        let userRate = config.userRate.map { UserRateLimiter(ratePerSecond: $0.rate, burst: $0.burst, maxKeys: 100_000) }
+        // Always made: a reload may bring a `policy` line with a rate (the `UserRate` phase is on only when some rate
+        // applies; the table allocates as users come).
+        let userRate = UserRateLimiter(ratePerSecond: config.userRate?.rate ?? 1, burst: config.userBurst, maxKeys: 100_000)
         // The Redis host is resolved here, once, before any loop runs (never on a loop).
         let redisAddress: SocketAddress?
         do throws(SocketError) {
@@ -130,6 +137,7 @@ public final class Server: @unchecked Sendable {
                                       logSink: logSink))
                 workers[i].metrics = metrics
                 workers[i].signedLogins = signedLogins
+                workers[i].quotaBook = quotaBook
                 if let shared = config.sharedLimits, let redisAddress, let sharedStatus {
                     workers[i].shared = SharedLimits(settings: shared, address: redisAddress, loop: loop,
                                                      status: sharedStatus, rateSettings: config.rateLimit,

@@ -48,6 +48,11 @@ final class Worker {
     let concurrency: ConcurrencyLimiter?
     /// Shared per-user request rate; nil when off.
     let userRateLimiter: UserRateLimiter?
+    /// Token and request balances, shared by every worker (the `Quota` phase reserves, exchanges settle). Set once,
+    /// before the loop runs; the phases are rebuilt with it.
+    var quotaBook: QuotaBook? {
+        didSet { phases = ConnectionPhases.runner(config: config, worker: self) }
+    }
     /// The Redis-shared limits of this worker (its own connection); nil when `redis` is unset. Set once, by the
     /// server before the loop runs.
     var shared: SharedLimits? {

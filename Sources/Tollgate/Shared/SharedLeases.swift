@@ -83,15 +83,16 @@ public final class SharedLeases: @unchecked Sendable {
     public var heldCount: Int { held.count }
 
     /// Takes a slot for `user` if both caps allow. Loop thread only; `completion` runs on the loop thread.
-    public func acquire(user: String, completion: @escaping (Acquire) -> Void) {
-        acquire(user: user, nowMillis: nil, completion: completion)
+    /// `perUser`: this user's own cap (a `policy` line's `max-inflight`), nil for `settings.perUser`.
+    public func acquire(user: String, perUser: Int? = nil, completion: @escaping (Acquire) -> Void) {
+        acquire(user: user, perUser: perUser, nowMillis: nil, completion: completion)
     }
 
     /// As `acquire`, at an injected Redis-side time (tests).
-    func acquire(user: String, nowMillis: UInt64?, completion: @escaping (Acquire) -> Void) {
+    func acquire(user: String, perUser: Int? = nil, nowMillis: UInt64?, completion: @escaping (Acquire) -> Void) {
         nextSerial += 1
         let lease = Lease(id: "\(instanceID):\(nextSerial)", user: user)
-        var args: [[UInt8]] = [String(settings.leaseMillis), String(settings.perUser), String(settings.global), lease.id].map { Array($0.utf8) }
+        var args: [[UInt8]] = [String(settings.leaseMillis), String(perUser ?? settings.perUser), String(settings.global), lease.id].map { Array($0.utf8) }
         if let nowMillis { args.append(Array(String(nowMillis).utf8)) }
         client.evalScript(SharedLeaseScript.acquire, keys: [globalKey, userKey(user)], args: args) { [self] result in
             switch result {

@@ -49,9 +49,11 @@ final class SharedLimits {
             lease.perUser = concurrency.perUser
             lease.global = concurrency.global
             lease.leaseMillis = settings.slotLeaseMillis
-            slots = SharedSlots(leases: SharedLeases(client: client, settings: lease), settings: concurrency,
-                                fallback: fallbackConcurrency, queuedTotal: queuedTotal, heldTotal: heldTotal,
-                                tracker: tracker)
+            let fleetSlots = SharedSlots(leases: SharedLeases(client: client, settings: lease), settings: concurrency,
+                                         fallback: fallbackConcurrency, queuedTotal: queuedTotal,
+                                         heldTotal: heldTotal, tracker: tracker)
+            fleetSlots.fleetSize = settings.fleetSize
+            slots = fleetSlots
         } else {
             slots = nil
         }

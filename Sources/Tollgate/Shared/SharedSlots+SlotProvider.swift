@@ -2,8 +2,8 @@
 /// before `acquire` returns (the local fallback decides at once): the runner takes that as the phase's decision, so
 /// a queue place is recorded before a grant the same call makes (the fallback serves its queue at once).
 extension SharedSlots: SlotProvider {
-    func acquire(user: String, nowMillis: UInt64, later: Resumption<SlotAnswer>) -> NowOrLater<SlotAnswer> {
-        acquire(user: user, onGranted: { grant in
+    func acquire(user: String, perUser: Int?, nowMillis: UInt64, later: Resumption<SlotAnswer>) -> NowOrLater<SlotAnswer> {
+        acquire(user: user, perUser: perUser, onGranted: { grant in
             later.resume(.waitOver(grant))
         }, onExpired: {
             later.resume(.expired)

@@ -29,6 +29,8 @@ final class SharedSlots {
     struct Waiter {
         let ticket: UInt64
         let user: String
+        /// The user's own cap (a `policy` line's `max-inflight`), nil for the configured one.
+        let perUser: Int?
         let onGranted: (Grant) -> Void
         let onExpired: () -> Void
         let onUnavailable: () -> Void
@@ -66,6 +68,15 @@ final class SharedSlots {
         self.heldTotal = heldTotal
     }
 
+    /// Tollgates sharing the Redis: a user's own cap (a `policy` line's) is shared by them, as the configured one
+    /// is, while the local fallback decides.
+    var fleetSize = 1
+
+    /// A user's own cap as the local fallback applies it: cap/N rounded up, at least 1.
+    private func fallbackShare(_ cap: Int) -> Int {
+        max(1, (cap + fleetSize - 1) / max(1, fleetSize))
+    }
+
     /// Requests waiting on this worker.
     var queuedHere: Int { waiters.count }
 
@@ -94,10 +105,12 @@ final class SharedSlots {
 
     /// A slot for `user` now, a place in the queue, or a refusal; `completion` may run before this returns (the
     /// fallback decides at once), else on the loop when Redis answers. The callbacks are the waiter's, if queued.
-    func acquire(user: String, onGranted: @escaping (Grant) -> Void, onExpired: @escaping () -> Void,
-                 onUnavailable: @escaping () -> Void, completion: @escaping (Acquire) -> Void) {
+    func acquire(user: String, perUser: Int? = nil, onGranted: @escaping (Grant) -> Void,
+                 onExpired: @escaping () -> Void, onUnavailable: @escaping () -> Void,
+                 completion: @escaping (Acquire) -> Void) {
         let waiter = { [self] in
-            makeWaiter(user: user, onGranted: onGranted, onExpired: onExpired, onUnavailable: onUnavailable)
+            makeWaiter(user: user, perUser: perUser, onGranted: onGranted, onExpired: onExpired,
+                       onUnavailable: onUnavailable)
         }
         if !waiters.isEmpty {
             // Others wait here already: first come, first served (a pass tries the queue head first).
@@ -107,10 +120,10 @@ final class SharedSlots {
         }
         if owner.isDown {
             owner.unavailable(.slots, owner.downError, counted: false)
-            completion(fallbackAcquire(user: user, waiter: waiter))
+            completion(fallbackAcquire(user: user, perUser: perUser, waiter: waiter))
             return
         }
-        leases.acquire(user: user) { [self] result in
+        leases.acquire(user: user, perUser: perUser) { [self] result in
             switch result {
             case .acquired(let lease):
                 owner.answered(.slots)
@@ -121,7 +134,7 @@ final class SharedSlots {
                 completion(enqueue(waiter()))
             case .unavailable(let error):
                 owner.unavailable(.slots, error)
-                completion(fallbackAcquire(user: user, waiter: waiter))
+                completion(fallbackAcquire(user: user, perUser: perUser, waiter: waiter))
             }
         }
     }
@@ -144,10 +157,10 @@ final class SharedSlots {
         take(ticket) != nil
     }
 
-    private func makeWaiter(user: String, onGranted: @escaping (Grant) -> Void, onExpired: @escaping () -> Void,
+    private func makeWaiter(user: String, perUser: Int?, onGranted: @escaping (Grant) -> Void, onExpired: @escaping () -> Void,
                             onUnavailable: @escaping () -> Void) -> Waiter {
         defer { nextTicket &+= 1 }
-        return Waiter(ticket: nextTicket, user: user, onGranted: onGranted, onExpired: onExpired,
+        return Waiter(ticket: nextTicket, user: user, perUser: perUser, onGranted: onGranted, onExpired: onExpired,
                       onUnavailable: onUnavailable)
     }
 
@@ -162,11 +175,11 @@ final class SharedSlots {
     }
 
     /// Redis cannot answer for a new request: the policy decides.
-    private func fallbackAcquire(user: String, waiter: () -> Waiter) -> Acquire {
+    private func fallbackAcquire(user: String, perUser: Int?, waiter: () -> Waiter) -> Acquire {
         switch owner.policy {
         case .local:
             guard let fallback else { return .granted(.open) }
-            if let slot = fallback.tryAcquire(user: user) { return .granted(.local(slot)) }
+            if let slot = fallback.tryAcquire(user: user, perUser: perUser.map(fallbackShare)) { return .granted(.local(slot)) }
             return enqueue(waiter())
         case .open:
             return .granted(.open)
@@ -213,7 +226,7 @@ final class SharedSlots {
                 finishPass()
                 return
             }
-            leases.acquire(user: waiter.user) { [self] result in
+            leases.acquire(user: waiter.user, perUser: waiter.perUser) { [self] result in
                 switch result {
                 case .acquired(let lease):
                     owner.answered(.slots)
@@ -250,7 +263,7 @@ final class SharedSlots {
             guard let fallback else { return }
             for ticket in waiters.tickets {
                 guard let w = waiters.element(ticket: ticket) else { continue }
-                guard let slot = fallback.tryAcquire(user: w.user) else { continue }
+                guard let slot = fallback.tryAcquire(user: w.user, perUser: w.perUser.map(fallbackShare)) else { continue }
                 _ = take(ticket)
                 w.onGranted(.local(slot))
             }

@@ -53,6 +53,29 @@ import TollgateHTTP
                 "Vary: Origin\r\nAccess-Control-Allow-Credentials: true\r\nConnection: close\r\n\r\n")
     }
 
+    @Test func aRewrittenBodyIsRedeclaredWithItsLength() throws {
+        for raw in ["POST /api/chat HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+                    "POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"] {
+            var head = Array(try upstreamHead(raw).utf8)
+            RequestRewriter.replaceFraming(&head, contentLength: 42)
+            #expect(String(decoding: head, as: UTF8.self) == "POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1:11434\r\n" +
+                    "X-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: https\r\nX-Request-Id: 0123456789abcdef\r\n" +
+                    "Content-Length: 42\r\n\r\n")
+        }
+    }
+
+    @Test func extraHeadersAndEventStreams() throws {
+        let raw = Array("HTTP/1.1 200 OK\r\nContent-Type:  Text/Event-Stream; charset=utf-8\r\nContent-Length: 0\r\n\r\n".utf8)
+        var head = ResponseHead()
+        try #require(ResponseParser().parse(raw, from: 0, to: raw.count, requestWasHead: false, into: &head) == .complete)
+        #expect(ResponseRewriter.isEventStream(head, buffer: raw))
+        var out: [UInt8] = []
+        ResponseRewriter.write(head, buffer: raw, mode: .length(0), requestID: Array("r1".utf8), close: false,
+                               extraHeaders: [("X-Tollgate-Lowered", "num_ctx=4096 num_predict=256")], into: &out)
+        #expect(String(decoding: out, as: UTF8.self).hasSuffix(
+            "X-Request-Id: r1\r\nX-Tollgate-Lowered: num_ctx=4096 num_predict=256\r\n\r\n"))
+    }
+
     @Test(arguments: [(204, false), (101, false), (304, true), (200, true)])
     func aNoContentAnswerNeverDeclaresALength(_ status: Int, _ keepsLength: Bool) throws {
         let raw = Array("HTTP/1.1 \(status) X\r\nContent-Length: 0\r\n\r\n".utf8)

@@ -1,0 +1,199 @@
+import TollgateIO
+import Synchronization
+
+/// Every user's token and request balances for the current UTC day and month, shared by all workers: a request
+/// reserves what it may cost before it is forwarded, and settles with Ollama's real count when it ends.
+///
+/// No overshoot: a reservation holds the prompt estimate plus the generation cap it hands back, and the cap is what
+/// the quota has left after the estimate; concurrent requests reserve from the same balance under one lock, so the
+/// tokens held and spent never exceed a limit (unless Ollama counts more than the estimate, which settles as
+/// counted). Windows are UTC calendar days and months; a request is charged in the window it ends in.
+///
+/// Thread-safe: one `Mutex`, held for a few dictionary operations (once per inference request, never per byte).
+/// Memory: one entry per user who made an inference request.
+public final class QuotaBook: Sendable {
+    /// Unix seconds now (injected in tests).
+    public let clock: @Sendable () -> Int64
+    private let balances = Mutex<[String: QuotaBalance]>([:])
+
+    /// A book reading the wall clock, or `clock`.
+    public init(clock: @escaping @Sendable () -> Int64 = QuotaBook.wallClock) {
+        self.clock = clock
+    }
+
+    /// Unix seconds from the system's real-time clock.
+    public static let wallClock: @Sendable () -> Int64 = { Int64(Syscall.wallNanos() / 1_000_000_000) }
+
+    /// Adds what `history` says was spent in the current day and month. Blocking (the history reads its store):
+    /// call it at start-up, before requests arrive.
+    public func seed(from history: any SpendingHistory) throws {
+        let windows = UTCWindows(unixSeconds: clock())
+        let spent = try history.spent(sinceDay: windows.dayStart, sinceMonth: windows.monthStart)
+        balances.withLock { table in
+            for (user, s) in spent {
+                var b = table[user] ?? QuotaBalance(windows)
+                b.roll(windows)
+                b.dayTokens += s.dayTokens
+                b.monthTokens += s.monthTokens
+                b.dayRequests += s.dayRequests
+                table[user] = b
+            }
+        }
+    }
+
+    /// Reserves for one request by `user` under `limits`: granted (with the generation cap the quota leaves) or
+    /// refused (429). A grant must be settled exactly once.
+    public func reserve(user: String, limits: QuotaLimits, estimate: QuotaEstimate) -> QuotaDecision {
+        let now = clock()
+        let windows = UTCWindows(unixSeconds: now)
+        return balances.withLock { table in
+            var b = table[user] ?? QuotaBalance(windows)
+            b.roll(windows)
+            let decision = b.reserve(user: user, limits: limits, estimate: estimate, windows: windows, now: now)
+            table[user] = b
+            return decision
+        }
+    }
+
+    /// Ends a reservation: releases what it held and charges `charge`.
+    public func settle(_ reservation: QuotaReservation, _ charge: QuotaCharge) {
+        let windows = UTCWindows(unixSeconds: clock())
+        balances.withLock { table in
+            guard var b = table[reservation.user] else { return }
+            b.roll(windows)
+            b.settle(reservation, charge)
+            table[reservation.user] = b
+        }
+    }
+
+    /// The same reservation holding a smaller generation cap, `predict` (the request asked for less than the
+    /// quota left): the difference is released at once.
+    public func shrink(_ reservation: QuotaReservation, toPredict predict: Int) -> QuotaReservation {
+        guard let cap = reservation.predictCap, predict < cap else { return reservation }
+        let release = cap - max(0, predict)
+        let windows = UTCWindows(unixSeconds: clock())
+        balances.withLock { table in
+            guard var b = table[reservation.user] else { return }
+            b.roll(windows)
+            if b.day == reservation.day { b.dayHeld -= release }
+            if b.month == reservation.month { b.monthHeld -= release }
+            table[reservation.user] = b
+        }
+        return QuotaReservation(user: reservation.user, tokens: reservation.tokens - release, predictCap: max(0, predict),
+                                capped: false, day: reservation.day, month: reservation.month)
+    }
+
+    /// `user`'s balance now: spent and held in the day and month, requests today.
+    public func balance(of user: String) -> (dayTokens: Int, monthTokens: Int, dayRequests: Int, held: Int) {
+        let windows = UTCWindows(unixSeconds: clock())
+        return balances.withLock { table in
+            guard var b = table[user] else { return (0, 0, 0, 0) }
+            b.roll(windows)
+            return (b.dayTokens, b.monthTokens, b.dayRequests, b.dayHeld)
+        }
+    }
+}
+
+/// One user's spending in the current windows, and what requests in flight hold. A plain value: `QuotaBook` runs
+/// it under its lock.
+struct QuotaBalance {
+    var day: Int64
+    var month: Int64
+    var dayTokens = 0
+    var monthTokens = 0
+    var dayRequests = 0
+    var dayHeld = 0
+    var monthHeld = 0
+    var dayHeldRequests = 0
+
+    init(_ windows: UTCWindows) {
+        day = windows.day
+        month = windows.month
+    }
+
+    /// Starts new windows when the day or month has turned: what was spent goes, and so does what was held
+    /// (the requests holding it settle into the new windows without releasing it there).
+    mutating func roll(_ windows: UTCWindows) {
+        if windows.day != day {
+            day = windows.day
+            dayTokens = 0
+            dayRequests = 0
+            dayHeld = 0
+            dayHeldRequests = 0
+        }
+        if windows.month != month {
+            month = windows.month
+            monthTokens = 0
+            monthHeld = 0
+        }
+    }
+
+    mutating func reserve(user: String, limits: QuotaLimits, estimate: QuotaEstimate, windows: UTCWindows,
+                          now: Int64) -> QuotaDecision {
+        let dayLength = Int(windows.dayEnd - windows.dayStart)
+        let monthLength = Int(windows.monthEnd - windows.monthStart)
+        let dayReset = Int(max(1, windows.dayEnd - now))
+        let monthReset = Int(max(1, windows.monthEnd - now))
+        if let limit = limits.requestsPerDay, dayRequests + dayHeldRequests >= limit {
+            let inFlight = dayRequests < limit
+            return .refused(QuotaRefusal(window: .requestsPerDay, limit: limit,
+                                         remaining: limit - dayRequests - dayHeldRequests,
+                                         retryAfterSeconds: inFlight ? 1 : dayReset, windowSeconds: dayLength,
+                                         needed: nil, heldByRequestsInFlight: inFlight))
+        }
+        let needed = estimate.promptTokens + (estimate.generates ? 1 : 0)
+        // Each token window: what is left after spending and holds; the one that leaves least binds the cap.
+        var left = Int.max
+        var refusal: QuotaRefusal?
+        let windowsToCheck: [(QuotaWindow, Int?, Int, Int, Int, Int)] = [
+            (.tokensPerMonth, limits.tokensPerMonth, monthTokens, monthHeld, monthReset, monthLength),
+            (.tokensPerDay, limits.tokensPerDay, dayTokens, dayHeld, dayReset, dayLength),
+        ]
+        for (window, limit, spent, held, reset, length) in windowsToCheck {
+            guard let limit else { continue }
+            let remaining = limit - spent - held
+            left = min(left, remaining)
+            guard refusal == nil, remaining < needed else { continue }
+            // Spent in full, or not enough for this request even once the requests in flight settle: the window's
+            // reset. Enough but for the holds: retry soon.
+            let inFlight = limit - spent >= needed
+            refusal = QuotaRefusal(window: window, limit: limit, remaining: remaining,
+                                   retryAfterSeconds: inFlight ? 1 : reset, windowSeconds: length,
+                                   needed: spent < limit ? needed : nil, heldByRequestsInFlight: inFlight)
+        }
+        if let refusal { return .refused(refusal) }
+        var tokens = 0
+        var cap: Int?
+        var capped = false
+        if limits.limitsTokens {
+            if estimate.generates {
+                let quotaCap = left - estimate.promptTokens
+                cap = min(quotaCap, estimate.maxPredict ?? Int.max)
+                capped = quotaCap < (estimate.maxPredict ?? Int.max)
+            }
+            tokens = estimate.promptTokens + (cap ?? 0)
+        }
+        dayHeld += tokens
+        monthHeld += tokens
+        dayHeldRequests += 1
+        return .granted(QuotaReservation(user: user, tokens: tokens, predictCap: cap, capped: capped,
+                                         day: day, month: month))
+    }
+
+    mutating func settle(_ r: QuotaReservation, _ charge: QuotaCharge) {
+        if r.day == day {
+            dayHeld -= r.tokens
+            dayHeldRequests -= 1
+        }
+        if r.month == month { monthHeld -= r.tokens }
+        let tokens: Int
+        switch charge {
+        case .counted(let n): tokens = max(0, n)
+        case .reservation: tokens = r.tokens
+        case .nothing: return
+        }
+        dayTokens += tokens
+        monthTokens += tokens
+        dayRequests += 1
+    }
+}

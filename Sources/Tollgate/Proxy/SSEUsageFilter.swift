@@ -1,0 +1,109 @@
+/// Removes from an OpenAI event stream the usage Tollgate asked for (`BodyRewrite.Plan.usageInjected`), so the
+/// client receives the bytes it would have received without Tollgate.
+///
+/// With `stream_options.include_usage`, Ollama adds one event `data: {…,"choices":[],"usage":{…}}` before
+/// `data: [DONE]` (chat and completions), and on `/v1/completions` also a zero `"usage"` member to every chunk. The
+/// filter holds each event only until its blank line has arrived (Ollama writes an event in one write), then drops
+/// the usage-only event, takes the `usage` member out of any other, and passes every other event through as it came.
+/// An event that grows past `maxEvent` without ending is passed through as it is, and so is the rest of the stream.
+///
+/// Loop thread of its exchange.
+struct SSEUsageFilter {
+    /// The most bytes one event may hold back.
+    static let maxEvent = 1 << 20
+
+    private var held: [UInt8] = []
+    /// Whether the last byte held was a line feed (a second one ends the event).
+    private var afterNewline = false
+    private var passthrough = false
+
+    /// Feeds `buffer[range]` (de-chunked body bytes); appends what the client gets now to `out`.
+    mutating func feed(_ buffer: [UInt8], _ range: Range<Int>, into out: inout [UInt8]) {
+        if passthrough {
+            out.append(contentsOf: buffer[range])
+            return
+        }
+        var start = range.lowerBound
+        for i in range {
+            let b = buffer[i]
+            if b == 0x0D { continue }  // CRLF line ends: the LF decides
+            if b == 0x0A {
+                if afterNewline {
+                    held.append(contentsOf: buffer[start...i])
+                    start = i + 1
+                    emit(into: &out)
+                    afterNewline = false
+                    continue
+                }
+                afterNewline = true
+            } else {
+                afterNewline = false
+            }
+        }
+        held.append(contentsOf: buffer[start..<range.upperBound])
+        if held.count > Self.maxEvent {
+            passthrough = true
+            out.append(contentsOf: held)
+            held = []
+        }
+    }
+
+    /// The stream ended: whatever is held goes out as it is.
+    mutating func finish(into out: inout [UInt8]) {
+        out.append(contentsOf: held)
+        held = []
+    }
+
+    /// One complete event is in `held`.
+    private mutating func emit(into out: inout [UInt8]) {
+        defer { held.removeAll(keepingCapacity: true) }
+        guard let filtered = Self.filter(held) else {
+            out.append(contentsOf: held)
+            return
+        }
+        out.append(contentsOf: filtered)
+    }
+
+    /// The event without Tollgate's usage: empty when the whole event goes, nil when it is unchanged.
+    static func filter(_ event: [UInt8]) -> [UInt8]? {
+        // The data line: "data:" at a line start, one optional space, the JSON object up to the line's end.
+        var lineStart = 0
+        while lineStart < event.count {
+            var lineEnd = lineStart
+            while lineEnd < event.count && event[lineEnd] != 0x0A && event[lineEnd] != 0x0D { lineEnd += 1 }
+            if lineEnd - lineStart > 5, event[lineStart..<lineStart + 5].elementsEqual("data:".utf8) {
+                var p = lineStart + 5
+                if p < lineEnd && event[p] == 0x20 { p += 1 }
+                guard p < lineEnd, event[p] == UInt8(ascii: "{") else { return nil }
+                return filterData(event, p..<lineEnd)
+            }
+            lineStart = lineEnd + 1
+        }
+        return nil
+    }
+
+    private static func filterData(_ event: [UInt8], _ data: Range<Int>) -> [UInt8]? {
+        var walker = BodyRewrite.Walker(Array(event[data]))
+        guard let members = try? walker.members(at: 0),
+              let k = members.firstIndex(where: { $0.key == Array("usage".utf8) }) else { return nil }
+        let choices = members.first { $0.key == Array("choices".utf8) }
+        if let choices, walker.kind(at: choices.value.lowerBound) == .array,
+           (try? walker.arrayIsEmpty(at: choices.value.lowerBound)) == true {
+            return []  // the usage-only event
+        }
+        // Take the member out with the comma that separates it from its neighbour.
+        let remove: Range<Int>
+        if k > 0 {
+            remove = members[k - 1].value.upperBound..<members[k].value.upperBound
+        } else if members.count > 1 {
+            remove = members[0].keyStart..<members[1].keyStart
+        } else {
+            remove = members[0].keyStart..<members[0].value.upperBound
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(event.count)
+        out.append(contentsOf: event[..<(data.lowerBound + remove.lowerBound)])
+        out.append(contentsOf: event[(data.lowerBound + remove.upperBound)...])
+        return out
+    }
+}
