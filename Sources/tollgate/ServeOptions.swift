@@ -36,6 +36,7 @@ struct ServeOptions: ParsableArguments {
     @Flag(setting: "proxy-protocol") var proxyProtocol = false
     @Option(setting: "proxy-protocol-from") var proxyProtocolFrom: [String] = []
     @Option(setting: "model-allow") var modelAllow: [String] = []
+    @Option(setting: "password-logins") var passwordLogins: String?
     @Option(setting: "cloud-models") var cloudModels: String?
     @Option(setting: "max-connections") var maxConnections: String?
     @Option(setting: "max-connections-per-client") var maxConnectionsPerClient: String?

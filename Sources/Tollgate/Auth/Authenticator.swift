@@ -26,10 +26,10 @@ public final class Authenticator: @unchecked Sendable {
     public let settings: Settings
     /// The verified-credential cache (exposed for metrics and for `removeAll`).
     public let cache: CredentialCache
-    private let clock: @Sendable () -> UInt64
+    let clock: @Sendable () -> UInt64
     private let verifier: @Sendable (_ password: [UInt8], _ hash: String, _ format: HashFormat) -> Bool
-    private let onThrottle: (@Sendable (_ subject: String, _ retryAfterSeconds: Int) -> Void)?
-    private let state: Mutex<State>
+    let onThrottle: (@Sendable (_ subject: String, _ retryAfterSeconds: Int) -> Void)?
+    let state: Mutex<State>
     private let wake: WakeChannel
     private var threads: [pthread_t] = []
 

@@ -7,4 +7,6 @@ public enum CredentialParse: Sendable, Equatable {
     case malformed(String)
     /// Usable credentials and where they came from.
     case found(Credentials, CredentialSource)
+    /// An API key, alone (`claimedUser` nil) or as the password of `user:key`, and where it came from.
+    case key(APIKeyToken, claimedUser: String?, CredentialSource)
 }

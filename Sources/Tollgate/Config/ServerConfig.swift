@@ -67,6 +67,8 @@ public struct ServerConfig: Sendable {
     public var modelAllowlist: Set<String> = []
     /// Who may use models Ollama would forward to ollama.com on the owner's account.
     public var cloudModels: CloudModels = .off
+    /// Where `user:password` is still accepted next to API keys.
+    public var passwordLogins: PasswordLogins = .everywhere
     /// Request-body bytes held in memory at once while bodies are read whole, over all workers (each worker gets
     /// an equal share, at least two largest inference bodies, and one user at most half of it); past it, 503.
     public var maxBodyBuffered = 0

@@ -115,6 +115,10 @@ extension SettingDefinition {
         .init("model-allow", .list, default: nil, .reloadable,
               .field(\.modelAllowlist),
               "Models inference requests may name (checked in the body before anything reaches Ollama); repeatable."),
+        .init("password-logins", .choice(["everywhere", "basic", "nowhere"]), default: "everywhere", .reloadable,
+              .field(\.passwordLogins) { $0.choice() },
+              "Where user:password is still accepted next to API keys: everywhere (Basic, Bearer, x-api-key), "
+              + "basic (Basic only), or nowhere (API keys only)."),
         .init("cloud-models", .choice(["off", "admins", "all"]), default: "off", .reloadable,
               .field(\.cloudModels) { $0.choice() },
               "Who may use models Ollama forwards to ollama.com (names ending :cloud or -cloud), billed to the "

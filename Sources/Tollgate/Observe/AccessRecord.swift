@@ -22,6 +22,8 @@ struct AccessRecord {
     var reason: CloseReason
     /// The backend that served it (Host form), with several backends configured; nil otherwise.
     var backend: String? = nil
+    /// The API key the request presented (its public id, never the secret), accepted or not; nil for a password.
+    var keyID: String? = nil
 
     /// One JSON object and a newline.
     func appendJSON(timestamp: String, to out: inout [UInt8]) {
@@ -33,6 +35,7 @@ struct AccessRecord {
         s += ",\"model\":\(model.map(ErrorResponse.jsonString) ?? "null")"
         s += ",\"prompt_tokens\":\(promptTokens.map(String.init) ?? "null"),\"completion_tokens\":\(completionTokens.map(String.init) ?? "null")"
         if let backend { s += ",\"backend\":\(ErrorResponse.jsonString(backend))" }
+        if let keyID { s += ",\"key\":\(ErrorResponse.jsonString(keyID))" }
         s += ",\"rate_limit\":\"\(rateLimit.text)\",\"auth\":\"\(auth.text)\",\"end\":\"\(reason.rawValue)\"}\n"
         out.append(contentsOf: s.utf8)
     }
@@ -48,6 +51,7 @@ struct AccessRecord {
             s += " tokens=\(promptTokens.map(String.init) ?? "-")/\(completionTokens.map(String.init) ?? "-")"
         }
         if let backend { s += " backend=\(Self.escaped(backend, quoted: false))" }
+        if let keyID { s += " key=\(Self.escaped(keyID, quoted: false))" }
         // A name that did not log in is marked as such, with how it was refused.
         if user != nil && auth != .allowed { s += " auth=\(auth.text)" }
         s += " \(reason.rawValue)\n"

@@ -21,6 +21,11 @@ struct Authentication: ConnectionPhase {
         guard let login = ex.login else { return .next }
         ex.login = nil
         let key = LoginThrottle.Key(clientIP: login.clientIP, user: login.credentials.user)
+        if let apiKey = login.key, let ring = c.worker.keys {
+            return decideKey(ex, auth.checkKey(apiKey.token, claimedUser: apiKey.claimedUser,
+                                               throttleUser: login.credentials.user, clientIP: login.clientIP,
+                                               throttle: login.throttle, ring: ring), key, on: c)
+        }
         let box = UncheckedBox((c, ex, self))
         let loop = c.worker.loop
         let check = auth.check(login.credentials, clientIP: login.clientIP, throttle: login.throttle) { outcome in
@@ -60,6 +65,36 @@ struct Authentication: ConnectionPhase {
         }
     }
 
+    // MARK: API keys (begin)
+
+    /// The exchange's outcome for a key login, checked on the spot (`Authenticator.checkKey`).
+    private func decideKey(_ ex: Exchange, _ outcome: Authenticator.KeyLogin, _ key: LoginThrottle.Key,
+                           on c: ClientConnection) -> PhaseOutcome {
+        switch outcome {
+        case .allowed(let grant):
+            ex.user = grant.user
+            ex.keyID = grant.id
+            ex.keyModels = grant.models
+            ex.authResult = .allowed
+            if let fingerprint = ex.credentialFingerprint {
+                c.verifiedLogin = VerifiedLogin(fingerprint: fingerprint, user: grant.user,
+                                                generation: auth.usersGeneration,
+                                                until: c.worker.loop.now &+ Authentication.loginMemoNanos,
+                                                keyID: grant.id)
+            }
+            return .next
+        case .denied(let message):
+            ex.authResult = .denied
+            throttle.recordFailure(key)
+            return .answer(Authentication.unauthorized(message, realm: realm), .rejected)
+        case .throttled(let seconds):
+            ex.authResult = .throttled
+            return .answer(Authentication.throttled(seconds), .rejected)
+        }
+    }
+
+    // MARK: API keys (end)
+
     /// A verified login is trusted on its connection for a minute at most (the credential cache's TTL is longer).
     static let loginMemoNanos: UInt64 = 60_000_000_000
 
@@ -82,4 +117,6 @@ struct VerifiedLogin {
     var user: String
     var generation: Int
     var until: UInt64
+    /// The API key it logged in with (re-checked against the key ring on every reuse), nil for a password.
+    var keyID: String? = nil
 }

@@ -6,4 +6,7 @@ struct PendingLogin {
     var clientIP: String
     /// Whether the check applies this process's failed-login throttle (false when the fleet-wide one decided).
     var throttle = true
+    /// An API key login: the key and the user part of `user:key` (`credentials` then holds the user the throttle
+    /// counts under and no password).
+    var key: (token: APIKeyToken, claimedUser: String?)?
 }

@@ -152,6 +152,6 @@ extension ClientConnection {
             model: ex.model, promptTokens: ex.responseScanner?.promptTokens,
             completionTokens: ex.responseScanner?.completionTokens, rateLimit: ex.rateLimitResult,
             auth: ex.authResult, reason: reason,
-            backend: worker.peers.logName(ex.backend)))
+            backend: worker.peers.logName(ex.backend), keyID: ex.keyID))
     }
 }

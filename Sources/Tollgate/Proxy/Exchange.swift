@@ -35,6 +35,10 @@ final class Exchange {
     var user: String?
     /// The user name the request's credentials give, verified or not: the access log names it for a refused login.
     var attemptedUser: String?
+    /// The API key the request presented (its id only; logged as `key`), verified or not.
+    var keyID: String?
+    /// The models the accepted API key narrows its user to (nil: no key, or a key without a model list).
+    var keyModels: Set<String>?
     /// The model Ollama's handler will act on (inference routes and `/api/show`, once the body was read whole):
     /// what the log, the metrics and backend routing use.
     var model: String?

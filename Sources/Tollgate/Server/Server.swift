@@ -21,6 +21,10 @@ public final class Server: @unchecked Sendable {
 
     /// The password checker shared by every loop (nil when authentication is off).
     public let authenticator: Authenticator?
+    /// The API keys' snapshot shared by every loop (nil without a key store or without authentication).
+    public let keyRing: KeyRing?
+    /// Keeps `keyRing` in step with the key store, and writes the keys' last-use times.
+    private let keyWatcher: KeyWatcher?
     /// The per-IP limiter shared by every loop (nil when off).
     public let rateLimiter: RateLimiter?
     /// The inference concurrency limiter shared by every loop (nil when off).
@@ -46,8 +50,11 @@ public final class Server: @unchecked Sendable {
     private let stopped = Mutex<Int>(0)
     private let shuttingDown = Atomic<Bool>(false)
 
-    /// Loads the certificate, creates the loops and binds every listener; fails with a clear message.
-    public init(config: ServerConfig) throws(SocketError) {
+    /// Loads the certificate, creates the loops and binds every listener; fails with a clear message. `keyStore`
+    /// holds the API keys (the state directory's database; memory in tests): they are loaded now and followed by a
+    /// watcher thread; `fleetRevocations` shares revocations through Redis.
+    public init(config: ServerConfig, keyStore: (any KeyStore)? = nil,
+                fleetRevocations: (any FleetRevocations)? = nil) throws(SocketError) {
         self.config = config
         // Each worker gets a TLS context of its own, in an OpenSSL library context of its own (see TLSLibrary),
         // all built from one reading of the files; the first is built here so a bad pair fails before any loop.
@@ -114,6 +121,21 @@ public final class Server: @unchecked Sendable {
         metrics = Metrics(workers: count)
         metrics.setCertificateExpiry(certificate?.notAfter)
         servedCertificate.withLock { $0 = certificate }
+        // Last before the loops: the watcher's thread starts here, and every failure after this point stops it.
+        if let keyStore, config.users != nil {
+            let ring = KeyRing()
+            do {
+                keyWatcher = try KeyWatcher(store: keyStore, ring: ring, fleet: fleetRevocations)
+            } catch {
+                logSink?.stop()
+                authenticator?.shutdown()
+                throw SocketError("keys: \(error.description)")
+            }
+            keyRing = ring
+        } else {
+            keyRing = nil
+            keyWatcher = nil
+        }
         do throws(SocketError) {
             for i in 0..<count {
                 let loop = try EventLoop(index: i)
@@ -122,7 +144,7 @@ public final class Server: @unchecked Sendable {
                 if let tls { tlsLibraries.append(tls.library) }
                 workers.append(Worker(loop: loop, config: config, tls: tls, authenticator: authenticator,
                                       rateLimiter: rateLimiter, concurrency: concurrency, userRateLimiter: userRate,
-                                      logSink: logSink))
+                                      logSink: logSink, keys: keyRing))
                 workers[i].metrics = metrics
                 if let shared = config.sharedLimits, let redisAddress, let sharedStatus {
                     workers[i].shared = SharedLimits(settings: shared, address: redisAddress, loop: loop,
@@ -166,10 +188,12 @@ public final class Server: @unchecked Sendable {
         } catch {
             for list in listeners { for l in list { l.close() } }
             authenticator?.shutdown()
+            keyWatcher?.stop()
             logSink?.stop()
             throw error
         }
         if config.listen.isEmpty && config.listenPlain.isEmpty {
+            keyWatcher?.stop()
             throw SocketError("nothing to listen on: give --listen or --listen-plain")
         }
     }
@@ -286,6 +310,7 @@ public final class Server: @unchecked Sendable {
         threads.removeAll()
         watcher?.stop()
         watcher = nil
+        keyWatcher?.stop()
         authenticator?.shutdown()
         logSink?.stop()
     }

@@ -35,6 +35,8 @@ final class Worker {
     let log: AccessLog
     /// Shared by all workers; nil when authentication is off.
     let authenticator: Authenticator?
+    /// The API keys' snapshot shared by every loop (nil without a key table: keys are then refused as malformed).
+    let keys: KeyRing?
     /// Shared by all workers (one bucket per client across loops); nil when rate limiting is off.
     let rateLimiter: RateLimiter?
     /// Shared in-flight limits for inference routes; nil when off.
@@ -86,7 +88,8 @@ final class Worker {
     private var rng: (UInt64, UInt64)
 
     init(loop: EventLoop, config: ServerConfig, tls: TLSContext?, authenticator: Authenticator?, rateLimiter: RateLimiter?,
-         concurrency: ConcurrencyLimiter?, userRateLimiter: UserRateLimiter?, logSink: LogSink?) {
+         concurrency: ConcurrencyLimiter?, userRateLimiter: UserRateLimiter?, logSink: LogSink?, keys: KeyRing? = nil) {
+        self.keys = keys
         self.idleUpstreams = Array(repeating: [], count: config.upstreams.count)
         self.backendHosts = config.upstreams.map { Array($0.address.hostHeader.utf8) }
         self.logSink = logSink
