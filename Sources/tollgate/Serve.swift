@@ -220,6 +220,9 @@ struct Startup {
         guard problems.isEmpty else {
             throw StartupError("configuration:\n" + problems.joined(separator: "\n"))
         }
+        // The state database: the usage ledger's and the keys' file (opened by the server, not here).
+        config.databasePath = StateDatabase.path(in: StateDatabase.directory(configured: config.stateDirectory,
+                                                                              usersPath: config.usersPath))
         for name in config.admins where config.users?.entries[name] == nil && config.usersPath != nil {
             note("warning: admin \(name) is not a user in \(config.usersPath ?? "the users file")")
         }

@@ -62,6 +62,8 @@ struct ServeOptions: ParsableArguments {
     @Option(setting: "hsts") var hsts: String?
     @Option(setting: "pid-file") var pidFile: String?
     @Option(setting: "state-dir") var stateDir: String?
+    @Option(setting: "ledger") var ledger: String?
+    @Option(setting: "usage-retention") var usageRetention: String?
     @Option(setting: "head-timeout") var headTimeout: String?
     @Option(setting: "keepalive-timeout") var keepaliveTimeout: String?
     @Option(setting: "body-timeout") var bodyTimeout: String?

@@ -38,6 +38,7 @@ public enum SettingSamples {
         "hsts": ["max-age=60"],
         "pid-file": ["tollgate.pid"],
         "state-dir": ["state"],
+        "usage-retention": ["90d"],
     ]
 
     /// Flag values for `setting` that differ from its default: `[]` for a boolean (the bare flag); nil for a

@@ -163,6 +163,13 @@ public struct ServerConfig: Sendable {
     /// Where `serve` writes the outcome of its start and of each reload (`ReloadStatus`) for `tollgate reload`; nil:
     /// found as `ReloadStatus.directory` says.
     public var stateDirectory: String?
+    /// Whether finished requests are recorded in the usage ledger (the `ledger` setting).
+    public var ledgerEnabled = false
+    /// How long usage rows are kept, in seconds; nil: forever.
+    public var usageRetentionSeconds: Int64?
+    /// The state database file (`tollgate.db` in the state directory), set by the command line's start-up; nil (as
+    /// in tests that build a configuration themselves): no usage ledger and no database.
+    public var databasePath: String?
 
     /// The configuration `tollgate serve` runs with when given nothing: every setting at its table default, one
     /// event loop (and one password-checking thread) per online core.
