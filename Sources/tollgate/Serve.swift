@@ -21,7 +21,7 @@ struct Serve: ParsableCommand {
 
         let server: Server
         do {
-            server = try Server(config: config)
+            server = try Server(config: config, keyStore: Serve.keyStore(config))
         } catch {
             throw StartupError(error.description)
         }
@@ -124,6 +124,20 @@ struct Serve: ParsableCommand {
     }
 }
 
+extension Serve {
+    /// The API keys' table in the state database, when there are users to log in as; a database that cannot be
+    /// opened leaves keys off (passwords work as before), said once.
+    static func keyStore(_ config: ServerConfig) -> (any KeyStore)? {
+        guard config.users != nil, let path = config.databasePath else { return nil }
+        do {
+            return try SQLiteKeyStore(path: path)
+        } catch {
+            note("warning: \(error.description): API keys are off until the database can be opened (restart)")
+            return nil
+        }
+    }
+}
+
 /// Settings resolved into a ServerConfig, with the certificate and users file located (and, for `serve`, the
 /// development ones created on first start, the certificate renewed when near expiry). `serve`, `check-config` and
 /// a reload all come through here, so `check-config` validates exactly what `serve` would run; every problem found
@@ -137,6 +151,8 @@ struct Startup {
         case check
         /// A reload (SIGHUP) of a running server: changes nothing and repeats no warning.
         case reload
+        /// A command that manages the server's state (`keys`): the settings and the users file, no certificate.
+        case admin
     }
 
     let resolved: ResolvedConfig
@@ -157,7 +173,7 @@ struct Startup {
         var problems = loaded.problems.map(\.description)
         let troubled = Set(loaded.problems.compactMap(\.key))
         if mode == .serve && problems.isEmpty { Diagnostics.configure(structured: config.accessLog == .json) }
-        if !config.listen.isEmpty && troubled.isDisjoint(with: ["cert", "key", "listen", "listen-plain"]) {
+        if mode != .admin && !config.listen.isEmpty && troubled.isDisjoint(with: ["cert", "key", "listen", "listen-plain"]) {
             if config.certificatePath == nil {
                 let (cert, key) = DevelopmentCertificate.paths(in: Startup.developmentDirectory)
                 switch mode {
@@ -192,7 +208,7 @@ struct Startup {
                         config.certificatePath = cert
                         config.keyPath = key
                     }
-                case .reload:
+                case .reload, .admin:
                     // A reload keeps using the development pair serve created at start-up.
                     config.certificatePath = cert
                     config.keyPath = key
