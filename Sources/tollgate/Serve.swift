@@ -253,7 +253,7 @@ struct Startup {
     /// a generated credential and prints it once. A configured path that is missing is an error.
     static func loadUsers(_ configured: String?, into config: inout ServerConfig, create: Bool, mode: Mode) throws {
         let path = configured ?? defaultUsersPath
-        let quiet = mode == .reload
+        let quiet = mode == .reload || mode == .admin
         if configured == nil && access(path, F_OK) != 0 && mode != .reload && !create {
             // What serve would do: check-config says so; a serve that stops on other problems creates nothing.
             if mode == .check { note("users file \(path): serve will create it with one user and a generated password") }
