@@ -136,11 +136,22 @@ enum KeysCommand {
     static func open(_ startup: Startup, create: Bool) throws -> SQLiteKeyStore {
         guard let path = startup.config.databasePath else { throw StartupError("no state directory") }
         if !create && access(path, F_OK) != 0 { throw StartupError("no keys: \(path) does not exist yet") }
+        let existed = access(path, F_OK) == 0
+        let store: SQLiteKeyStore
         do {
-            return try SQLiteKeyStore(path: path, create: create)
+            store = try SQLiteKeyStore(path: path, create: create)
         } catch {
             throw StartupError(error.description)
         }
+        // Run by root (sudo) before the server ever ran, the new database would be root's and the server could not
+        // open it: it goes to whoever owns the state directory (the service user under systemd's StateDirectory).
+        if !existed && geteuid() == 0, let slash = path.lastIndex(of: "/") {
+            var info = stat()
+            if stat(String(path[..<slash]), &info) == 0 && info.st_uid != 0 {
+                _ = chown(path, info.st_uid, info.st_gid)
+            }
+        }
+        return store
     }
 
     /// `active`, `revoked` or `expired`.
