@@ -126,6 +126,20 @@ struct Keys: ParsableCommand {
             do { found = try store.revoke(id: keyID, at: KeyRing.wallClock()) } catch { throw StartupError(error.description) }
             guard found else { throw StartupError("no key \(keyID)") }
             print("revoked key \(keyID)")
+            // With redis, every server of the fleet refuses it too (they read the set on each poll).
+            if let redis = startup.config.sharedLimits?.redis {
+                do {
+                    let address = try redis.resolve()
+                    let client = BlockingRedis(configuration: redis, address: address,
+                                               timeoutMillis: Int(max(1000, redis.commandTimeoutMillis)))
+                    defer { client.close() }
+                    try SharedKeyRevocations.publish(keyID, through: client)
+                    print("published the revocation to the fleet through \(redis.redactedURL)")
+                } catch {
+                    throw StartupError("revoked in this server's database, but not published to the fleet through "
+                                       + "\(redis.redactedURL): \(error); run keys revoke again once Redis answers")
+                }
+            }
         }
     }
 }

@@ -21,7 +21,8 @@ struct Serve: ParsableCommand {
 
         let server: Server
         do {
-            server = try Server(config: config, keyStore: Serve.keyStore(config))
+            server = try Server(config: config, keyStore: Serve.keyStore(config),
+                                fleetRevocations: Serve.fleetRevocations(config))
         } catch {
             throw StartupError(error.description)
         }
@@ -135,6 +136,14 @@ extension Serve {
             note("warning: \(error.description): API keys are off until the database can be opened (restart)")
             return nil
         }
+    }
+
+    /// With `redis`, the fleet's key revocations (read by the key watcher's thread, never a loop).
+    static func fleetRevocations(_ config: ServerConfig) -> (any FleetRevocations)? {
+        guard config.users != nil, config.databasePath != nil, let redis = config.sharedLimits?.redis,
+              let address = try? redis.resolve() else { return nil }
+        return SharedKeyRevocations(redis: BlockingRedis(configuration: redis, address: address,
+                                                         timeoutMillis: Int(max(250, redis.commandTimeoutMillis))))
     }
 }
 
