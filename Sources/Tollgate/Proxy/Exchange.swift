@@ -58,6 +58,9 @@ final class Exchange {
     var upstreamStart: UInt64 = 0
     /// Token counts from the response (inference routes only).
     var responseScanner: UsageScanner?
+    /// The id of the API key the request authenticated with (nil: a password login, or none): the usage ledger's
+    /// `key_id`.
+    var keyID: String?
 
     // request side
     var body: RequestBody

@@ -36,6 +36,8 @@ public final class Server: @unchecked Sendable {
     private let sharedQueue: SharedCount
     /// The access log's writer (nil when logging is off).
     public let logSink: LogSink?
+    /// The usage ledger's writer (nil when `ledger` is off or no state database is configured).
+    public let ledger: UsageLedger?
     /// The Ollama backends shared by every loop, with several upstreams (or a `max=`); nil on the single path.
     public let backends: BackendSet?
     private var healthChecker: HealthChecker?
@@ -112,6 +114,16 @@ public final class Server: @unchecked Sendable {
         sharedQueue = queuedTotal
         let logSink = config.accessLog == .none ? nil : try LogSink(path: config.accessLogPath)
         self.logSink = logSink
+        var ledger: UsageLedger?
+        if config.ledgerEnabled, let path = config.databasePath {
+            do {
+                ledger = try UsageLedger(settings: .init(path: path, retentionSeconds: config.usageRetentionSeconds))
+            } catch {
+                logSink?.stop()
+                throw error
+            }
+        }
+        self.ledger = ledger
         let backends = config.usesBackendSet ? BackendSet(config: config) : nil
         self.backends = backends
         let fileLimit = Syscall.raiseFileLimit()
@@ -146,6 +158,7 @@ public final class Server: @unchecked Sendable {
                                       rateLimiter: rateLimiter, concurrency: concurrency, userRateLimiter: userRate,
                                       logSink: logSink, keys: keyRing))
                 workers[i].metrics = metrics
+                workers[i].ledger = ledger
                 if let shared = config.sharedLimits, let redisAddress, let sharedStatus {
                     workers[i].shared = SharedLimits(settings: shared, address: redisAddress, loop: loop,
                                                      status: sharedStatus, rateSettings: config.rateLimit,
@@ -190,6 +203,7 @@ public final class Server: @unchecked Sendable {
             authenticator?.shutdown()
             keyWatcher?.stop()
             logSink?.stop()
+            ledger?.stop()
             throw error
         }
         if config.listen.isEmpty && config.listenPlain.isEmpty {
@@ -313,6 +327,8 @@ public final class Server: @unchecked Sendable {
         keyWatcher?.stop()
         authenticator?.shutdown()
         logSink?.stop()
+        // After the loops: every finished request's row is queued; stop writes them before the thread ends.
+        ledger?.stop()
     }
 
     /// Runs one round of backend health checks and model polls that starts after this call, and calls `done`

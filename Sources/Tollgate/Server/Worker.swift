@@ -64,6 +64,9 @@ final class Worker {
     var metrics: Metrics?
     /// Process-wide gauges read at scrape time.
     var logSink: LogSink?
+    /// The usage ledger's writer, shared by all workers; nil when the ledger is off. Set once, by the server
+    /// before the loop runs.
+    var ledger: UsageLedger?
     /// Idle keep-alive upstream connections per backend (index as in `ServerConfig.upstreams`).
     private(set) var idleUpstreams: [[UpstreamConnection]]
     /// Where requests go: one upstream, or the backend set shared by all workers when several backends (or a
