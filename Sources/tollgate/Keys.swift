@@ -71,7 +71,7 @@ struct Keys: ParsableCommand {
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List keys (all, or USER's): id, user, name, created, expires, last used, status. Never a secret.")
+            abstract: "List keys (all, or USER's): id, user, name, created, expires, last used, tokens, status. Never a secret.")
         @Argument(help: "Only this user's keys.") var user: String?
         @OptionGroup var options: ServeOptions
 
@@ -85,12 +85,19 @@ struct Keys: ParsableCommand {
             defer { store.close() }
             let keys: [APIKey]
             do { keys = try store.all() } catch { throw StartupError(error.description) }
+            // Tokens come from the usage ledger's rows (those its retention keeps).
+            let tokens: [String: Int]
+            do {
+                tokens = try UsageStore(reading: path).tokensByKey()
+            } catch {
+                throw StartupError(error.description)
+            }
             let now = KeyRing.wallClock()
-            let header = ["ID", "USER", "NAME", "CREATED", "EXPIRES", "LAST USED", "STATUS"]
+            let header = ["ID", "USER", "NAME", "CREATED", "EXPIRES", "LAST USED", "TOKENS", "STATUS"]
             let rows = keys.filter { user == nil || $0.user == user }.map { key in
                 [key.id, key.user, key.name.isEmpty ? "-" : key.name, KeysCommand.time(key.created),
                  key.expires.map(KeysCommand.time) ?? "never", key.lastUsed.map(KeysCommand.time) ?? "never",
-                 KeysCommand.status(key, now: now)]
+                 String(tokens[key.id] ?? 0), KeysCommand.status(key, now: now)]
             }
             guard !rows.isEmpty else {
                 print(user.map { "no keys for \($0)" } ?? "no keys")

@@ -92,7 +92,7 @@ def anthropic_client(server, tls, key) -> anthropic.Anthropic:
 def test_create_prints_the_key_once_and_list_never_shows_it(binaries, key_env):
     key = create_key(binaries, key_env, "--name", "laptop", "--expires", "90d", "--models", f"{MODEL},other")
     listed = keys_cmd(binaries, key_env, "list").stdout
-    assert key_id(key) in listed and "laptop" in listed and "active" in listed
+    assert key_id(key) in listed and "laptop" in listed and "active" in listed and "TOKENS" in listed
     secret = key.split("_")[2]
     assert secret not in listed and key not in listed
     assert keys_cmd(binaries, key_env, "list", USER).stdout == listed

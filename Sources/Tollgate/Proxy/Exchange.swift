@@ -35,7 +35,8 @@ final class Exchange {
     var user: String?
     /// The user name the request's credentials give, verified or not: the access log names it for a refused login.
     var attemptedUser: String?
-    /// The API key the request presented (its id only; logged as `key`), verified or not.
+    /// The API key the request presented (its id only; the access log's `key`, the usage ledger's `key_id`),
+    /// verified or not (a refused one has no user and no tokens).
     var keyID: String?
     /// The models the accepted API key narrows its user to (nil: no key, or a key without a model list).
     var keyModels: Set<String>?
@@ -58,9 +59,6 @@ final class Exchange {
     var upstreamStart: UInt64 = 0
     /// Token counts from the response (inference routes only).
     var responseScanner: UsageScanner?
-    /// The id of the API key the request authenticated with (nil: a password login, or none): the usage ledger's
-    /// `key_id`.
-    var keyID: String?
 
     // request side
     var body: RequestBody
