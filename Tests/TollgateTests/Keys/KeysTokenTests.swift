@@ -119,3 +119,24 @@ import Testing
         #expect(!PasswordLogins.nowhere.accepts(.basic))
     }
 }
+
+/// The access log names a key by its id, in both formats, and never carries its secret.
+@Suite struct KeysAccessLogTests {
+    @Test func theKeyIdIsLoggedNeverTheSecret() {
+        var record = AccessRecord(
+            requestID: Array("r1".utf8), client: Array("203.0.113.9".utf8), user: "alice", method: "GET",
+            path: "/api/tags", status: 200, bytesIn: 1, bytesOut: 2, durationNanos: 3_000_000, ttfbNanos: nil,
+            upstreamNanos: nil, model: nil, promptTokens: nil, completionTokens: nil,
+            rateLimit: RateLimitResult(.pass), auth: .allowed, reason: .completed)
+        record.keyID = "abcdefghijkl"
+        var json: [UInt8] = [], text: [UInt8] = []
+        record.appendJSON(timestamp: "T", to: &json)
+        record.appendText(timestamp: "T", to: &text)
+        #expect(String(decoding: json, as: UTF8.self).contains(#","key":"abcdefghijkl""#))
+        #expect(String(decoding: text, as: UTF8.self).contains(" key=abcdefghijkl "))
+        record.keyID = nil
+        json = []
+        record.appendJSON(timestamp: "T", to: &json)
+        #expect(!String(decoding: json, as: UTF8.self).contains("\"key\""))
+    }
+}
