@@ -23,13 +23,19 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        // The usage ledger's embedded database (TollgateIO/SQLiteDatabase.swift is its only user).
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
         .target(
             name: "CTollgate",
             dependencies: ["COpenSSL"],
             linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto"), .linkedLibrary("crypt")]
         ),
         .target(name: "TollgateHTTP", swiftSettings: swiftSettings),
-        .target(name: "TollgateIO", dependencies: ["CTollgate", "COpenSSL"], swiftSettings: swiftSettings),
+        .target(name: "TollgateIO", dependencies: ["CTollgate", "COpenSSL", "CSQLite"], swiftSettings: swiftSettings),
         .target(name: "Tollgate", dependencies: ["TollgateHTTP", "TollgateIO"], swiftSettings: swiftSettings),
         .target(name: "FakeOllama", dependencies: ["TollgateIO"], swiftSettings: swiftSettings),
         .executableTarget(

@@ -9,7 +9,7 @@
 # What it does, in order (each step says whether it changed anything):
 #   1. checks, before anything is changed: root, the system, this checkout, the package or Swift >= 6 (not
 #      downloaded for you; see below), an --import-htpasswd file that Tollgate can read
-#   2. apt-get installs the missing build packages: libssl-dev libcrypt-dev pkg-config (and openssl)
+#   2. apt-get installs the missing build packages: libssl-dev libcrypt-dev libsqlite3-dev pkg-config (and openssl)
 #   3. swift build -c release --static-swift-stdlib --product tollgate   (as the checkout's owner, not root)
 #   4. installs the binary as /usr/local/bin/tollgate (atomic rename; a running server keeps its old binary)
 #   5. creates the system user and group `tollgate`, and /etc/tollgate (0750 root:tollgate)
@@ -230,11 +230,11 @@ else
     # ---------------------------------------------------------------------------------------------------------------
     step "2. build packages"
     missing=()
-    for pkg in libssl-dev libcrypt-dev pkg-config openssl; do
+    for pkg in libssl-dev libcrypt-dev libsqlite3-dev pkg-config openssl; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
     done
     if [ "${#missing[@]}" -eq 0 ]; then
-        say "all present: libssl-dev libcrypt-dev pkg-config openssl"
+        say "all present: libssl-dev libcrypt-dev libsqlite3-dev pkg-config openssl"
     else
         run apt-get update -qq
         run env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

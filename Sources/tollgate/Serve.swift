@@ -21,7 +21,8 @@ struct Serve: ParsableCommand {
 
         let server: Server
         do {
-            server = try Server(config: config)
+            server = try Server(config: config, keyStore: Serve.keyStore(config),
+                                fleetRevocations: Serve.fleetRevocations(config))
         } catch {
             throw StartupError(error.description)
         }
@@ -124,6 +125,28 @@ struct Serve: ParsableCommand {
     }
 }
 
+extension Serve {
+    /// The API keys' table in the state database, when there are users to log in as; a database that cannot be
+    /// opened leaves keys off (passwords work as before), said once.
+    static func keyStore(_ config: ServerConfig) -> (any KeyStore)? {
+        guard config.users != nil, let path = config.databasePath else { return nil }
+        do {
+            return try SQLiteKeyStore(path: path)
+        } catch {
+            note("warning: \(error.description): API keys are off until the database can be opened (restart)")
+            return nil
+        }
+    }
+
+    /// With `redis`, the fleet's key revocations (read by the key watcher's thread, never a loop).
+    static func fleetRevocations(_ config: ServerConfig) -> (any FleetRevocations)? {
+        guard config.users != nil, config.databasePath != nil, let redis = config.sharedLimits?.redis,
+              let address = try? redis.resolve() else { return nil }
+        return SharedKeyRevocations(redis: BlockingRedis(configuration: redis, address: address,
+                                                         timeoutMillis: Int(max(250, redis.commandTimeoutMillis))))
+    }
+}
+
 /// Settings resolved into a ServerConfig, with the certificate and users file located (and, for `serve`, the
 /// development ones created on first start, the certificate renewed when near expiry). `serve`, `check-config` and
 /// a reload all come through here, so `check-config` validates exactly what `serve` would run; every problem found
@@ -137,6 +160,8 @@ struct Startup {
         case check
         /// A reload (SIGHUP) of a running server: changes nothing and repeats no warning.
         case reload
+        /// A command that manages the server's state (`keys`): the settings and the users file, no certificate.
+        case admin
     }
 
     let resolved: ResolvedConfig
@@ -157,7 +182,7 @@ struct Startup {
         var problems = loaded.problems.map(\.description)
         let troubled = Set(loaded.problems.compactMap(\.key))
         if mode == .serve && problems.isEmpty { Diagnostics.configure(structured: config.accessLog == .json) }
-        if !config.listen.isEmpty && troubled.isDisjoint(with: ["cert", "key", "listen", "listen-plain"]) {
+        if mode != .admin && !config.listen.isEmpty && troubled.isDisjoint(with: ["cert", "key", "listen", "listen-plain"]) {
             if config.certificatePath == nil {
                 let (cert, key) = DevelopmentCertificate.paths(in: Startup.developmentDirectory)
                 switch mode {
@@ -192,7 +217,7 @@ struct Startup {
                         config.certificatePath = cert
                         config.keyPath = key
                     }
-                case .reload:
+                case .reload, .admin:
                     // A reload keeps using the development pair serve created at start-up.
                     config.certificatePath = cert
                     config.keyPath = key
@@ -229,6 +254,9 @@ struct Startup {
         guard problems.isEmpty else {
             throw StartupError("configuration:\n" + problems.joined(separator: "\n"))
         }
+        // The state database: the usage ledger's and the keys' file (opened by the server, not here).
+        config.databasePath = StateDatabase.path(in: StateDatabase.directory(configured: config.stateDirectory,
+                                                                              usersPath: config.usersPath))
         for name in config.admins where config.users?.entries[name] == nil && config.usersPath != nil {
             note("warning: admin \(name) is not a user in \(config.usersPath ?? "the users file")")
         }
@@ -243,7 +271,7 @@ struct Startup {
     /// a generated credential and prints it once. A configured path that is missing is an error.
     static func loadUsers(_ configured: String?, into config: inout ServerConfig, create: Bool, mode: Mode) throws {
         let path = configured ?? defaultUsersPath
-        let quiet = mode == .reload
+        let quiet = mode == .reload || mode == .admin
         if configured == nil && access(path, F_OK) != 0 && mode != .reload && !create {
             // What serve would do: check-config says so; a serve that stops on other problems creates nothing.
             if mode == .check { note("users file \(path): serve will create it with one user and a generated password") }

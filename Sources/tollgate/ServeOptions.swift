@@ -37,6 +37,7 @@ struct ServeOptions: ParsableArguments {
     @Flag(setting: "proxy-protocol") var proxyProtocol = false
     @Option(setting: "proxy-protocol-from") var proxyProtocolFrom: [String] = []
     @Option(setting: "model-allow") var modelAllow: [String] = []
+    @Option(setting: "password-logins") var passwordLogins: String?
     @Option(setting: "cloud-models") var cloudModels: String?
     @Option(setting: "max-connections") var maxConnections: String?
     @Option(setting: "max-connections-per-client") var maxConnectionsPerClient: String?
@@ -63,6 +64,8 @@ struct ServeOptions: ParsableArguments {
     @Option(setting: "hsts") var hsts: String?
     @Option(setting: "pid-file") var pidFile: String?
     @Option(setting: "state-dir") var stateDir: String?
+    @Option(setting: "ledger") var ledger: String?
+    @Option(setting: "usage-retention") var usageRetention: String?
     @Option(setting: "head-timeout") var headTimeout: String?
     @Option(setting: "keepalive-timeout") var keepaliveTimeout: String?
     @Option(setting: "body-timeout") var bodyTimeout: String?

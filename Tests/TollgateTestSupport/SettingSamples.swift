@@ -40,6 +40,7 @@ public enum SettingSamples {
         "pid-file": ["tollgate.pid"],
         "state-dir": ["state"],
         "policy": ["* tokens-per-day=1000"],
+        "usage-retention": ["90d"],
     ]
 
     /// Flag values for `setting` that differ from its default: `[]` for a boolean (the bare flag); nil for a

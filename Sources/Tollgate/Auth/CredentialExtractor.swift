@@ -1,4 +1,4 @@
-/// Finds the user name and password in a request's authentication headers.
+/// Finds the user name and password, or the API key, in a request's authentication headers.
 ///
 /// Pure and allocation-light: runs on the event loop for every request.
 public enum CredentialExtractor {
@@ -9,6 +9,10 @@ public enum CredentialExtractor {
     /// when both are present. The password may contain `:` (the split is at the first colon). The `ollama` CLI's
     /// signed form (`Authorization: <base64 key>:<base64 signature>`, no scheme) is `.signed`. Any other scheme
     /// or a malformed value is `.malformed(reason)`; the reason never quotes the header.
+    ///
+    /// An API key (`tg_<id>_<secret>`) is accepted wherever a password is: alone as the Bearer token or x-api-key
+    /// (OpenAI and Anthropic SDKs' `api_key=`, ollama-python's `OLLAMA_API_KEY`), or as the password of
+    /// `user:key` in any of the three (`curl -u alice:tg_…`, or `-u :tg_…` with no user): `.key`.
     public static func extract(authorization: ArraySlice<UInt8>?, apiKey: ArraySlice<UInt8>?) -> CredentialParse {
         if let authorization {
             return fromAuthorization(trimmed(authorization))
@@ -16,7 +20,7 @@ public enum CredentialExtractor {
         if let apiKey {
             let value = trimmed(apiKey)
             guard !value.isEmpty else { return .malformed("empty x-api-key header") }
-            return split(value, source: .apiKey)
+            return keyOrSplit(value, source: .apiKey)
         }
         return .none
     }
@@ -29,16 +33,40 @@ public enum CredentialExtractor {
         if equalsIgnoringCase(scheme, basic) {
             guard !rest.isEmpty else { return .malformed("Basic without credentials") }
             guard let decoded = Base64.decode(rest) else { return .malformed("Basic credentials are not valid base64") }
-            return split(decoded[...], source: .basic)
+            return keyOrSplit(decoded[...], source: .basic)
         }
         if equalsIgnoringCase(scheme, bearer) {
             guard !rest.isEmpty else { return .malformed("Bearer without a token") }
-            return split(rest, source: .bearer)
+            return keyOrSplit(rest, source: .bearer)
         }
         // The ollama CLI's signed form, OLLAMA_AUTH (CredentialExtractor+Signed.swift).
         if let signed = signed(value) { return signed }
         return .malformed("unsupported Authorization scheme (expected Basic or Bearer)")
     }
+
+    // MARK: API keys (begin)
+
+    /// An API key alone or as the password of `user:key`; anything else is `user:password` (`split`).
+    private static func keyOrSplit(_ bytes: ArraySlice<UInt8>, source: CredentialSource) -> CredentialParse {
+        guard let colon = bytes.firstIndex(of: UInt8(ascii: ":")) else {
+            guard APIKeyToken.looksLikeKey(bytes) else { return split(bytes, source: source) }
+            guard let token = APIKeyToken.parse(bytes) else { return .malformed("malformed API key (expected tg_<id>_<secret>)") }
+            return .key(token, claimedUser: nil, source)
+        }
+        let password = bytes[(colon + 1)...]
+        guard APIKeyToken.looksLikeKey(password), let token = APIKeyToken.parse(password) else {
+            return split(bytes, source: source)
+        }
+        let userBytes = bytes[bytes.startIndex..<colon]
+        if userBytes.isEmpty { return .key(token, claimedUser: nil, source) }
+        guard !userBytes.contains(where: { $0 < 0x20 || $0 == 0x7F }),
+              let user = String(validating: userBytes, as: UTF8.self) else {
+            return .malformed("control character or invalid UTF-8 in the user name")
+        }
+        return .key(token, claimedUser: user, source)
+    }
+
+    // MARK: API keys (end)
 
     /// `user:password` → credentials; the user must be non-empty UTF-8 without control characters.
     private static func split(_ bytes: ArraySlice<UInt8>, source: CredentialSource) -> CredentialParse {

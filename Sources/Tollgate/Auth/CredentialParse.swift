@@ -10,4 +10,6 @@ public enum CredentialParse: Sendable, Equatable {
     /// The `ollama` CLI's signed form (`OLLAMA_AUTH`): a public key and its signature, checked against
     /// `authorized-keys` (see `SignedLogins`).
     case signed(SignedCredential)
+    /// An API key, alone (`claimedUser` nil) or as the password of `user:key`, and where it came from.
+    case key(APIKeyToken, claimedUser: String?, CredentialSource)
 }

@@ -69,6 +69,8 @@ public struct ServerConfig: Sendable {
     public var cloudModels: CloudModels = .off
     /// The `policy` lines: per-user quotas, limits and request caps (`*` for everyone).
     public var policies = PolicyTable()
+    /// Where `user:password` is still accepted next to API keys.
+    public var passwordLogins: PasswordLogins = .everywhere
     /// Request-body bytes held in memory at once while bodies are read whole, over all workers (each worker gets
     /// an equal share, at least two largest inference bodies, and one user at most half of it); past it, 503.
     public var maxBodyBuffered = 0
@@ -167,6 +169,13 @@ public struct ServerConfig: Sendable {
     /// Where `serve` writes the outcome of its start and of each reload (`ReloadStatus`) for `tollgate reload`; nil:
     /// found as `ReloadStatus.directory` says.
     public var stateDirectory: String?
+    /// Whether finished requests are recorded in the usage ledger (the `ledger` setting).
+    public var ledgerEnabled = false
+    /// How long usage rows are kept, in seconds; nil: forever.
+    public var usageRetentionSeconds: Int64?
+    /// The state database file (`tollgate.db` in the state directory), set by the command line's start-up; nil (as
+    /// in tests that build a configuration themselves): no usage ledger and no database.
+    public var databasePath: String?
 
     /// The configuration `tollgate serve` runs with when given nothing: every setting at its table default, one
     /// event loop (and one password-checking thread) per online core.

@@ -119,6 +119,10 @@ extension SettingDefinition {
         .init("model-allow", .list, default: nil, .reloadable,
               .field(\.modelAllowlist),
               "Models inference requests may name (checked in the body before anything reaches Ollama); repeatable."),
+        .init("password-logins", .choice(["everywhere", "basic", "nowhere"]), default: "everywhere", .reloadable,
+              .field(\.passwordLogins) { $0.choice() },
+              "Where user:password is still accepted next to API keys: everywhere (Basic, Bearer, x-api-key), "
+              + "basic (Basic only), or nowhere (API keys only)."),
         .init("cloud-models", .choice(["off", "admins", "all"]), default: "off", .reloadable,
               .field(\.cloudModels) { $0.choice() },
               "Who may use models Ollama forwards to ollama.com (names ending :cloud or -cloud), billed to the "
@@ -197,8 +201,15 @@ extension SettingDefinition {
               "Write the process id here (for tollgate reload); e.g. /run/tollgate/tollgate.pid."),
         .init("state-dir", .string, default: nil, .restart,
               .field(\.stateDirectory),
-              "Directory for the server's process id and the outcome of each reload (read by tollgate reload); "
-              + "default: systemd's RuntimeDirectory, else the pid file's directory, else /run/tollgate if it exists."),
+              "Directory for the server's state: the usage database (tollgate.db; default: a folder state beside "
+              + "the users file) and the outcome of each reload (read by tollgate reload; default: systemd's "
+              + "RuntimeDirectory, else the pid file's directory, else /run/tollgate if it exists)."),
+        .init("ledger", .choice(["on", "off"]), default: "on", .restart,
+              .field(\.ledgerEnabled) { $0.required($0.resolved.string($0.name)) == "on" },
+              "Record one row per finished request in the usage database (tollgate usage); off: no rows."),
+        .init("usage-retention", .string, default: "400d", .restart,
+              .field(\.usageRetentionSeconds) { $0.retention() },
+              "How long usage rows are kept (e.g. 90d, 12w, 36h); 0 or forever keeps them all."),
         // Timeouts, in seconds
         .init("head-timeout", .double(0.001...86_400), default: "10", .reloadable,
               .field(\.timeouts.requestHead),

@@ -144,3 +144,16 @@ extension ConfigProblem {
         self.init(location, key: name, message)
     }
 }
+
+extension SettingReader {
+    /// A `.string` retention like `90d`: seconds, or nil for `0` and `forever` (keep everything).
+    mutating func retention() -> Int64? {
+        let text = required(resolved.string(name))
+        if text == "0" || text == "forever" { return nil }
+        guard let seconds = DurationText.seconds(text) else {
+            problem("\(text.debugDescription) is not a duration like 90d, 12w, 36h (or 0 / forever)")
+            return nil
+        }
+        return seconds
+    }
+}

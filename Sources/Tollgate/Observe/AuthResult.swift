@@ -23,6 +23,8 @@ enum AuthResult: Int, CaseIterable, Sendable {
     case unavailable
     /// A public path (health, readiness, configured public paths): served without authentication.
     case `public`
+    /// A password where `password-logins` accepts none (API keys only there).
+    case passwordRefused
 
     /// The text the access log and the metric label show.
     var text: String {
@@ -38,6 +40,7 @@ enum AuthResult: Int, CaseIterable, Sendable {
         case .overloaded: return "overloaded"
         case .unavailable: return "unavailable"
         case .public: return "public"
+        case .passwordRefused: return "password-refused"
         }
     }
 

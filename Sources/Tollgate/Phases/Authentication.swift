@@ -22,6 +22,11 @@ struct Authentication: ConnectionPhase {
         ex.login = nil
         if let signed = login.signed { return authenticateSigned(signed.request, entry: signed.entry, login, ex, on: c) }
         let key = LoginThrottle.Key(clientIP: login.clientIP, user: login.credentials.user)
+        if let apiKey = login.key, let ring = c.worker.keys {
+            return decideKey(ex, auth.checkKey(apiKey.token, claimedUser: apiKey.claimedUser,
+                                               throttleUser: login.credentials.user, clientIP: login.clientIP,
+                                               throttle: login.throttle, ring: ring), key, on: c)
+        }
         let box = UncheckedBox((c, ex, self))
         let loop = c.worker.loop
         let check = auth.check(login.credentials, clientIP: login.clientIP, throttle: login.throttle) { outcome in
@@ -61,6 +66,36 @@ struct Authentication: ConnectionPhase {
         }
     }
 
+    // MARK: API keys (begin)
+
+    /// The exchange's outcome for a key login, checked on the spot (`Authenticator.checkKey`).
+    private func decideKey(_ ex: Exchange, _ outcome: Authenticator.KeyLogin, _ key: LoginThrottle.Key,
+                           on c: ClientConnection) -> PhaseOutcome {
+        switch outcome {
+        case .allowed(let grant):
+            ex.user = grant.user
+            ex.keyID = grant.id
+            ex.keyModels = grant.models
+            ex.authResult = .allowed
+            if let fingerprint = ex.credentialFingerprint {
+                c.verifiedLogin = VerifiedLogin(fingerprint: fingerprint, user: grant.user,
+                                                generation: auth.usersGeneration,
+                                                until: c.worker.loop.now &+ Authentication.loginMemoNanos,
+                                                keyID: grant.id)
+            }
+            return .next
+        case .denied(let message):
+            ex.authResult = .denied
+            throttle.recordFailure(key)
+            return .answer(Authentication.unauthorized(message, realm: realm), .rejected)
+        case .throttled(let seconds):
+            ex.authResult = .throttled
+            return .answer(Authentication.throttled(seconds), .rejected)
+        }
+    }
+
+    // MARK: API keys (end)
+
     /// A verified login is trusted on its connection for a minute at most (the credential cache's TTL is longer).
     static let loginMemoNanos: UInt64 = 60_000_000_000
 
@@ -85,4 +120,6 @@ struct VerifiedLogin {
     var until: UInt64
     /// The `ollama` key's fingerprint, when the login was one (the access log names it).
     var ollamaKey: String? = nil
+    /// The API key it logged in with (re-checked against the key ring on every reuse), nil for a password.
+    var keyID: String? = nil
 }

@@ -8,11 +8,17 @@ import TollgateIO
 struct CredentialHeaders: ConnectionPhase {
     let auth: Authenticator
     let realm: String
+    /// The API keys (nil without a key table).
+    let keys: KeyRing?
+    /// Where a password is still accepted (`password-logins`).
+    let passwordLogins: PasswordLogins
 
     init?(config: ServerConfig, worker: Worker) {
         guard let auth = worker.authenticator else { return nil }
         self.auth = auth
         realm = config.realm
+        keys = worker.keys
+        passwordLogins = config.passwordLogins
     }
 
     var readsHead: Bool { true }
@@ -51,10 +57,22 @@ struct CredentialHeaders: ConnectionPhase {
         let fingerprint = CredentialHeaders.fingerprint(authorization, apiKey)
         if let memo = c.verifiedLogin, memo.fingerprint == fingerprint, memo.generation == auth.usersGeneration,
            c.worker.loop.now < memo.until {
-            ex.user = memo.user
-            ex.authResult = .allowed
-            ex.ollamaKey = memo.ollamaKey
-            return .next
+            // A key is looked up again (no hashing): revoked or expired since, it stops here, not a minute later.
+            if let id = memo.keyID {
+                if let grant = keys?.recheck(id), grant.user == memo.user {
+                    ex.user = memo.user
+                    ex.keyID = id
+                    ex.keyModels = grant.models
+                    ex.authResult = .allowed
+                    return .next
+                }
+                c.verifiedLogin = nil
+            } else {
+                ex.user = memo.user
+                ex.authResult = .allowed
+                ex.ollamaKey = memo.ollamaKey
+                return .next
+            }
         }
         let credentials: Credentials
         switch CredentialExtractor.extract(authorization: authorization, apiKey: apiKey) {
@@ -64,11 +82,38 @@ struct CredentialHeaders: ConnectionPhase {
         case .malformed(let why):
             ex.authResult = .malformed
             return .answer(Authentication.unauthorized("invalid credentials header: \(why)", realm: realm), .rejected)
-        case .found(let found, _):
+        case .found(let found, let source):
+            // MARK: password-logins (begin)
+            guard passwordLogins.accepts(source) else {
+                ex.attemptedUser = found.user
+                ex.authResult = .passwordRefused
+                let message = passwordLogins == .basic
+                    ? "this server accepts a password only with Basic authentication: send an API key (tg_...) as the Bearer token or x-api-key"
+                    : "this server accepts API keys only (tg_...), not passwords"
+                return .answer(Authentication.unauthorized(message, realm: realm), .rejected)
+            }
+            // MARK: password-logins (end)
             credentials = found
         case .signed(let signed):
             // The ollama CLI's own key (CredentialHeaders+Signed.swift).
             return signedLogin(signed, ex, head: head, fingerprint: fingerprint, on: c)
+        // MARK: API keys (begin)
+        case .key(let token, let claimedUser, _):
+            guard let keys else {
+                ex.authResult = .malformed
+                return .answer(Authentication.unauthorized("this server has no API keys (no key table)", realm: realm), .rejected)
+            }
+            ex.keyID = token.id
+            // The throttle counts a key's failures under its user (an unknown id under the name it claims, or the
+            // id itself), so guessing at one user's keys throttles that user from that prefix as passwords do.
+            let user = keys.owner(of: token.id) ?? claimedUser ?? "tg_\(token.id)"
+            ex.attemptedUser = claimedUser ?? keys.owner(of: token.id)
+            ex.credentialFingerprint = fingerprint
+            let clientIP = ex.client.map { SocketAddress(host: $0, port: 0).hostString } ?? c.peerString
+            ex.login = PendingLogin(credentials: Credentials(user: user, password: []), clientIP: clientIP,
+                                    key: (token, claimedUser))
+            return .next
+        // MARK: API keys (end)
         }
         ex.attemptedUser = credentials.user
         ex.credentialFingerprint = fingerprint
@@ -79,6 +124,10 @@ struct CredentialHeaders: ConnectionPhase {
 
     /// Whether an `Authorization` value and an `x-api-key` value name the same user with the same password.
     static func sameCredentials(_ authorization: ArraySlice<UInt8>, _ apiKey: ArraySlice<UInt8>) -> Bool {
+        if case .key(let a, let userA, _) = CredentialExtractor.extract(authorization: authorization, apiKey: nil),
+           case .key(let b, let userB, _) = CredentialExtractor.extract(authorization: nil, apiKey: apiKey) {
+            return userA == userB && Digest.constantTimeEquals(a.bytes, b.bytes)
+        }
         guard case .found(let a, _) = CredentialExtractor.extract(authorization: authorization, apiKey: nil),
               case .found(let b, _) = CredentialExtractor.extract(authorization: nil, apiKey: apiKey) else { return false }
         return a.user == b.user && Digest.constantTimeEquals(a.password, b.password)

@@ -13,7 +13,8 @@ struct MetricsEndpoint: ConnectionPhase {
             return .reply(.json(404, #"{"error":"the metrics listener serves GET /metrics only"}"#))
         }
         let backends = worker.peers.metricsText()
-        let text = metrics.render(values: worker.scrapeValues()) + worker.limitsMetrics + backends + ProcessMetrics.text()
+        let text = metrics.render(values: worker.scrapeValues()) + worker.limitsMetrics + backends
+            + (worker.ledger?.metricsText() ?? "") + ProcessMetrics.text()
         return .reply(.json(200, text, contentType: "text/plain; version=0.0.4; charset=utf-8"))
     }
 }

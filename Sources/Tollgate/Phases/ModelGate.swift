@@ -4,6 +4,7 @@ import TollgateHTTP
 /// must pass the allow-list, and cloud models (forwarded by Ollama to ollama.com on the owner's account) only for
 /// whom `cloud-models` allows. Sets `ex.model` to the model the handler will act on (for the log, the metrics and
 /// backend routing). A user's `policy` line with `models=` replaces the allow-list for that user (`models=*`: any).
+/// An API key with a model list (`ex.keyModels`) may name only those models, on top of the rest.
 struct ModelGate: ConnectionPhase {
     let allowlist: Set<String>
     let cloud: CloudModel.Policy
@@ -24,7 +25,7 @@ struct ModelGate: ConnectionPhase {
     /// The refusal, or nil with `ex.model` set to the model the handler will act on.
     private func check(_ ex: Exchange) -> ErrorResponse? {
         let allowlist = policies.isEmpty ? self.allowlist : (policies.policy(for: ex.user).models ?? self.allowlist)
-        let gateNeeded = ex.route == .inference && !allowlist.isEmpty
+        let gateNeeded = ex.route == .inference && (!allowlist.isEmpty || ex.keyModels != nil)
         guard !ex.stagedBody.isEmpty else {
             // No body: nothing for Ollama to act on (it answers 400 itself), unless the allow-list needs a model.
             return gateNeeded ? ErrorResponse(status: 400, message: "the body names no \"model\" (this server checks the model of every inference request)") : nil
@@ -50,8 +51,14 @@ struct ModelGate: ConnectionPhase {
             guard !names.isEmpty else {
                 return ErrorResponse(status: 400, message: "the body names no \"model\" (this server checks the model of every inference request)")
             }
-            for name in names where !allowlist.contains(name) {
+            for name in names where !allowlist.isEmpty && !allowlist.contains(name) {
                 return ErrorResponse(status: 403, message: "model \"\(name)\" is not available on this server")
+            }
+        }
+        // An API key's models narrow its user's, in addition to every other limit (never instead of one).
+        if let keyModels = ex.keyModels {
+            for name in names where !keyModels.contains(name) {
+                return ErrorResponse(status: 403, message: "model \"\(name)\" is not allowed for this API key")
             }
         }
         for name in names {

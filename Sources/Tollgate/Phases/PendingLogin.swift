@@ -10,4 +10,7 @@ struct PendingLogin {
     /// `authorized-keys` entry (nil: not listed). `credentials` then names the key's user (the fingerprint for an
     /// unlisted key) with no password, for the throttle.
     var signed: (request: SignedRequest, entry: AuthorizedKey?)?
+    /// An API key login: the key and the user part of `user:key` (`credentials` then holds the user the throttle
+    /// counts under and no password).
+    var key: (token: APIKeyToken, claimedUser: String?)?
 }

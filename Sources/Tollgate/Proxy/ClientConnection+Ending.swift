@@ -140,6 +140,7 @@ extension ClientConnection {
     func logExchange(_ ex: Exchange, reason: CloseReason, status: Int) {
         let now = worker.loop.now
         countExchange(ex, reason: reason, status: status, now: now)
+        if let ledger = worker.ledger { recordUsage(ex, status: status, now: now, reason: reason, in: ledger) }
         // A scrape is neither counted nor logged: a Prometheus polling every few seconds would fill the access
         // log with its own lines.
         guard worker.log.enabled, kind != .metrics else { return }
@@ -153,6 +154,23 @@ extension ClientConnection {
             model: ex.model, promptTokens: ex.tokenUsage?.prompt,
             completionTokens: ex.tokenUsage?.completion, rateLimit: ex.rateLimitResult,
             auth: ex.authResult, reason: reason,
-            backend: worker.peers.logName(ex.backend), ollamaKey: ex.ollamaKey))
+            backend: worker.peers.logName(ex.backend), ollamaKey: ex.ollamaKey, keyID: ex.keyID))
+    }
+
+    /// Hands the exchange's row to the usage ledger (an append under a short lock). Rows are kept for requests that
+    /// passed authentication, or with authentication off for every request the rate limit let through; a refused
+    /// login, a public path and a metrics scrape leave none, so that nobody can fill the ledger without a password.
+    private func recordUsage(_ ex: Exchange, status: Int, now: UInt64, reason: CloseReason, in ledger: UsageLedger) {
+        guard kind != .metrics else { return }
+        let counted = worker.authenticator == nil ? ex.authResult == .off && reason != .rateLimited
+                                                  : ex.authResult == .allowed
+        guard counted else { return }
+        ledger.record(UsageRow(
+            time: ledger.settings.clock(), requestID: String(decoding: ex.requestID, as: UTF8.self), user: ex.user,
+            keyID: ex.keyID, model: ex.model, route: AccessRecord.clipped(ex.path), status: status,
+            promptTokens: ex.tokenUsage?.prompt, completionTokens: ex.tokenUsage?.completion,
+            durationMicros: Int64((now &- ex.start) / 1000),
+            ttfbMicros: ex.firstByteAt == 0 ? nil : Int64((ex.firstByteAt &- ex.start) / 1000),
+            backend: worker.peers.logName(ex.backend)))
     }
 }

@@ -38,6 +38,11 @@ final class Exchange {
     /// The fingerprint (`SHA256:…`) of the `ollama` key the request was signed with, when it was: the access log
     /// says so.
     var ollamaKey: String?
+    /// The API key the request presented (its id only; the access log's `key`, the usage ledger's `key_id`),
+    /// verified or not (a refused one has no user and no tokens).
+    var keyID: String?
+    /// The models the accepted API key narrows its user to (nil: no key, or a key without a model list).
+    var keyModels: Set<String>?
     /// The model Ollama's handler will act on (inference routes and `/api/show`, once the body was read whole):
     /// what the log, the metrics and backend routing use.
     var model: String?

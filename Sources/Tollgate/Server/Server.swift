@@ -23,6 +23,10 @@ public final class Server: @unchecked Sendable {
     public let authenticator: Authenticator?
     /// Logins with `ollama` CLI keys, shared by every loop (nil without `authorized-keys` or authentication).
     public let signedLogins: SignedLogins?
+    /// The API keys' snapshot shared by every loop (nil without a key store or without authentication).
+    public let keyRing: KeyRing?
+    /// Keeps `keyRing` in step with the key store, and writes the keys' last-use times.
+    private let keyWatcher: KeyWatcher?
     /// The per-IP limiter shared by every loop (nil when off).
     public let rateLimiter: RateLimiter?
     /// The inference concurrency limiter shared by every loop (nil when off).
@@ -37,6 +41,8 @@ public final class Server: @unchecked Sendable {
     private let sharedQueue: SharedCount
     /// The access log's writer (nil when logging is off).
     public let logSink: LogSink?
+    /// The usage ledger's writer (nil when `ledger` is off or no state database is configured).
+    public let ledger: UsageLedger?
     /// The Ollama backends shared by every loop, with several upstreams (or a `max=`); nil on the single path.
     public let backends: BackendSet?
     private var healthChecker: HealthChecker?
@@ -52,9 +58,13 @@ public final class Server: @unchecked Sendable {
     private let stopped = Mutex<Int>(0)
     private let shuttingDown = Atomic<Bool>(false)
 
-    /// Loads the certificate, creates the loops and binds every listener; fails with a clear message.
-    /// `quotaBook`: where the quotas are kept (tests give one with their own clock).
-    public init(config: ServerConfig, quotaBook: QuotaBook = QuotaBook()) throws(SocketError) {
+    /// Loads the certificate, creates the loops and binds every listener; fails with a clear message. `keyStore`
+    /// holds the API keys (the state directory's database; memory in tests): they are loaded now and followed by a
+    /// watcher thread; `fleetRevocations` shares revocations through Redis. `quotaBook`: where the quotas are kept
+    /// (tests give one with their own clock).
+    public init(config: ServerConfig, keyStore: (any KeyStore)? = nil,
+                fleetRevocations: (any FleetRevocations)? = nil,
+                quotaBook: QuotaBook = QuotaBook()) throws(SocketError) {
         self.config = config
         self.quotaBook = quotaBook
         // Each worker gets a TLS context of its own, in an OpenSSL library context of its own (see TLSLibrary),
@@ -117,6 +127,16 @@ public final class Server: @unchecked Sendable {
         sharedQueue = queuedTotal
         let logSink = config.accessLog == .none ? nil : try LogSink(path: config.accessLogPath)
         self.logSink = logSink
+        var ledger: UsageLedger?
+        if config.ledgerEnabled, let path = config.databasePath {
+            do {
+                ledger = try UsageLedger(settings: .init(path: path, retentionSeconds: config.usageRetentionSeconds))
+            } catch {
+                logSink?.stop()
+                throw error
+            }
+        }
+        self.ledger = ledger
         let backends = config.usesBackendSet ? BackendSet(config: config) : nil
         self.backends = backends
         let fileLimit = Syscall.raiseFileLimit()
@@ -126,6 +146,21 @@ public final class Server: @unchecked Sendable {
         metrics = Metrics(workers: count)
         metrics.setCertificateExpiry(certificate?.notAfter)
         servedCertificate.withLock { $0 = certificate }
+        // Last before the loops: the watcher's thread starts here, and every failure after this point stops it.
+        if let keyStore, config.users != nil {
+            let ring = KeyRing()
+            do {
+                keyWatcher = try KeyWatcher(store: keyStore, ring: ring, fleet: fleetRevocations)
+            } catch {
+                logSink?.stop()
+                authenticator?.shutdown()
+                throw SocketError("keys: \(error.description)")
+            }
+            keyRing = ring
+        } else {
+            keyRing = nil
+            keyWatcher = nil
+        }
         do throws(SocketError) {
             for i in 0..<count {
                 let loop = try EventLoop(index: i)
@@ -134,10 +169,11 @@ public final class Server: @unchecked Sendable {
                 if let tls { tlsLibraries.append(tls.library) }
                 workers.append(Worker(loop: loop, config: config, tls: tls, authenticator: authenticator,
                                       rateLimiter: rateLimiter, concurrency: concurrency, userRateLimiter: userRate,
-                                      logSink: logSink))
+                                      logSink: logSink, keys: keyRing))
                 workers[i].metrics = metrics
                 workers[i].signedLogins = signedLogins
                 workers[i].quotaBook = quotaBook
+                workers[i].ledger = ledger
                 if let shared = config.sharedLimits, let redisAddress, let sharedStatus {
                     workers[i].shared = SharedLimits(settings: shared, address: redisAddress, loop: loop,
                                                      status: sharedStatus, rateSettings: config.rateLimit,
@@ -180,10 +216,13 @@ public final class Server: @unchecked Sendable {
         } catch {
             for list in listeners { for l in list { l.close() } }
             authenticator?.shutdown()
+            keyWatcher?.stop()
             logSink?.stop()
+            ledger?.stop()
             throw error
         }
         if config.listen.isEmpty && config.listenPlain.isEmpty {
+            keyWatcher?.stop()
             throw SocketError("nothing to listen on: give --listen or --listen-plain")
         }
     }
@@ -322,8 +361,11 @@ public final class Server: @unchecked Sendable {
         watcher = nil
         keysWatcher?.stop()
         keysWatcher = nil
+        keyWatcher?.stop()
         authenticator?.shutdown()
         logSink?.stop()
+        // After the loops: every finished request's row is queued; stop writes them before the thread ends.
+        ledger?.stop()
     }
 
     /// Runs one round of backend health checks and model polls that starts after this call, and calls `done`

@@ -42,6 +42,8 @@ final class Worker {
     private(set) lazy var ed25519 = Ed25519Verifier()
     /// Connections accepted by this worker so far: with the loop's index, each connection's `serial`.
     private var connectionsAccepted: UInt64 = 0
+    /// The API keys' snapshot shared by every loop (nil without a key table: keys are then refused as malformed).
+    let keys: KeyRing?
     /// Shared by all workers (one bucket per client across loops); nil when rate limiting is off.
     let rateLimiter: RateLimiter?
     /// Shared in-flight limits for inference routes; nil when off.
@@ -74,6 +76,9 @@ final class Worker {
     var metrics: Metrics?
     /// Process-wide gauges read at scrape time.
     var logSink: LogSink?
+    /// The usage ledger's writer, shared by all workers; nil when the ledger is off. Set once, by the server
+    /// before the loop runs.
+    var ledger: UsageLedger?
     /// Idle keep-alive upstream connections per backend (index as in `ServerConfig.upstreams`).
     private(set) var idleUpstreams: [[UpstreamConnection]]
     /// Where requests go: one upstream, or the backend set shared by all workers when several backends (or a
@@ -98,7 +103,8 @@ final class Worker {
     private var rng: (UInt64, UInt64)
 
     init(loop: EventLoop, config: ServerConfig, tls: TLSContext?, authenticator: Authenticator?, rateLimiter: RateLimiter?,
-         concurrency: ConcurrencyLimiter?, userRateLimiter: UserRateLimiter?, logSink: LogSink?) {
+         concurrency: ConcurrencyLimiter?, userRateLimiter: UserRateLimiter?, logSink: LogSink?, keys: KeyRing? = nil) {
+        self.keys = keys
         self.idleUpstreams = Array(repeating: [], count: config.upstreams.count)
         self.backendHosts = config.upstreams.map { Array($0.address.hostHeader.utf8) }
         self.logSink = logSink

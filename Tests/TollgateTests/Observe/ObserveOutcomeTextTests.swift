@@ -7,7 +7,7 @@ import Testing
     @Test func authResultsRenderTheirDocumentedNames() {
         let names = AuthResult.allCases.map(\.text)
         #expect(names == ["off", "-", "allowed", "denied", "missing", "malformed", "ambiguous", "throttled",
-                          "overloaded", "unavailable", "public"])
+                          "overloaded", "unavailable", "public", "password-refused"])
         #expect(Set(names).count == names.count)
         #expect(AuthResult.allCases.filter { !$0.isCounted } == [.off, .notReached])
     }

@@ -1,0 +1,70 @@
+import TollgateIO
+
+extension Authenticator {
+    /// What a key login came to.
+    public enum KeyLogin: Sendable, Equatable {
+        /// In force, for a user of the users file.
+        case allowed(KeyGrant)
+        /// Refused: 401 with `message` (which says revoked or expired only to whoever sent the right secret).
+        case denied(message: String)
+        /// Too many recent failures from this client prefix, or for this user from it: 429 after so many seconds.
+        case throttled(retryAfterSeconds: Int)
+    }
+
+    /// Checks an API key for a request from `clientIP`, on the spot (a snapshot lookup, one SHA-256, one
+    /// constant-time compare: cheap enough for the loop). A key is a login like a password: a wrong or unknown one
+    /// counts as a failed login for the client prefix and `throttleUser` (the key's user when the id is known), a
+    /// throttled client is refused before the check unless this very key was verified from its prefix, and the
+    /// key's user must be in the users file now (removed or disabled there, the key stops working).
+    /// `claimedUser` (the user part of `user:key`) must be the key's user. `throttle` false: the fleet's throttle
+    /// decided (as for `check`).
+    public func checkKey(
+        _ token: APIKeyToken, claimedUser: String?, throttleUser: String, clientIP: String, throttle: Bool = true,
+        ring: KeyRing
+    ) -> KeyLogin {
+        let now = clock()
+        let credential = token.hash
+        let login = LoginThrottle.Key(clientIP: clientIP, user: throttleUser)
+        if throttle, let seconds = state.withLock({ s -> Int? in
+            guard let refusal = s.throttle.retryAfter(login, now: now) else { return nil }
+            if s.throttle.wasVerified(login.prefix, credential: credential, now: now) { return nil }
+            s.stats.throttled += 1
+            return refusal
+        }) {
+            return .throttled(retryAfterSeconds: seconds)
+        }
+        let outcome: KeyLogin
+        switch ring.verify(token) {
+        case .valid(let grant):
+            if let claimedUser, claimedUser != grant.user {
+                outcome = .denied(message: "invalid API key")
+            } else if users.entries[grant.user] == nil {
+                outcome = .denied(message: "the API key's user can no longer log in")
+            } else {
+                outcome = .allowed(grant)
+            }
+        case .unknown, .wrongSecret:
+            outcome = .denied(message: "invalid API key")
+        case .revoked:
+            outcome = .denied(message: "this API key has been revoked")
+        case .expired:
+            outcome = .denied(message: "this API key has expired")
+        }
+        var newlyThrottled: (String, Int)?
+        state.withLock { s in
+            if case .allowed = outcome {
+                s.stats.allowed += 1
+                s.throttle.recordSuccess(login.prefix, credential: credential, now: now)
+            } else {
+                s.stats.denied += 1
+                if let what = s.throttle.recordFailure(login, now: now) {
+                    let subject = what == .prefix ? "\(login.prefixText), every user"
+                        : "\(login.prefixText), user \(login.user.debugDescription)"
+                    newlyThrottled = (subject, s.throttle.retryAfter(login, now: now) ?? 1)
+                }
+            }
+        }
+        if let (subject, seconds) = newlyThrottled { onThrottle?(subject, seconds) }
+        return outcome
+    }
+}

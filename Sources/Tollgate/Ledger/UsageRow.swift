@@ -1,0 +1,46 @@
+/// One finished request as the usage ledger records it: one row of the `usage` table.
+public struct UsageRow: Sendable, Equatable {
+    /// When the request finished: Unix time in milliseconds (UTC).
+    public var time: Int64
+    /// The request id the access log and the response's `X-Request-Id` carry.
+    public var requestID: String
+    /// The authenticated user; nil for a public path or with authentication off.
+    public var user: String?
+    /// The API key the request authenticated with; nil for a password (or no) login.
+    public var keyID: String?
+    /// The model the request named; nil where it names none.
+    public var model: String?
+    /// The path Ollama routed it on (`/api/chat`, `/v1/messages`, ...).
+    public var route: String
+    /// The status the client received (499: it went away first).
+    public var status: Int
+    /// Tokens as Ollama counted them; nil when the response carried no count.
+    public var promptTokens: Int?
+    public var completionTokens: Int?
+    /// From the request head to the end of the response, in microseconds.
+    public var durationMicros: Int64
+    /// From the request head to the first response byte sent, in microseconds; nil when none was.
+    public var ttfbMicros: Int64?
+    /// The backend that answered (its host:port) when there are several; nil for the single upstream.
+    public var backend: String?
+
+    public init(time: Int64, requestID: String, user: String?, keyID: String?, model: String?, route: String,
+                status: Int, promptTokens: Int?, completionTokens: Int?, durationMicros: Int64, ttfbMicros: Int64?,
+                backend: String?) {
+        self.time = time
+        self.requestID = requestID
+        self.user = user
+        self.keyID = keyID
+        self.model = model
+        self.route = route
+        self.status = status
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.durationMicros = durationMicros
+        self.ttfbMicros = ttfbMicros
+        self.backend = backend
+    }
+
+    /// Prompt plus completion tokens (a missing count is 0).
+    public var tokens: Int { (promptTokens ?? 0) + (completionTokens ?? 0) }
+}

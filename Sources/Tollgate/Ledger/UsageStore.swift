@@ -1,0 +1,219 @@
+import TollgateIO
+
+/// The `usage` table of the state database: its schema, the ledger writer's insert and retention delete, and the
+/// queries read at start-up (balances, tokens per key) and by `tollgate usage`.
+///
+/// A store owns one connection. Every call may wait on the disk or on another connection's lock: use it from a
+/// thread of its own or at start-up, never on an event loop; one thread at a time.
+public final class UsageStore: @unchecked Sendable {
+    /// The connection (for the few callers that need more than the queries here).
+    public let database: SQLiteDatabase
+    private var insertStatement: SQLiteStatement?
+
+    /// The table and its indexes: (user, time) for balances, time for retention and `--since`, key_id for the
+    /// tokens each key used.
+    static let schema = """
+        CREATE TABLE IF NOT EXISTS usage (
+            id INTEGER PRIMARY KEY,
+            time INTEGER NOT NULL,
+            request_id TEXT NOT NULL,
+            user TEXT,
+            key_id TEXT,
+            model TEXT,
+            route TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            prompt_tokens INTEGER,
+            completion_tokens INTEGER,
+            duration_us INTEGER NOT NULL,
+            ttfb_us INTEGER,
+            backend TEXT
+        );
+        CREATE INDEX IF NOT EXISTS usage_user_time ON usage (user, time);
+        CREATE INDEX IF NOT EXISTS usage_time ON usage (time);
+        CREATE INDEX IF NOT EXISTS usage_key ON usage (key_id) WHERE key_id IS NOT NULL;
+        """
+
+    /// Opens the database at `path` for writing (created with its directory when missing, as `StateDatabase`
+    /// does), with the table.
+    public init(writing path: String, busyTimeoutMillis: Int32 = 1000) throws(SQLiteError) {
+        database = try StateDatabase.openForWriting(path, busyTimeoutMillis: busyTimeoutMillis)
+        try database.exec(UsageStore.schema)
+    }
+
+    /// Opens the database at `path` read-only: it must exist (a clear error naming it otherwise). A database that
+    /// has no usage table yet reads as empty.
+    public init(reading path: String) throws(SQLiteError) {
+        database = try StateDatabase.openForReading(path)
+    }
+
+    /// Appends `rows` in one transaction, with one prepared insert.
+    public func insert(_ rows: [UsageRow]) throws(SQLiteError) {
+        let insert: SQLiteStatement
+        if let insertStatement {
+            insert = insertStatement
+        } else {
+            insert = try database.prepare("""
+                INSERT INTO usage (time, request_id, user, key_id, model, route, status, prompt_tokens,
+                                   completion_tokens, duration_us, ttfb_us, backend)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            insertStatement = insert
+        }
+        try database.transaction { () throws(SQLiteError) in
+            for row in rows {
+                try insert.bind([
+                    .integer(row.time), .text(row.requestID), .text(row.user), .text(row.keyID), .text(row.model),
+                    .text(row.route), .integer(Int64(row.status)), .integer(row.promptTokens.map(Int64.init)),
+                    .integer(row.completionTokens.map(Int64.init)), .integer(row.durationMicros),
+                    .integer(row.ttfbMicros), .text(row.backend),
+                ])
+                try insert.run()
+            }
+        }
+    }
+
+    /// Deletes at most `limit` rows older than `before` (Unix ms) in one short transaction; returns how many. Called
+    /// repeatedly, so that the writer never holds the write lock for long.
+    public func deleteOlder(than before: Int64, limit: Int = 1000) throws(SQLiteError) -> Int {
+        let delete = try database.prepare(
+            "DELETE FROM usage WHERE id IN (SELECT id FROM usage WHERE time < ? ORDER BY time LIMIT ?)")
+        return try database.transaction { () throws(SQLiteError) -> Int in
+            try delete.bind([.integer(before), .integer(Int64(limit))])
+            try delete.run()
+            return database.changes
+        }
+    }
+
+    /// Per user: tokens and requests since `dayStart` and since `monthStart` (Unix ms, UTC; see `UsageClock`): what
+    /// a restarted server's quota balances are seeded from. Rows without a user are not counted.
+    public func balances(dayStart: Int64, monthStart: Int64) throws(SQLiteError) -> [String: UsageBalance] {
+        guard try hasTable() else { return [:] }
+        let query = try database.prepare("""
+            SELECT user,
+                   coalesce(sum(CASE WHEN time >= ?1 THEN coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0) END), 0),
+                   coalesce(sum(time >= ?1), 0),
+                   coalesce(sum(CASE WHEN time >= ?2 THEN coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0) END), 0),
+                   coalesce(sum(time >= ?2), 0)
+            FROM usage WHERE user IS NOT NULL AND time >= min(?1, ?2) GROUP BY user
+            """)
+        try query.bind([.integer(dayStart), .integer(monthStart)])
+        defer { query.reset() }
+        var out: [String: UsageBalance] = [:]
+        while try query.step() {
+            guard let user = query.text(0) else { continue }
+            out[user] = UsageBalance(
+                day: UsageTotals(tokens: Int(query.int64(1) ?? 0), requests: Int(query.int64(2) ?? 0)),
+                month: UsageTotals(tokens: Int(query.int64(3) ?? 0), requests: Int(query.int64(4) ?? 0)))
+        }
+        return out
+    }
+
+    /// Tokens (prompt + completion) used by each API key over the rows kept: `tollgate keys list`'s column.
+    public func tokensByKey() throws(SQLiteError) -> [String: Int] {
+        guard try hasTable() else { return [:] }
+        let query = try database.prepare("""
+            SELECT key_id, coalesce(sum(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)), 0)
+            FROM usage WHERE key_id IS NOT NULL GROUP BY key_id
+            """)
+        defer { query.reset() }
+        var out: [String: Int] = [:]
+        while try query.step() {
+            if let key = query.text(0) { out[key] = Int(query.int64(1) ?? 0) }
+        }
+        return out
+    }
+
+    /// Totals since `since` (Unix ms) grouped as `by` says, largest total first (by day: oldest first).
+    public func report(since: Int64, by grouping: UsageGrouping) throws(SQLiteError) -> [UsageReportLine] {
+        guard try hasTable() else { return [] }
+        let group: String
+        switch grouping {
+        case .user: group = "user"
+        case .model: group = "model"
+        case .key: group = "key_id"
+        case .day: group = "strftime('%Y-%m-%d', time / 1000, 'unixepoch')"
+        }
+        let order = grouping == .day ? "1" : "5 DESC, 2 DESC, 1"
+        let query = try database.prepare("""
+            SELECT \(group), count(*), coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
+                   coalesce(sum(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)), 0),
+                   coalesce(sum(status >= 400), 0), coalesce(avg(duration_us), 0)
+            FROM usage WHERE time >= ? GROUP BY 1 ORDER BY \(order)
+            """)
+        try query.bind(1, .integer(since))
+        defer { query.reset() }
+        var out: [UsageReportLine] = []
+        while try query.step() {
+            out.append(UsageReportLine(
+                group: query.text(0), requests: Int(query.int64(1) ?? 0), promptTokens: Int(query.int64(2) ?? 0),
+                completionTokens: Int(query.int64(3) ?? 0), tokens: Int(query.int64(4) ?? 0),
+                errors: Int(query.int64(5) ?? 0), averageMillis: (query.double(6) ?? 0) / 1000))
+        }
+        return out
+    }
+
+    /// Every row since `since` (Unix ms), oldest first: for tests and exports.
+    public func rows(since: Int64 = 0) throws(SQLiteError) -> [UsageRow] {
+        guard try hasTable() else { return [] }
+        let query = try database.prepare("""
+            SELECT time, request_id, user, key_id, model, route, status, prompt_tokens, completion_tokens,
+                   duration_us, ttfb_us, backend
+            FROM usage WHERE time >= ? ORDER BY time, id
+            """)
+        try query.bind(1, .integer(since))
+        defer { query.reset() }
+        var out: [UsageRow] = []
+        while try query.step() {
+            out.append(UsageRow(
+                time: query.int64(0) ?? 0, requestID: query.text(1) ?? "", user: query.text(2), keyID: query.text(3),
+                model: query.text(4), route: query.text(5) ?? "", status: Int(query.int64(6) ?? 0),
+                promptTokens: query.int64(7).map(Int.init), completionTokens: query.int64(8).map(Int.init),
+                durationMicros: query.int64(9) ?? 0, ttfbMicros: query.int64(10), backend: query.text(11)))
+        }
+        return out
+    }
+
+    /// Whether the usage table exists (a database only the keys have written to has none yet).
+    private func hasTable() throws(SQLiteError) -> Bool {
+        let query = try database.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'usage'")
+        defer { query.reset() }
+        return try query.step()
+    }
+}
+
+/// Tokens and requests over one window.
+public struct UsageTotals: Sendable, Equatable {
+    public var tokens: Int
+    public var requests: Int
+    public init(tokens: Int, requests: Int) {
+        self.tokens = tokens
+        self.requests = requests
+    }
+}
+
+/// One user's spending in the current UTC day and month.
+public struct UsageBalance: Sendable, Equatable {
+    public var day: UsageTotals
+    public var month: UsageTotals
+    public init(day: UsageTotals, month: UsageTotals) {
+        self.day = day
+        self.month = month
+    }
+}
+
+/// What `tollgate usage` groups rows by.
+public enum UsageGrouping: String, Sendable, CaseIterable {
+    case user, model, key, day
+}
+
+/// One line of `tollgate usage`: a group (nil: rows without a user, model or key) and its totals.
+public struct UsageReportLine: Sendable, Equatable {
+    public var group: String?
+    public var requests: Int
+    public var promptTokens: Int
+    public var completionTokens: Int
+    public var tokens: Int
+    /// Requests answered with a status of 400 or more.
+    public var errors: Int
+    public var averageMillis: Double
+}
