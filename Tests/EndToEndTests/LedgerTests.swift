@@ -12,7 +12,8 @@ import TollgateIO
 
     @Test func requestsLeaveRowsWithTheTokensOllamaReported() throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-ledger-\(UUID().uuidString)")
-        let path = StateDatabase.path(in: url.path + "/state")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        let path = StateDatabase.path(in: url.path + "/state")   // the state directory itself is created
         let users = try TestUsers.parse("alice:{PLAIN}pw-a\n")
         var counts: (prompt: Int, completion: Int)?
         var chatUsage: [String: Any] = [:]

@@ -156,17 +156,17 @@ func ledgerRow(_ n: Int, time: Int64, user: String? = "alice", key: String? = ni
                           ledgerRow(4, time: Self.noon - 86_400_000 * 30)])
         let lines = try UsageStore(reading: path).report(since: Self.noon - 86_400_000, by: .user)
         #expect(UsageReport.render(lines, by: .user, format: .table) == """
-            user                 requests  prompt_tokens  completion_tokens  tokens  errors  avg_ms
-            alice                       2             20                 10      30       0       2
-            bob, "the builder"          1              1                  1       2       1       2
+            user                requests  prompt_tokens  completion_tokens  tokens  errors  avg_ms
+            alice                      2             20                 10      30       0       2
+            bob, "the builder"         1              1                  1       2       1       2
 
             """)
-        #expect(UsageReport.render(lines, by: .user, format: .csv) == """
+        #expect(UsageReport.render(lines, by: .user, format: .csv) == #"""
             user,requests,prompt_tokens,completion_tokens,tokens,errors,avg_ms
             alice,2,20,10,30,0,2
             "bob, ""the builder""",1,1,1,2,1,2
 
-            """)
+            """#)
         let json = UsageReport.render(lines, by: .user, format: .json)
         #expect(json == #"[{"user":"alice","requests":2,"prompt_tokens":20,"completion_tokens":10,"tokens":30,"errors":0,"avg_ms":2},"#
                 + #"{"user":"bob, \"the builder\"","requests":1,"prompt_tokens":1,"completion_tokens":1,"tokens":2,"errors":1,"avg_ms":2}]"# + "\n")
