@@ -27,6 +27,16 @@ struct Serve: ParsableCommand {
             throw StartupError(error.description)
         }
         config = server.config
+        // Balances from the usage ledger, before any request: a restart forgets no spending.
+        if let ledger = server.ledger {
+            do {
+                try server.quotaBook.seed(from: LedgerSpendingHistory(path: ledger.settings.path))
+            } catch {
+                throw StartupError("cannot read the spending so far from the usage ledger: \(error) (quotas would start from zero)")
+            }
+        } else if !config.policies.isEmpty {
+            note("warning: the usage ledger is off (ledger = off, or no state database): token and request quotas start from zero at each start")
+        }
         // The outcome of the start and of each reload, for `tollgate reload` to wait for; written before the
         // "serving" lines, so that whoever waits for those finds it.
         let environment = Syscall.environment()

@@ -28,6 +28,8 @@ public final class UsageLedger: @unchecked Sendable {
         public var retryMillis: Int64 = 1000
         /// How often retention runs.
         public var retentionEveryMillis: Int64 = 86_400_000
+        /// After writing a batch, how long the writer lets the next rows gather (microseconds).
+        public var gatherMicros: UInt32 = 20_000
         /// Wall-clock time, Unix ms (injected by tests).
         public var clock: @Sendable () -> Int64 = UsageClock.nowMillis
 
@@ -163,7 +165,11 @@ public final class UsageLedger: @unchecked Sendable {
             } else if queueFull == 0 && !batch.isEmpty {
                 queueFullEpisode = false
             }
-            if !batch.isEmpty { write(batch) }
+            if !batch.isEmpty {
+                write(batch)
+                // Let the next rows gather for a moment: fewer, larger transactions cost the loops' cores less.
+                if !stopping && settings.gatherMicros > 0 { usleep(settings.gatherMicros) }
+            }
             if settings.retentionSeconds != nil && settings.clock() >= nextRetention { applyRetention() }
             if ticket > syncedUpTo {
                 synced.withLock { syncedUpTo = ticket }

@@ -23,10 +23,18 @@ public struct UsageRow: Sendable, Equatable {
     public var ttfbMicros: Int64?
     /// The backend that answered (its host:port) when there are several; nil for the single upstream.
     public var backend: String?
+    /// What the request cost its user's token quota (`QuotaCharge`): Ollama's count, the whole reservation for a
+    /// request cut off before its count, 0 when Ollama did no work. Balances are rebuilt from it at start-up
+    /// (`LedgerSpendingHistory`), so a restart charges exactly what the running server had charged.
+    public var chargedTokens: Int = 0
+    /// Whether the request counts against `requests-per-day` (an inference request Ollama worked on).
+    public var countedRequest: Bool = false
 
     public init(time: Int64, requestID: String, user: String?, keyID: String?, model: String?, route: String,
                 status: Int, promptTokens: Int?, completionTokens: Int?, durationMicros: Int64, ttfbMicros: Int64?,
-                backend: String?) {
+                backend: String?, chargedTokens: Int = 0, countedRequest: Bool = false) {
+        self.chargedTokens = chargedTokens
+        self.countedRequest = countedRequest
         self.time = time
         self.requestID = requestID
         self.user = user

@@ -10,8 +10,9 @@ public final class UsageStore: @unchecked Sendable {
     public let database: SQLiteDatabase
     private var insertStatement: SQLiteStatement?
 
-    /// The table and its indexes: (user, time) for balances, time for retention and `--since`, key_id for the
-    /// tokens each key used.
+    /// The table and its indexes: (user, time) for balances, key_id for the tokens each key used. No index on time
+    /// alone (one index less per insert): rows are appended in time order, so retention finds the old ones first
+    /// in rowid order, and `tollgate usage` scans.
     static let schema = """
         CREATE TABLE IF NOT EXISTS usage (
             id INTEGER PRIMARY KEY,
@@ -26,10 +27,11 @@ public final class UsageStore: @unchecked Sendable {
             completion_tokens INTEGER,
             duration_us INTEGER NOT NULL,
             ttfb_us INTEGER,
-            backend TEXT
+            backend TEXT,
+            charged_tokens INTEGER NOT NULL DEFAULT 0,
+            counted_request INTEGER NOT NULL DEFAULT 0
         );
         CREATE INDEX IF NOT EXISTS usage_user_time ON usage (user, time);
-        CREATE INDEX IF NOT EXISTS usage_time ON usage (time);
         CREATE INDEX IF NOT EXISTS usage_key ON usage (key_id) WHERE key_id IS NOT NULL;
         """
 
@@ -54,8 +56,9 @@ public final class UsageStore: @unchecked Sendable {
         } else {
             insert = try database.prepare("""
                 INSERT INTO usage (time, request_id, user, key_id, model, route, status, prompt_tokens,
-                                   completion_tokens, duration_us, ttfb_us, backend)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                   completion_tokens, duration_us, ttfb_us, backend, charged_tokens,
+                                   counted_request)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             insertStatement = insert
         }
@@ -65,7 +68,8 @@ public final class UsageStore: @unchecked Sendable {
                     .integer(row.time), .text(row.requestID), .text(row.user), .text(row.keyID), .text(row.model),
                     .text(row.route), .integer(Int64(row.status)), .integer(row.promptTokens.map(Int64.init)),
                     .integer(row.completionTokens.map(Int64.init)), .integer(row.durationMicros),
-                    .integer(row.ttfbMicros), .text(row.backend),
+                    .integer(row.ttfbMicros), .text(row.backend), .integer(Int64(row.chargedTokens)),
+                    .integer(row.countedRequest ? 1 : 0),
                 ])
                 try insert.run()
             }
@@ -76,7 +80,7 @@ public final class UsageStore: @unchecked Sendable {
     /// repeatedly, so that the writer never holds the write lock for long.
     public func deleteOlder(than before: Int64, limit: Int = 1000) throws(SQLiteError) -> Int {
         let delete = try database.prepare(
-            "DELETE FROM usage WHERE id IN (SELECT id FROM usage WHERE time < ? ORDER BY time LIMIT ?)")
+            "DELETE FROM usage WHERE id IN (SELECT id FROM usage WHERE time < ? ORDER BY id LIMIT ?)")
         return try database.transaction { () throws(SQLiteError) -> Int in
             try delete.bind([.integer(before), .integer(Int64(limit))])
             try delete.run()
@@ -104,6 +108,28 @@ public final class UsageStore: @unchecked Sendable {
             out[user] = UsageBalance(
                 day: UsageTotals(tokens: Int(query.int64(1) ?? 0), requests: Int(query.int64(2) ?? 0)),
                 month: UsageTotals(tokens: Int(query.int64(3) ?? 0), requests: Int(query.int64(4) ?? 0)))
+        }
+        return out
+    }
+
+    /// Per user since `dayStart` and `monthStart` (Unix ms): the tokens the quota charged and the requests it
+    /// counted (`UsageRow.chargedTokens`, `countedRequest`), what the quota book is seeded from at start-up.
+    public func charges(dayStart: Int64, monthStart: Int64) throws(SQLiteError) -> [String: Spending] {
+        guard try hasTable() else { return [:] }
+        let query = try database.prepare("""
+            SELECT user,
+                   coalesce(sum(CASE WHEN time >= ?1 THEN charged_tokens END), 0),
+                   coalesce(sum(CASE WHEN time >= ?2 THEN charged_tokens END), 0),
+                   coalesce(sum(CASE WHEN time >= ?1 THEN counted_request END), 0)
+            FROM usage WHERE user IS NOT NULL AND time >= min(?1, ?2) GROUP BY user
+            """)
+        try query.bind([.integer(dayStart), .integer(monthStart)])
+        defer { query.reset() }
+        var out: [String: Spending] = [:]
+        while try query.step() {
+            guard let user = query.text(0) else { continue }
+            out[user] = Spending(dayTokens: Int(query.int64(1) ?? 0), monthTokens: Int(query.int64(2) ?? 0),
+                                 dayRequests: Int(query.int64(3) ?? 0))
         }
         return out
     }

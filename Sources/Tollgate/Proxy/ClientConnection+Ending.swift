@@ -171,6 +171,7 @@ extension ClientConnection {
             promptTokens: ex.tokenUsage?.prompt, completionTokens: ex.tokenUsage?.completion,
             durationMicros: Int64((now &- ex.start) / 1000),
             ttfbMicros: ex.firstByteAt == 0 ? nil : Int64((ex.firstByteAt &- ex.start) / 1000),
-            backend: worker.peers.logName(ex.backend)))
+            backend: worker.peers.logName(ex.backend), chargedTokens: ex.charged.tokens,
+            countedRequest: ex.charged.request))
     }
 }

@@ -5,7 +5,14 @@ extension ClientConnection {
     func settleQuota(_ ex: Exchange) {
         guard let reservation = ex.quota else { return }
         ex.quota = nil
-        worker.quotaBook?.settle(reservation, QuotaCharge.of(ex))
+        let charge = QuotaCharge.of(ex)
+        worker.quotaBook?.settle(reservation, charge)
+        // The same charge goes into the usage ledger's row, so a restart seeds the balances with it exactly.
+        switch charge {
+        case .counted(let n): ex.charged = (max(0, n), true)
+        case .reservation: ex.charged = (reservation.tokens, true)
+        case .nothing: ex.charged = (0, false)
+        }
     }
 }
 

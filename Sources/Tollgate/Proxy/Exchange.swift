@@ -41,6 +41,9 @@ final class Exchange {
     /// The API key the request presented (its id only; the access log's `key`, the usage ledger's `key_id`),
     /// verified or not (a refused one has no user and no tokens).
     var keyID: String?
+    /// What the quota charged this exchange when it settled (tokens, and whether it counts as a request): the usage
+    /// ledger's `charged_tokens` and `counted_request`.
+    var charged: (tokens: Int, request: Bool) = (0, false)
     /// The models the accepted API key narrows its user to (nil: no key, or a key without a model list).
     var keyModels: Set<String>?
     /// The model Ollama's handler will act on (inference routes and `/api/show`, once the body was read whole):
