@@ -9,6 +9,8 @@ public struct UsersFileError: Error, CustomStringConvertible, Sendable, Equatabl
     public var line: Int?
     /// What is wrong, without the path and line.
     public var message: String
+    /// The file does not exist (deleted, or not yet created): `authorized-keys` then means no keys at all.
+    public var missing = false
 
     /// Creates an error about `path` (and `line`).
     public init(path: String, line: Int? = nil, _ message: String) {

@@ -25,6 +25,8 @@ struct AccessRecord {
     /// The fingerprint of the `ollama` key the request was signed with (`SHA256:…`), when it was: says the user
     /// logged in with an ollama key, and with which.
     var ollamaKey: String? = nil
+    /// Why that key's login was refused (nil when it was not): the one place the reason is told.
+    var ollamaKeyResult: OllamaKeyResult? = nil
 
     /// One JSON object and a newline.
     func appendJSON(timestamp: String, to out: inout [UInt8]) {
@@ -37,6 +39,7 @@ struct AccessRecord {
         s += ",\"prompt_tokens\":\(promptTokens.map(String.init) ?? "null"),\"completion_tokens\":\(completionTokens.map(String.init) ?? "null")"
         if let backend { s += ",\"backend\":\(ErrorResponse.jsonString(backend))" }
         if let ollamaKey { s += ",\"login\":\"ollama-key\",\"ollama_key\":\(ErrorResponse.jsonString(ollamaKey))" }
+        if let ollamaKeyResult { s += ",\"ollama_key_refused\":\"\(ollamaKeyResult.text)\"" }
         s += ",\"rate_limit\":\"\(rateLimit.text)\",\"auth\":\"\(auth.text)\",\"end\":\"\(reason.rawValue)\"}\n"
         out.append(contentsOf: s.utf8)
     }
@@ -53,6 +56,7 @@ struct AccessRecord {
         }
         if let backend { s += " backend=\(Self.escaped(backend, quoted: false))" }
         if let ollamaKey { s += " ollama-key=\(Self.escaped(ollamaKey, quoted: false))" }
+        if let ollamaKeyResult { s += " ollama-key-refused=\(ollamaKeyResult.text)" }
         // A name that did not log in is marked as such, with how it was refused.
         if user != nil && auth != .allowed { s += " auth=\(auth.text)" }
         s += " \(reason.rawValue)\n"

@@ -152,6 +152,7 @@ extension ClientConnection {
             model: ex.model, promptTokens: ex.responseScanner?.promptTokens,
             completionTokens: ex.responseScanner?.completionTokens, rateLimit: ex.rateLimitResult,
             auth: ex.authResult, reason: reason,
-            backend: worker.peers.logName(ex.backend), ollamaKey: ex.ollamaKey))
+            backend: worker.peers.logName(ex.backend), ollamaKey: ex.ollamaKey,
+            ollamaKeyResult: ex.ollamaKeyResult))
     }
 }

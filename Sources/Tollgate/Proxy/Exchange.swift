@@ -38,6 +38,9 @@ final class Exchange {
     /// The fingerprint (`SHA256:…`) of the `ollama` key the request was signed with, when it was: the access log
     /// says so.
     var ollamaKey: String?
+    /// What became of that key's login when it was refused (every refusal gives the client the same words; the
+    /// access log keeps the reason).
+    var ollamaKeyResult: OllamaKeyResult?
     /// The model Ollama's handler will act on (inference routes and `/api/show`, once the body was read whole):
     /// what the log, the metrics and backend routing use.
     var model: String?
