@@ -177,14 +177,14 @@ private struct CLIKey {
             let client = try proxy.tls()
             defer { client.close() }
             #expect(try client.exchange(Req.get("/api/tags?ts=\(ts)", header)).status == 200)
-            let pull = try client.exchange(Req.post("/api/pull", #"{"model":"evil/model"}"#, header))
-            expectError(pull, status: 401, family: .ollama)
-            let delete = try client.exchange(Req.post("/api/delete?ts=\(ts)", #"{"model":"mistral:7b"}"#, header,
-                                                      method: "DELETE"))
-            expectError(delete, status: 401, family: .ollama)
+            let ps = try client.exchange(Req.get("/api/ps", header))
+            expectError(ps, status: 401, family: .ollama)
             // Each request signed for itself is fine on the same connection.
             let own = try client.exchange(Req.get("/api/ps?ts=\(ts)", Self.alice.header("GET", "/api/ps", ts: ts)))
             #expect(own.status == 200, "\(own.text)")
+            // A refusal with a body unread ends the connection: last.
+            let pull = try client.exchange(Req.post("/api/pull?ts=\(ts)", #"{"model":"evil/model"}"#, header))
+            expectError(pull, status: 401, family: .ollama)
             #expect(fake.requests.map(\.target) == ["/api/tags?ts=\(ts)", "/api/ps?ts=\(ts)"])
         }
     }
