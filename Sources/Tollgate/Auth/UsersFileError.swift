@@ -19,6 +19,11 @@ public struct UsersFileError: Error, CustomStringConvertible, Sendable, Equatabl
         self.message = message
     }
 
+    /// Equal when they say the same thing (`missing` is how the message came about, not part of it).
+    public static func == (a: UsersFileError, b: UsersFileError) -> Bool {
+        a.path == b.path && a.line == b.line && a.message == b.message
+    }
+
     /// `path:line: message`, or `path: message` without a line.
     public var description: String {
         if let line { return "\(path):\(line): \(message)" }
