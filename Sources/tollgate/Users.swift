@@ -88,10 +88,26 @@ struct Users: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove a user.")
         @Argument(help: "User name.") var name: String
         @OptionGroup var file: FileOption
+        @Option(name: .customLong("authorized-keys"),
+                help: "The server's authorized-keys file, to name the ollama keys that still log in as the user (default: $TOLLGATE_AUTHORIZED_KEYS).")
+        var authorizedKeys: String?
 
         func run() throws {
             try edit { try UsersFileEditor.remove(path: file.file, user: name) }
             print("removed \(name) from \(file.file)")
+            // The key lines stay behind: harmless now (a key logs in only as a user in the users file), but adding
+            // a user of that name again would bring the key back with it.
+            guard let path = authorizedKeys ?? getenv("TOLLGATE_AUTHORIZED_KEYS").map({ String(cString: $0) }),
+                  !path.isEmpty else { return }
+            do {
+                let keys = try AuthorizedKeys.load(path: path)
+                for entry in keys.keys.values.sorted(by: { $0.line < $1.line }) where entry.user == name {
+                    note("warning: \(path):\(entry.line): the ollama key \(entry.fingerprint) still names \(name); it cannot "
+                               + "log in without the user, but would again if \(name) were added back: remove the line too")
+                }
+            } catch {
+                note("warning: could not check \(error.description) for keys naming \(name)")
+            }
         }
     }
 

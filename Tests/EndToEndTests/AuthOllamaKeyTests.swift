@@ -35,11 +35,14 @@ private struct CLIKey {
 
     private static func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
 
-    /// A proxy whose users file holds alice (an admin), with alice's and dave's keys authorized (dave has no
-    /// password line).
+    /// The words of every failed signed login's 401, whatever the reason.
+    private static let refusal = "ollama key login refused: the key must be authorized here, the request signed "
+        + "for this method and path, and the client's clock within 5 minutes of the server's"
+
+    /// A proxy whose users file holds alice (an admin) and dave, with alice's and dave's keys authorized.
     private static func withKeyProxy(_ tweak: (inout ServerConfig) -> Void = { _ in },
                                      body: (Proxy, FakeOllamaServer) throws -> Void) throws {
-        let users = try TestUsers.parse("alice:{PLAIN}pw\n")
+        let users = try TestUsers.parse("alice:{PLAIN}pw\ndave:{PLAIN}dave-pw\n")
         let keys = AuthorizedKeys.parse("# keys\n\(alice.line("alice"))\n\(dave.line("dave"))\n", path: "authorized_keys")
         try withProxyAndFake(configure: { config in
             config.users = users
@@ -84,7 +87,7 @@ private struct CLIKey {
             client.close()
             let replay = try proxy.fetch(request)
             expectError(replay, status: 401, family: .ollama)
-            #expect(jsonObject(replay)?["error"] as? String == "this signed request was already used")
+            #expect(jsonObject(replay)?["error"] as? String == Self.refusal)
             #expect(replay.head.header("WWW-Authenticate")?.hasPrefix("Basic realm=") == true)
         }
     }
@@ -94,12 +97,13 @@ private struct CLIKey {
             let ts = Self.now()
             let stale = try proxy.fetch(Req.get("/api/tags?ts=\(ts - 400)", Self.alice.header("GET", "/api/tags", ts: ts - 400)))
             expectError(stale, status: 401, family: .ollama)
-            #expect((jsonObject(stale)?["error"] as? String)?.contains("ts") == true)
+            #expect(jsonObject(stale)?["error"] as? String == Self.refusal)
             let missing = try proxy.fetch(Req.get("/api/tags", Self.alice.header("GET", "/api/tags", ts: ts)))
             expectError(missing, status: 401, family: .ollama)
             let unknown = try proxy.fetch(Req.get("/api/tags?ts=\(ts)", Self.stranger.header("GET", "/api/tags", ts: ts)))
             expectError(unknown, status: 401, family: .ollama)
-            #expect((jsonObject(unknown)?["error"] as? String)?.contains("not authorized") == true)
+            #expect(jsonObject(unknown)?["error"] as? String == Self.refusal, "one message for every reason")
+            #expect(jsonObject(missing)?["error"] as? String == Self.refusal)
             // Signed for another path: on an OpenAI route, the OpenAI shape.
             let models = try proxy.fetch(Req.get("/v1/models?ts=\(ts)", Self.alice.header("GET", "/api/tags", ts: ts)))
             expectError(models, status: 401, family: .openAI, openAICode: "invalid_api_key")
@@ -117,7 +121,7 @@ private struct CLIKey {
             let ts = Self.now()
             let response = try proxy.fetch(Req.get("/api/tags?ts=\(ts)", carol.header("GET", "/api/tags", ts: ts)))
             expectError(response, status: 401, family: .ollama)
-            #expect((jsonObject(response)?["error"] as? String)?.contains("disabled") == true)
+            #expect(jsonObject(response)?["error"] as? String == Self.refusal)
             #expect(fake.requests.isEmpty)
         }
     }
@@ -162,5 +166,102 @@ private struct CLIKey {
             #expect(retryAfterSeconds(good) != nil)
             #expect(fake.requests.isEmpty)
         }
+    }
+
+    /// A signature is good for the request it signs: the same header again on the connection, for another method
+    /// and path (or without `ts`), is checked again and refused, not let through as a remembered login.
+    @Test func aSignatureLetsThroughOnlyItsOwnRequest() throws {
+        try Self.withKeyProxy { proxy, fake in
+            let ts = Self.now()
+            let header = Self.alice.header("GET", "/api/tags", ts: ts)
+            let client = try proxy.tls()
+            defer { client.close() }
+            #expect(try client.exchange(Req.get("/api/tags?ts=\(ts)", header)).status == 200)
+            let ps = try client.exchange(Req.get("/api/ps", header))
+            expectError(ps, status: 401, family: .ollama)
+            // Each request signed for itself is fine on the same connection.
+            let own = try client.exchange(Req.get("/api/ps?ts=\(ts)", Self.alice.header("GET", "/api/ps", ts: ts)))
+            #expect(own.status == 200, "\(own.text)")
+            // A refusal with a body unread ends the connection: last.
+            let pull = try client.exchange(Req.post("/api/pull?ts=\(ts)", #"{"model":"evil/model"}"#, header))
+            expectError(pull, status: 401, family: .ollama)
+            #expect(fake.requests.map(\.target) == ["/api/tags?ts=\(ts)", "/api/ps?ts=\(ts)"])
+        }
+    }
+
+    /// Behind a trusted proxy one connection carries many clients: a signature seen once is a replay on that same
+    /// connection too, whichever client the X-Forwarded-For names.
+    @Test func throughATrustedProxyARepeatedSignatureIsAReplay() throws {
+        try Self.withKeyProxy({ $0.trustedProxies = [CIDR(parsing: "127.0.0.1/32")!] }) { proxy, fake in
+            let ts = Self.now()
+            let header = Self.alice.header("GET", "/api/tags", ts: ts)
+            let balancer = try proxy.tls()
+            defer { balancer.close() }
+            let victim = try balancer.exchange(Req.get("/api/tags?ts=\(ts)", "X-Forwarded-For: 198.51.100.9\r\n" + header))
+            #expect(victim.status == 200, "\(victim.text)")
+            let attacker = try balancer.exchange(Req.get("/api/tags?ts=\(ts)", "X-Forwarded-For: 203.0.113.7\r\n" + header))
+            expectError(attacker, status: 401, family: .ollama)
+            let again = try balancer.exchange(Req.get("/api/tags?ts=\(ts)", "X-Forwarded-For: 198.51.100.9\r\n" + header))
+            expectError(again, status: 401, family: .ollama)
+            #expect(fake.requests.count == 1)
+        }
+    }
+
+    /// A key logs in only as a user of the users file: removing the user (`tollgate users remove`) revokes the
+    /// key's login and the admin rights that came with it.
+    @Test func aKeyWhoseUserIsNotInTheUsersFileIsRefused() throws {
+        try Self.withKeyProxy({ $0.users = try? TestUsers.parse("bob:{PLAIN}pw\n") }) { proxy, fake in
+            let ts = Self.now()
+            let pull = try proxy.fetch(Req.post("/api/pull?ts=\(ts)", #"{"model":"evil/model"}"#,
+                                                Self.alice.header("POST", "/api/pull", ts: ts)))
+            expectError(pull, status: 401, family: .ollama)
+            #expect(jsonObject(pull)?["error"] as? String == Self.refusal)
+            #expect(fake.requests.isEmpty)
+        }
+    }
+
+    /// Deleting the `authorized-keys` file of a running server revokes every key (keeping the old ones would keep
+    /// the key the admin meant to remove); writing it back brings them back.
+    @Test func deletingTheKeysFileRevokesEveryKey() throws {
+        let dir = try OpsTempDirectory()
+        let path = dir.file("authorized_keys")
+        try "\(Self.alice.line("alice"))\n".write(toFile: path, atomically: true, encoding: .utf8)
+        try Self.withKeyProxy({ config in
+            config.authorizedKeys = try? AuthorizedKeys.load(path: path)
+            config.authorizedKeysPath = path
+            config.authSettings.failureLimit = 0
+        }) { proxy, _ in
+            // Each poll signs another second back from the start (a signature used once would be a replay), and
+            // stops short of the 5-minute window (a stale ts would be refused too): nil then.
+            let start = Self.now()
+            var back: Int64 = 0
+            func status() throws -> Int? {
+                back += 1
+                guard back < 280 else { return nil }
+                let ts = start - back
+                return try proxy.fetch(Req.get("/api/tags?ts=\(ts)", Self.alice.header("GET", "/api/tags", ts: ts))).status
+            }
+            #expect(try status() == 200)
+            #expect(unlink(path) == 0)
+            #expect(try waitUntil(pollMillis: 100) { try status() ?? 0 == 401 }, "the deleted file's keys stayed in force")
+            try "\(Self.alice.line("alice"))\n".write(toFile: path, atomically: true, encoding: .utf8)
+            #expect(try waitUntil(pollMillis: 100) { try status() ?? 0 == 200 }, "the keys did not come back with the file")
+        }
+    }
+
+    /// `tollgate users remove` names the key lines that still name the removed user.
+    @Test func usersRemoveNamesTheKeysLeftForTheUser() throws {
+        let dir = try OpsTempDirectory()
+        let users = dir.file("users.htpasswd")
+        try "alice:{PLAIN}x\nbob:{PLAIN}y\n".write(toFile: users, atomically: true, encoding: .utf8)
+        let keys = dir.file("authorized_keys")
+        try "# keys\n\(Self.dave.line("bob"))\n\(Self.alice.line("alice"))\n".write(toFile: keys, atomically: true, encoding: .utf8)
+        let removeAlice = CLI.run(["users", "remove", "alice", "--file", users, "--authorized-keys", keys])
+        #expect(removeAlice.status == 0, "\(removeAlice)")
+        #expect(removeAlice.stderr.contains("\(keys):3: the ollama key SHA256:"), "\(removeAlice)")
+        #expect(removeAlice.stderr.contains("still names alice"), "\(removeAlice)")
+        #expect(!removeAlice.stderr.contains("bob"), "\(removeAlice)")
+        let removeBob = CLI.run(["users", "remove", "bob", "--file", users])
+        #expect(removeBob.status == 0 && !removeBob.stderr.contains("still names"), "\(removeBob)")
     }
 }

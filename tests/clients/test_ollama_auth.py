@@ -67,7 +67,7 @@ class Key:
 def keys(tmp_path_factory):
     signer = signer_binary()
     d = tmp_path_factory.mktemp("ollama-keys")
-    return {name: Key(signer, d / name) for name in ("alice", "stranger", "newcomer")}
+    return {name: Key(signer, d / name) for name in ("alice", "stranger", "newcomer", "ghost")}
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +77,8 @@ def authorized_keys(keys, tmp_path_factory) -> Path:
         "# ollama CLI keys: the line from ~/.ollama/id_ed25519.pub, then the Tollgate user\n"
         f"{keys['alice'].public_line} {USER}\n"
         "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC alice\n"
+        "# a user the users file does not have: the key does not log in\n"
+        f"{keys['ghost'].public_line} ghost\n"
     )
     return path
 
@@ -120,6 +122,11 @@ def logged(gate, predicate) -> dict:
     return [l for l in log_lines(gate) if predicate(l)][-1]
 
 
+# Every failed signed login says the same (nothing to probe keys or users with); the access log says why.
+REFUSAL = ("ollama key login refused: the key must be authorized here, the request signed for this method and path, "
+           "and the client's clock within 5 minutes of the server's")
+
+
 def test_signed_tags_and_generate_are_served_and_logged(gate, tls, keys):
     key = keys["alice"]
     conn = connect(gate, tls)
@@ -149,7 +156,7 @@ def test_replay_from_another_connection_is_refused(gate, tls, keys):
     status, body = send(other, "GET", "/api/ps", signed)
     other.close()
     assert status == 401
-    assert "already used" in json.loads(body)["error"]
+    assert json.loads(body)["error"] == REFUSAL
 
 
 def test_stale_timestamp_is_refused(gate, tls, keys):
@@ -157,7 +164,9 @@ def test_stale_timestamp_is_refused(gate, tls, keys):
     status, body = send(conn, "GET", "/api/tags", keys["alice"].sign("GET", "/api/tags", ts=int(time.time()) - 600))
     conn.close()
     assert status == 401
-    assert "ts" in json.loads(body)["error"]
+    assert json.loads(body)["error"] == REFUSAL
+    line = logged(gate, lambda l: l.get("ollama_key_refused") == "stale")
+    assert line["status"] == 401 and line["user"] == USER
 
 
 def test_key_not_in_the_file_is_refused_in_ollama_error_shape(gate, tls, keys):
@@ -167,9 +176,20 @@ def test_key_not_in_the_file_is_refused_in_ollama_error_shape(gate, tls, keys):
     assert status == 401
     error = json.loads(body)
     assert set(error) == {"error"}
-    assert "not authorized" in error["error"]
+    assert error["error"] == REFUSAL
     line = logged(gate, lambda l: l.get("ollama_key") == keys["stranger"].fingerprint)
     assert line["status"] == 401 and line["auth"] == "denied"
+    assert line["ollama_key_refused"] == "unknown_key"
+
+
+def test_key_of_a_user_not_in_the_users_file_is_refused(gate, tls, keys):
+    conn = connect(gate, tls)
+    status, body = send(conn, "GET", "/api/tags", keys["ghost"].sign("GET", "/api/tags"))
+    conn.close()
+    assert status == 401
+    assert json.loads(body)["error"] == REFUSAL
+    line = logged(gate, lambda l: l.get("ollama_key") == keys["ghost"].fingerprint)
+    assert line["ollama_key_refused"] == "unknown_user"
 
 
 def test_signature_for_another_path_is_refused(gate, tls, keys):
@@ -177,7 +197,7 @@ def test_signature_for_another_path_is_refused(gate, tls, keys):
     status, body = send(conn, "GET", "/api/version", keys["alice"].sign("GET", "/api/tags"))
     conn.close()
     assert status == 401
-    assert "does not verify" in json.loads(body)["error"]
+    assert json.loads(body)["error"] == REFUSAL
 
 
 def test_added_key_works_without_a_restart(gate, tls, keys, authorized_keys):

@@ -2,7 +2,8 @@ extension Authenticator {
     /// A login with an `ollama` key through this process's failed-login throttle: refused without a check when
     /// `login` is throttled (unless `throttle` is false: the fleet's throttle decided), otherwise `verify` runs on
     /// the caller's thread, outside the lock, and its refusal counts as a failed login for the client prefix and
-    /// the key's user, as a wrong password does. Cheap and non-blocking: call on the event loop.
+    /// the key's user, as a wrong password does (a full replay cache, or a key over its share of it, does not).
+    /// Cheap and non-blocking: call on the event loop.
     func checkSigned(_ login: LoginThrottle.Key, throttle: Bool,
                      verify: () -> SignedLogins.Verdict) -> SignedLogins.Verdict {
         let now = clock()
@@ -19,7 +20,7 @@ extension Authenticator {
         state.withLock { s in
             switch verdict {
             case .allowed: s.stats.allowed += 1
-            case .refused(.overloaded): s.stats.overloaded += 1
+            case .refused(.overloaded), .keyOverShare: s.stats.overloaded += 1
             case .refused: newlyThrottled = record(false, login, key: [], now: now, in: &s)
             case .throttled: s.stats.throttled += 1
             }
@@ -28,8 +29,4 @@ extension Authenticator {
         return verdict
     }
 
-    /// Makes every connection's remembered login check again (the `authorized-keys` changed).
-    func invalidateRememberedLogins() {
-        generation.add(1, ordering: .releasing)
-    }
 }

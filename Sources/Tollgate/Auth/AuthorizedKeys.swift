@@ -4,9 +4,11 @@ import TollgateIO
 /// `~/.ollama/id_ed25519`, the line to copy in `~/.ollama/id_ed25519.pub`) and the user each logs in as.
 ///
 /// Lines are `ssh-ed25519 AAAA… USER`; `#` comments and blank lines are allowed. The third field is the Tollgate
-/// user name, not a free comment. A line Tollgate cannot use (another key type, a malformed key, no user, a key
-/// named twice for different users) is skipped with a warning naming file and line; every other line works. Only a
-/// file that cannot be read at all is an error.
+/// user name, not a free comment. A line Tollgate cannot use (another key type, a malformed key, a small-order key,
+/// no user, a key named twice for different users) is skipped with a warning naming file and line; every other line
+/// works. A user name with an `@` (the `user@host` comment of a pasted `.pub` line, most likely) counts but is
+/// warned about too. Only a file that cannot be read at all is an error; the key's user must also be in the users
+/// file to log in (`SignedLogins.check`).
 ///
 /// A value: parse once (on the watcher's thread or at start-up), then share it between threads.
 public struct AuthorizedKeys: Sendable {
@@ -14,8 +16,10 @@ public struct AuthorizedKeys: Sendable {
     public var path: String
     /// The usable keys, by their 32 raw public key bytes.
     public var keys: [[UInt8]: AuthorizedKey]
-    /// One warning per skipped line, in line order; log them through `WarnOnce`.
+    /// One warning per skipped or suspicious line, in line order; log them through `WarnOnce`.
     public var warnings: [UsersFileWarning]
+    /// Lines skipped (each has one of `warnings`).
+    public var skipped = 0
 
     /// Reads and parses `path`. Blocking file I/O: at start-up or on the watcher's thread, never on a loop.
     public static func load(path: String) throws(UsersFileError) -> AuthorizedKeys {
@@ -30,7 +34,7 @@ public struct AuthorizedKeys: Sendable {
     /// "2 key(s)", or "2 key(s), 1 line skipped": for load and reload messages.
     public var summary: String {
         let count = "\(keys.count) key(s)"
-        return warnings.isEmpty ? count : count + ", \(warnings.count) line(s) skipped"
+        return skipped == 0 ? count : count + ", \(skipped) line(s) skipped"
     }
 
     /// The key entry for a request's raw public key, if the file lists it.
@@ -42,6 +46,7 @@ public struct AuthorizedKeys: Sendable {
     static func parse(bytes: [UInt8], path: String) -> AuthorizedKeys {
         var keys: [[UInt8]: AuthorizedKey] = [:]
         var warnings: [UsersFileWarning] = []
+        var skipped = 0
         /// Keys named for two different users: neither line counts (which user was meant is unknowable).
         var contested: Set<[UInt8]> = []
         var lineNumber = 0
@@ -51,10 +56,13 @@ public struct AuthorizedKeys: Sendable {
             while let last = line.last, last == 0x20 || last == 0x09 || last == 0x0D { line = line.dropLast() }
             let content = line.drop { $0 == 0x20 || $0 == 0x09 }
             if content.isEmpty || content.first == UInt8(ascii: "#") { continue }
-            func skip(_ message: String) {
+            func warn(_ message: String) {
                 let material = Array(path.utf8) + [0] + Array("authorized-keys".utf8) + [0] + Array(content)
-                warnings.append(UsersFileWarning(path: path, line: lineNumber, "\(message); line ignored",
-                                                 key: Digest.sha256(material)))
+                warnings.append(UsersFileWarning(path: path, line: lineNumber, message, key: Digest.sha256(material)))
+            }
+            func skip(_ message: String) {
+                skipped += 1
+                warn("\(message); line ignored")
             }
             let fields = content.split(whereSeparator: { $0 == 0x20 || $0 == 0x09 })
             let type = String(decoding: fields[0], as: UTF8.self)
@@ -69,6 +77,10 @@ public struct AuthorizedKeys: Sendable {
                 skip("the key is not a valid ssh-ed25519 public key")
                 continue
             }
+            guard !AuthorizedKeys.hasSmallOrder(rawKey) else {
+                skip("the key is a small-order point (signatures forged for any request would verify), not a real key")
+                continue
+            }
             guard fields.count == 3 else {
                 skip(fields.count == 2 ? "no user name after the key (expected: ssh-ed25519 KEY USER)"
                                        : "more than one word after the key (expected: ssh-ed25519 KEY USER)")
@@ -79,6 +91,10 @@ public struct AuthorizedKeys: Sendable {
                   !userBytes.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 == UInt8(ascii: ":") }) else {
                 skip("the user name is not valid UTF-8 or contains a colon or control character")
                 continue
+            }
+            if user.contains("@") {
+                warn("the user name \(user.debugDescription) looks like the comment of a pasted .pub line: the third "
+                     + "field is the Tollgate user the key logs in as, and must be in the users file")
             }
             if contested.contains(rawKey) {
                 skip("the same key is named for more than one user: neither line counts")
@@ -102,6 +118,40 @@ public struct AuthorizedKeys: Sendable {
             keys[rawKey] = AuthorizedKey(user: user, key: key, fingerprint: SSHEd25519.fingerprint(blob: blob),
                                          line: lineNumber)
         }
-        return AuthorizedKeys(path: path, keys: keys, warnings: warnings)
+        return AuthorizedKeys(path: path, keys: keys, warnings: warnings, skipped: skipped)
     }
+
+    /// Whether a 32-byte Ed25519 public key encodes one of the eight points of small order (or a non-canonical
+    /// form of one): with such a "key" OpenSSL accepts a signature anyone can make (R the identity, S zero) for
+    /// any message. Compared as libsodium's `ge25519_has_small_order` does, ignoring the sign bit: the y
+    /// coordinates 0, 1, p−1, the two of the order-8 points, and p, p+1 (0 and 1 written non-canonically).
+    static func hasSmallOrder(_ raw: [UInt8]) -> Bool {
+        guard raw.count == 32 else { return false }
+        var masked = raw
+        masked[31] &= 0x7F
+        return smallOrderY.contains(masked)
+    }
+
+    private static let smallOrderY: [[UInt8]] = {
+        func hex(_ s: String) -> [UInt8] {
+            var out: [UInt8] = []
+            var i = s.startIndex
+            while i < s.endIndex {
+                let j = s.index(i, offsetBy: 2)
+                out.append(UInt8(s[i..<j], radix: 16)!)
+                i = j
+            }
+            return out
+        }
+        let ones = [UInt8](repeating: 0xFF, count: 30)
+        return [
+            [UInt8](repeating: 0, count: 32),                                         // 0 (order 4)
+            [1] + [UInt8](repeating: 0, count: 31),                                   // 1 (order 1)
+            hex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"), // order 8
+            hex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"), // order 8
+            [0xEC] + ones + [0x7F],                                                   // p − 1 (order 2)
+            [0xED] + ones + [0x7F],                                                   // p = 0 (order 4)
+            [0xEE] + ones + [0x7F],                                                   // p + 1 = 1 (order 1)
+        ]
+    }()
 }

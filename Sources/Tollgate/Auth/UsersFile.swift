@@ -208,7 +208,11 @@ public struct UsersFile: Sendable {
     static func readFile(_ path: String) throws(UsersFileError) -> [UInt8] {
         switch Syscall.readWholeFile(path, limit: maxFileBytes) {
         case .success(let bytes): return bytes
-        case .failure(let error): throw UsersFileError(path: path, error.description)
+        case .failure(let error):
+            var failure = UsersFileError(path: path, error.description)
+            var info = stat()
+            failure.missing = stat(path, &info) != 0 && errno == ENOENT
+            throw failure
         }
     }
 }

@@ -27,6 +27,8 @@ struct AccessRecord {
     var ollamaKey: String? = nil
     /// The API key the request presented (its public id, never the secret), accepted or not; nil for a password.
     var keyID: String? = nil
+    /// Why that key's login was refused (nil when it was not): the one place the reason is told.
+    var ollamaKeyResult: OllamaKeyResult? = nil
 
     /// One JSON object and a newline.
     func appendJSON(timestamp: String, to out: inout [UInt8]) {
@@ -40,6 +42,7 @@ struct AccessRecord {
         if let backend { s += ",\"backend\":\(ErrorResponse.jsonString(backend))" }
         if let ollamaKey { s += ",\"login\":\"ollama-key\",\"ollama_key\":\(ErrorResponse.jsonString(ollamaKey))" }
         if let keyID { s += ",\"key\":\(ErrorResponse.jsonString(keyID))" }
+        if let ollamaKeyResult { s += ",\"ollama_key_refused\":\"\(ollamaKeyResult.text)\"" }
         s += ",\"rate_limit\":\"\(rateLimit.text)\",\"auth\":\"\(auth.text)\",\"end\":\"\(reason.rawValue)\"}\n"
         out.append(contentsOf: s.utf8)
     }
@@ -57,6 +60,7 @@ struct AccessRecord {
         if let backend { s += " backend=\(Self.escaped(backend, quoted: false))" }
         if let ollamaKey { s += " ollama-key=\(Self.escaped(ollamaKey, quoted: false))" }
         if let keyID { s += " key=\(Self.escaped(keyID, quoted: false))" }
+        if let ollamaKeyResult { s += " ollama-key-refused=\(ollamaKeyResult.text)" }
         // A name that did not log in is marked as such, with how it was refused.
         if user != nil && auth != .allowed { s += " auth=\(auth.text)" }
         s += " \(reason.rawValue)\n"

@@ -7,12 +7,16 @@ enum OllamaKeyResult: Int, CaseIterable, Sendable {
     case unknownKey
     /// The key's user is disabled in the users file (an unusable or duplicated line).
     case disabledUser
+    /// The key's user is not in the users file (removed, or a typo in `authorized-keys`).
+    case unknownUser
     /// `ts` missing, malformed, or more than the window away from the server's clock.
     case stale
     /// The signature does not verify for this key, method, path and `ts`.
     case badSignature
     /// The signature was already used, from another connection, within the window.
     case replayed
+    /// The key already holds its share of the replay cache: refused with 429, for this key only.
+    case keyOverShare
     /// The replay cache is full of signatures still in the window: refused with 503.
     case overloaded
     /// Too many failed logins from this client: refused before any check.
@@ -24,25 +28,37 @@ enum OllamaKeyResult: Int, CaseIterable, Sendable {
         case .allowed: return "allowed"
         case .unknownKey: return "unknown_key"
         case .disabledUser: return "disabled_user"
+        case .unknownUser: return "unknown_user"
         case .stale: return "stale"
         case .badSignature: return "bad_signature"
         case .replayed: return "replayed"
+        case .keyOverShare: return "key_over_share"
         case .overloaded: return "overloaded"
         case .throttled: return "throttled"
         }
     }
 
-    /// What the 401 (or 503) body says: enough for the user to fix their side, nothing secret.
+    /// Whether the refusal is a failed login, answered with the one `refusalMessage` (401).
+    var isFailedLogin: Bool {
+        switch self {
+        case .unknownKey, .disabledUser, .unknownUser, .stale, .badSignature, .replayed: return true
+        case .allowed, .keyOverShare, .overloaded, .throttled: return false
+        }
+    }
+
+    /// What every failed signed login's 401 says, whatever the reason: telling them apart would tell a prober
+    /// which keys are listed and which users exist. The reason is in the access log (`ollama_key_refused`, the
+    /// metric label) and the metrics; the body names what the user can check on their side.
+    static let refusalMessage = "ollama key login refused: the key must be authorized here, the request signed "
+        + "for this method and path, and the client's clock within 5 minutes of the server's"
+
+    /// What the response body says for a refusal that is not a failed login (429, 503).
     var message: String {
         switch self {
-        case .allowed: return "ok"
-        case .unknownKey: return "this ollama key is not authorized here (add its id_ed25519.pub line to authorized-keys)"
-        case .disabledUser: return "the user this ollama key logs in as is disabled"
-        case .stale: return "the request's ts is missing or more than 5 minutes off the server's clock (check the client's clock)"
-        case .badSignature: return "the ollama key signature does not verify"
-        case .replayed: return "this signed request was already used"
+        case .keyOverShare: return "too many signed requests with this ollama key; retry later"
         case .overloaded: return "too many signed requests in progress; retry shortly"
         case .throttled: return "too many failed logins"
+        default: return OllamaKeyResult.refusalMessage
         }
     }
 }

@@ -20,7 +20,7 @@ struct Authentication: ConnectionPhase {
     func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
         guard let login = ex.login else { return .next }
         ex.login = nil
-        if let signed = login.signed { return authenticateSigned(signed.request, entry: signed.entry, login, ex, on: c) }
+        if let signed = login.signed { return authenticateSigned(signed, login, ex, on: c) }
         let key = LoginThrottle.Key(clientIP: login.clientIP, user: login.credentials.user)
         if let apiKey = login.key, let ring = c.worker.keys {
             return decideKey(ex, auth.checkKey(apiKey.token, claimedUser: apiKey.claimedUser,
@@ -118,8 +118,6 @@ struct VerifiedLogin {
     var user: String
     var generation: Int
     var until: UInt64
-    /// The `ollama` key's fingerprint, when the login was one (the access log names it).
-    var ollamaKey: String? = nil
     /// The API key it logged in with (re-checked against the key ring on every reuse), nil for a password.
     var keyID: String? = nil
 }

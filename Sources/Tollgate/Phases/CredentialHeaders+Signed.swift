@@ -6,7 +6,8 @@ extension CredentialHeaders {
     /// crypto), works out what the client must have signed for this request (`METHOD,PATH?ts=TS`, the path as
     /// Ollama decodes it, `ts` from the query, which is forwarded to Ollama unchanged: it ignores it), and leaves it
     /// for the failed-login throttle and the verification (`Authentication`). Without `authorized-keys` the form
-    /// is refused like any unknown scheme.
+    /// is refused like any unknown scheme. The lookup here only names the key's user for the log and the throttle;
+    /// nothing of it is trusted later.
     func signedLogin(_ signed: SignedCredential, _ ex: Exchange, head: RequestHead, fingerprint: Int,
                      on c: ClientConnection) -> PhaseOutcome {
         guard let logins = c.worker.signedLogins else {
@@ -26,7 +27,7 @@ extension CredentialHeaders {
         let clientIP = ex.client.map { SocketAddress(host: $0, port: 0).hostString } ?? c.peerString
         // The throttle counts an unlisted key's failures under its fingerprint (and always per client prefix).
         ex.login = PendingLogin(credentials: Credentials(user: entry?.user ?? keyFingerprint, password: []),
-                                clientIP: clientIP, signed: (request, entry))
+                                clientIP: clientIP, signed: request)
         return .next
     }
 }

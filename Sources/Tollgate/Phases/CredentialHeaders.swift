@@ -54,6 +54,7 @@ struct CredentialHeaders: ConnectionPhase {
         }
         // The same credentials again on this keep-alive connection, verified recently and with the users unchanged:
         // no decoding, no HMAC, no lock. Only a per-process keyed hash of the header is kept, never the password.
+        // Signed logins (the ollama CLI's key) are never remembered: each signature covers one request only.
         let fingerprint = CredentialHeaders.fingerprint(authorization, apiKey)
         if let memo = c.verifiedLogin, memo.fingerprint == fingerprint, memo.generation == auth.usersGeneration,
            c.worker.loop.now < memo.until {
@@ -70,7 +71,6 @@ struct CredentialHeaders: ConnectionPhase {
             } else {
                 ex.user = memo.user
                 ex.authResult = .allowed
-                ex.ollamaKey = memo.ollamaKey
                 return .next
             }
         }

@@ -154,7 +154,8 @@ extension ClientConnection {
             model: ex.model, promptTokens: ex.tokenUsage?.prompt,
             completionTokens: ex.tokenUsage?.completion, rateLimit: ex.rateLimitResult,
             auth: ex.authResult, reason: reason,
-            backend: worker.peers.logName(ex.backend), ollamaKey: ex.ollamaKey, keyID: ex.keyID))
+            backend: worker.peers.logName(ex.backend), ollamaKey: ex.ollamaKey, keyID: ex.keyID,
+            ollamaKeyResult: ex.ollamaKeyResult))
     }
 
     /// Hands the exchange's row to the usage ledger (an append under a short lock). Rows are kept for requests that

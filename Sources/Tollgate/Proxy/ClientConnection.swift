@@ -22,6 +22,9 @@ final class ClientConnection: EventHandler {
     var verifiedLogin: VerifiedLogin?
     /// Unique in the process: a signed request repeated on its own connection is not a replay (`ReplayCache`).
     private(set) lazy var serial = worker.nextConnectionSerial()
+    /// The client was named by a PROXY protocol header: the TCP peer is a load balancer, so this connection's
+    /// identity is not the client's (a repeated signature on it is a replay, see `ReplayCache`).
+    private(set) var clientFromProxyHeader = false
     /// PROXY protocol header bytes taken so far.
     var proxyHeader: [UInt8] = []
     /// Phase, timers, keep-alive, linger and close: every decision about this connection's life.
@@ -108,6 +111,7 @@ final class ClientConnection: EventHandler {
     /// The client's real address from a PROXY protocol header. False when that client is already at
     /// `max-connections-per-client` (counted as refused; the caller closes the connection).
     func adoptClientAddress(_ address: SocketAddress) -> Bool {
+        clientFromProxyHeader = true
         peerHost = address.host
         peerString = address.hostString
         peerText = Array(peerString.utf8)

@@ -46,6 +46,9 @@ final class Exchange {
     var charged: (tokens: Int, request: Bool) = (0, false)
     /// The models the accepted API key narrows its user to (nil: no key, or a key without a model list).
     var keyModels: Set<String>?
+    /// What became of that key's login when it was refused (every refusal gives the client the same words; the
+    /// access log keeps the reason).
+    var ollamaKeyResult: OllamaKeyResult?
     /// The model Ollama's handler will act on (inference routes and `/api/show`, once the body was read whole):
     /// what the log, the metrics and backend routing use.
     var model: String?

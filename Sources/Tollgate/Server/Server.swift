@@ -248,17 +248,26 @@ public final class Server: @unchecked Sendable {
                 Diagnostics.warn("\(error.description); users-file changes need a restart")
             }
         }
-        if let path = config.authorizedKeysPath, let signedLogins, let authenticator {
+        if let path = config.authorizedKeysPath, let signedLogins {
             do {
+                // Logged once per disappearance, not on every reload attempt while it stays gone.
+                let gone = Atomic<Bool>(false)
                 keysWatcher = try FileWatcher(path: path, parse: { AuthorizedKeys.parse(bytes: $0, path: $1) }) { result in
                     switch result {
                     case .success(let keys):
+                        gone.store(false, ordering: .relaxed)
                         signedLogins.replaceKeys(keys)
-                        // A connection that remembers a key's login checks it again: the key may be gone.
-                        authenticator.invalidateRememberedLogins()
                         self.metrics.reloaded("authorized-keys", ok: true)
                         Diagnostics.info("reloaded \(path): \(keys.summary)")
                         for w in WarnOnce.process.fresh(keys.warnings) { Diagnostics.warn(w.description) }
+                    case .failure(let error) where error.missing:
+                        // A deleted key file revokes every key: keeping the old ones would keep a key the admin
+                        // meant to remove (an unreadable file, below, is a mistake mid-edit: the keys stay).
+                        signedLogins.replaceKeys(AuthorizedKeys(path: path, keys: [:], warnings: []))
+                        self.metrics.reloaded("authorized-keys", ok: false)
+                        if !gone.exchange(true, ordering: .relaxed) {
+                            Diagnostics.warn("\(error.description); no ollama keys are accepted until it is back")
+                        }
                     case .failure(let error):
                         self.metrics.reloaded("authorized-keys", ok: false)
                         Diagnostics.error("\(error.description); keeping the previous authorized keys")

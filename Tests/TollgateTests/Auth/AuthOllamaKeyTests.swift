@@ -159,22 +159,69 @@ final class WallClock: Sendable {
         #expect(keys.summary == "2 key(s), 8 line(s) skipped")
         #expect(AuthorizedKeys.parse("", path: "keys").summary == "0 key(s)")
     }
+
+    /// A small-order "key" (the identity point, or any of the eight) would let anyone sign anything: OpenSSL
+    /// accepts R = identity, S = 0 for every message. Such a line is skipped with its file and line.
+    @Test func smallOrderKeysAreSkippedWithFileAndLine() {
+        var identity = [UInt8](repeating: 0, count: 32)
+        identity[0] = 1
+        var negativeOne = [UInt8](repeating: 0xFF, count: 32)
+        negativeOne[0] = 0xEC
+        negativeOne[31] = 0x7F
+        var orderEight: [UInt8] = [0x26, 0xE8, 0x95, 0x8F, 0xC2, 0xB2, 0x27, 0xB0, 0x45, 0xC3, 0xF4, 0x89, 0xF2, 0xEF,
+                                   0x98, 0xF0, 0xD5, 0xDF, 0xAC, 0x05, 0xD3, 0xC6, 0x33, 0x39, 0xB1, 0x38, 0x02, 0x88,
+                                   0x6D, 0x53, 0xFC, 0x05]
+        orderEight[31] |= 0x80    // the other sign of x: the same small-order y
+        let alice = OllamaTestKey(seed: 1)
+        let lines = [identity, negativeOne, orderEight, [UInt8](repeating: 0, count: 32)].map {
+            "ssh-ed25519 \(Base64.encode(SSHEd25519.blob(raw: $0))) eve"
+        }
+        let keys = AuthorizedKeys.parse((lines + [alice.line("alice")]).joined(separator: "\n"), path: "keys")
+        #expect(keys.keys.count == 1 && keys.entry(for: alice.key.publicRaw) != nil)
+        #expect(keys.entry(for: identity) == nil)
+        let warnings = keys.warnings.map(\.description)
+        #expect(warnings.count == 4, "\(warnings)")
+        for (i, warning) in warnings.enumerated() {
+            #expect(warning.hasPrefix("keys:\(i + 1): the key is a small-order point"), "\(warning)")
+        }
+        // The forgery such a key would let through, for the record: R = identity, S = 0.
+        var forged = [UInt8](repeating: 0, count: 64)
+        forged[0] = 1
+        if let key = Ed25519PublicKey(raw: identity), Ed25519Verifier().verify(forged, of: Array("GET,/x?ts=1".utf8), with: key) {
+            #expect(AuthorizedKeys.hasSmallOrder(identity))
+        }
+        #expect(!AuthorizedKeys.hasSmallOrder(alice.key.publicRaw))
+    }
+
+    /// `ssh-ed25519 AAAA… alice@laptop` (a `.pub` line pasted whole): the line counts, with a warning that the
+    /// third field is the Tollgate user.
+    @Test func aUserNameWithAnAtIsWarnedAbout() {
+        let alice = OllamaTestKey(seed: 1)
+        let keys = AuthorizedKeys.parse("# keys\n\(alice.line("alice@laptop"))\n", path: "keys")
+        #expect(keys.entry(for: alice.key.publicRaw)?.user == "alice@laptop")
+        #expect(keys.warnings.count == 1)
+        #expect(keys.warnings.first?.description.hasPrefix("keys:2: the user name \"alice@laptop\" looks like the comment") == true,
+                "\(keys.warnings)")
+        #expect(keys.summary == "1 key(s)")
+    }
 }
 
 @Suite struct AuthSignedLoginTests {
     let alice = OllamaTestKey(seed: 1)
     let mallory = OllamaTestKey(seed: 9)
-    let users = UsersFile.parse("alice:{PLAIN}pw\ncarol:$unknown$x\n", path: "users")
+    let bob = OllamaTestKey(seed: 5)
+    let users = UsersFile.parse("alice:{PLAIN}pw\ncarol:$unknown$x\nmallory:{PLAIN}pw\nbob:{PLAIN}pw\n", path: "users")
 
-    func logins(_ clock: WallClock, capacity: Int = 100) -> SignedLogins {
-        let text = [alice.line("alice"), OllamaTestKey(seed: 3).line("carol"), OllamaTestKey(seed: 4).line("ghost")]
+    func logins(_ clock: WallClock, capacity: Int = 100, perKey: Int = 100) -> SignedLogins {
+        let text = [alice.line("alice"), OllamaTestKey(seed: 3).line("carol"), OllamaTestKey(seed: 4).line("ghost"),
+                    bob.line("bob")]
         return SignedLogins(keys: AuthorizedKeys.parse(text.joined(separator: "\n"), path: "keys"),
-                            replayCapacity: capacity, clock: clock.function)
+                            replayCapacity: capacity, replayPerKey: perKey, clock: clock.function)
     }
 
-    func check(_ logins: SignedLogins, _ request: SignedRequest, connection: UInt64 = 1) -> SignedLogins.Verdict {
-        logins.check(request, entry: logins.entry(for: request.credential), users: users, connection: connection,
-                     verifier: Ed25519Verifier())
+    func check(_ logins: SignedLogins, _ request: SignedRequest, connection: UInt64? = 1,
+               users: UsersFile? = nil) -> SignedLogins.Verdict {
+        logins.check(request, users: users ?? self.users, connection: connection, verifier: Ed25519Verifier())
     }
 
     @Test func aFreshSignatureOfAListedKeyLogsInAsItsUser() {
@@ -182,9 +229,17 @@ final class WallClock: Sendable {
         let logins = logins(clock)
         let verdict = check(logins, alice.request("GET", "/api/tags", ts: clock.now))
         #expect(verdict == .allowed(user: "alice", secondsLeft: 300))
-        // A user the users file does not name at all: the key file is the admin's word.
-        #expect(check(logins, OllamaTestKey(seed: 4).request("GET", "/api/tags", ts: clock.now))
-            == .allowed(user: "ghost", secondsLeft: 300))
+    }
+
+    /// The key file names the user; the users file says whether that user exists: removing the user (`tollgate
+    /// users remove`) revokes the key's login, admin rights and all.
+    @Test func aKeyLogsInOnlyAsAUserOfTheUsersFile() {
+        let clock = WallClock()
+        let logins = logins(clock)
+        #expect(check(logins, OllamaTestKey(seed: 4).request("GET", "/api/tags", ts: clock.now)) == .refused(.unknownUser))
+        let removed = UsersFile.parse("bob:{PLAIN}pw\n", path: "users")
+        #expect(check(logins, alice.request("POST", "/api/pull", ts: clock.now), users: removed) == .refused(.unknownUser))
+        #expect(logins.replayCount == 0)
     }
 
     @Test func theTimestampWindowIsFiveMinutesEitherWay() {
@@ -203,6 +258,51 @@ final class WallClock: Sendable {
         var bare = alice.request("GET", "/f", ts: now)
         bare.ts = nil
         #expect(check(logins, bare) == .refused(.stale))
+    }
+
+    /// Through a trusted proxy the connection is no client's own (nil): the same signature again is a replay,
+    /// even on that connection.
+    @Test func aSignatureRepeatedOnASharedConnectionIsAReplay() {
+        let clock = WallClock()
+        let logins = logins(clock)
+        let request = alice.request("GET", "/api/tags", ts: clock.now)
+        #expect(check(logins, request, connection: nil) == .allowed(user: "alice", secondsLeft: 300))
+        #expect(check(logins, request, connection: nil) == .refused(.replayed))
+        #expect(check(logins, request, connection: 7) == .refused(.replayed))
+    }
+
+    /// The key is looked up when the signature is checked, not when the request's headers were read: a key
+    /// removed in between (a live reload) is refused.
+    @Test func aKeyRemovedBetweenLookupAndCheckIsRefused() {
+        let clock = WallClock()
+        let logins = logins(clock)
+        let request = alice.request("GET", "/api/tags", ts: clock.now)
+        #expect(logins.entry(for: request.credential)?.user == "alice")      // the headers phase's lookup
+        logins.replaceKeys(AuthorizedKeys.parse(mallory.line("mallory"), path: "keys"))
+        #expect(check(logins, request) == .refused(.unknownKey))
+        // A key moved to another user logs in as that user.
+        logins.replaceKeys(AuthorizedKeys.parse(alice.line("mallory"), path: "keys"))
+        #expect(check(logins, alice.request("GET", "/api/ps", ts: clock.now)) == .allowed(user: "mallory", secondsLeft: 300))
+    }
+
+    /// One key signing as fast as it can fills only its own share of the replay cache: it gets 429 with the
+    /// seconds until its oldest signature leaves the window; every other key still logs in.
+    @Test func oneKeyCannotFillTheReplayCacheForEveryone() {
+        let clock = WallClock()
+        let logins = logins(clock, capacity: 10, perKey: 4)
+        let future = clock.now + 300
+        for i in 0..<4 {
+            #expect(check(logins, bob.request("GET", "/x\(i)", ts: future)) == .allowed(user: "bob", secondsLeft: 600))
+        }
+        // Its oldest signature (ts now + 300) is kept until now + 600.
+        #expect(check(logins, bob.request("GET", "/x4", ts: future)) == .keyOverShare(retryAfterSeconds: 601))
+        clock.advance(599)
+        #expect(check(logins, bob.request("GET", "/x5", ts: clock.now)) == .keyOverShare(retryAfterSeconds: 2))
+        #expect(check(logins, alice.request("GET", "/api/tags", ts: clock.now)) == .allowed(user: "alice", secondsLeft: 300))
+        #expect(logins.replayCount(of: bob.key.publicRaw) == 4)
+        clock.advance(2)
+        #expect(check(logins, bob.request("GET", "/x6", ts: clock.now)) == .allowed(user: "bob", secondsLeft: 300))
+        #expect(logins.replayCount(of: bob.key.publicRaw) == 1)
     }
 
     @Test func aSignatureIsAcceptedOncePerConnectionWithinTheWindow() {
@@ -253,11 +353,11 @@ final class WallClock: Sendable {
 
     @Test func aFullReplayCacheRefusesUntilSignaturesLeaveTheWindow() {
         let clock = WallClock()
-        let logins = logins(clock, capacity: 2)
+        let logins = logins(clock, capacity: 2, perKey: 2)
         let start = clock.now
         #expect(check(logins, alice.request("GET", "/1", ts: start)) == .allowed(user: "alice", secondsLeft: 300))
         #expect(check(logins, alice.request("GET", "/2", ts: start)) == .allowed(user: "alice", secondsLeft: 300))
-        #expect(check(logins, alice.request("GET", "/3", ts: start)) == .refused(.overloaded))
+        #expect(check(logins, bob.request("GET", "/3", ts: start)) == .refused(.overloaded))
         clock.advance(301)
         #expect(check(logins, alice.request("GET", "/3", ts: clock.now)) == .allowed(user: "alice", secondsLeft: 300))
         #expect(logins.replayCount == 1)
@@ -266,19 +366,19 @@ final class WallClock: Sendable {
 
 @Suite struct AuthReplayCacheTests {
     @Test func bucketsReuseTheirSlotOnlyOutsideTheWindow() {
-        var cache = ReplayCache(window: 2, capacity: 10)
-        let a = [UInt8](repeating: 1, count: 64), b = [UInt8](repeating: 2, count: 64)
-        #expect(cache.insert(a, ts: 100, connection: 1, now: 100) == .fresh)
-        #expect(cache.insert(a, ts: 100, connection: 1, now: 100) == .sameConnection)
-        #expect(cache.insert(a, ts: 100, connection: 2, now: 101) == .replayed)
+        var cache = ReplayCache(window: 2, capacity: 10, perKey: 10)
+        let a = [UInt8](repeating: 1, count: 64), b = [UInt8](repeating: 2, count: 64), k = [UInt8](repeating: 3, count: 32)
+        #expect(cache.insert(a, key: k, ts: 100, connection: 1, now: 100) == .fresh)
+        #expect(cache.insert(a, key: k, ts: 100, connection: 1, now: 100) == .sameConnection)
+        #expect(cache.insert(a, key: k, ts: 100, connection: 2, now: 101) == .replayed)
         // The same signature bytes at another ts are another entry (they could not verify for both anyway).
-        #expect(cache.insert(a, ts: 101, connection: 2, now: 101) == .fresh)
-        #expect(cache.insert(b, ts: 102, connection: 1, now: 102) == .fresh)
+        #expect(cache.insert(a, key: k, ts: 101, connection: 2, now: 101) == .fresh)
+        #expect(cache.insert(b, key: k, ts: 102, connection: 1, now: 102) == .fresh)
         #expect(cache.count == 3)
         // ts 106 shares ts 100's slot (ring of 2·2+2 = 6): that second has left the window, its entries go.
-        #expect(cache.insert(b, ts: 106, connection: 1, now: 106) == .fresh)
+        #expect(cache.insert(b, key: k, ts: 106, connection: 1, now: 106) == .fresh)
         #expect(cache.count == 3)
-        #expect(cache.insert(a, ts: 106, connection: 3, now: 106) == .fresh)
+        #expect(cache.insert(a, key: k, ts: 106, connection: 3, now: 106) == .fresh)
     }
 }
 
