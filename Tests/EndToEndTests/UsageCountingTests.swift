@@ -96,6 +96,24 @@ import Tollgate
         }
     }
 
+    @Test func anEventStreamWithALengthGoesChunkedWithoutTheUsage() throws {
+        let events = "data: {\"id\":\"x\",\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n"
+        let usage = "data: {\"id\":\"x\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"total_tokens\":4}}\n\n"
+        let body = events + usage + "data: [DONE]\n\n"
+        let upstream = try RawUpstream(reply: bytes("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body))
+        let fake = try FakeOllamaHarness.start()
+        defer { fake.stop() }
+        try withProxy(configure: { $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(upstream.port)")! },
+                      upstream: fake) { proxy in
+            let response = try proxy.fetch(Req.post("/v1/chat/completions", #"{"model":"mistral:7b","stream":true}"#))
+            #expect(response.status == 200)
+            #expect(response.head.isChunked)
+            #expect(response.text == events + "data: [DONE]\n\n")
+            #expect(String(decoding: upstream.received().afterHead, as: UTF8.self).contains(#""include_usage":true"#))
+        }
+    }
+
     @Test func anAmbiguousStreamRequestIsRefusedInTheCallersShape() throws {
         try withProxyAndFake { proxy, fake in
             let before = fake.requests.count

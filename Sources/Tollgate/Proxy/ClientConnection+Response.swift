@@ -91,14 +91,17 @@ extension ClientConnection {
                 // The response goes into a pooled buffer with room, not one grown append by append.
                 if out.capacity == 0 { out = worker.takeOutput() }
                 let before = out.count
-                // Tollgate's usage leaves a stream it can frame again: chunked, or close-delimited (Ollama
-                // streams chunked; a Content-Length stream keeps its bytes).
-                let reframable = ex.mode == .chunkedPassthrough || ex.mode == .dechunkToClose || delimitedByClose
-                if ex.usageInjected && head.status == 200 && reframable &&
-                    ResponseRewriter.isEventStream(head, buffer: up.input.bytes) {
+                // The usage Tollgate asked for leaves the event stream; Ollama streams chunked, and a stream with
+                // a Content-Length, whose length then changes, goes chunked (or, to HTTP/1.0, until the close).
+                var headMode = ex.mode
+                if ex.usageInjected && head.status == 200 && ResponseRewriter.isEventStream(head, buffer: up.input.bytes) {
                     ex.usageFilter = SSEUsageFilter()
+                    if case .length = ex.mode {
+                        headMode = ex.version == .http11 ? .chunkedPassthrough : .untilClose
+                        if ex.version != .http11 { ex.closeAfter = true }
+                    }
                 }
-                ResponseRewriter.write(head, buffer: up.input.bytes, mode: ex.mode, requestID: ex.requestID,
+                ResponseRewriter.write(head, buffer: up.input.bytes, mode: headMode, requestID: ex.requestID,
                                        close: ex.closeAfter, corsOrigin: ex.corsOrigin,
                                        corsCredentials: corsCredentials(ex), hsts: hsts,
                                        extraHeaders: ex.responseHeaders, into: &out)
@@ -168,11 +171,13 @@ extension ClientConnection {
 
     /// `relayBody` for a stream whose injected usage is removed (`SSEUsageFilter`): the data is decoded, filtered,
     /// and framed again for the client, a chunk for each upstream chunk (or read) that leaves something, so the
-    /// framing is the upstream's wherever nothing was removed; never `.length` (see `consumeUpstream`).
+    /// framing is the upstream's wherever nothing was removed (a Content-Length stream goes chunked, see
+    /// `consumeUpstream`).
     private func relayFiltered(_ ex: Exchange, _ up: UpstreamConnection) {
         let start = up.unread.lowerBound, end = up.unread.upperBound
         let before = out.count
-        let chunked = ex.mode == .chunkedPassthrough || ex.mode == .rechunk
+        let chunked: Bool
+        if case .length = ex.mode { chunked = ex.version == .http11 } else { chunked = ex.mode == .chunkedPassthrough || ex.mode == .rechunk }
         var piece: [UInt8] = []
         func emit() {
             guard !piece.isEmpty else { return }
@@ -197,6 +202,14 @@ extension ClientConnection {
             }
             up.consume(consumed)
             finished = ex.responseDecoder.isDone
+            if finished { ex.usageFilter?.finish(into: &piece) }
+        case .length:
+            let n = min(ex.remaining, end - start)
+            ex.responseScanner?.feed(up.input.bytes, start..<start + n)
+            ex.usageFilter?.feed(up.input.bytes, start..<start + n, into: &piece)
+            up.consume(n)
+            ex.remaining -= n
+            finished = ex.remaining == 0
             if finished { ex.usageFilter?.finish(into: &piece) }
         default:
             ex.responseScanner?.feed(up.input.bytes, start..<end)

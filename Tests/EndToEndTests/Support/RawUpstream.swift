@@ -10,8 +10,11 @@ final class RawUpstream: @unchecked Sendable {
     private let captured = Mutex<[UInt8]>([])
     private let done = DispatchSemaphore(value: 0)
 
-    /// Listens on 127.0.0.1:0 and starts waiting for the connection.
-    init() throws {
+    private let reply: [UInt8]
+
+    /// Listens on 127.0.0.1:0 and starts waiting for the connection; answers `reply` (bytes as sent).
+    init(reply: [UInt8] = bytes("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")) throws {
+        self.reply = reply
         (listenFD, port) = try RawUpstream.listenOnLoopback()
         DispatchQueue.global().async { [self] in serveOne() }
     }
@@ -44,14 +47,23 @@ final class RawUpstream: @unchecked Sendable {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while !received.ends(with: bytes("\r\n0\r\n\r\n")) {
+        while !received.ends(with: bytes("\r\n0\r\n\r\n")) && !Self.lengthComplete(received) {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
             if n <= 0 { break }
             received += buffer[0..<n]
             captured.withLock { $0 = received }
         }
-        let reply = bytes("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
         _ = reply.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// A request with a Content-Length whose body has all arrived.
+    static func lengthComplete(_ received: [UInt8]) -> Bool {
+        let text = String(decoding: received, as: UTF8.self)
+        guard let end = text.range(of: "\r\n\r\n"),
+              let field = text[..<end.lowerBound].range(of: "\r\nContent-Length: ") else { return false }
+        let digits = text[field.upperBound...].prefix { $0.isNumber }
+        guard let n = Int(digits) else { return false }
+        return received.afterHead.count >= n
     }
 
     /// Waits (bounded) for the exchange to finish and returns what arrived, head and body.
