@@ -17,14 +17,18 @@ extension ClientConnection {
 }
 
 extension QuotaCharge {
-    /// What an ended exchange costs its user: Ollama's count when the response carried one; nothing when Ollama did
-    /// no work (the request never reached an upstream, or it answered with an error status, which it does before
-    /// generating); otherwise (cut off before the count, the client gone, the upstream silent) the whole reservation,
-    /// as Ollama may have evaluated and generated up to it.
+    /// What an ended exchange costs its user: Ollama's count when the response carried one; nothing when no byte of
+    /// the request was written to an upstream (Ollama cannot have worked on it) or when Ollama answered `404` (an
+    /// unknown model or route: it looks the model up before it loads or runs anything); otherwise the whole
+    /// reservation, as Ollama may have evaluated and generated up to it. That includes an answer without a count
+    /// (`/api/embeddings` never reports one), any other error status from Ollama (some come only after the work: an
+    /// `/api/embed` input over the context with `truncate: false` is refused after the other inputs were embedded, a
+    /// structured output that does not parse after the whole generation), and Tollgate's own `502`/`504` once the
+    /// request was sent (the upstream broke or went silent mid-generation).
     static func of(_ ex: Exchange) -> QuotaCharge {
-        if let usage = ex.tokenUsage { return .counted(usage.total) }
-        if ex.upstreamStart == 0 { return .nothing }
-        if ex.headSent && ex.status >= 400 { return .nothing }
+        if !ex.forwarded { return .nothing }
+        if ex.upstreamAnswered && ex.status == 404 { return .nothing }
+        if let usage = ex.tokenUsage, ex.inferenceRoute != .embeddings { return .counted(usage.total) }
         return .reservation
     }
 }

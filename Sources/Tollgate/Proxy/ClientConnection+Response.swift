@@ -83,6 +83,7 @@ extension ClientConnection {
                     continue
                 }
                 ex.status = head.status
+                ex.upstreamAnswered = true
                 ex.firstByteAt = worker.loop.now
                 ex.mode = ResponseRewriter.bodyMode(head.framing, clientVersion: ex.version)
                 if case .length(let n) = ex.mode { ex.remaining = n }

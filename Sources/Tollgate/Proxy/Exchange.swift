@@ -66,6 +66,11 @@ final class Exchange {
     var authResult = AuthResult.off
     /// When the upstream connection was attached (0: never), for the log's upstream time.
     var upstreamStart: UInt64 = 0
+    /// Some byte of the request was written to an upstream (set by `UpstreamConnection.flush`): Ollama may have acted
+    /// on it, so its quota charge is never nothing (`QuotaCharge.of`).
+    var forwarded = false
+    /// The response head came from the upstream (not Tollgate's own `502`/`504`), for `QuotaCharge.of`.
+    var upstreamAnswered = false
     /// Token counts from the response (inference routes only).
     var responseScanner: UsageScanner?
     /// What this exchange holds of its user's quota, settled exactly once when it ends (`ClientConnection.settleQuota`).

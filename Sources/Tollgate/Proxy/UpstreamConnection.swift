@@ -178,6 +178,7 @@ final class UpstreamConnection: EventHandler {
             case .bytes(let n):
                 outStart += n
                 wroteAny = true
+                client?.exchange?.forwarded = true
                 armIdle()   // a long upload is progress too
             case .wouldBlock:
                 updateInterest()

@@ -1,0 +1,174 @@
+import Foundation
+import FakeOllama
+import Glibc
+import Synchronization
+import Testing
+import Tollgate
+import TollgateIO
+
+/// What an exchange that ends without Ollama's count is charged: nothing only when no byte of it reached an
+/// upstream; its reservation (the body's bytes + the template allowance, plus its generation cap) otherwise.
+@Suite struct AccountsQuotaChargeTests {
+    static let alice = AccountsQuotaTests.alice
+
+    /// `/api/embeddings` runs the model over the whole prompt but reports no count: charged its reservation.
+    @Test func legacyEmbeddingsAreChargedTheirReservation() throws {
+        try AccountsQuotaTests.withQuotas(["alice tokens-per-day=2000"]) { proxy, _, book in
+            let prompt = String(repeating: "tell me everything about the sky ", count: 45)  // ~1.5 kB
+            let body = #"{"model":"mistral:7b","prompt":"\#(prompt)"}"#
+            let first = try proxy.fetch(Req.post("/api/embeddings", body, Self.alice))
+            #expect(first.status == 200, "\(first.text)")
+            #expect(book.balance(of: "alice").dayTokens == body.utf8.count + QuotaEstimate.templateOverhead)
+            #expect(book.balance(of: "alice").dayRequests == 1)
+            #expect(book.balance(of: "alice").held == 0)
+            // What is left no longer holds another one.
+            let second = try proxy.fetch(Req.post("/api/embeddings", body, Self.alice))
+            expectError(second, status: 429, family: .ollama)
+        }
+    }
+
+    /// Ollama answers some errors only after the work (an `/api/embed` input over the context with
+    /// `truncate: false`: the other inputs are embedded first): an error status from Ollama is charged the
+    /// reservation and counts as a request.
+    @Test func anErrorStatusFromOllamaIsChargedTheReservation() throws {
+        let upstream = try ScriptedUpstream { _ in
+            ScriptedUpstream.json(400, #"{"error":"the input length exceeds the context length"}"#)
+        }
+        try AccountsQuotaTests.withQuotas(["alice tokens-per-day=100000 requests-per-day=2"], configure: {
+            $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(upstream.port)")!
+        }) { proxy, _, book in
+            let inputs = (0..<20).map { _ in "\"" + String(repeating: "lorem ipsum ", count: 6) + "\"" }
+            let body = #"{"model":"mistral:7b","truncate":false,"input":[\#(inputs.joined(separator: ","))]}"#
+            for _ in 0..<2 {
+                let response = try proxy.fetch(Req.post("/api/embed", body, Self.alice))
+                #expect(response.status == 400)
+            }
+            let third = try proxy.fetch(Req.post("/api/embed", body, Self.alice))
+            expectError(third, status: 429, family: .ollama)
+            #expect(upstream.requests == 2)
+            #expect(book.balance(of: "alice").dayTokens == 2 * (body.utf8.count + QuotaEstimate.templateOverhead))
+            #expect(book.balance(of: "alice").dayRequests == 2)
+            #expect(book.balance(of: "alice").held == 0)
+        }
+    }
+
+    /// Tollgate's own `504` after the request was sent (Ollama still generating when `upstream-timeout` passed)
+    /// is charged the reservation: Ollama worked until then.
+    @Test func tollgatesOwn504AfterForwardingIsChargedTheReservation() throws {
+        let upstream = try ScriptedUpstream { _ in nil }  // never answers
+        try AccountsQuotaTests.withQuotas(["alice tokens-per-day=2000 max-predict=100"], configure: {
+            $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(upstream.port)")!
+            $0.timeouts.upstreamIdle = 0.2
+        }) { proxy, _, book in
+            let body = #"{"model":"mistral:7b","prompt":"Why is the sky blue?","stream":false}"#
+            let response = try proxy.fetch(Req.post("/api/generate", body, Self.alice))
+            #expect(response.status == 504)
+            #expect(upstream.requests == 1)
+            #expect(book.balance(of: "alice").dayTokens > body.utf8.count + QuotaEstimate.templateOverhead)
+            #expect(book.balance(of: "alice").dayRequests == 1)
+            #expect(book.balance(of: "alice").held == 0)
+        }
+    }
+
+    /// Ollama's `404` (a model it does not have) comes before it loads or runs anything: charged nothing, and it does
+    /// not count as a request.
+    @Test func ollamasNotFoundIsFree() throws {
+        let upstream = try ScriptedUpstream { _ in
+            ScriptedUpstream.json(404, #"{"error":"model 'nosuch' not found"}"#)
+        }
+        try AccountsQuotaTests.withQuotas(["alice tokens-per-day=2000 requests-per-day=1"], configure: {
+            $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(upstream.port)")!
+        }) { proxy, _, book in
+            for _ in 0..<3 {
+                let response = try proxy.fetch(Req.post("/api/generate", #"{"model":"nosuch","prompt":"hi"}"#, Self.alice))
+                #expect(response.status == 404)
+            }
+            #expect(upstream.requests == 3)
+            #expect(book.balance(of: "alice").dayTokens == 0)
+            #expect(book.balance(of: "alice").dayRequests == 0)
+            #expect(book.balance(of: "alice").held == 0)
+        }
+    }
+
+    /// A request that never reached an upstream (nothing listens there: Tollgate answers `502`) costs nothing.
+    @Test func aRequestNeverForwardedIsFree() throws {
+        let (fd, port) = try RawUpstream.listenOnLoopback()
+        Glibc.close(fd)  // the port is closed now: the connection is refused
+        try AccountsQuotaTests.withQuotas(["alice tokens-per-day=2000"], configure: {
+            $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(port)")!
+        }) { proxy, _, book in
+            let response = try proxy.fetch(Req.post("/api/generate", #"{"model":"mistral:7b","prompt":"hi"}"#, Self.alice))
+            #expect(response.status == 502)
+            #expect(book.balance(of: "alice").dayTokens == 0)
+            #expect(book.balance(of: "alice").dayRequests == 0)
+            #expect(book.balance(of: "alice").held == 0)
+        }
+    }
+}
+
+/// A hand-written upstream: for each connection reads one request (Content-Length body), then calls `reply` with
+/// the request bytes and writes what it returns (nil: writes nothing and holds the connection until the peer goes).
+final class ScriptedUpstream: @unchecked Sendable {
+    let port: UInt16
+    private let listenFD: Int32
+    private let count = Mutex(0)
+    private let reply: @Sendable ([UInt8]) -> [UInt8]?
+
+    var requests: Int { count.withLock { $0 } }
+
+    init(reply: @escaping @Sendable ([UInt8]) -> [UInt8]?) throws {
+        (listenFD, port) = try RawUpstream.listenOnLoopback()
+        self.reply = reply
+        Thread.detachNewThread { [self] in acceptLoop() }
+    }
+
+    static func json(_ status: Int, _ body: String) -> [UInt8] {
+        bytes("HTTP/1.1 \(status) X\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+    }
+
+    private func acceptLoop() {
+        while true {
+            let fd = accept(listenFD, nil, nil)
+            if fd < 0 { return }
+            // A real thread each (the global dispatch queue has as many threads as cores, and these block).
+            Thread.detachNewThread { [self] in serve(fd) }
+        }
+    }
+
+    private func serve(_ fd: Int32) {
+        defer { Glibc.close(fd) }
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            if let end = received.scriptedHeadEnd {
+                let head = String(decoding: received[..<end], as: UTF8.self).lowercased()
+                var length = 0
+                if let r = head.range(of: "content-length: ") {
+                    length = Int(head[r.upperBound...].prefix { $0.isNumber }) ?? 0
+                }
+                if received.count - end >= length { break }
+            }
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+            if n <= 0 { return }
+            received += buffer[0..<n]
+        }
+        count.withLock { $0 += 1 }
+        guard let answer = reply(received) else {
+            // Hold the connection until the proxy closes it.
+            while (buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }) > 0 {}
+            return
+        }
+        _ = answer.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// The index just past the first CRLF CRLF, nil when not there yet.
+    fileprivate var scriptedHeadEnd: Int? {
+        guard count >= 4 else { return nil }
+        for i in 0...(count - 4) where self[i] == 0x0D && self[i + 1] == 0x0A && self[i + 2] == 0x0D && self[i + 3] == 0x0A {
+            return i + 4
+        }
+        return nil
+    }
+}
