@@ -4,6 +4,7 @@ import Glibc
 import Testing
 import Tollgate
 import TollgateIO
+import TollgateTestSupport
 
 /// The usage ledger end to end: requests through Tollgate to the fake Ollama leave one row each in the state
 /// database, with the tokens Ollama reported; a refused login leaves none; the metrics count the rows.
@@ -50,5 +51,42 @@ import TollgateIO
         #expect(Set(rows.map(\.requestID)).count == 3)
         var info = stat()
         #expect(stat(path, &info) == 0 && info.st_mode & 0o777 == 0o600)
+    }
+
+    /// The state database made unwritable while Tollgate runs (as a disk remounted read-only): every request is still
+    /// answered, and the rows that could not be written are counted in the metrics, none silently.
+    @Test(.enabled(if: ImmutableFiles.available, "needs chattr and the right to set the immutable attribute"))
+    func aDatabaseMadeReadOnlyMidRunFailsNoRequest() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-ledger-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        let path = StateDatabase.path(in: url.path + "/state")
+        let users = try TestUsers.parse("alice:{PLAIN}pw-a\n")
+        let files = [path, path + "-wal"]
+        defer { try? ImmutableFiles.set(files, false) }
+        try withProxyAndFake(configure: { config in
+            config.users = users
+            config.databasePath = path
+            config.metricsListen = [SocketAddress(parsing: "127.0.0.1:0")!]
+        }) { proxy, _ in
+            let ledger = try #require(proxy.server.ledger)
+            #expect(try proxy.fetch(Req.generate(Self.alice)).status == 200)
+            ledger.sync()
+            #expect(ledger.written == 1)
+
+            try ImmutableFiles.set(files, true)
+            for _ in 0..<5 {
+                #expect(try proxy.fetch(Req.generate(Self.alice)).status == 200)
+            }
+            ledger.sync()
+            #expect(ledger.written == 1)
+            let scrape = try MetricsScrape(proxy)
+            let dropped = UsageLedger.dropReasons.reduce(0.0) {
+                $0 + (scrape["tollgate_ledger_rows_dropped_total{reason=\"\($1)\"}"] ?? 0)
+            }
+            #expect(dropped == 5)
+            #expect(scrape["tollgate_ledger_rows_written_total"] == 1)
+        }
+        try ImmutableFiles.set(files, false)
+        #expect(try UsageStore(reading: path).rows().count == 1)
     }
 }

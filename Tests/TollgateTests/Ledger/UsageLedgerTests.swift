@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 @testable import Tollgate
 import TollgateIO
+import TollgateTestSupport
 
 /// A settable wall clock (Unix ms) for the ledger.
 final class LedgerClock: Sendable {
@@ -78,6 +79,38 @@ func ledgerRow(_ n: Int, time: Int64, user: String? = "alice", key: String? = ni
         ledger.sync()
         #expect(ledger.written == 3)
         #expect(try UsageStore(reading: path).rows().map(\.requestID) == ["req-0", "req-4", "req-5"])
+    }
+
+    /// The database's files made unwritable mid-run (a disk remounted read-only; here the immutable attribute, which
+    /// even root cannot write through): rows are dropped and counted, `record` never blocks, and writing resumes once
+    /// the files can be written again.
+    @Test(.enabled(if: ImmutableFiles.available, "needs chattr and the right to set the immutable attribute"))
+    func aDatabaseMadeReadOnlyMidRunDropsAndCountsRowsThenRecovers() throws {
+        let dir = try makeTemporaryDirectory()
+        let path = StateDatabase.path(in: dir)
+        var settings = UsageLedger.Settings(path: path, retentionSeconds: nil)
+        settings.retryMillis = 0
+        let ledger = try UsageLedger(settings: settings)
+        defer { ledger.stop() }
+        ledger.record(ledgerRow(0, time: Self.noon))
+        ledger.sync()
+        #expect(ledger.written == 1)
+
+        let files = [path, path + "-wal"]
+        try ImmutableFiles.set(files, true)
+        defer { try? ImmutableFiles.set(files, false) }
+        for i in 1...4 { ledger.record(ledgerRow(i, time: Self.noon)) }
+        ledger.sync()
+        #expect(ledger.written == 1)
+        let dropped = ledger.dropped.values.reduce(0, +)
+        #expect(dropped == 4)
+        #expect(ledger.dropped["queue_full"] == 0 && ledger.dropped["busy"] == 0)
+
+        try ImmutableFiles.set(files, false)
+        for i in 5...6 { ledger.record(ledgerRow(i, time: Self.noon)) }
+        ledger.sync()
+        #expect(ledger.written == 3)
+        #expect(try UsageStore(reading: path).rows().map(\.requestID) == ["req-0", "req-5", "req-6"])
     }
 
     @Test func aDatabaseThatCannotBeOpenedIsRetriedUntilItCan() throws {
