@@ -30,7 +30,7 @@ struct Serve: ParsableCommand {
         // Balances from the usage ledger, before any request: a restart forgets no spending.
         if let ledger = server.ledger {
             do {
-                try server.quotaBook.seed(from: LedgerSpendingHistory(path: ledger.settings.path))
+                try server.seedQuotas(from: LedgerSpendingHistory(path: ledger.settings.path))
             } catch {
                 throw StartupError("cannot read the spending so far from the usage ledger: \(error) (quotas would start from zero)")
             }

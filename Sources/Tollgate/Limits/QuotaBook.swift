@@ -24,9 +24,11 @@ public final class QuotaBook: Sendable {
     /// Unix seconds from the system's real-time clock.
     public static let wallClock: @Sendable () -> Int64 = { Int64(Syscall.wallNanos() / 1_000_000_000) }
 
-    /// Adds what `history` says was spent in the current day and month. Blocking (the history reads its store):
-    /// call it at start-up, before requests arrive.
-    public func seed(from history: any SpendingHistory) throws {
+    /// Adds what `history` says was spent in the current day and month, and returns it per user (the fleet's
+    /// balances in Redis are seeded with it too). Blocking (the history reads its store): call it at start-up,
+    /// before requests arrive.
+    @discardableResult
+    public func seed(from history: any SpendingHistory) throws -> [String: Spending] {
         let windows = UTCWindows(unixSeconds: clock())
         let spent = try history.spent(sinceDay: windows.dayStart, sinceMonth: windows.monthStart)
         balances.withLock { table in
@@ -38,6 +40,27 @@ public final class QuotaBook: Sendable {
                 b.dayRequests += s.dayRequests
                 table[user] = b
             }
+        }
+        return spent
+    }
+
+    /// Charges `user` what a request reserved elsewhere cost (the fleet's balances in Redis settled it): this
+    /// process's book keeps its own instance's spending, which its `local` fallback decides on while Redis is down.
+    func record(user: String, _ charge: QuotaCharge, reserved: Int) {
+        let tokens: Int
+        switch charge {
+        case .counted(let n): tokens = max(0, n)
+        case .reservation: tokens = reserved
+        case .nothing: return
+        }
+        let windows = UTCWindows(unixSeconds: clock())
+        balances.withLock { table in
+            var b = table[user] ?? QuotaBalance(windows)
+            b.roll(windows)
+            b.dayTokens += tokens
+            b.monthTokens += tokens
+            b.dayRequests += 1
+            table[user] = b
         }
     }
 

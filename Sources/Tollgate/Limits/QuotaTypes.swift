@@ -56,6 +56,8 @@ public struct QuotaReservation: Sendable, Equatable {
     /// The windows it was drawn in.
     let day: Int64
     let month: Int64
+    /// The Redis hold it is (`SharedQuotas`), settled there; nil: this process's `QuotaBook` holds it.
+    var hold: String? = nil
 }
 
 /// Which quota refused a request.
@@ -105,10 +107,12 @@ public struct QuotaRefusal: Sendable, Equatable {
     }
 }
 
-/// What `QuotaBook.reserve` decided.
+/// What `QuotaBook.reserve` (or the fleet's balances in Redis) decided.
 public enum QuotaDecision: Sendable, Equatable {
     case granted(QuotaReservation)
     case refused(QuotaRefusal)
+    /// The fleet's balances cannot answer and `redis-fallback` is `closed`: 503.
+    case unavailable
 }
 
 /// What a finished request is charged.

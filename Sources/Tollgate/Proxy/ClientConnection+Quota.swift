@@ -6,7 +6,7 @@ extension ClientConnection {
         guard let reservation = ex.quota else { return }
         ex.quota = nil
         let charge = QuotaCharge.of(ex)
-        worker.quotaBook?.settle(reservation, charge)
+        worker.quotas?.settle(reservation, charge)
         // The same charge goes into the usage ledger's row, so a restart seeds the balances with it exactly.
         switch charge {
         case .counted(let n): ex.charged = (max(0, n), true)

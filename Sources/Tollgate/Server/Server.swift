@@ -182,7 +182,7 @@ public final class Server: @unchecked Sendable {
                                                      concurrency: config.concurrency,
                                                      fallbackConcurrency: concurrency, queuedTotal: queuedTotal,
                                                      heldTotal: heldTotal, rateDenials: rateDenials,
-                                                     loginDenials: loginDenials)
+                                                     loginDenials: loginDenials, quotaClock: quotaBook.clock)
                 }
                 workers[i].peers = UpstreamPeers(backendSet: backends)
                 workers[i].connectionLimiter = connectionLimiter
@@ -224,6 +224,27 @@ public final class Server: @unchecked Sendable {
         if config.listen.isEmpty && config.listenPlain.isEmpty {
             keyWatcher?.stop()
             throw SocketError("nothing to listen on: give --listen or --listen-plain")
+        }
+    }
+
+    /// Seeds the quota balances from `history` (the usage ledger), before `start`: this process's book, and with
+    /// `redis` the fleet's balances where Redis has none yet for the current day or month (`SharedQuotas.seed`: a
+    /// Tollgate joining a running fleet adds nothing). Blocking: start-up only. The ledger's errors are thrown; a
+    /// Redis that cannot be reached is reported, and the fleet's balances then count from what the fleet spends.
+    public func seedQuotas(from history: any SpendingHistory) throws {
+        let spent = try quotaBook.seed(from: history)
+        guard let shared = config.sharedLimits, !spent.isEmpty else { return }
+        do {
+            let redis = BlockingRedis(configuration: shared.redis, address: try shared.redis.resolve(),
+                                      timeoutMillis: Int(max(1000, shared.redis.commandTimeoutMillis)))
+            let written = try SharedQuotas.seed(spent, now: quotaBook.clock(), through: redis)
+            if written > 0 {
+                Diagnostics.info("quotas: Redis at \(shared.redis.redactedURL) had no balance for \(written) window(s) "
+                                 + "of the current day and month; seeded them from this server's usage ledger")
+            }
+        } catch {
+            Diagnostics.warn("quotas: cannot seed the fleet's balances in Redis at \(shared.redis.redactedURL) "
+                             + "(\(error)); they count from what the fleet spends from now on")
         }
     }
 

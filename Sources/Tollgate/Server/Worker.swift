@@ -53,8 +53,14 @@ final class Worker {
     /// Token and request balances, shared by every worker (the `Quota` phase reserves, exchanges settle). Set once,
     /// before the loop runs; the phases are rebuilt with it.
     var quotaBook: QuotaBook? {
-        didSet { phases = ConnectionPhases.runner(config: config, worker: self) }
+        didSet {
+            pickDeciders()
+            phases = ConnectionPhases.runner(config: config, worker: self)
+        }
     }
+    /// Where the `Quota` phase reserves and exchanges settle: `quotaBook`, or the fleet's balances with `shared`
+    /// (falling back to `quotaBook`). Picked whenever either is set; nil without a book.
+    private(set) var quotas: (any QuotaStore)?
     /// The Redis-shared limits of this worker (its own connection); nil when `redis` is unset. Set once, by the
     /// server before the loop runs.
     var shared: SharedLimits? {
@@ -142,6 +148,10 @@ final class Worker {
                 return SharedLoginThrottleStore(auth: auth, limits: shared, throttle: login)
             }
             return LocalLoginThrottleStore()
+        }
+        quotas = quotaBook.map { (book: QuotaBook) -> any QuotaStore in
+            if let shared, let fleet = shared.quotas { return SharedQuotaStore(book: book, limits: shared, quotas: fleet) }
+            return LocalQuotaStore(book: book)
         }
     }
 

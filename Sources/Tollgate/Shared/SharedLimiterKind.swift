@@ -6,4 +6,6 @@ public enum SharedLimiterKind: String, Sendable, CaseIterable {
     case login
     /// Inference slots (in-flight caps).
     case slots
+    /// Token and request quotas (the `policy` lines' balances).
+    case quota
 }

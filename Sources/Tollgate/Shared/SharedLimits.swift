@@ -21,6 +21,8 @@ final class SharedLimits {
     let login: SharedLoginThrottle?
     /// Fleet-wide inference slots; nil when concurrency limits are off.
     let slots: SharedSlots?
+    /// Fleet-wide token and request balances; nil when the process keeps no quota book.
+    let quotas: SharedQuotas?
 
     /// Everything for one worker on `loop`; nothing is sent before `start`. `rateDenials` and `loginDenials` are the
     /// process's "denied until" caches of the per-IP limiter and the login throttle, shared by all its workers.
@@ -28,7 +30,8 @@ final class SharedLimits {
          rateSettings: RateLimitSettings?, fallbackRate: RateLimiter?, authSettings: Authenticator.Settings?,
          concurrency: ConcurrencyLimiter.Settings?,
          fallbackConcurrency: ConcurrencyLimiter?, queuedTotal: SharedCount, heldTotal: SharedCount,
-         rateDenials: SharedDenials = SharedDenials(), loginDenials: SharedDenials = SharedDenials()) {
+         rateDenials: SharedDenials = SharedDenials(), loginDenials: SharedDenials = SharedDenials(),
+         quotaClock: (@Sendable () -> Int64)? = nil) {
         self.settings = settings
         let client = RedisClient(configuration: settings.redis, address: address, loop: loop)
         self.client = client
@@ -57,6 +60,9 @@ final class SharedLimits {
         } else {
             slots = nil
         }
+        var quota = SharedQuotas.Settings()
+        quota.leaseMillis = settings.slotLeaseMillis
+        quotas = quotaClock.map { SharedQuotas(client: client, settings: quota, clock: $0) }
     }
 
     /// Connects and starts the slot heartbeats and retries. Loop thread only.
@@ -64,11 +70,13 @@ final class SharedLimits {
         client.onHealthChange = { [unowned self] health in healthChanged(health) }
         client.start()
         slots?.start()
+        quotas?.startHeartbeats()
     }
 
     /// Stops the heartbeats and closes the connection (the worker has drained). Loop thread only.
     func close() {
         slots?.stop()
+        quotas?.stopHeartbeats()
         client.close()
         tracker.closed()
     }
@@ -77,6 +85,7 @@ final class SharedLimits {
     /// have timed out; then `done`. Loop thread only.
     func closeWhenAnswered(_ done: @escaping () -> Void) {
         slots?.stop()
+        quotas?.stopHeartbeats()
         let loop = client.loop
         let deadline = loop.now &+ (settings.redis.commandTimeoutMillis &+ 100) &* 1_000_000
         func check() {
@@ -118,6 +127,8 @@ final class SharedLimits {
             rate?.forgetDenials()
             login?.limiter.forgetDenials()
             slots?.retryWaiters()
+            // Settlements made while Redis was away: the users spent those tokens.
+            quotas?.retryUnsettled()
         }
     }
 }

@@ -12,7 +12,7 @@ public final class SharedLimitsStatus: Sendable {
     private let workers: Int
     private let up = Atomic<Int>(0)
     /// Workers in fallback, per limiter (by `index`).
-    private let inFallback = Mutex<[Int]>([0, 0, 0])
+    private let inFallback = Mutex<[Int]>([0, 0, 0, 0])
     private let calls = Atomic<UInt64>(0)
     private let errors = Atomic<UInt64>(0)
     private let log: @Sendable (_ warning: Bool, _ message: String) -> Void
@@ -32,6 +32,7 @@ public final class SharedLimitsStatus: Sendable {
         case .rate: return 0
         case .login: return 1
         case .slots: return 2
+        case .quota: return 3
         }
     }
 

@@ -1,0 +1,191 @@
+import TollgateIO
+
+/// The Lua side of `SharedQuotas`: each user's token and request balances for the fleet, one atomic script per
+/// reservation and one per settlement.
+///
+/// Keys (one `{quota}` hash tag, so a Redis Cluster keeps them in one slot): `<prefix>day:<day>:<user>` (a hash:
+/// `tokens`, `requests` spent in the UTC day numbered `day`), `<prefix>month:<month>:<user>` (`tokens`), and the
+/// user's holds: `<prefix>holds:<user>` (a sorted set of hold ids scored by their deadline, ms) and
+/// `<prefix>held:<user>` (a hash: each hold id → `"tokens day month"`, plus the running totals `d:<day>` tokens held
+/// in that day, `r:<day>` requests held, `m:<month>` tokens held in that month). A hold past its deadline belongs to
+/// an instance that stopped extending it (crashed, or cut off from Redis): the next reservation of that user
+/// releases it, so holds never leak for longer than the lease. The window hashes expire an hour after their window
+/// ends; the holds' keys a minute after two leases without a write (then every hold in them has expired anyway).
+///
+/// Time is the caller's clock (ms), passed in ARGV: the windows are the same UTC calendar windows `QuotaBook`
+/// computes, so that a fallback to it decides in the same windows.
+enum SharedQuotaScript {
+    /// Releases hold `id` of KEYS[2] (the user's held hash): its tokens and request from the totals of the windows
+    /// it was drawn in. Returns whether it was held.
+    private static let release = #"""
+        local function release(id)
+            local detail = redis.call('HGET', KEYS[2], id)
+            if not detail then return false end
+            local t, hd, hm = string.match(detail, '^(%d+) (%d+) (%d+)$')
+            local function dec(field, by)
+                if redis.call('HINCRBY', KEYS[2], field, -by) <= 0 then redis.call('HDEL', KEYS[2], field) end
+            end
+            dec('d:' .. hd, tonumber(t))
+            dec('r:' .. hd, 1)
+            dec('m:' .. hm, tonumber(t))
+            redis.call('HDEL', KEYS[2], id)
+            redis.call('ZREM', KEYS[1], id)
+            return true
+        end
+        """#
+
+    /// KEYS: holds, held, day, month (of the user, in the current windows). ARGV: 1 now ms, 2 day, 3 month,
+    /// 4 lease ms, 5 hold id, 6 tokens-per-day, 7 tokens-per-month, 8 requests-per-day ("" when unset),
+    /// 9 prompt estimate, 10 generates (1/0), 11 max-predict ("" when unset).
+    ///
+    /// Purges the user's expired holds, then decides exactly as `QuotaBalance.reserve`: the request quota first, then
+    /// the month, then the day, each against spent + held. Returns `{1, tokens held, generation cap or -1, capped}`
+    /// with the hold recorded, or `{0, window (1 day, 2 month, 3 requests), limit, remaining, held by requests in
+    /// flight (1/0), tokens needed or -1}`.
+    static let reserve = RedisScript(release + #"""
+        local now = tonumber(ARGV[1])
+        local day, month = ARGV[2], ARGV[3]
+        local lease = tonumber(ARGV[4])
+        local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+        for _, id in ipairs(expired) do release(id) end
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+        local function num(v) return tonumber(v) or 0 end
+        local dayTokens = num(redis.call('HGET', KEYS[3], 'tokens'))
+        local dayRequests = num(redis.call('HGET', KEYS[3], 'requests'))
+        local monthTokens = num(redis.call('HGET', KEYS[4], 'tokens'))
+        local dayHeld = num(redis.call('HGET', KEYS[2], 'd:' .. day))
+        local dayHeldRequests = num(redis.call('HGET', KEYS[2], 'r:' .. day))
+        local monthHeld = num(redis.call('HGET', KEYS[2], 'm:' .. month))
+        local tpd, tpm, rpd = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+        local prompt = tonumber(ARGV[9])
+        local generates = ARGV[10] == '1'
+        local maxPredict = tonumber(ARGV[11])
+        if rpd and dayRequests + dayHeldRequests >= rpd then
+            local inFlight = 0
+            if dayRequests < rpd then inFlight = 1 end
+            return {0, 3, rpd, rpd - dayRequests - dayHeldRequests, inFlight, -1}
+        end
+        local needed = prompt
+        if generates then needed = needed + 1 end
+        local left = nil
+        for _, w in ipairs({{2, tpm, monthTokens, monthHeld}, {1, tpd, dayTokens, dayHeld}}) do
+            local limit = w[2]
+            if limit then
+                local remaining = limit - w[3] - w[4]
+                if not left or remaining < left then left = remaining end
+                if remaining < needed then
+                    local inFlight, need = 0, -1
+                    if limit - w[3] >= needed then inFlight = 1 end
+                    if w[3] < limit then need = needed end
+                    return {0, w[1], limit, remaining, inFlight, need}
+                end
+            end
+        end
+        local tokens, cap, capped = 0, -1, 0
+        if left then
+            tokens = prompt
+            if generates then
+                local quotaCap = left - prompt
+                cap = quotaCap
+                if maxPredict and maxPredict < cap then cap = maxPredict end
+                if not maxPredict or quotaCap < maxPredict then capped = 1 end
+                tokens = prompt + cap
+            end
+        end
+        local id = ARGV[5]
+        redis.call('HSET', KEYS[2], id, string.format('%.0f', tokens) .. ' ' .. day .. ' ' .. month)
+        redis.call('HINCRBY', KEYS[2], 'd:' .. day, tokens)
+        redis.call('HINCRBY', KEYS[2], 'r:' .. day, 1)
+        redis.call('HINCRBY', KEYS[2], 'm:' .. month, tokens)
+        redis.call('ZADD', KEYS[1], now + lease, id)
+        redis.call('PEXPIRE', KEYS[1], 2 * lease + 60000)
+        redis.call('PEXPIRE', KEYS[2], 2 * lease + 60000)
+        return {1, tokens, cap, capped}
+        """#)
+
+    /// KEYS: holds, held, day, month (the windows the request ended in). ARGV: 1 hold id, 2 tokens charged,
+    /// 3 counts as a request (1/0: 0 charges nothing), 4 day key's TTL ms, 5 month key's TTL ms (0: that window is
+    /// over, charge nothing to it). Releases the hold if it is still held and charges. Returns 1 if it was held.
+    static let settle = RedisScript(release + #"""
+        local held = release(ARGV[1])
+        if ARGV[3] == '1' then
+            local t = tonumber(ARGV[2])
+            local dayTTL, monthTTL = tonumber(ARGV[4]), tonumber(ARGV[5])
+            if dayTTL > 0 then
+                redis.call('HINCRBY', KEYS[3], 'tokens', t)
+                redis.call('HINCRBY', KEYS[3], 'requests', 1)
+                redis.call('PEXPIRE', KEYS[3], dayTTL)
+            end
+            if monthTTL > 0 then
+                redis.call('HINCRBY', KEYS[4], 'tokens', t)
+                redis.call('PEXPIRE', KEYS[4], monthTTL)
+            end
+        end
+        if held then return 1 end
+        return 0
+        """#)
+
+    /// KEYS: holds, held. ARGV: 1 hold id, 2 tokens to release. The hold keeps what is left (its request asked for
+    /// less than the quota's cap). Returns 1 if it was held.
+    static let shrink = RedisScript(#"""
+        local detail = redis.call('HGET', KEYS[2], ARGV[1])
+        if not detail then return 0 end
+        local t, hd, hm = string.match(detail, '^(%d+) (%d+) (%d+)$')
+        local by = math.min(tonumber(t), tonumber(ARGV[2]))
+        redis.call('HSET', KEYS[2], ARGV[1], string.format('%.0f', tonumber(t) - by) .. ' ' .. hd .. ' ' .. hm)
+        redis.call('HINCRBY', KEYS[2], 'd:' .. hd, -by)
+        redis.call('HINCRBY', KEYS[2], 'm:' .. hm, -by)
+        return 1
+        """#)
+
+    /// KEYS: holds and held of each hold's user, in pairs. ARGV: 1 now ms, 2 lease ms, then the hold ids. Extends
+    /// every hold still held (an expired one is not brought back: the next reservation releases it) and returns 1 or
+    /// 0 per hold.
+    static let heartbeat = RedisScript(#"""
+        local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
+        local out = {}
+        for i = 1, #KEYS / 2 do
+            local holds, held = KEYS[2 * i - 1], KEYS[2 * i]
+            local score = tonumber(redis.call('ZSCORE', holds, ARGV[i + 2]))
+            if score and score > now then
+                redis.call('ZADD', holds, now + lease, ARGV[i + 2])
+                redis.call('PEXPIRE', holds, 2 * lease + 60000)
+                redis.call('PEXPIRE', held, 2 * lease + 60000)
+                out[i] = 1
+            else
+                out[i] = 0
+            end
+        end
+        return out
+        """#)
+
+    /// KEYS: day, month. ARGV: day tokens, day requests, month tokens, day TTL ms, month TTL ms. Writes each window
+    /// only if Redis has no key for it yet (a fresh or emptied Redis): a Tollgate starting beside a running fleet adds
+    /// nothing, so its own spending, already in the fleet's balance, is never counted twice. Returns `{day written,
+    /// month written}`.
+    static let seed = RedisScript(#"""
+        local out = {0, 0}
+        if redis.call('EXISTS', KEYS[1]) == 0 then
+            redis.call('HSET', KEYS[1], 'tokens', ARGV[1], 'requests', ARGV[2])
+            redis.call('PEXPIRE', KEYS[1], ARGV[4])
+            out[1] = 1
+        end
+        if redis.call('EXISTS', KEYS[2]) == 0 then
+            redis.call('HSET', KEYS[2], 'tokens', ARGV[3])
+            redis.call('PEXPIRE', KEYS[2], ARGV[5])
+            out[2] = 1
+        end
+        return out
+        """#)
+
+    /// KEYS: holds, held, day, month. ARGV: now ms, day, month. `{day tokens, month tokens, day requests, day tokens
+    /// held, day requests held}` after releasing expired holds (tests and diagnostics).
+    static let balance = RedisScript(release + #"""
+        local now = tonumber(ARGV[1])
+        for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do release(id) end
+        local function num(v) return tonumber(v) or 0 end
+        return {num(redis.call('HGET', KEYS[3], 'tokens')), num(redis.call('HGET', KEYS[4], 'tokens')),
+                num(redis.call('HGET', KEYS[3], 'requests')), num(redis.call('HGET', KEYS[2], 'd:' .. ARGV[2])),
+                num(redis.call('HGET', KEYS[2], 'r:' .. ARGV[2]))}
+        """#)
+}
