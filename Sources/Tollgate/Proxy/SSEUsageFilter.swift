@@ -5,7 +5,10 @@
 /// `data: [DONE]` (chat and completions), and on `/v1/completions` also a zero `"usage"` member to every chunk. The
 /// filter holds each event only until its blank line has arrived (Ollama writes an event in one write), then drops
 /// the usage-only event, takes the `usage` member out of any other, and passes every other event through as it came.
-/// An event that grows past `maxEvent` without ending is passed through as it is, and so is the rest of the stream.
+/// An event that grows past `maxEvent` without ending is passed through as it comes, unfiltered, until its end;
+/// filtering resumes with the next event. So at most `maxEvent` (plus one read) is held, and an event Tollgate asked
+/// for never reaches the client: the usage-only event is a few hundred bytes, never that large. (Such an oversized
+/// `/v1/completions` chunk keeps the zero `usage` member Ollama adds to every chunk.)
 ///
 /// Loop thread of its exchange.
 struct SSEUsageFilter {
@@ -13,25 +16,27 @@ struct SSEUsageFilter {
     static let maxEvent = 1 << 20
 
     private var held: [UInt8] = []
-    /// Whether the last byte held was a line feed (a second one ends the event).
+    /// Whether the last byte seen was a line feed (a second one ends the event).
     private var afterNewline = false
-    private var passthrough = false
+    /// The event now arriving grew past `maxEvent`: its bytes pass as they come, up to its end.
+    private var passingEvent = false
 
     /// Feeds `buffer[range]` (de-chunked body bytes); appends what the client gets now to `out`.
     mutating func feed(_ buffer: [UInt8], _ range: Range<Int>, into out: inout [UInt8]) {
-        if passthrough {
-            out.append(contentsOf: buffer[range])
-            return
-        }
         var start = range.lowerBound
         for i in range {
             let b = buffer[i]
             if b == 0x0D { continue }  // CRLF line ends: the LF decides
             if b == 0x0A {
                 if afterNewline {
-                    held.append(contentsOf: buffer[start...i])
+                    if passingEvent {
+                        out.append(contentsOf: buffer[start...i])
+                        passingEvent = false
+                    } else {
+                        held.append(contentsOf: buffer[start...i])
+                        emit(into: &out)
+                    }
                     start = i + 1
-                    emit(into: &out)
                     afterNewline = false
                     continue
                 }
@@ -40,17 +45,22 @@ struct SSEUsageFilter {
                 afterNewline = false
             }
         }
+        if passingEvent {
+            out.append(contentsOf: buffer[start..<range.upperBound])
+            return
+        }
         held.append(contentsOf: buffer[start..<range.upperBound])
         if held.count > Self.maxEvent {
-            passthrough = true
+            passingEvent = true
             out.append(contentsOf: held)
             held = []
         }
     }
 
-    /// The stream ended: whatever is held goes out as it is.
+    /// The stream ended: an unfinished event held goes out as it is (a client drops an event without its blank
+    /// line anyway), unless it is Tollgate's usage-only event.
     mutating func finish(into out: inout [UInt8]) {
-        out.append(contentsOf: held)
+        if !held.isEmpty { emit(into: &out) }
         held = []
     }
 
