@@ -233,7 +233,7 @@ extension OracleBodyRewriteTests {
         defer { oracle.stop() }
         var g = Generator(state: 0x5151_7E57_0000_0001)
         var accepted = 0, refused = 0, goSawOverride = 0
-        let allowed = Set(sampling)
+        let allowed = Set(Self.sampling)
         for (route, path) in Self.paths where route != .chatCompletions && route != .completions {
             for _ in 0..<150 {
                 let body = Self.overrideBody(&g, route: route)
