@@ -135,3 +135,32 @@ import Tollgate
                                          webSearch: true).get() == nil)
     }
 }
+
+/// check-config says who may send model overrides, and refuses a `keep-alive` cap Ollama could not hold.
+@Suite struct AccountsModelOverridesCheckConfigTests {
+    @Test func checkConfigSaysWhoMayOverride() throws {
+        let dir = try OpsTempDirectory()
+        let users = dir.file("users.htpasswd")
+        try "alice:{PLAIN}x\nbob:{PLAIN}y\n".write(toFile: users, atomically: true, encoding: .utf8)
+        let plain = CLI.run(["check-config", "--listen-plain", "127.0.0.1:1", "--users", users, "--metrics-listen", "off"])
+        #expect(plain.status == 0, "\(plain)")
+        #expect((plain.stdout + plain.stderr).contains("model-overrides (runner options, shift, template): refused except for administrators"),
+                "\(plain)")
+        let run = CLI.run(["check-config", "--listen-plain", "127.0.0.1:1", "--users", users, "--metrics-listen", "off",
+                           "--policy", "bob model-overrides=allow"])
+        let text = run.stdout + run.stderr
+        #expect(text.contains("policy bob model-overrides=allow"), "\(text)")
+        #expect(text.contains("refused except for administrators; allowed for bob"), "\(text)")
+    }
+
+    /// Ollama turns `keep_alive` into a Go duration, which overflows past ~292 years into "forever".
+    @Test func aKeepAliveCapPastAYearIsNamedWithItsLine() throws {
+        let dir = try OpsTempDirectory()
+        let conf = dir.file("tollgate.conf")
+        try "listen-plain = 127.0.0.1:1\nmetrics-listen = off\npolicy = * keep-alive=2562048h\n"
+            .write(toFile: conf, atomically: true, encoding: .utf8)
+        let run = CLI.run(["check-config", "--config", conf])
+        #expect(run.status != 0, "\(run)")
+        #expect(run.stderr.contains("\(conf):3: key \"policy\": keep-alive=2562048h: at most 8760h"), "\(run)")
+    }
+}
