@@ -69,6 +69,20 @@ import Tollgate
         }
     }
 
+    /// With authentication off there are no users to tell apart (as with admin routes): overrides pass, unless the
+    /// `*` line refuses them.
+    @Test func withAuthenticationOffOnlyTheStarLineRefuses() throws {
+        let body = #"{"model":"mistral:7b","prompt":"p","options":{"num_gpu":0}}"#
+        try AccountsQuotaTests.withQuotas([], configure: { $0.users = nil }) { proxy, _, _ in
+            let response = try proxy.fetch(Req.post("/api/generate", body))
+            #expect(response.status == 200, "\(response.text)")
+        }
+        try AccountsQuotaTests.withQuotas(["* model-overrides=refuse"], configure: { $0.users = nil }) { proxy, _, _ in
+            let response = try proxy.fetch(Req.post("/api/generate", body))
+            expectError(response, status: 400, family: .ollama)
+        }
+    }
+
     /// A key Go would match to `options`, `shift` or `template` without it being spelled so, or one given twice
     /// (Go merges two `options` objects), is refused rather than guessed at.
     @Test func ambiguousSpellingsAreRefused() throws {

@@ -21,11 +21,14 @@ struct SharedModelGuard: ConnectionPhase {
     let policies: PolicyTable
     let cloud: CloudModel.Policy
 
+    /// Nil when nothing can be refused: authentication off (everyone may override) with no `*` line refusing
+    /// overrides, and the cloud allowed.
     init?(config: ServerConfig, worker: Worker) {
         authenticates = config.users != nil
         admins = config.admins
         policies = config.policies
         cloud = CloudModel.Policy(config)
+        guard authenticates || policies.everyone.modelOverrides == .refuse || !cloud.allows(user: nil) else { return nil }
     }
 
     func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
