@@ -24,7 +24,6 @@ import Tollgate
                 ("/api/chat", #"{"model":"mistral:7b","messages":[],"options":{"temperature":1,"use_mmap":false}}"#, "options.use_mmap"),
                 ("/api/embed", #"{"model":"mistral:7b","input":"x","options":{"main_gpu":1}}"#, "options.main_gpu"),
                 ("/api/embeddings", #"{"model":"mistral:7b","prompt":"x","options":{"num_thread":1}}"#, "options.num_thread"),
-                ("/api/generate", #"{"model":"mistral:7b","prompt":"p","options":{"num_ctx":262144}}"#, "options.num_ctx"),
                 ("/api/chat", #"{"model":"mistral:7b","messages":[],"shift":false}"#, "shift"),
                 ("/api/generate", #"{"model":"mistral:7b","prompt":"p","template":"{{define \"a\"}}{{.Prompt}}{{end}}"}"#, "template"),
             ]
@@ -38,12 +37,12 @@ import Tollgate
         }
     }
 
-    /// Sampling options, `raw`, `system`, `context`, an empty `template` and null runner options change only the
-    /// user's own generation: forwarded as sent.
+    /// Sampling options, `num_ctx` (what `max-context` caps, never refused), `raw`, `system`, `context`, an empty
+    /// `template` and null runner options: forwarded as sent.
     @Test func samplingOptionsAndTheUsersOwnPromptPass() throws {
         try AccountsQuotaTests.withQuotas([]) { proxy, fake, _ in
             let body = #"{"model":"mistral:7b","prompt":"p","raw":true,"system":"s","context":[1,2,3],"template":"","shift":null,"#
-                + #""options":{"temperature":0.2,"top_k":5,"seed":1,"stop":["x"],"num_predict":5,"mirostat":0,"num_gpu":null}}"#
+                + #""options":{"temperature":0.2,"top_k":5,"seed":1,"stop":["x"],"num_predict":5,"mirostat":0,"num_ctx":8192,"num_gpu":null}}"#
             let response = try proxy.fetch(Req.post("/api/generate", body, Self.alice))
             #expect(response.status == 200, "\(response.text)")
             #expect(fake.requests.first.map { String(decoding: $0.body, as: UTF8.self) } == body)
@@ -142,11 +141,9 @@ import Tollgate
                                         countUsage: true).get()
         let sent = String(decoding: plan.body ?? body, as: UTF8.self)
         #expect(sent.contains(#""num_ctx":2048"#), "\(sent)")
-        let found = try BodyRewrite.override(in: body, route: .generate, overrides: false, contextCapped: true,
-                                             webSearch: true).get()
+        let found = try BodyRewrite.override(in: body, route: .generate, overrides: false, webSearch: true).get()
         #expect(found == .modelOverride(field: "options.num_batch"))
-        #expect(try BodyRewrite.override(in: body, route: .generate, overrides: true, contextCapped: true,
-                                         webSearch: true).get() == nil)
+        #expect(try BodyRewrite.override(in: body, route: .generate, overrides: true, webSearch: true).get() == nil)
     }
 }
 

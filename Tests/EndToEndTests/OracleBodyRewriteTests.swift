@@ -237,13 +237,11 @@ extension OracleBodyRewriteTests {
         for (route, path) in Self.paths where route != .chatCompletions && route != .completions {
             for _ in 0..<150 {
                 let body = Self.overrideBody(&g, route: route)
-                let capped = g.chance(50)
-                let verdict = BodyRewrite.override(in: Array(body.utf8), route: route, overrides: false,
-                                                   contextCapped: capped, webSearch: false)
+                let verdict = BodyRewrite.override(in: Array(body.utf8), route: route, overrides: false, webSearch: false)
                 let report = try oracle.read(path, body)
                 let gen = try #require(report["generation"] as? [String: Any], "\(report)")
                 let keys = gen["option_keys"] as? [String] ?? []
-                let overriding = keys.contains { !allowed.contains($0) && !(capped && $0 == "num_ctx") }
+                let overriding = keys.contains { !allowed.contains($0) && $0 != "num_ctx" }
                     || gen["shift"] is Bool || (gen["template"] as? String ?? "") != ""
                     || gen["web_search"] as? Bool == true
                 let goError = gen["error"] as? String
@@ -251,7 +249,7 @@ extension OracleBodyRewriteTests {
                 switch verdict {
                 case .success(nil):
                     accepted += 1
-                    if goError == nil { #expect(!overriding, "\(path) \(body) (max-context: \(capped)): \(gen)") }
+                    if goError == nil { #expect(!overriding, "\(path) \(body): \(gen)") }
                 default:
                     refused += 1
                 }

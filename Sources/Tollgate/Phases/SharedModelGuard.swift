@@ -42,8 +42,7 @@ struct SharedModelGuard: ConnectionPhase {
         let policy = policies.policy(for: user)
         let overrides = mayOverride(user: user, policy: policy)
         let webSearch = cloud.allows(user: user)
-        switch BodyRewrite.override(in: body, route: route, overrides: overrides,
-                                    contextCapped: policy.maxContext?.value != nil, webSearch: webSearch) {
+        switch BodyRewrite.override(in: body, route: route, overrides: overrides, webSearch: webSearch) {
         case .failure(let refusal):
             return ErrorResponse(status: 400, message: refusal.message)
         case .success(nil):

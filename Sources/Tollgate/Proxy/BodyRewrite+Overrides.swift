@@ -15,7 +15,8 @@ extension BodyRewrite {
     /// `Runner` struct (`num_ctx`, `num_batch`, `num_gpu`, `main_gpu`, `use_mmap`, `num_thread`,
     /// `draft_num_predict`) and older ones' (`use_mlock`, `low_vram`, `f16_kv`, `vocab_only`, `numa`, `num_gqa`,
     /// `rope_*`, `logits_all`, ...), each of which reloads the model, moves it to another device or off the GPU.
-    /// `num_ctx` is allowed too where `max-context` caps it (`contextCapped`).
+    /// `num_ctx` is allowed too, though a different one reloads the model: it is what `max-context` caps (lowered,
+    /// never refused), and many clients send it on every request (Continue, chat UIs' context setting).
     static let samplingOptions: Set<[UInt8]> = Set([
         "num_keep", "seed", "num_predict", "top_k", "top_p", "min_p", "typical_p", "repeat_last_n", "temperature",
         "repeat_penalty", "presence_penalty", "frequency_penalty", "stop", "tfs_z", "mirostat", "mirostat_tau",
@@ -24,14 +25,13 @@ extension BodyRewrite {
 
     /// The first field of `body` on `route` that needs a permission the sender lacks, or nil.
     ///
-    /// `overrides`: the sender may set runner options, `shift` and `template`; `contextCapped`: `options.num_ctx` is
-    /// capped by `max-context` for the sender (it is then a limit, not an override); `webSearch`: the sender may
-    /// use Ollama's web-search tools. Read as Go reads the body: the struct fields (`options`, `shift`,
+    /// `overrides`: the sender may set runner options, `shift` and `template`; `webSearch`: the sender may use Ollama's
+    /// web-search tools. Read as Go reads the body: the struct fields (`options`, `shift`,
     /// `template`, `tools`, a tool's `type`) case-insensitively with Go's folds, so a key Go could match without
     /// it being spelled exactly, or one given twice, is refused (`Refusal`) rather than guessed at; the options
     /// map's keys exactly (a key given twice counts if any of its values is not null). A field sent as null (or
     /// an empty `template`) is what Ollama does without it: allowed.
-    public static func override(in body: [UInt8], route: InferenceRoute, overrides: Bool, contextCapped: Bool,
+    public static func override(in body: [UInt8], route: InferenceRoute, overrides: Bool,
                                 webSearch: Bool) -> Result<Override?, Refusal> {
         let needsOverrides = !overrides && route.hasOptions
         let needsTools = !webSearch && (route == .messages || route == .responses)
@@ -40,7 +40,7 @@ extension BodyRewrite {
         do {
             let top = try walker.members(at: walker.firstNonSpace())
             if needsOverrides {
-                if let found = try modelOverride(top, route: route, contextCapped: contextCapped, walker: &walker) {
+                if let found = try modelOverride(top, route: route, walker: &walker) {
                     return .success(found)
                 }
             }
@@ -58,13 +58,13 @@ extension BodyRewrite {
     }
 
     /// A runner option, `shift` or `template` in a native body, or nil.
-    private static func modelOverride(_ top: [Member], route: InferenceRoute, contextCapped: Bool,
+    private static func modelOverride(_ top: [Member], route: InferenceRoute,
                                       walker: inout Walker) throws -> Override? {
         if let options = try structField(top, "options"), walker.kind(at: options.value.lowerBound) == .object {
             // Anything else Go fails to decode into the map: Ollama answers 400 without loading anything.
             let numCtx = Array("num_ctx".utf8)
             for m in try walker.members(at: options.value.lowerBound) where !walker.isNull(m.value) {
-                if let key = m.key, samplingOptions.contains(key) || (contextCapped && key == numCtx) { continue }
+                if let key = m.key, samplingOptions.contains(key) || key == numCtx { continue }
                 let name = m.key.map { String(decoding: $0, as: UTF8.self) } ?? walker.text(m.keyStart..<m.value.lowerBound)
                 return .modelOverride(field: "options.\(name)")
             }

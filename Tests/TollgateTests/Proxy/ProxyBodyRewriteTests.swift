@@ -73,9 +73,8 @@ import Testing
     }
 
     @Test func overridesAreFoundAsGoReadsThem() throws {
-        func found(_ route: InferenceRoute, _ body: String, capped: Bool = false) -> String? {
-            switch BodyRewrite.override(in: Array(body.utf8), route: route, overrides: false, contextCapped: capped,
-                                        webSearch: false) {
+        func found(_ route: InferenceRoute, _ body: String) -> String? {
+            switch BodyRewrite.override(in: Array(body.utf8), route: route, overrides: false, webSearch: false) {
             case .success(nil): return nil
             case .success(.modelOverride(let field)?): return field
             case .success(.webSearch(let type)?): return "tool " + type
@@ -84,8 +83,7 @@ import Testing
         }
         #expect(found(.generate, #"{"options":{"temperature":1,"num_gpu":0}}"#) == "options.num_gpu")
         #expect(found(.generate, #"{"options":{"num_gpu":null,"seed":1}}"#) == nil)
-        #expect(found(.generate, #"{"options":{"num_ctx":1}}"#) == "options.num_ctx")
-        #expect(found(.generate, #"{"options":{"num_ctx":1}}"#, capped: true) == nil)
+        #expect(found(.generate, #"{"options":{"num_ctx":1}}"#) == nil)   // what max-context caps, never refused
         #expect(found(.embeddings, #"{"options":{"num_batch":1}}"#) == "options.num_batch")
         #expect(found(.chat, #"{"shift":true}"#) == "shift")
         #expect(found(.embed, #"{"shift":true}"#) == nil)  // not a field of EmbedRequest
