@@ -68,6 +68,19 @@ import TollgateIO
         }
     }
 
+    /// With Ollama stopped, the scrape itself finds out (a connect probe): the "Ollama down" alert needs no traffic.
+    @Test func upstreamUpIsZeroWhileOllamaIsDown() throws {
+        try withProxyAndFake(configure: { config in
+            config.metricsListen = [SocketAddress(parsing: "127.0.0.1:0")!]
+        }) { proxy, fake in
+            fake.stop()
+            let scrape = try MetricsScrape(proxy)
+            #expect(scrape.response.status == 200)
+            #expect(scrape.response.text.contains("# TYPE tollgate_upstream_up gauge\ntollgate_upstream_up 0\n"),
+                    "\(scrape.response.text)")
+        }
+    }
+
     @Test(.enabled(if: Promtool.path != nil, "promtool is not installed (Debian's prometheus package; .ci/run installs it)"))
     func promtoolAcceptsARealScrape() throws {
         try Self.withFullScrape { text in
