@@ -38,7 +38,7 @@ import TollgateIO
             Doctor(subject: doctorSubject(), host: host).listeningSockets()).status == .fail)
         // A droplet's public address (203.0.113.5) on an upstream's own port.
         let other = try FakeDoctorHost()
-        try other.write("proc/net/tcp", tcpHeader + tcpLine("0571CBCB:2CAB", inode: 8))
+        try other.write("proc/net/tcp", tcpHeader + tcpLine("057100CB:2CAB", inode: 8))
         let subject = doctorSubject("listen-plain = 127.0.0.1:8080\nmetrics-listen = off\nupstream = http://127.0.0.1:11435\n")
         let doctor = Doctor(subject: subject, host: other)
         let exposure = doctor.exposureCheck(doctor.listeningSockets())
