@@ -56,10 +56,13 @@ extension Doctor {
             return DoctorCheck("users file", .fail, "\(path) has no usable users: every request gets 401",
                                fix: "tollgate users add NAME --file \(path)")
         }
-        let weak = file.entries.values.sorted { $0.line < $1.line }.compactMap { entry in
-            entry.format.weakness.map { "\(path):\(entry.line): user \(entry.name.debugDescription) uses \($0)" }
+        let weakEntries = file.entries.values.filter { $0.format.weakness != nil }.sorted { $0.line < $1.line }
+        let weak = weakEntries.map { entry in
+            "\(path):\(entry.line): user \(entry.name.debugDescription) uses \(entry.format.weakness ?? "")"
         }
-        let unusable = file.warnings.filter { !$0.message.contains(" uses ") }.map(\.description)
+        // The loader's other warnings: lines that disable their user or are skipped.
+        let weakLines = Set(weakEntries.map(\.line))
+        let unusable = file.warnings.filter { !weakLines.contains($0.line) }.map(\.description)
         if !weak.isEmpty || !unusable.isEmpty {
             let fix = weak.isEmpty ? "correct or remove the lines named above"
                 : "set a new password (bcrypt): tollgate users passwd NAME --file \(path), or htpasswd -B \(path) NAME"

@@ -23,6 +23,14 @@ import TollgateIO
         #expect(users.status == .warn)
         #expect(users.detail.contains("\(path):2: user \"alice\" uses {PLAIN} (the password in clear)"))
         #expect(users.fix?.contains("tollgate users passwd NAME") == true)
+        #expect(users.detail.hasPrefix("\(path): 2 user(s), 1 weak hash(es), 0 unusable line(s)"))
+
+        // A line the loader cannot use is named too.
+        try host.write("users.htpasswd", "alice:{PLAIN}secret\nno colon here\n")
+        let junk = try #require(check("users file", in: Doctor(subject: doctorSubject(usersPath: path), host: host)
+            .credentialChecks()))
+        #expect(junk.detail.hasPrefix("\(path): 1 user(s), 1 weak hash(es), 1 unusable line(s)"))
+        #expect(junk.detail.contains("\(path):2: "))
 
         try host.write("users.htpasswd", "bob:$2y$05$m/HOzOyowX4pXSiRV2SAD.FkOWzDRmppreIDUiq9whtiN4tBZ9nju\n")
         let strong = Doctor(subject: doctorSubject(usersPath: path), host: host).credentialChecks()
