@@ -21,8 +21,15 @@ extension Doctor {
                 return [DoctorCheck("firewall", .fail, "ufw lets in Ollama's port: \(ollama.joined(separator: ", "))",
                                     fix: "sudo ufw delete allow \(ollama[0])")]
             }
-            return [DoctorCheck("firewall", .ok, "ufw active; open: "
-                                + (open.isEmpty ? "nothing" : open.joined(separator: ", ")))]
+            let summary = "ufw active; open: " + (open.isEmpty ? "nothing" : open.joined(separator: ", "))
+            let closed = closedListenPorts(open)
+            if !closed.isEmpty {
+                let ports = closed.map(String.init)
+                return [DoctorCheck("firewall", .warn, summary + "; no rule opens Tollgate's port "
+                                    + ports.joined(separator: ", ") + ": clients cannot reach it",
+                                    fix: ports.map { "sudo ufw allow \($0)/tcp" }.joined(separator: " && "))]
+            }
+            return [DoctorCheck("firewall", .ok, summary)]
         }
         if let nft = host.run(["nft", "list", "ruleset"]) {
             if nft.status != 0 {
@@ -43,6 +50,21 @@ extension Doctor {
                                 + (accepts.isEmpty ? "no dport rules" : accepts.joined(separator: "; ")))]
         }
         return [DoctorCheck("firewall", .skip, "no ufw or nft on this host")]
+    }
+
+    /// The ports Tollgate listens on beyond loopback that no ufw rule in `open` names. A rule naming an application
+    /// profile ("Nginx Full") may cover any port, so with one the answer is none (only OpenSSH's is known).
+    func closedListenPorts(_ open: [String]) -> [UInt16] {
+        let config = subject.config
+        let profiles = open.filter { rule in rule.first.map { !$0.isNumber } ?? false && !rule.hasPrefix("OpenSSH") }
+        guard profiles.isEmpty else { return [] }
+        var ports: [UInt16] = []
+        for address in config.listen + config.listenPlain + config.listenRedirect where !address.isLoopback {
+            let p = String(address.port)
+            let opened = open.contains { $0 == p || $0.hasPrefix(p + "/") || $0.hasPrefix(p + " ") }
+            if !opened && !ports.contains(address.port) { ports.append(address.port) }
+        }
+        return ports
     }
 
     /// The "To" column of `ufw status`'s ALLOW rules ("443/tcp", "22/tcp (v6)").

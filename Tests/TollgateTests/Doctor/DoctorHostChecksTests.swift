@@ -18,6 +18,14 @@ import TollgateIO
             """)
         let doctor = Doctor(subject: doctorSubject(), host: host)
         #expect(doctor.firewallChecks() == [DoctorCheck("firewall", .ok, "ufw active; open: OpenSSH, 443/tcp, OpenSSH (v6)")])
+        // Tollgate on 0.0.0.0:8443 with no rule for it: clients cannot reach it.
+        let public8443 = Doctor(subject: doctorSubject("listen = 0.0.0.0:8443\nmetrics-listen = off\n"), host: host)
+        let closed = try #require(public8443.firewallChecks().first)
+        #expect(closed.status == .warn)
+        #expect(closed.detail.hasSuffix("no rule opens Tollgate's port 8443: clients cannot reach it"))
+        #expect(closed.fix == "sudo ufw allow 8443/tcp")
+        host.commands["ufw status"]?.text += "8443/tcp                   ALLOW       Anywhere\n"
+        #expect(public8443.firewallChecks().first?.status == .ok)
         host.commands["ufw status"]?.text += "11434                      ALLOW       Anywhere\n"
         let open = try #require(doctor.firewallChecks().first)
         #expect(open.status == .fail)
