@@ -32,6 +32,12 @@ extension Doctor {
         return found
     }
 
+    /// The pid the configured `pid-file` names, when there is one to read.
+    func runningPID() -> Int? {
+        guard let path = subject.config.pidFile, let bytes = host.readFile(path) else { return nil }
+        return Int(String(decoding: bytes, as: UTF8.self).trimming(" \n"))
+    }
+
     /// Each configured listener: free, or held by a Tollgate (running already), or taken by something else.
     func listenerChecks(_ sockets: [ListeningSocket]?) -> [DoctorCheck] {
         let config = subject.config
@@ -56,7 +62,14 @@ extension Doctor {
                                           fix: "stop it (for nginx: systemctl disable --now nginx) or set "
                                               + "\(setting) to another address"))
             } else if let mine = seen.first {
-                checks.append(DoctorCheck(name, .ok, "held by tollgate (pid \(mine.pid)): running"))
+                if let expected = runningPID(), !seen.contains(where: { $0.pid == expected }) {
+                    checks.append(DoctorCheck(name, .warn, "held by another tollgate (pid \(mine.pid)), not the one "
+                                              + "pid-file names (pid \(expected))",
+                                              fix: "is an old instance still running? stop it (kill \(mine.pid)), "
+                                                  + "then systemctl restart tollgate"))
+                } else {
+                    checks.append(DoctorCheck(name, .ok, "held by tollgate (pid \(mine.pid)): running"))
+                }
             } else if host.userID() != 0 {
                 checks.append(DoctorCheck(name, .warn, "in use by a process this user cannot see",
                                           fix: "run tollgate doctor as root to name it"))

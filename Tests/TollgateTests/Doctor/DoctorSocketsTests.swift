@@ -81,6 +81,20 @@ import TollgateIO
         #expect(check("metrics-listen 127.0.0.1:9090", in: checks)?.detail == "free")
     }
 
+    @Test func aTollgateOtherThanThePidFilesWarns() throws {
+        let host = try FakeDoctorHost()
+        try host.write("proc/net/tcp", tcpHeader + tcpLine("0100007F:1F90", inode: 51))
+        try host.process(300, "tollgate", holding: 51)
+        try host.write("tollgate.pid", "300\n")
+        let lines = "listen-plain = 127.0.0.1:8080\nmetrics-listen = off\npid-file = \(host.root)/tollgate.pid\n"
+        let doctor = Doctor(subject: doctorSubject(lines), host: host)
+        #expect(doctor.listenerChecks(doctor.listeningSockets()).first?.status == .ok)
+        try host.write("tollgate.pid", "299\n")
+        let stale = try #require(doctor.listenerChecks(doctor.listeningSockets()).first)
+        #expect(stale.status == .warn)
+        #expect(stale.detail == "held by another tollgate (pid 300), not the one pid-file names (pid 299)")
+    }
+
     @Test func aListenerTakenByAnUnseenProcessWarnsANonRootUser() throws {
         let host = try FakeDoctorHost()
         host.uid = 1000
