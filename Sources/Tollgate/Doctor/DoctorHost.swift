@@ -33,6 +33,7 @@ public protocol DoctorHost: Sendable {
 
 /// The real host: procfs at /proc, real commands, real sockets.
 public struct SystemDoctorHost: DoctorHost {
+    /// Where procfs is mounted.
     public let procRoot: String
     /// Commands are killed after this long.
     public var commandTimeoutMillis: Int32
@@ -43,6 +44,7 @@ public struct SystemDoctorHost: DoctorHost {
         self.commandTimeoutMillis = commandTimeoutMillis
     }
 
+    // The protocol's requirements, each answered by the real call.
     public func now() -> Int64 { Int64(time(nil)) }
     public func userID() -> UInt32 { geteuid() }
     public func readFile(_ path: String) -> [UInt8]? {

@@ -1,13 +1,20 @@
 /// The little JSON `tollgate doctor` reads (Ollama's `/api/version` and `/api/tags`) and writes (`--json`), without
 /// Foundation.
 public indirect enum DoctorJSON: Sendable, Equatable {
+    /// Members in order (a repeated key: the last one counts, as Go's decoder has it).
     case object([(String, DoctorJSON)])
+    /// Elements in order.
     case array([DoctorJSON])
+    /// A decoded string.
     case string(String)
+    /// Any number.
     case number(Double)
+    /// `true` or `false`.
     case bool(Bool)
+    /// `null`.
     case null
 
+    /// Equal when they write the same text (member order counts).
     public static func == (a: DoctorJSON, b: DoctorJSON) -> Bool { a.text == b.text }
 
     /// The value of `key` in an object, else nil.
