@@ -33,6 +33,18 @@ public final class InMemoryKeyStore: KeyStore {
         }
     }
 
+    public func revoke(ids: Set<String>, at time: Int64) throws(KeyStoreError) -> Int {
+        state.withLock { s in
+            var count = 0
+            for i in s.keys.indices where s.keys[i].revoked == nil && ids.contains(s.keys[i].id) {
+                s.keys[i].revoked = time
+                count += 1
+            }
+            if count > 0 { s.version += 1 }
+            return count
+        }
+    }
+
     public func recordLastUsed(_ times: [String: Int64]) throws(KeyStoreError) {
         // Like the database's own writes, this does not move the change token: the watcher need not reload for it.
         state.withLock { s in
