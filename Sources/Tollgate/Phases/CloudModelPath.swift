@@ -8,7 +8,10 @@ struct CloudModelPath: ConnectionPhase {
     let policy: CloudModel.Policy?
 
     init?(config: ServerConfig, worker: Worker) {
-        policy = CloudModel.Policy.anyoneAll(config) ? nil : CloudModel.Policy(config)
+        let anyoneAll = CloudModel.Policy.anyoneAll(config)
+        // Nothing to check: every cloud model allowed, and no API keys (none can be limited to models).
+        if anyoneAll && worker.keys == nil { return nil }
+        policy = anyoneAll ? nil : CloudModel.Policy(config)
     }
 
     func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
