@@ -1,7 +1,7 @@
 import Synchronization
 
 /// A key store in memory, for tests: the same contract as the database's, with `changeToken` moving on every change
-/// made through `insert` and `revoke` (as another process's writes move SQLite's `data_version`).
+/// made through `insert` and `revoke` (as the key table's change counter moves in the database).
 public final class InMemoryKeyStore: KeyStore {
     private let state = Mutex<(keys: [APIKey], version: Int64)>(([], 0))
 
