@@ -4,6 +4,7 @@ gets 200 with a live key and 401 in its own API shape once the key is revoked (t
 revocation without a reload). A second server with `password-logins = nowhere` refuses user:password and still
 takes keys."""
 
+import os
 import shutil
 import subprocess
 
@@ -379,3 +380,20 @@ def test_the_fleet_throttle_lets_a_key_verified_from_that_prefix_through(binarie
             server.proc.stop()
     finally:
         redis.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (sudo tollgate keys create)")
+def test_keys_create_as_root_gives_a_new_state_directory_to_the_users_files_owner(binaries, users_file, tmp_path):
+    """Run by root before the server ever ran, `keys create` creates the state directory (0700) and the database:
+    both go to the users file's owner (the account the server runs as), or the server could not open them."""
+    d = tmp_path / "deploy"
+    d.mkdir()
+    users = d / "users.htpasswd"
+    shutil.copy(users_file, users)
+    os.chown(users, 65534, 65534)
+    env = {"users": users, "state": d / "state"}
+    create_key(binaries, env)
+    for path in (d / "state", d / "state" / "tollgate.db"):
+        st = os.stat(path)
+        assert (st.st_uid, st.st_gid) == (65534, 65534), (path, st.st_uid)
+    assert os.stat(d / "state").st_mode & 0o777 == 0o700
