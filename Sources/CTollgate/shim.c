@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CTollgate.h"
 #include <sys/random.h>
+#include <sys/timex.h>
 #include <pthread.h>
 #include <malloc.h>
 #include <openssl/err.h>
@@ -210,4 +211,10 @@ long long tg_certificate_not_after(const char *cert_path) {
     if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1) result = (long long)timegm(&tm);
     X509_free(cert);
     return result;
+}
+
+int tg_clock_state(void) {
+    struct timex t;
+    memset(&t, 0, sizeof t);
+    return adjtimex(&t);
 }

@@ -10,6 +10,7 @@
 #include <openssl/x509.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -296,4 +297,46 @@ long long tg_certificate_not_after_pem(const char *cert, size_t cert_len) {
     if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1) result = (long long)timegm(&tm);
     X509_free(x);
     return result;
+}
+
+int tg_certificate_verify_chain_pem(const char *cert, size_t cert_len, const char *ca_file, long long at,
+                                    char *err, size_t err_len, char *issuer, size_t issuer_len) {
+    if (err_len) err[0] = 0;
+    if (issuer_len) issuer[0] = 0;
+    BIO *in = BIO_new_mem_buf(cert, (int)cert_len);
+    if (!in) return -1;
+    X509 *leaf = PEM_read_bio_X509(in, NULL, no_password, NULL);
+    if (!leaf) {
+        BIO_free(in);
+        ERR_clear_error();
+        snprintf(err, err_len, "no PEM certificate in the file");
+        return -1;
+    }
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    X509 *x;
+    while (chain && (x = PEM_read_bio_X509(in, NULL, no_password, NULL)) != NULL) {
+        if (!sk_X509_push(chain, x)) X509_free(x);
+    }
+    BIO_free(in);
+    ERR_clear_error();
+    if (issuer_len) X509_NAME_oneline(X509_get_issuer_name(leaf), issuer, (int)issuer_len);
+    int code = -1;
+    X509_STORE *store = X509_STORE_new();
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    if (store && ctx) {
+        int loaded = ca_file ? X509_STORE_load_file(store, ca_file) : X509_STORE_set_default_paths(store);
+        if (loaded != 1) {
+            snprintf(err, err_len, "cannot load the trust store %s", ca_file ? ca_file : "(system default)");
+        } else if (X509_STORE_CTX_init(ctx, store, leaf, chain) == 1) {
+            if (at > 0) X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(ctx), (time_t)at);
+            code = X509_verify_cert(ctx) == 1 ? X509_V_OK : X509_STORE_CTX_get_error(ctx);
+            if (code != X509_V_OK) snprintf(err, err_len, "%s", X509_verify_cert_error_string(code));
+        }
+    }
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    sk_X509_pop_free(chain, X509_free);
+    X509_free(leaf);
+    ERR_clear_error();
+    return code;
 }

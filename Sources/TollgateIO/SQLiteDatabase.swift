@@ -31,7 +31,8 @@ public final class SQLiteDatabase: @unchecked Sendable {
     /// create it 0644 less the umask; its `-wal` and `-shm` files copy the database's mode).
     public init(path: String, mode: OpenMode, busyTimeoutMillis: Int32 = 0) throws(SQLiteError) {
         self.path = path
-        var flags = SQLITE_OPEN_NOFOLLOW
+        // No mutex of SQLite's own around each call: a connection is used from one thread at a time (above).
+        var flags = SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX
         switch mode {
         case .readOnly:
             flags |= SQLITE_OPEN_READONLY

@@ -38,6 +38,7 @@ struct CheckConfig: ParsableCommand {
             // settings).
             for line in config.policies.summaryLines { note("policy \(line)") }
         }
+        note(config.policies.modelOverridesSummary(admins: config.admins, authenticates: config.users != nil))
         print(startup.resolved.render(), terminator: "")
         note("configuration ok")
     }

@@ -93,11 +93,14 @@ struct Keys: ParsableCommand {
                 throw StartupError(error.description)
             }
             let now = KeyRing.wallClock()
+            let users = startup.config.users
             let header = ["ID", "USER", "NAME", "CREATED", "EXPIRES", "LAST USED", "TOKENS", "STATUS"]
+            // Names and users are escaped: a name given to `keys create` may hold terminal escape sequences.
             let rows = keys.filter { user == nil || $0.user == user }.map { key in
-                [key.id, key.user, key.name.isEmpty ? "-" : key.name, KeysCommand.time(key.created),
+                [key.id, KeysCommand.escaped(key.user), key.name.isEmpty ? "-" : KeysCommand.escaped(key.name),
+                 KeysCommand.time(key.created),
                  key.expires.map(KeysCommand.time) ?? "never", key.lastUsed.map(KeysCommand.time) ?? "never",
-                 String(tokens[key.id] ?? 0), KeysCommand.status(key, now: now)]
+                 String(tokens[key.id] ?? 0), KeysCommand.status(key, now: now, users: users)]
             }
             guard !rows.isEmpty else {
                 print(user.map { "no keys for \($0)" } ?? "no keys")
@@ -158,29 +161,104 @@ enum KeysCommand {
         guard let path = startup.config.databasePath else { throw StartupError("no state directory") }
         if !create && access(path, F_OK) != 0 { throw StartupError("no keys: \(path) does not exist yet") }
         let existed = access(path, F_OK) == 0
+        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) }
+        let directoryExisted = directory.map { $0.isEmpty || access($0, F_OK) == 0 } ?? true
         let store: SQLiteKeyStore
         do {
             store = try SQLiteKeyStore(path: path, create: create)
         } catch {
             throw StartupError(error.description)
         }
-        // Run by root (sudo) before the server ever ran, the new database would be root's and the server could not
-        // open it: it goes to whoever owns the state directory (the service user under systemd's StateDirectory).
-        if !existed && geteuid() == 0, let slash = path.lastIndex(of: "/") {
-            var info = stat()
-            if stat(String(path[..<slash]), &info) == 0 && info.st_uid != 0 {
-                _ = chown(path, info.st_uid, info.st_gid)
-            }
+        if !existed && geteuid() == 0 {
+            giveToServer(path, directory: directoryExisted ? nil : directory, usersPath: startup.config.usersPath)
         }
         return store
     }
 
-    /// `active`, `revoked` or `expired`.
-    static func status(_ key: APIKey, now: Int64) -> String {
+    /// Run by root (sudo) before the server ever ran, a new database (and a state directory created for it, 0700)
+    /// would be root's and the server could not open them: they go to whoever owns the state directory when it is
+    /// not root (the service user under systemd's StateDirectory), else to the users file's owner when that is not
+    /// root (the account the server runs as, as `users` keeps a file's owner); with neither, a warning says so.
+    static func giveToServer(_ path: String, directory created: String?, usersPath: String?) {
+        var info = stat()
+        var owner: (uid_t, gid_t)?
+        if let slash = path.lastIndex(of: "/"), stat(String(path[..<slash]), &info) == 0, info.st_uid != 0 {
+            owner = (info.st_uid, info.st_gid)
+        } else if let usersPath, stat(usersPath, &info) == 0, info.st_uid != 0 {
+            owner = (info.st_uid, info.st_gid)
+        }
+        guard let (uid, gid) = owner else {
+            note("warning: \(created ?? path) was created owned by root; give it to the user the server runs as "
+                 + "(chown -R USER \(created ?? path)), or the server cannot open it")
+            return
+        }
+        if let created { _ = chown(created, uid, gid) }
+        for file in [path, path + "-wal", path + "-shm"] where access(file, F_OK) == 0 { _ = chown(file, uid, gid) }
+    }
+
+    /// `active`, `revoked` or `expired`; `user removed` (`user disabled`) for a key in force whose user is no longer
+    /// in (is disabled in) `users`.
+    static func status(_ key: APIKey, now: Int64, users: UsersFile? = nil) -> String {
         if key.revoked != nil { return "revoked" }
         if let expires = key.expires, now >= expires { return "expired" }
+        if let users, users.entries[key.user] == nil {
+            return users.disabled.contains { $0.user == key.user } ? "user disabled" : "user removed"
+        }
         return "active"
     }
+
+    /// `text` with control characters (C0, DEL, C1) written as `\u{..}`, so printing it cannot drive the terminal.
+    static func escaped(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) || scalar == "\\" {
+                out += scalar == "\\" ? "\\\\" : "\\u{\(String(scalar.value, radix: 16))}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    /// The state database `serve` would use with the users file `usersFile` (`--config`, `--state-dir` and
+    /// `TOLLGATE_*` read as `keys` reads them), for the `users` commands.
+    static func databasePath(usersFile: String, state: StateOptions) throws -> String {
+        var flags = ["users": [usersFile]]
+        if let dir = state.stateDir { flags["state-dir"] = [dir] }
+        let loaded = ServerConfig.load(flags: flags, environment: Syscall.environment(), configPath: state.config)
+        if let problem = loaded.problems.first(where: { $0.key == "state-dir" }) {
+            throw StartupError("configuration: \(problem.description)")
+        }
+        return StateDatabase.path(in: StateDatabase.directory(configured: loaded.config.stateDirectory, usersPath: usersFile))
+    }
+
+    /// The keys of `user` not revoked yet, in the database at `path` (none when it does not exist).
+    static func unrevokedKeys(of user: String, path: String) throws -> (store: SQLiteKeyStore, ids: Set<String>)? {
+        guard access(path, F_OK) == 0 else { return nil }
+        do {
+            let store = try SQLiteKeyStore(path: path, create: false)
+            do {
+                return (store, Set(try store.all().filter { $0.user == user && $0.revoked == nil }.map(\.id)))
+            } catch {
+                store.close()
+                throw error
+            }
+        } catch let error as KeyStoreError {
+            throw StartupError(error.description)
+        }
+    }
+}
+
+/// Where the `users` commands find the key table: the settings `keys` reads (config file, `TOLLGATE_*`), with the
+/// users file from `--file`.
+struct StateOptions: ParsableArguments {
+    @Option(name: .customLong("config"), help: ArgumentHelp("Config file, for state-dir (default: $TOLLGATE_CONFIG, else /etc/tollgate/tollgate.conf when it exists).", valueName: "path"))
+    var config: String?
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp("The server's state directory, where its API keys are (default: the state-dir setting, else state beside the users file).", valueName: "path"))
+    var stateDir: String?
+}
+
+extension KeysCommand {
 
     /// `2026-12-04 23:40 UTC`-style, to the minute.
     static func time(_ seconds: Int64) -> String {

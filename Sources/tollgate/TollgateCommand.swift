@@ -9,7 +9,7 @@ struct TollgateCommand: ParsableCommand {
         commandName: "tollgate",
         abstract: "An authenticating, rate-limiting HTTPS reverse proxy for Ollama.",
         version: BuildInfo.line,
-        subcommands: [Serve.self, CheckConfig.self, Reload.self, Users.self, Keys.self, Usage.self],
+        subcommands: [Serve.self, CheckConfig.self, Reload.self, Users.self, Keys.self, Usage.self, DoctorCommand.self],
         defaultSubcommand: Serve.self
     )
 }

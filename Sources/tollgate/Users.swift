@@ -56,6 +56,7 @@ struct Users: ParsableCommand {
         @Option(help: "bcrypt cost (4-17); each +1 doubles the work. Verified passwords are cached, so the cost is paid once per client.")
         var cost: Int = UsersFileEditor.defaultCost
         @OptionGroup var source: PasswordSource
+        @OptionGroup var state: StateOptions
 
         func run() throws {
             let (password, generated) = try source.obtain(confirm: true)
@@ -64,6 +65,20 @@ struct Users: ParsableCommand {
                                                 presence: .mustNotExist, allowWeakPassword: source.allowWeakPassword)
             }
             report(name, file.file, password, generated)
+            // Keys are tied to the name: unrevoked ones left by an earlier user of that name now log in as this one.
+            do {
+                let path = try KeysCommand.databasePath(usersFile: file.file, state: state)
+                if let (store, ids) = try KeysCommand.unrevokedKeys(of: name, path: path) {
+                    store.close()
+                    if !ids.isEmpty {
+                        note("warning: \(ids.count) API key(s) not revoked in \(path) name \(name) (\(ids.sorted().joined(separator: ", "))) "
+                             + "and now log in as this user; if they belonged to an earlier \(name), revoke them with "
+                             + "tollgate keys revoke ID")
+                    }
+                }
+            } catch {
+                note("warning: could not check the API keys naming \(name): \(error)")
+            }
         }
     }
 
@@ -91,10 +106,27 @@ struct Users: ParsableCommand {
         @Option(name: .customLong("authorized-keys"),
                 help: "The server's authorized-keys file, to name the ollama keys that still log in as the user (default: $TOLLGATE_AUTHORIZED_KEYS).")
         var authorizedKeys: String?
+        @OptionGroup var state: StateOptions
 
         func run() throws {
             try edit { try UsersFileEditor.remove(path: file.file, user: name) }
             print("removed \(name) from \(file.file)")
+            // The user's API keys are revoked: keys are tied to the name, and a user added later under it must not
+            // inherit them.
+            do {
+                let path = try KeysCommand.databasePath(usersFile: file.file, state: state)
+                if let (store, ids) = try KeysCommand.unrevokedKeys(of: name, path: path) {
+                    defer { store.close() }
+                    let count: Int
+                    do { count = try store.revoke(ids: ids, at: KeyRing.wallClock()) } catch { throw StartupError(error.description) }
+                    print("revoked \(count) API key(s) of \(name) in \(path)")
+                } else {
+                    print("revoked 0 API keys of \(name) (no key table at \(path))")
+                }
+            } catch {
+                throw StartupError("removed \(name), but could not revoke its API keys: \(error); revoke them with "
+                                   + "tollgate keys revoke ID")
+            }
             // The key lines stay behind: harmless now (a key logs in only as a user in the users file), but adding
             // a user of that name again would bring the key back with it.
             guard let path = authorizedKeys ?? getenv("TOLLGATE_AUTHORIZED_KEYS").map({ String(cString: $0) }),

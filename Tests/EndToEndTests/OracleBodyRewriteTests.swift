@@ -149,7 +149,8 @@ import Tollgate
                         #expect(ctx >= 1 && ctx <= 4096, "\(context): num_ctx \(ctx)")
                         if let old = was["num_ctx"] as? Int, old >= 1, old <= 4096 { #expect(ctx == old, "\(context)") }
                     } else {
-                        #expect(was["num_ctx"] as? Int == nil, "\(context): num_ctx was set, now gone")
+                        // Absent or null, the cap is set: Ollama's own default is sized from the GPU's memory.
+                        Issue.record("\(context): no num_ctx under max-context")
                     }
                     if let keep = gen["keep_alive"] as? Double {
                         #expect(keep >= 0 && keep <= 600, "\(context): keep_alive \(keep)")
@@ -163,6 +164,99 @@ import Tollgate
         }
         // The generator must exercise both sides.
         #expect(accepted > 400 && refused > 20 && rewritten > 200, "accepted \(accepted), refused \(refused), rewritten \(rewritten)")
+    }
+}
+
+extension OracleBodyRewriteTests {
+    static let runnerOptions = ["num_gpu", "main_gpu", "num_batch", "num_thread", "use_mmap", "draft_num_predict",
+                                "use_mlock", "low_vram", "f16_kv", "numa", "rope_frequency_base", "num_ctx"]
+    static let sampling = ["temperature", "top_k", "top_p", "seed", "stop", "num_predict", "repeat_penalty", "min_p",
+                           "mirostat", "tfs_z"]
+
+    /// A native, Anthropic or Responses body with what a user may not send (runner options, shift, template, web
+    /// search tools), spelled as `member` spells keys, sometimes only harmless values.
+    static func overrideBody(_ g: inout Generator, route: InferenceRoute) -> String {
+        var members = [#""model":"mistral:7b""#]
+        switch route {
+        case .generate, .chat, .embed, .embeddings:
+            if g.chance(80) {
+                var inner: [String] = []
+                for _ in 0..<g.next(4) {
+                    let key = g.chance(40) ? g.pick(runnerOptions) : g.pick(sampling)
+                    var k = key
+                    if g.chance(8) { k = key.uppercased() }
+                    if g.chance(5), let first = k.unicodeScalars.first {
+                        k = String(format: "\\u%04x", first.value) + String(k.unicodeScalars.dropFirst())
+                    }
+                    let value = g.pick(["0", "1", "null", "true", "false", "512", "[\"x\"]", "0.5"])
+                    inner.append("\"\(k)\":\(value)")
+                }
+                members.append(member(&g, "options", "{" + inner.joined(separator: ",") + "}"))
+                if g.chance(4) { members.append(member(&g, "options", #"{"num_gpu":0}"#)) }
+            }
+            if g.chance(20) { members.append(member(&g, "shift", g.pick(["true", "false", "null"]))) }
+            if g.chance(20) {
+                members.append(member(&g, "template", g.pick(["null", "\"\"", "\"{{.Prompt}}\"", "\"\\u0000\"", "5"])))
+            }
+            if g.chance(5) { members.append(member(&g, "template", "\"x\"")) }
+            if g.chance(20) { members.append(member(&g, "raw", "true")) }
+            if g.chance(20) { members.append(member(&g, "system", "\"be brief\"")) }
+        case .messages, .responses:
+            members.append(#""max_tokens":10"#)
+            var tools: [String] = []
+            for _ in 0..<g.next(3) {
+                let type = g.pick(["\"custom\"", "\"function\"", "\"web_search_20250305\"", "\"web_search\"",
+                                   "\" web_search\"", "\"WEB_SEARCH\"", "null", "\"web\\u005fsearch\""])
+                if g.chance(15) {
+                    tools.append("{\"type\":\"namespace\",\"name\":\"n\",\"tools\":[{\"type\":\(type),\"name\":\"f\"}]}")
+                } else {
+                    tools.append("{" + member(&g, "type", type) + ",\"name\":\"f\"}")
+                }
+            }
+            members.append(member(&g, "tools", "[" + tools.joined(separator: ",") + "]"))
+            if g.chance(4) { members.append(member(&g, "tools", #"[{"type":"web_search"}]"#)) }
+        default:
+            break
+        }
+        members.shuffle(using: &g)
+        return "{" + members.joined(separator: ",") + "}"
+    }
+
+    /// A body `BodyRewrite.override` lets through without permissions must, as Go reads it, set no option but
+    /// sampling ones (and `num_ctx` where `max-context` caps it), no `shift`, no `template` and no web-search tool.
+    @Test func bodiesLetThroughCarryNoOverrideAsGoReadsThem() throws {
+        guard let binary = Self.oraclePath else {
+            if Self.mustRun { Issue.record("the Go oracle is missing: build it as .ci/run does") }
+            return
+        }
+        let oracle = try OracleProcess(binary: binary)
+        defer { oracle.stop() }
+        var g = Generator(state: 0x5151_7E57_0000_0001)
+        var accepted = 0, refused = 0, goSawOverride = 0
+        let allowed = Set(Self.sampling)
+        for (route, path) in Self.paths where route != .chatCompletions && route != .completions {
+            for _ in 0..<150 {
+                let body = Self.overrideBody(&g, route: route)
+                let verdict = BodyRewrite.override(in: Array(body.utf8), route: route, overrides: false, webSearch: false)
+                let report = try oracle.read(path, body)
+                let gen = try #require(report["generation"] as? [String: Any], "\(report)")
+                let keys = gen["option_keys"] as? [String] ?? []
+                let overriding = keys.contains { !allowed.contains($0) && $0 != "num_ctx" }
+                    || gen["shift"] is Bool || (gen["template"] as? String ?? "") != ""
+                    || gen["web_search"] as? Bool == true
+                let goError = gen["error"] as? String
+                if overriding && goError == nil { goSawOverride += 1 }
+                switch verdict {
+                case .success(nil):
+                    accepted += 1
+                    if goError == nil { #expect(!overriding, "\(path) \(body): \(gen)") }
+                default:
+                    refused += 1
+                }
+            }
+        }
+        #expect(accepted > 150 && refused > 150 && goSawOverride > 100,
+                "accepted \(accepted), refused \(refused), overriding in Go \(goSawOverride)")
     }
 }
 

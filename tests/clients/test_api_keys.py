@@ -4,6 +4,7 @@ gets 200 with a live key and 401 in its own API shape once the key is revoked (t
 revocation without a reload). A second server with `password-logins = nowhere` refuses user:password and still
 takes keys."""
 
+import os
 import shutil
 import subprocess
 
@@ -184,3 +185,215 @@ def _works(call) -> bool:
         return True
     except (ollama.ResponseError, openai.APIStatusError, anthropic.APIStatusError):
         return False
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The attack review's findings, each asserting the safe behaviour.
+
+OTHER = "llama3:8b"
+
+
+def test_a_key_limited_to_models_cannot_manage_models_or_name_others(binaries, tls, key_env, fake_ollama, log_dir):
+    """A key with --models keeps none of its (admin) user's model management: admin and blob routes are refused in
+    the caller's shape, and /v1/models/{model} names only the key's models."""
+    key = create_key(binaries, key_env, "--name", "chat-ui", "--models", MODEL)
+    server = start_tollgate(binaries, tls, key_env["users"], fake_ollama, log_dir, "tollgate-keys-admin", "--rate", "0",
+                            "--state-dir", str(key_env["state"]), "--admin", USER)
+    try:
+        with httpx.Client(base_url=server.url, verify=tls.context(), timeout=30,
+                          headers={"authorization": f"Bearer {key}"}) as c:
+            assert wait_until(lambda: c.get("/api/tags").status_code == 200)
+            for method, path, body in (("DELETE", "/api/delete", {"model": OTHER}),
+                                       ("POST", "/api/pull", {"model": OTHER, "stream": False}),
+                                       ("POST", "/api/copy", {"source": OTHER, "destination": MODEL}),
+                                       ("POST", "/api/create", {"model": MODEL, "from": OTHER, "stream": False}),
+                                       ("POST", "/api/blobs/sha256:" + "0" * 64, None)):
+                r = c.request(method, path, json=body)
+                assert r.status_code == 403 and "limited to" in r.json()["error"], (path, r.status_code, r.text)
+            r = c.get(f"/v1/models/{OTHER}")
+            assert r.status_code == 403 and "error" in r.json(), r.text  # OpenAI's shape
+            assert c.get(f"/v1/models/{MODEL}").status_code != 403
+        # The same admin with her password still manages models.
+        with httpx.Client(base_url=server.url, verify=tls.context(), timeout=30, auth=(USER, PASSWORD)) as c:
+            assert c.post("/api/pull", json={"model": OTHER, "stream": False}).status_code != 403
+    finally:
+        server.proc.stop()
+
+
+def test_the_throttle_does_not_tell_which_key_ids_exist(binaries, tls, key_env, fake_ollama, log_dir):
+    """A throttled (prefix, user) answers a wrong secret for one of the user's key ids as for an unknown id: a key's
+    failures count under the user it claims, else under tg_<id>, never under the id's owner."""
+    key = create_key(binaries, key_env, "--name", "oracle-target")
+    server = start_tollgate(binaries, tls, key_env["users"], fake_ollama, log_dir, "tollgate-keys-oracle", "--rate", "0",
+                            "--state-dir", str(key_env["state"]))
+    try:
+        junk = "a" * 32
+        with httpx.Client(base_url=server.url, verify=tls.context(), timeout=30) as c:
+            assert wait_until(lambda: c.get("/api/tags", headers={"authorization": f"Bearer {key}"}).status_code == 200)
+            for _ in range(10):
+                c.get("/api/tags", auth=(USER, "wrong password"))
+            assert c.get("/api/tags", auth=(USER, "wrong password")).status_code == 429
+            known = c.get("/api/tags", headers={"authorization": f"Bearer tg_{key_id(key)}_{junk}"}).status_code
+            unknown = c.get("/api/tags", headers={"authorization": f"Bearer tg_{'b' * 12}_{junk}"}).status_code
+        assert known == unknown == 401, (known, unknown)
+    finally:
+        server.proc.stop()
+
+
+def test_users_remove_revokes_the_users_keys_and_add_warns(binaries, tls, key_env, users_file, fake_ollama, log_dir,
+                                                          tmp_path):
+    users = tmp_path / "users.htpasswd"
+    shutil.copy(users_file, users)
+    env = {"users": users, "state": tmp_path / "state"}
+    old_key = create_key(binaries, env, "--name", "old-alice-laptop")
+    tg = str(binaries["tollgate"])
+    # keys list says when a key's user is gone (before users remove revokes it, e.g. after a hand edit).
+    lines = users.read_text().splitlines()
+    users.write_text("\n".join(l for l in lines if not l.startswith(f"{USER}:")) + "\n")
+    listing = keys_cmd(binaries, env, "list").stdout
+    assert "user removed" in listing, listing
+    users.write_text("\n".join(lines) + "\n")
+    # users add of a name with unrevoked keys warns.
+    r = subprocess.run([tg, "users", "add", "carol", "--file", str(users), "--password-stdin", "--cost", "4"],
+                       input="carol's own password\n", capture_output=True, text=True)
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+    server = start_tollgate(binaries, tls, users, fake_ollama, log_dir, "tollgate-keys-reuse", "--rate", "0",
+                            "--state-dir", str(env["state"]))
+    try:
+        with httpx.Client(base_url=server.url, verify=tls.context(), timeout=30) as c:
+            st = lambda: c.get("/api/tags", headers={"authorization": f"Bearer {old_key}"}).status_code
+            assert wait_until(lambda: st() == 200)
+            r = subprocess.run([tg, "users", "remove", USER, "--file", str(users)], capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+            assert f"revoked 1 API key(s) of {USER}" in r.stdout, r.stdout
+            assert wait_until(lambda: st() == 401)
+            assert "revoked" in keys_cmd(binaries, env, "list").stdout
+            r = subprocess.run([tg, "users", "add", USER, "--file", str(users), "--password-stdin", "--cost", "4"],
+                               input="a new person's password\n", capture_output=True, text=True)
+            assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+            assert wait_until(lambda: c.get("/api/tags", auth=(USER, "a new person's password")).status_code == 200)
+            assert st() == 401, "the removed user's key logs in as the new user of that name"
+            # A key created for the new user, then a hand edit that removes and re-adds the name: add warns.
+            create_key(binaries, env, "--name", "new-alice")
+            text = users.read_text()
+            users.write_text("\n".join(l for l in text.splitlines() if not l.startswith(f"{USER}:")) + "\n")
+            r = subprocess.run([tg, "users", "add", USER, "--file", str(users), "--password-stdin", "--cost", "4"],
+                               input="yet another password\n", capture_output=True, text=True)
+            assert r.returncode == 0 and "1 API key(s) not revoked" in r.stderr, r.stderr
+    finally:
+        server.proc.stop()
+
+
+def test_expires_refuses_a_date_that_does_not_exist_and_list_escapes_names(binaries, key_env):
+    r = keys_cmd(binaries, key_env, "create", USER, "--expires", "2099-02-31", check=False)
+    assert r.returncode != 0 and "not a valid date" in r.stderr, r.stderr
+    assert keys_cmd(binaries, key_env, "create", USER, "--expires", "2096-02-29").returncode == 0  # a leap day
+    create_key(binaries, key_env, "--name", "evil\x1b]0;owned\x07\x1b[2J")
+    listing = keys_cmd(binaries, key_env, "list").stdout
+    assert "\x1b" not in listing and "\x07" not in listing, repr(listing)
+    assert "evil\\u{1b}]0;owned\\u{7}" in listing, listing
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+
+
+@needs_redis
+def test_a_fleet_revocation_survives_a_restart_without_redis(binaries, tls, users_file, fake_ollama, log_dir,
+                                                            tmp_path):
+    """The watcher writes the revocations it reads from Redis into its own database: a server restarted while
+    Redis is down (or emptied) still refuses the key."""
+    from conftest import Proc
+    users = tmp_path / "users.htpasswd"
+    shutil.copy(users_file, users)
+    state_a, state_b = tmp_path / "a", tmp_path / "b"
+    port = _free_port()
+    redis_url = f"redis://127.0.0.1:{port}"
+    redis = Proc("redis-keys-fleet", ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+                 log_dir).start(r"Ready to accept connections")
+
+    def keys(state, *args):
+        return subprocess.run([str(binaries["tollgate"]), "keys", *args, "--users", str(users), "--state-dir",
+                               str(state), "--redis", redis_url], capture_output=True, text=True, timeout=60)
+
+    key = keys(state_a, "create", USER, "--name", "fleet").stdout.strip()
+    assert key.startswith("tg_")
+    shutil.copytree(state_a, state_b)  # the fleet's second server runs on a copy of the database
+
+    def serve(state, name):
+        return start_tollgate(binaries, tls, users, fake_ollama, log_dir, name, "--rate", "0", "--state-dir",
+                              str(state), "--redis", redis_url, "--metrics-listen", "127.0.0.1:0")
+
+    def status(server):
+        with httpx.Client(base_url=server.url, verify=tls.context(), timeout=30) as c:
+            return c.get("/api/tags", headers={"authorization": f"Bearer {key}"}).status_code
+
+    b = serve(state_b, "tollgate-keys-fleet-b")
+    try:
+        assert wait_until(lambda: status(b) == 200)
+        r = keys(state_a, "revoke", key_id(key))
+        assert r.returncode == 0 and "published the revocation" in r.stdout, r.stdout + r.stderr
+        assert wait_until(lambda: status(b) == 401)
+        assert wait_until(lambda: "revoked" in keys_cmd(binaries, {"users": users, "state": state_b}, "list").stdout)
+        redis.stop()
+        b.proc.stop()
+        b = serve(state_b, "tollgate-keys-fleet-b2")
+        assert status(b) == 401, "B accepts a key revoked fleet-wide"
+    finally:
+        b.proc.stop()
+        redis.stop()
+
+
+@needs_redis
+def test_the_fleet_throttle_lets_a_key_verified_from_that_prefix_through(binaries, tls, users_file, fake_ollama,
+                                                                       log_dir, tmp_path):
+    """As locally, a key verified from a prefix passes that prefix's throttle with redis: a neighbour guessing the
+    user's password does not lock the user's keys out fleet-wide."""
+    from conftest import Proc
+    users = tmp_path / "users.htpasswd"
+    shutil.copy(users_file, users)
+    state = tmp_path / "state"
+    port = _free_port()
+    redis = Proc("redis-keys-throttle", ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+                 log_dir).start(r"Ready to accept connections")
+    key = create_key(binaries, {"users": users, "state": state})
+    try:
+        server = start_tollgate(binaries, tls, users, fake_ollama, log_dir, "tollgate-keys-throttle-fleet", "--rate",
+                                "0", "--state-dir", str(state), "--metrics-listen", "127.0.0.1:0", "--redis",
+                                f"redis://127.0.0.1:{port}")
+        try:
+            with httpx.Client(base_url=server.url, verify=tls.context(), timeout=30) as c:
+                assert wait_until(lambda: c.get("/api/tags", headers={"authorization": f"Bearer {key}"}).status_code == 200)
+                for _ in range(10):
+                    c.get("/api/tags", auth=(USER, "guess"))
+                assert c.get("/api/tags", auth=(USER, "guess")).status_code == 429
+            # A new connection: on the old one the login is remembered and no throttle is asked at all.
+            with httpx.Client(base_url=server.url, verify=tls.context(), timeout=30) as fresh:
+                assert fresh.get("/api/tags", headers={"authorization": f"Bearer {key}"}).status_code == 200
+        finally:
+            server.proc.stop()
+    finally:
+        redis.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (sudo tollgate keys create)")
+def test_keys_create_as_root_gives_a_new_state_directory_to_the_users_files_owner(binaries, users_file, tmp_path):
+    """Run by root before the server ever ran, `keys create` creates the state directory (0700) and the database:
+    both go to the users file's owner (the account the server runs as), or the server could not open them."""
+    d = tmp_path / "deploy"
+    d.mkdir()
+    users = d / "users.htpasswd"
+    shutil.copy(users_file, users)
+    os.chown(users, 65534, 65534)
+    env = {"users": users, "state": d / "state"}
+    create_key(binaries, env)
+    for path in (d / "state", d / "state" / "tollgate.db"):
+        st = os.stat(path)
+        assert (st.st_uid, st.st_gid) == (65534, 65534), (path, st.st_uid)
+    assert os.stat(d / "state").st_mode & 0o777 == 0o700

@@ -75,6 +75,7 @@ import (
 	"os"
 	"path"
 	"reflect"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -299,6 +300,28 @@ type Generation struct {
 	KeepAlive    *float64 `json:"keep_alive"`
 	Stream       bool     `json:"stream"`
 	IncludeUsage bool     `json:"include_usage"`
+	// What reaches past the request's own generation: the options map's keys with a value (FromMap skips null),
+	// shift (generate, chat) and template (generate) as the handler reads them, and whether the Anthropic or
+	// Responses layer would run its web search (a tool type starting "web_search", blanks trimmed as the cloud
+	// proxy does; the Responses layer's "web_search", nested namespace tools included).
+	OptionKeys []string `json:"option_keys"`
+	Shift      *bool    `json:"shift"`
+	Template   string   `json:"template"`
+	WebSearch  bool     `json:"web_search"`
+}
+
+type toolType struct {
+	Type  string     `json:"type"`
+	Tools []toolType `json:"tools"`
+}
+
+func hasWebSearch(tools []toolType) bool {
+	for _, t := range tools {
+		if strings.HasPrefix(strings.TrimSpace(t.Type), "web_search") || hasWebSearch(t.Tools) {
+			return true
+		}
+	}
+	return false
 }
 
 // ollamaDuration is api.Duration's UnmarshalJSON, reporting seconds (-1: forever).
@@ -361,10 +384,25 @@ func generationReading(route string, body []byte) *Generation {
 			Options   map[string]any  `json:"options"`
 			KeepAlive *ollamaDuration `json:"keep_alive"`
 			Stream    *bool           `json:"stream"`
+			Shift     *bool           `json:"shift"`
+			Template  string          `json:"template"`
 		}
 		if err := dec.Decode(&v); err != nil {
 			g.Error = err.Error()
 			return g
+		}
+		g.OptionKeys = []string{}
+		for k, val := range v.Options {
+			if val != nil {
+				g.OptionKeys = append(g.OptionKeys, k)
+			}
+		}
+		sort.Strings(g.OptionKeys)
+		if route == "POST /api/generate" || route == "POST /api/chat" {
+			g.Shift = v.Shift
+		}
+		if route == "POST /api/generate" {
+			g.Template = v.Template
 		}
 		var err error
 		if g.NumCtx, err = optionInt(v.Options, "num_ctx"); err != nil {
@@ -395,24 +433,28 @@ func generationReading(route string, body []byte) *Generation {
 		g.IncludeUsage = v.StreamOptions != nil && v.StreamOptions.IncludeUsage
 	case "POST /v1/responses":
 		var v struct {
-			MaxOutputTokens *int `json:"max_output_tokens"`
-			Stream          bool `json:"stream"`
+			MaxOutputTokens *int       `json:"max_output_tokens"`
+			Stream          bool       `json:"stream"`
+			Tools           []toolType `json:"tools"`
 		}
 		if err := dec.Decode(&v); err != nil {
 			g.Error = err.Error()
 			return g
 		}
+		g.WebSearch = hasWebSearch(v.Tools)
 		g.NumPredict = intPtr(v.MaxOutputTokens)
 		g.Stream = v.Stream
 	case "POST /v1/messages":
 		var v struct {
-			MaxTokens int  `json:"max_tokens"`
-			Stream    bool `json:"stream"`
+			MaxTokens int        `json:"max_tokens"`
+			Stream    bool       `json:"stream"`
+			Tools     []toolType `json:"tools"`
 		}
 		if err := dec.Decode(&v); err != nil {
 			g.Error = err.Error()
 			return g
 		}
+		g.WebSearch = hasWebSearch(v.Tools)
 		if v.MaxTokens <= 0 {
 			g.Error = "max_tokens is required and must be positive"
 		}

@@ -88,6 +88,17 @@ int tg_SSL_CTX_use_pem(SSL_CTX *ctx, tg_tls_library *lib, const char *cert, size
 /// The expiry (seconds since the epoch) of the first certificate in PEM text, or -1.
 long long tg_certificate_not_after_pem(const char *cert, size_t cert_len);
 
+/// Verifies the first certificate of PEM text against the others in it (as intermediates) and the trust store:
+/// ca_file when given, else OpenSSL's default paths (the system's CA bundle), at time `at` (seconds since the
+/// epoch). Returns X509_V_OK (0) or OpenSSL's verify error code (18: a self-signed leaf), -1 when the text holds
+/// no certificate; err gets the reason, issuer the leaf's issuer as one line.
+int tg_certificate_verify_chain_pem(const char *cert, size_t cert_len, const char *ca_file, long long at,
+                                    char *err, size_t err_len, char *issuer, size_t issuer_len);
+
+/// The kernel clock's state from adjtimex(2) asking nothing to change: 5 (TIME_ERROR) when the clock is not
+/// synchronized, another state when it is, -1 when the call fails.
+int tg_clock_state(void);
+
 /// Generates a P-256 key and an X.509 certificate.
 /// If ca_key_path/ca_cert_path are NULL the certificate is self-signed; is_ca marks it as a CA.
 /// san is a comma-separated subjectAltName value ("DNS:localhost,IP:127.0.0.1"), may be NULL.

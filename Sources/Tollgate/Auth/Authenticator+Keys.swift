@@ -11,9 +11,18 @@ extension Authenticator {
         case throttled(retryAfterSeconds: Int)
     }
 
+    /// Whether `token` was verified right from the prefix of `clientIP` recently (the throttle's memory of
+    /// successes, as `checkKey` consults it): the fleet's throttle lets such a key through as this process's does.
+    public func isKeyVerified(_ token: APIKeyToken, clientIP: String) -> Bool {
+        let now = clock()
+        let prefix = LoginThrottle.Key(clientIP: clientIP, user: "").prefix
+        let credential = token.hash
+        return state.withLock { $0.throttle.wasVerified(prefix, credential: credential, now: now) }
+    }
+
     /// Checks an API key for a request from `clientIP`, on the spot (a snapshot lookup, one SHA-256, one
     /// constant-time compare: cheap enough for the loop). A key is a login like a password: a wrong or unknown one
-    /// counts as a failed login for the client prefix and `throttleUser` (the key's user when the id is known), a
+    /// counts as a failed login for the client prefix and `throttleUser` (the user claimed, else `tg_<id>`), a
     /// throttled client is refused before the check unless this very key was verified from its prefix, and the
     /// key's user must be in the users file now (removed or disabled there, the key stops working).
     /// `claimedUser` (the user part of `user:key`) must be the key's user. `throttle` false: the fleet's throttle

@@ -155,7 +155,8 @@ extension SettingDefinition {
         .init("policy", .lines, default: nil, .reloadable,
               .field(\.policies) { $0.policies() },
               "Per-user policy: USER (or * for everyone) then key=value pairs: tokens-per-day, tokens-per-month, "
-              + "requests-per-day, models, max-inflight, rate, cloud-models, max-context, max-predict, keep-alive; "
+              + "requests-per-day, models, max-inflight, rate, cloud-models, max-context, max-predict, keep-alive, "
+              + "model-overrides; "
               + "repeatable, one line per user."),
         // Shared limits (several Tollgates behind one load balancer)
         .init("redis", .string, default: nil, .restart,

@@ -1,7 +1,7 @@
 import Synchronization
 
 /// A key store in memory, for tests: the same contract as the database's, with `changeToken` moving on every change
-/// made through `insert` and `revoke` (as another process's writes move SQLite's `data_version`).
+/// made through `insert` and `revoke` (as the key table's change counter moves in the database).
 public final class InMemoryKeyStore: KeyStore {
     private let state = Mutex<(keys: [APIKey], version: Int64)>(([], 0))
 
@@ -30,6 +30,18 @@ public final class InMemoryKeyStore: KeyStore {
                 s.version += 1
             }
             return true
+        }
+    }
+
+    public func revoke(ids: Set<String>, at time: Int64) throws(KeyStoreError) -> Int {
+        state.withLock { s in
+            var count = 0
+            for i in s.keys.indices where s.keys[i].revoked == nil && ids.contains(s.keys[i].id) {
+                s.keys[i].revoked = time
+                count += 1
+            }
+            if count > 0 { s.version += 1 }
+            return count
         }
     }
 

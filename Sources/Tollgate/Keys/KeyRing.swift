@@ -41,7 +41,9 @@ public final class KeyRing: Sendable {
             fresh[key.id] = Entry(user: key.user, hash: key.hash, models: key.models.isEmpty ? nil : Set(key.models),
                                   expires: key.expires, revoked: key.revoked != nil)
         }
-        table.withLock { $0 = fresh }
+        // Swapped inside the lock, the old table freed outside it (by `fresh` going out of scope): a large table's
+        // deallocation must not hold up every key check on the loops.
+        table.withLock { swap(&$0, &fresh) }
         version.add(1, ordering: .releasing)
     }
 

@@ -10,6 +10,10 @@ public protocol KeyStore: AnyObject, Sendable {
     func all() throws(KeyStoreError) -> [APIKey]
     /// Marks `id` revoked at `time`; false when there is no such key (revoking twice keeps the first time).
     func revoke(id: String, at time: Int64) throws(KeyStoreError) -> Bool
+    /// Marks every id of `ids` that is not revoked yet revoked at `time`, in one transaction (the fleet's
+    /// revocations, kept in this database so a restart without Redis still refuses them); unknown ids are skipped.
+    /// Returns how many keys it revoked.
+    func revoke(ids: Set<String>, at time: Int64) throws(KeyStoreError) -> Int
     /// Records when keys were last used (id → seconds since the epoch), never moving a time backwards.
     func recordLastUsed(_ times: [String: Int64]) throws(KeyStoreError)
     /// A value that changes whenever another writer (the command line, another process) changed the keys since the

@@ -3,10 +3,10 @@ import Synchronization
 import TollgateIO
 
 /// Keeps a `KeyRing` in step with the key store, on its own thread: every `pollMillis` it asks the store whether
-/// another writer changed the keys (SQLite's `data_version`, one cheap query) and, only then, reloads the table into
+/// the keys changed (the key table's change counter, one cheap query; never moved by the ledger or last-use times) and, only then, reloads the table into
 /// the ring, so a `tollgate keys revoke` stops the key on every worker within a poll. Every `flushSeconds` it writes
 /// the last-use times the ring collected, in one transaction: requests never write the database. With `fleet`, it
-/// also polls the fleet's revocations (Redis) and hands them to the ring.
+/// also polls the fleet's revocations (Redis), hands them to the ring and writes them to its own database.
 ///
 /// A store that fails (locked, unreadable) keeps the snapshot in force and is reported once until it works again.
 /// Call `stop` before releasing it: it writes the last-use times one last time.
@@ -23,6 +23,8 @@ public final class KeyWatcher: @unchecked Sendable {
     // Confined to the watcher thread after init (and to `refresh`'s caller in tests, which run no thread).
     private var lastToken: Int64?
     private var failing = false
+    /// Ids revoked fleet-wide not yet written to the store.
+    private var unsavedFleetRevocations: Set<String> = []
 
     /// Loads the store into `ring` now (on the caller's thread: start-up) and, when `start` is true, starts the
     /// thread. Throws when the first load fails: a server must not start without its keys.
@@ -67,8 +69,25 @@ public final class KeyWatcher: @unchecked Sendable {
                 Diagnostics.warn("keys: \(error.description); the keys loaded before stay in force")
             }
         }
-        if let fleet, let revoked = fleet.revokedSince() { ring.revokeFleetWide(revoked) }
+        if let fleet, let revoked = fleet.revokedSince() {
+            ring.revokeFleetWide(revoked)
+            unsavedFleetRevocations.formUnion(revoked)
+        }
+        saveFleetRevocations()
         return reloaded
+    }
+
+    /// Writes the fleet's revocations read from Redis into this server's own database, so that a restart while
+    /// Redis is down (or was emptied) still refuses them; on failure they are tried again on the next poll.
+    private func saveFleetRevocations() {
+        guard !unsavedFleetRevocations.isEmpty else { return }
+        do throws(KeyStoreError) {
+            let count = try store.revoke(ids: unsavedFleetRevocations, at: ring.clock())
+            unsavedFleetRevocations.removeAll()
+            if count > 0 { Diagnostics.info("keys: \(count) key(s) revoked fleet-wide recorded in this server's key table") }
+        } catch {
+            Diagnostics.warn("keys: cannot record fleet-wide revocations in the key table: \(error.description)")
+        }
     }
 
     /// Writes the last-use times the ring collected (one transaction); on failure they are kept for the next try.

@@ -4,6 +4,12 @@ import TollgateIO
 /// The key table in the state database (`tollgate.db`): table `api_keys`, created if missing, its schema version in
 /// `api_keys_schema` (a table of its own, so the key table's version never collides with the ledger's).
 ///
+/// `api_keys_changes` holds one counter that triggers move in the transaction of every insert, delete or change
+/// of a key (revocation included) but not of its last-use time: the watcher reloads the table only when it moved,
+/// so neither the ledger's commits to the same database nor its own last-use writes make it reload. Triggers, not
+/// the store's statements, move it, so any writer (an older `tollgate keys`, `sqlite3`) is seen too; the table and
+/// triggers are added to an existing database on open, so the schema version stays 1.
+///
 /// One connection per store, used by one thread at a time (the key watcher's in the server, the command line's):
 /// the lock only makes that a guarantee. Every call may wait on the disk, up to the busy timeout on another writer.
 public final class SQLiteKeyStore: KeyStore {
@@ -34,6 +40,15 @@ public final class SQLiteKeyStore: KeyStore {
                         revoked INTEGER,
                         last_used INTEGER
                     );
+                    CREATE TABLE IF NOT EXISTS api_keys_changes (count INTEGER NOT NULL);
+                    INSERT INTO api_keys_changes (count) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM api_keys_changes);
+                    CREATE TRIGGER IF NOT EXISTS api_keys_changed_insert AFTER INSERT ON api_keys
+                        BEGIN UPDATE api_keys_changes SET count = count + 1; END;
+                    CREATE TRIGGER IF NOT EXISTS api_keys_changed_update
+                        AFTER UPDATE OF id, user, name, hash, created, expires, models, revoked ON api_keys
+                        BEGIN UPDATE api_keys_changes SET count = count + 1; END;
+                    CREATE TRIGGER IF NOT EXISTS api_keys_changed_delete AFTER DELETE ON api_keys
+                        BEGIN UPDATE api_keys_changes SET count = count + 1; END;
                     """)
                 let version = try connection.prepare("SELECT max(version) FROM api_keys_schema")
                 let found = try version.step() ? version.int64(0) : nil
@@ -98,6 +113,21 @@ public final class SQLiteKeyStore: KeyStore {
         }
     }
 
+    public func revoke(ids: Set<String>, at time: Int64) throws(KeyStoreError) -> Int {
+        try run { db throws(SQLiteError) in
+            try db.transaction { () throws(SQLiteError) in
+                let s = try db.prepare("UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL")
+                var count = 0
+                for id in ids.sorted() {
+                    try s.bind([.integer(time), .text(id)])
+                    try s.run()
+                    count += db.changes
+                }
+                return count
+            }
+        }
+    }
+
     public func recordLastUsed(_ times: [String: Int64]) throws(KeyStoreError) {
         try run { db throws(SQLiteError) in
             try db.transaction { () throws(SQLiteError) in
@@ -110,10 +140,11 @@ public final class SQLiteKeyStore: KeyStore {
         }
     }
 
-    /// SQLite's `data_version`: it moves when another connection (the command line, another process) committed.
+    /// The change counter (`api_keys_changes`): it moves with every committed change to a key, whoever made it,
+    /// and never with a last-use time or a commit to another table.
     public func changeToken() throws(KeyStoreError) -> Int64 {
         try run { db throws(SQLiteError) in
-            let s = try db.prepare("PRAGMA data_version")
+            let s = try db.prepare("SELECT max(count) FROM api_keys_changes")
             defer { s.reset() }
             return try s.step() ? s.int64(0) ?? 0 : 0
         }

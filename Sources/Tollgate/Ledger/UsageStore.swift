@@ -9,6 +9,7 @@ public final class UsageStore: @unchecked Sendable {
     /// The connection (for the few callers that need more than the queries here).
     public let database: SQLiteDatabase
     private var insertStatement: SQLiteStatement?
+    private var groupInsertStatement: SQLiteStatement?
 
     /// The table and its indexes: (user, time) for balances, key_id for the tokens each key used. No index on time
     /// alone (one index less per insert): rows are appended in time order, so retention finds the old ones first
@@ -48,32 +49,60 @@ public final class UsageStore: @unchecked Sendable {
         database = try StateDatabase.openForReading(path)
     }
 
-    /// Appends `rows` in one transaction, with one prepared insert.
+    /// Appends `rows` in one transaction: groups of `rowsPerGroupInsert` through one multi-row insert (a statement
+    /// run costs about as much as the rows it inserts: grouping saves a third of the writer's CPU per row), the rest
+    /// one by one. Both statements are prepared once.
     public func insert(_ rows: [UsageRow]) throws(SQLiteError) {
-        let insert: SQLiteStatement
-        if let insertStatement {
-            insert = insertStatement
-        } else {
-            insert = try database.prepare("""
-                INSERT INTO usage (time, request_id, user, key_id, model, route, status, prompt_tokens,
-                                   completion_tokens, duration_us, ttfb_us, backend, charged_tokens,
-                                   counted_request)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
-            insertStatement = insert
-        }
+        let group = try statement(rows: Self.rowsPerGroupInsert, cached: &groupInsertStatement)
+        let single = try statement(rows: 1, cached: &insertStatement)
         try database.transaction { () throws(SQLiteError) in
-            for row in rows {
-                try insert.bind([
-                    .integer(row.time), .text(row.requestID), .text(row.user), .text(row.keyID), .text(row.model),
-                    .text(row.route), .integer(Int64(row.status)), .integer(row.promptTokens.map(Int64.init)),
-                    .integer(row.completionTokens.map(Int64.init)), .integer(row.durationMicros),
-                    .integer(row.ttfbMicros), .text(row.backend), .integer(Int64(row.chargedTokens)),
-                    .integer(row.countedRequest ? 1 : 0),
-                ])
-                try insert.run()
+            var next = rows.startIndex
+            while rows.endIndex - next >= Self.rowsPerGroupInsert {
+                for i in 0..<Self.rowsPerGroupInsert { try bind(rows[next + i], to: group, at: Int32(i * Self.columns.count)) }
+                try group.run()
+                next += Self.rowsPerGroupInsert
+            }
+            while next < rows.endIndex {
+                try bind(rows[next], to: single, at: 0)
+                try single.run()
+                next += 1
             }
         }
+    }
+
+    /// Rows per multi-row insert.
+    static let rowsPerGroupInsert = 16
+
+    /// The columns an insert sets, in the order `bind` binds them.
+    static let columns = ["time", "request_id", "user", "key_id", "model", "route", "status", "prompt_tokens",
+                          "completion_tokens", "duration_us", "ttfb_us", "backend", "charged_tokens",
+                          "counted_request"]
+
+    private func statement(rows: Int, cached: inout SQLiteStatement?) throws(SQLiteError) -> SQLiteStatement {
+        if let cached { return cached }
+        let values = "(" + Array(repeating: "?", count: Self.columns.count).joined(separator: ", ") + ")"
+        let made = try database.prepare("INSERT INTO usage (" + Self.columns.joined(separator: ", ") + ") VALUES "
+                                        + Array(repeating: values, count: rows).joined(separator: ", "))
+        cached = made
+        return made
+    }
+
+    /// Binds `row`'s columns to parameters `base + 1`… of `statement`.
+    private func bind(_ row: UsageRow, to statement: SQLiteStatement, at base: Int32) throws(SQLiteError) {
+        try statement.bind(base + 1, .integer(row.time))
+        try statement.bind(base + 2, .text(row.requestID))
+        try statement.bind(base + 3, .text(row.user))
+        try statement.bind(base + 4, .text(row.keyID))
+        try statement.bind(base + 5, .text(row.model))
+        try statement.bind(base + 6, .text(row.route))
+        try statement.bind(base + 7, .integer(Int64(row.status)))
+        try statement.bind(base + 8, .integer(row.promptTokens.map(Int64.init)))
+        try statement.bind(base + 9, .integer(row.completionTokens.map(Int64.init)))
+        try statement.bind(base + 10, .integer(row.durationMicros))
+        try statement.bind(base + 11, .integer(row.ttfbMicros))
+        try statement.bind(base + 12, .text(row.backend))
+        try statement.bind(base + 13, .integer(Int64(row.chargedTokens)))
+        try statement.bind(base + 14, .integer(row.countedRequest ? 1 : 0))
     }
 
     /// Deletes at most `limit` rows older than `before` (Unix ms) in one short transaction; returns how many. Called

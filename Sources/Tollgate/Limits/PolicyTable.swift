@@ -40,3 +40,22 @@ public struct PolicyTable: Sendable, Equatable {
         ["* " + everyone.summary] + lines.keys.sorted().map { "\($0) " + effective[$0, default: everyone].summary }
     }
 }
+
+extension PolicyTable {
+    /// check-config's line on `model-overrides`: who may send runner options, `shift` and `template`, given the
+    /// administrators and whether users authenticate (without, everyone may unless the `*` line refuses).
+    public func modelOverridesSummary(admins: Set<String>, authenticates: Bool) -> String {
+        let everyoneMay = everyone.modelOverrides.map { $0 == .allow } ?? !authenticates
+        let exceptions = lines.keys.sorted().filter { user in
+            guard let own = lines[user]?.modelOverrides else { return false }
+            return (own == .allow) != everyoneMay && !admins.contains(user)
+        }
+        var text = everyoneMay ? "allowed for everyone" : "refused except for administrators"
+        if !exceptions.isEmpty {
+            text += everyoneMay ? "; refused for " : "; allowed for "
+            text += exceptions.joined(separator: ", ")
+        }
+        if everyoneMay && authenticates && !admins.isEmpty && !exceptions.isEmpty { text += " (administrators always allowed)" }
+        return "model-overrides (runner options, shift, template): " + text
+    }
+}

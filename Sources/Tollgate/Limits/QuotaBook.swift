@@ -106,6 +106,21 @@ public final class QuotaBook: Sendable {
                                 capped: false, day: reservation.day, month: reservation.month)
     }
 
+    /// Every user's spending in the current windows (what `balance(of:)` says of each, without the holds): the
+    /// quota gauges' values, read at scrape time.
+    public func spending() -> [String: Spending] {
+        let windows = UTCWindows(unixSeconds: clock())
+        return balances.withLock { table in
+            var out: [String: Spending] = [:]
+            for (user, stored) in table {
+                var b = stored
+                b.roll(windows)
+                out[user] = Spending(dayTokens: b.dayTokens, monthTokens: b.monthTokens, dayRequests: b.dayRequests)
+            }
+            return out
+        }
+    }
+
     /// `user`'s balance now: spent and held in the day and month, requests today.
     public func balance(of user: String) -> (dayTokens: Int, monthTokens: Int, dayRequests: Int, held: Int) {
         let windows = UTCWindows(unixSeconds: clock())

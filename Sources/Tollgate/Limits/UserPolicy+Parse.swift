@@ -1,7 +1,11 @@
 extension UserPolicy {
     /// The keys a `policy` line may set, in the order check-config prints them.
     public static let keys = ["tokens-per-day", "tokens-per-month", "requests-per-day", "models", "max-inflight", "rate",
-                              "cloud-models", "max-context", "max-predict", "keep-alive"]
+                              "cloud-models", "max-context", "max-predict", "keep-alive", "model-overrides"]
+
+    /// The longest `keep-alive` cap (a year): Ollama turns `keep_alive` seconds into a Go `time.Duration`, which
+    /// overflows past about 292 years and then reads as negative, that is forever.
+    public static let maxKeepAliveSeconds = 365 * 86400
 
     /// Reads one `policy` line: `USER key=value …` or `* key=value …` (the subject, then at least one key, each once,
     /// separated by blanks). The error is the message without location; it names the bad key and value.
@@ -48,6 +52,9 @@ extension UserPolicy {
             guard let seconds = UserPolicy.durationSeconds(value) else {
                 return "expected a duration such as 300, 30s, 5m or 1h (or off)"
             }
+            guard seconds <= UserPolicy.maxKeepAliveSeconds else {
+                return "at most 8760h (a year; off for no cap)"
+            }
             keepAliveSeconds = .at(seconds)
             return nil
         case "rate":
@@ -60,6 +67,10 @@ extension UserPolicy {
         case "cloud-models":
             guard let choice = CloudModels(rawValue: value) else { return "expected off, admins or all" }
             cloudModels = choice
+            return nil
+        case "model-overrides":
+            guard let choice = ModelOverrides(rawValue: value) else { return "expected refuse or allow" }
+            modelOverrides = choice
             return nil
         case "models":
             if value == "*" { models = []; return nil }
@@ -103,6 +114,8 @@ extension UserPolicy {
             case "h": total += number * 3600
             default: return nil
             }
+            // Far past any cap: stop before a long line of large parts could overflow.
+            guard total < 1 << 50 else { return nil }
             number = 0
             digits = 0
         }
@@ -127,6 +140,7 @@ extension UserPolicy {
         limit("max-context", maxContext)
         limit("max-predict", maxPredict)
         if let keepAliveSeconds { parts.append("keep-alive=\(keepAliveSeconds.value.map { "\($0)s" } ?? "off")") }
+        if let modelOverrides { parts.append("model-overrides=\(modelOverrides.rawValue)") }
         return parts.isEmpty ? "(no limits of its own)" : parts.joined(separator: " ")
     }
 }

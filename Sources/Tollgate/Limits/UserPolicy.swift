@@ -24,6 +24,10 @@ public struct UserPolicy: Sendable, Equatable {
     public var maxPredict: PolicyLimit?
     /// The longest `keep_alive` a request may ask for, in seconds.
     public var keepAliveSeconds: PolicyLimit?
+    /// Whether this user's requests may change how the shared model is loaded or prompted (runner options in
+    /// `options`, `shift`, `template`). Unset means refused for everyone but administrators (and allowed with
+    /// authentication off, where there are no users to tell apart).
+    public var modelOverrides: ModelOverrides?
 
     /// Nothing set.
     public init() {}
@@ -41,6 +45,7 @@ public struct UserPolicy: Sendable, Equatable {
         if let v = other.maxContext { p.maxContext = v }
         if let v = other.maxPredict { p.maxPredict = v }
         if let v = other.keepAliveSeconds { p.keepAliveSeconds = v }
+        if let v = other.modelOverrides { p.modelOverrides = v }
         return p
     }
 
@@ -72,4 +77,14 @@ public enum PolicyLimit: Sendable, Equatable {
         if case .at(let n) = self { return n }
         return nil
     }
+}
+
+/// Whether a user's requests may change how the shared model is loaded or prompted for everyone (policy key
+/// `model-overrides`): runner options in `options` (`num_gpu`, `num_batch`, `use_mmap`, ...; `num_ctx` where no
+/// `max-context` caps it), top-level `shift`, a user-supplied `template`.
+public enum ModelOverrides: String, Sendable, Equatable {
+    /// Refused with 400 naming the field (the default for users who are not administrators).
+    case refuse
+    /// Forwarded as sent.
+    case allow
 }

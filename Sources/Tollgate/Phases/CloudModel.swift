@@ -41,14 +41,28 @@ extension CloudModel {
 
         /// 403 when `name` is a cloud model that `user` may not use; nil otherwise.
         func refusal(_ name: String, user: String?) -> ErrorResponse? {
-            guard CloudModel.isCloud(name) else { return nil }
+            guard CloudModel.isCloud(name), let setting = refusingSetting(user: user) else { return nil }
+            return ErrorResponse(status: 403, message: "model \"\(name)\" runs on ollama.com on this server's account, which this server does not allow\(setting == .admins ? " for non-administrators" : "")")
+        }
+
+        /// 403 for a tool of type `type` (Ollama's web search, which it runs through ollama.com with the server's
+        /// key, generating again with each result) when `user` may not use the cloud; nil otherwise.
+        func webSearchRefusal(_ type: String, user: String?) -> ErrorResponse? {
+            guard let setting = refusingSetting(user: user) else { return nil }
+            return ErrorResponse(status: 403, message: "tool type \"\(type)\" makes Ollama search the web through ollama.com on this server's account, which this server does not allow\(setting == .admins ? " for non-administrators" : "") (cloud-models)")
+        }
+
+        /// Whether `user` may use the cloud at all.
+        func allows(user: String?) -> Bool { refusingSetting(user: user) == nil }
+
+        /// The setting that refuses `user` the cloud, or nil when it allows it.
+        private func refusingSetting(user: String?) -> CloudModels? {
             let isAdmin = user.map { admins.contains($0) } ?? false
             let setting = policies.isEmpty ? self.setting : (policies.policy(for: user).cloudModels ?? self.setting)
             switch setting {
             case .all: return nil
             case .admins where isAdmin || !authenticates: return nil
-            default:
-                return ErrorResponse(status: 403, message: "model \"\(name)\" runs on ollama.com on this server's account, which this server does not allow\(setting == .admins ? " for non-administrators" : "")")
+            default: return setting
             }
         }
     }

@@ -27,6 +27,7 @@ enum ConnectionPhases {
             CloudModelPath.self,
             BodyReading.self,
             ModelGate.self,
+            SharedModelGuard.self,
             Quota.self,
             Concurrency.self,
         ]

@@ -104,9 +104,10 @@ struct CredentialHeaders: ConnectionPhase {
                 return .answer(Authentication.unauthorized("this server has no API keys (no key table)", realm: realm), .rejected)
             }
             ex.keyID = token.id
-            // The throttle counts a key's failures under its user (an unknown id under the name it claims, or the
-            // id itself), so guessing at one user's keys throttles that user from that prefix as passwords do.
-            let user = keys.owner(of: token.id) ?? claimedUser ?? "tg_\(token.id)"
+            // The throttle counts a key's failures under the user it claims, else under the id itself, whether or
+            // not the id exists: counting a known id under its owner would make the throttle tell which ids exist
+            // (a throttled owner answers 429 where an unknown id answers 401).
+            let user = claimedUser ?? "tg_\(token.id)"
             ex.attemptedUser = claimedUser ?? keys.owner(of: token.id)
             ex.credentialFingerprint = fingerprint
             let clientIP = ex.client.map { SocketAddress(host: $0, port: 0).hostString } ?? c.peerString

@@ -16,7 +16,7 @@ struct LoginThrottling: ConnectionPhase {
     func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
         guard let login = ex.login else { return .next }
         let later = Resumption(ex: ex, host: c, read: LoginThrottling.read)
-        return later.outcome(store.gate(login.credentials, clientIP: login.clientIP, later: later))
+        return later.outcome(store.gate(login.credentials, key: login.key?.token, clientIP: login.clientIP, later: later))
     }
 
     /// The exchange's outcome for `verdict`: the password is checked next (`Authentication`), with this process's

@@ -3,7 +3,7 @@ import TollgateHTTP
 /// The route-policy phase: what each route allows, after authentication.
 ///
 /// Read-only and inference routes are open to every authenticated user; admin routes (pull, push, create, copy,
-/// delete, blobs) only to configured admins; account and cloud routes are refused for everyone; unknown paths get
+/// delete, blobs) only to configured admins, and never to an API key limited to some models; account and cloud routes are refused for everyone; unknown paths get
 /// 404 without reaching Ollama; a Content-Length already over the route's body limit gets 413 before the body is read
 /// (chunked bodies are counted as they stream and stopped at the same limit).
 struct RoutePolicy: ConnectionPhase {
@@ -37,6 +37,12 @@ struct RoutePolicy: ConnectionPhase {
             // With authentication off (tests of the bare proxy) there are no users to tell apart.
             if authenticates && !(ex.user.map { admins.contains($0) } ?? false) {
                 return ErrorResponse(status: 403, message: "\(ex.path) changes models on disk and is reserved for administrators")
+            }
+            // A key limited to some models must not reach every model through its (admin) user: pulling, creating
+            // from, copying or deleting any model, or writing blobs for one.
+            if let models = ex.keyModels {
+                return ErrorResponse(status: 403, message: "\(ex.path) changes models on disk; this API key is limited to "
+                    + "the models \(models.sorted().joined(separator: ", ")) and cannot use it")
             }
         case .inference, .readOnly:
             break

@@ -57,6 +57,27 @@ extension BodyRewrite {
             }
         }
 
+        /// Where each element of the array whose `[` is at `start` lies, in order, each value validated.
+        mutating func elements(at start: Int) throws -> [Range<Int>] {
+            let bad = Refusal(message: "the body is not valid JSON")
+            guard start < bytes.count, bytes[start] == UInt8(ascii: "[") else { throw bad }
+            reader.i = start + 1
+            reader.skipSpace()
+            var result: [Range<Int>] = []
+            if reader.i < bytes.count, bytes[reader.i] == UInt8(ascii: "]") { return result }
+            while true {
+                reader.skipSpace()
+                let valueStart = reader.i
+                try reader.value(depth: 1)
+                result.append(valueStart..<reader.i)
+                reader.skipSpace()
+                guard reader.i < bytes.count else { throw bad }
+                if bytes[reader.i] == UInt8(ascii: ",") { reader.i += 1; continue }
+                if bytes[reader.i] == UInt8(ascii: "]") { return result }
+                throw bad
+            }
+        }
+
         /// Whether the array whose `[` is at `start` has no elements.
         mutating func arrayIsEmpty(at start: Int) throws -> Bool {
             reader.i = start + 1
@@ -102,10 +123,17 @@ extension BodyRewrite {
 
         /// The string value starting at `i`, decoded as Go decodes it.
         mutating func decodedString(at i: Int) throws -> String {
+            guard let decoded = try decodedString(at: i, limit: 256) else {
+                throw Refusal(message: "a duration string is too long")
+            }
+            return decoded
+        }
+
+        /// The string value starting at `i`, decoded as Go decodes it; nil when it decodes to more than `limit`
+        /// bytes.
+        mutating func decodedString(at i: Int, limit: Int) throws -> String? {
             reader.i = i
-            let decoded = try reader.string(keep: true, limit: 256)
-            guard let decoded else { throw Refusal(message: "a duration string is too long") }
-            return String(decoding: decoded, as: UTF8.self)
+            return try reader.string(keep: true, limit: limit).map { String(decoding: $0, as: UTF8.self) }
         }
     }
 }

@@ -108,15 +108,22 @@ public enum BodyRewrite {
         }
         // Inserted members, written together (into the options object, or as a new one).
         var added: [(String, Int)] = []
-        if let cap = contextCap, let ctx = try mapKey(inner, "num_ctx") {
-            switch try optionInt(ctx, walker: &walker) {
-            case .absent:
-                break  // the server's default context: setting the cap could raise it
-            case .value(let n) where n >= 1 && n <= cap:
+        if let cap = contextCap {
+            // Absent or null, Ollama picks its own default context, which it sizes from the GPU's memory (up to
+            // the model's whole training context): the cap is set instead.
+            let ctx = try mapKey(inner, "num_ctx")
+            var current: OptionInt = .absent
+            if let ctx { current = try optionInt(ctx, walker: &walker) }
+            switch (current, ctx) {
+            case (.value(let n), _) where n >= 1 && n <= cap:
                 break
-            case .value:
+            case (_, let ctx?):
                 edits.append(Edit(at: ctx.value, text: String(cap)))
-                plan.lowered.append(LoweredField(field: "num_ctx", from: walker.text(ctx.value), to: cap))
+                let from = walker.isNull(ctx.value) ? nil : walker.text(ctx.value)
+                plan.lowered.append(LoweredField(field: "num_ctx", from: from, to: cap))
+            case (_, nil):
+                added.append(("num_ctx", cap))
+                plan.lowered.append(LoweredField(field: "num_ctx", from: nil, to: cap))
             }
         }
         if let cap = predictCap {

@@ -5,8 +5,9 @@
 /// as the client sent it. Nothing is ever raised: a cap only lowers, or sets a field whose absence means "unbounded".
 public struct GenerationLimits: Equatable, Sendable {
     /// The most `options.num_ctx` a request may ask for (routes with options: `/api/generate`, `/api/chat`,
-    /// `/api/embed`, `/api/embeddings`). A body without `num_ctx` keeps the server's default (the admin sets it with
-    /// `OLLAMA_CONTEXT_LENGTH`): setting the cap there could raise it.
+    /// `/api/embed`, `/api/embeddings`). A body without `num_ctx` (or with null) is given the cap: Ollama's own
+    /// default is sized from the GPU's memory, up to the model's whole training context, unless the admin pins it
+    /// with `OLLAMA_CONTEXT_LENGTH`.
     public var maxContext: Int?
     /// The most tokens a generation may produce, in the field Ollama reads on the route: `options.num_predict` on
     /// `/api/generate` and `/api/chat`, `max_tokens` on `/v1/chat/completions`, `/v1/completions` and `/v1/messages`,

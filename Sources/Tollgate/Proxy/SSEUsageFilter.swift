@@ -5,7 +5,10 @@
 /// `data: [DONE]` (chat and completions), and on `/v1/completions` also a zero `"usage"` member to every chunk. The
 /// filter holds each event only until its blank line has arrived (Ollama writes an event in one write), then drops
 /// the usage-only event, takes the `usage` member out of any other, and passes every other event through as it came.
-/// An event that grows past `maxEvent` without ending is passed through as it is, and so is the rest of the stream.
+/// An event that grows past `maxEvent` without ending is passed through as it comes, but for its last few kilobytes,
+/// from which the `usage` member that ends Ollama's `/v1/completions` chunks is taken out; filtering resumes with
+/// the next event. So at most `maxEvent` (plus one read) is held, and an event Tollgate asked for never reaches the
+/// client: the usage-only event is a few hundred bytes, never that large.
 ///
 /// Loop thread of its exchange.
 struct SSEUsageFilter {
@@ -13,25 +16,29 @@ struct SSEUsageFilter {
     static let maxEvent = 1 << 20
 
     private var held: [UInt8] = []
-    /// Whether the last byte held was a line feed (a second one ends the event).
+    /// Whether the last byte seen was a line feed (a second one ends the event).
     private var afterNewline = false
-    private var passthrough = false
+    /// The event now arriving grew past `maxEvent`: its bytes pass as they come, up to its end.
+    private var passingEvent = false
 
     /// Feeds `buffer[range]` (de-chunked body bytes); appends what the client gets now to `out`.
     mutating func feed(_ buffer: [UInt8], _ range: Range<Int>, into out: inout [UInt8]) {
-        if passthrough {
-            out.append(contentsOf: buffer[range])
-            return
-        }
         var start = range.lowerBound
         for i in range {
             let b = buffer[i]
             if b == 0x0D { continue }  // CRLF line ends: the LF decides
             if b == 0x0A {
                 if afterNewline {
-                    held.append(contentsOf: buffer[start...i])
+                    if passingEvent {
+                        held.append(contentsOf: buffer[start...i])
+                        out.append(contentsOf: Self.withoutTrailingUsage(held))
+                        held.removeAll(keepingCapacity: false)
+                        passingEvent = false
+                    } else {
+                        held.append(contentsOf: buffer[start...i])
+                        emit(into: &out)
+                    }
                     start = i + 1
-                    emit(into: &out)
                     afterNewline = false
                     continue
                 }
@@ -42,15 +49,40 @@ struct SSEUsageFilter {
         }
         held.append(contentsOf: buffer[start..<range.upperBound])
         if held.count > Self.maxEvent {
-            passthrough = true
-            out.append(contentsOf: held)
-            held = []
+            passingEvent = true
+        }
+        if passingEvent && held.count > Self.tailKept {
+            // Only the tail waits, for the zero `usage` member Ollama ends a `/v1/completions` chunk with.
+            out.append(contentsOf: held[..<(held.count - Self.tailKept)])
+            held.removeFirst(held.count - Self.tailKept)
         }
     }
 
-    /// The stream ended: whatever is held goes out as it is.
+    /// What an oversized event keeps back: room for Ollama's `,"usage":{…}` member and the event's end.
+    static let tailKept = 4096
+
+    /// The tail of an oversized event without a last top-level `,"usage":{…}` member: the line ends `,"usage":{`,
+    /// a flat object, and the one `}` that closes the event's object (an unescaped `"` cannot be inside a string,
+    /// and a nested object's member would be followed by more than one closing brace).
+    static func withoutTrailingUsage(_ tail: [UInt8]) -> [UInt8] {
+        var end = tail.count
+        while end > 0, tail[end - 1] == 0x0A || tail[end - 1] == 0x0D { end -= 1 }
+        guard end >= 2, tail[end - 1] == UInt8(ascii: "}") else { return tail }
+        let marker = Array(",\"usage\":{".utf8)
+        var k = end - 1 - marker.count
+        while k >= 0, !tail[k..<k + marker.count].elementsEqual(marker) { k -= 1 }
+        guard k >= 0 else { return tail }
+        let inner = tail[(k + marker.count)..<(end - 1)]
+        // The flat object and its `}`: no brace in it but the last.
+        guard let close = inner.firstIndex(of: UInt8(ascii: "}")), close == inner.endIndex - 1,
+              !inner.contains(UInt8(ascii: "{")) else { return tail }
+        return Array(tail[..<k]) + Array(tail[(end - 1)...])
+    }
+
+    /// The stream ended: an unfinished event held goes out as it is (a client drops an event without its blank
+    /// line anyway), unless it is Tollgate's usage-only event.
     mutating func finish(into out: inout [UInt8]) {
-        out.append(contentsOf: held)
+        if !held.isEmpty { emit(into: &out) }
         held = []
     }
 

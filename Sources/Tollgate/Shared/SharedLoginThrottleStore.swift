@@ -12,9 +12,16 @@ struct SharedLoginThrottleStore: LoginThrottleStore {
     /// The fleet-wide throttle.
     let throttle: SharedLoginThrottle
 
-    func gate(_ credentials: Credentials, clientIP: String, later: Resumption<LoginVerdict>) -> NowOrLater<LoginVerdict> {
+    func gate(_ credentials: Credentials, key: APIKeyToken?, clientIP: String, later: Resumption<LoginVerdict>) -> NowOrLater<LoginVerdict> {
         // Failures it did not cause never refuse a credential already known to be right.
-        if auth.isVerified(credentials, clientIP: clientIP) { return .now(.check(throttle: false)) }
+        // A key login is known by the key's own hash (as `checkKey` lets it through locally): its stand-in
+        // credentials (the user, no password) would never match, so a NAT guessing the user's password would
+        // lock out every key of that user fleet-wide.
+        if let key {
+            if auth.isKeyVerified(key, clientIP: clientIP) { return .now(.check(throttle: false)) }
+        } else if auth.isVerified(credentials, clientIP: clientIP) {
+            return .now(.check(throttle: false))
+        }
         if limits.isDown {
             limits.unavailable(.login, limits.downError, counted: false)
             return .now(fallback)

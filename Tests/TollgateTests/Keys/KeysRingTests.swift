@@ -167,4 +167,99 @@ final class KeyRingClock: Sendable {
         var mode = stat()
         #expect(stat(path, &mode) == 0 && mode.st_mode & 0o777 == 0o600)
     }
+
+    @Test func theChangeCounterMovesWithKeysOnlyNeverWithTheLedgerOrLastUse() throws {
+        let dir = try makeTemporaryDirectory()
+        let path = dir + "/state/tollgate.db"
+        let server = try SQLiteKeyStore(path: path)
+        let cli = try SQLiteKeyStore(path: path, create: false)
+        let other = try SQLiteDatabase(path: path, mode: .readWrite, busyTimeoutMillis: 1000)
+        defer {
+            server.close()
+            cli.close()
+            other.close()
+        }
+        let token = APIKeyToken.generate()
+        try cli.insert(APIKey(id: token.id, user: "alice", name: "", hash: token.hash, created: 1))
+        let start = try server.changeToken()
+        // Another connection's commits to another table (the usage ledger's) and last-use times from anywhere.
+        try other.exec("CREATE TABLE ledger_like (n INTEGER); INSERT INTO ledger_like VALUES (1);")
+        try cli.recordLastUsed([token.id: 5])
+        try other.exec("UPDATE api_keys SET last_used = 9")
+        #expect(try server.changeToken() == start)
+        // A writer that knows nothing of the counter (an older tollgate, sqlite3) still moves it: triggers do.
+        try other.exec("UPDATE api_keys SET revoked = 7")
+        let afterRevoke = try server.changeToken()
+        #expect(afterRevoke != start)
+        try other.exec("DELETE FROM api_keys")
+        #expect(try server.changeToken() != afterRevoke)
+    }
+
+    @Test func theWatcherReloadsOnlyWhenTheKeysChanged() throws {
+        let dir = try makeTemporaryDirectory()
+        let path = dir + "/state/tollgate.db"
+        let store = try SQLiteKeyStore(path: path)
+        let other = try SQLiteDatabase(path: path, mode: .readWrite, busyTimeoutMillis: 1000)
+        defer {
+            store.close()
+            other.close()
+        }
+        let ring = KeyRing()
+        let token = APIKeyToken.generate()
+        try store.insert(key(token))
+        let watcher = try KeyWatcher(store: store, ring: ring, start: false)
+        defer { watcher.stop() }
+        try other.exec("CREATE TABLE ledger_like (n INTEGER); INSERT INTO ledger_like VALUES (1);")
+        _ = ring.verify(token)
+        watcher.flushLastUsed()
+        #expect(!watcher.refresh())
+        #expect(try store.revoke(id: token.id, at: 3))
+        #expect(watcher.refresh())
+        #expect(ring.verify(token) == .revoked(user: "alice"))
+    }
+
+    @Test func fleetRevocationsAreWrittenToTheServersOwnStore() throws {
+        final class Fleet: FleetRevocations {
+            let ids = Mutex<Set<String>?>(nil)
+            func revokedSince() -> Set<String>? { ids.withLock { v in defer { v = nil }; return v } }
+        }
+        let dir = try makeTemporaryDirectory()
+        let store = try SQLiteKeyStore(path: dir + "/state/tollgate.db")
+        defer { store.close() }
+        let token = APIKeyToken.generate()
+        let kept = APIKeyToken.generate()
+        try store.insert(key(token))
+        try store.insert(key(kept))
+        let fleet = Fleet()
+        let watcher = try KeyWatcher(store: store, ring: KeyRing(), fleet: fleet, start: false)
+        fleet.ids.withLock { $0 = [token.id, "unknownid234"] }
+        watcher.refresh()
+        watcher.stop()
+        let stored = try store.all()
+        #expect(stored.first { $0.id == token.id }?.revoked != nil)
+        #expect(stored.first { $0.id == kept.id }?.revoked == nil)
+        // A restart without Redis (no fleet) still refuses it.
+        let ring = KeyRing()
+        let restarted = try KeyWatcher(store: store, ring: ring, start: false)
+        defer { restarted.stop() }
+        #expect(ring.verify(token) == .revoked(user: "alice"))
+        #expect(try store.revoke(ids: [token.id, kept.id], at: 9) == 1)
+    }
+
+    @Test func aKeyVerifiedFromAPrefixIsKnownByItsOwnHash() throws {
+        let clock = TestClock()
+        let auth = authenticator("alice:{PLAIN}pw\n", clock: clock)
+        defer { auth.shutdown() }
+        let ring = KeyRing()
+        let token = APIKeyToken.generate()
+        ring.replace(with: [key(token)])
+        #expect(!auth.isKeyVerified(token, clientIP: "192.0.2.1"))
+        #expect(auth.checkKey(token, claimedUser: nil, throttleUser: "tg_\(token.id)", clientIP: "192.0.2.1", ring: ring)
+            == .allowed(KeyGrant(id: token.id, user: "alice", models: nil)))
+        #expect(auth.isKeyVerified(token, clientIP: "192.0.2.1"))
+        #expect(!auth.isKeyVerified(token, clientIP: "198.51.100.7"))
+        #expect(!auth.isKeyVerified(APIKeyToken.generate(), clientIP: "192.0.2.1"))
+        // The password stand-in (the user, no password) a key login carries is never verified.
+        #expect(!auth.isVerified(Credentials(user: "alice", password: []), clientIP: "192.0.2.1"))
+    }
 }

@@ -107,7 +107,13 @@ import Testing
         #expect(try KeyExpiry.parse("12h", now: now).get() == now + 12 * 3600)
         #expect(try KeyExpiry.parse("2w", now: now).get() == now + 14 * 86_400)
         #expect(try KeyExpiry.parse("2030-01-01", now: now).get() == 1_893_456_000)
-        for bad in ["0d", "-1d", "2001-01-01", "90", "d", "90y", "2030-13-01", "1000000000000w"] {
+        #expect(try KeyExpiry.parse("2028-02-29", now: now).get() == 1_835_395_200)
+        #expect(try KeyExpiry.parse("2000-02-29", now: 0).get() == 951_782_400)
+        guard case .failure(let invalid) = KeyExpiry.parse("2027-02-31", now: now) else { return }
+        #expect(invalid.description.contains("not a valid date"))
+        for bad in ["0d", "-1d", "2001-01-01", "90", "d", "90y", "2030-13-01", "1000000000000w",
+                    // Days that do not exist are refused, never rolled over into the next month.
+                    "2027-02-31", "2027-02-29", "2027-04-31", "2100-02-29"] {
             #expect((try? KeyExpiry.parse(bad, now: now).get()) == nil, "\(bad)")
         }
     }

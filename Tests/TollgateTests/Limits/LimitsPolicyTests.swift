@@ -22,7 +22,8 @@ import TollgateTestSupport
 
     @Test func everyKeyIsRead() throws {
         let t = try table(["alice tokens-per-day=1000 tokens-per-month=20000 requests-per-day=50 models=mistral:7b,llama3 "
-                           + "max-inflight=3 rate=2.5 cloud-models=all max-context=4096 max-predict=512 keep-alive=1h30m"])
+                           + "max-inflight=3 rate=2.5 cloud-models=all max-context=4096 max-predict=512 keep-alive=1h30m "
+                           + "model-overrides=allow"])
         let p = t.policy(for: "alice")
         #expect(p.tokensPerDay == .at(1000))
         #expect(p.tokensPerMonth == .at(20000))
@@ -34,6 +35,8 @@ import TollgateTestSupport
         #expect(p.maxContext == .at(4096))
         #expect(p.maxPredict == .at(512))
         #expect(p.keepAliveSeconds == .at(5400))
+        #expect(p.modelOverrides == .allow)
+        #expect(p.summary.hasSuffix("keep-alive=5400s model-overrides=allow"))
         #expect(p.quotaLimits == QuotaLimits(tokensPerDay: 1000, tokensPerMonth: 20000, requestsPerDay: 50))
     }
 
@@ -63,6 +66,9 @@ import TollgateTestSupport
         #expect(UserPolicy.durationSeconds("5x") == nil)
         #expect(UserPolicy.durationSeconds("m") == nil)
         #expect(UserPolicy.durationSeconds("5m3") == nil)
+        #expect(UserPolicy.durationSeconds("8760h") == UserPolicy.maxKeepAliveSeconds)
+        // Many large parts stop early instead of overflowing.
+        #expect(UserPolicy.durationSeconds(String(repeating: "1099511627775h", count: 3000)) == nil)
         guard case .success(let (_, p)) = UserPolicy.parse(line: "* keep-alive=off rate=off max-inflight=off") else {
             Issue.record("did not parse")
             return
@@ -79,6 +85,10 @@ import TollgateTestSupport
         ("alice cloud-models=maybe", "cloud-models=maybe: expected off, admins or all"),
         ("alice models=a,,b", "models=a,,b: empty model name"),
         ("alice keep-alive=forever", "keep-alive=forever: expected a duration"),
+        // Ollama's Go duration overflows past ~292 years (and reads as forever): a cap is at most a year.
+        ("alice keep-alive=8761h", "keep-alive=8761h: at most 8760h"),
+        ("alice keep-alive=9300000000", "keep-alive=9300000000: at most 8760h"),
+        ("alice model-overrides=yes", "model-overrides=yes: expected refuse or allow"),
         ("alice max-context=0", "max-context=0: 0 is out of range"),
         ("alice max-predict=x", "max-predict=x: expected an integer"),
         ("alice tokens=5", #"unknown key "tokens" (keys: tokens-per-day"#),

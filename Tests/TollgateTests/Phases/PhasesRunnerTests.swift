@@ -279,7 +279,8 @@ import TollgateIO
         config.cloudModels = .off
         worker.config = config
         #expect(Self.names(worker.phases) == ["RateLimiting", "Preflight", "Health", "CORS", "PublicPaths",
-                                              "RoutePolicy", "CloudModelPath", "BodyReading", "ModelGate"])
+                                              "RoutePolicy", "CloudModelPath", "BodyReading", "ModelGate",
+                                              "SharedModelGuard"])
         #expect(worker.phases !== before)
         #expect(Self.names(before).count == 6, "a runner an exchange started with does not change")
     }

@@ -53,14 +53,49 @@ import Testing
         #expect(lowered.generationCap == 256)
     }
 
-    @Test func numCtxLoweredNeverRaisedNorSet() throws {
+    @Test func numCtxLoweredNeverRaisedAndSetWhereAbsent() throws {
         #expect(rewritten(.generate, #"{"options":{"num_ctx":32768}}"#, context) == #"{"options":{"num_ctx":4096}}"#)
         #expect(rewritten(.embed, #"{"options":{"num_ctx":0}}"#, context) == #"{"options":{"num_ctx":4096}}"#)
         #expect(try plan(.generate, #"{"options":{"num_ctx":2048}}"#, context).get().body == nil)
-        #expect(try plan(.generate, #"{"model":"m"}"#, context).get().body == nil)
+        // Absent or null, Ollama sizes its own default from the GPU's memory: the cap is set instead.
+        let absent = try plan(.generate, #"{"model":"m"}"#, context).get()
+        #expect(absent.body.map { String(decoding: $0, as: UTF8.self) } == #"{"options":{"num_ctx":4096},"model":"m"}"#)
+        #expect(absent.lowered == [LoweredField(field: "num_ctx", from: nil, to: 4096)])
+        #expect(rewritten(.chat, #"{"options":{"num_ctx":null,"seed":1}}"#, context) == #"{"options":{"num_ctx":4096,"seed":1}}"#)
+        #expect(rewritten(.generate, #"{"options":null}"#, context) == #"{"options":{"num_ctx":4096}}"#)
+        #expect(rewritten(.generate, #"{"options":{}}"#, context) == #"{"options":{"num_ctx":4096}}"#)
         // Embeddings generate nothing: num_predict is not theirs.
         let embed = try plan(.embed, #"{"input":"x"}"#, GenerationLimits(maxContext: 4096, maxPredict: 10)).get()
-        #expect(embed.body == nil && embed.generationCap == 0)
+        #expect(embed.body.map { String(decoding: $0, as: UTF8.self) } == #"{"options":{"num_ctx":4096},"input":"x"}"#)
+        #expect(embed.generationCap == 0)
+        // The OpenAI routes have no num_ctx Ollama reads.
+        #expect(try plan(.chatCompletions, #"{"model":"m"}"#, context).get().body == nil)
+    }
+
+    @Test func overridesAreFoundAsGoReadsThem() throws {
+        func found(_ route: InferenceRoute, _ body: String) -> String? {
+            switch BodyRewrite.override(in: Array(body.utf8), route: route, overrides: false, webSearch: false) {
+            case .success(nil): return nil
+            case .success(.modelOverride(let field)?): return field
+            case .success(.webSearch(let type)?): return "tool " + type
+            case .failure(let r): return "refused: " + r.message
+            }
+        }
+        #expect(found(.generate, #"{"options":{"temperature":1,"num_gpu":0}}"#) == "options.num_gpu")
+        #expect(found(.generate, #"{"options":{"num_gpu":null,"seed":1}}"#) == nil)
+        #expect(found(.generate, #"{"options":{"num_ctx":1}}"#) == nil)   // what max-context caps, never refused
+        #expect(found(.embeddings, #"{"options":{"num_batch":1}}"#) == "options.num_batch")
+        #expect(found(.chat, #"{"shift":true}"#) == "shift")
+        #expect(found(.embed, #"{"shift":true}"#) == nil)  // not a field of EmbedRequest
+        #expect(found(.generate, #"{"template":"{{.Prompt}}"}"#) == "template")
+        #expect(found(.generate, #"{"template":"","raw":true,"context":[1],"system":"s"}"#) == nil)
+        #expect(found(.chat, #"{"template":"x"}"#) == nil)  // only /api/generate reads a template
+        #expect(found(.generate, #"{"Template":"x"}"#)?.hasPrefix("refused: ") == true)
+        #expect(found(.generate, #"{"options":{},"options":{"num_gpu":0}}"#)?.hasPrefix("refused: ") == true)
+        #expect(found(.messages, #"{"tools":[{"type":"custom"},{"type":"web_search_20250305"}]}"#) == "tool web_search_20250305")
+        #expect(found(.responses, #"{"tools":[{"type":"namespace","tools":[{"type":" Web_Search"}]}]}"#) == "tool  Web_Search")
+        #expect(found(.chatCompletions, #"{"tools":[{"type":"web_search"}]}"#) == nil)
+        #expect(found(.messages, #"{"tools":[{"Type":"web_search"}]}"#)?.hasPrefix("refused: ") == true)
     }
 
     @Test func bothOptionsTogether() {
