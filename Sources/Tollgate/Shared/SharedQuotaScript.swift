@@ -22,7 +22,9 @@ enum SharedQuotaScript {
             local detail = redis.call('HGET', KEYS[2], id)
             if not detail then return false end
             local t, hd, hm = string.match(detail, '^(%d+) (%d+) (%d+)$')
+            -- Lua numbers are doubles: -0 would reach Redis as "-0", which HINCRBY refuses.
             local function dec(field, by)
+                if by == 0 then return end
                 if redis.call('HINCRBY', KEYS[2], field, -by) <= 0 then redis.call('HDEL', KEYS[2], field) end
             end
             dec('d:' .. hd, tonumber(t))
@@ -42,7 +44,7 @@ enum SharedQuotaScript {
     /// the month, then the day, each against spent + held. Returns `{1, tokens held, generation cap or -1, capped}`
     /// with the hold recorded, or `{0, window (1 day, 2 month, 3 requests), limit, remaining, held by requests in
     /// flight (1/0), tokens needed or -1}`.
-    static let reserve = RedisScript(release + #"""
+    static let reserve = RedisScript(release + "\n" + #"""
         local now = tonumber(ARGV[1])
         local day, month = ARGV[2], ARGV[3]
         local lease = tonumber(ARGV[4])
@@ -106,7 +108,7 @@ enum SharedQuotaScript {
     /// KEYS: holds, held, day, month (the windows the request ended in). ARGV: 1 hold id, 2 tokens charged,
     /// 3 counts as a request (1/0: 0 charges nothing), 4 day key's TTL ms, 5 month key's TTL ms (0: that window is
     /// over, charge nothing to it). Releases the hold if it is still held and charges. Returns 1 if it was held.
-    static let settle = RedisScript(release + #"""
+    static let settle = RedisScript(release + "\n" + #"""
         local held = release(ARGV[1])
         if ARGV[3] == '1' then
             local t = tonumber(ARGV[2])
@@ -132,6 +134,7 @@ enum SharedQuotaScript {
         if not detail then return 0 end
         local t, hd, hm = string.match(detail, '^(%d+) (%d+) (%d+)$')
         local by = math.min(tonumber(t), tonumber(ARGV[2]))
+        if by <= 0 then return 1 end
         redis.call('HSET', KEYS[2], ARGV[1], string.format('%.0f', tonumber(t) - by) .. ' ' .. hd .. ' ' .. hm)
         redis.call('HINCRBY', KEYS[2], 'd:' .. hd, -by)
         redis.call('HINCRBY', KEYS[2], 'm:' .. hm, -by)
@@ -180,7 +183,7 @@ enum SharedQuotaScript {
 
     /// KEYS: holds, held, day, month. ARGV: now ms, day, month. `{day tokens, month tokens, day requests, day tokens
     /// held, day requests held}` after releasing expired holds (tests and diagnostics).
-    static let balance = RedisScript(release + #"""
+    static let balance = RedisScript(release + "\n" + #"""
         local now = tonumber(ARGV[1])
         for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do release(id) end
         local function num(v) return tonumber(v) or 0 end
