@@ -1,5 +1,6 @@
 import FakeOllama
 import Foundation
+import Synchronization
 import Testing
 import Tollgate
 import TollgateIO
@@ -64,6 +65,45 @@ struct SharedQuotaTests {
             #expect(try a.fetch(Req.generate(Credential.basic("bob", "pw-b"))).status == 200)
             #expect(try Self.count(redis, "tollgate:{quota}:*bob*") == 0)
         }
+    }
+
+    /// Twelve requests at once, six on each instance, against a fleet-wide quota of five: exactly five pass.
+    @Test func concurrentRequestsOnBothInstancesNeverOvershoot() throws {
+        let redis = try RedisServerProcess()
+        try withTwoProxies(configure: {
+            try Self.configure(&$0, redis: redis, policies: ["alice requests-per-day=5"])
+        }) { a, b, _ in
+            #expect(eventually { a.server.sharedStatus?.isUp == true && b.server.sharedStatus?.isUp == true },
+                    "never connected to Redis")
+            let statuses = Mutex<[Int]>([])
+            DispatchQueue.concurrentPerform(iterations: 12) { i in
+                let status = (try? (i % 2 == 0 ? a : b).fetch(Req.generate(Self.alice)).status) ?? -1
+                statuses.withLock { $0.append(status) }
+            }
+            let all = statuses.withLock { $0 }
+            #expect(all.filter { $0 == 200 }.count == 5, "\(all)")
+            #expect(all.filter { $0 == 429 }.count == 7, "\(all)")
+            #expect(eventually { (try? Self.field(redis, "tollgate:{quota}:day:*:alice", "requests")) == 5 })
+        }
+    }
+
+    /// Start-up seeding writes a day or month balance only where Redis has none: a Tollgate joining a running fleet
+    /// (whose spending is in Redis already) counts nothing twice.
+    @Test func seedingWritesOnlyMissingWindows() throws {
+        let redis = try RedisServerProcess()
+        let configuration = RedisConfiguration(url: redis.url())!
+        let client = BlockingRedis(configuration: configuration, address: try configuration.resolve())
+        let now: Int64 = 1_773_576_000   // 2026-03-15 12:00 UTC
+        let spent = ["alice": Spending(dayTokens: 700, monthTokens: 9000, dayRequests: 3)]
+        #expect(try SharedQuotas.seed(spent, now: now, through: client) == 2)
+        #expect(try Self.field(redis, "tollgate:{quota}:day:*:alice", "tokens") == 700)
+        #expect(try Self.field(redis, "tollgate:{quota}:day:*:alice", "requests") == 3)
+        #expect(try Self.field(redis, "tollgate:{quota}:month:*:alice", "tokens") == 9000)
+        // A second Tollgate with its own (smaller) ledger adds nothing.
+        let other = ["alice": Spending(dayTokens: 50, monthTokens: 50, dayRequests: 1)]
+        #expect(try SharedQuotas.seed(other, now: now + 60, through: client) == 0)
+        #expect(try Self.field(redis, "tollgate:{quota}:day:*:alice", "tokens") == 700)
+        #expect(try Self.field(redis, "tollgate:{quota}:month:*:alice", "tokens") == 9000)
     }
 
     @Test func aHoldLeftByADeadInstanceIsReleasedByTheNextReservation() throws {
