@@ -67,9 +67,18 @@ const long TG_SSL_SESS_CACHE_OFF = SSL_SESS_CACHE_OFF;
 
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg) {
-    (void)ssl; (void)arg;
+    (void)arg;
     static const unsigned char http11[] = "\x08http/1.1";
+    static const unsigned char acme_tls[] = "\x0a" "acme-tls/1";
     unsigned char *selected = NULL;
+    // A TLS-ALPN-01 validation (acme.c's client-hello callback put the challenge certificate in): acme-tls/1 only.
+    if (tg_SSL_is_acme_challenge(ssl)) {
+        if (SSL_select_next_proto(&selected, outlen, acme_tls, sizeof(acme_tls) - 1, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
+            *out = selected;
+            return SSL_TLSEXT_ERR_OK;
+        }
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    }
     if (SSL_select_next_proto(&selected, outlen, http11, sizeof(http11) - 1, in, inlen) == OPENSSL_NPN_NEGOTIATED) {
         *out = selected;
         return SSL_TLSEXT_ERR_OK;
@@ -78,7 +87,12 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_NOACK;
 }
 
-void tg_SSL_CTX_enable_alpn_http11(SSL_CTX *ctx) { SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL); }
+void tg_SSL_CTX_enable_alpn_http11(SSL_CTX *ctx) {
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    tg_SSL_CTX_enable_acme_tls_alpn(ctx);
+}
+
+long tg_SSL_set_tlsext_host_name(SSL *ssl, const char *name) { return SSL_set_tlsext_host_name(ssl, name); }
 
 const char *tg_SSL_get_version(const SSL *ssl) { return SSL_get_version(ssl); }
 

@@ -33,6 +33,8 @@ tg_tls_library *tg_tls_library_new(void) {
     return lib;
 }
 
+OSSL_LIB_CTX *tg_tls_library_libctx(tg_tls_library *lib) { return lib->libctx; }
+
 void tg_tls_library_free(tg_tls_library *lib) {
     if (!lib) return;
     EVP_CIPHER_free(lib->ticket_cipher);

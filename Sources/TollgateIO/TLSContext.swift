@@ -253,6 +253,13 @@ public final class TLSSession {
         return SSL_has_pending(ssl) == 1 ? 1 : 0
     }
 
+    /// Whether the handshake answered a TLS-ALPN-01 validation (`TLSALPNChallenges`): the connection carries no
+    /// HTTP and ends now.
+    public var answeredACMEChallenge: Bool {
+        guard let ssl else { return false }
+        return tg_SSL_is_acme_challenge(ssl) == 1
+    }
+
     /// Sends close_notify once, without waiting for the peer's.
     public func shutdown() {
         guard let ssl else { return }

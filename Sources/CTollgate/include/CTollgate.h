@@ -54,7 +54,11 @@ extern const int TG_TLS1_2_VERSION;
 extern const long TG_SSL_SESS_CACHE_SERVER;
 extern const long TG_SSL_SESS_CACHE_OFF;
 
-/// Installs an ALPN callback that selects "http/1.1" and declines anything else (h2 included).
+/// SSL_set_tlsext_host_name (a macro): the SNI a client session sends.
+long tg_SSL_set_tlsext_host_name(SSL *ssl, const char *name);
+
+/// Installs an ALPN callback that selects "http/1.1" and declines anything else (h2 included), and the TLS-ALPN-01
+/// client-hello callback (acme.c): a handshake answering a pending challenge selects "acme-tls/1" instead.
 void tg_SSL_CTX_enable_alpn_http11(SSL_CTX *ctx);
 
 /// The negotiated protocol version name ("TLSv1.3") for logs and tests.
@@ -65,6 +69,8 @@ const char *tg_SSL_get_version(const SSL *ssl);
 typedef struct tg_tls_library tg_tls_library;
 tg_tls_library *tg_tls_library_new(void);
 void tg_tls_library_free(tg_tls_library *lib);
+/// The library context itself (acme.c parses challenge certificates into it).
+OSSL_LIB_CTX *tg_tls_library_libctx(tg_tls_library *lib);
 /// A server SSL_CTX in lib whose session tickets are sealed with the process's shared ticket keys.
 SSL_CTX *tg_SSL_CTX_new_server(tg_tls_library *lib);
 /// Rotates the process's ticket keys now (tests; `now` in monotonic seconds).
@@ -114,4 +120,34 @@ long long tg_certificate_not_after(const char *cert_path);
 /// Fills err with OpenSSL's error queue (oldest first) and clears it.
 void tg_ssl_error_string(char *err, size_t err_len);
 
+// ACME (RFC 8555) cryptography: acme.c. Keys are OpenSSL EVP_PKEYs the caller frees with EVP_PKEY_free.
+/// A fresh P-256 key, or NULL.
+EVP_PKEY *tg_p256_generate(void);
+/// A P-256 private key from unencrypted PEM text (PKCS#8 or SEC1); NULL for anything else.
+EVP_PKEY *tg_p256_from_pem(const char *pem, size_t len);
+/// Writes the key as PKCS#8 PEM into out: its length, or -1 (also when cap is too small).
+long tg_p256_to_pem(EVP_PKEY *key, char *out, size_t cap);
+/// The public point's x and y, 32 bytes each (the JWK's "x" and "y"): 0, or -1.
+int tg_p256_public_xy(EVP_PKEY *key, unsigned char out[64]);
+/// ES256 (RFC 7518 3.4): SHA-256 then ECDSA, written as r||s, 32 bytes each: 0, or -1.
+int tg_es256_sign(EVP_PKEY *key, const unsigned char *msg, size_t len, unsigned char out[64]);
+/// 1 when sig (r||s) is key's ES256 signature of msg, else 0.
+int tg_es256_verify(EVP_PKEY *key, const unsigned char *msg, size_t len, const unsigned char sig[64]);
+/// A DER certificate signing request signed by key, subject CN common_name, with the subjectAltName extension san
+/// ("DNS:a.example,DNS:b.example"): its length in out, or -1.
+long tg_csr_der(EVP_PKEY *key, const char *common_name, const char *san, unsigned char *out, size_t cap);
+/// The TLS-ALPN-01 certificate (RFC 8737) for domain, self-signed by key, valid for a week, with the critical
+/// acmeIdentifier extension holding digest (SHA-256 of the key authorization), as PEM in out: its length, or -1.
+long tg_acme_alpn_certificate_pem(EVP_PKEY *key, const char *domain, const unsigned char digest[32],
+                                  char *out, size_t cap);
+
+/// Starts answering TLS-ALPN-01 for domain with this certificate and key (PEM; replaces an earlier one for the same
+/// domain) on every TLS context made with tg_SSL_CTX_enable_alpn_http11: 0, or -1 (64 pending already, no memory).
+int tg_acme_tls_challenge_set(const char *domain, const char *cert, size_t cert_len, const char *key, size_t key_len);
+/// Stops answering TLS-ALPN-01 for domain.
+void tg_acme_tls_challenge_remove(const char *domain);
+/// Installs the TLS-ALPN-01 client-hello callback on ctx (tg_SSL_CTX_enable_alpn_http11 does).
+void tg_SSL_CTX_enable_acme_tls_alpn(SSL_CTX *ctx);
+/// Whether this connection's handshake answered a TLS-ALPN-01 challenge: it must end once the handshake is done.
+int tg_SSL_is_acme_challenge(const SSL *ssl);
 #endif

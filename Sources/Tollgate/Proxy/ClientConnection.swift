@@ -131,6 +131,11 @@ final class ClientConnection: EventHandler {
         guard case .tls(_, let session) = transport else { return }
         switch session.handshake() {
         case .bytes:
+            // A TLS-ALPN-01 validation needs nothing past the handshake (RFC 8737 section 3).
+            if session.answeredACMEChallenge {
+                close(.completed)
+                return
+            }
             life.handshakeFinished()
             handshakeWantsWrite = false
             worker.count { $0.handshakes += 1 }
