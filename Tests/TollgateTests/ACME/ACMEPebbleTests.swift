@@ -98,6 +98,70 @@ struct ACMEPebbleTests {
         #expect(text.text.contains("DNS:b.tollgate.test"))
     }
 
+    /// Answers TLS-ALPN-01 the way the TLS listener does: a server `TLSContext` (whose client-hello callback serves
+    /// `TLSALPNChallenges`) on a blocking socket of the test's own, one handshake at a time.
+    final class TLSALPN01Responder: ChallengeResponder, @unchecked Sendable {
+        let challengeTypes = ["tls-alpn-01"]
+        let port: UInt16
+        private let listener: Int32
+        let answered = Atomic<Int>(0)
+
+        init(directory: String) throws {
+            port = try PebbleProcess.freePort()
+            listener = try Socket.listen(on: SocketAddress(parsing: "127.0.0.1:\(port)")!, reusePort: false)
+            Syscall.setBlocking(listener)
+            try DevelopmentCertificate.generate(keyPath: directory + "/served-key.pem",
+                                                certificatePath: directory + "/served-cert.pem",
+                                                commonName: "served", subjectAltNames: "DNS:served.tollgate.test")
+            let tls = try TLSContext(certificatePath: directory + "/served-cert.pem", keyPath: directory + "/served-key.pem")
+            let thread = Thread { [self] in serve(tls) }
+            thread.start()
+        }
+
+        func stop() { Socket.shutdownBoth(listener) }
+
+        func present(_ answer: ChallengeAnswer) {
+            if case .tlsALPN01(let domain, let certificate, let key) = answer {
+                TLSALPNChallenges.set(domain: domain, certificate: certificate, key: key)
+            }
+        }
+
+        func withdraw(_ answer: ChallengeAnswer) {
+            if case .tlsALPN01(let domain, _, _) = answer { TLSALPNChallenges.remove(domain: domain) }
+        }
+
+        private func serve(_ tls: TLSContext) {
+            while true {
+                let fd = accept(listener, nil, nil)
+                if fd < 0 { if errno == EINTR { continue } else { return } }
+                if let session = tls.makeSession(fd: fd) {
+                    if case .bytes = session.handshake(), session.answeredACMEChallenge {
+                        answered.add(1, ordering: .relaxed)
+                    }
+                    session.free()
+                }
+                Syscall.close(fd)
+            }
+        }
+    }
+
+    @Test func issuesWithTLSALPN01() throws {
+        let pebble0 = FileManager.default.temporaryDirectory.path + "/alpn-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: pebble0, withIntermediateDirectories: true)
+        let responder = try TLSALPN01Responder(directory: pebble0)
+        defer { responder.stop() }
+        let pebble = try PebbleProcess(httpPort: try PebbleProcess.freePort(), tlsPort: responder.port)
+        defer { pebble.kill() }
+        let acme = try client(pebble)
+        do {
+            let issued = try acme.issue(domains: ["d.tollgate.test"], email: nil, responder: responder)
+            #expect(String(decoding: issued.chain, as: UTF8.self).contains("BEGIN CERTIFICATE"))
+        } catch {
+            Issue.record("issuance failed: \(error)\n\(pebble.log)")
+        }
+        #expect(responder.answered.load(ordering: .relaxed) >= 1)
+    }
+
     @Test func aFailedChallengeCarriesTheCAsProblem() throws {
         // A responder that answers nothing: Pebble's validation fails and the authorization becomes invalid.
         let responder = try HTTP01Responder()
