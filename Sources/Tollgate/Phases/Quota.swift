@@ -32,7 +32,8 @@ struct Quota: ConnectionPhase {
         guard ex.route == .inference, let route = ex.inferenceRoute else { return .next }
         let policy = policies.policy(for: ex.user)
         let limits = GenerationLimits(maxContext: policy.maxContext?.value, maxPredict: policy.maxPredict?.value,
-                                      keepAlive: policy.keepAliveSeconds?.value.map { KeepAliveLimit(seconds: $0) })
+                                      keepAlive: policy.keepAliveSeconds?.value.map { KeepAliveLimit(seconds: $0) },
+                                      pinned: ex.generationLimits?.pinned ?? false)
         if !limits.isEmpty { ex.generationLimits = limits }
         guard let user = ex.user else { return .next }
         let estimate = QuotaEstimate(promptTokens: QuotaEstimate.prompt(bodyBytes: ex.stagedBody.count),

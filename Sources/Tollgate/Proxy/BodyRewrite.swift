@@ -55,8 +55,9 @@ public enum BodyRewrite {
             switch route {
             case .generate, .chat, .embed, .embeddings:
                 try options(top, route: route, limits: limits, walker: &walker, edits: &edits, plan: &plan)
-                if let cap = limits.keepAlive {
-                    try keepAlive(top, cap: cap, walker: &walker, edits: &edits, plan: &plan)
+                if limits.keepAlive != nil || limits.pinned {
+                    try keepAlive(top, cap: limits.keepAlive, pinned: limits.pinned, walker: &walker, edits: &edits,
+                                  plan: &plan)
                 }
             case .chatCompletions, .completions:
                 if let cap = limits.maxPredict {
@@ -88,7 +89,7 @@ public enum BodyRewrite {
                                 edits: inout [Edit], plan: inout Plan) throws {
         let predictCap = route.generates ? limits.maxPredict : nil
         let contextCap = limits.maxContext
-        guard predictCap != nil || contextCap != nil else {
+        guard predictCap != nil || contextCap != nil || limits.pinned else {
             if route.generates { plan.generationCap = try currentPredict(top, walker: &walker) }
             return
         }
@@ -115,7 +116,7 @@ public enum BodyRewrite {
             var current: OptionInt = .absent
             if let ctx { current = try optionInt(ctx, walker: &walker) }
             switch (current, ctx) {
-            case (.value(let n), _) where n >= 1 && n <= cap:
+            case (.value(let n), _) where n == cap || (n >= 1 && n < cap && !limits.pinned):
                 break
             case (_, let ctx?):
                 edits.append(Edit(at: ctx.value, text: String(cap)))
@@ -125,6 +126,10 @@ public enum BodyRewrite {
                 added.append(("num_ctx", cap))
                 plan.lowered.append(LoweredField(field: "num_ctx", from: nil, to: cap))
             }
+        } else if limits.pinned, let ctx = try mapKey(inner, "num_ctx"), !walker.isNull(ctx.value) {
+            // No cap to pin it to: the context the server loads the model with by default.
+            edits.append(Edit(at: ctx.value, text: "null"))
+            plan.lowered.append(LoweredField(field: "num_ctx", from: walker.text(ctx.value), to: nil))
         }
         if let cap = predictCap {
             let member = try mapKey(inner, "num_predict")
@@ -165,36 +170,47 @@ public enum BodyRewrite {
         return n
     }
 
-    /// `keep_alive`: capped (forever counts as over any cap), or set when absent with `replaceAbsent`.
-    private static func keepAlive(_ top: [Member], cap: KeepAliveLimit, walker: inout Walker, edits: inout [Edit],
-                                  plan: inout Plan) throws {
+    /// `keep_alive`: capped (forever counts as over any cap), or set when absent with `replaceAbsent`; `pinned`:
+    /// any other value than the cap becomes the cap, or null (the server's default) without one.
+    private static func keepAlive(_ top: [Member], cap: KeepAliveLimit?, pinned: Bool, walker: inout Walker,
+                                  edits: inout [Edit], plan: inout Plan) throws {
         let field = try structField(top, "keep_alive")
-        let capSeconds = Double(cap.seconds)
         if let field, !walker.isNull(field.value) {
-            let seconds: Double
-            switch walker.kind(at: field.value.lowerBound) {
-            case .number:
-                guard let v = walker.double(field.value) else { throw Refusal(message: "\"keep_alive\" is not a number Go can read") }
-                seconds = v < 0 ? .infinity : v
-            case .string:
-                let text = try walker.decodedString(at: field.value.lowerBound)
-                guard let d = GoDuration.seconds(text) else {
-                    throw Refusal(message: "\"keep_alive\" must be a number of seconds or a duration such as \"5m\"")
-                }
-                seconds = d < 0 ? .infinity : d
-            default:
-                throw Refusal(message: "\"keep_alive\" must be a number of seconds or a duration such as \"5m\"")
+            let seconds = try keepAliveSeconds(field, walker: &walker)
+            guard let cap else {
+                // Pinned without a cap: the server's default.
+                edits.append(Edit(at: field.value, text: "null"))
+                plan.lowered.append(LoweredField(field: "keep_alive", from: walker.text(field.value), to: nil))
+                return
             }
-            guard seconds > capSeconds else { return }
+            guard pinned ? seconds != Double(cap.seconds) : seconds > Double(cap.seconds) else { return }
             edits.append(Edit(at: field.value, text: String(cap.seconds)))
             plan.lowered.append(LoweredField(field: "keep_alive", from: walker.text(field.value), to: cap.seconds))
-        } else if cap.replaceAbsent {
+        } else if let cap, cap.replaceAbsent {
             if let field {
                 edits.append(Edit(at: field.value, text: String(cap.seconds)))
             } else {
                 edits.append(insertion(top, at: walker.firstNonSpace(), member: "\"keep_alive\":\(cap.seconds)"))
             }
             plan.lowered.append(LoweredField(field: "keep_alive", from: nil, to: cap.seconds))
+        }
+    }
+
+    /// A `keep_alive` member's value in seconds as Ollama reads it (a number of seconds or a Go duration; negative,
+    /// meaning forever, is infinite).
+    static func keepAliveSeconds(_ field: Member, walker: inout Walker) throws -> Double {
+        switch walker.kind(at: field.value.lowerBound) {
+        case .number:
+            guard let v = walker.double(field.value) else { throw Refusal(message: "\"keep_alive\" is not a number Go can read") }
+            return v < 0 ? .infinity : v
+        case .string:
+            let text = try walker.decodedString(at: field.value.lowerBound)
+            guard let d = GoDuration.seconds(text) else {
+                throw Refusal(message: "\"keep_alive\" must be a number of seconds or a duration such as \"5m\"")
+            }
+            return d < 0 ? .infinity : d
+        default:
+            throw Refusal(message: "\"keep_alive\" must be a number of seconds or a duration such as \"5m\"")
         }
     }
 
