@@ -106,6 +106,21 @@ import TollgateIO
         }
     }
 
+    /// A vision model makes thousands of tokens of a few bytes of image: each image in the body adds
+    /// `QuotaEstimate.tokensPerImage` to the reservation, so a quota that a small body would fit refuses one with
+    /// images it cannot cover.
+    @Test func imagesAreReservedAtWhatAVisionModelMakesOfThem() throws {
+        try AccountsQuotaTests.withQuotas(["alice tokens-per-day=6000 max-predict=10"]) { proxy, fake, book in
+            let one = #"{"model":"mistral:7b","prompt":"what is this?","images":["iVBORw0KGgo="],"stream":false}"#
+            let response = try proxy.fetch(Req.post("/api/generate", one, Self.alice))
+            #expect(response.status == 200, "\(response.text)")
+            let two = #"{"model":"mistral:7b","prompt":"what is this?","images":["iVBORw0KGgo=","iVBORw0KGgo="],"stream":false}"#
+            expectError(try proxy.fetch(Req.post("/api/generate", two, Self.alice)), status: 429, family: .ollama)
+            #expect(fake.requests.count == 1)
+            #expect(book.balance(of: "alice").held == 0)
+        }
+    }
+
     /// Ollama's `404` (a model it does not have) comes before it loads or runs anything: charged nothing, and it does
     /// not count as a request.
     @Test func ollamasNotFoundIsFree() throws {

@@ -36,7 +36,8 @@ struct Quota: ConnectionPhase {
                                       pinned: ex.generationLimits?.pinned ?? false)
         if !limits.isEmpty { ex.generationLimits = limits }
         guard let user = ex.user else { return .next }
-        let estimate = QuotaEstimate(promptTokens: QuotaEstimate.prompt(bodyBytes: ex.stagedBody.count),
+        let estimate = QuotaEstimate(promptTokens: QuotaEstimate.prompt(bodyBytes: ex.stagedBody.count,
+                                                                            images: BodyRewrite.imageCount(in: ex.stagedBody)),
                                      generates: route.generates, maxPredict: limits.maxPredict)
         let store = self.store
         // A grant that reaches an exchange already gone is given back at once, charging nothing.
