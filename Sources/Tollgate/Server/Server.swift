@@ -43,6 +43,8 @@ public final class Server: @unchecked Sendable {
     public let logSink: LogSink?
     /// The usage ledger's writer (nil when `ledger` is off or no state database is configured).
     public let ledger: UsageLedger?
+    /// This instance's id in the fleet's quota balances (`FleetMember`).
+    public let fleetMember: String
     /// The Ollama backends shared by every loop, with several upstreams (or a `max=`); nil on the single path.
     public let backends: BackendSet?
     private var healthChecker: HealthChecker?
@@ -137,6 +139,14 @@ public final class Server: @unchecked Sendable {
             }
         }
         self.ledger = ledger
+        // With a ledger, this instance's spending outlives a restart, and so must the id it joins the fleet's
+        // balances under (a restarted member adds nothing again).
+        if config.sharedLimits != nil, ledger != nil, let path = config.databasePath {
+            let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+            fleetMember = FleetMember.id(stateDirectory: directory.isEmpty ? "/" : directory) { Diagnostics.warn("quotas: \($0)") }
+        } else {
+            fleetMember = FleetMember.random()
+        }
         let backends = config.usesBackendSet ? BackendSet(config: config) : nil
         self.backends = backends
         let fileLimit = Syscall.raiseFileLimit()
@@ -182,7 +192,9 @@ public final class Server: @unchecked Sendable {
                                                      concurrency: config.concurrency,
                                                      fallbackConcurrency: concurrency, queuedTotal: queuedTotal,
                                                      heldTotal: heldTotal, rateDenials: rateDenials,
-                                                     loginDenials: loginDenials, quotaClock: quotaBook.clock)
+                                                     loginDenials: loginDenials, quotaClock: quotaBook.clock,
+                                                     fleetMember: fleetMember,
+                                                     quotaSpending: { [quotaBook] in quotaBook.spending() })
                 }
                 workers[i].peers = UpstreamPeers(backendSet: backends)
                 workers[i].connectionLimiter = connectionLimiter
@@ -237,14 +249,13 @@ public final class Server: @unchecked Sendable {
         do {
             let redis = BlockingRedis(configuration: shared.redis, address: try shared.redis.resolve(),
                                       timeoutMillis: Int(max(1000, shared.redis.commandTimeoutMillis)))
-            let written = try SharedQuotas.seed(spent, now: quotaBook.clock(), through: redis)
-            if written > 0 {
-                Diagnostics.info("quotas: Redis at \(shared.redis.redactedURL) had no balance for \(written) window(s) "
-                                 + "of the current day and month; seeded them from this server's usage ledger")
+            if try SharedQuotas.join(spent, member: fleetMember, now: quotaBook.clock(), through: redis) {
+                Diagnostics.info("quotas: added this server's spending in the current day and month (from its usage "
+                                 + "ledger) to the fleet's balances in Redis at \(shared.redis.redactedURL)")
             }
         } catch {
             Diagnostics.warn("quotas: cannot seed the fleet's balances in Redis at \(shared.redis.redactedURL) "
-                             + "(\(error)); they count from what the fleet spends from now on")
+                             + "(\(error)); this server adds it when Redis answers")
         }
     }
 

@@ -31,7 +31,8 @@ final class SharedLimits {
          concurrency: ConcurrencyLimiter.Settings?,
          fallbackConcurrency: ConcurrencyLimiter?, queuedTotal: SharedCount, heldTotal: SharedCount,
          rateDenials: SharedDenials = SharedDenials(), loginDenials: SharedDenials = SharedDenials(),
-         quotaClock: (@Sendable () -> Int64)? = nil) {
+         quotaClock: (@Sendable () -> Int64)? = nil, fleetMember: String? = nil,
+         quotaSpending: @escaping @Sendable () -> [String: Spending] = { [:] }) {
         self.settings = settings
         let client = RedisClient(configuration: settings.redis, address: address, loop: loop)
         self.client = client
@@ -62,7 +63,9 @@ final class SharedLimits {
         }
         var quota = SharedQuotas.Settings()
         quota.leaseMillis = settings.slotLeaseMillis
-        quotas = quotaClock.map { SharedQuotas(client: client, settings: quota, clock: $0) }
+        quotas = quotaClock.map {
+            SharedQuotas(client: client, settings: quota, clock: $0, member: fleetMember, spending: quotaSpending)
+        }
     }
 
     /// Connects and starts the slot heartbeats and retries. Loop thread only.

@@ -10,10 +10,16 @@ import TollgateIO
 /// every lease/3 once `startHeartbeats` runs), so a request may run for as long as it runs, while the holds of a
 /// Tollgate that died mid-request are released by the next reservation of their user within `leaseMillis`.
 ///
-/// A settlement Redis cannot take (the connection is down) is kept, up to `maxUnsettled`, and sent again when the
-/// connection is back (`retryUnsettled`): the user spent those tokens, and the hold it releases expires by itself
-/// meanwhile. If Redis fails after running a reservation but before its reply arrived, that hold belongs to nobody
-/// until its deadline: the lease bounds every such leak.
+/// A settlement Redis cannot take (the connection is down, or it answers with an error such as out of memory or
+/// read-only) is kept, up to `maxUnsettled`, and sent again when the connection is back and at every heartbeat
+/// (`retryUnsettled`): the user spent those tokens, and the hold it releases expires by itself meanwhile. A
+/// settlement sent again after its reply was lost counts once (a marker per settlement, kept for two leases). If
+/// Redis fails after running a reservation but before its reply arrived, that hold belongs to nobody until its
+/// deadline: the lease bounds every such leak.
+///
+/// A Redis that restarted empty answers "join first" (`SharedQuotaScript`): this instance adds what its process's
+/// book knows it spent in the current windows (`spending`) and retries, so the fleet's balances become the sum of
+/// every instance's spending rather than zero.
 public final class SharedQuotas: @unchecked Sendable {
     /// Lease and key names.
     public struct Settings: Sendable, Equatable {
@@ -46,6 +52,8 @@ public final class SharedQuotas: @unchecked Sendable {
         public var lost: UInt64 = 0
         /// Settlements dropped because too many were waiting for Redis.
         public var droppedSettlements: UInt64 = 0
+        /// Times this instance added its spending to the balances of a Redis that had none of it (started empty).
+        public var joins: UInt64 = 0
         /// All zero.
         public init() {}
     }
@@ -66,7 +74,12 @@ public final class SharedQuotas: @unchecked Sendable {
     /// Unix seconds now: the windows and the holds' deadlines (the process's `QuotaBook` clock, so a fallback to it
     /// decides in the same windows).
     let clock: @Sendable () -> Int64
-    private let instanceID: String
+    /// This instance's persistent id in the members set (`FleetMember`): hold ids start with it too.
+    let instanceID: String
+    /// What this process spent in the current windows, per user (its `QuotaBook`): what it adds when it joins.
+    private let spending: @Sendable () -> [String: Spending]
+    /// A join is on its way; what waits for it runs when it is answered.
+    private var joinWaiters: [(Bool) -> Void]?
     private var nextSerial: UInt64 = 0
     /// Holds of this instance's requests in flight: id → user.
     private var held: [String: String] = [:]
@@ -80,13 +93,15 @@ public final class SharedQuotas: @unchecked Sendable {
     /// Window keys outlive their window by this long (a settlement retried just after midnight still lands).
     static let windowMarginMillis: Int64 = 3_600_000
 
-    /// Quotas through `client` under `settings`, clocked by `clock` (Unix seconds).
-    public init(client: RedisClient, settings: Settings = Settings(), clock: @escaping @Sendable () -> Int64) {
+    /// Quotas through `client` under `settings`, clocked by `clock` (Unix seconds), as fleet member `member` (nil: a
+    /// random id, for an instance that keeps no state), which adds `spending` when it joins.
+    public init(client: RedisClient, settings: Settings = Settings(), clock: @escaping @Sendable () -> Int64,
+                member: String? = nil, spending: @escaping @Sendable () -> [String: Spending] = { [:] }) {
         self.client = client
         self.settings = settings
         self.clock = clock
-        let digits = Array("0123456789abcdef")
-        instanceID = String(Syscall.randomBytes(8).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
+        self.spending = spending
+        instanceID = member ?? FleetMember.random()
     }
 
     /// Holds this instance's requests have in Redis now.
@@ -99,6 +114,11 @@ public final class SharedQuotas: @unchecked Sendable {
     /// fleet's balance). Loop thread only; `completion` runs on the loop thread when Redis answers.
     public func reserve(user: String, limits: QuotaLimits, estimate: QuotaEstimate,
                         completion: @escaping (Outcome) -> Void) {
+        reserve(user: user, limits: limits, estimate: estimate, joinFirst: true, completion: completion)
+    }
+
+    private func reserve(user: String, limits: QuotaLimits, estimate: QuotaEstimate, joinFirst: Bool,
+                         completion: @escaping (Outcome) -> Void) {
         let now = clock()
         let windows = UTCWindows(unixSeconds: now)
         nextSerial += 1
@@ -107,13 +127,25 @@ public final class SharedQuotas: @unchecked Sendable {
         let args: [[UInt8]] = [arg(Int(now) * 1000), arg(Int(windows.day)), arg(Int(windows.month)),
                                arg(Int(settings.leaseMillis)), Array(hold.utf8), arg(limits.tokensPerDay),
                                arg(limits.tokensPerMonth), arg(limits.requestsPerDay), arg(estimate.promptTokens),
-                               arg(estimate.generates ? 1 : 0), arg(estimate.maxPredict)]
-        client.evalScript(SharedQuotaScript.reserve, keys: keys(user, windows), args: args) { [self] result in
+                               arg(estimate.generates ? 1 : 0), arg(estimate.maxPredict), Array(instanceID.utf8)]
+        client.evalScript(SharedQuotaScript.reserve, keys: keys(user, windows) + [membersKey], args: args) { [self] result in
             switch result {
             case .failure(let error):
                 counters.unavailable += 1
                 completion(.unavailable(error))
             case .success(let reply):
+                if let first = reply.elements?.first?.int, first == -1, joinFirst {
+                    // Redis has lost this instance's spending: add it, then decide.
+                    join { [self] joined in
+                        if joined {
+                            reserve(user: user, limits: limits, estimate: estimate, joinFirst: false, completion: completion)
+                        } else {
+                            counters.unavailable += 1
+                            completion(.unavailable(.protocolViolation("cannot join the fleet's quota balances")))
+                        }
+                    }
+                    return
+                }
                 guard let r = reply.elements, r.count >= 4, let flag = r[0].int else {
                     counters.unavailable += 1
                     completion(.unavailable(.protocolViolation(reply.errorMessage ?? "unexpected script reply")))
@@ -178,22 +210,81 @@ public final class SharedQuotas: @unchecked Sendable {
             Array(String(end > now ? (end - now) * 1000 + Self.windowMarginMillis : 0).utf8)
         }
         let args: [[UInt8]] = [Array(s.hold.utf8), Array(String(s.tokens).utf8), Array((s.counts ? "1" : "0").utf8),
-                               ttl(s.windows.dayEnd), ttl(s.windows.monthEnd)]
-        client.evalScript(SharedQuotaScript.settle, keys: keys(s.user, s.windows), args: args) { [self] result in
+                               ttl(s.windows.dayEnd), ttl(s.windows.monthEnd), Array(instanceID.utf8),
+                               Array(String(2 * settings.leaseMillis + 60_000).utf8)]
+        let keys = keys(s.user, s.windows) + [membersKey, Array("\(settings.keyPrefix)settled:\(s.hold)".utf8)]
+        client.evalScript(SharedQuotaScript.settle, keys: keys, args: args) { [self] result in
+            var failure: RedisError?
             switch result {
-            case .failure(let error):
-                counters.unavailable += 1
-                if unsettled.count < Self.maxUnsettled {
-                    unsettled.append(s)
-                } else {
-                    counters.droppedSettlements += 1
-                }
-                completion?(.failure(error))
+            case .failure(let error): failure = error
             case .success(let reply):
-                completion?(.success(reply.int == 1))
+                if let message = reply.errorMessage {
+                    // Out of memory, read-only, loading: the connection stays up, so the heartbeat sends it again.
+                    failure = .protocolViolation(message)
+                } else if reply.int == -1 {
+                    // Redis restarted empty: the join adds this charge with the rest of this process's spending.
+                    join { _ in }
+                    completion?(.success(false))
+                    return
+                } else {
+                    completion?(.success(reply.int == 1))
+                    return
+                }
             }
+            counters.unavailable += 1
+            if unsettled.count < Self.maxUnsettled {
+                unsettled.append(s)
+            } else {
+                counters.droppedSettlements += 1
+            }
+            completion?(.failure(failure ?? .protocolViolation("unexpected script reply")))
         }
     }
+
+    /// Adds this process's spending in the current windows to the balances, unless this instance is a member
+    /// already (one join at a time per instance; `done` gets whether it is a member now). Loop thread only.
+    func join(_ done: @escaping (Bool) -> Void) {
+        if joinWaiters != nil {
+            joinWaiters?.append(done)
+            return
+        }
+        joinWaiters = [done]
+        let now = clock()
+        let (keys, args) = Self.joinCommand(spending(), member: instanceID, now: now, prefix: settings.keyPrefix)
+        client.evalScript(SharedQuotaScript.join, keys: keys, args: args) { [self] result in
+            var ok = false
+            if case .success(let reply) = result, let joined = reply.int {
+                ok = true
+                if joined == 1 { counters.joins += 1 }
+            } else {
+                counters.unavailable += 1
+            }
+            let waiting = joinWaiters ?? []
+            joinWaiters = nil
+            for w in waiting { w(ok) }
+        }
+    }
+
+    /// The join script's keys and arguments for `spent` at `now`.
+    static func joinCommand(_ spent: [String: Spending], member: String, now: Int64,
+                            prefix: String) -> (keys: [[UInt8]], args: [[UInt8]]) {
+        let windows = UTCWindows(unixSeconds: now)
+        let dayTTL = (windows.dayEnd - now) * 1000 + windowMarginMillis
+        let monthTTL = (windows.monthEnd - now) * 1000 + windowMarginMillis
+        var keys: [[UInt8]] = [Array("\(prefix)members".utf8)]
+        var args: [[UInt8]] = [member, String(dayTTL), String(monthTTL)].map { Array($0.utf8) }
+        for (user, s) in spent.sorted(by: { $0.key < $1.key })
+        where s.dayTokens > 0 || s.dayRequests > 0 || s.monthTokens > 0 {
+            let k = Self.keys(prefix: prefix, user: user, windows: windows)
+            keys.append(k[2])
+            keys.append(k[3])
+            args.append(contentsOf: [s.dayTokens, s.dayRequests, s.monthTokens].map { Array(String(max(0, $0)).utf8) })
+        }
+        return (keys, args)
+    }
+
+    /// The members set's key.
+    private var membersKey: [UInt8] { Array("\(settings.keyPrefix)members".utf8) }
 
     /// Sends the settlements Redis could not take again (the connection is back). Loop thread only.
     public func retryUnsettled() {
@@ -218,33 +309,52 @@ public final class SharedQuotas: @unchecked Sendable {
 
     /// Extends every hold of this instance by `leaseMillis` from now in one script. `completion` gets how many were
     /// found already expired (their requests go on; their settlements still charge, and release nothing).
+    /// Holds are sent in scripts of at most `heartbeatBatch` (a reply stays well within what the client parses).
     public func heartbeat(completion: ((Result<Int, RedisError>) -> Void)? = nil) {
-        let holds = Array(held)
-        guard !holds.isEmpty else { completion?(.success(0)); return }
+        let all = Array(held)
+        guard !all.isEmpty else { completion?(.success(0)); return }
         let windows = UTCWindows(unixSeconds: clock())
-        var keys: [[UInt8]] = []
-        var args: [[UInt8]] = [Array(String(clock() * 1000).utf8), Array(String(settings.leaseMillis).utf8)]
-        for (hold, user) in holds {
-            keys.append(contentsOf: self.keys(user, windows)[0..<2])
-            args.append(Array(hold.utf8))
-        }
-        client.evalScript(SharedQuotaScript.heartbeat, keys: keys, args: args) { [self] result in
-            switch result {
-            case .failure(let error):
-                counters.unavailable += 1
-                completion?(.failure(error))
-            case .success(let reply):
-                let flags = reply.elements ?? []
-                var lost = 0
-                for (i, hold) in holds.enumerated() where i >= flags.count || flags[i].int != 1 {
-                    lost += 1
-                    held.removeValue(forKey: hold.key)
+        var remaining = (all.count + Self.heartbeatBatch - 1) / Self.heartbeatBatch
+        var lostTotal = 0
+        var firstError: RedisError?
+        for start in stride(from: 0, to: all.count, by: Self.heartbeatBatch) {
+            let holds = all[start..<min(all.count, start + Self.heartbeatBatch)]
+            var keys: [[UInt8]] = []
+            var args: [[UInt8]] = [Array(String(clock() * 1000).utf8), Array(String(settings.leaseMillis).utf8)]
+            for (hold, user) in holds {
+                keys.append(contentsOf: self.keys(user, windows)[0..<2])
+                args.append(Array(hold.utf8))
+            }
+            client.evalScript(SharedQuotaScript.heartbeat, keys: keys, args: args) { [self] result in
+                switch result {
+                case .failure(let error):
+                    counters.unavailable += 1
+                    firstError = firstError ?? error
+                case .success(let reply):
+                    // An error reply (or any other shape) says nothing about the holds: they are kept.
+                    guard let flags = reply.elements, flags.count == holds.count else {
+                        counters.unavailable += 1
+                        firstError = firstError ?? .protocolViolation(reply.errorMessage ?? "unexpected script reply")
+                        break
+                    }
+                    var lost = 0
+                    for (i, hold) in holds.enumerated() where flags[i].int != 1 {
+                        lost += 1
+                        held.removeValue(forKey: hold.key)
+                    }
+                    lostTotal += lost
+                    counters.lost += UInt64(lost)
                 }
-                counters.lost += UInt64(lost)
-                completion?(.success(lost))
+                remaining -= 1
+                if remaining == 0 {
+                    if let firstError { completion?(.failure(firstError)) } else { completion?(.success(lostTotal)) }
+                }
             }
         }
     }
+
+    /// Holds per heartbeat script.
+    static let heartbeatBatch = 1000
 
     /// Heartbeats every `leaseMillis / 3` on the client's loop until `stopHeartbeats`. Loop thread only.
     public func startHeartbeats() {
@@ -260,6 +370,8 @@ public final class SharedQuotas: @unchecked Sendable {
         client.loop.schedule(afterNanos: max(1, settings.leaseMillis / 3) * 1_000_000) { [weak self] in
             guard let self, self.heartbeating else { return }
             self.heartbeat(completion: nil)
+            // Settlements Redis refused while the connection stayed up (out of memory, read-only).
+            if !self.unsettled.isEmpty && self.client.health == .up { self.retryUnsettled() }
             self.scheduleHeartbeat()
         }
     }
@@ -297,23 +409,17 @@ public final class SharedQuotas: @unchecked Sendable {
 }
 
 extension SharedQuotas {
-    /// Seeds the fleet's balances with `spent` (this instance's usage ledger) where Redis has no balance yet for the
-    /// current day or month (`SharedQuotaScript.seed`): a fresh or emptied Redis starts from what this Tollgate
-    /// knows, and a Tollgate joining a running fleet adds nothing, as its spending is in the fleet's balance
-    /// already. Blocking: start-up only, before any loop runs. Returns the windows written.
-    public static func seed(_ spent: [String: Spending], now: Int64, through redis: BlockingRedis,
-                            keyPrefix: String = Settings().keyPrefix) throws(RedisError) -> Int {
-        let windows = UTCWindows(unixSeconds: now)
-        let dayTTL = (windows.dayEnd - now) * 1000 + windowMarginMillis
-        let monthTTL = (windows.monthEnd - now) * 1000 + windowMarginMillis
-        var written = 0
-        for (user, s) in spent.sorted(by: { $0.key < $1.key }) {
-            let k = keys(prefix: keyPrefix, user: user, windows: windows).map { String(decoding: $0, as: UTF8.self) }
-            let reply = try redis.command(["EVAL", SharedQuotaScript.seed.source, "2", k[2], k[3], String(s.dayTokens),
-                                           String(s.dayRequests), String(s.monthTokens), String(dayTTL), String(monthTTL)])
-            if let message = reply.errorMessage { throw RedisError.protocolViolation(message) }
-            written += (reply.elements ?? []).reduce(0) { $0 + Int($1.int ?? 0) }
-        }
-        return written
+    /// Joins the fleet's balances as `member` with `spent` (this instance's spending from its usage ledger) at
+    /// start-up (`SharedQuotaScript.join`): a fresh or emptied Redis gets every instance's spending added as each
+    /// joins; an instance restarting beside a Redis that kept its data is a member already and adds nothing, as its
+    /// spending is in the balances. Blocking: start-up only, before any loop runs. Returns whether it joined now.
+    public static func join(_ spent: [String: Spending], member: String, now: Int64, through redis: BlockingRedis,
+                            keyPrefix: String = Settings().keyPrefix) throws(RedisError) -> Bool {
+        let (keys, args) = joinCommand(spent, member: member, now: now, prefix: keyPrefix)
+        let command = ["EVAL", SharedQuotaScript.join.source, String(keys.count)]
+            + (keys + args).map { String(decoding: $0, as: UTF8.self) }
+        let reply = try redis.command(command)
+        if let message = reply.errorMessage { throw RedisError.protocolViolation(message) }
+        return reply.int == 1
     }
 }
