@@ -37,17 +37,18 @@ import Tollgate
         }
     }
 
-    /// Sampling options, `raw`, `system`, `context`, an empty `template` and null runner options: forwarded as sent.
-    /// `num_ctx` is not refused (clients send it on every request) but, with no `max-context`, set to null: the
-    /// server's default, the context the shared model is loaded with.
+    /// Sampling options, `raw`, `system`, `context` and an empty `template`: forwarded as sent. `num_ctx` is not
+    /// refused (clients send it on every request) but, with no `max-context`, removed: the server's default, the
+    /// context the shared model is loaded with. Runner options sent as null are removed too: Ollama tells a present
+    /// key from an absent one (null turns its automatic context and batch off, and keeps draft predictions on).
     @Test func samplingOptionsAndTheUsersOwnPromptPass() throws {
         try AccountsQuotaTests.withQuotas([]) { proxy, fake, _ in
             let body = #"{"model":"mistral:7b","prompt":"p","raw":true,"system":"s","context":[1,2,3],"template":"","shift":null,"#
                 + #""options":{"temperature":0.2,"top_k":5,"seed":1,"stop":["x"],"num_predict":5,"mirostat":0,"num_ctx":8192,"num_gpu":null}}"#
             let response = try proxy.fetch(Req.post("/api/generate", body, Self.alice))
             #expect(response.status == 200, "\(response.text)")
-            #expect(response.head.header("X-Tollgate-Lowered") == "num_ctx=default")
-            let sent = body.replacingOccurrences(of: #""num_ctx":8192"#, with: #""num_ctx":null"#)
+            #expect(response.head.header("X-Tollgate-Lowered") == "num_ctx=default num_gpu=default")
+            let sent = body.replacingOccurrences(of: #","num_ctx":8192,"num_gpu":null"#, with: "")
             #expect(fake.requests.first.map { String(decoding: $0.body, as: UTF8.self) } == sent)
         }
     }
@@ -90,7 +91,12 @@ import Tollgate
             #expect(response.status == 200, "\(response.text)")
             #expect(response.head.header("X-Tollgate-Lowered") == "num_ctx=default keep_alive=default")
             #expect(fake.requests.last.map { String(decoding: $0.body, as: UTF8.self) }
-                    == #"{"model":"mistral:7b","input":"x","keep_alive":null,"options":{"num_ctx":null}}"#)
+                    == #"{"model":"mistral:7b","input":"x","keep_alive":null,"options":{}}"#)
+            // Null runner options and a null num_ctx go, whatever their place; the rest stays as sent.
+            let nulls = #"{"model":"mistral:7b","prompt":"p","options":{"draft_num_predict":null, "seed": 1 ,"num_batch":null,"num_ctx":null}}"#
+            #expect(try proxy.fetch(Req.post("/api/generate", nulls, Self.alice)).status == 200)
+            #expect(fake.requests.last.map { String(decoding: $0.body, as: UTF8.self) }
+                    == #"{"model":"mistral:7b","prompt":"p","options":{"seed": 1}}"#)
         }
     }
 

@@ -30,8 +30,10 @@ extension BodyRewrite {
     /// web-search tools. Read as Go reads the body: the struct fields (`options`, `shift`,
     /// `template`, `tools`, a tool's `type`) case-insensitively with Go's folds, so a key Go could match without
     /// it being spelled exactly, or one given twice, is refused (`Refusal`) rather than guessed at; the options
-    /// map's keys exactly (a key given twice counts if any of its values is not null). A field sent as null (or
-    /// an empty `template`) is what Ollama does without it: allowed.
+    /// map's keys exactly (a key given twice counts if any of its values is not null). A struct field sent as null (or
+    /// an empty `template`) is what Ollama does without it: allowed. An options key sent as null is allowed here too,
+    /// but Ollama tells it from an absent one for some runner options, so the rewrite removes it
+    /// (`GenerationLimits.pinned`).
     public static func override(in body: [UInt8], route: InferenceRoute, overrides: Bool,
                                 webSearch: Bool) -> Result<Override?, Refusal> {
         let needsOverrides = !overrides && route.hasOptions

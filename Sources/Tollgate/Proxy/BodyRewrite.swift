@@ -107,8 +107,11 @@ public enum BodyRewrite {
                 throw Refusal(message: "\"options\" must be an object")
             }
         }
-        // Inserted members, written together (into the options object, or as a new one).
+        // Inserted members, written together (into the options object, or as a new one); replaced values inside the
+        // object; members removed from it.
         var added: [(String, Int)] = []
+        var inOptions: [Edit] = []
+        var removed = Set<Int>()
         if let cap = contextCap {
             // Absent or null, Ollama picks its own default context, which it sizes from the GPU's memory (up to
             // the model's whole training context): the cap is set instead.
@@ -119,17 +122,28 @@ public enum BodyRewrite {
             case (.value(let n), _) where n == cap || (n >= 1 && n < cap && !limits.pinned):
                 break
             case (_, let ctx?):
-                edits.append(Edit(at: ctx.value, text: String(cap)))
+                inOptions.append(Edit(at: ctx.value, text: String(cap)))
                 let from = walker.isNull(ctx.value) ? nil : walker.text(ctx.value)
                 plan.lowered.append(LoweredField(field: "num_ctx", from: from, to: cap))
             case (_, nil):
                 added.append(("num_ctx", cap))
                 plan.lowered.append(LoweredField(field: "num_ctx", from: nil, to: cap))
             }
-        } else if limits.pinned, let ctx = try mapKey(inner, "num_ctx"), !walker.isNull(ctx.value) {
-            // No cap to pin it to: the context the server loads the model with by default.
-            edits.append(Edit(at: ctx.value, text: "null"))
-            plan.lowered.append(LoweredField(field: "num_ctx", from: walker.text(ctx.value), to: nil))
+        } else if limits.pinned, let ctx = try mapKey(inner, "num_ctx") {
+            // No cap to pin it to: the context the server loads the model with by default, which only an absent key
+            // gives (Ollama tells a key sent as null from an absent one: null turns its automatic context off).
+            _ = try optionInt(ctx, walker: &walker)
+            removed.formUnion(inner.indices.filter { inner[$0].keyStart == ctx.keyStart })
+            plan.lowered.append(LoweredField(field: "num_ctx", from: walker.isNull(ctx.value) ? nil : walker.text(ctx.value), to: nil))
+        }
+        if limits.pinned {
+            // A runner option sent as null passed the override check (a value would not have), but Ollama tests
+            // whether the key is present (automatic batch, draft predictions): it goes.
+            for (i, m) in inner.enumerated() where walker.isNull(m.value) {
+                guard let key = m.key, !samplingOptions.contains(key), key != Array("num_ctx".utf8) else { continue }
+                removed.insert(i)
+                plan.lowered.append(LoweredField(field: String(decoding: key, as: UTF8.self), from: nil, to: nil))
+            }
         }
         if let cap = predictCap {
             let member = try mapKey(inner, "num_predict")
@@ -142,7 +156,7 @@ public enum BodyRewrite {
                 plan.generationCap = cap
                 let from = member.flatMap { walker.isNull($0.value) ? nil : walker.text($0.value) }
                 if let member {
-                    edits.append(Edit(at: member.value, text: String(cap)))
+                    inOptions.append(Edit(at: member.value, text: String(cap)))
                 } else {
                     added.append(("num_predict", cap))
                 }
@@ -151,8 +165,25 @@ public enum BodyRewrite {
         } else if route.generates {
             plan.generationCap = try currentPredict(top, walker: &walker)
         }
+        let addedText = added.map { "\"\($0.0)\":\($0.1)" }
+        if !removed.isEmpty, let field {
+            // The object is written again: each kept member's bytes as sent (its value replaced where capped), then
+            // the added ones.
+            var parts: [String] = []
+            for (i, m) in inner.enumerated() where !removed.contains(i) {
+                let keyText = String(decoding: walker.bytes[m.keyStart..<m.value.lowerBound], as: UTF8.self)
+                if let replaced = inOptions.first(where: { $0.at == m.value }) {
+                    parts.append(keyText + replaced.text)
+                } else {
+                    parts.append(keyText + String(decoding: walker.bytes[m.value], as: UTF8.self))
+                }
+            }
+            edits.append(Edit(at: field.value, text: "{" + (parts + addedText).joined(separator: ",") + "}"))
+            return
+        }
+        edits.append(contentsOf: inOptions)
         guard !added.isEmpty else { return }
-        let members = added.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",")
+        let members = addedText.joined(separator: ",")
         if let objectStart {
             edits.append(insertion(inner, at: objectStart, member: members))
         } else if let field {
