@@ -180,7 +180,8 @@ public enum StatusPageRenderer {
         guard let limit else { return "\(HTMLText.number(used)) <span class=\"muted\">(no limit)</span>" }
         let fraction = limit > 0 ? min(1, Double(used) / Double(limit)) : 1
         let color = fraction >= 1 ? "#e15759" : fraction >= 0.8 ? "#edc948" : "#59a14f"
-        let percent = limit > 0 ? HTMLText.decimal(Double(used) * 100 / Double(limit), places: 0) + "%" : "–"
+        // Rounded down: 99.7% spent is not yet "100%".
+        let percent = limit > 0 ? String(used * 100 / limit) + "%" : "–"
         return "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"meter\" viewBox=\"0 0 100 8\" role=\"img\" "
             + "aria-label=\"\(percent)\"><rect width=\"100\" height=\"8\" fill=\"#e8e8e8\"/>"
             + "<rect width=\"\(HTMLText.decimal(fraction * 100, places: 1))\" height=\"8\" fill=\"\(color)\"/></svg> "
