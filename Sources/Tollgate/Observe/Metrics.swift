@@ -99,6 +99,16 @@ public final class Metrics: Sendable {
         certificateExpiry.withLock { $0 = seconds }
     }
 
+    /// Every worker's counters summed (what a scrape renders; the status page reads it too).
+    func totals() -> MetricCounters {
+        var c = MetricCounters()
+        for w in workers { let snapshot = w.counters.withLock { $0 }; c.add(snapshot) }
+        return c
+    }
+
+    /// The serving certificate's notAfter (seconds since the epoch); nil without one.
+    var certificateExpirySeconds: Int64? { certificateExpiry.withLock { $0 } }
+
     /// Counts `seconds` in the lowest bucket it fits (none past the last: only `+Inf`, the count, has it).
     static func bucketCounts(_ counts: inout [Int], _ seconds: Double) {
         var i = 0

@@ -45,6 +45,8 @@ public final class Server: @unchecked Sendable {
     public let ledger: UsageLedger?
     /// This instance's id in the fleet's quota balances (`FleetMember`).
     public let fleetMember: String
+    /// The status page's reader of the ledger (nil with the ledger off); its thread starts at the first page.
+    public let statusHistory: StatusHistoryReader?
     /// The Ollama backends shared by every loop, with several upstreams (or a `max=`); nil on the single path.
     public let backends: BackendSet?
     private var healthChecker: HealthChecker?
@@ -147,6 +149,8 @@ public final class Server: @unchecked Sendable {
         } else {
             fleetMember = FleetMember.random()
         }
+        let statusHistory = ledger.map { StatusHistoryReader(settings: .init(path: $0.settings.path)) }
+        self.statusHistory = statusHistory
         let backends = config.usesBackendSet ? BackendSet(config: config) : nil
         self.backends = backends
         let fileLimit = Syscall.raiseFileLimit()
@@ -184,6 +188,7 @@ public final class Server: @unchecked Sendable {
                 workers[i].signedLogins = signedLogins
                 workers[i].quotaBook = quotaBook
                 workers[i].ledger = ledger
+                workers[i].statusHistory = statusHistory
                 if let shared = config.sharedLimits, let redisAddress, let sharedStatus {
                     workers[i].shared = SharedLimits(settings: shared, address: redisAddress, loop: loop,
                                                      status: sharedStatus, rateSettings: config.rateLimit,
@@ -407,6 +412,7 @@ public final class Server: @unchecked Sendable {
         logSink?.stop()
         // After the loops: every finished request's row is queued; stop writes them before the thread ends.
         ledger?.stop()
+        statusHistory?.stop()
     }
 
     /// Runs one round of backend health checks and model polls that starts after this call, and calls `done`
