@@ -4,8 +4,8 @@ import TollgateIO
 /// `GET /status`: the status page (`StatusPageRenderer`). The metrics listener serves it to whoever reaches that
 /// listener (loopback by default), through `MetricsEndpoint`; this phase serves it on the client listeners to
 /// administrators only, after authentication: 401 without credentials (the `Authentication` phase), 403 for a user
-/// who is not in `admin`, for an API key limited to some models, and when authentication is off (there is then no
-/// one to tell apart, and the page lists every user's spending).
+/// who is not in `admin` and for an API key limited to some models. With authentication off the phase is not in the
+/// list (there is no one to tell apart, and the page lists every user's spending): `/status` there is no route (404).
 ///
 /// The page waits for the readiness check a scrape makes, then for the ledger's history, which is read on the
 /// `StatusHistoryReader`'s thread and rendered there; the loop only gathers the current figures and writes the answer.
@@ -13,11 +13,10 @@ struct StatusPage: ConnectionPhase {
     /// The page's path.
     static let path = "/status"
 
-    let authenticates: Bool
     let admins: Set<String>
 
     init?(config: ServerConfig, worker: Worker) {
-        authenticates = config.users != nil
+        guard worker.authenticator != nil else { return nil }
         admins = config.admins
     }
 
@@ -25,11 +24,6 @@ struct StatusPage: ConnectionPhase {
         // Every other request goes on at the cost of one enum comparison.
         guard ex.route == .unknown, ex.path == StatusPage.path, ex.method == .get || ex.method == .head else {
             return .next
-        }
-        guard authenticates else {
-            return .answer(ErrorResponse(status: 403, message: "the status page is served on this listener to "
-                                         + "administrators only, and authentication is off; use the metrics listener"),
-                           .rejected)
         }
         guard let user = ex.user, admins.contains(user) else {
             return .answer(ErrorResponse(status: 403, message: "\(StatusPage.path) is reserved for administrators"),
