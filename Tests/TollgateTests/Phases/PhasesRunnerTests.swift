@@ -260,7 +260,7 @@ import TollgateIO
         config.cloudModels = .all
         let worker = Worker(loop: loop, config: config, tls: nil, authenticator: nil, rateLimiter: nil,
                             concurrency: nil, userRateLimiter: nil, logSink: nil)
-        #expect(Self.names(worker.phases) == ["Preflight", "StatusPage", "RoutePolicy", "BodyReading", "ModelGate"])
+        #expect(Self.names(worker.phases) == ["Preflight", "RoutePolicy", "BodyReading", "ModelGate"])
     }
 
     @Test func aReloadRebuildsTheListAndAnExchangeKeepsItsOwn() throws {
@@ -272,16 +272,16 @@ import TollgateIO
                             rateLimiter: RateLimiter(settings: RateLimitSettings()), concurrency: nil,
                             userRateLimiter: nil, logSink: nil)
         let before = worker.phases
-        #expect(Self.names(before) == ["RateLimiting", "Preflight", "Health", "StatusPage", "RoutePolicy",
-                                       "BodyReading", "ModelGate"])
+        #expect(Self.names(before) == ["RateLimiting", "Preflight", "Health", "RoutePolicy", "BodyReading",
+                                       "ModelGate"])
         config.corsOrigins = ["https://a.example"]
         config.publicPaths = ["/api/version"]
         config.cloudModels = .off
         worker.config = config
         #expect(Self.names(worker.phases) == ["RateLimiting", "Preflight", "Health", "CORS", "PublicPaths",
-                                              "StatusPage", "RoutePolicy", "CloudModelPath", "BodyReading", "ModelGate",
+                                              "RoutePolicy", "CloudModelPath", "BodyReading", "ModelGate",
                                               "SharedModelGuard"])
         #expect(worker.phases !== before)
-        #expect(Self.names(before).count == 7, "a runner an exchange started with does not change")
+        #expect(Self.names(before).count == 6, "a runner an exchange started with does not change")
     }
 }
