@@ -36,8 +36,9 @@ struct Quota: ConnectionPhase {
                                       pinned: ex.generationLimits?.pinned ?? false)
         if !limits.isEmpty { ex.generationLimits = limits }
         guard let user = ex.user else { return .next }
-        let estimate = QuotaEstimate(promptTokens: QuotaEstimate.prompt(bodyBytes: ex.stagedBody.count,
-                                                                            images: BodyRewrite.imageCount(in: ex.stagedBody)),
+        // Images are counted (a walk of the body) only where a token quota reads the estimate.
+        let images = policy.quotaLimits.limitsTokens ? BodyRewrite.imageCount(in: ex.stagedBody) : 0
+        let estimate = QuotaEstimate(promptTokens: QuotaEstimate.prompt(bodyBytes: ex.stagedBody.count, images: images),
                                      generates: route.generates, maxPredict: limits.maxPredict)
         let store = self.store
         // A grant that reaches an exchange already gone is given back at once, charging nothing.
