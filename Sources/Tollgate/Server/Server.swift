@@ -197,9 +197,8 @@ public final class Server: @unchecked Sendable {
                                                      concurrency: config.concurrency,
                                                      fallbackConcurrency: concurrency, queuedTotal: queuedTotal,
                                                      heldTotal: heldTotal, rateDenials: rateDenials,
-                                                     loginDenials: loginDenials, quotaClock: quotaBook.clock,
-                                                     fleetMember: fleetMember,
-                                                     quotaSpending: { [quotaBook] in quotaBook.spending() })
+                                                     loginDenials: loginDenials, quotaBook: quotaBook,
+                                                     fleetMember: fleetMember)
                 }
                 workers[i].peers = UpstreamPeers(backendSet: backends)
                 workers[i].connectionLimiter = connectionLimiter
@@ -245,18 +244,31 @@ public final class Server: @unchecked Sendable {
     }
 
     /// Seeds the quota balances from `history` (the usage ledger), before `start`: this process's book, and with
-    /// `redis` the fleet's balances where Redis has none yet for the current day or month (`SharedQuotas.seed`: a
-    /// Tollgate joining a running fleet adds nothing). Blocking: start-up only. The ledger's errors are thrown; a
-    /// Redis that cannot be reached is reported, and the fleet's balances then count from what the fleet spends.
+    /// `redis` the fleet's balances (`SharedQuotas.join`: a Tollgate joining a running fleet adds nothing). Blocking:
+    /// start-up only. The ledger's errors are thrown; a Redis that cannot be reached is reported, and this server
+    /// joins when Redis answers.
     public func seedQuotas(from history: any SpendingHistory) throws {
-        let spent = try quotaBook.seed(from: history)
-        guard let shared = config.sharedLimits, !spent.isEmpty else { return }
+        try quotaBook.seed(from: history)
+        guard let shared = config.sharedLimits else { return }
         do {
             let redis = BlockingRedis(configuration: shared.redis, address: try shared.redis.resolve(),
                                       timeoutMillis: Int(max(1000, shared.redis.commandTimeoutMillis)))
-            if try SharedQuotas.join(spent, member: fleetMember, now: quotaBook.clock(), through: redis) {
+            defer { redis.close() }
+            let (spent, through) = quotaBook.spendingSnapshot()
+            if try SharedQuotas.join(spent, member: fleetMember, lastCharge: through, now: quotaBook.clock(),
+                                     through: redis), !spent.isEmpty {
                 Diagnostics.info("quotas: added this server's spending in the current day and month (from its usage "
                                  + "ledger) to the fleet's balances in Redis at \(shared.redis.redactedURL)")
+            }
+            switch SharedQuotas.evictionPolicy(through: redis) {
+            case "noeviction": break
+            case let policy?:
+                Diagnostics.warn("quotas: Redis at \(shared.redis.redactedURL) evicts keys when full "
+                                 + "(maxmemory-policy \(policy)): quota balances can be evicted, and their users' "
+                                 + "quotas start over; set maxmemory-policy noeviction")
+            case nil:
+                Diagnostics.warn("quotas: Redis at \(shared.redis.redactedURL) does not answer CONFIG GET "
+                                 + "maxmemory-policy; make sure it is noeviction, or quota balances can be evicted")
             }
         } catch {
             Diagnostics.warn("quotas: cannot seed the fleet's balances in Redis at \(shared.redis.redactedURL) "

@@ -31,8 +31,7 @@ final class SharedLimits {
          concurrency: ConcurrencyLimiter.Settings?,
          fallbackConcurrency: ConcurrencyLimiter?, queuedTotal: SharedCount, heldTotal: SharedCount,
          rateDenials: SharedDenials = SharedDenials(), loginDenials: SharedDenials = SharedDenials(),
-         quotaClock: (@Sendable () -> Int64)? = nil, fleetMember: String? = nil,
-         quotaSpending: @escaping @Sendable () -> [String: Spending] = { [:] }) {
+         quotaBook: QuotaBook? = nil, fleetMember: String? = nil) {
         self.settings = settings
         let client = RedisClient(configuration: settings.redis, address: address, loop: loop)
         self.client = client
@@ -63,8 +62,8 @@ final class SharedLimits {
         }
         var quota = SharedQuotas.Settings()
         quota.leaseMillis = settings.slotLeaseMillis
-        quotas = quotaClock.map {
-            SharedQuotas(client: client, settings: quota, clock: $0, member: fleetMember, spending: quotaSpending)
+        quotas = quotaBook.map {
+            SharedQuotas(client: client, settings: quota, clock: $0.clock, member: fleetMember, book: $0)
         }
     }
 

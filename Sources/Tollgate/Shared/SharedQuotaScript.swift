@@ -16,12 +16,19 @@ import TollgateIO
 /// computes, so that a fallback to it decides in the same windows (keep the fleet's clocks in step: a hold's deadline
 /// is its instance's clock plus the lease).
 ///
-/// Membership: `<prefix>members` is the set of instances (by their persistent id, `FleetMember`) whose own spending
-/// in the current windows is in the balances. An instance joins once (`join`: adds its spending and itself, in one
-/// script); a Redis that restarted empty has no members, so every reservation and settlement answers `-1` ("join
-/// first") until the instance has joined again with what its own book knows (`QuotaBook.spending`): the balances
-/// are rebuilt as the sum of every instance's spending instead of starting from zero. An instance that restarts
-/// beside a Redis that kept its data is a member already and adds nothing (its spending is in the balances).
+/// Membership: `<prefix>joined` is a hash of the instances (by their persistent id, `FleetMember`) whose own spending
+/// in the current windows is in the balances, each → `"<process nonce> <through>"`: the process that joined, and the
+/// number of its book's last charge its join added (`QuotaBook.spendingSnapshot`). An instance joins once (`join`:
+/// adds its spending and itself, in one script); a Redis that restarted empty has no members, so every reservation
+/// and settlement answers `-1` ("join first") until the instance has joined again with what its own book knows: the
+/// balances are rebuilt as the sum of every instance's spending instead of starting from zero. An instance that
+/// restarts beside a Redis that kept its data is a member already and adds nothing (its spending is in the
+/// balances). A settlement carries its process nonce and charge number: one the member's join already added (sent
+/// again after the join, by any of the process's loops) releases its hold and charges nothing.
+///
+/// A `joined` hash that is missing while the current windows' balances exist means the balances were written by a
+/// Tollgate that kept no members (the release before them): the first join then adopts them (`*adopted`), and
+/// every instance joins without adding, as its spending is in them already.
 ///
 /// Every script that writes makes a write Redis refuses when it is out of memory (`HINCRBY` by 0, `SET`) before any
 /// other: a full Redis refuses the whole script up front, and the caller falls back, instead of granting a
@@ -48,7 +55,7 @@ enum SharedQuotaScript {
         end
         """#
 
-    /// KEYS: holds, held, day, month (of the user, in the current windows), members. ARGV: 1 now ms, 2 day, 3 month,
+    /// KEYS: holds, held, day, month (of the user, in the current windows), joined. ARGV: 1 now ms, 2 day, 3 month,
     /// 4 lease ms, 5 hold id, 6 tokens-per-day, 7 tokens-per-month, 8 requests-per-day ("" when unset),
     /// 9 prompt estimate, 10 generates (1/0), 11 max-predict ("" when unset), 12 member id.
     ///
@@ -57,7 +64,7 @@ enum SharedQuotaScript {
     /// with the hold recorded, `{0, window (1 day, 2 month, 3 requests), limit, remaining, held by requests in
     /// flight (1/0), tokens needed or -1}`, or `{-1}` when the instance must join first.
     static let reserve = RedisScript(release + "\n" + #"""
-        if redis.call('SISMEMBER', KEYS[5], ARGV[12]) == 0 then return {-1} end
+        if redis.call('HEXISTS', KEYS[5], ARGV[12]) == 0 then return {-1} end
         local now = tonumber(ARGV[1])
         local day, month = ARGV[2], ARGV[3]
         local lease = tonumber(ARGV[4])
@@ -120,16 +127,20 @@ enum SharedQuotaScript {
         return {1, tokens, cap, capped}
         """#)
 
-    /// KEYS: holds, held, day, month (the windows the request ended in), members, the settlement's marker. ARGV:
+    /// KEYS: holds, held, day, month (the windows the request ended in), joined, the settlement's marker. ARGV:
     /// 1 hold id, 2 tokens charged, 3 counts as a request (1/0: 0 charges nothing), 4 day key's TTL ms, 5 month key's
-    /// TTL ms (0: that window is over, charge nothing to it), 6 member id, 7 the marker's TTL ms. Releases the hold if
-    /// it is still held and charges. Returns 1 if it was held, 0 if not, 2 if this settlement was made already (sent
-    /// again after its reply was lost: the marker makes it count once), -1 when the instance must join first (its
-    /// join adds this charge, which its book holds).
+    /// TTL ms (0: that window is over, charge nothing to it), 6 member id, 7 the marker's TTL ms, 8 process nonce,
+    /// 9 the charge's number in its process's book. Releases the hold if it is still held and charges, unless the
+    /// member's join added this charge already. Returns 1 if it was held, 0 if not, 2 if this settlement was made
+    /// already (sent again after its reply was lost: the marker makes it count once), 3 if the join had added it,
+    /// -1 when the instance must join first.
     static let settle = RedisScript(release + "\n" + #"""
-        if redis.call('SISMEMBER', KEYS[5], ARGV[6]) == 0 then return -1 end
+        local entry = redis.call('HGET', KEYS[5], ARGV[6])
+        if not entry then return -1 end
         if not redis.call('SET', KEYS[6], '1', 'NX', 'PX', ARGV[7]) then return 2 end
         local held = release(ARGV[1])
+        local nonce, through = string.match(entry, '^(%S+) (%d+)$')
+        if nonce == ARGV[8] and tonumber(ARGV[9]) <= tonumber(through) then return 3 end
         if ARGV[3] == '1' then
             local t = tonumber(ARGV[2])
             local dayTTL, monthTTL = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -182,15 +193,38 @@ enum SharedQuotaScript {
         return out
         """#)
 
-    /// KEYS: members, then each user's day and month keys in pairs. ARGV: 1 member id, 2 day TTL ms, 3 month TTL ms,
-    /// then each user's day tokens, day requests and month tokens. If the instance is not a member yet, adds each
-    /// user's spending to the balances and the instance to the members, at once. Returns 1 if it joined now, 0 if it
-    /// was a member already (nothing added: its spending is in the balances).
+    /// KEYS: joined, then each user's day and month keys in pairs. ARGV: 1 member id, 2 day TTL ms, 3 month TTL ms,
+    /// 4 the member's entry (`"<nonce> <through>"`), 5 and 6 match patterns of the current day's and month's balance
+    /// keys ("" when this join must not adopt), then each user's day tokens, day requests and month tokens. If the
+    /// instance is not a member yet, adds each user's spending to the balances (none when the balances were
+    /// adopted) and the instance to the members, at once. Returns `{1, entry}` if it joined now, `{0, entry}` with the
+    /// entry already there if it was a member (nothing added: its spending is in the balances).
     static let join = RedisScript(#"""
-        if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then return 0 end
+        local entry = redis.call('HGET', KEYS[1], ARGV[1])
+        if entry then return {0, entry} end
+        local adopted = redis.call('HGET', KEYS[1], '*adopted') == '1'
+        local fresh = redis.call('EXISTS', KEYS[1]) == 0
+        if fresh and ARGV[5] ~= '' then
+            -- Balances without a members hash: a Tollgate that keeps none wrote them. Adopt them as they are.
+            for _, pattern in ipairs({ARGV[5], ARGV[6]}) do
+                local cursor = '0'
+                repeat
+                    local r = redis.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', 1000)
+                    cursor = r[1]
+                    if #r[2] > 0 then adopted = true end
+                until cursor == '0' or adopted
+                if adopted then break end
+            end
+        end
+        -- The first write: a full Redis refuses it before anything is added.
+        redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+        if adopted then
+            if fresh then redis.call('HSET', KEYS[1], '*adopted', '1') end
+            return {1, ARGV[4]}
+        end
         for i = 1, (#KEYS - 1) / 2 do
             local dayKey, monthKey = KEYS[2 * i], KEYS[2 * i + 1]
-            local dt, dr, mt = ARGV[3 * i + 1], ARGV[3 * i + 2], ARGV[3 * i + 3]
+            local dt, dr, mt = ARGV[3 * i + 4], ARGV[3 * i + 5], ARGV[3 * i + 6]
             if dt ~= '0' then redis.call('HINCRBY', dayKey, 'tokens', dt) end
             if dr ~= '0' then redis.call('HINCRBY', dayKey, 'requests', dr) end
             if dt ~= '0' or dr ~= '0' then redis.call('PEXPIRE', dayKey, ARGV[2]) end
@@ -199,7 +233,7 @@ enum SharedQuotaScript {
                 redis.call('PEXPIRE', monthKey, ARGV[3])
             end
         end
-        return 1
+        return {1, ARGV[4]}
         """#)
 
     /// KEYS: holds, held, day, month. ARGV: now ms, day, month. `{day tokens, month tokens, day requests, day tokens

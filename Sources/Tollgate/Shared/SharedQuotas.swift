@@ -13,13 +13,16 @@ import TollgateIO
 /// A settlement Redis cannot take (the connection is down, or it answers with an error such as out of memory or
 /// read-only) is kept, up to `maxUnsettled`, and sent again when the connection is back and at every heartbeat
 /// (`retryUnsettled`): the user spent those tokens, and the hold it releases expires by itself meanwhile. A
-/// settlement sent again after its reply was lost counts once (a marker per settlement, kept for two leases). If
-/// Redis fails after running a reservation but before its reply arrived, that hold belongs to nobody until its
-/// deadline: the lease bounds every such leak.
+/// settlement sent again after its reply was lost counts once: a marker per settlement, kept for `markerMillis`; one
+/// whose reply was lost longer ago than that is dropped rather than risk charging it twice (counted in
+/// `droppedSettlements`; the usage ledger still has it). If Redis fails after running a reservation but before its
+/// reply arrived, that hold belongs to nobody until its deadline: the lease bounds every such leak.
 ///
 /// A Redis that restarted empty answers "join first" (`SharedQuotaScript`): this instance adds what its process's
-/// book knows it spent in the current windows (`spending`) and retries, so the fleet's balances become the sum of
-/// every instance's spending rather than zero.
+/// book knows it spent in the current windows (`QuotaBook.spendingSnapshot`) and retries, so the fleet's balances
+/// become the sum of every instance's spending rather than zero. Each charge is in the book before its settlement is
+/// sent, numbered: a settlement the join already added (whichever of the process's loops joined) charges nothing,
+/// and one it did not is sent again after the join.
 public final class SharedQuotas: @unchecked Sendable {
     /// Lease and key names.
     public struct Settings: Sendable, Equatable {
@@ -54,6 +57,9 @@ public final class SharedQuotas: @unchecked Sendable {
         public var droppedSettlements: UInt64 = 0
         /// Times this instance added its spending to the balances of a Redis that had none of it (started empty).
         public var joins: UInt64 = 0
+        /// Times a join after Redis lost its data found this instance's id joined by another process: two running
+        /// Tollgates share one `fleet-member-id` (a copied state directory), and the spending of one is missing.
+        public var memberConflicts: UInt64 = 0
         /// All zero.
         public init() {}
     }
@@ -65,6 +71,11 @@ public final class SharedQuotas: @unchecked Sendable {
         let tokens: Int
         let counts: Bool
         let windows: UTCWindows
+        /// The charge's number in this process's book (`QuotaBook.record`).
+        let number: UInt64
+        /// When (Unix seconds) a send of it first failed without saying whether Redis ran it (the connection was lost
+        /// or timed out with it pending): its marker must still be there when it is sent again.
+        var uncertainSince: Int64?
     }
 
     /// The client this talks through.
@@ -74,10 +85,12 @@ public final class SharedQuotas: @unchecked Sendable {
     /// Unix seconds now: the windows and the holds' deadlines (the process's `QuotaBook` clock, so a fallback to it
     /// decides in the same windows).
     let clock: @Sendable () -> Int64
-    /// This instance's persistent id in the members set (`FleetMember`): hold ids start with it too.
+    /// This instance's persistent id in the members hash (`FleetMember`): hold ids start with it too.
     let instanceID: String
-    /// What this process spent in the current windows, per user (its `QuotaBook`): what it adds when it joins.
-    private let spending: @Sendable () -> [String: Spending]
+    /// This process among every start of that instance (`processNonce`): tells its own join from another's.
+    let nonce: String
+    /// This process's book: what it adds when it joins, and where each settlement is charged before it is sent.
+    let book: QuotaBook
     /// A join is on its way; what waits for it runs when it is answered.
     private var joinWaiters: [(Bool) -> Void]?
     private var nextSerial: UInt64 = 0
@@ -94,15 +107,23 @@ public final class SharedQuotas: @unchecked Sendable {
     static let windowMarginMillis: Int64 = 3_600_000
 
     /// Quotas through `client` under `settings`, clocked by `clock` (Unix seconds), as fleet member `member` (nil: a
-    /// random id, for an instance that keeps no state), which adds `spending` when it joins.
+    /// random id, for an instance that keeps no state) of process `nonce`, which adds what `book` spent when it joins
+    /// (nil: a book of its own).
     public init(client: RedisClient, settings: Settings = Settings(), clock: @escaping @Sendable () -> Int64,
-                member: String? = nil, spending: @escaping @Sendable () -> [String: Spending] = { [:] }) {
+                member: String? = nil, book: QuotaBook? = nil, nonce: String = SharedQuotas.processNonce) {
         self.client = client
         self.settings = settings
         self.clock = clock
-        self.spending = spending
+        self.book = book ?? QuotaBook(clock: clock)
+        self.nonce = nonce
         instanceID = member ?? FleetMember.random()
     }
+
+    /// This process's nonce: one per start, shared by all its loops.
+    public static let processNonce = FleetMember.random()
+
+    /// A settlement's marker lives this long: a settlement whose reply was lost is sent again within it, or dropped.
+    static let markerMillis: Int64 = 600_000
 
     /// Holds this instance's requests have in Redis now.
     public var heldCount: Int { held.count }
@@ -128,7 +149,7 @@ public final class SharedQuotas: @unchecked Sendable {
                                arg(Int(settings.leaseMillis)), Array(hold.utf8), arg(limits.tokensPerDay),
                                arg(limits.tokensPerMonth), arg(limits.requestsPerDay), arg(estimate.promptTokens),
                                arg(estimate.generates ? 1 : 0), arg(estimate.maxPredict), Array(instanceID.utf8)]
-        client.evalScript(SharedQuotaScript.reserve, keys: keys(user, windows) + [membersKey], args: args) { [self] result in
+        client.evalScript(SharedQuotaScript.reserve, keys: keys(user, windows) + [joinedKey], args: args) { [self] result in
             switch result {
             case .failure(let error):
                 counters.unavailable += 1
@@ -187,8 +208,10 @@ public final class SharedQuotas: @unchecked Sendable {
                             needed: needed < 0 ? nil : Int(needed), heldByRequestsInFlight: inFlight == 1)
     }
 
-    /// Ends a reservation of this store: releases its hold and charges `charge` in the windows it ends in. Loop
-    /// thread only. If Redis cannot take it, it is kept and sent again when the connection is back.
+    /// Ends a reservation of this store: charges `charge` in the process's book (the local fallback's and a join's
+    /// view of this instance's spending), then releases its hold in Redis and charges it there, in the windows it ends
+    /// in. Loop thread only. If Redis cannot take it, it is kept and sent again when the connection is back.
+    /// `completion` gets whether the hold was still held.
     public func settle(_ reservation: QuotaReservation, _ charge: QuotaCharge,
                        completion: ((Result<Bool, RedisError>) -> Void)? = nil) {
         guard let hold = reservation.hold else { return }
@@ -200,31 +223,61 @@ public final class SharedQuotas: @unchecked Sendable {
         case .reservation: (tokens, counts) = (reservation.tokens, true)
         case .nothing: (tokens, counts) = (0, false)
         }
+        // In the book first: a join from now on adds it, and the settlement's number says so.
+        let number = book.record(user: reservation.user, charge, reserved: reservation.tokens)
         send(Settlement(hold: hold, user: reservation.user, tokens: tokens, counts: counts,
-                        windows: UTCWindows(unixSeconds: clock())), completion: completion)
+                        windows: UTCWindows(unixSeconds: clock()), number: number), joinFirst: true,
+             completion: completion)
     }
 
-    private func send(_ s: Settlement, completion: ((Result<Bool, RedisError>) -> Void)?) {
+    private func send(_ s: Settlement, joinFirst: Bool, completion: ((Result<Bool, RedisError>) -> Void)?) {
         let now = clock()
+        if let since = s.uncertainSince, (now - since) * 1000 >= Self.markerMillis - 60_000 {
+            // Its marker may be gone: sent again, it could count twice. The usage ledger keeps it.
+            counters.droppedSettlements += 1
+            completion?(.failure(.timeout))
+            return
+        }
         func ttl(_ end: Int64) -> [UInt8] {
             Array(String(end > now ? (end - now) * 1000 + Self.windowMarginMillis : 0).utf8)
         }
         let args: [[UInt8]] = [Array(s.hold.utf8), Array(String(s.tokens).utf8), Array((s.counts ? "1" : "0").utf8),
                                ttl(s.windows.dayEnd), ttl(s.windows.monthEnd), Array(instanceID.utf8),
-                               Array(String(2 * settings.leaseMillis + 60_000).utf8)]
-        let keys = keys(s.user, s.windows) + [membersKey, Array("\(settings.keyPrefix)settled:\(s.hold)".utf8)]
+                               Array(String(Self.markerMillis).utf8), Array(nonce.utf8),
+                               Array(String(s.number).utf8)]
+        let keys = keys(s.user, s.windows) + [joinedKey, Array("\(settings.keyPrefix)settled:\(s.hold)".utf8)]
         client.evalScript(SharedQuotaScript.settle, keys: keys, args: args) { [self] result in
             var failure: RedisError?
+            var kept = s
             switch result {
-            case .failure(let error): failure = error
+            case .failure(let error):
+                failure = error
+                switch error {
+                case .timeout, .connectionLost, .protocolViolation:
+                    // Redis may have run it: the marker decides when it is sent again.
+                    kept.uncertainSince = s.uncertainSince ?? now
+                case .notConnected, .setupRefused, .backlogFull, .closed:
+                    break
+                }
             case .success(let reply):
                 if let message = reply.errorMessage {
                     // Out of memory, read-only, loading: the connection stays up, so the heartbeat sends it again.
                     failure = .protocolViolation(message)
                 } else if reply.int == -1 {
-                    // Redis restarted empty: the join adds this charge with the rest of this process's spending.
-                    join { _ in }
-                    completion?(.success(false))
+                    // Redis lost its data. This process's join adds what its book spent: this charge too if the join's
+                    // snapshot came after it (then it answers 3 when sent again), or it counts when sent again.
+                    guard joinFirst else {
+                        failure = .protocolViolation("not a member of the fleet's quota balances after joining")
+                        break
+                    }
+                    join { [self] joined in
+                        if joined {
+                            send(s, joinFirst: false, completion: completion)
+                        } else {
+                            keep(s)
+                            completion?(.failure(.protocolViolation("cannot join the fleet's quota balances")))
+                        }
+                    }
                     return
                 } else {
                     completion?(.success(reply.int == 1))
@@ -232,12 +285,17 @@ public final class SharedQuotas: @unchecked Sendable {
                 }
             }
             counters.unavailable += 1
-            if unsettled.count < Self.maxUnsettled {
-                unsettled.append(s)
-            } else {
-                counters.droppedSettlements += 1
-            }
+            keep(kept)
             completion?(.failure(failure ?? .protocolViolation("unexpected script reply")))
+        }
+    }
+
+    /// Keeps `s` to send again (`retryUnsettled`), up to `maxUnsettled`.
+    private func keep(_ s: Settlement) {
+        if unsettled.count < Self.maxUnsettled {
+            unsettled.append(s)
+        } else {
+            counters.droppedSettlements += 1
         }
     }
 
@@ -250,12 +308,28 @@ public final class SharedQuotas: @unchecked Sendable {
         }
         joinWaiters = [done]
         let now = clock()
-        let (keys, args) = Self.joinCommand(spending(), member: instanceID, now: now, prefix: settings.keyPrefix)
+        let (spent, through) = book.spendingSnapshot()
+        // While running, Redis lost its data: nothing to adopt (a Tollgate of this release writes no balances
+        // without joining).
+        let (keys, args) = Self.joinCommand(spent, member: instanceID, entry: "\(nonce) \(through)", adopt: false,
+                                            now: now, prefix: settings.keyPrefix)
         client.evalScript(SharedQuotaScript.join, keys: keys, args: args) { [self] result in
             var ok = false
-            if case .success(let reply) = result, let joined = reply.int {
+            if case .success(let reply) = result, let r = reply.elements, r.count == 2, let joined = r[0].int,
+               let entry = r[1].string {
                 ok = true
-                if joined == 1 { counters.joins += 1 }
+                if joined == 1 {
+                    counters.joins += 1
+                } else if !entry.hasPrefix(nonce + " ") {
+                    // This process saw Redis without its id, and now another process holds it.
+                    counters.memberConflicts += 1
+                    if counters.memberConflicts == 1 {
+                        Diagnostics.error("quotas: fleet member id \(instanceID) was joined by another running Tollgate "
+                                          + "after Redis lost its data: two servers share one fleet-member-id (a copied "
+                                          + "state directory?), and this one's spending before now is missing from the "
+                                          + "fleet's balances; give each server its own state directory")
+                    }
+                }
             } else {
                 counters.unavailable += 1
             }
@@ -265,14 +339,16 @@ public final class SharedQuotas: @unchecked Sendable {
         }
     }
 
-    /// The join script's keys and arguments for `spent` at `now`.
-    static func joinCommand(_ spent: [String: Spending], member: String, now: Int64,
+    /// The join script's keys and arguments for `spent` at `now`, as `member` with `entry` (`"<nonce> <through>"`);
+    /// `adopt`: balances found without a members hash are adopted (start-up only).
+    static func joinCommand(_ spent: [String: Spending], member: String, entry: String, adopt: Bool, now: Int64,
                             prefix: String) -> (keys: [[UInt8]], args: [[UInt8]]) {
         let windows = UTCWindows(unixSeconds: now)
         let dayTTL = (windows.dayEnd - now) * 1000 + windowMarginMillis
         let monthTTL = (windows.monthEnd - now) * 1000 + windowMarginMillis
-        var keys: [[UInt8]] = [Array("\(prefix)members".utf8)]
-        var args: [[UInt8]] = [member, String(dayTTL), String(monthTTL)].map { Array($0.utf8) }
+        var keys: [[UInt8]] = [Array("\(prefix)joined".utf8)]
+        let patterns = adopt ? ["\(prefix)day:\(windows.day):*", "\(prefix)month:\(windows.month):*"] : ["", ""]
+        var args: [[UInt8]] = ([member, String(dayTTL), String(monthTTL), entry] + patterns).map { Array($0.utf8) }
         for (user, s) in spent.sorted(by: { $0.key < $1.key })
         where s.dayTokens > 0 || s.dayRequests > 0 || s.monthTokens > 0 {
             let k = Self.keys(prefix: prefix, user: user, windows: windows)
@@ -283,14 +359,14 @@ public final class SharedQuotas: @unchecked Sendable {
         return (keys, args)
     }
 
-    /// The members set's key.
-    private var membersKey: [UInt8] { Array("\(settings.keyPrefix)members".utf8) }
+    /// The members hash's key.
+    private var joinedKey: [UInt8] { Array("\(settings.keyPrefix)joined".utf8) }
 
     /// Sends the settlements Redis could not take again (the connection is back). Loop thread only.
     public func retryUnsettled() {
         let waiting = unsettled
         unsettled.removeAll()
-        for s in waiting { send(s, completion: nil) }
+        for s in waiting { send(s, joinFirst: true, completion: nil) }
     }
 
     /// The same reservation holding a smaller generation cap, `predict`: the difference is released in Redis
@@ -409,17 +485,33 @@ public final class SharedQuotas: @unchecked Sendable {
 }
 
 extension SharedQuotas {
-    /// Joins the fleet's balances as `member` with `spent` (this instance's spending from its usage ledger) at
-    /// start-up (`SharedQuotaScript.join`): a fresh or emptied Redis gets every instance's spending added as each
-    /// joins; an instance restarting beside a Redis that kept its data is a member already and adds nothing, as its
-    /// spending is in the balances. Blocking: start-up only, before any loop runs. Returns whether it joined now.
-    public static func join(_ spent: [String: Spending], member: String, now: Int64, through redis: BlockingRedis,
+    /// Joins the fleet's balances as `member` of process `nonce` with `spent` (this instance's spending from its
+    /// usage ledger, up to its book's charge numbered `lastCharge`) at start-up (`SharedQuotaScript.join`): a fresh or emptied
+    /// Redis gets every instance's spending added as each joins; an instance restarting beside a Redis that kept its
+    /// data is a member already and adds nothing, as its spending is in the balances; balances written by a release
+    /// that kept no members are adopted as they are. Blocking: start-up only, before any loop runs. Returns whether
+    /// it joined now.
+    public static func join(_ spent: [String: Spending], member: String, nonce: String = processNonce,
+                            lastCharge: UInt64 = 0, now: Int64, through redis: BlockingRedis,
                             keyPrefix: String = Settings().keyPrefix) throws(RedisError) -> Bool {
-        let (keys, args) = joinCommand(spent, member: member, now: now, prefix: keyPrefix)
+        let (keys, args) = joinCommand(spent, member: member, entry: "\(nonce) \(lastCharge)", adopt: true, now: now,
+                                       prefix: keyPrefix)
         let command = ["EVAL", SharedQuotaScript.join.source, String(keys.count)]
             + (keys + args).map { String(decoding: $0, as: UTF8.self) }
         let reply = try redis.command(command)
         if let message = reply.errorMessage { throw RedisError.protocolViolation(message) }
-        return reply.int == 1
+        guard let r = reply.elements, r.count == 2, let joined = r[0].int else {
+            throw RedisError.protocolViolation("unexpected script reply")
+        }
+        return joined == 1
+    }
+
+    /// Redis's `maxmemory-policy`, or nil when it does not say (a managed Redis may refuse `CONFIG`). Balances are
+    /// kept with expiry times: under any policy but `noeviction` a full Redis may evict them, and their users start
+    /// over. Blocking: start-up only.
+    public static func evictionPolicy(through redis: BlockingRedis) -> String? {
+        guard let reply = try? redis.command(["CONFIG", "GET", "maxmemory-policy"]), let r = reply.elements,
+              r.count == 2 else { return nil }
+        return r[1].string
     }
 }
