@@ -6,18 +6,16 @@ import TollgateIO
 /// directory, beside the usage ledger whose spending it stands for, so that a restarted instance is known as the
 /// member whose spending the balances already hold, and adds nothing again.
 ///
-/// The file is created only where it is missing, and locked for as long as the process runs: a file that cannot be
-/// read or holds no id stops the start (a new id would add this server's ledger to the fleet's balances a second
-/// time), and so does a second Tollgate on the same state directory (two servers under one id lose one's spending
-/// when Redis loses its data). A copy of the directory on another machine is found later, by the join
+/// The file is created only where it is missing: a file that cannot be read or holds no id stops the start (a new id
+/// would add this server's ledger to the fleet's balances a second time). Servers that share one state directory
+/// share its ledger and its id: they are one member. A copy of the directory running elsewhere is seen by the join
 /// (`SharedQuotas.Counters.memberConflicts`).
 public enum FleetMember {
     /// The id's file in the state directory.
     static let fileName = "fleet-member-id"
 
-    /// The ids of the files this process locked, by path (their descriptors stay open, and so locked, until the
-    /// process ends).
-    private static let locked = Mutex<[String: String]>([:])
+    /// The ids this process read, by path (several servers in one process, as tests run them, read one file once).
+    private static let known = Mutex<[String: String]>([:])
 
     /// A fresh random id: 16 hex digits.
     public static func random() -> String {
@@ -27,15 +25,11 @@ public enum FleetMember {
 
     /// The id kept in `directory`, created (0600) when missing; a random id when there is no state directory (such an
     /// instance has no ledger either: its spending starts from zero at each start), or, with a warning, when the file
-    /// cannot be created. Throws, naming the file, when it cannot be read, holds no id, or is locked by another
-    /// process. Start-up only (file I/O).
+    /// cannot be created. Throws, naming the file, when it cannot be read or holds no id. Start-up only (file I/O).
     public static func id(stateDirectory directory: String?, warn: (String) -> Void) throws(SocketError) -> String {
         guard let directory else { return random() }
         let path = directory + "/" + fileName
-        if let held = locked.withLock({ $0[path] }) {
-            // This process holds it already (several servers in one process, as tests run them).
-            return held
-        }
+        if let id = known.withLock({ $0[path] }) { return id }
         var fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0 && errno == ENOENT {
             guard create(path, warn: warn) else { return random() }
@@ -46,23 +40,10 @@ public enum FleetMember {
                               + "would add this server's spending to the fleet's quota balances a second time)",
                               code: errno)
         }
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            let e = errno
-            close(fd)
-            if e == EWOULDBLOCK {
-                throw SocketError("\(path) is locked by another running Tollgate: two servers cannot share one state "
-                                  + "directory; give each its own state-dir", code: e)
-            }
-            throw SocketError("\(path): cannot lock: \(Syscall.describe(e))", code: e)
-        }
-        do {
-            let id = try read(fd, path)
-            locked.withLock { $0[path] = id }
-            return id
-        } catch {
-            close(fd)
-            throw error
-        }
+        defer { close(fd) }
+        let id = try read(fd, path)
+        known.withLock { $0[path] = id }
+        return id
     }
 
     /// The id in the open file `fd` (`path`, for messages).

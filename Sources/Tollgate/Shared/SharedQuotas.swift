@@ -57,8 +57,8 @@ public final class SharedQuotas: @unchecked Sendable {
         public var droppedSettlements: UInt64 = 0
         /// Times this instance added its spending to the balances of a Redis that had none of it (started empty).
         public var joins: UInt64 = 0
-        /// Times a join after Redis lost its data found this instance's id joined by another process: two running
-        /// Tollgates share one `fleet-member-id` (a copied state directory), and the spending of one is missing.
+        /// Times Redis named another running process as this instance's member: two running Tollgates share one
+        /// `fleet-member-id` (one state directory on purpose, or a copy of it).
         public var memberConflicts: UInt64 = 0
         /// All zero.
         public init() {}
@@ -351,10 +351,10 @@ public final class SharedQuotas: @unchecked Sendable {
         }
         counters.memberConflicts += 1
         if process.conflictNoticed() {
-            Diagnostics.error("quotas: fleet member id \(instanceID) is used by another running Tollgate: two servers "
-                              + "share one fleet-member-id (a copied state directory?), and when Redis loses its data "
-                              + "one's spending is missing from the fleet's balances; give each server its own state "
-                              + "directory")
+            Diagnostics.warn("quotas: fleet member id \(instanceID) is used by another running Tollgate too. Servers "
+                             + "sharing one state directory on purpose are one member; a copy of this state directory "
+                             + "running elsewhere is not, and when Redis loses its data only one of the two adds its "
+                             + "spending back: give each server its own state directory")
         }
     }
 
