@@ -2,9 +2,9 @@ import Foundation
 import Testing
 import Tollgate
 
-/// What a user's body may ask of the model every user shares: runner options, `shift` and `template` only with
-/// `model-overrides=allow` (administrators always), Ollama's web search only with cloud use allowed, and
-/// `max-context` set as `num_ctx` where a body has none.
+/// What a user's body may ask of the model every user shares: runner options, `shift`, `template` and an unloading
+/// `keep_alive` only with `model-overrides=allow` (administrators always), Ollama's web search only with cloud use
+/// allowed; for everyone else `num_ctx` and `keep_alive` pinned to the policy's caps or the server's defaults.
 @Suite struct AccountsModelOverridesTests {
     static let alice = AccountsQuotaTests.alice
     static let bob = AccountsQuotaTests.bob
@@ -37,15 +37,66 @@ import Tollgate
         }
     }
 
-    /// Sampling options, `num_ctx` (what `max-context` caps, never refused), `raw`, `system`, `context`, an empty
-    /// `template` and null runner options: forwarded as sent.
+    /// Sampling options, `raw`, `system`, `context` and an empty `template`: forwarded as sent. `num_ctx` is not
+    /// refused (clients send it on every request) but, with no `max-context`, removed: the server's default, the
+    /// context the shared model is loaded with. Runner options sent as null are removed too: Ollama tells a present
+    /// key from an absent one (null turns its automatic context and batch off, and keeps draft predictions on).
     @Test func samplingOptionsAndTheUsersOwnPromptPass() throws {
         try AccountsQuotaTests.withQuotas([]) { proxy, fake, _ in
             let body = #"{"model":"mistral:7b","prompt":"p","raw":true,"system":"s","context":[1,2,3],"template":"","shift":null,"#
                 + #""options":{"temperature":0.2,"top_k":5,"seed":1,"stop":["x"],"num_predict":5,"mirostat":0,"num_ctx":8192,"num_gpu":null}}"#
             let response = try proxy.fetch(Req.post("/api/generate", body, Self.alice))
             #expect(response.status == 200, "\(response.text)")
-            #expect(fake.requests.first.map { String(decoding: $0.body, as: UTF8.self) } == body)
+            #expect(response.head.header("X-Tollgate-Lowered") == "num_ctx=default num_gpu=default")
+            let sent = body.replacingOccurrences(of: #","num_ctx":8192,"num_gpu":null"#, with: "")
+            #expect(fake.requests.first.map { String(decoding: $0.body, as: UTF8.self) } == sent)
+        }
+    }
+
+    /// A user who may not override cannot make the shared model reload or unload: every `num_ctx` (smaller ones
+    /// too: alternating values reloaded it on every request) becomes exactly `max-context`; a `keep_alive` under a
+    /// second (`ollama stop` sends 0) is refused, naming the field; any other becomes the policy's `keep-alive`, or
+    /// null (the server's default) without one. An administrator's body is forwarded as sent.
+    @Test func contextAndKeepAliveArePinnedForUsersWhoMayNotOverride() throws {
+        try AccountsQuotaTests.withQuotas(["alice max-context=4096 keep-alive=10m"], configure: { $0.admins = ["bob"] }) { proxy, fake, _ in
+            for ctx in [512, 8192, 2048, 4096] {
+                let body = #"{"model":"mistral:7b","prompt":"p","options":{"num_ctx":\#(ctx)}}"#
+                let response = try proxy.fetch(Req.post("/api/generate", body, Self.alice))
+                #expect(response.status == 200, "\(response.text)")
+                #expect(response.head.header("X-Tollgate-Lowered") == (ctx == 4096 ? nil : "num_ctx=4096"))
+            }
+            #expect(fake.requests.allSatisfy { String(decoding: $0.body, as: UTF8.self).contains(#""num_ctx":4096"#) })
+            for keep in ["0", #""0s""#, "0.5", #""500ms""#, "-0", #""0h0m""#] {
+                let body = #"{"model":"mistral:7b","prompt":"","keep_alive":\#(keep)}"#
+                let response = try proxy.fetch(Req.post("/api/generate", body, Self.alice))
+                expectError(response, status: 400, family: .ollama)
+                #expect(Self.message(response).contains(#""keep_alive""#), "\(keep): \(Self.message(response))")
+            }
+            #expect(fake.requests.count == 4)
+            for keep in ["1", #""1m""#, "-1", #""24h""#] {
+                let response = try proxy.fetch(Req.post("/api/chat", #"{"model":"mistral:7b","messages":[],"keep_alive":\#(keep)}"#, Self.alice))
+                #expect(response.status == 200, "\(response.text)")
+                let sent = fake.requests.last.map { String(decoding: $0.body, as: UTF8.self) } ?? ""
+                #expect(sent.contains(#""keep_alive":600"#), "\(keep): \(sent)")
+            }
+            let same = try proxy.fetch(Req.post("/api/chat", #"{"model":"mistral:7b","messages":[],"keep_alive":"10m"}"#, Self.alice))
+            #expect(same.status == 200 && same.head.header("X-Tollgate-Lowered") == "num_ctx=4096")
+            let admin = #"{"model":"mistral:7b","prompt":"","keep_alive":0,"options":{"num_ctx":512}}"#
+            #expect(try proxy.fetch(Req.post("/api/generate", admin, Self.bob)).status == 200)
+            #expect(fake.requests.last.map { String(decoding: $0.body, as: UTF8.self) } == admin)
+        }
+        // No caps: the server's defaults.
+        try AccountsQuotaTests.withQuotas([]) { proxy, fake, _ in
+            let response = try proxy.fetch(Req.post("/api/embed", #"{"model":"mistral:7b","input":"x","keep_alive":"1h","options":{"num_ctx":262144}}"#, Self.alice))
+            #expect(response.status == 200, "\(response.text)")
+            #expect(response.head.header("X-Tollgate-Lowered") == "num_ctx=default keep_alive=default")
+            #expect(fake.requests.last.map { String(decoding: $0.body, as: UTF8.self) }
+                    == #"{"model":"mistral:7b","input":"x","keep_alive":null,"options":{}}"#)
+            // Null runner options and a null num_ctx go, whatever their place; the rest stays as sent.
+            let nulls = #"{"model":"mistral:7b","prompt":"p","options":{"draft_num_predict":null, "seed": 1 ,"num_batch":null,"num_ctx":null}}"#
+            #expect(try proxy.fetch(Req.post("/api/generate", nulls, Self.alice)).status == 200)
+            #expect(fake.requests.last.map { String(decoding: $0.body, as: UTF8.self) }
+                    == #"{"model":"mistral:7b","prompt":"p","options":{"seed": 1}}"#)
         }
     }
 
@@ -97,7 +148,7 @@ import Tollgate
         }
     }
 
-    /// `max-context` makes `num_ctx` a cap rather than an override, and a body without one gets the cap: Ollama's
+    /// `max-context` makes `num_ctx` a setting rather than an override, and a body without one gets it too: Ollama's
     /// own default is sized from the GPU's memory (up to the model's whole training context).
     @Test func maxContextIsSetWhereTheBodyHasNoNumCtx() throws {
         try AccountsQuotaTests.withQuotas(["alice max-context=2048"]) { proxy, fake, _ in
@@ -108,11 +159,11 @@ import Tollgate
             #expect(chat.status == 200, "\(chat.text)")
             let asked = try proxy.fetch(Req.post("/api/embed", #"{"model":"mistral:7b","input":"x","options":{"num_ctx":512}}"#, Self.alice))
             #expect(asked.status == 200, "\(asked.text)")
-            #expect(asked.head.header("X-Tollgate-Lowered") == nil)
+            #expect(asked.head.header("X-Tollgate-Lowered") == "num_ctx=2048")
             let sent = fake.requests.map { String(decoding: $0.body, as: UTF8.self) }
             #expect(sent == [#"{"options":{"num_ctx":2048},"model":"mistral:7b","prompt":"p"}"#,
                              #"{"model":"mistral:7b","messages":[],"options":{"num_ctx":2048,"temperature":1}}"#,
-                             #"{"model":"mistral:7b","input":"x","options":{"num_ctx":512}}"#], "\(sent)")
+                             #"{"model":"mistral:7b","input":"x","options":{"num_ctx":2048}}"#], "\(sent)")
         }
     }
 

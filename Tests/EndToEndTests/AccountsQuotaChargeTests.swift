@@ -70,6 +70,57 @@ import TollgateIO
         }
     }
 
+    /// A backend that was sent the request and closed before answering may have worked on it; the request goes
+    /// to the other backend, and the exchange is charged that one's count plus the whole reservation for each
+    /// backend it left (failing over must not make the first one's work free).
+    @Test func aBackendLeftAfterItWasSentTheRequestIsChargedTheReservation() throws {
+        let posts = Mutex(0)
+        let dropping = try ScriptedUpstream { request in
+            let text = String(decoding: request, as: UTF8.self)
+            if text.hasPrefix("GET /api/version") { return ScriptedUpstream.json(200, #"{"version":"0.12.0"}"#) }
+            if text.hasPrefix("GET /api/tags") || text.hasPrefix("GET /api/ps") {
+                return ScriptedUpstream.json(200, #"{"models":[{"name":"mistral:7b","model":"mistral:7b"}]}"#)
+            }
+            posts.withLock { $0 += 1 }
+            return []  // reads the whole request, then closes without a byte of answer
+        }
+        try AccountsQuotaTests.withQuotas(["alice tokens-per-day=100000 max-predict=100"], configure: { config in
+            config.upstreams.append(BackendSpec(address: UpstreamAddress(parsing: "http://127.0.0.1:\(dropping.port)")!))
+            config.concurrency = nil
+        }) { proxy, _, book in
+            try #require(checkNow(proxy.server), "the first health checks never finished")
+            let body = #"{"model":"mistral:7b","prompt":"Why is the sky blue?","stream":false}"#
+            var counted = 0
+            for _ in 0..<4 {
+                let response = try proxy.fetch(Req.post("/api/generate", body, Self.alice))
+                #expect(response.status == 200, "\(response.text)")
+                let object = try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
+                counted += (object["prompt_eval_count"] as? Int ?? 0) + (object["eval_count"] as? Int ?? 0)
+            }
+            let left = posts.withLock { $0 }
+            #expect(left >= 1, "no request went to the backend that drops them first")
+            let reservation = body.utf8.count + QuotaEstimate.templateOverhead + 100
+            #expect(book.balance(of: "alice").dayTokens == counted + left * reservation)
+            #expect(book.balance(of: "alice").dayRequests == 4)
+            #expect(book.balance(of: "alice").held == 0)
+        }
+    }
+
+    /// A vision model makes thousands of tokens of a few bytes of image: each image in the body adds
+    /// `QuotaEstimate.tokensPerImage` to the reservation, so a quota that a small body would fit refuses one with
+    /// images it cannot cover.
+    @Test func imagesAreReservedAtWhatAVisionModelMakesOfThem() throws {
+        try AccountsQuotaTests.withQuotas(["alice tokens-per-day=6000 max-predict=10"]) { proxy, fake, book in
+            let one = #"{"model":"mistral:7b","prompt":"what is this?","images":["iVBORw0KGgo="],"stream":false}"#
+            let response = try proxy.fetch(Req.post("/api/generate", one, Self.alice))
+            #expect(response.status == 200, "\(response.text)")
+            let two = #"{"model":"mistral:7b","prompt":"what is this?","images":["iVBORw0KGgo=","iVBORw0KGgo="],"stream":false}"#
+            expectError(try proxy.fetch(Req.post("/api/generate", two, Self.alice)), status: 429, family: .ollama)
+            #expect(fake.requests.count == 1)
+            #expect(book.balance(of: "alice").held == 0)
+        }
+    }
+
     /// Ollama's `404` (a model it does not have) comes before it loads or runs anything: charged nothing, and it does
     /// not count as a request.
     @Test func ollamasNotFoundIsFree() throws {

@@ -222,8 +222,9 @@ extension OracleBodyRewriteTests {
         return "{" + members.joined(separator: ",") + "}"
     }
 
-    /// A body `BodyRewrite.override` lets through without permissions must, as Go reads it, set no option but
-    /// sampling ones (and `num_ctx` where `max-context` caps it), no `shift`, no `template` and no web-search tool.
+    /// A body `BodyRewrite.override` lets through without permissions must, as Go reads it once rewritten for a user
+    /// who may not override (`GenerationLimits.pinned`, no caps), hold no options key but sampling ones, not even
+    /// as null (Ollama tests some runner options by presence), no `shift`, no `template` and no web-search tool.
     @Test func bodiesLetThroughCarryNoOverrideAsGoReadsThem() throws {
         guard let binary = Self.oraclePath else {
             if Self.mustRun { Issue.record("the Go oracle is missing: build it as .ci/run does") }
@@ -250,6 +251,15 @@ extension OracleBodyRewriteTests {
                 case .success(nil):
                     accepted += 1
                     if goError == nil { #expect(!overriding, "\(path) \(body): \(gen)") }
+                    guard case .success(let plan) = BodyRewrite.plan(Array(body.utf8), route: route,
+                                                                     limits: GenerationLimits(pinned: true),
+                                                                     countUsage: false) else { break }
+                    let sent = plan.body.map { String(decoding: $0, as: UTF8.self) } ?? body
+                    let after = try #require(try oracle.read(path, sent)["generation"] as? [String: Any])
+                    if after["error"] == nil {
+                        let present = after["present_option_keys"] as? [String] ?? []
+                        #expect(present.allSatisfy { allowed.contains($0) }, "\(path) \(sent): \(after)")
+                    }
                 default:
                     refused += 1
                 }

@@ -87,23 +87,46 @@ struct SharedQuotaTests {
         }
     }
 
-    /// Start-up seeding writes a day or month balance only where Redis has none: a Tollgate joining a running fleet
-    /// (whose spending is in Redis already) counts nothing twice.
-    @Test func seedingWritesOnlyMissingWindows() throws {
+    /// Joining adds an instance's spending once: a second instance adds its own (the fleet's balance is the sum), and
+    /// an instance restarting beside a Redis that kept its data (the same member id) adds nothing again. A Redis that
+    /// lost its data has no members: every instance adds its spending again.
+    @Test func joiningAddsEachInstancesSpendingOnce() throws {
         let redis = try RedisServerProcess()
         let configuration = RedisConfiguration(url: redis.url())!
         let client = BlockingRedis(configuration: configuration, address: try configuration.resolve())
         let now: Int64 = 1_773_576_000   // 2026-03-15 12:00 UTC
         let spent = ["alice": Spending(dayTokens: 700, monthTokens: 9000, dayRequests: 3)]
-        #expect(try SharedQuotas.seed(spent, now: now, through: client) == 2)
+        #expect(try SharedQuotas.join(spent, member: "aaaa", now: now, through: client))
         #expect(try Self.field(redis, "tollgate:{quota}:day:*:alice", "tokens") == 700)
         #expect(try Self.field(redis, "tollgate:{quota}:day:*:alice", "requests") == 3)
         #expect(try Self.field(redis, "tollgate:{quota}:month:*:alice", "tokens") == 9000)
-        // A second Tollgate with its own (smaller) ledger adds nothing.
         let other = ["alice": Spending(dayTokens: 50, monthTokens: 50, dayRequests: 1)]
-        #expect(try SharedQuotas.seed(other, now: now + 60, through: client) == 0)
+        #expect(try SharedQuotas.join(other, member: "bbbb", now: now + 60, through: client))
+        #expect(try Self.field(redis, "tollgate:{quota}:day:*:alice", "tokens") == 750)
+        #expect(try Self.field(redis, "tollgate:{quota}:day:*:alice", "requests") == 4)
+        #expect(try Self.field(redis, "tollgate:{quota}:month:*:alice", "tokens") == 9050)
+        // The first instance restarts: a member already.
+        #expect(try !SharedQuotas.join(spent, member: "aaaa", now: now + 120, through: client))
+        #expect(try Self.field(redis, "tollgate:{quota}:day:*:alice", "tokens") == 750)
+        _ = try redis.command("FLUSHALL")
+        #expect(try SharedQuotas.join(spent, member: "aaaa", now: now + 180, through: client))
         #expect(try Self.field(redis, "tollgate:{quota}:day:*:alice", "tokens") == 700)
-        #expect(try Self.field(redis, "tollgate:{quota}:month:*:alice", "tokens") == 9000)
+    }
+
+    /// A Redis that restarts empty does not hand out a fresh quota: the running instance's next reservation is told to
+    /// join first, adds what its own book spent, and is decided against that.
+    @Test func aRedisThatLostItsDataGetsTheSpendingBack() throws {
+        let redis = try RedisServerProcess()
+        try withProxyAndFake(configure: { config in
+            try? Self.configure(&config, redis: redis, policies: ["alice requests-per-day=2"])
+        }) { proxy, _ in
+            #expect(eventually { proxy.server.sharedStatus?.isUp == true }, "never connected to Redis")
+            for _ in 0..<2 { #expect(try proxy.fetch(Req.generate(Self.alice)).status == 200) }
+            #expect(eventually { (try? Self.field(redis, "tollgate:{quota}:day:*:alice", "requests")) == 2 })
+            _ = try redis.command("FLUSHALL")
+            expectError(try proxy.fetch(Req.generate(Self.alice)), status: 429, family: .ollama)
+            #expect(try Self.field(redis, "tollgate:{quota}:day:*:alice", "requests") == 2)
+        }
     }
 
     @Test func aHoldLeftByADeadInstanceIsReleasedByTheNextReservation() throws {

@@ -305,7 +305,10 @@ type Generation struct {
 	// Responses layer would run its web search (a tool type starting "web_search", blanks trimmed as the cloud
 	// proxy does; the Responses layer's "web_search", nested namespace tools included).
 	OptionKeys []string `json:"option_keys"`
-	Shift      *bool    `json:"shift"`
+	// Every key of the options map, null ones included: Ollama's modelOptions tests some by presence alone
+	// (num_ctx and num_batch turn their automatic sizing off, draft_num_predict keeps its default).
+	PresentOptionKeys []string `json:"present_option_keys"`
+	Shift             *bool    `json:"shift"`
 	Template   string   `json:"template"`
 	WebSearch  bool     `json:"web_search"`
 }
@@ -392,12 +395,15 @@ func generationReading(route string, body []byte) *Generation {
 			return g
 		}
 		g.OptionKeys = []string{}
+		g.PresentOptionKeys = []string{}
 		for k, val := range v.Options {
 			if val != nil {
 				g.OptionKeys = append(g.OptionKeys, k)
 			}
+			g.PresentOptionKeys = append(g.PresentOptionKeys, k)
 		}
 		sort.Strings(g.OptionKeys)
+		sort.Strings(g.PresentOptionKeys)
 		if route == "POST /api/generate" || route == "POST /api/chat" {
 			g.Shift = v.Shift
 		}

@@ -229,7 +229,7 @@ public final class UsageStore: @unchecked Sendable {
     }
 
     /// Whether the usage table exists (a database only the keys have written to has none yet).
-    private func hasTable() throws(SQLiteError) -> Bool {
+    func hasTable() throws(SQLiteError) -> Bool {
         let query = try database.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'usage'")
         defer { query.reset() }
         return try query.step()

@@ -15,6 +15,9 @@ public final class QuotaBook: Sendable {
     /// Unix seconds now (injected in tests).
     public let clock: @Sendable () -> Int64
     private let balances = Mutex<[String: QuotaBalance]>([:])
+    /// How many charges `record` has made (changed under `balances`' lock): a settlement's number, which tells the
+    /// fleet's balances whether a join's snapshot of `spending` already held it (`SharedQuotas`).
+    private let recorded = Atomic<UInt64>(0)
 
     /// A book reading the wall clock, or `clock`.
     public init(clock: @escaping @Sendable () -> Int64 = QuotaBook.wallClock) {
@@ -46,21 +49,34 @@ public final class QuotaBook: Sendable {
 
     /// Charges `user` what a request reserved elsewhere cost (the fleet's balances in Redis settled it): this
     /// process's book keeps its own instance's spending, which its `local` fallback decides on while Redis is down.
-    func record(user: String, _ charge: QuotaCharge, reserved: Int) {
+    /// Returns the charge's number (`spendingSnapshot`'s `through` counts it once it is in the book; a charge of
+    /// nothing gets the number of the last charge).
+    @discardableResult
+    func record(user: String, _ charge: QuotaCharge, reserved: Int) -> UInt64 {
         let tokens: Int
         switch charge {
         case .counted(let n): tokens = max(0, n)
         case .reservation: tokens = reserved
-        case .nothing: return
+        case .nothing: return balances.withLock { _ in recorded.load(ordering: .relaxed) }
         }
         let windows = UTCWindows(unixSeconds: clock())
-        balances.withLock { table in
+        return balances.withLock { table in
             var b = table[user] ?? QuotaBalance(windows)
             b.roll(windows)
             b.dayTokens += tokens
             b.monthTokens += tokens
             b.dayRequests += 1
             table[user] = b
+            return recorded.add(1, ordering: .relaxed).newValue
+        }
+    }
+
+    /// Every user's spending in the current windows, and the number of the last charge `record` made that it holds
+    /// (every charge numbered up to `through` is in it, none after). One lock: the two agree.
+    public func spendingSnapshot() -> (spent: [String: Spending], through: UInt64) {
+        let windows = UTCWindows(unixSeconds: clock())
+        return balances.withLock { table in
+            (Self.spending(table, windows), recorded.load(ordering: .relaxed))
         }
     }
 
@@ -110,15 +126,17 @@ public final class QuotaBook: Sendable {
     /// quota gauges' values, read at scrape time.
     public func spending() -> [String: Spending] {
         let windows = UTCWindows(unixSeconds: clock())
-        return balances.withLock { table in
-            var out: [String: Spending] = [:]
-            for (user, stored) in table {
-                var b = stored
-                b.roll(windows)
-                out[user] = Spending(dayTokens: b.dayTokens, monthTokens: b.monthTokens, dayRequests: b.dayRequests)
-            }
-            return out
+        return balances.withLock { table in Self.spending(table, windows) }
+    }
+
+    private static func spending(_ table: [String: QuotaBalance], _ windows: UTCWindows) -> [String: Spending] {
+        var out: [String: Spending] = [:]
+        for (user, stored) in table {
+            var b = stored
+            b.roll(windows)
+            out[user] = Spending(dayTokens: b.dayTokens, monthTokens: b.monthTokens, dayRequests: b.dayRequests)
         }
+        return out
     }
 
     /// `user`'s balance now: spent and held in the day and month, requests today.

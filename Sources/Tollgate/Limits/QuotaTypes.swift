@@ -33,12 +33,17 @@ public struct QuotaEstimate: Sendable, Equatable {
     /// Tokens a chat template may add to what the body holds (role markers, the model's own system prompt).
     public static let templateOverhead = 256
 
-    /// The conservative estimate of a prompt sent as `bodyBytes` bytes of JSON: a tokenizer never makes more than
-    /// one token of a byte (byte-level BPE falls back to single bytes; the JSON around the text only adds bytes),
-    /// plus `templateOverhead`. Not bounded by `max-context`: a body without `num_ctx` runs the server's default
-    /// context, which may be larger.
-    public static func prompt(bodyBytes: Int) -> Int {
-        bodyBytes + templateOverhead
+    /// Tokens one image may become: vision models make a fixed number of tokens of an image whatever its size in
+    /// bytes, up to about 3,100 for the largest image Ollama's processors keep (Mistral Small 3's 1540 px in 28 px
+    /// patches, plus a break token per row); Gemma 3 makes 256, LLaVA 576, Qwen 2.5 VL at most 1,280.
+    public static let tokensPerImage = 4096
+
+    /// The conservative estimate of a prompt sent as `bodyBytes` bytes of JSON carrying `images` images: a tokenizer
+    /// never makes more than one token of a byte (byte-level BPE falls back to single bytes; the JSON around the
+    /// text only adds bytes), plus `tokensPerImage` for each image and `templateOverhead`. Not bounded by
+    /// `max-context`: a body without `num_ctx` runs the server's default context, which may be larger.
+    public static func prompt(bodyBytes: Int, images: Int = 0) -> Int {
+        bodyBytes + images * tokensPerImage + templateOverhead
     }
 }
 

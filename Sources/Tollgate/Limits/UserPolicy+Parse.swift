@@ -55,6 +55,11 @@ extension UserPolicy {
             guard seconds <= UserPolicy.maxKeepAliveSeconds else {
                 return "at most 8760h (a year; off for no cap)"
             }
+            // Ollama takes the model's expiry from the latest request, and a user who may not override gets this
+            // value on every request that sends one: 0 would unload the model every user shares.
+            guard seconds >= 1 else {
+                return "at least 1s (0 unloads the model every user shares after each request; off for no cap)"
+            }
             keepAliveSeconds = .at(seconds)
             return nil
         case "rate":

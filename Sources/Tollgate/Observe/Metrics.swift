@@ -33,6 +33,9 @@ struct MetricCounters: Sendable {
     var outputHolds = 0
     /// The most bytes seen queued for one client while its socket was full (the output bound plus one answer).
     var outputQueuedPeak = 0
+    /// The most bytes held in one client's output buffer while its socket was full: queued bytes plus the part
+    /// already written and not yet compacted away (at most one read buffer's worth).
+    var outputBufferPeak = 0
 
     mutating func add(_ other: MetricCounters) {
         for f in 0..<3 { for c in 0..<5 { requests[f][c] += other.requests[f][c] } }
@@ -57,6 +60,7 @@ struct MetricCounters: Sendable {
         for i in 0..<2 { connectionsRefused[i] += other.connectionsRefused[i] }
         outputHolds += other.outputHolds
         outputQueuedPeak = max(outputQueuedPeak, other.outputQueuedPeak)
+        outputBufferPeak = max(outputBufferPeak, other.outputBufferPeak)
     }
 }
 
@@ -94,6 +98,16 @@ public final class Metrics: Sendable {
     public func setCertificateExpiry(_ seconds: Int64?) {
         certificateExpiry.withLock { $0 = seconds }
     }
+
+    /// Every worker's counters summed (what a scrape renders; the status page reads it too).
+    func totals() -> MetricCounters {
+        var c = MetricCounters()
+        for w in workers { let snapshot = w.counters.withLock { $0 }; c.add(snapshot) }
+        return c
+    }
+
+    /// The serving certificate's notAfter (seconds since the epoch); nil without one.
+    var certificateExpirySeconds: Int64? { certificateExpiry.withLock { $0 } }
 
     /// Counts `seconds` in the lowest bucket it fits (none past the last: only `+Inf`, the count, has it).
     static func bucketCounts(_ counts: inout [Int], _ seconds: Double) {
@@ -166,6 +180,9 @@ public final class Metrics: Sendable {
         header("tollgate_client_output_queued_peak_bytes", "gauge",
                "The most bytes queued for one client that was not reading, since start.")
         s += "tollgate_client_output_queued_peak_bytes \(c.outputQueuedPeak)\n"
+        header("tollgate_client_output_buffer_peak_bytes", "gauge",
+               "The most bytes held in one client's output buffer (queued plus written, not yet reclaimed), since start.")
+        s += "tollgate_client_output_buffer_peak_bytes \(c.outputBufferPeak)\n"
         header("tollgate_reloads_total", "counter", "Reloads of the users file, certificate and config by result.")
         for (k, v) in reloads.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
             let parts = k.split(separator: "\u{0}")

@@ -22,6 +22,7 @@ enum ConnectionPhases {
             CredentialHeaders.self,
             LoginThrottling.self,
             Authentication.self,
+            StatusPage.self,
             RoutePolicy.self,
             UserRate.self,
             CloudModelPath.self,

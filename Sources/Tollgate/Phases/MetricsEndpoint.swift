@@ -1,6 +1,7 @@
 import TollgateHTTP
 
-/// The metrics listener's only route: `GET /metrics` in Prometheus text format. Other listeners' exchanges go on.
+/// The metrics listener's routes: `GET /metrics` in Prometheus text format, and `GET /status`, the status page
+/// (`StatusPage`), for whoever reaches this listener. Other listeners' exchanges go on.
 ///
 /// A scrape first asks `Readiness` whether the upstream accepts requests (the backend set's health, or a connect
 /// probe of the single upstream, remembered for a second), so that `tollgate_upstream_up` says whether Ollama is
@@ -13,8 +14,11 @@ struct MetricsEndpoint: ConnectionPhase {
     func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
         guard c.kind == .metrics else { return .next }
         let worker = c.worker
+        if ex.path == StatusPage.path, ex.method == .get || ex.method == .head {
+            return StatusPage.serve(ex, on: c)
+        }
         guard ex.path == "/metrics", ex.method == .get || ex.method == .head, worker.metrics != nil else {
-            return .reply(.json(404, #"{"error":"the metrics listener serves GET /metrics only"}"#))
+            return .reply(.json(404, #"{"error":"the metrics listener serves GET /metrics and GET /status only"}"#))
         }
         worker.readiness.check { up, _ in
             ex.phases.resume(ex, on: c) { MetricsEndpoint.scrape(worker, upstreamUp: up) }

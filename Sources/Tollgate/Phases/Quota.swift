@@ -32,10 +32,13 @@ struct Quota: ConnectionPhase {
         guard ex.route == .inference, let route = ex.inferenceRoute else { return .next }
         let policy = policies.policy(for: ex.user)
         let limits = GenerationLimits(maxContext: policy.maxContext?.value, maxPredict: policy.maxPredict?.value,
-                                      keepAlive: policy.keepAliveSeconds?.value.map { KeepAliveLimit(seconds: $0) })
+                                      keepAlive: policy.keepAliveSeconds?.value.map { KeepAliveLimit(seconds: $0) },
+                                      pinned: ex.generationLimits?.pinned ?? false)
         if !limits.isEmpty { ex.generationLimits = limits }
         guard let user = ex.user else { return .next }
-        let estimate = QuotaEstimate(promptTokens: QuotaEstimate.prompt(bodyBytes: ex.stagedBody.count),
+        // Images are counted (a walk of the body) only where a token quota reads the estimate.
+        let images = policy.quotaLimits.limitsTokens ? BodyRewrite.imageCount(in: ex.stagedBody) : 0
+        let estimate = QuotaEstimate(promptTokens: QuotaEstimate.prompt(bodyBytes: ex.stagedBody.count, images: images),
                                      generates: route.generates, maxPredict: limits.maxPredict)
         let store = self.store
         // A grant that reaches an exchange already gone is given back at once, charging nothing.

@@ -3,12 +3,14 @@ import TollgateHTTP
 /// The gate on what an inference body asks of the shared server beyond its own generation, after the model gate
 /// and before a quota is reserved.
 ///
-/// - Model overrides (`model-overrides`): a runner option in `options` (`num_gpu`, `num_batch`, `use_mmap`, ...;
-///   `num_ctx` unless `max-context` caps it for the user), top-level `shift`, or a `template` on `/api/generate`.
-///   Each either reloads the model Ollama holds for everyone (its scheduler compares the runner options and the
-///   context shift of every request with those of the loaded runner), moves it off the GPU, or, for `template`,
-///   has Ollama parse and execute a Go `text/template`, whose nested templates expand exponentially. Refused with
-///   400 naming the field and the key unless the user's policy sets `model-overrides=allow`. Administrators are
+/// - Model overrides (`model-overrides`): a runner option in `options` (`num_gpu`, `num_batch`, `use_mmap`, ...),
+///   top-level `shift`, a `template` on `/api/generate`, or a `keep_alive` under a second. Each either reloads the
+///   model Ollama holds for everyone (its scheduler compares the runner options and the context shift of every
+///   request with those of the loaded runner), moves it off the GPU, unloads it, or, for `template`, has Ollama
+///   parse and execute a Go `text/template`, whose nested templates expand exponentially. Refused with 400 naming
+///   the field and the key unless the user's policy sets `model-overrides=allow`. For the same user, `num_ctx` and
+///   any other `keep_alive` are not refused (clients send them on every request) but pinned: to the policy's
+///   `max-context` and `keep-alive`, or to the server's defaults (`GenerationLimits.pinned`, set here). Administrators are
 ///   always allowed; with authentication off (no users to tell apart) everyone is, unless the `*` line says
 ///   `model-overrides=refuse`. `raw`, `context` and `system` stay allowed: each only changes the user's own
 ///   prompt, within the body's size.
@@ -34,6 +36,11 @@ struct SharedModelGuard: ConnectionPhase {
     func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
         guard ex.route == .inference, let route = ex.inferenceRoute, ex.wholeBody else { return .next }
         if let refusal = check(ex.stagedBody, route: route, user: ex.user) { return .answer(refusal, .rejected) }
+        if !mayOverride(user: ex.user, policy: policies.policy(for: ex.user)) {
+            var limits = ex.generationLimits ?? GenerationLimits()
+            limits.pinned = true
+            ex.generationLimits = limits
+        }
         return .next
     }
 
@@ -68,8 +75,8 @@ struct SharedModelGuard: ConnectionPhase {
     static func message(field: String) -> String {
         let what = field == "template"
             ? "is parsed and run by Ollama as a Go template, which can expand without bound"
-            : field == "options.num_ctx"
-            ? "sets the context the shared model is loaded with (reloading it for every user); with max-context set it is capped instead"
+            : field == "keep_alive"
+            ? "under a second unloads the model shared by every user of this server"
             : "changes how the model shared by every user of this server is loaded (reloading or moving it)"
         return "\"\(field)\" \(what); this server refuses it unless the user's policy sets model-overrides=allow"
     }

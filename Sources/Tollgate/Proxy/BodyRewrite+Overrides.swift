@@ -15,8 +15,9 @@ extension BodyRewrite {
     /// `Runner` struct (`num_ctx`, `num_batch`, `num_gpu`, `main_gpu`, `use_mmap`, `num_thread`,
     /// `draft_num_predict`) and older ones' (`use_mlock`, `low_vram`, `f16_kv`, `vocab_only`, `numa`, `num_gqa`,
     /// `rope_*`, `logits_all`, ...), each of which reloads the model, moves it to another device or off the GPU.
-    /// `num_ctx` is allowed too, though a different one reloads the model: it is what `max-context` caps (lowered,
-    /// never refused), and many clients send it on every request (Continue, chat UIs' context setting).
+    /// `num_ctx` is allowed too, though a different one reloads the model: many clients send it on every request
+    /// (Continue, chat UIs' context setting), so rather than refused it is pinned when the body is rewritten: to
+    /// `max-context`, or to the server's default (`GenerationLimits.pinned`).
     static let samplingOptions: Set<[UInt8]> = Set([
         "num_keep", "seed", "num_predict", "top_k", "top_p", "min_p", "typical_p", "repeat_last_n", "temperature",
         "repeat_penalty", "presence_penalty", "frequency_penalty", "stop", "tfs_z", "mirostat", "mirostat_tau",
@@ -29,8 +30,10 @@ extension BodyRewrite {
     /// web-search tools. Read as Go reads the body: the struct fields (`options`, `shift`,
     /// `template`, `tools`, a tool's `type`) case-insensitively with Go's folds, so a key Go could match without
     /// it being spelled exactly, or one given twice, is refused (`Refusal`) rather than guessed at; the options
-    /// map's keys exactly (a key given twice counts if any of its values is not null). A field sent as null (or
-    /// an empty `template`) is what Ollama does without it: allowed.
+    /// map's keys exactly (a key given twice counts if any of its values is not null). A struct field sent as null (or
+    /// an empty `template`) is what Ollama does without it: allowed. An options key sent as null is allowed here too,
+    /// but Ollama tells it from an absent one for some runner options, so the rewrite removes it
+    /// (`GenerationLimits.pinned`).
     public static func override(in body: [UInt8], route: InferenceRoute, overrides: Bool,
                                 webSearch: Bool) -> Result<Override?, Refusal> {
         let needsOverrides = !overrides && route.hasOptions
@@ -68,6 +71,12 @@ extension BodyRewrite {
                 let name = m.key.map { String(decoding: $0, as: UTF8.self) } ?? walker.text(m.keyStart..<m.value.lowerBound)
                 return .modelOverride(field: "options.\(name)")
             }
+        }
+        // Under a second (0 is `ollama stop`'s unload) unloads the model from under every other user. Longer ones
+        // are pinned to the policy's value when the body is rewritten (`GenerationLimits.pinned`).
+        if let keep = try structField(top, "keep_alive"), !walker.isNull(keep.value),
+           let seconds = try? keepAliveSeconds(keep, walker: &walker), seconds < 1 {
+            return .modelOverride(field: "keep_alive")
         }
         if route == .generate || route == .chat, let shift = try structField(top, "shift"), !walker.isNull(shift.value) {
             return .modelOverride(field: "shift")

@@ -55,8 +55,9 @@ public enum BodyRewrite {
             switch route {
             case .generate, .chat, .embed, .embeddings:
                 try options(top, route: route, limits: limits, walker: &walker, edits: &edits, plan: &plan)
-                if let cap = limits.keepAlive {
-                    try keepAlive(top, cap: cap, walker: &walker, edits: &edits, plan: &plan)
+                if limits.keepAlive != nil || limits.pinned {
+                    try keepAlive(top, cap: limits.keepAlive, pinned: limits.pinned, walker: &walker, edits: &edits,
+                                  plan: &plan)
                 }
             case .chatCompletions, .completions:
                 if let cap = limits.maxPredict {
@@ -88,7 +89,7 @@ public enum BodyRewrite {
                                 edits: inout [Edit], plan: inout Plan) throws {
         let predictCap = route.generates ? limits.maxPredict : nil
         let contextCap = limits.maxContext
-        guard predictCap != nil || contextCap != nil else {
+        guard predictCap != nil || contextCap != nil || limits.pinned else {
             if route.generates { plan.generationCap = try currentPredict(top, walker: &walker) }
             return
         }
@@ -106,8 +107,11 @@ public enum BodyRewrite {
                 throw Refusal(message: "\"options\" must be an object")
             }
         }
-        // Inserted members, written together (into the options object, or as a new one).
+        // Inserted members, written together (into the options object, or as a new one); replaced values inside the
+        // object; members removed from it.
         var added: [(String, Int)] = []
+        var inOptions: [Edit] = []
+        var removed = Set<Int>()
         if let cap = contextCap {
             // Absent or null, Ollama picks its own default context, which it sizes from the GPU's memory (up to
             // the model's whole training context): the cap is set instead.
@@ -115,15 +119,30 @@ public enum BodyRewrite {
             var current: OptionInt = .absent
             if let ctx { current = try optionInt(ctx, walker: &walker) }
             switch (current, ctx) {
-            case (.value(let n), _) where n >= 1 && n <= cap:
+            case (.value(let n), _) where n == cap || (n >= 1 && n < cap && !limits.pinned):
                 break
             case (_, let ctx?):
-                edits.append(Edit(at: ctx.value, text: String(cap)))
+                inOptions.append(Edit(at: ctx.value, text: String(cap)))
                 let from = walker.isNull(ctx.value) ? nil : walker.text(ctx.value)
                 plan.lowered.append(LoweredField(field: "num_ctx", from: from, to: cap))
             case (_, nil):
                 added.append(("num_ctx", cap))
                 plan.lowered.append(LoweredField(field: "num_ctx", from: nil, to: cap))
+            }
+        } else if limits.pinned, let ctx = try mapKey(inner, "num_ctx") {
+            // No cap to pin it to: the context the server loads the model with by default, which only an absent key
+            // gives (Ollama tells a key sent as null from an absent one: null turns its automatic context off).
+            _ = try optionInt(ctx, walker: &walker)
+            removed.formUnion(inner.indices.filter { inner[$0].keyStart == ctx.keyStart })
+            plan.lowered.append(LoweredField(field: "num_ctx", from: walker.isNull(ctx.value) ? nil : walker.text(ctx.value), to: nil))
+        }
+        if limits.pinned {
+            // A runner option sent as null passed the override check (a value would not have), but Ollama tests
+            // whether the key is present (automatic batch, draft predictions): it goes.
+            for (i, m) in inner.enumerated() where walker.isNull(m.value) {
+                guard let key = m.key, !samplingOptions.contains(key), key != Array("num_ctx".utf8) else { continue }
+                removed.insert(i)
+                plan.lowered.append(LoweredField(field: String(decoding: key, as: UTF8.self), from: nil, to: nil))
             }
         }
         if let cap = predictCap {
@@ -137,7 +156,7 @@ public enum BodyRewrite {
                 plan.generationCap = cap
                 let from = member.flatMap { walker.isNull($0.value) ? nil : walker.text($0.value) }
                 if let member {
-                    edits.append(Edit(at: member.value, text: String(cap)))
+                    inOptions.append(Edit(at: member.value, text: String(cap)))
                 } else {
                     added.append(("num_predict", cap))
                 }
@@ -146,8 +165,25 @@ public enum BodyRewrite {
         } else if route.generates {
             plan.generationCap = try currentPredict(top, walker: &walker)
         }
+        let addedText = added.map { "\"\($0.0)\":\($0.1)" }
+        if !removed.isEmpty, let field {
+            // The object is written again: each kept member's bytes as sent (its value replaced where capped), then
+            // the added ones.
+            var parts: [String] = []
+            for (i, m) in inner.enumerated() where !removed.contains(i) {
+                let keyText = String(decoding: walker.bytes[m.keyStart..<m.value.lowerBound], as: UTF8.self)
+                if let replaced = inOptions.first(where: { $0.at == m.value }) {
+                    parts.append(keyText + replaced.text)
+                } else {
+                    parts.append(keyText + String(decoding: walker.bytes[m.value], as: UTF8.self))
+                }
+            }
+            edits.append(Edit(at: field.value, text: "{" + (parts + addedText).joined(separator: ",") + "}"))
+            return
+        }
+        edits.append(contentsOf: inOptions)
         guard !added.isEmpty else { return }
-        let members = added.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",")
+        let members = addedText.joined(separator: ",")
         if let objectStart {
             edits.append(insertion(inner, at: objectStart, member: members))
         } else if let field {
@@ -165,36 +201,47 @@ public enum BodyRewrite {
         return n
     }
 
-    /// `keep_alive`: capped (forever counts as over any cap), or set when absent with `replaceAbsent`.
-    private static func keepAlive(_ top: [Member], cap: KeepAliveLimit, walker: inout Walker, edits: inout [Edit],
-                                  plan: inout Plan) throws {
+    /// `keep_alive`: capped (forever counts as over any cap), or set when absent with `replaceAbsent`; `pinned`:
+    /// any other value than the cap becomes the cap, or null (the server's default) without one.
+    private static func keepAlive(_ top: [Member], cap: KeepAliveLimit?, pinned: Bool, walker: inout Walker,
+                                  edits: inout [Edit], plan: inout Plan) throws {
         let field = try structField(top, "keep_alive")
-        let capSeconds = Double(cap.seconds)
         if let field, !walker.isNull(field.value) {
-            let seconds: Double
-            switch walker.kind(at: field.value.lowerBound) {
-            case .number:
-                guard let v = walker.double(field.value) else { throw Refusal(message: "\"keep_alive\" is not a number Go can read") }
-                seconds = v < 0 ? .infinity : v
-            case .string:
-                let text = try walker.decodedString(at: field.value.lowerBound)
-                guard let d = GoDuration.seconds(text) else {
-                    throw Refusal(message: "\"keep_alive\" must be a number of seconds or a duration such as \"5m\"")
-                }
-                seconds = d < 0 ? .infinity : d
-            default:
-                throw Refusal(message: "\"keep_alive\" must be a number of seconds or a duration such as \"5m\"")
+            let seconds = try keepAliveSeconds(field, walker: &walker)
+            guard let cap else {
+                // Pinned without a cap: the server's default.
+                edits.append(Edit(at: field.value, text: "null"))
+                plan.lowered.append(LoweredField(field: "keep_alive", from: walker.text(field.value), to: nil))
+                return
             }
-            guard seconds > capSeconds else { return }
+            guard pinned ? seconds != Double(cap.seconds) : seconds > Double(cap.seconds) else { return }
             edits.append(Edit(at: field.value, text: String(cap.seconds)))
             plan.lowered.append(LoweredField(field: "keep_alive", from: walker.text(field.value), to: cap.seconds))
-        } else if cap.replaceAbsent {
+        } else if let cap, cap.replaceAbsent {
             if let field {
                 edits.append(Edit(at: field.value, text: String(cap.seconds)))
             } else {
                 edits.append(insertion(top, at: walker.firstNonSpace(), member: "\"keep_alive\":\(cap.seconds)"))
             }
             plan.lowered.append(LoweredField(field: "keep_alive", from: nil, to: cap.seconds))
+        }
+    }
+
+    /// A `keep_alive` member's value in seconds as Ollama reads it (a number of seconds or a Go duration; negative,
+    /// meaning forever, is infinite).
+    static func keepAliveSeconds(_ field: Member, walker: inout Walker) throws -> Double {
+        switch walker.kind(at: field.value.lowerBound) {
+        case .number:
+            guard let v = walker.double(field.value) else { throw Refusal(message: "\"keep_alive\" is not a number Go can read") }
+            return v < 0 ? .infinity : v
+        case .string:
+            let text = try walker.decodedString(at: field.value.lowerBound)
+            guard let d = GoDuration.seconds(text) else {
+                throw Refusal(message: "\"keep_alive\" must be a number of seconds or a duration such as \"5m\"")
+            }
+            return d < 0 ? .infinity : d
+        default:
+            throw Refusal(message: "\"keep_alive\" must be a number of seconds or a duration such as \"5m\"")
         }
     }
 

@@ -181,6 +181,7 @@ extension ClientConnection {
         worker.peers.report(b, .failed(detail: detail))
         guard ex.replayable, up.bufferedInput == 0, mayResend(ex, up), ex.backendLease != nil else { return false }
         ex.lastBackendError = "\(worker.config.upstreams[b].address.hostHeader): \(detail)"
+        if up.wroteAny { ex.abandonedBackends += 1 }
         ex.upstream = nil
         up.close()
         releasePeer(ex)

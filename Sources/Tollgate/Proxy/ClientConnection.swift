@@ -326,8 +326,19 @@ final class ClientConnection: EventHandler {
                 progressed = true
             case .wouldBlock:
                 life.outputBlocked(now: worker.loop.now, progressed: progressed)
-                let queued = pendingOutput
-                worker.count { $0.outputQueuedPeak = max($0.outputQueuedPeak, queued) }
+                // A client that reads slowly but never empties its backlog would otherwise keep every byte
+                // already written in the buffer (the bound counts only what is queued). Dropping the written
+                // prefix once it reaches one read buffer keeps the buffer within the bound plus two reads, at the
+                // cost of one copy of the queued bytes per 16 KiB written at most.
+                if outStart >= Worker.bufferSize {
+                    out.removeSubrange(0..<outStart)
+                    outStart = 0
+                }
+                let queued = pendingOutput, held = out.count
+                worker.count {
+                    $0.outputQueuedPeak = max($0.outputQueuedPeak, queued)
+                    $0.outputBufferPeak = max($0.outputBufferPeak, held)
+                }
                 updateInterest()
                 return
             case .eof, .failed:

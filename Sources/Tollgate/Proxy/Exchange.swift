@@ -69,6 +69,10 @@ final class Exchange {
     /// Some byte of the request was written to an upstream (set by `UpstreamConnection.flush`): Ollama may have acted
     /// on it, so its quota charge is never nothing (`QuotaCharge.of`).
     var forwarded = false
+    /// Backends that were written some of this request and failed before answering, after which it went to another
+    /// (`ClientConnection.failOver`): each may have evaluated the prompt and generated, so each is charged the whole
+    /// reservation on top of what the last one cost (`QuotaCharge.of`).
+    var abandonedBackends = 0
     /// The response head came from the upstream (not Tollgate's own `502`/`504`), for `QuotaCharge.of`.
     var upstreamAnswered = false
     /// Token counts from the response (inference routes only).

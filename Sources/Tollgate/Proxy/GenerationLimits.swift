@@ -17,15 +17,22 @@ public struct GenerationLimits: Equatable, Sendable {
     public var maxPredict: Int?
     /// The cap on `keep_alive` (routes with it: the four `/api/*` inference routes).
     public var keepAlive: KeepAliveLimit?
+    /// The sender may not change how the model every user shares is loaded (`model-overrides` refused): a different
+    /// `num_ctx` or a short `keep_alive` would reload or unload it for everyone. So `options.num_ctx` becomes exactly
+    /// `maxContext` (raised as well as lowered), or null (the server's default) without one; and a `keep_alive`
+    /// becomes the `keepAlive` cap, or null (the server's default) without one. Under a second `keep_alive` is refused
+    /// before this (`SharedModelGuard`).
+    public var pinned: Bool
 
-    public init(maxContext: Int? = nil, maxPredict: Int? = nil, keepAlive: KeepAliveLimit? = nil) {
+    public init(maxContext: Int? = nil, maxPredict: Int? = nil, keepAlive: KeepAliveLimit? = nil, pinned: Bool = false) {
         self.maxContext = maxContext
         self.maxPredict = maxPredict
         self.keepAlive = keepAlive
+        self.pinned = pinned
     }
 
     /// No field is limited.
-    public var isEmpty: Bool { maxContext == nil && maxPredict == nil && keepAlive == nil }
+    public var isEmpty: Bool { maxContext == nil && maxPredict == nil && keepAlive == nil && !pinned }
 }
 
 /// How long a request may ask Ollama to keep its model loaded after it (`keep_alive`).
@@ -47,20 +54,21 @@ public struct KeepAliveLimit: Equatable, Sendable {
 }
 
 /// One field `BodyRewrite` changed: the field as the route names it, what the client sent (its JSON text; nil when
-/// absent or null) and what was sent instead. Rendered in the `X-Tollgate-Lowered` response header.
+/// absent or null) and what was sent instead (nil: null, so that the server's default applies). Rendered in the
+/// `X-Tollgate-Lowered` response header.
 public struct LoweredField: Equatable, Sendable {
     public var field: String
     public var from: String?
-    public var to: Int
+    public var to: Int?
 
-    public init(field: String, from: String?, to: Int) {
+    public init(field: String, from: String?, to: Int?) {
         self.field = field
         self.from = from
         self.to = to
     }
 
-    /// The `X-Tollgate-Lowered` value for `fields`: `num_ctx=4096 num_predict=256`.
+    /// The `X-Tollgate-Lowered` value for `fields`: `num_ctx=4096 num_predict=256 keep_alive=default`.
     public static func headerValue(_ fields: [LoweredField]) -> String {
-        fields.map { "\($0.field)=\($0.to)" }.joined(separator: " ")
+        fields.map { "\($0.field)=\($0.to.map(String.init) ?? "default")" }.joined(separator: " ")
     }
 }

@@ -8,7 +8,7 @@ import TollgateIO
 public final class Server: @unchecked Sendable {
     /// The configuration in force (a reload replaces it). Read it from one thread at a time (start-up, the
     /// signal thread).
-    public private(set) var config: ServerConfig
+    public internal(set) var config: ServerConfig
     /// The addresses actually bound (port 0 resolved), for tests and the start-up message.
     public private(set) var tlsAddresses: [SocketAddress] = []
     public private(set) var plainAddresses: [SocketAddress] = []
@@ -43,18 +43,22 @@ public final class Server: @unchecked Sendable {
     public let logSink: LogSink?
     /// The usage ledger's writer (nil when `ledger` is off or no state database is configured).
     public let ledger: UsageLedger?
+    /// This instance's id in the fleet's quota balances (`FleetMember`).
+    public let fleetMember: String
+    /// The status page's reader of the ledger (nil with the ledger off); its thread starts at the first page.
+    public let statusHistory: StatusHistoryReader?
     /// The Ollama backends shared by every loop, with several upstreams (or a `max=`); nil on the single path.
     public let backends: BackendSet?
     private var healthChecker: HealthChecker?
     private var watcher: UsersFileWatcher?
     private var keysWatcher: FileWatcher<AuthorizedKeys>?
-    private var workers: [Worker] = []
+    var workers: [Worker] = []
     private var listeners: [[Listener]] = []
     private var threads: [pthread_t] = []
     /// Each worker's OpenSSL library context, in worker order (empty without a TLS listener).
-    private var tlsLibraries: [TLSLibrary] = []
+    var tlsLibraries: [TLSLibrary] = []
     /// The certificate and key the workers serve (a reload compares the files it reads with them).
-    private let servedCertificate = Mutex<TLSCertificate?>(nil)
+    let servedCertificate = Mutex<TLSCertificate?>(nil)
     private let stopped = Mutex<Int>(0)
     private let shuttingDown = Atomic<Bool>(false)
 
@@ -137,6 +141,24 @@ public final class Server: @unchecked Sendable {
             }
         }
         self.ledger = ledger
+        // With a ledger, this instance's spending outlives a restart, and so must the id it joins the fleet's
+        // balances under (a restarted member adds nothing again).
+        if config.sharedLimits != nil, ledger != nil, let path = config.databasePath {
+            let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+            do {
+                fleetMember = try FleetMember.id(stateDirectory: directory.isEmpty ? "/" : directory) {
+                    Diagnostics.warn("quotas: \($0)")
+                }
+            } catch {
+                ledger?.stop()
+                logSink?.stop()
+                throw error
+            }
+        } else {
+            fleetMember = FleetMember.random()
+        }
+        let statusHistory = ledger.map { StatusHistoryReader(settings: .init(path: $0.settings.path)) }
+        self.statusHistory = statusHistory
         let backends = config.usesBackendSet ? BackendSet(config: config) : nil
         self.backends = backends
         let fileLimit = Syscall.raiseFileLimit()
@@ -174,6 +196,7 @@ public final class Server: @unchecked Sendable {
                 workers[i].signedLogins = signedLogins
                 workers[i].quotaBook = quotaBook
                 workers[i].ledger = ledger
+                workers[i].statusHistory = statusHistory
                 if let shared = config.sharedLimits, let redisAddress, let sharedStatus {
                     workers[i].shared = SharedLimits(settings: shared, address: redisAddress, loop: loop,
                                                      status: sharedStatus, rateSettings: config.rateLimit,
@@ -182,7 +205,8 @@ public final class Server: @unchecked Sendable {
                                                      concurrency: config.concurrency,
                                                      fallbackConcurrency: concurrency, queuedTotal: queuedTotal,
                                                      heldTotal: heldTotal, rateDenials: rateDenials,
-                                                     loginDenials: loginDenials, quotaClock: quotaBook.clock)
+                                                     loginDenials: loginDenials, quotaBook: quotaBook,
+                                                     fleetMember: fleetMember)
                 }
                 workers[i].peers = UpstreamPeers(backendSet: backends)
                 workers[i].connectionLimiter = connectionLimiter
@@ -228,23 +252,35 @@ public final class Server: @unchecked Sendable {
     }
 
     /// Seeds the quota balances from `history` (the usage ledger), before `start`: this process's book, and with
-    /// `redis` the fleet's balances where Redis has none yet for the current day or month (`SharedQuotas.seed`: a
-    /// Tollgate joining a running fleet adds nothing). Blocking: start-up only. The ledger's errors are thrown; a
-    /// Redis that cannot be reached is reported, and the fleet's balances then count from what the fleet spends.
+    /// `redis` the fleet's balances (`SharedQuotas.join`: a Tollgate joining a running fleet adds nothing). Blocking:
+    /// start-up only. The ledger's errors are thrown; a Redis that cannot be reached is reported, and this server
+    /// joins when Redis answers.
     public func seedQuotas(from history: any SpendingHistory) throws {
-        let spent = try quotaBook.seed(from: history)
-        guard let shared = config.sharedLimits, !spent.isEmpty else { return }
+        try quotaBook.seed(from: history)
+        guard let shared = config.sharedLimits else { return }
         do {
             let redis = BlockingRedis(configuration: shared.redis, address: try shared.redis.resolve(),
                                       timeoutMillis: Int(max(1000, shared.redis.commandTimeoutMillis)))
-            let written = try SharedQuotas.seed(spent, now: quotaBook.clock(), through: redis)
-            if written > 0 {
-                Diagnostics.info("quotas: Redis at \(shared.redis.redactedURL) had no balance for \(written) window(s) "
-                                 + "of the current day and month; seeded them from this server's usage ledger")
+            defer { redis.close() }
+            let (spent, through) = quotaBook.spendingSnapshot()
+            if try SharedQuotas.join(spent, member: fleetMember, lastCharge: through, now: quotaBook.clock(),
+                                     through: redis), !spent.isEmpty {
+                Diagnostics.info("quotas: added this server's spending in the current day and month (from its usage "
+                                 + "ledger) to the fleet's balances in Redis at \(shared.redis.redactedURL)")
+            }
+            switch SharedQuotas.evictionPolicy(through: redis) {
+            case "noeviction": break
+            case let policy?:
+                Diagnostics.warn("quotas: Redis at \(shared.redis.redactedURL) evicts keys when full "
+                                 + "(maxmemory-policy \(policy)): quota balances can be evicted, and their users' "
+                                 + "quotas start over; set maxmemory-policy noeviction")
+            case nil:
+                Diagnostics.warn("quotas: Redis at \(shared.redis.redactedURL) does not answer CONFIG GET "
+                                 + "maxmemory-policy; make sure it is noeviction, or quota balances can be evicted")
             }
         } catch {
             Diagnostics.warn("quotas: cannot seed the fleet's balances in Redis at \(shared.redis.redactedURL) "
-                             + "(\(error)); they count from what the fleet spends from now on")
+                             + "(\(error)); this server adds it when Redis answers")
         }
     }
 
@@ -396,6 +432,7 @@ public final class Server: @unchecked Sendable {
         logSink?.stop()
         // After the loops: every finished request's row is queued; stop writes them before the thread ends.
         ledger?.stop()
+        statusHistory?.stop()
     }
 
     /// Runs one round of backend health checks and model polls that starts after this call, and calls `done`
@@ -412,102 +449,6 @@ public final class Server: @unchecked Sendable {
     public func reloadUsers() {
         watcher?.reloadNow()
         keysWatcher?.reloadNow()
-    }
-
-    /// Applies a new configuration (SIGHUP after the config file changed) without dropping a connection: new
-    /// requests see it, requests in flight finish under the one they started with. Settings the table marks
-    /// restart-only (sockets, threads, shared state made at start-up) keep their old values, and the ones that
-    /// changed are named in the returned messages as needing a restart (`ServerConfig.reloaded(to:)`). The
-    /// certificate is loaded from the (possibly new) paths first: a pair that fails to load fails the reload, which
-    /// then changes nothing (the error names the file). Not on an event loop.
-    public func reload(_ new: ServerConfig) throws(SocketError) -> [String] {
-        let (merged, needRestart) = config.reloaded(to: new)
-        let certificate: PreparedCertificate?
-        do throws(SocketError) {
-            certificate = try prepareCertificate(merged)
-        } catch {
-            metrics.reloaded("certificate", ok: false)
-            metrics.reloaded("config", ok: false)
-            throw error
-        }
-        config = merged
-        for worker in workers {
-            let w = UncheckedBox(worker)
-            let c = UncheckedBox(merged)
-            worker.loop.execute { w.value.config = c.value }
-        }
-        if let certificate {
-            install(certificate)
-            Diagnostics.info("reloaded certificate \(certificate.path)")
-        }
-        metrics.reloaded("config", ok: true)
-        var messages = ["reloaded the configuration"]
-        if !needRestart.isEmpty {
-            messages.append("changes to \(needRestart.joined(separator: ", ")) take effect after a restart")
-        }
-        return messages
-    }
-
-    /// Counts a configuration that could not be reloaded.
-    public func reloadFailed() {
-        metrics.reloaded("config", ok: false)
-    }
-
-    /// Loads the certificate and key again (certbot renewal) and swaps them in for new connections; connections
-    /// already open keep the session they have. A pair that fails to load changes nothing. Any thread.
-    @discardableResult
-    public func reloadCertificate() -> Bool {
-        do throws(SocketError) {
-            guard let certificate = try prepareCertificate(config) else { return true }
-            install(certificate)
-            Diagnostics.info("reloaded certificate \(certificate.path)")
-            return true
-        } catch {
-            metrics.reloaded("certificate", ok: false)
-            Diagnostics.error("\(error.description); keeping the current certificate")
-            return false
-        }
-    }
-
-    /// A certificate read and built into a context for every worker, not yet in use.
-    private struct PreparedCertificate {
-        var path: String
-        var certificate: TLSCertificate
-        var contexts: [TLSContext]
-    }
-
-    /// Reads `config`'s pair and builds every worker's context from it; nil without a TLS listener.
-    private func prepareCertificate(_ config: ServerConfig) throws(SocketError) -> PreparedCertificate? {
-        guard !config.listen.isEmpty, let cert = config.certificatePath, let key = config.keyPath else { return nil }
-        // Every context is built before any is swapped in: a pair that fails leaves every worker as it was.
-        let certificate = try TLSCertificate(certificatePath: cert, keyPath: key)
-        var contexts: [TLSContext] = []
-        for library in tlsLibraries {
-            contexts.append(try TLSContext(certificate: certificate, library: library))
-        }
-        return PreparedCertificate(path: cert, certificate: certificate, contexts: contexts)
-    }
-
-    /// Swaps a prepared certificate in for new connections on every worker.
-    private func install(_ prepared: PreparedCertificate) {
-        // A different certificate or key: no session authenticated with the old one resumes. Each worker replaces
-        // every ticket key once it stopped issuing tickets from its old context, so a ticket the old context sealed
-        // meanwhile is no longer opened either.
-        let certificate = prepared.certificate
-        let changed = servedCertificate.withLock { served in
-            defer { served = certificate }
-            return served.map { !$0.isSame(as: certificate) } ?? false
-        }
-        for (worker, tls) in zip(workers, prepared.contexts) {
-            let w = UncheckedBox(worker)
-            let t = UncheckedBox(tls)
-            worker.loop.execute {
-                w.value.tls = t.value
-                if changed { TLSTicketKeys.invalidateAll() }
-            }
-        }
-        metrics.setCertificateExpiry(prepared.certificate.notAfter)
-        metrics.reloaded("certificate", ok: true)
     }
 }
 

@@ -85,6 +85,9 @@ final class Worker {
     /// The usage ledger's writer, shared by all workers; nil when the ledger is off. Set once, by the server
     /// before the loop runs.
     var ledger: UsageLedger?
+    /// Reads the status page's history from the ledger, shared by all workers; nil when the ledger is off. Set once,
+    /// by the server before the loop runs.
+    var statusHistory: StatusHistoryReader?
     /// Idle keep-alive upstream connections per backend (index as in `ServerConfig.upstreams`).
     private(set) var idleUpstreams: [[UpstreamConnection]]
     /// Where requests go: one upstream, or the backend set shared by all workers when several backends (or a

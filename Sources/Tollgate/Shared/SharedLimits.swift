@@ -31,7 +31,7 @@ final class SharedLimits {
          concurrency: ConcurrencyLimiter.Settings?,
          fallbackConcurrency: ConcurrencyLimiter?, queuedTotal: SharedCount, heldTotal: SharedCount,
          rateDenials: SharedDenials = SharedDenials(), loginDenials: SharedDenials = SharedDenials(),
-         quotaClock: (@Sendable () -> Int64)? = nil) {
+         quotaBook: QuotaBook? = nil, fleetMember: String? = nil) {
         self.settings = settings
         let client = RedisClient(configuration: settings.redis, address: address, loop: loop)
         self.client = client
@@ -62,7 +62,9 @@ final class SharedLimits {
         }
         var quota = SharedQuotas.Settings()
         quota.leaseMillis = settings.slotLeaseMillis
-        quotas = quotaClock.map { SharedQuotas(client: client, settings: quota, clock: $0) }
+        quotas = quotaBook.map {
+            SharedQuotas(client: client, settings: quota, clock: $0.clock, member: fleetMember, book: $0)
+        }
     }
 
     /// Connects and starts the slot heartbeats and retries. Loop thread only.

@@ -48,8 +48,8 @@ struct SharedQuotaStore: QuotaStore {
             book.settle(reservation, charge)
             return
         }
+        // Charged in the book (this instance's spending) before it is sent: see `SharedQuotas.settle`.
         quotas.settle(reservation, charge)
-        book.record(user: reservation.user, charge, reserved: reservation.tokens)
     }
 
     /// Redis cannot decide: this process's book at limit/N (`local`), no quota (`open`), or 503 (`closed`).

@@ -10,10 +10,19 @@ import TollgateIO
 /// every lease/3 once `startHeartbeats` runs), so a request may run for as long as it runs, while the holds of a
 /// Tollgate that died mid-request are released by the next reservation of their user within `leaseMillis`.
 ///
-/// A settlement Redis cannot take (the connection is down) is kept, up to `maxUnsettled`, and sent again when the
-/// connection is back (`retryUnsettled`): the user spent those tokens, and the hold it releases expires by itself
-/// meanwhile. If Redis fails after running a reservation but before its reply arrived, that hold belongs to nobody
-/// until its deadline: the lease bounds every such leak.
+/// A settlement Redis cannot take (the connection is down, or it answers with an error such as out of memory or
+/// read-only) is kept, up to `maxUnsettled`, and sent again when the connection is back and at every heartbeat
+/// (`retryUnsettled`): the user spent those tokens, and the hold it releases expires by itself meanwhile. A
+/// settlement sent again after its reply was lost counts once: a marker per settlement, kept for `markerMillis`; one
+/// whose reply was lost longer ago than that is dropped rather than risk charging it twice (counted in
+/// `droppedSettlements`; the usage ledger still has it). If Redis fails after running a reservation but before its
+/// reply arrived, that hold belongs to nobody until its deadline: the lease bounds every such leak.
+///
+/// A Redis that restarted empty answers "join first" (`SharedQuotaScript`): this instance adds what its process's
+/// book knows it spent in the current windows (`QuotaBook.spendingSnapshot`) and retries, so the fleet's balances
+/// become the sum of every instance's spending rather than zero. Each charge is in the book before its settlement is
+/// sent, numbered: a settlement the join already added (whichever of the process's loops joined) charges nothing,
+/// and one it did not is sent again after the join.
 public final class SharedQuotas: @unchecked Sendable {
     /// Lease and key names.
     public struct Settings: Sendable, Equatable {
@@ -46,6 +55,11 @@ public final class SharedQuotas: @unchecked Sendable {
         public var lost: UInt64 = 0
         /// Settlements dropped because too many were waiting for Redis.
         public var droppedSettlements: UInt64 = 0
+        /// Times this instance added its spending to the balances of a Redis that had none of it (started empty).
+        public var joins: UInt64 = 0
+        /// Times Redis named another running process as this instance's member: two running Tollgates share one
+        /// `fleet-member-id` (one state directory on purpose, or a copy of it).
+        public var memberConflicts: UInt64 = 0
         /// All zero.
         public init() {}
     }
@@ -57,6 +71,11 @@ public final class SharedQuotas: @unchecked Sendable {
         let tokens: Int
         let counts: Bool
         let windows: UTCWindows
+        /// The charge's number in this process's book (`QuotaBook.record`).
+        let number: UInt64
+        /// When (Unix seconds) a send of it first failed without saying whether Redis ran it (the connection was lost
+        /// or timed out with it pending): its marker must still be there when it is sent again.
+        var uncertainSince: Int64?
     }
 
     /// The client this talks through.
@@ -66,7 +85,19 @@ public final class SharedQuotas: @unchecked Sendable {
     /// Unix seconds now: the windows and the holds' deadlines (the process's `QuotaBook` clock, so a fallback to it
     /// decides in the same windows).
     let clock: @Sendable () -> Int64
-    private let instanceID: String
+    /// This instance's persistent id in the members hash (`FleetMember`).
+    let instanceID: String
+    /// What this store's hold ids start with: the member id and a random part, since every loop of the process, and
+    /// the process's next start, hold under the same member id (and a settlement's marker is named by its hold).
+    let holdPrefix: String
+    /// This process among every start of that instance: tells its own join from another's.
+    let process: FleetProcess
+    /// The process's nonce.
+    var nonce: String { process.nonce }
+    /// This process's book: what it adds when it joins, and where each settlement is charged before it is sent.
+    let book: QuotaBook
+    /// A join is on its way; what waits for it runs when it is answered.
+    private var joinWaiters: [(Bool) -> Void]?
     private var nextSerial: UInt64 = 0
     /// Holds of this instance's requests in flight: id → user.
     private var held: [String: String] = [:]
@@ -80,14 +111,22 @@ public final class SharedQuotas: @unchecked Sendable {
     /// Window keys outlive their window by this long (a settlement retried just after midnight still lands).
     static let windowMarginMillis: Int64 = 3_600_000
 
-    /// Quotas through `client` under `settings`, clocked by `clock` (Unix seconds).
-    public init(client: RedisClient, settings: Settings = Settings(), clock: @escaping @Sendable () -> Int64) {
+    /// Quotas through `client` under `settings`, clocked by `clock` (Unix seconds), as fleet member `member` (nil: a
+    /// random id, for an instance that keeps no state) in `process`, which adds what `book` spent when it joins
+    /// (nil: a book of its own).
+    public init(client: RedisClient, settings: Settings = Settings(), clock: @escaping @Sendable () -> Int64,
+                member: String? = nil, book: QuotaBook? = nil, process: FleetProcess = .current) {
         self.client = client
         self.settings = settings
         self.clock = clock
-        let digits = Array("0123456789abcdef")
-        instanceID = String(Syscall.randomBytes(8).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
+        self.book = book ?? QuotaBook(clock: clock)
+        self.process = process
+        instanceID = member ?? FleetMember.random()
+        holdPrefix = "\(instanceID):\(FleetMember.random()):"
     }
+
+    /// A settlement's marker lives this long: a settlement whose reply was lost is sent again within it, or dropped.
+    static let markerMillis: Int64 = 600_000
 
     /// Holds this instance's requests have in Redis now.
     public var heldCount: Int { held.count }
@@ -99,26 +138,45 @@ public final class SharedQuotas: @unchecked Sendable {
     /// fleet's balance). Loop thread only; `completion` runs on the loop thread when Redis answers.
     public func reserve(user: String, limits: QuotaLimits, estimate: QuotaEstimate,
                         completion: @escaping (Outcome) -> Void) {
+        reserve(user: user, limits: limits, estimate: estimate, joinFirst: true, completion: completion)
+    }
+
+    private func reserve(user: String, limits: QuotaLimits, estimate: QuotaEstimate, joinFirst: Bool,
+                         completion: @escaping (Outcome) -> Void) {
         let now = clock()
         let windows = UTCWindows(unixSeconds: now)
         nextSerial += 1
-        let hold = "\(instanceID):\(nextSerial)"
+        let hold = "\(holdPrefix)\(nextSerial)"
         func arg(_ v: Int?) -> [UInt8] { v.map { Array(String($0).utf8) } ?? [] }
         let args: [[UInt8]] = [arg(Int(now) * 1000), arg(Int(windows.day)), arg(Int(windows.month)),
                                arg(Int(settings.leaseMillis)), Array(hold.utf8), arg(limits.tokensPerDay),
                                arg(limits.tokensPerMonth), arg(limits.requestsPerDay), arg(estimate.promptTokens),
-                               arg(estimate.generates ? 1 : 0), arg(estimate.maxPredict)]
-        client.evalScript(SharedQuotaScript.reserve, keys: keys(user, windows), args: args) { [self] result in
+                               arg(estimate.generates ? 1 : 0), arg(estimate.maxPredict), Array(instanceID.utf8),
+                               Array(nonce.utf8)]
+        client.evalScript(SharedQuotaScript.reserve, keys: keys(user, windows) + [joinedKey], args: args) { [self] result in
             switch result {
             case .failure(let error):
                 counters.unavailable += 1
                 completion(.unavailable(error))
             case .success(let reply):
+                if let first = reply.elements?.first?.int, first == -1, joinFirst {
+                    // Redis has lost this instance's spending: add it, then decide.
+                    join { [self] joined in
+                        if joined {
+                            reserve(user: user, limits: limits, estimate: estimate, joinFirst: false, completion: completion)
+                        } else {
+                            counters.unavailable += 1
+                            completion(.unavailable(.protocolViolation("cannot join the fleet's quota balances")))
+                        }
+                    }
+                    return
+                }
                 guard let r = reply.elements, r.count >= 4, let flag = r[0].int else {
                     counters.unavailable += 1
                     completion(.unavailable(.protocolViolation(reply.errorMessage ?? "unexpected script reply")))
                     return
                 }
+                if r.last?.int == 1 && (r.count == 5 || r.count == 7) { entryNamesAnotherProcess() }
                 if flag == 1, let tokens = r[1].int, let cap = r[2].int, let capped = r[3].int {
                     counters.granted += 1
                     held[hold] = user
@@ -155,8 +213,10 @@ public final class SharedQuotas: @unchecked Sendable {
                             needed: needed < 0 ? nil : Int(needed), heldByRequestsInFlight: inFlight == 1)
     }
 
-    /// Ends a reservation of this store: releases its hold and charges `charge` in the windows it ends in. Loop
-    /// thread only. If Redis cannot take it, it is kept and sent again when the connection is back.
+    /// Ends a reservation of this store: charges `charge` in the process's book (the local fallback's and a join's
+    /// view of this instance's spending), then releases its hold in Redis and charges it there, in the windows it ends
+    /// in. Loop thread only. If Redis cannot take it, it is kept and sent again when the connection is back.
+    /// `completion` gets whether the hold was still held.
     public func settle(_ reservation: QuotaReservation, _ charge: QuotaCharge,
                        completion: ((Result<Bool, RedisError>) -> Void)? = nil) {
         guard let hold = reservation.hold else { return }
@@ -168,38 +228,166 @@ public final class SharedQuotas: @unchecked Sendable {
         case .reservation: (tokens, counts) = (reservation.tokens, true)
         case .nothing: (tokens, counts) = (0, false)
         }
+        // In the book first: a join from now on adds it, and the settlement's number says so.
+        let number = book.record(user: reservation.user, charge, reserved: reservation.tokens)
         send(Settlement(hold: hold, user: reservation.user, tokens: tokens, counts: counts,
-                        windows: UTCWindows(unixSeconds: clock())), completion: completion)
+                        windows: UTCWindows(unixSeconds: clock()), number: number), joinFirst: true,
+             completion: completion)
     }
 
-    private func send(_ s: Settlement, completion: ((Result<Bool, RedisError>) -> Void)?) {
+    private func send(_ s: Settlement, joinFirst: Bool, completion: ((Result<Bool, RedisError>) -> Void)?) {
         let now = clock()
+        if let since = s.uncertainSince, (now - since) * 1000 >= Self.markerMillis - 60_000 {
+            // Its marker may be gone: sent again, it could count twice. The usage ledger keeps it.
+            counters.droppedSettlements += 1
+            completion?(.failure(.timeout))
+            return
+        }
         func ttl(_ end: Int64) -> [UInt8] {
             Array(String(end > now ? (end - now) * 1000 + Self.windowMarginMillis : 0).utf8)
         }
         let args: [[UInt8]] = [Array(s.hold.utf8), Array(String(s.tokens).utf8), Array((s.counts ? "1" : "0").utf8),
-                               ttl(s.windows.dayEnd), ttl(s.windows.monthEnd)]
-        client.evalScript(SharedQuotaScript.settle, keys: keys(s.user, s.windows), args: args) { [self] result in
+                               ttl(s.windows.dayEnd), ttl(s.windows.monthEnd), Array(instanceID.utf8),
+                               Array(String(Self.markerMillis).utf8), Array(nonce.utf8),
+                               Array(String(s.number).utf8)]
+        let keys = keys(s.user, s.windows) + [joinedKey, Array("\(settings.keyPrefix)settled:\(s.hold)".utf8)]
+        client.evalScript(SharedQuotaScript.settle, keys: keys, args: args) { [self] result in
+            var failure: RedisError?
+            var kept = s
             switch result {
             case .failure(let error):
-                counters.unavailable += 1
-                if unsettled.count < Self.maxUnsettled {
-                    unsettled.append(s)
-                } else {
-                    counters.droppedSettlements += 1
+                failure = error
+                switch error {
+                case .timeout, .connectionLost, .protocolViolation:
+                    // Redis may have run it: the marker decides when it is sent again.
+                    kept.uncertainSince = s.uncertainSince ?? now
+                case .notConnected, .setupRefused, .backlogFull, .closed:
+                    break
                 }
-                completion?(.failure(error))
             case .success(let reply):
-                completion?(.success(reply.int == 1))
+                if let message = reply.errorMessage {
+                    // Out of memory, read-only, loading: the connection stays up, so the heartbeat sends it again.
+                    failure = .protocolViolation(message)
+                } else if reply.int == -1 {
+                    // Redis lost its data. This process's join adds what its book spent: this charge too if the join's
+                    // snapshot came after it (then it answers 3 when sent again), or it counts when sent again.
+                    guard joinFirst else {
+                        failure = .protocolViolation("not a member of the fleet's quota balances after joining")
+                        break
+                    }
+                    join { [self] joined in
+                        if joined {
+                            send(s, joinFirst: false, completion: completion)
+                        } else {
+                            keep(s)
+                            completion?(.failure(.protocolViolation("cannot join the fleet's quota balances")))
+                        }
+                    }
+                    return
+                } else {
+                    completion?(.success(reply.int == 1))
+                    return
+                }
             }
+            counters.unavailable += 1
+            keep(kept)
+            completion?(.failure(failure ?? .protocolViolation("unexpected script reply")))
         }
     }
+
+    /// Keeps `s` to send again (`retryUnsettled`), up to `maxUnsettled`.
+    private func keep(_ s: Settlement) {
+        if unsettled.count < Self.maxUnsettled {
+            unsettled.append(s)
+        } else {
+            counters.droppedSettlements += 1
+        }
+    }
+
+    /// Adds this process's spending in the current windows to the balances, unless this instance is a member
+    /// already (one join at a time per instance; `done` gets whether it is a member now). Loop thread only.
+    func join(takeOver: Bool = false, _ done: @escaping (Bool) -> Void) {
+        if joinWaiters != nil {
+            joinWaiters?.append(done)
+            return
+        }
+        joinWaiters = [done]
+        let now = clock()
+        let (spent, through) = book.spendingSnapshot()
+        // While running, Redis lost its data: nothing to adopt (a Tollgate of this release writes no balances
+        // without joining).
+        let (keys, args) = Self.joinCommand(spent, member: instanceID, entry: "\(nonce) \(through)",
+                                            takeOver: takeOver ? "\(nonce) 0" : nil, adopt: false, now: now,
+                                            prefix: settings.keyPrefix)
+        client.evalScript(SharedQuotaScript.join, keys: keys, args: args) { [self] result in
+            var ok = false
+            if case .success(let reply) = result, let r = reply.elements, r.count == 2, let joined = r[0].int,
+               let entry = r[1].string {
+                ok = true
+                if joined == 1 {
+                    counters.joins += 1
+                    process.claim()
+                } else if takeOver {
+                    process.claim()
+                } else if !entry.hasPrefix(nonce + " ") {
+                    // This process saw Redis without its id, and now another process holds it.
+                    entryNamesAnotherProcess()
+                }
+            } else {
+                counters.unavailable += 1
+            }
+            let waiting = joinWaiters ?? []
+            joinWaiters = nil
+            for w in waiting { w(ok) }
+        }
+    }
+
+    /// The member's entry names another process: this process's first start-up join could not take it over (Redis
+    /// was down), so it does now; after that, another running process holds this member id.
+    private func entryNamesAnotherProcess() {
+        guard process.claimed else {
+            join(takeOver: true) { _ in }
+            return
+        }
+        counters.memberConflicts += 1
+        if process.conflictNoticed() {
+            Diagnostics.warn("quotas: fleet member id \(instanceID) is used by another running Tollgate too. Servers "
+                             + "sharing one state directory on purpose are one member; a copy of this state directory "
+                             + "running elsewhere is not, and when Redis loses its data only one of the two adds its "
+                             + "spending back: give each server its own state directory")
+        }
+    }
+
+    /// The join script's keys and arguments for `spent` at `now`, as `member` with `entry` (`"<nonce> <through>"`),
+    /// taking a member's entry over with `takeOver`; `adopt`: balances found without a members hash are adopted
+    /// (start-up only).
+    static func joinCommand(_ spent: [String: Spending], member: String, entry: String, takeOver: String?, adopt: Bool,
+                            now: Int64, prefix: String) -> (keys: [[UInt8]], args: [[UInt8]]) {
+        let windows = UTCWindows(unixSeconds: now)
+        let dayTTL = (windows.dayEnd - now) * 1000 + windowMarginMillis
+        let monthTTL = (windows.monthEnd - now) * 1000 + windowMarginMillis
+        var keys: [[UInt8]] = [Array("\(prefix)joined".utf8)]
+        let patterns = adopt ? ["\(prefix)day:\(windows.day):*", "\(prefix)month:\(windows.month):*"] : ["", ""]
+        var args: [[UInt8]] = ([member, String(dayTTL), String(monthTTL), entry, takeOver ?? ""] + patterns)
+            .map { Array($0.utf8) }
+        for (user, s) in spent.sorted(by: { $0.key < $1.key })
+        where s.dayTokens > 0 || s.dayRequests > 0 || s.monthTokens > 0 {
+            let k = Self.keys(prefix: prefix, user: user, windows: windows)
+            keys.append(k[2])
+            keys.append(k[3])
+            args.append(contentsOf: [s.dayTokens, s.dayRequests, s.monthTokens].map { Array(String(max(0, $0)).utf8) })
+        }
+        return (keys, args)
+    }
+
+    /// The members hash's key.
+    private var joinedKey: [UInt8] { Array("\(settings.keyPrefix)joined".utf8) }
 
     /// Sends the settlements Redis could not take again (the connection is back). Loop thread only.
     public func retryUnsettled() {
         let waiting = unsettled
         unsettled.removeAll()
-        for s in waiting { send(s, completion: nil) }
+        for s in waiting { send(s, joinFirst: true, completion: nil) }
     }
 
     /// The same reservation holding a smaller generation cap, `predict`: the difference is released in Redis
@@ -218,33 +406,52 @@ public final class SharedQuotas: @unchecked Sendable {
 
     /// Extends every hold of this instance by `leaseMillis` from now in one script. `completion` gets how many were
     /// found already expired (their requests go on; their settlements still charge, and release nothing).
+    /// Holds are sent in scripts of at most `heartbeatBatch` (a reply stays well within what the client parses).
     public func heartbeat(completion: ((Result<Int, RedisError>) -> Void)? = nil) {
-        let holds = Array(held)
-        guard !holds.isEmpty else { completion?(.success(0)); return }
+        let all = Array(held)
+        guard !all.isEmpty else { completion?(.success(0)); return }
         let windows = UTCWindows(unixSeconds: clock())
-        var keys: [[UInt8]] = []
-        var args: [[UInt8]] = [Array(String(clock() * 1000).utf8), Array(String(settings.leaseMillis).utf8)]
-        for (hold, user) in holds {
-            keys.append(contentsOf: self.keys(user, windows)[0..<2])
-            args.append(Array(hold.utf8))
-        }
-        client.evalScript(SharedQuotaScript.heartbeat, keys: keys, args: args) { [self] result in
-            switch result {
-            case .failure(let error):
-                counters.unavailable += 1
-                completion?(.failure(error))
-            case .success(let reply):
-                let flags = reply.elements ?? []
-                var lost = 0
-                for (i, hold) in holds.enumerated() where i >= flags.count || flags[i].int != 1 {
-                    lost += 1
-                    held.removeValue(forKey: hold.key)
+        var remaining = (all.count + Self.heartbeatBatch - 1) / Self.heartbeatBatch
+        var lostTotal = 0
+        var firstError: RedisError?
+        for start in stride(from: 0, to: all.count, by: Self.heartbeatBatch) {
+            let holds = all[start..<min(all.count, start + Self.heartbeatBatch)]
+            var keys: [[UInt8]] = []
+            var args: [[UInt8]] = [Array(String(clock() * 1000).utf8), Array(String(settings.leaseMillis).utf8)]
+            for (hold, user) in holds {
+                keys.append(contentsOf: self.keys(user, windows)[0..<2])
+                args.append(Array(hold.utf8))
+            }
+            client.evalScript(SharedQuotaScript.heartbeat, keys: keys, args: args) { [self] result in
+                switch result {
+                case .failure(let error):
+                    counters.unavailable += 1
+                    firstError = firstError ?? error
+                case .success(let reply):
+                    // An error reply (or any other shape) says nothing about the holds: they are kept.
+                    guard let flags = reply.elements, flags.count == holds.count else {
+                        counters.unavailable += 1
+                        firstError = firstError ?? .protocolViolation(reply.errorMessage ?? "unexpected script reply")
+                        break
+                    }
+                    var lost = 0
+                    for (i, hold) in holds.enumerated() where flags[i].int != 1 {
+                        lost += 1
+                        held.removeValue(forKey: hold.key)
+                    }
+                    lostTotal += lost
+                    counters.lost += UInt64(lost)
                 }
-                counters.lost += UInt64(lost)
-                completion?(.success(lost))
+                remaining -= 1
+                if remaining == 0 {
+                    if let firstError { completion?(.failure(firstError)) } else { completion?(.success(lostTotal)) }
+                }
             }
         }
     }
+
+    /// Holds per heartbeat script.
+    static let heartbeatBatch = 1000
 
     /// Heartbeats every `leaseMillis / 3` on the client's loop until `stopHeartbeats`. Loop thread only.
     public func startHeartbeats() {
@@ -260,6 +467,8 @@ public final class SharedQuotas: @unchecked Sendable {
         client.loop.schedule(afterNanos: max(1, settings.leaseMillis / 3) * 1_000_000) { [weak self] in
             guard let self, self.heartbeating else { return }
             self.heartbeat(completion: nil)
+            // Settlements Redis refused while the connection stayed up (out of memory, read-only).
+            if !self.unsettled.isEmpty && self.client.health == .up { self.retryUnsettled() }
             self.scheduleHeartbeat()
         }
     }
@@ -297,23 +506,35 @@ public final class SharedQuotas: @unchecked Sendable {
 }
 
 extension SharedQuotas {
-    /// Seeds the fleet's balances with `spent` (this instance's usage ledger) where Redis has no balance yet for the
-    /// current day or month (`SharedQuotaScript.seed`): a fresh or emptied Redis starts from what this Tollgate
-    /// knows, and a Tollgate joining a running fleet adds nothing, as its spending is in the fleet's balance
-    /// already. Blocking: start-up only, before any loop runs. Returns the windows written.
-    public static func seed(_ spent: [String: Spending], now: Int64, through redis: BlockingRedis,
-                            keyPrefix: String = Settings().keyPrefix) throws(RedisError) -> Int {
-        let windows = UTCWindows(unixSeconds: now)
-        let dayTTL = (windows.dayEnd - now) * 1000 + windowMarginMillis
-        let monthTTL = (windows.monthEnd - now) * 1000 + windowMarginMillis
-        var written = 0
-        for (user, s) in spent.sorted(by: { $0.key < $1.key }) {
-            let k = keys(prefix: keyPrefix, user: user, windows: windows).map { String(decoding: $0, as: UTF8.self) }
-            let reply = try redis.command(["EVAL", SharedQuotaScript.seed.source, "2", k[2], k[3], String(s.dayTokens),
-                                           String(s.dayRequests), String(s.monthTokens), String(dayTTL), String(monthTTL)])
-            if let message = reply.errorMessage { throw RedisError.protocolViolation(message) }
-            written += (reply.elements ?? []).reduce(0) { $0 + Int($1.int ?? 0) }
+    /// Joins the fleet's balances as `member` in `process` with `spent` (this instance's spending from its
+    /// usage ledger, up to its book's charge numbered `lastCharge`) at start-up (`SharedQuotaScript.join`): a fresh or emptied
+    /// Redis gets every instance's spending added as each joins; an instance restarting beside a Redis that kept its
+    /// data is a member already and adds nothing, as its spending is in the balances (and takes the member's entry
+    /// over: its charges from now on count as they settle); balances written by a release
+    /// that kept no members are adopted as they are. Blocking: start-up only, before any loop runs. Returns whether
+    /// it joined now.
+    public static func join(_ spent: [String: Spending], member: String, process: FleetProcess = .current,
+                            lastCharge: UInt64 = 0, now: Int64, through redis: BlockingRedis,
+                            keyPrefix: String = Settings().keyPrefix) throws(RedisError) -> Bool {
+        let (keys, args) = joinCommand(spent, member: member, entry: "\(process.nonce) \(lastCharge)",
+                                       takeOver: "\(process.nonce) 0", adopt: true, now: now, prefix: keyPrefix)
+        let command = ["EVAL", SharedQuotaScript.join.source, String(keys.count)]
+            + (keys + args).map { String(decoding: $0, as: UTF8.self) }
+        let reply = try redis.command(command)
+        if let message = reply.errorMessage { throw RedisError.protocolViolation(message) }
+        guard let r = reply.elements, r.count == 2, let joined = r[0].int else {
+            throw RedisError.protocolViolation("unexpected script reply")
         }
-        return written
+        process.claim()
+        return joined == 1
+    }
+
+    /// Redis's `maxmemory-policy`, or nil when it does not say (a managed Redis may refuse `CONFIG`). Balances are
+    /// kept with expiry times: under any policy but `noeviction` a full Redis may evict them, and their users start
+    /// over. Blocking: start-up only.
+    public static func evictionPolicy(through redis: BlockingRedis) -> String? {
+        guard let reply = try? redis.command(["CONFIG", "GET", "maxmemory-policy"]), let r = reply.elements,
+              r.count == 2 else { return nil }
+        return r[1].string
     }
 }

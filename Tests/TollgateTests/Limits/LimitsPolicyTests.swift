@@ -88,6 +88,8 @@ import TollgateTestSupport
         // Ollama's Go duration overflows past ~292 years (and reads as forever): a cap is at most a year.
         ("alice keep-alive=8761h", "keep-alive=8761h: at most 8760h"),
         ("alice keep-alive=9300000000", "keep-alive=9300000000: at most 8760h"),
+        ("alice keep-alive=0", "keep-alive=0: at least 1s"),
+        ("alice keep-alive=0s", "keep-alive=0s: at least 1s"),
         ("alice model-overrides=yes", "model-overrides=yes: expected refuse or allow"),
         ("alice max-context=0", "max-context=0: 0 is out of range"),
         ("alice max-predict=x", "max-predict=x: expected an integer"),

@@ -112,12 +112,18 @@ struct SharedRateLimiterTests {
                 for _ in 0..<n { limiter.check(key) { got.append($0); if got.count == n { done(got) } } }
             } ?? []
         }
+        // Redis's clock runs meanwhile: each 100 ms the 25 take (a busy machine) lets one more through.
+        let started = ContinuousClock.now
         async let a = fire(0)
         async let b = fire(1)
         let both = await a + b
+        let elapsed = ContinuousClock.now - started
+        let accrued = Int(elapsed / .milliseconds(100))
         #expect(both.count == 25)
-        #expect(both.filter(\.isAllowed).count == 21)
-        #expect(both.filter { if case .decided(.rejected(1, let ms)) = $0 { return ms <= 100 } else { return false } }.count == 4)
+        let allowed = both.filter(\.isAllowed).count
+        #expect(allowed >= 21 && allowed <= 21 + accrued, "\(allowed) allowed in \(elapsed)")
+        #expect(both.filter { if case .decided(.rejected(1, let ms)) = $0 { return ms <= 100 } else { return false } }.count
+                == 25 - allowed)
         for (i, loop) in loops.enumerated() { await closeClient(limiters[i].client, on: loop) }
     }
 

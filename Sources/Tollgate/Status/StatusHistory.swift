@@ -1,0 +1,91 @@
+/// The usage ledger's last days as the status page draws them: per UTC day, requests, errors, time to first byte
+/// and tokens, and the tokens of each user and of each model. Pure: built from `UsageStore.daily` lines.
+public struct StatusHistory: Sendable, Equatable {
+    /// Days since 1970-01-01 (UTC) of the first and last day shown; every day between has a slot, used or not.
+    public let firstDay: Int64
+    public let lastDay: Int64
+    /// Per day, oldest first.
+    public private(set) var days: [Day]
+    /// Each user's tokens per day (rows without a user under nil), the largest total first.
+    public private(set) var tokensByUser: [Series]
+    /// Each model's tokens per day (rows without a model under nil), the largest total first.
+    public private(set) var tokensByModel: [Series]
+
+    /// One day's totals.
+    public struct Day: Sendable, Equatable {
+        public var day: Int64
+        public var requests = 0
+        public var clientErrors = 0
+        public var serverErrors = 0
+        public var tokens = 0
+        public var ttfbMicrosSum: Int64 = 0
+        public var ttfbCount = 0
+
+        /// The mean time to first byte of the day's successful requests, in milliseconds; nil when none had one.
+        public var meanTTFBMillis: Double? {
+            ttfbCount == 0 ? nil : Double(ttfbMicrosSum) / Double(ttfbCount) / 1000
+        }
+    }
+
+    /// One user's or model's values per day.
+    public struct Series: Sendable, Equatable {
+        /// nil: rows that had no user (or model).
+        public var name: String?
+        /// One value per day, oldest first.
+        public var values: [Int]
+        /// The sum of the entries `top` left out (`name` is then nil).
+        public var isRest = false
+        public var total: Int { values.reduce(0, +) }
+    }
+
+    /// The history from `firstDay` to `lastDay` (inclusive); lines outside them are ignored.
+    public init(firstDay: Int64, lastDay: Int64, lines: [UsageDailyLine]) {
+        self.firstDay = firstDay
+        self.lastDay = max(firstDay, lastDay)
+        let count = Int(self.lastDay - firstDay) + 1
+        days = (0..<count).map { Day(day: firstDay + Int64($0)) }
+        var users: [String?: [Int]] = [:]
+        var models: [String?: [Int]] = [:]
+        for line in lines {
+            let i = Int(line.day - firstDay)
+            guard i >= 0 && i < count else { continue }
+            days[i].requests += line.requests
+            days[i].clientErrors += line.clientErrors
+            days[i].serverErrors += line.serverErrors
+            days[i].tokens += line.tokens
+            days[i].ttfbMicrosSum += line.ttfbMicrosSum
+            days[i].ttfbCount += line.ttfbCount
+            guard line.tokens > 0 else { continue }
+            users[line.user, default: Array(repeating: 0, count: count)][i] += line.tokens
+            models[line.model, default: Array(repeating: 0, count: count)][i] += line.tokens
+        }
+        tokensByUser = StatusHistory.ranked(users)
+        tokensByModel = StatusHistory.ranked(models)
+    }
+
+    /// Whether the ledger had no row at all in these days.
+    public var isEmpty: Bool { days.allSatisfy { $0.requests == 0 } }
+
+    /// Largest total first; ties by name, nil last.
+    private static func ranked(_ table: [String?: [Int]]) -> [Series] {
+        table.map { Series(name: $0.key, values: $0.value) }.sorted { a, b in
+            if a.total != b.total { return a.total > b.total }
+            switch (a.name, b.name) {
+            case let (x?, y?): return x < y
+            case (_?, nil): return true
+            default: return false
+            }
+        }
+    }
+
+    /// `series` cut to its first `limit` - 1 entries plus one series holding the rest (`isRest`); as is when it has
+    /// `limit` entries or fewer. A chart keeps its legend readable this way.
+    public static func top(_ series: [Series], limit: Int) -> [Series] {
+        guard series.count > limit, limit > 1 else { return series }
+        var kept = Array(series.prefix(limit - 1))
+        var rest = Array(repeating: 0, count: series.first?.values.count ?? 0)
+        for s in series.dropFirst(limit - 1) { for (i, v) in s.values.enumerated() { rest[i] += v } }
+        kept.append(Series(name: nil, values: rest, isRest: true))
+        return kept
+    }
+}
