@@ -87,10 +87,7 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     return SSL_TLSEXT_ERR_NOACK;
 }
 
-void tg_SSL_CTX_enable_alpn_http11(SSL_CTX *ctx) {
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-    tg_SSL_CTX_enable_acme_tls_alpn(ctx);
-}
+void tg_SSL_CTX_enable_alpn_http11(SSL_CTX *ctx) { SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL); }
 
 long tg_SSL_set_tlsext_host_name(SSL *ssl, const char *name) { return SSL_set_tlsext_host_name(ssl, name); }
 

@@ -301,6 +301,22 @@ long long tg_certificate_not_after_pem(const char *cert, size_t cert_len) {
     return result;
 }
 
+long long tg_certificate_not_before_pem(const char *cert, size_t cert_len) {
+    BIO *in = BIO_new_mem_buf(cert, (int)cert_len);
+    if (!in) return -1;
+    X509 *x = PEM_read_bio_X509(in, NULL, no_password, NULL);
+    BIO_free(in);
+    if (!x) {
+        ERR_clear_error();
+        return -1;
+    }
+    struct tm tm;
+    long long result = -1;
+    if (ASN1_TIME_to_tm(X509_get0_notBefore(x), &tm) == 1) result = (long long)timegm(&tm);
+    X509_free(x);
+    return result;
+}
+
 int tg_certificate_verify_chain_pem(const char *cert, size_t cert_len, const char *ca_file, long long at,
                                     char *err, size_t err_len, char *issuer, size_t issuer_len) {
     if (err_len) err[0] = 0;

@@ -27,6 +27,8 @@ public struct TLSCertificate: Sendable {
     public let keyPath: String
     /// The certificate's expiry, seconds since the epoch (for metrics and logs).
     public let notAfter: Int64
+    /// The start of the certificate's validity, seconds since the epoch (ACME renews at a third of the lifetime left).
+    public let notBefore: Int64
     let certificatePEM: [UInt8]
     let keyPEM: [UInt8]
 
@@ -51,6 +53,9 @@ public struct TLSCertificate: Sendable {
         keyPEM = contents[1]
         notAfter = certificatePEM.withUnsafeBufferPointer { p in
             p.withMemoryRebound(to: CChar.self) { Int64(tg_certificate_not_after_pem($0.baseAddress, $0.count)) }
+        }
+        notBefore = certificatePEM.withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) { Int64(tg_certificate_not_before_pem($0.baseAddress, $0.count)) }
         }
     }
 
@@ -89,7 +94,9 @@ public final class TLSContext: @unchecked Sendable {
     }
 
     /// Builds a context for `certificate` in `library`; fails with a message naming the file and the problem.
-    public init(certificate: TLSCertificate, library: TLSLibrary) throws(SocketError) {
+    /// `answersACMEChallenges` installs the client-hello callback that answers TLS-ALPN-01 validations
+    /// (`TLSALPNChallenges`): only with ACME on, so that without it a handshake runs no callback at all.
+    public init(certificate: TLSCertificate, library: TLSLibrary, answersACMEChallenges: Bool = false) throws(SocketError) {
         let certificatePath = certificate.certificatePath
         let keyPath = certificate.keyPath
         guard let ctx = tg_SSL_CTX_new_server(library.pointer) else {
@@ -121,6 +128,7 @@ public final class TLSContext: @unchecked Sendable {
         // One TLS 1.3 ticket per handshake (OpenSSL's default is two): clients resume with one.
         _ = SSL_CTX_set_num_tickets(ctx, 1)
         tg_SSL_CTX_enable_alpn_http11(ctx)
+        if answersACMEChallenges { tg_SSL_CTX_enable_acme_tls_alpn(ctx) }
 
         let rc = certificate.certificatePEM.withUnsafeBufferPointer { c in
             certificate.keyPEM.withUnsafeBufferPointer { k in

@@ -193,7 +193,12 @@ struct Startup {
         let troubled = Set(loaded.problems.compactMap(\.key))
         if mode == .serve && problems.isEmpty { Diagnostics.configure(structured: config.accessLog == .json) }
         if mode != .admin && !config.listen.isEmpty && troubled.isDisjoint(with: ["cert", "key", "listen", "listen-plain"]) {
-            if config.certificatePath == nil {
+            var acmeReport: String?
+            if !config.acmeDomains.isEmpty, troubled.isDisjoint(with: ["acme-domain", "acme-ca", "state-dir", "users"]),
+               mode != .serve || problems.isEmpty {
+                acmeReport = try Startup.chooseACMECertificate(&config, usersPath: resolved.string("users"), mode: mode)
+            }
+            if config.certificatePath == nil && acmeReport == nil {
                 let (cert, key) = DevelopmentCertificate.paths(in: Startup.developmentDirectory)
                 switch mode {
                 case .serve where problems.isEmpty:
@@ -243,6 +248,8 @@ struct Startup {
                     problems.append(error.description)
                 }
             }
+            // Where the certificate comes from first, then what the file served now holds.
+            if let acmeReport { certificateReport = acmeReport + (certificateReport.map { "; " + $0 } ?? "") }
         }
         if !troubled.contains("users") {
             do {

@@ -17,6 +17,10 @@ struct ServeOptions: ParsableArguments {
     @Option(setting: "listen-redirect") var listenRedirect: [String] = []
     @Option(setting: "cert") var cert: String?
     @Option(setting: "key") var key: String?
+    @Option(setting: "acme-domain") var acmeDomain: [String] = []
+    @Option(setting: "acme-email") var acmeEmail: String?
+    @Option(setting: "acme-ca") var acmeCa: String?
+    @Option(setting: "acme-ca-root") var acmeCaRoot: String?
     @Option(setting: "upstream") var upstream: [String] = []
     @Option(setting: "health-interval") var healthInterval: String?
     @Option(setting: "health-fails") var healthFails: String?

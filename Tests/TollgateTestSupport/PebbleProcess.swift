@@ -72,7 +72,7 @@ public final class PebbleProcess: @unchecked Sendable {
         if let validitySeconds { pebble["certificateValidityPeriod"] = validitySeconds }
         let config = try JSONSerialization.data(withJSONObject: ["pebble": pebble])
         try config.write(to: URL(fileURLWithPath: directory + "/pebble.json"))
-        FileManager.default.createFile(atPath: logFile, contents: nil)
+        _ = FileManager.default.createFile(atPath: logFile, contents: nil)
 
         try launch("/usr/bin/pebble-challtestsrv",
                    ["-defaultIPv4", "127.0.0.1", "-defaultIPv6", "", "-dns01", "127.0.0.1:\(dnsPort)",

@@ -57,8 +57,8 @@ extern const long TG_SSL_SESS_CACHE_OFF;
 /// SSL_set_tlsext_host_name (a macro): the SNI a client session sends.
 long tg_SSL_set_tlsext_host_name(SSL *ssl, const char *name);
 
-/// Installs an ALPN callback that selects "http/1.1" and declines anything else (h2 included), and the TLS-ALPN-01
-/// client-hello callback (acme.c): a handshake answering a pending challenge selects "acme-tls/1" instead.
+/// Installs an ALPN callback that selects "http/1.1" and declines anything else (h2 included); a handshake that
+/// the TLS-ALPN-01 client-hello callback (acme.c, installed only with ACME on) marked selects "acme-tls/1" instead.
 void tg_SSL_CTX_enable_alpn_http11(SSL_CTX *ctx);
 
 /// The negotiated protocol version name ("TLSv1.3") for logs and tests.
@@ -93,6 +93,8 @@ int tg_SSL_CTX_use_pem(SSL_CTX *ctx, tg_tls_library *lib, const char *cert, size
                        const char *key, size_t key_len);
 /// The expiry (seconds since the epoch) of the first certificate in PEM text, or -1.
 long long tg_certificate_not_after_pem(const char *cert, size_t cert_len);
+/// The first certificate's notBefore in PEM cert (seconds since the epoch), or -1.
+long long tg_certificate_not_before_pem(const char *cert, size_t cert_len);
 
 /// Verifies the first certificate of PEM text against the others in it (as intermediates) and the trust store:
 /// ca_file when given, else OpenSSL's default paths (the system's CA bundle), at time `at` (seconds since the

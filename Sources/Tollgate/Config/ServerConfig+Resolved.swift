@@ -37,6 +37,10 @@ extension ServerConfig {
             problems.append(ConfigProblem(setting: certificatePath == nil ? "key" : "cert", in: r,
                                           "cert and key go together"))
         }
+        if !acmeDomains.isEmpty && listen.isEmpty && refused.isDisjoint(with: ["acme-domain", "listen"]) {
+            problems.append(ConfigProblem(setting: "acme-domain", in: r,
+                                          "the certificate needs a TLS listener to be served on: set listen"))
+        }
         // The default metrics address may be taken by a second instance on the machine: then warn, not fail.
         metricsListenOptional = !metricsListen.isEmpty && r.origin("metrics-listen") == .default
         if listen.isEmpty && listenPlain.isEmpty && refused.isDisjoint(with: ["listen", "listen-plain"]) {

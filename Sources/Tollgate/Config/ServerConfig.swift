@@ -19,6 +19,16 @@ public struct ServerConfig: Sendable {
     public var redirectPort: UInt16?
     public var certificatePath: String?
     public var keyPath: String?
+    /// The names the ACME client gets the certificate for (`acme-domain`); empty: ACME is off.
+    public var acmeDomains: [String] = []
+    /// The ACME account's contact address (`acme-email`).
+    public var acmeEmail: String?
+    /// The ACME directory URL (`acme-ca`, `staging` expanded).
+    public var acmeCA = ""
+    /// Extra roots trusted for the ACME CA's HTTPS (`acme-ca-root`).
+    public var acmeCARoot: String?
+    /// Where the ACME account, key and chain are kept (`state-dir`/acme); set by start-up when ACME is on.
+    public var acmeDirectory: String?
     /// The first backend's address (the only one in a single-upstream setup); setting it replaces the first
     /// backend's address.
     public var upstream: UpstreamAddress {

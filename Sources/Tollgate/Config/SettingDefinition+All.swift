@@ -38,6 +38,20 @@ extension SettingDefinition {
         .init("key", .string, default: nil, .reloadable,
               .field(\.keyPath),
               "PEM private key for cert."),
+        .init("acme-domain", .list, default: nil, .restart,
+              .field(\.acmeDomains) { $0.domainNames() },
+              "Domain name to get the certificate for from an ACME CA (Let's Encrypt), renewed automatically; repeat "
+              + "for more names. Needs port 443 (listen) or listen-redirect on port 80 reachable from the internet."),
+        .init("acme-email", .string, default: nil, .restart,
+              .field(\.acmeEmail) { $0.emailAddress() },
+              "Contact address given to the ACME CA (its expiry and policy notices)."),
+        .init("acme-ca", .string, default: "https://acme-v02.api.letsencrypt.org/directory", .restart,
+              .field(\.acmeCA) { $0.acmeDirectoryURL() },
+              "ACME directory URL (https); staging for Let's Encrypt's staging directory (try it first: "
+              + "production has rate limits)."),
+        .init("acme-ca-root", .string, default: nil, .restart,
+              .field(\.acmeCARoot),
+              "PEM file of CA certificates trusted for the ACME CA's own HTTPS, besides the system's (a private CA)."),
         // Upstream
         .init("upstream", .list, default: "http://127.0.0.1:11434", .restart,
               .field(\.upstreams) { $0.backends() },

@@ -75,6 +75,8 @@ public final class Metrics: Sendable {
     private let workers: [Cell]
     private let reloads = Mutex<[String: Int]>([:])
     private let certificateExpiry = Mutex<Int64?>(nil)
+    /// Failed ACME issuances and renewals; nil while ACME is off (then the metric is left out).
+    private let acmeFailures = Mutex<Int?>(nil)
 
     init(workers: Int) {
         self.workers = (0..<workers).map { _ in Cell() }
@@ -98,6 +100,19 @@ public final class Metrics: Sendable {
     public func setCertificateExpiry(_ seconds: Int64?) {
         certificateExpiry.withLock { $0 = seconds }
     }
+
+    /// Shows `tollgate_acme_failures_total` (at 0): ACME is on.
+    func acmeEnabled() {
+        acmeFailures.withLock { $0 = $0 ?? 0 }
+    }
+
+    /// Counts a failed ACME issuance or renewal attempt.
+    func acmeFailed() {
+        acmeFailures.withLock { $0 = ($0 ?? 0) + 1 }
+    }
+
+    /// Failed ACME attempts so far; nil while ACME is off.
+    var acmeFailureCount: Int? { acmeFailures.withLock { $0 } }
 
     /// Every worker's counters summed (what a scrape renders; the status page reads it too).
     func totals() -> MetricCounters {
@@ -191,6 +206,10 @@ public final class Metrics: Sendable {
         if let expiry = certificateExpiry.withLock({ $0 }) {
             header("tollgate_certificate_expiry_seconds", "gauge", "The serving certificate's notAfter, seconds since the epoch.")
             s += "tollgate_certificate_expiry_seconds \(expiry)\n"
+        }
+        if let failures = acmeFailures.withLock({ $0 }) {
+            header("tollgate_acme_failures_total", "counter", "Failed attempts to obtain or renew the certificate from the ACME CA.")
+            s += "tollgate_acme_failures_total \(failures)\n"
         }
         for value in values { s += value.text }
         return s

@@ -59,6 +59,22 @@ extension Server {
         }
     }
 
+    /// Loads the pair at `certificatePath` and `keyPath` (a certificate the ACME client just stored) and swaps it in
+    /// as `reloadCertificate` does; a pair that fails to load changes nothing and is thrown. Any thread but a loop.
+    public func reloadCertificate(certificatePath: String, keyPath: String) throws(SocketError) {
+        var paths = config
+        paths.certificatePath = certificatePath
+        paths.keyPath = keyPath
+        do throws(SocketError) {
+            guard let certificate = try prepareCertificate(paths) else { return }
+            install(certificate)
+            Diagnostics.info("reloaded certificate \(certificate.path)")
+        } catch {
+            metrics.reloaded("certificate", ok: false)
+            throw error
+        }
+    }
+
     /// A certificate read and built into a context for every worker, not yet in use.
     private struct PreparedCertificate {
         var path: String
@@ -73,7 +89,8 @@ extension Server {
         let certificate = try TLSCertificate(certificatePath: cert, keyPath: key)
         var contexts: [TLSContext] = []
         for library in tlsLibraries {
-            contexts.append(try TLSContext(certificate: certificate, library: library))
+            contexts.append(try TLSContext(certificate: certificate, library: library,
+                                           answersACMEChallenges: !config.acmeDomains.isEmpty))
         }
         return PreparedCertificate(path: cert, certificate: certificate, contexts: contexts)
     }

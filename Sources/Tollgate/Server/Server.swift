@@ -52,6 +52,8 @@ public final class Server: @unchecked Sendable {
     private var healthChecker: HealthChecker?
     private var watcher: UsersFileWatcher?
     private var keysWatcher: FileWatcher<AuthorizedKeys>?
+    /// Obtains and renews the certificate from the ACME CA (nil without `acme-domain`).
+    public internal(set) var acme: ACMEManager?
     var workers: [Worker] = []
     private var listeners: [[Listener]] = []
     private var threads: [pthread_t] = []
@@ -81,7 +83,8 @@ public final class Server: @unchecked Sendable {
             }
             let loaded = try TLSCertificate(certificatePath: cert, keyPath: key)
             certificate = loaded
-            firstTLS = try TLSContext(certificate: loaded, library: TLSLibrary())
+            firstTLS = try TLSContext(certificate: loaded, library: TLSLibrary(),
+                                      answersACMEChallenges: !config.acmeDomains.isEmpty)
         }
         certificateNotAfter = certificate?.notAfter
         // With Redis the throttle is fleet-wide; the local one is its `local` fallback, at limit/N, and speaks only
@@ -187,7 +190,10 @@ public final class Server: @unchecked Sendable {
             for i in 0..<count {
                 let loop = try EventLoop(index: i)
                 var tls = firstTLS
-                if i > 0, let certificate { tls = try TLSContext(certificate: certificate, library: TLSLibrary()) }
+                if i > 0, let certificate {
+                    tls = try TLSContext(certificate: certificate, library: TLSLibrary(),
+                                         answersACMEChallenges: !config.acmeDomains.isEmpty)
+                }
                 if let tls { tlsLibraries.append(tls.library) }
                 workers.append(Worker(loop: loop, config: config, tls: tls, authenticator: authenticator,
                                       rateLimiter: rateLimiter, concurrency: concurrency, userRateLimiter: userRate,
@@ -334,6 +340,7 @@ public final class Server: @unchecked Sendable {
                 Diagnostics.warn("\(error.description); authorized-keys changes need a restart")
             }
         }
+        startACME()
         // Queue timeouts: one loop sweeps every process-wide wait queue; expired waiters hop back to their own loops.
         let queues: [any TimedWaitQueue] = [concurrency as (any TimedWaitQueue)?, backends].compactMap { $0 }
         if !queues.isEmpty, let first = workers.first {
@@ -428,6 +435,7 @@ public final class Server: @unchecked Sendable {
         keysWatcher?.stop()
         keysWatcher = nil
         keyWatcher?.stop()
+        acme?.stop()
         authenticator?.shutdown()
         logSink?.stop()
         // After the loops: every finished request's row is queued; stop writes them before the thread ends.

@@ -11,6 +11,8 @@ struct TLSClientOptions {
     var hostname = "localhost"
     /// A session from an earlier connection (see `TLSStream.session()`), offered for resumption.
     var session: TLSClientSession?
+    /// The CA certificates the chain is verified against (PEM file); nil: the test CA.
+    var caFile: String?
 }
 
 /// A TLS session kept for resumption; frees its `SSL_SESSION` when released.
@@ -32,8 +34,9 @@ final class TLSStream: ByteStream {
     init(port: UInt16, options: TLSClientOptions = TLSClientOptions()) throws {
         guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw WireError("SSL_CTX_new failed") }
         self.ctx = ctx
-        guard SSL_CTX_load_verify_locations(ctx, TestCertificates.shared.caCertificatePath, nil) == 1 else {
-            throw WireError("cannot load the test CA: \(TLSStream.errors())")
+        guard SSL_CTX_load_verify_locations(ctx, options.caFile ?? TestCertificates.shared.caCertificatePath,
+                                            nil) == 1 else {
+            throw WireError("cannot load the CA file: \(TLSStream.errors())")
         }
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
         if options.minVersion != 0 {

@@ -113,7 +113,9 @@ struct ACMEPebbleTests {
             try DevelopmentCertificate.generate(keyPath: directory + "/served-key.pem",
                                                 certificatePath: directory + "/served-cert.pem",
                                                 commonName: "served", subjectAltNames: "DNS:served.tollgate.test")
-            let tls = try TLSContext(certificatePath: directory + "/served-cert.pem", keyPath: directory + "/served-key.pem")
+            let tls = try TLSContext(certificate: TLSCertificate(certificatePath: directory + "/served-cert.pem",
+                                                                 keyPath: directory + "/served-key.pem"),
+                                     library: TLSLibrary(), answersACMEChallenges: true)
             let thread = Thread { [self] in serve(tls) }
             thread.start()
         }

@@ -1,0 +1,161 @@
+import Glibc
+import Synchronization
+import TollgateIO
+
+/// The clock the ACME thread plans by and sleeps on: the system's in `serve`, a hand-driven one in tests.
+public protocol ACMEClock: Sendable {
+    /// Seconds since the epoch.
+    func now() -> Int64
+    /// Blocks until `time` (seconds since the epoch) or `interrupt`; false once interrupted (the thread ends).
+    func wait(until time: Int64) -> Bool
+    /// Wakes `wait` for good.
+    func interrupt()
+}
+
+/// The wall clock, slept on with a condition variable (monotonic, in steps of at most an hour, so a wall-clock step
+/// is noticed within the hour).
+public final class SystemACMEClock: ACMEClock {
+    private let lock = ConditionLock()
+    private let interrupted = Atomic<Bool>(false)
+
+    public init() {}
+
+    public func now() -> Int64 { Int64(time(nil)) }
+
+    public func wait(until time: Int64) -> Bool {
+        while !interrupted.load(ordering: .relaxed) {
+            let left = time - now()
+            if left <= 0 { return true }
+            let deadline = Syscall.monotonicNanos() + UInt64(min(left, 3_600)) * 1_000_000_000
+            _ = lock.wait(until: deadline) { interrupted.load(ordering: .relaxed) }
+        }
+        return false
+    }
+
+    public func interrupt() {
+        lock.withLock { interrupted.store(true, ordering: .relaxed) }
+        lock.broadcast()
+    }
+}
+
+/// Keeps the served certificate issued and renewed by an ACME CA, on a thread of its own (never an event loop):
+/// orders one at once when the store has none for the configured names, else sleeps until a third of the stored
+/// certificate's lifetime is left; a failed attempt is logged once, with the CA's problem document, counted in
+/// `tollgate_acme_failures_total`, and tried again after an exponential backoff with jitter. Each new certificate is
+/// saved in the store, then handed to `install` (the server's certificate reload: every worker, no connection
+/// dropped).
+public final class ACMEManager: @unchecked Sendable {
+    /// Obtains a certificate for the names (the whole RFC 8555 flow; blocking).
+    public typealias Issue = @Sendable () throws(ACMEError) -> IssuedCertificate
+    /// Swaps a stored certificate in; throws when it cannot be loaded.
+    public typealias Install = @Sendable (_ certificatePath: String, _ keyPath: String) throws(SocketError) -> Void
+
+    public let domains: [String]
+    public let store: ACMEStore
+    private let issue: Issue
+    private let install: Install
+    private let clock: any ACMEClock
+    /// A number in 0..<1 for the jitter.
+    private let random: @Sendable () -> Double
+    private let metrics: Metrics?
+    /// Where the CA is, for the log.
+    private let caName: String
+    private var thread: pthread_t?
+    /// Attempts that failed in a row (reset by a success); read by tests.
+    public let consecutiveFailures = Atomic<Int>(0)
+    /// Certificates obtained and installed since the start; read by tests.
+    public let issuedCount = Atomic<Int>(0)
+
+    /// The shortest and longest waits after a failure, in seconds.
+    static let firstRetrySeconds: Int64 = 60
+    static let longestRetrySeconds: Int64 = 6 * 3_600
+
+    public init(domains: [String], store: ACMEStore, caName: String, issue: @escaping Issue,
+                install: @escaping Install, clock: any ACMEClock = SystemACMEClock(),
+                random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }, metrics: Metrics? = nil) {
+        self.domains = domains
+        self.store = store
+        self.caName = caName
+        self.issue = issue
+        self.install = install
+        self.clock = clock
+        self.random = random
+        self.metrics = metrics
+        metrics?.acmeEnabled()
+    }
+
+    /// The wait after `failures` failed attempts in a row: 1, 2, 4 ... minutes up to 6 hours, each drawn from its
+    /// upper half (`random` in 0..<1), so that servers that failed together do not all retry together.
+    static func backoff(failures: Int, random: Double) -> Int64 {
+        let doubled = firstRetrySeconds << Int64(min(max(failures - 1, 0), 20))
+        let ceiling = min(doubled, longestRetrySeconds)
+        return ceiling / 2 + Int64(Double(ceiling / 2) * min(max(random, 0), 1))
+    }
+
+    /// When the next order is due for `stored` (nil: none stored): now when it is missing, expired or for other
+    /// names; else a third of its lifetime before it expires.
+    func due(_ stored: StoredCertificate?, now: Int64) -> Int64 {
+        guard let stored, stored.covers(domains), stored.certificate.notAfter > now else { return now }
+        return stored.renewalDue
+    }
+
+    /// Starts the thread.
+    public func start() {
+        thread = spawnThread(name: "tollgate-acme") { [self] in run() }
+    }
+
+    /// Stops the thread (an attempt under way finishes first) and waits for it.
+    public func stop() {
+        clock.interrupt()
+        if let thread { pthread_join(thread, nil) }
+        thread = nil
+    }
+
+    /// The thread's body: sleep until due, order, save, install; back off after a failure.
+    func run() {
+        var retryAt: Int64 = 0
+        while true {
+            let stored = try? store.issued()
+            var next = due(stored, now: clock.now())
+            if consecutiveFailures.load(ordering: .relaxed) > 0 { next = max(next, retryAt) }
+            guard clock.wait(until: next) else { return }
+            if attempt(renewing: stored) { continue }
+            let failures = consecutiveFailures.add(1, ordering: .relaxed).newValue
+            let wait = Self.backoff(failures: failures, random: random())
+            retryAt = clock.now() + wait
+            Diagnostics.warn("acme: next attempt in \(Self.describe(seconds: wait))")
+        }
+    }
+
+    /// One order: true when a certificate was obtained, saved and installed; a failure is logged once and counted.
+    private func attempt(renewing stored: StoredCertificate?) -> Bool {
+        let names = domains.joined(separator: ", ")
+        let what = stored == nil ? "obtaining a certificate" : "renewing the certificate"
+        Diagnostics.info("acme: \(what) for \(names) from \(caName)")
+        do throws(SocketError) {
+            let issued: IssuedCertificate
+            do throws(ACMEError) {
+                issued = try issue()
+            } catch {
+                metrics?.acmeFailed()
+                Diagnostics.error("acme: \(what) for \(names) from \(caName) failed: \(error.description)")
+                return false
+            }
+            try store.save(issued, domains: domains)
+            try install(store.chainPath, store.keyPath)
+        } catch {
+            metrics?.acmeFailed()
+            Diagnostics.error("acme: \(what) for \(names) failed: \(error.description)")
+            return false
+        }
+        consecutiveFailures.store(0, ordering: .relaxed)
+        issuedCount.add(1, ordering: .relaxed)
+        Diagnostics.info("acme: installed the certificate for \(names) from \(caName) (\(store.chainPath))")
+        return true
+    }
+
+    /// "4 min", "3 h".
+    static func describe(seconds: Int64) -> String {
+        seconds < 120 ? "\(seconds) s" : seconds < 7_200 ? "\(seconds / 60) min" : "\(seconds / 3_600) h"
+    }
+}

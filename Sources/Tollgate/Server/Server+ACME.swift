@@ -1,0 +1,37 @@
+import Glibc
+import TollgateIO
+
+extension Server {
+    /// With `acme-domain`: starts the ACME thread, which orders the certificate when the store has none for the
+    /// names (else when a third of its lifetime is left) and swaps it in through `reloadCertificate`.
+    func startACME() {
+        guard !config.acmeDomains.isEmpty, !config.listen.isEmpty, let directory = config.acmeDirectory else { return }
+        let store = ACMEStore(directory: directory)
+        let domains = config.acmeDomains
+        let email = config.acmeEmail
+        let ca = config.acmeCA
+        let caRoot = config.acmeCARoot
+        let responder = ServerChallengeResponder(hasTLSListener: !config.listen.isEmpty,
+                                                 hasRedirectListener: !config.listenRedirect.isEmpty)
+        let manager = ACMEManager(domains: domains, store: store, caName: ca, issue: { () throws(ACMEError) in
+            let tls: TLSClient
+            let key: AccountKey
+            do throws(SocketError) {
+                tls = try TLSClient(extraRootFile: caRoot)
+                key = try store.accountKey()
+            } catch {
+                throw ACMEError(error.description)
+            }
+            let client = ACMEClient(directoryURL: ca, transport: ACMEHTTPClient(tls: tls, timeoutMillis: 30_000),
+                                    key: key) { seconds in
+                // Retry-After between polls, within reason (this is the ACME thread).
+                usleep(UInt32(min(max(seconds, 0.2), 10) * 1_000_000))
+            }
+            return try client.issue(domains: domains, email: email, responder: responder)
+        }, install: { [self] (certificatePath: String, keyPath: String) throws(SocketError) in
+            try reloadCertificate(certificatePath: certificatePath, keyPath: keyPath)
+        }, metrics: metrics)
+        acme = manager
+        manager.start()
+    }
+}
