@@ -69,7 +69,7 @@ import TollgateIO
                 #expect(space.flatMap { Double(line[line.index(after: $0)...]) } != nil, "unparsable line: \(line)")
                 #expect(line.hasPrefix("tollgate_") || line.hasPrefix("process_"), "\(line)")
             }
-            #expect(scrape["tollgate_certificate_expiry_seconds"] > 0)
+            #expect(scrape["tollgate_certificate_expiry_timestamp_seconds"] > 0)
             #expect(scrape.response.text.hasSuffix("\n"))
             let info = "tollgate_build_info{version=\"\(BuildInfo.version)\",swift=\"\(BuildInfo.swift)\",openssl=\"\(BuildInfo.openSSL)\"} 1"
             #expect(scrape.response.text.contains(info + "\n"), "no \(info)")

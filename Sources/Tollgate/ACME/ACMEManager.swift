@@ -65,6 +65,11 @@ public final class ACMEManager: @unchecked Sendable {
     public let consecutiveFailures = Atomic<Int>(0)
     /// Certificates obtained and installed since the start; read by tests.
     public let issuedCount = Atomic<Int>(0)
+    /// When the thread plans its next attempt (seconds since the epoch, on `clock`); 0 until it first plans one.
+    /// Set before each wait: tests read it to know the thread is asleep and until when.
+    public let nextAttempt = Atomic<Int64>(0)
+    /// Attempts begun since the start (successful or not); read by tests.
+    public let attempts = Atomic<Int>(0)
 
     /// The shortest and longest waits after a failure, in seconds.
     static let firstRetrySeconds: Int64 = 60
@@ -118,7 +123,9 @@ public final class ACMEManager: @unchecked Sendable {
             let stored = try? store.issued()
             var next = due(stored, now: clock.now())
             if consecutiveFailures.load(ordering: .relaxed) > 0 { next = max(next, retryAt) }
+            nextAttempt.store(next, ordering: .relaxed)
             guard clock.wait(until: next) else { return }
+            attempts.add(1, ordering: .relaxed)
             if attempt(renewing: stored) { continue }
             let failures = consecutiveFailures.add(1, ordering: .relaxed).newValue
             let wait = Self.backoff(failures: failures, random: random())

@@ -204,8 +204,8 @@ public final class Metrics: Sendable {
             s += "tollgate_reloads_total{what=\"\(parts[0])\",result=\"\(parts[1])\"} \(v)\n"
         }
         if let expiry = certificateExpiry.withLock({ $0 }) {
-            header("tollgate_certificate_expiry_seconds", "gauge", "The serving certificate's notAfter, seconds since the epoch.")
-            s += "tollgate_certificate_expiry_seconds \(expiry)\n"
+            header("tollgate_certificate_expiry_timestamp_seconds", "gauge", "The serving certificate's notAfter, seconds since the epoch.")
+            s += "tollgate_certificate_expiry_timestamp_seconds \(expiry)\n"
         }
         if let failures = acmeFailures.withLock({ $0 }) {
             header("tollgate_acme_failures_total", "counter", "Failed attempts to obtain or renew the certificate from the ACME CA.")

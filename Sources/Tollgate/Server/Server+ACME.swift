@@ -30,7 +30,7 @@ extension Server {
             return try client.issue(domains: domains, email: email, responder: responder)
         }, install: { [self] (certificatePath: String, keyPath: String) throws(SocketError) in
             try reloadCertificate(certificatePath: certificatePath, keyPath: keyPath)
-        }, metrics: metrics)
+        }, clock: acmeClock ?? SystemACMEClock(), metrics: metrics)
         acme = manager
         manager.start()
     }

@@ -54,6 +54,8 @@ public final class Server: @unchecked Sendable {
     private var keysWatcher: FileWatcher<AuthorizedKeys>?
     /// Obtains and renews the certificate from the ACME CA (nil without `acme-domain`).
     public internal(set) var acme: ACMEManager?
+    /// The clock the ACME thread plans and sleeps by (set before `start`; nil: the system's). Tests drive it.
+    public var acmeClock: (any ACMEClock)?
     var workers: [Worker] = []
     private var listeners: [[Listener]] = []
     private var threads: [pthread_t] = []
