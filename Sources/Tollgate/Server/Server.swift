@@ -145,7 +145,15 @@ public final class Server: @unchecked Sendable {
         // balances under (a restarted member adds nothing again).
         if config.sharedLimits != nil, ledger != nil, let path = config.databasePath {
             let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
-            fleetMember = FleetMember.id(stateDirectory: directory.isEmpty ? "/" : directory) { Diagnostics.warn("quotas: \($0)") }
+            do {
+                fleetMember = try FleetMember.id(stateDirectory: directory.isEmpty ? "/" : directory) {
+                    Diagnostics.warn("quotas: \($0)")
+                }
+            } catch {
+                ledger?.stop()
+                logSink?.stop()
+                throw error
+            }
         } else {
             fleetMember = FleetMember.random()
         }

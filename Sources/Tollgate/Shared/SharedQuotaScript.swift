@@ -57,14 +57,18 @@ enum SharedQuotaScript {
 
     /// KEYS: holds, held, day, month (of the user, in the current windows), joined. ARGV: 1 now ms, 2 day, 3 month,
     /// 4 lease ms, 5 hold id, 6 tokens-per-day, 7 tokens-per-month, 8 requests-per-day ("" when unset),
-    /// 9 prompt estimate, 10 generates (1/0), 11 max-predict ("" when unset), 12 member id.
+    /// 9 prompt estimate, 10 generates (1/0), 11 max-predict ("" when unset), 12 member id, 13 process nonce.
     ///
     /// Purges the user's expired holds, then decides exactly as `QuotaBalance.reserve`: the request quota first, then
-    /// the month, then the day, each against spent + held. Returns `{1, tokens held, generation cap or -1, capped}`
-    /// with the hold recorded, `{0, window (1 day, 2 month, 3 requests), limit, remaining, held by requests in
-    /// flight (1/0), tokens needed or -1}`, or `{-1}` when the instance must join first.
+    /// the month, then the day, each against spent + held. Returns `{1, tokens held, generation cap or -1, capped,
+    /// other}` with the hold recorded, `{0, window (1 day, 2 month, 3 requests), limit, remaining, held by requests in
+    /// flight (1/0), tokens needed or -1, other}`, or `{-1}` when the instance must join first; `other` is 1 when the
+    /// member's entry names another process.
     static let reserve = RedisScript(release + "\n" + #"""
-        if redis.call('HEXISTS', KEYS[5], ARGV[12]) == 0 then return {-1} end
+        local entry = redis.call('HGET', KEYS[5], ARGV[12])
+        if not entry then return {-1} end
+        local other = 0
+        if string.sub(entry, 1, #ARGV[13] + 1) ~= ARGV[13] .. ' ' then other = 1 end
         local now = tonumber(ARGV[1])
         local day, month = ARGV[2], ARGV[3]
         local lease = tonumber(ARGV[4])
@@ -87,7 +91,7 @@ enum SharedQuotaScript {
         if rpd and dayRequests + dayHeldRequests >= rpd then
             local inFlight = 0
             if dayRequests < rpd then inFlight = 1 end
-            return {0, 3, rpd, rpd - dayRequests - dayHeldRequests, inFlight, -1}
+            return {0, 3, rpd, rpd - dayRequests - dayHeldRequests, inFlight, -1, other}
         end
         local needed = prompt
         if generates then needed = needed + 1 end
@@ -101,7 +105,7 @@ enum SharedQuotaScript {
                     local inFlight, need = 0, -1
                     if limit - w[3] >= needed then inFlight = 1 end
                     if w[3] < limit then need = needed end
-                    return {0, w[1], limit, remaining, inFlight, need}
+                    return {0, w[1], limit, remaining, inFlight, need, other}
                 end
             end
         end
@@ -124,7 +128,7 @@ enum SharedQuotaScript {
         redis.call('ZADD', KEYS[1], now + lease, id)
         redis.call('PEXPIRE', KEYS[1], 2 * lease + 60000)
         redis.call('PEXPIRE', KEYS[2], 2 * lease + 60000)
-        return {1, tokens, cap, capped}
+        return {1, tokens, cap, capped, other}
         """#)
 
     /// KEYS: holds, held, day, month (the windows the request ended in), joined, the settlement's marker. ARGV:
@@ -194,19 +198,24 @@ enum SharedQuotaScript {
         """#)
 
     /// KEYS: joined, then each user's day and month keys in pairs. ARGV: 1 member id, 2 day TTL ms, 3 month TTL ms,
-    /// 4 the member's entry (`"<nonce> <through>"`), 5 and 6 match patterns of the current day's and month's balance
-    /// keys ("" when this join must not adopt), then each user's day tokens, day requests and month tokens. If the
-    /// instance is not a member yet, adds each user's spending to the balances (none when the balances were
-    /// adopted) and the instance to the members, at once. Returns `{1, entry}` if it joined now, `{0, entry}` with the
-    /// entry already there if it was a member (nothing added: its spending is in the balances).
+    /// 4 the member's entry if it joins now (`"<nonce> <through>"`), 5 its entry if it is a member already and takes
+    /// the entry over (a new start of the instance: `"<nonce> 0"`, none of its charges added by a join; "" to leave
+    /// the entry as it is), 6 and 7 match patterns of the current day's and month's balance keys ("" when this join
+    /// must not adopt), then each user's day tokens, day requests and month tokens. If the instance is not a member
+    /// yet, adds each user's spending to the balances (none when the balances were adopted) and the instance to the
+    /// members, at once. Returns `{1, entry}` if it joined now, `{0, entry}` with the entry that was there if it was a
+    /// member (nothing added: its spending is in the balances).
     static let join = RedisScript(#"""
         local entry = redis.call('HGET', KEYS[1], ARGV[1])
-        if entry then return {0, entry} end
+        if entry then
+            if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], ARGV[1], ARGV[5]) end
+            return {0, entry}
+        end
         local adopted = redis.call('HGET', KEYS[1], '*adopted') == '1'
         local fresh = redis.call('EXISTS', KEYS[1]) == 0
-        if fresh and ARGV[5] ~= '' then
+        if fresh and ARGV[6] ~= '' then
             -- Balances without a members hash: a Tollgate that keeps none wrote them. Adopt them as they are.
-            for _, pattern in ipairs({ARGV[5], ARGV[6]}) do
+            for _, pattern in ipairs({ARGV[6], ARGV[7]}) do
                 local cursor = '0'
                 repeat
                     local r = redis.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', 1000)
@@ -224,7 +233,7 @@ enum SharedQuotaScript {
         end
         for i = 1, (#KEYS - 1) / 2 do
             local dayKey, monthKey = KEYS[2 * i], KEYS[2 * i + 1]
-            local dt, dr, mt = ARGV[3 * i + 4], ARGV[3 * i + 5], ARGV[3 * i + 6]
+            local dt, dr, mt = ARGV[3 * i + 5], ARGV[3 * i + 6], ARGV[3 * i + 7]
             if dt ~= '0' then redis.call('HINCRBY', dayKey, 'tokens', dt) end
             if dr ~= '0' then redis.call('HINCRBY', dayKey, 'requests', dr) end
             if dt ~= '0' or dr ~= '0' then redis.call('PEXPIRE', dayKey, ARGV[2]) end

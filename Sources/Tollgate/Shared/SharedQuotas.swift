@@ -57,8 +57,8 @@ public final class SharedQuotas: @unchecked Sendable {
         public var droppedSettlements: UInt64 = 0
         /// Times this instance added its spending to the balances of a Redis that had none of it (started empty).
         public var joins: UInt64 = 0
-        /// Times a join after Redis lost its data found this instance's id joined by another process: two running
-        /// Tollgates share one `fleet-member-id` (a copied state directory), and the spending of one is missing.
+        /// Times Redis named another running process as this instance's member: two running Tollgates share one
+        /// `fleet-member-id` (one state directory on purpose, or a copy of it).
         public var memberConflicts: UInt64 = 0
         /// All zero.
         public init() {}
@@ -85,10 +85,15 @@ public final class SharedQuotas: @unchecked Sendable {
     /// Unix seconds now: the windows and the holds' deadlines (the process's `QuotaBook` clock, so a fallback to it
     /// decides in the same windows).
     let clock: @Sendable () -> Int64
-    /// This instance's persistent id in the members hash (`FleetMember`): hold ids start with it too.
+    /// This instance's persistent id in the members hash (`FleetMember`).
     let instanceID: String
-    /// This process among every start of that instance (`processNonce`): tells its own join from another's.
-    let nonce: String
+    /// What this store's hold ids start with: the member id and a random part, since every loop of the process, and
+    /// the process's next start, hold under the same member id (and a settlement's marker is named by its hold).
+    let holdPrefix: String
+    /// This process among every start of that instance: tells its own join from another's.
+    let process: FleetProcess
+    /// The process's nonce.
+    var nonce: String { process.nonce }
     /// This process's book: what it adds when it joins, and where each settlement is charged before it is sent.
     let book: QuotaBook
     /// A join is on its way; what waits for it runs when it is answered.
@@ -99,7 +104,16 @@ public final class SharedQuotas: @unchecked Sendable {
     private var unsettled: [Settlement] = []
     private var heartbeating = false
     /// Running totals.
-    public private(set) var counters = Counters()
+    public private(set) var counters = Counters() {
+        didSet {
+            guard let status else { return }
+            if counters.joins > oldValue.joins { status.count(.joined) }
+            if counters.droppedSettlements > oldValue.droppedSettlements { status.count(.settlementDropped) }
+            if counters.memberConflicts > oldValue.memberConflicts { status.count(.memberShared) }
+        }
+    }
+    /// Where the process's metrics count joins, dropped settlements and shared member ids (set by `SharedLimits`).
+    var status: SharedLimitsStatus?
 
     /// The most settlements kept while Redis cannot take them.
     static let maxUnsettled = 10_000
@@ -107,20 +121,18 @@ public final class SharedQuotas: @unchecked Sendable {
     static let windowMarginMillis: Int64 = 3_600_000
 
     /// Quotas through `client` under `settings`, clocked by `clock` (Unix seconds), as fleet member `member` (nil: a
-    /// random id, for an instance that keeps no state) of process `nonce`, which adds what `book` spent when it joins
+    /// random id, for an instance that keeps no state) in `process`, which adds what `book` spent when it joins
     /// (nil: a book of its own).
     public init(client: RedisClient, settings: Settings = Settings(), clock: @escaping @Sendable () -> Int64,
-                member: String? = nil, book: QuotaBook? = nil, nonce: String = SharedQuotas.processNonce) {
+                member: String? = nil, book: QuotaBook? = nil, process: FleetProcess = .current) {
         self.client = client
         self.settings = settings
         self.clock = clock
         self.book = book ?? QuotaBook(clock: clock)
-        self.nonce = nonce
+        self.process = process
         instanceID = member ?? FleetMember.random()
+        holdPrefix = "\(instanceID):\(FleetMember.random()):"
     }
-
-    /// This process's nonce: one per start, shared by all its loops.
-    public static let processNonce = FleetMember.random()
 
     /// A settlement's marker lives this long: a settlement whose reply was lost is sent again within it, or dropped.
     static let markerMillis: Int64 = 600_000
@@ -143,12 +155,13 @@ public final class SharedQuotas: @unchecked Sendable {
         let now = clock()
         let windows = UTCWindows(unixSeconds: now)
         nextSerial += 1
-        let hold = "\(instanceID):\(nextSerial)"
+        let hold = "\(holdPrefix)\(nextSerial)"
         func arg(_ v: Int?) -> [UInt8] { v.map { Array(String($0).utf8) } ?? [] }
         let args: [[UInt8]] = [arg(Int(now) * 1000), arg(Int(windows.day)), arg(Int(windows.month)),
                                arg(Int(settings.leaseMillis)), Array(hold.utf8), arg(limits.tokensPerDay),
                                arg(limits.tokensPerMonth), arg(limits.requestsPerDay), arg(estimate.promptTokens),
-                               arg(estimate.generates ? 1 : 0), arg(estimate.maxPredict), Array(instanceID.utf8)]
+                               arg(estimate.generates ? 1 : 0), arg(estimate.maxPredict), Array(instanceID.utf8),
+                               Array(nonce.utf8)]
         client.evalScript(SharedQuotaScript.reserve, keys: keys(user, windows) + [joinedKey], args: args) { [self] result in
             switch result {
             case .failure(let error):
@@ -172,6 +185,7 @@ public final class SharedQuotas: @unchecked Sendable {
                     completion(.unavailable(.protocolViolation(reply.errorMessage ?? "unexpected script reply")))
                     return
                 }
+                if r.last?.int == 1 && (r.count == 5 || r.count == 7) { entryNamesAnotherProcess() }
                 if flag == 1, let tokens = r[1].int, let cap = r[2].int, let capped = r[3].int {
                     counters.granted += 1
                     held[hold] = user
@@ -301,7 +315,7 @@ public final class SharedQuotas: @unchecked Sendable {
 
     /// Adds this process's spending in the current windows to the balances, unless this instance is a member
     /// already (one join at a time per instance; `done` gets whether it is a member now). Loop thread only.
-    func join(_ done: @escaping (Bool) -> Void) {
+    func join(takeOver: Bool = false, _ done: @escaping (Bool) -> Void) {
         if joinWaiters != nil {
             joinWaiters?.append(done)
             return
@@ -311,8 +325,9 @@ public final class SharedQuotas: @unchecked Sendable {
         let (spent, through) = book.spendingSnapshot()
         // While running, Redis lost its data: nothing to adopt (a Tollgate of this release writes no balances
         // without joining).
-        let (keys, args) = Self.joinCommand(spent, member: instanceID, entry: "\(nonce) \(through)", adopt: false,
-                                            now: now, prefix: settings.keyPrefix)
+        let (keys, args) = Self.joinCommand(spent, member: instanceID, entry: "\(nonce) \(through)",
+                                            takeOver: takeOver ? "\(nonce) 0" : nil, adopt: false, now: now,
+                                            prefix: settings.keyPrefix)
         client.evalScript(SharedQuotaScript.join, keys: keys, args: args) { [self] result in
             var ok = false
             if case .success(let reply) = result, let r = reply.elements, r.count == 2, let joined = r[0].int,
@@ -320,15 +335,12 @@ public final class SharedQuotas: @unchecked Sendable {
                 ok = true
                 if joined == 1 {
                     counters.joins += 1
+                    process.claim()
+                } else if takeOver {
+                    process.claim()
                 } else if !entry.hasPrefix(nonce + " ") {
                     // This process saw Redis without its id, and now another process holds it.
-                    counters.memberConflicts += 1
-                    if counters.memberConflicts == 1 {
-                        Diagnostics.error("quotas: fleet member id \(instanceID) was joined by another running Tollgate "
-                                          + "after Redis lost its data: two servers share one fleet-member-id (a copied "
-                                          + "state directory?), and this one's spending before now is missing from the "
-                                          + "fleet's balances; give each server its own state directory")
-                    }
+                    entryNamesAnotherProcess()
                 }
             } else {
                 counters.unavailable += 1
@@ -339,16 +351,34 @@ public final class SharedQuotas: @unchecked Sendable {
         }
     }
 
-    /// The join script's keys and arguments for `spent` at `now`, as `member` with `entry` (`"<nonce> <through>"`);
-    /// `adopt`: balances found without a members hash are adopted (start-up only).
-    static func joinCommand(_ spent: [String: Spending], member: String, entry: String, adopt: Bool, now: Int64,
-                            prefix: String) -> (keys: [[UInt8]], args: [[UInt8]]) {
+    /// The member's entry names another process: this process's first start-up join could not take it over (Redis
+    /// was down), so it does now; after that, another running process holds this member id.
+    private func entryNamesAnotherProcess() {
+        guard process.claimed else {
+            join(takeOver: true) { _ in }
+            return
+        }
+        counters.memberConflicts += 1
+        if process.conflictNoticed() {
+            Diagnostics.warn("quotas: fleet member id \(instanceID) is used by another running Tollgate too. Servers "
+                             + "sharing one state directory on purpose are one member; a copy of this state directory "
+                             + "running elsewhere is not, and when Redis loses its data only one of the two adds its "
+                             + "spending back: give each server its own state directory")
+        }
+    }
+
+    /// The join script's keys and arguments for `spent` at `now`, as `member` with `entry` (`"<nonce> <through>"`),
+    /// taking a member's entry over with `takeOver`; `adopt`: balances found without a members hash are adopted
+    /// (start-up only).
+    static func joinCommand(_ spent: [String: Spending], member: String, entry: String, takeOver: String?, adopt: Bool,
+                            now: Int64, prefix: String) -> (keys: [[UInt8]], args: [[UInt8]]) {
         let windows = UTCWindows(unixSeconds: now)
         let dayTTL = (windows.dayEnd - now) * 1000 + windowMarginMillis
         let monthTTL = (windows.monthEnd - now) * 1000 + windowMarginMillis
         var keys: [[UInt8]] = [Array("\(prefix)joined".utf8)]
         let patterns = adopt ? ["\(prefix)day:\(windows.day):*", "\(prefix)month:\(windows.month):*"] : ["", ""]
-        var args: [[UInt8]] = ([member, String(dayTTL), String(monthTTL), entry] + patterns).map { Array($0.utf8) }
+        var args: [[UInt8]] = ([member, String(dayTTL), String(monthTTL), entry, takeOver ?? ""] + patterns)
+            .map { Array($0.utf8) }
         for (user, s) in spent.sorted(by: { $0.key < $1.key })
         where s.dayTokens > 0 || s.dayRequests > 0 || s.monthTokens > 0 {
             let k = Self.keys(prefix: prefix, user: user, windows: windows)
@@ -485,17 +515,18 @@ public final class SharedQuotas: @unchecked Sendable {
 }
 
 extension SharedQuotas {
-    /// Joins the fleet's balances as `member` of process `nonce` with `spent` (this instance's spending from its
+    /// Joins the fleet's balances as `member` in `process` with `spent` (this instance's spending from its
     /// usage ledger, up to its book's charge numbered `lastCharge`) at start-up (`SharedQuotaScript.join`): a fresh or emptied
     /// Redis gets every instance's spending added as each joins; an instance restarting beside a Redis that kept its
-    /// data is a member already and adds nothing, as its spending is in the balances; balances written by a release
+    /// data is a member already and adds nothing, as its spending is in the balances (and takes the member's entry
+    /// over: its charges from now on count as they settle); balances written by a release
     /// that kept no members are adopted as they are. Blocking: start-up only, before any loop runs. Returns whether
     /// it joined now.
-    public static func join(_ spent: [String: Spending], member: String, nonce: String = processNonce,
+    public static func join(_ spent: [String: Spending], member: String, process: FleetProcess = .current,
                             lastCharge: UInt64 = 0, now: Int64, through redis: BlockingRedis,
                             keyPrefix: String = Settings().keyPrefix) throws(RedisError) -> Bool {
-        let (keys, args) = joinCommand(spent, member: member, entry: "\(nonce) \(lastCharge)", adopt: true, now: now,
-                                       prefix: keyPrefix)
+        let (keys, args) = joinCommand(spent, member: member, entry: "\(process.nonce) \(lastCharge)",
+                                       takeOver: "\(process.nonce) 0", adopt: true, now: now, prefix: keyPrefix)
         let command = ["EVAL", SharedQuotaScript.join.source, String(keys.count)]
             + (keys + args).map { String(decoding: $0, as: UTF8.self) }
         let reply = try redis.command(command)
@@ -503,6 +534,7 @@ extension SharedQuotas {
         guard let r = reply.elements, r.count == 2, let joined = r[0].int else {
             throw RedisError.protocolViolation("unexpected script reply")
         }
+        process.claim()
         return joined == 1
     }
 
