@@ -21,7 +21,8 @@ import TollgateTestSupport
 
     /// A proxy with users (alice the admin, bob, and a user whose name is markup), a quota policy, the ledger and
     /// a metrics listener, after a request from each user; `body` gets it once every row is written.
-    static func withTraffic(_ body: (Proxy) throws -> Void) throws {
+    static func withTraffic(configure: (inout ServerConfig) -> Void = { _ in },
+                            _ body: (Proxy) throws -> Void) throws {
         let dir = try OpsTempDirectory()
         let users = try TestUsers.parse("alice:{PLAIN}pw-a\nbob:{PLAIN}pw-b\n<i>eve</i>:{PLAIN}pw-e\n")
         let policies = try ServerConfig(resolved: ConfigResolver.resolve(
@@ -33,6 +34,7 @@ import TollgateTestSupport
             config.policies = policies
             config.databasePath = StateDatabase.path(in: dir.path + "/state")
             config.metricsListen = [SocketAddress(parsing: "127.0.0.1:0")!]
+            configure(&config)
         }) { proxy, _ in
             for user in [Self.alice, Self.bob, Self.eve] {
                 #expect(try proxy.fetch(Req.generate(user)).status == 200)
@@ -103,6 +105,28 @@ import TollgateTestSupport
             #expect(alice.text.contains("</span>bob <span class=\"muted\">"))
             // Only GET and HEAD: another method is no route, as before.
             #expect(try proxy.fetch(Req.post("/status", "{}", Self.alice)).status == 404)
+        }
+    }
+
+    /// CORS origins are for applications calling the API: none of them may read the page with an administrator's
+    /// credentials. The page's answers carry no CORS header and its preflight is not answered.
+    @Test func theStatusPageTakesNoPartInCORS() throws {
+        let origin = "https://chat.example"
+        try Self.withTraffic(configure: { $0.corsOrigins = [origin, "*"] }) { proxy in
+            let cors = "Origin: \(origin)\r\n"
+            let page = try proxy.fetch(Req.get("/status", cors + Self.alice))
+            Self.expectPageHeaders(page)
+            #expect(page.head.header("Access-Control-Allow-Origin") == nil)
+            #expect(page.head.header("Access-Control-Allow-Credentials") == nil)
+            let preflight = try proxy.fetch(Req.get("/status", cors + "Access-Control-Request-Method: GET\r\n"
+                                                    + "Access-Control-Request-Headers: authorization\r\n",
+                                                    method: "OPTIONS"))
+            #expect(preflight.status == 401, "\(preflight.status) \(preflight.text)")
+            #expect(preflight.head.header("Access-Control-Allow-Origin") == nil)
+            #expect(preflight.head.header("Access-Control-Allow-Methods") == nil)
+            // The API beside it still answers the origin.
+            let tags = try proxy.fetch(Req.get("/api/tags", cors + Self.alice))
+            #expect(tags.head.header("Access-Control-Allow-Origin") == origin)
         }
     }
 

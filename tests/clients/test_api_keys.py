@@ -195,7 +195,7 @@ OTHER = "llama3:8b"
 
 def test_a_key_limited_to_models_cannot_manage_models_or_name_others(binaries, tls, key_env, fake_ollama, log_dir):
     """A key with --models keeps none of its (admin) user's model management: admin and blob routes are refused in
-    the caller's shape, and /v1/models/{model} names only the key's models."""
+    the caller's shape, /v1/models/{model} names only the key's models, and the status page is refused."""
     key = create_key(binaries, key_env, "--name", "chat-ui", "--models", MODEL)
     server = start_tollgate(binaries, tls, key_env["users"], fake_ollama, log_dir, "tollgate-keys-admin", "--rate", "0",
                             "--state-dir", str(key_env["state"]), "--admin", USER)
@@ -213,9 +213,14 @@ def test_a_key_limited_to_models_cannot_manage_models_or_name_others(binaries, t
             r = c.get(f"/v1/models/{OTHER}")
             assert r.status_code == 403 and "error" in r.json(), r.text  # OpenAI's shape
             assert c.get(f"/v1/models/{MODEL}").status_code != 403
-        # The same admin with her password still manages models.
+            # The status page shows every user's spending: not to a key limited to some models, admin's or not.
+            r = c.get("/status")
+            assert r.status_code == 403 and "limited to some models" in r.json()["error"], (r.status_code, r.text)
+        # The same admin with her password still manages models and reads the status page.
         with httpx.Client(base_url=server.url, verify=tls.context(), timeout=30, auth=(USER, PASSWORD)) as c:
             assert c.post("/api/pull", json={"model": OTHER, "stream": False}).status_code != 403
+            r = c.get("/status")
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), (r.status_code, r.text)
     finally:
         server.proc.stop()
 

@@ -41,7 +41,22 @@ def start_tollgate(binaries, users: Path, upstream_port: int, log_dir: Path, nam
                     "--metrics-listen", "off", *extra], log_dir).start(r"serving http://127\.0\.0\.1:(\d+)")
     port = int(p.match.group(1))
     wait_for_port("127.0.0.1", port)
+    # The usage ledger's thread opens its database (3 descriptors: the file, its WAL and shared memory) at start,
+    # beside the loops: the tests that count descriptors take their baseline once it has.
+    if "off" not in [extra[i + 1] for i, arg in enumerate(extra[:-1]) if arg == "--ledger"]:
+        assert wait_until(lambda: ledger_open(p.popen.pid)), p.logs()
     return p, port
+
+
+def ledger_open(pid: int) -> bool:
+    """Whether the process holds the usage ledger's database open."""
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if os.readlink(fd).endswith("tollgate.db"):
+                return True
+        except OSError:
+            pass
+    return False
 
 
 def request(port: int, method: str, path: str, body: dict | None = None, timeout: float = 20) -> tuple:

@@ -8,7 +8,8 @@ public struct UsageRow: Sendable, Equatable {
     public var user: String?
     /// The API key the request authenticated with; nil for a password (or no) login.
     public var keyID: String?
-    /// The model the request named; nil where it names none.
+    /// The model the request named; nil where it names none. The ledger keeps its first `maxModelBytes` bytes
+    /// (`storedModel`).
     public var model: String?
     /// The path Ollama routed it on (`/api/chat`, `/v1/messages`, ...).
     public var route: String
@@ -47,6 +48,24 @@ public struct UsageRow: Sendable, Equatable {
         self.durationMicros = durationMicros
         self.ttfbMicros = ttfbMicros
         self.backend = backend
+    }
+
+    /// The longest model name the ledger keeps, in UTF-8 bytes. The name is whatever a client sent: kept whole, a
+    /// client could fill the ledger with long distinct names that every reader (`tollgate usage --by model`, the
+    /// status page) then groups and sorts. Ollama's model names are far shorter.
+    public static let maxModelBytes = 256
+
+    /// `model` as the ledger writes it: its first `maxModelBytes` bytes, cut before a Unicode scalar that would
+    /// not fit whole (so the text stays valid UTF-8). Names that share those bytes are counted as one.
+    public static func storedModel(_ model: String) -> String {
+        guard model.utf8.count > maxModelBytes else { return model }
+        var kept = 0
+        for scalar in model.unicodeScalars {
+            let size = UTF8.width(scalar)
+            if kept + size > maxModelBytes { break }
+            kept += size
+        }
+        return String(decoding: model.utf8.prefix(kept), as: UTF8.self)
     }
 
     /// Prompt plus completion tokens (a missing count is 0).

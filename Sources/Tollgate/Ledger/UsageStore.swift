@@ -49,9 +49,9 @@ public final class UsageStore: @unchecked Sendable {
         database = try StateDatabase.openForReading(path)
     }
 
-    /// Appends `rows` in one transaction: groups of `rowsPerGroupInsert` through one multi-row insert (a statement
-    /// run costs about as much as the rows it inserts: grouping saves a third of the writer's CPU per row), the rest
-    /// one by one. Both statements are prepared once.
+    /// Appends `rows` in one transaction, model names cut to `UsageRow.maxModelBytes`: groups of `rowsPerGroupInsert`
+    /// through one multi-row insert (a statement run costs about as much as the rows it inserts: grouping saves a
+    /// third of the writer's CPU per row), the rest one by one. Both statements are prepared once.
     public func insert(_ rows: [UsageRow]) throws(SQLiteError) {
         let group = try statement(rows: Self.rowsPerGroupInsert, cached: &groupInsertStatement)
         let single = try statement(rows: 1, cached: &insertStatement)
@@ -93,7 +93,7 @@ public final class UsageStore: @unchecked Sendable {
         try statement.bind(base + 2, .text(row.requestID))
         try statement.bind(base + 3, .text(row.user))
         try statement.bind(base + 4, .text(row.keyID))
-        try statement.bind(base + 5, .text(row.model))
+        try statement.bind(base + 5, .text(row.model.map(UsageRow.storedModel)))
         try statement.bind(base + 6, .text(row.route))
         try statement.bind(base + 7, .integer(Int64(row.status)))
         try statement.bind(base + 8, .integer(row.promptTokens.map(Int64.init)))

@@ -1,7 +1,9 @@
 import TollgateHTTP
 
 /// CORS preflights (OPTIONS with Origin and Access-Control-Request-Method) are answered here, before
-/// authentication: 204 for a configured origin, 403 for any other (with no origins configured, every one).
+/// authentication: 204 for a configured origin, 403 for any other (with no origins configured, every one). The
+/// status page's path is not answered here (`CORS.isStatusPage`): its OPTIONS goes on like any other request, to
+/// authentication (401 without credentials, which a preflight never carries) and the route policy (no such route).
 struct Preflight: ConnectionPhase {
     let origins: [String]
 
@@ -12,7 +14,7 @@ struct Preflight: ConnectionPhase {
     var readsHead: Bool { true }
 
     func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
-        guard head.method == .options else { return .next }
+        guard head.method == .options, !CORS.isStatusPage(ex) else { return .next }
         let input = c.input.bytes
         var requestedMethod: String?
         var requestedHeaders: String?

@@ -63,7 +63,9 @@ final class SharedLimits {
         var quota = SharedQuotas.Settings()
         quota.leaseMillis = settings.slotLeaseMillis
         quotas = quotaBook.map {
-            SharedQuotas(client: client, settings: quota, clock: $0.clock, member: fleetMember, book: $0)
+            let quotas = SharedQuotas(client: client, settings: quota, clock: $0.clock, member: fleetMember, book: $0)
+            quotas.status = status
+            return quotas
         }
     }
 

@@ -15,6 +15,8 @@ public final class SharedLimitsStatus: Sendable {
     private let inFallback = Mutex<[Int]>([0, 0, 0, 0])
     private let calls = Atomic<UInt64>(0)
     private let errors = Atomic<UInt64>(0)
+    /// `QuotaEvent` counts, by `rawValue`.
+    private let quotaEvents = Mutex<[UInt64]>(Array(repeating: 0, count: QuotaEvent.allCases.count))
     private let log: @Sendable (_ warning: Bool, _ message: String) -> Void
 
     /// Status for `workers` workers talking to `address`; `log` receives the fallback messages (tests capture them).
@@ -70,6 +72,34 @@ public final class SharedLimitsStatus: Sendable {
         if failed { errors.wrappingAdd(1, ordering: .relaxed) }
     }
 
+    /// What happened to the fleet's quota balances (`SharedQuotas`), counted for `/metrics`.
+    enum QuotaEvent: Int, CaseIterable {
+        /// This process added its spending to balances Redis had lost.
+        case joined
+        /// A settlement was dropped: too many waited for Redis, or its reply was lost longer ago than its marker lives.
+        case settlementDropped
+        /// Redis named another running process under this server's fleet member id.
+        case memberShared
+
+        var label: String {
+            switch self {
+            case .joined: return "joined"
+            case .settlementDropped: return "settlement_dropped"
+            case .memberShared: return "member_shared"
+            }
+        }
+    }
+
+    /// Counts one quota event.
+    func count(_ event: QuotaEvent) {
+        quotaEvents.withLock { $0[event.rawValue] += 1 }
+    }
+
+    /// How many times `event` happened.
+    func quotaEventCount(_ event: QuotaEvent) -> UInt64 {
+        quotaEvents.withLock { $0[event.rawValue] }
+    }
+
     /// Whether any worker's `kind` limiter is in fallback now.
     public func isInFallback(_ kind: SharedLimiterKind) -> Bool {
         inFallback.withLock { $0[index(kind)] } > 0
@@ -97,6 +127,12 @@ public final class SharedLimitsStatus: Sendable {
         s += "# TYPE tollgate_redis_calls_total counter\ntollgate_redis_calls_total \(callCount)\n"
         s += "# HELP tollgate_redis_errors_total Calls to Redis that failed (timed out, connection lost, refused); while a connection is known down no calls are made and tollgate_redis_up is 0.\n"
         s += "# TYPE tollgate_redis_errors_total counter\ntollgate_redis_errors_total \(errorCount)\n"
+        s += "# HELP tollgate_redis_quota_events_total The fleet's quota balances: joins after Redis lost them, "
+            + "settlements dropped, another running server seen under this one's fleet member id.\n"
+        s += "# TYPE tollgate_redis_quota_events_total counter\n"
+        for event in QuotaEvent.allCases {
+            s += "tollgate_redis_quota_events_total{event=\"\(event.label)\"} \(quotaEventCount(event))\n"
+        }
         return s
     }
 }

@@ -104,7 +104,16 @@ public final class SharedQuotas: @unchecked Sendable {
     private var unsettled: [Settlement] = []
     private var heartbeating = false
     /// Running totals.
-    public private(set) var counters = Counters()
+    public private(set) var counters = Counters() {
+        didSet {
+            guard let status else { return }
+            if counters.joins > oldValue.joins { status.count(.joined) }
+            if counters.droppedSettlements > oldValue.droppedSettlements { status.count(.settlementDropped) }
+            if counters.memberConflicts > oldValue.memberConflicts { status.count(.memberShared) }
+        }
+    }
+    /// Where the process's metrics count joins, dropped settlements and shared member ids (set by `SharedLimits`).
+    var status: SharedLimitsStatus?
 
     /// The most settlements kept while Redis cannot take them.
     static let maxUnsettled = 10_000

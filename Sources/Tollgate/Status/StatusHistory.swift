@@ -1,14 +1,17 @@
 /// The usage ledger's last days as the status page draws them: per UTC day, requests, errors, time to first byte
-/// and tokens, and the tokens of each user and of each model. Pure: built from `UsageStore.daily` lines.
+/// and tokens, and the tokens of the users and of the models that used the most. Pure: built from what
+/// `UsageStore.dayTotals` and `dayTokens` return, so its size is bounded by the days and the names shown, never by
+/// what the ledger holds.
 public struct StatusHistory: Sendable, Equatable {
     /// Days since 1970-01-01 (UTC) of the first and last day shown; every day between has a slot, used or not.
     public let firstDay: Int64
     public let lastDay: Int64
     /// Per day, oldest first.
     public private(set) var days: [Day]
-    /// Each user's tokens per day (rows without a user under nil), the largest total first.
+    /// The users' tokens per day (rows without a user under nil), the largest total first, at most `limit` series
+    /// with the last summing the others (`isRest`) when there were more.
     public private(set) var tokensByUser: [Series]
-    /// Each model's tokens per day (rows without a model under nil), the largest total first.
+    /// The models' tokens per day, as `tokensByUser`.
     public private(set) var tokensByModel: [Series]
 
     /// One day's totals.
@@ -38,14 +41,15 @@ public struct StatusHistory: Sendable, Equatable {
         public var total: Int { values.reduce(0, +) }
     }
 
-    /// The history from `firstDay` to `lastDay` (inclusive); lines outside them are ignored.
-    public init(firstDay: Int64, lastDay: Int64, lines: [UsageDailyLine]) {
+    /// The history from `firstDay` to `lastDay` (inclusive); lines outside them are ignored. `users` and `models`
+    /// hold the tokens per day of the `limit` largest users and models (`UsageStore.dayTokens` with `top: limit`):
+    /// when the days' tokens come to more than theirs, there were others, and the last series becomes their sum.
+    public init(firstDay: Int64, lastDay: Int64, days lines: [UsageDayTotals], users: [UsageDayTokens],
+                models: [UsageDayTokens], limit: Int) {
         self.firstDay = firstDay
         self.lastDay = max(firstDay, lastDay)
         let count = Int(self.lastDay - firstDay) + 1
         days = (0..<count).map { Day(day: firstDay + Int64($0)) }
-        var users: [String?: [Int]] = [:]
-        var models: [String?: [Int]] = [:]
         for line in lines {
             let i = Int(line.day - firstDay)
             guard i >= 0 && i < count else { continue }
@@ -55,12 +59,31 @@ public struct StatusHistory: Sendable, Equatable {
             days[i].tokens += line.tokens
             days[i].ttfbMicrosSum += line.ttfbMicrosSum
             days[i].ttfbCount += line.ttfbCount
-            guard line.tokens > 0 else { continue }
-            users[line.user, default: Array(repeating: 0, count: count)][i] += line.tokens
-            models[line.model, default: Array(repeating: 0, count: count)][i] += line.tokens
         }
-        tokensByUser = StatusHistory.ranked(users)
-        tokensByModel = StatusHistory.ranked(models)
+        let dayTokens = days.map(\.tokens)
+        tokensByUser = StatusHistory.series(users, firstDay: firstDay, count: count, dayTokens: dayTokens, limit: limit)
+        tokensByModel = StatusHistory.series(models, firstDay: firstDay, count: count, dayTokens: dayTokens, limit: limit)
+    }
+
+    /// `lines` as ranked series of `count` days; past `limit` names, or when `dayTokens` (every row's tokens per
+    /// day) comes to more than the names hold, the first `limit` - 1 and one series summing the rest.
+    private static func series(_ lines: [UsageDayTokens], firstDay: Int64, count: Int, dayTokens: [Int],
+                               limit: Int) -> [Series] {
+        var table: [String?: [Int]] = [:]
+        for line in lines {
+            let i = Int(line.day - firstDay)
+            guard i >= 0 && i < count, line.tokens > 0 else { continue }
+            table[line.name, default: Array(repeating: 0, count: count)][i] += line.tokens
+        }
+        let ranked = StatusHistory.ranked(table)
+        var rest = dayTokens
+        for s in ranked { for (i, v) in s.values.enumerated() { rest[i] -= v } }
+        guard rest.contains(where: { $0 > 0 }), limit > 1 else { return top(ranked, limit: limit) }
+        // Names beyond those read: the last one read joins them, so that the chart keeps `limit` entries.
+        var kept = Array(ranked.prefix(limit - 1))
+        for s in ranked.dropFirst(limit - 1) { for (i, v) in s.values.enumerated() { rest[i] += v } }
+        kept.append(Series(name: nil, values: rest.map { max(0, $0) }, isRest: true))
+        return kept
     }
 
     /// Whether the ledger had no row at all in these days.

@@ -5,10 +5,13 @@ import TollgateIO
 /// of rows on disk, which no event loop may wait for. Loops ask with `read` (an append under a short lock) and get
 /// their answer on this thread; they hop back to their loop themselves.
 ///
-/// Requests that arrive together are answered by one query, and an answer is reused for `freshMillis`, so a page
-/// reloaded in a loop, or opened by many at once, costs the disk one scan every few seconds at most. The database
-/// is opened read-only on first use and again after a failure; a failure is an answer (`.unavailable`), never a
-/// crash or a wait.
+/// One query runs at a time, on this thread: requests that arrive while it runs wait for it and share its answer.
+/// An answer is reused for `freshMillis`, or for `busyFactor` times as long as its query took when that is longer,
+/// so a page reloaded in a loop, or opened by many at once, keeps this thread busy a small part of the time however
+/// slow the disk or large the ledger. The queries themselves are bounded in what they return (`UsageStore.dayTotals`,
+/// `dayTokens`): the page's size and this thread's memory do not grow with the ledger. The database is opened
+/// read-only on first use and again after a failure; a failure is an answer (`.unavailable`), never a crash or a
+/// wait.
 public final class StatusHistoryReader: @unchecked Sendable {
     /// What a request gets back.
     public enum Answer: Sendable {
@@ -23,8 +26,13 @@ public final class StatusHistoryReader: @unchecked Sendable {
         public var path: String
         /// Days the history covers, today included.
         public var days = 30
-        /// How long an answer is reused.
+        /// How long an answer is reused at least.
         public var freshMillis: Int64 = 5000
+        /// An answer is reused for this many times as long as its query took, when that is longer than
+        /// `freshMillis`: a slow query runs a fifth of the time at most.
+        public var busyFactor: Int64 = 5
+        /// Users and models the token charts name (the queries return no more; the page sums the rest).
+        public var seriesShown = StatusPageRenderer.seriesShown
         /// Requests waiting at most; past it a request is answered at once as unavailable.
         public var maxPending = 256
         /// Wall-clock time, Unix ms (injected by tests).
@@ -47,7 +55,7 @@ public final class StatusHistoryReader: @unchecked Sendable {
 
     // Reader-thread state.
     private var store: UsageStore?
-    private var cached: (at: Int64, history: StatusHistory)?
+    private var cached: (at: Int64, until: Int64, history: StatusHistory)?
 
     /// Queries run so far (tests check that requests together share one).
     public var queries: Int { lock.withLock { queriesRun } }
@@ -112,17 +120,23 @@ public final class StatusHistoryReader: @unchecked Sendable {
     /// The history now: the cached one while fresh, else one query.
     private func history() -> Answer {
         let now = settings.clock()
-        if let cached, now >= cached.at, now - cached.at < settings.freshMillis { return .history(cached.history) }
+        if let cached, now >= cached.at, now < cached.until { return .history(cached.history) }
         let lastDay = UsageClock.dayStart(now) / 86_400_000
         let firstDay = lastDay - Int64(max(1, settings.days)) + 1
+        let (since, until) = (firstDay * 86_400_000, (lastDay + 1) * 86_400_000)
         do throws(SQLiteError) {
             let store: UsageStore
             if let open = self.store { store = open } else { store = try UsageStore(reading: settings.path) }
             self.store = store
             lock.withLock { queriesRun += 1 }
-            let lines = try store.daily(since: firstDay * 86_400_000)
-            let history = StatusHistory(firstDay: firstDay, lastDay: lastDay, lines: lines)
-            cached = (now, history)
+            let days = try store.dayTotals(since: since, until: until)
+            let users = try store.dayTokens(by: .user, since: since, until: until, top: settings.seriesShown)
+            let models = try store.dayTokens(by: .model, since: since, until: until, top: settings.seriesShown)
+            let history = StatusHistory(firstDay: firstDay, lastDay: lastDay, days: days, users: users, models: models,
+                                        limit: settings.seriesShown)
+            let done = settings.clock()
+            let took = max(0, done - now)
+            cached = (now, done + max(settings.freshMillis, took * settings.busyFactor), history)
             return .history(history)
         } catch {
             // Opened again at the next request: the file may not exist yet (the writer creates it) or be replaced.

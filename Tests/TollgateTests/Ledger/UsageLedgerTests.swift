@@ -52,6 +52,29 @@ func ledgerRow(_ n: Int, time: Int64, user: String? = "alice", key: String? = ni
         #expect(try store.tokensByKey() == ["k1": 250 * 15])
     }
 
+    /// A model name is whatever the client sent: the ledger keeps its first 256 bytes, cut before a character that
+    /// would not fit whole, through both the grouped insert and the one-by-one insert.
+    @Test func longModelNamesAreCutToWholeCharacters() throws {
+        #expect(UsageRow.storedModel("mistral:7b") == "mistral:7b")
+        let exact = String(repeating: "m", count: UsageRow.maxModelBytes)
+        #expect(UsageRow.storedModel(exact) == exact)
+        #expect(UsageRow.storedModel(exact + "x") == exact)
+        // 255 ASCII bytes then a 4-byte scalar: it does not fit, and is not cut in half.
+        let straddling = String(repeating: "a", count: UsageRow.maxModelBytes - 1) + "😀" + "tail"
+        #expect(UsageRow.storedModel(straddling) == String(repeating: "a", count: UsageRow.maxModelBytes - 1))
+        let wide = String(repeating: "é", count: 1000)   // 2 bytes each
+        #expect(UsageRow.storedModel(wide) == String(repeating: "é", count: UsageRow.maxModelBytes / 2))
+
+        let path = StateDatabase.path(in: try makeTemporaryDirectory())
+        let store = try UsageStore(writing: path)
+        let long = String(repeating: "z", count: 10_000)
+        // 17 rows: a group of 16 and one alone.
+        try store.insert((0..<17).map { ledgerRow($0, time: Self.noon, model: long + "\($0)") })
+        let models = try UsageStore(reading: path).rows().map(\.model)
+        #expect(models.count == 17)
+        #expect(models.allSatisfy { $0 == String(repeating: "z", count: UsageRow.maxModelBytes) })
+    }
+
     @Test func aLockedDatabaseDropsAndCountsRowsThenRecovers() throws {
         let dir = try makeTemporaryDirectory()
         let path = StateDatabase.path(in: dir)

@@ -129,12 +129,15 @@ struct SharedQuotaJoinTests {
                              process: FleetProcess())
         let y = SharedQuotas(client: try await makeClient(server.url(), on: loop), clock: { Self.noon }, member: "cc",
                              process: FleetProcess())
+        let status = SharedLimitsStatus(address: "redis", workers: 1)
+        await loop.run { x.status = status }
         _ = try await Self.grant(x, on: loop)
         _ = try await Self.grant(y, on: loop)
         #expect(await loop.waitUntil { y.process.claimed })
         #expect(await loop.run { x.counters.memberConflicts + y.counters.memberConflicts } == 0)
         _ = try await Self.grant(x, on: loop)
         #expect(await loop.run { x.counters.memberConflicts } == 1)
+        #expect(status.quotaEventCount(.memberShared) == 1 && status.quotaEventCount(.joined) == 1)
         #expect(await loop.run { y.counters.memberConflicts } == 0)
         await closeClient(x.client, on: loop)
         await closeClient(y.client, on: loop)
@@ -169,6 +172,8 @@ struct SharedQuotaJoinTests {
         let now = Atomic<Int64>(Self.noon)
         let q = SharedQuotas(client: try await makeClient(server.url(), on: loop, commandTimeoutMillis: 250),
                              clock: { now.load(ordering: .relaxed) })
+        let status = SharedLimitsStatus(address: "redis", workers: 1)
+        await loop.run { q.status = status }
         let r = try await Self.grant(q, on: loop)
         Glibc.kill(pid, SIGSTOP)
         let settled = await loop.call { done in q.settle(r, .counted(10)) { done($0) } }
@@ -181,6 +186,7 @@ struct SharedQuotaJoinTests {
         await loop.run { q.retryUnsettled() }
         #expect(await loop.run { q.unsettledCount } == 0)
         #expect(await loop.run { q.counters.droppedSettlements } == 1)
+        #expect(status.renderMetrics().contains("tollgate_redis_quota_events_total{event=\"settlement_dropped\"} 1\n"))
         #expect(try Self.day(redis) == (10, 1))
         await closeClient(q.client, on: loop)
     }

@@ -27,7 +27,7 @@ import TollgateTestSupport
         return path
     }
 
-    @Test func dailyGroupsByUTCDayUserAndModel() throws {
+    @Test func dayTotalsGroupByUTCDay() throws {
         let midnight = Self.noon - 12 * 3_600_000
         let path = try Self.database([
             Self.row(1, time: midnight - 1),                        // the day before, its last millisecond
@@ -36,43 +36,89 @@ import TollgateTestSupport
             Self.row(4, time: Self.noon, status: 502, prompt: nil, completion: nil, ttfb: nil),
             Self.row(5, time: Self.noon, user: "bob", model: nil, ttfb: 1300),
             Self.row(6, time: midnight - 40 * Self.day),             // before `since`
+            Self.row(7, time: midnight + Self.day),                  // from `until` on
         ])
-        let lines = try UsageStore(reading: path).daily(since: midnight - 29 * Self.day)
-        #expect(lines == [
-            UsageDailyLine(day: 20_526, user: "alice", model: "mistral", requests: 1, tokens: 15, ttfbMicrosSum: 700,
-                           ttfbCount: 1),
-            UsageDailyLine(day: 20_527, user: "alice", model: "mistral", requests: 3, clientErrors: 1, serverErrors: 1,
-                           tokens: 15, ttfbMicrosSum: 700, ttfbCount: 1),
-            UsageDailyLine(day: 20_527, user: "bob", model: nil, requests: 1, tokens: 15, ttfbMicrosSum: 1300,
-                           ttfbCount: 1),
-        ].sorted { ($0.day, $0.user ?? "") < ($1.day, $1.user ?? "") })
+        let store = try UsageStore(reading: path)
+        #expect(try store.dayTotals(since: midnight - 29 * Self.day, until: midnight + Self.day) == [
+            UsageDayTotals(day: 20_526, requests: 1, tokens: 15, ttfbMicrosSum: 700, ttfbCount: 1),
+            UsageDayTotals(day: 20_527, requests: 4, clientErrors: 1, serverErrors: 1, tokens: 30,
+                           ttfbMicrosSum: 2000, ttfbCount: 2),
+        ])
+        #expect(try store.dayTokens(by: .user, since: midnight - 29 * Self.day, until: midnight + Self.day, top: 8) == [
+            UsageDayTokens(day: 20_526, name: "alice", tokens: 15),
+            UsageDayTokens(day: 20_527, name: "alice", tokens: 15),
+            UsageDayTokens(day: 20_527, name: "bob", tokens: 15),
+        ])
+        #expect(try store.dayTokens(by: .model, since: midnight - 29 * Self.day, until: midnight + Self.day, top: 8) == [
+            UsageDayTokens(day: 20_526, name: "mistral", tokens: 15),
+            UsageDayTokens(day: 20_527, name: nil, tokens: 15),
+            UsageDayTokens(day: 20_527, name: "mistral", tokens: 15),
+        ])
     }
 
-    @Test func aDatabaseWithoutTheTableReadsAsEmpty() throws {
-        let path = StateDatabase.path(in: try makeTemporaryDirectory())
-        let db = try StateDatabase.openForWriting(path, busyTimeoutMillis: 100)
-        try db.exec("CREATE TABLE other (x INTEGER)")
-        #expect(try UsageStore(reading: path).daily(since: 0).isEmpty)
+    @Test func dayTokensKeepTheTopNamesRankedInSQL() throws {
+        // Tokens: carl 40 (with the rows without a user), nil 30, alice 20, bob 20 (ties by name), dave 0.
+        let path = try Self.database([
+            Self.row(1, time: Self.noon, user: "carl", prompt: 30, completion: 0),
+            Self.row(2, time: Self.noon - Self.day, user: "carl", prompt: 10, completion: 0),
+            Self.row(3, time: Self.noon, user: nil, prompt: 30, completion: 0),
+            Self.row(4, time: Self.noon, user: "bob", prompt: 20, completion: 0),
+            Self.row(5, time: Self.noon, user: "alice", prompt: 20, completion: 0),
+            Self.row(6, time: Self.noon, user: "dave", prompt: 0, completion: 0),
+        ])
+        let store = try UsageStore(reading: path)
+        func names(_ top: Int) throws -> Set<String?> {
+            Set(try store.dayTokens(by: .user, since: 0, until: Self.noon + Self.day, top: top).map(\.name))
+        }
+        #expect(try names(1) == ["carl"])
+        #expect(try names(2) == ["carl", nil], "a group without a user ranks like any other")
+        #expect(try names(3) == ["carl", nil, "alice"])
+        #expect(try names(10) == ["carl", nil, "alice", "bob"], "no tokens, no series")
+        #expect(try store.dayTokens(by: .user, since: 0, until: Self.noon + Self.day, top: 1).count == 2,
+                "one line per day of each name")
     }
 
     @Test func theHistoryHasEveryDayAndRanksNames() {
-        let h = StatusHistory(firstDay: 100, lastDay: 103, lines: [
-            UsageDailyLine(day: 99, user: "old", model: "m", requests: 9, tokens: 9),      // outside: ignored
-            UsageDailyLine(day: 100, user: "bob", model: "m", requests: 1, tokens: 10, ttfbMicrosSum: 4000, ttfbCount: 2),
-            UsageDailyLine(day: 103, user: "alice", model: "m", requests: 2, clientErrors: 1, tokens: 30),
-            UsageDailyLine(day: 103, user: nil, model: "n", requests: 1, tokens: 30),
-            UsageDailyLine(day: 103, user: "carl", model: "n", requests: 1, tokens: 0),
-        ])
+        let h = StatusHistory(
+            firstDay: 100, lastDay: 103,
+            days: [UsageDayTotals(day: 99, requests: 9, tokens: 9),          // outside: ignored
+                   UsageDayTotals(day: 100, requests: 1, tokens: 10, ttfbMicrosSum: 4000, ttfbCount: 2),
+                   UsageDayTotals(day: 103, requests: 4, clientErrors: 1, tokens: 60)],
+            users: [UsageDayTokens(day: 99, name: "old", tokens: 9),
+                    UsageDayTokens(day: 100, name: "bob", tokens: 10),
+                    UsageDayTokens(day: 103, name: "alice", tokens: 30),
+                    UsageDayTokens(day: 103, name: nil, tokens: 30),
+                    UsageDayTokens(day: 103, name: "carl", tokens: 0)],
+            models: [UsageDayTokens(day: 100, name: "m", tokens: 10),
+                     UsageDayTokens(day: 103, name: "m", tokens: 30),
+                     UsageDayTokens(day: 103, name: "n", tokens: 30)],
+            limit: 8)
         #expect(h.days.map(\.day) == [100, 101, 102, 103])
         #expect(h.days.map(\.requests) == [1, 0, 0, 4])
         #expect(h.days[0].meanTTFBMillis == 2)
         #expect(h.days[1].meanTTFBMillis == nil)
         #expect(h.tokensByUser.map(\.name) == ["alice", nil, "bob"], "ties by name, the unnamed after; no zero rows")
         #expect(h.tokensByUser[2].values == [10, 0, 0, 0])
+        #expect(h.tokensByUser.allSatisfy { !$0.isRest }, "the names hold every token: no others")
         #expect(h.tokensByModel.map(\.name) == ["m", "n"])
         #expect(h.tokensByModel.map(\.total) == [40, 30])
         #expect(!h.isEmpty)
-        #expect(StatusHistory(firstDay: 1, lastDay: 30, lines: []).isEmpty)
+        #expect(StatusHistory(firstDay: 1, lastDay: 30, days: [], users: [], models: [], limit: 8).isEmpty)
+    }
+
+    @Test func tokensBeyondTheTopNamesAreTheOthers() {
+        let days = [UsageDayTotals(day: 10, requests: 5, tokens: 100), UsageDayTotals(day: 11, requests: 1, tokens: 7)]
+        let three = [UsageDayTokens(day: 10, name: "a", tokens: 50), UsageDayTokens(day: 10, name: "b", tokens: 30),
+                     UsageDayTokens(day: 11, name: "c", tokens: 5)]
+        // The query's limit of 3 names was reached and 22 tokens are in none: "c" joins the others.
+        let h = StatusHistory(firstDay: 10, lastDay: 11, days: days, users: three, models: three, limit: 3)
+        #expect(h.tokensByUser.map(\.name) == ["a", "b", nil])
+        #expect(h.tokensByUser[2].isRest && h.tokensByUser[2].values == [20, 7])
+        // Every token in the names read: all of them are shown, up to the limit.
+        let all = StatusHistory(firstDay: 10, lastDay: 11, days: [UsageDayTotals(day: 10, requests: 2, tokens: 80),
+                                                                  UsageDayTotals(day: 11, requests: 1, tokens: 5)],
+                                users: three, models: three, limit: 3)
+        #expect(all.tokensByModel.map(\.name) == ["a", "b", "c"])
     }
 
     @Test func topSumsTheRest() {
@@ -98,6 +144,65 @@ import TollgateTestSupport
         clock.withLock { $0 += 6000 }
         _ = try Self.history(reader)
         #expect(reader.queries == 2)
+    }
+
+    @Test func aSlowQuerysAnswerIsReusedForLongerThanItTook() throws {
+        let path = try Self.database([Self.row(1, time: Self.noon)])
+        // Every reading of the clock moves it on by `step`: the query (read before and after) takes 20 s.
+        let clock = Mutex((now: Self.noon, step: Int64(20_000)))
+        var settings = StatusHistoryReader.Settings(path: path)
+        settings.clock = { clock.withLock { c in defer { c.now += c.step }; return c.now } }
+        let reader = StatusHistoryReader(settings: settings)
+        defer { reader.stop() }
+        _ = try Self.history(reader)
+        _ = try Self.history(reader)
+        #expect(reader.queries == 1, "asked again 40 s after a 20 s query began: still fresh (5 times 20 s)")
+        clock.withLock { $0 = (Self.noon + 20_000 + 100_000 + 1, 0) }
+        _ = try Self.history(reader)
+        #expect(reader.queries == 2, "past five times the query's time: read again")
+    }
+
+    @Test func aLedgerOfManyLongNamesGivesABoundedPage() throws {
+        // Written around the ledger's writer, as a ledger from before names were cut (or another program) holds
+        // them: 3000 distinct model names of 1000 characters over 30 days, and 300 users.
+        let path = try Self.database([])
+        let writer = try UsageStore(writing: path)
+        try writer.database.exec("""
+            WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 3000)
+            INSERT INTO usage (time, request_id, user, model, route, status, prompt_tokens, completion_tokens,
+                               duration_us, ttfb_us)
+            SELECT \(Self.noon) - (i % 30) * 86400000, printf('r%d', i), printf('u%d', i % 300),
+                   printf('%04d', i) || substr(hex(zeroblob(500)), 1, 996) || '<b>', '/api/generate', 200, 5, i, 100, 100
+            FROM c
+            """)
+        let store = try UsageStore(reading: path)
+        let lines = try store.dayTokens(by: .model, since: 0, until: Self.noon + Self.day, top: 8)
+        #expect(Set(lines.map(\.name)).count == 8 && lines.count <= 8 * 30)
+        #expect(lines.allSatisfy { ($0.name?.count ?? 0) == UsageStore.pageNameLength })
+        #expect(try store.dayTotals(since: 0, until: Self.noon + Self.day).count == 30)
+
+        var settings = StatusHistoryReader.Settings(path: path)
+        settings.clock = { Self.noon }
+        let reader = StatusHistoryReader(settings: settings)
+        defer { reader.stop() }
+        let h = try Self.history(reader)
+        for series in [h.tokensByModel, h.tokensByUser] {
+            #expect(series.count == StatusPageRenderer.seriesShown)
+            #expect(series.last?.isRest == true)
+            #expect(series.map(\.total).reduce(0, +) == h.days.map(\.tokens).reduce(0, +), "the others hold the rest")
+        }
+        #expect(h.tokensByModel.first?.name == "3000" + String(repeating: "0", count: 252),
+                "the most tokens, cut to the page's length")
+        let page = StatusPageRenderer.render(now: StatusNow(time: Self.noon, upstreamUp: true), history: .answer(.history(h)))
+        let legends = page.components(separatedBy: "<ul class=\"legend\">").dropFirst()
+            .map { $0.components(separatedBy: "</ul>")[0] }
+        #expect(legends.count == 3, "requests, then users and models")
+        for legend in legends.suffix(2) {
+            #expect(legend.components(separatedBy: "<li>").count - 1 <= StatusPageRenderer.seriesShown)
+        }
+        #expect(page.contains("3000" + String(repeating: "0", count: 116) + "…"), "shown names cut further")
+        #expect(!page.contains("<b>"))
+        #expect(page.utf8.count < 200_000)
     }
 
     @Test func aMissingDatabaseIsAnAnswerNotAFailure() throws {

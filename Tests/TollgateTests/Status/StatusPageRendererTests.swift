@@ -26,22 +26,27 @@ import Testing
                   quotas: quotas)
     }
 
-    static func history(_ lines: [UsageDailyLine]) -> StatusPageRenderer.History {
-        .answer(.history(StatusHistory(firstDay: today - 29, lastDay: today, lines: lines)))
+    /// The history the reader builds from these days, users and models (the renderer's names at most).
+    static func history(_ days: [UsageDayTotals], users: [UsageDayTokens] = [],
+                        models: [UsageDayTokens] = []) -> StatusPageRenderer.History {
+        .answer(.history(StatusHistory(firstDay: today - 29, lastDay: today, days: days, users: users, models: models,
+                                       limit: StatusPageRenderer.seriesShown)))
     }
 
-    static let lines = [
-        UsageDailyLine(day: today - 2, user: "alice", model: "mistral:7b", requests: 4, clientErrors: 1, tokens: 400,
-                       ttfbMicrosSum: 90_000, ttfbCount: 3),
-        UsageDailyLine(day: today, user: hostileUser, model: hostileModel, requests: 2, serverErrors: 1, tokens: 50,
-                       ttfbMicrosSum: 20_000, ttfbCount: 1),
-        UsageDailyLine(day: today, user: nil, model: nil, requests: 1),
+    static let days = [
+        UsageDayTotals(day: today - 2, requests: 4, clientErrors: 1, tokens: 400, ttfbMicrosSum: 90_000, ttfbCount: 3),
+        UsageDayTotals(day: today, requests: 3, serverErrors: 1, tokens: 50, ttfbMicrosSum: 20_000, ttfbCount: 1),
     ]
+    static let users = [UsageDayTokens(day: today - 2, name: "alice", tokens: 400),
+                        UsageDayTokens(day: today, name: hostileUser, tokens: 50)]
+    static let models = [UsageDayTokens(day: today - 2, name: "mistral:7b", tokens: 400),
+                         UsageDayTokens(day: today, name: hostileModel, tokens: 50)]
+    static let sample = history(days, users: users, models: models)
 
     @Test func userAndModelNamesAreEscaped() throws {
         let quota = StatusNow.QuotaUse(user: Self.hostileUser, spent: Spending(dayTokens: 50, monthTokens: 450, dayRequests: 2),
                                        limits: QuotaLimits(tokensPerDay: 100))
-        let page = StatusPageRenderer.render(now: Self.now(quotas: [quota]), history: Self.history(Self.lines))
+        let page = StatusPageRenderer.render(now: Self.now(quotas: [quota]), history: Self.sample)
         #expect(!page.contains("<script"))
         #expect(!page.contains("<img"))
         #expect(!page.contains("alert(\"u\")"))
@@ -80,7 +85,7 @@ import Testing
     }
 
     @Test func chartsAreWellFormedSVGWithABarPerDayAndSeries() throws {
-        let page = StatusPageRenderer.render(now: Self.now(), history: Self.history(Self.lines))
+        let page = StatusPageRenderer.render(now: Self.now(), history: Self.sample)
         let charts = Self.svgElements(page)
         #expect(charts.count == 4)
         for chart in charts { try Self.parseXML(chart) }
@@ -102,7 +107,7 @@ import Testing
 
     @Test func thePageNamesNothingToFetchAndNoScript() throws {
         let page = StatusPageRenderer.render(now: Self.now(expiry: Self.noon / 1000 + 40 * 86_400),
-                                             history: Self.history(Self.lines))
+                                             history: Self.sample)
         #expect(!page.lowercased().contains("<script"))
         #expect(!page.contains(" src=\""), "no src attribute (the escaped model name has src=x as text)")
         #expect(!page.contains("url("))
