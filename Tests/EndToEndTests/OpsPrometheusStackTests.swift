@@ -40,6 +40,10 @@ import TollgateIO
             redis.initialBackoffMillis = 20
             redis.maxBackoffMillis = 100
             config.sharedLimits = SharedLimitsSettings(redis: redis)
+            // ACME on, towards a CA that is not there: its failures counter is exposed.
+            config.acmeDomains = ["tollgate.test"]
+            config.acmeCA = "https://127.0.0.1:1/dir"
+            config.acmeDirectory = ACMEStore.directory(inStateDirectory: dir.path + "/state")
         } body: { proxy, _ in
             #expect(try proxy.fetch(Req.generate(Self.alice)).status == 200)
             let chat = try proxy.fetch(Req.post("/v1/chat/completions",
