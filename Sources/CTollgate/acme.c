@@ -382,3 +382,36 @@ void tg_SSL_CTX_enable_acme_tls_alpn(SSL_CTX *ctx) {
 int tg_SSL_is_acme_challenge(const SSL *ssl) {
     return challenge_index >= 0 && SSL_get_ex_data(ssl, challenge_index) != NULL;
 }
+
+int tg_certificate_ari_parts(const char *pem, size_t pem_len, unsigned char *aki, size_t aki_cap, size_t *aki_len,
+                             unsigned char *serial, size_t serial_cap, size_t *serial_len) {
+    BIO *in = BIO_new_mem_buf(pem, (int)pem_len);
+    if (!in) return 0;
+    X509 *x = PEM_read_bio_X509(in, NULL, no_password, NULL);
+    BIO_free(in);
+    if (!x) {
+        ERR_clear_error();
+        return 0;
+    }
+    int ok = 0;
+    const ASN1_OCTET_STRING *kid = X509_get0_authority_key_id(x);
+    const ASN1_INTEGER *number = X509_get0_serialNumber(x);
+    unsigned char *der = NULL;
+    int der_len = number ? i2d_ASN1_INTEGER(number, &der) : -1;
+    if (kid && der_len > 2 && (size_t)ASN1_STRING_length(kid) <= aki_cap) {
+        // The INTEGER's content octets: past its tag and its length (short form, or long form's count byte).
+        size_t header = 2;
+        if (der[1] & 0x80) header += der[1] & 0x7f;
+        if ((size_t)der_len > header && (size_t)der_len - header <= serial_cap) {
+            memcpy(aki, ASN1_STRING_get0_data(kid), (size_t)ASN1_STRING_length(kid));
+            *aki_len = (size_t)ASN1_STRING_length(kid);
+            memcpy(serial, der + header, (size_t)der_len - header);
+            *serial_len = (size_t)der_len - header;
+            ok = 1;
+        }
+    }
+    OPENSSL_free(der);
+    X509_free(x);
+    ERR_clear_error();
+    return ok;
+}

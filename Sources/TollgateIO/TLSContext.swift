@@ -1,23 +1,41 @@
 import COpenSSL
 import CTollgate
 import Glibc
+import Synchronization
 
 /// One worker's OpenSSL library context (`OSSL_LIB_CTX`), with what its handshakes use fetched once.
 ///
 /// OpenSSL 3 looks algorithms up by name in the library context on every use, behind read-write locks and shared
 /// caches; threads sharing one context keep moving those cache lines between cores. A context per worker shares
 /// nothing, as nginx's worker processes share nothing. Thread-safe; outlives every `TLSContext` made in it.
+///
+/// A context is never freed: one no longer used is kept for the next `TLSLibrary`. OpenSSL 3.0 keeps per-thread
+/// state (its random generators) in a context for every thread that used it, and freeing the context from another
+/// thread leaves those threads pointing into freed memory: the process crashed in `OPENSSL_cleanup` at exit. A
+/// server makes its contexts once, at start; tests that start many servers reuse the same few.
 public final class TLSLibrary: @unchecked Sendable {
     let pointer: OpaquePointer
 
+    /// Contexts whose `TLSLibrary` ended, ready for reuse (each with no `SSL_CTX` left in it).
+    private static let spare = Mutex<[Spare]>([])
+    /// A context handed from one thread to another (OpenSSL's contexts are thread-safe).
+    private struct Spare: @unchecked Sendable { let pointer: OpaquePointer }
+
     public init() throws(SocketError) {
+        if let reused = Self.spare.withLock({ $0.popLast() }) {
+            pointer = reused.pointer
+            return
+        }
         guard let pointer = tg_tls_library_new() else {
             throw SocketError("cannot create an OpenSSL library context: \(TLSContext.takeErrors())")
         }
         self.pointer = pointer
     }
 
-    deinit { tg_tls_library_free(pointer) }
+    deinit {
+        let spare = Spare(pointer: pointer)
+        Self.spare.withLock { $0.append(spare) }
+    }
 }
 
 /// A certificate chain and its private key as read from their files, once: every worker's context is built from
@@ -57,6 +75,23 @@ public struct TLSCertificate: Sendable {
         notBefore = certificatePEM.withUnsafeBufferPointer { p in
             p.withMemoryRebound(to: CChar.self) { Int64(tg_certificate_not_before_pem($0.baseAddress, $0.count)) }
         }
+    }
+
+    /// The leaf's Authority Key Identifier (keyIdentifier) and serial number (DER content octets): the parts of its
+    /// ACME Renewal Information identifier (RFC 9773). nil without an AKI keyIdentifier.
+    public var renewalInfoParts: (keyIdentifier: [UInt8], serial: [UInt8])? {
+        var aki = [UInt8](repeating: 0, count: 64)
+        var serial = [UInt8](repeating: 0, count: 64)
+        var akiLength = 0
+        var serialLength = 0
+        let ok = certificatePEM.withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) {
+                tg_certificate_ari_parts($0.baseAddress, $0.count, &aki, aki.count, &akiLength, &serial, serial.count,
+                                         &serialLength)
+            }
+        }
+        guard ok == 1 else { return nil }
+        return (Array(aki.prefix(akiLength)), Array(serial.prefix(serialLength)))
     }
 
     /// Whether `other` was read from files with the same certificate chain and key.

@@ -6,43 +6,6 @@ import Tollgate
 import TollgateIO
 import TollgateTestSupport
 
-/// A clock the test moves by hand: the ACME thread sleeps on it until the test advances it past the planned time.
-final class ManualACMEClock: ACMEClock, @unchecked Sendable {
-    private let condition = NSCondition()
-    private var time: Int64
-    private var interrupted = false
-
-    init(_ time: Int64 = Int64(Glibc.time(nil))) { self.time = time }
-
-    func now() -> Int64 {
-        condition.lock()
-        defer { condition.unlock() }
-        return time
-    }
-
-    func wait(until target: Int64) -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        while !interrupted && time < target { condition.wait() }
-        return !interrupted
-    }
-
-    func interrupt() {
-        condition.lock()
-        interrupted = true
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// Moves the clock on to `target` (never back) and wakes the thread.
-    func advance(to target: Int64) {
-        condition.lock()
-        time = max(time, target)
-        condition.broadcast()
-        condition.unlock()
-    }
-}
-
 /// `tollgate serve` with `acme-domain`, end to end against Debian's Pebble on loopback: the server starts on a
 /// self-signed certificate for the name, its ACME thread orders one (TLS-ALPN-01 answered by the TLS listener
 /// itself, or HTTP-01 by the redirect listener), stores it and swaps it in on the running listener; clients then

@@ -152,4 +152,9 @@ void tg_acme_tls_challenge_remove(const char *domain);
 void tg_SSL_CTX_enable_acme_tls_alpn(SSL_CTX *ctx);
 /// Whether this connection's handshake answered a TLS-ALPN-01 challenge: it must end once the handshake is done.
 int tg_SSL_is_acme_challenge(const SSL *ssl);
+/// The parts of a certificate's ACME Renewal Information identifier (RFC 9773 section 4.1), from the first
+/// certificate in PEM: its Authority Key Identifier's keyIdentifier and its serial number's DER content octets.
+/// 1 on success; 0 when the certificate cannot be read, has no AKI keyIdentifier, or a part exceeds its buffer.
+int tg_certificate_ari_parts(const char *pem, size_t pem_len, unsigned char *aki, size_t aki_cap, size_t *aki_len,
+                             unsigned char *serial, size_t serial_cap, size_t *serial_len);
 #endif

@@ -49,11 +49,14 @@ public final class ACMEManager: @unchecked Sendable {
     public typealias Issue = @Sendable () throws(ACMEError) -> IssuedCertificate
     /// Swaps a stored certificate in; throws when it cannot be loaded.
     public typealias Install = @Sendable (_ certificatePath: String, _ keyPath: String) throws(SocketError) -> Void
+    /// Asks the CA for its renewal window for a certificate (RFC 9773); nil when the CA offers none.
+    public typealias RenewalInfo = @Sendable (_ certificate: TLSCertificate) throws(ACMEError) -> RenewalWindow?
 
     public let domains: [String]
     public let store: ACMEStore
     private let issue: Issue
     private let install: Install
+    private let renewalInfo: RenewalInfo?
     private let clock: any ACMEClock
     /// A number in 0..<1 for the jitter.
     private let random: @Sendable () -> Double
@@ -75,14 +78,20 @@ public final class ACMEManager: @unchecked Sendable {
     static let firstRetrySeconds: Int64 = 60
     static let longestRetrySeconds: Int64 = 6 * 3_600
 
+    /// How often the CA's renewal information is asked for when it gives no Retry-After, and the bounds on one it
+    /// gives, in seconds.
+    static let renewalInfoSeconds: Int64 = 6 * 3_600
+    static let renewalInfoBounds: ClosedRange<Int64> = 600...86_400
+
     public init(domains: [String], store: ACMEStore, caName: String, issue: @escaping Issue,
-                install: @escaping Install, clock: any ACMEClock = SystemACMEClock(),
+                install: @escaping Install, renewalInfo: RenewalInfo? = nil, clock: any ACMEClock = SystemACMEClock(),
                 random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }, metrics: Metrics? = nil) {
         self.domains = domains
         self.store = store
         self.caName = caName
         self.issue = issue
         self.install = install
+        self.renewalInfo = renewalInfo
         self.clock = clock
         self.random = random
         self.metrics = metrics
@@ -116,22 +125,93 @@ public final class ACMEManager: @unchecked Sendable {
         thread = nil
     }
 
-    /// The thread's body: sleep until due, order, save, install; back off after a failure.
+    /// What the CA last said of the stored certificate's renewal (RFC 9773), on the thread.
+    private struct RenewalAdvice {
+        /// The certificate it is about.
+        var certificate: TLSCertificate
+        var window: RenewalWindow?
+        /// The time chosen in `window`.
+        var chosen: Int64?
+        /// When to ask again.
+        var askAt: Int64
+        /// Whether the last question failed (a failure is logged once until an answer comes).
+        var failing = false
+    }
+
+    /// The thread's body: sleep until due (a third of the lifetime left, or earlier when the CA's renewal window
+    /// says so), order, save, install; back off after a failure.
     func run() {
         var retryAt: Int64 = 0
+        var advice: RenewalAdvice?
         while true {
             let stored = try? store.issued()
-            var next = due(stored, now: clock.now())
-            if consecutiveFailures.load(ordering: .relaxed) > 0 { next = max(next, retryAt) }
+            let now = clock.now()
+            var next = due(stored, now: now)
+            var wake = next
+            if let stored, next > now, renewalInfo != nil {
+                if let current = advice, !current.certificate.isSame(as: stored.certificate) { advice = nil }
+                if now >= advice?.askAt ?? 0 { advice = askForRenewalInfo(stored, previous: advice, now: now) }
+                if let chosen = advice?.chosen { next = min(next, max(chosen, now)) }
+                wake = min(next, advice?.askAt ?? next)
+            }
+            if consecutiveFailures.load(ordering: .relaxed) > 0 {
+                next = max(next, retryAt)
+                wake = min(next, advice?.askAt ?? next)
+            }
             nextAttempt.store(next, ordering: .relaxed)
-            guard clock.wait(until: next) else { return }
+            guard clock.wait(until: min(wake, next)) else { return }
+            // Woken to ask the CA again, not to order.
+            if clock.now() < next { continue }
             attempts.add(1, ordering: .relaxed)
-            if attempt(renewing: stored) { continue }
+            if attempt(renewing: stored) {
+                advice = nil
+                continue
+            }
             let failures = consecutiveFailures.add(1, ordering: .relaxed).newValue
             let wait = Self.backoff(failures: failures, random: random())
             retryAt = clock.now() + wait
             Diagnostics.warn("acme: next attempt in \(Self.describe(seconds: wait))")
         }
+    }
+
+    /// Asks the CA for the stored certificate's renewal window; keeps the time chosen in a window it already had.
+    private func askForRenewalInfo(_ stored: StoredCertificate, previous: RenewalAdvice?, now: Int64) -> RenewalAdvice {
+        guard let renewalInfo else { return RenewalAdvice(certificate: stored.certificate, askAt: .max) }
+        var advice = previous ?? RenewalAdvice(certificate: stored.certificate, askAt: now)
+        let window: RenewalWindow?
+        do throws(ACMEError) {
+            window = try renewalInfo(stored.certificate)
+        } catch {
+            if !advice.failing {
+                Diagnostics.warn("acme: asking \(caName) for the certificate's renewal window failed: "
+                                 + "\(error.description); renewing \(Self.describe(time: stored.renewalDue)) as planned")
+            }
+            advice.failing = true
+            advice.askAt = now + 3_600
+            return advice
+        }
+        advice.failing = false
+        guard let window else {
+            // The CA has no renewal information: asked again now and then, in case it starts to.
+            advice.window = nil
+            advice.chosen = nil
+            advice.askAt = now + Self.renewalInfoSeconds
+            return advice
+        }
+        if advice.window.map({ $0.start != window.start || $0.end != window.end }) ?? true {
+            let chosen = window.end <= now ? now : max(window.chosen(random: random()), now)
+            advice.chosen = chosen
+            if chosen < stored.renewalDue {
+                Diagnostics.info("acme: \(caName) suggests renewing the certificate between "
+                                 + "\(Self.describe(time: window.start)) and \(Self.describe(time: window.end))"
+                                 + (window.explanationURL.map { " (\($0))" } ?? "")
+                                 + ": renewing \(Self.describe(time: chosen))")
+            }
+        }
+        advice.window = window
+        let retry = window.retryAfter ?? Self.renewalInfoSeconds
+        advice.askAt = now + min(max(retry, Self.renewalInfoBounds.lowerBound), Self.renewalInfoBounds.upperBound)
+        return advice
     }
 
     /// One order: true when a certificate was obtained, saved and installed; a failure is logged once and counted.
@@ -159,6 +239,16 @@ public final class ACMEManager: @unchecked Sendable {
         issuedCount.add(1, ordering: .relaxed)
         Diagnostics.info("acme: installed the certificate for \(names) from \(caName) (\(store.chainPath))")
         return true
+    }
+
+    /// "2025-01-02 04:00:00 UTC".
+    static func describe(time seconds: Int64) -> String {
+        var t = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        var buffer = [CChar](repeating: 0, count: 32)
+        let n = strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S UTC", &parts)
+        return String(decoding: buffer.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// "4 min", "3 h".

@@ -13,7 +13,8 @@ extension Server {
         let caRoot = config.acmeCARoot
         let responder = ServerChallengeResponder(hasTLSListener: !config.listen.isEmpty,
                                                  hasRedirectListener: !config.listenRedirect.isEmpty)
-        let manager = ACMEManager(domains: domains, store: store, caName: ca, issue: { () throws(ACMEError) in
+        /// A client for one conversation with the CA (the ACME thread's).
+        let connect = { @Sendable () throws(ACMEError) -> ACMEClient in
             let tls: TLSClient
             let key: AccountKey
             do throws(SocketError) {
@@ -22,14 +23,19 @@ extension Server {
             } catch {
                 throw ACMEError(error.description)
             }
-            let client = ACMEClient(directoryURL: ca, transport: ACMEHTTPClient(tls: tls, timeoutMillis: 30_000),
-                                    key: key) { seconds in
+            return ACMEClient(directoryURL: ca, transport: ACMEHTTPClient(tls: tls, timeoutMillis: 30_000),
+                              key: key) { seconds in
                 // Retry-After between polls, within reason (this is the ACME thread).
                 usleep(UInt32(min(max(seconds, 0.2), 10) * 1_000_000))
             }
-            return try client.issue(domains: domains, email: email, responder: responder)
+        }
+        let manager = ACMEManager(domains: domains, store: store, caName: ca, issue: { () throws(ACMEError) in
+            try connect().issue(domains: domains, email: email, responder: responder)
         }, install: { [self] (certificatePath: String, keyPath: String) throws(SocketError) in
             try reloadCertificate(certificatePath: certificatePath, keyPath: keyPath)
+        }, renewalInfo: { (certificate: TLSCertificate) throws(ACMEError) -> RenewalWindow? in
+            guard let id = RenewalWindow.certificateID(certificate) else { return nil }
+            return try connect().renewalInfo(certificateID: id)
         }, clock: acmeClock ?? SystemACMEClock(), metrics: metrics)
         acme = manager
         manager.start()

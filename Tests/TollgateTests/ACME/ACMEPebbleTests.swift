@@ -22,11 +22,22 @@ struct ACMEPebbleTests {
             port = try PebbleProcess.freePort()
             listener = try Socket.listen(on: SocketAddress(parsing: "127.0.0.1:\(port)")!, reusePort: false)
             Syscall.setBlocking(listener)
-            let thread = Thread { [self] in serve() }
+            let thread = Thread { [self] in
+                serve()
+                ended.signal()
+            }
             thread.start()
         }
 
-        func stop() { Socket.shutdownBoth(listener) }
+        /// Signalled when the serving thread has returned.
+        private let ended = DispatchSemaphore(value: 0)
+
+        /// Stops accepting and waits for the serving thread (nothing of it may outlive the test).
+        func stop() {
+            Socket.shutdownBoth(listener)
+            ended.wait()
+            Syscall.close(listener)
+        }
 
         func present(_ answer: ChallengeAnswer) {
             if case .http01(let token, let keyAuthorization) = answer { table.withLock { $0[token] = keyAuthorization } }
@@ -40,6 +51,7 @@ struct ACMEPebbleTests {
             while true {
                 let fd = accept(listener, nil, nil)
                 if fd < 0 { if errno == EINTR { continue } else { return } }
+                ACMEPebbleTests.limitWaits(fd)
                 var request: [UInt8] = []
                 var buffer = [UInt8](repeating: 0, count: 4096)
                 while request.firstRange(of: [13, 10, 13, 10]) == nil {
@@ -59,6 +71,14 @@ struct ACMEPebbleTests {
                 Syscall.close(fd)
             }
         }
+    }
+
+    /// Blocking reads and writes on `fd` give up after 5 s: a validation connection Pebble abandons cannot hold a
+    /// responder's thread (and `stop`) for long.
+    static func limitWaits(_ fd: Int32) {
+        var limit = timeval(tv_sec: 5, tv_usec: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
     }
 
     private func client(_ pebble: PebbleProcess) throws -> ACMEClient {
@@ -113,14 +133,26 @@ struct ACMEPebbleTests {
             try DevelopmentCertificate.generate(keyPath: directory + "/served-key.pem",
                                                 certificatePath: directory + "/served-cert.pem",
                                                 commonName: "served", subjectAltNames: "DNS:served.tollgate.test")
-            let tls = try TLSContext(certificate: TLSCertificate(certificatePath: directory + "/served-cert.pem",
-                                                                 keyPath: directory + "/served-key.pem"),
-                                     library: TLSLibrary(), answersACMEChallenges: true)
-            let thread = Thread { [self] in serve(tls) }
+            let held = Held(try TLSContext(certificate: TLSCertificate(certificatePath: directory + "/served-cert.pem",
+                                                                        keyPath: directory + "/served-key.pem"),
+                                            library: TLSLibrary(), answersACMEChallenges: true))
+            let thread = Thread { [self] in
+                serve(held.take())
+                ended.signal()
+            }
             thread.start()
         }
 
-        func stop() { Socket.shutdownBoth(listener) }
+        /// Signalled when the serving thread has returned (and let go of its TLS context).
+        private let ended = DispatchSemaphore(value: 0)
+
+        /// Stops accepting and waits for the serving thread: a handshake still running when the test process exits
+        /// would use OpenSSL after its exit-time cleanup.
+        func stop() {
+            Socket.shutdownBoth(listener)
+            ended.wait()
+            Syscall.close(listener)
+        }
 
         func present(_ answer: ChallengeAnswer) {
             if case .tlsALPN01(let domain, let certificate, let key) = answer {
@@ -132,10 +164,21 @@ struct ACMEPebbleTests {
             if case .tlsALPN01(let domain, _, _) = answer { TLSALPNChallenges.remove(domain: domain) }
         }
 
-        private func serve(_ tls: TLSContext) {
+        /// The context, handed to the thread once: freed by the thread before it signals its end.
+        final class Held: @unchecked Sendable {
+            private var tls: TLSContext?
+            init(_ tls: TLSContext) { self.tls = tls }
+            func take() -> TLSContext {
+                defer { tls = nil }
+                return tls!
+            }
+        }
+
+        private func serve(_ tls: consuming TLSContext) {
             while true {
                 let fd = accept(listener, nil, nil)
                 if fd < 0 { if errno == EINTR { continue } else { return } }
+                ACMEPebbleTests.limitWaits(fd)
                 if let session = tls.makeSession(fd: fd) {
                     if case .bytes = session.handshake(), session.answeredACMEChallenge {
                         answered.add(1, ordering: .relaxed)
