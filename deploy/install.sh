@@ -19,7 +19,9 @@
 #      server after an upgrade.
 #   7. the users file, only if absent: imported from --import-htpasswd (e.g. nginx's), or a first user
 #      (--first-user, default "admin", made an `admin` in the config) with a generated password, printed once
-#   8. certificates: with --domain, copies certbot's live/NAME pair via the deploy hook
+#   8. certificate: with --domain NAME, `acme-domain = NAME` in a new config (Tollgate gets and renews the certificate
+#      itself from Let's Encrypt); where certbot's live/NAME lineage exists (a migration from nginx), that pair is
+#      served until Tollgate's own is issued, made readable by the deploy hook
 #   9. installs the certbot deploy hook, and (without --package) the systemd unit, the logrotate file and the docs
 #  10. systemctl daemon-reload, enable, then start (or restart if the binary or unit changed)
 #  11. smoke check: tollgate serve --help
@@ -62,6 +64,16 @@ run() {
     fi
 }
 
+# apply_domain: a new config made from the example gets --domain's name: acme-domain, and certbot's paths (left
+# commented out unless that lineage exists: then its pair is served until Tollgate's own certificate is issued).
+apply_domain() {
+    run sed -i -E -e "s|^acme-domain = example\.com$|acme-domain = $DOMAIN|" \
+        -e "s|/etc/letsencrypt/live/example\.com/|/etc/letsencrypt/live/$DOMAIN/|g" "$CONF"
+    if [ -d "/etc/letsencrypt/live/$DOMAIN" ]; then
+        run sed -i -E "s,^# (cert|key) = (/etc/letsencrypt/live/$DOMAIN/),\1 = \2," "$CONF"
+    fi
+}
+
 usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
@@ -83,6 +95,10 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+# The name goes into the config and into sed expressions: a DNS name only.
+if [ -n "$DOMAIN" ] && ! printf '%s' "$DOMAIN" | grep -qxE '[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+'; then
+    die "--domain $DOMAIN is not a DNS name like ollama.example.com"
+fi
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SCRATCH="${SCRATCH:-$REPO/.build}"
@@ -222,8 +238,7 @@ if [ -n "$PACKAGE" ]; then
         run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$(realpath "$PACKAGE")"
     fi
     if [ "$CONF_EXISTED" = no ] && [ -n "$DOMAIN" ]; then
-        # The example's certificate paths name example.com; use the real lineage.
-        run sed -i "s|/etc/letsencrypt/live/example\.com/|/etc/letsencrypt/live/$DOMAIN/|g" "$CONF"
+        apply_domain
     fi
     BINARY_CHANGED=no   # the package's postinst restarts a running server after an upgrade
 else
@@ -296,10 +311,9 @@ else
     elif [ -f "$REPO/deploy/tollgate.conf" ]; then
         run install -m 0640 -o root -g "$SVC_USER" "$REPO/deploy/tollgate.conf" "$CONF"
         if [ -n "$DOMAIN" ]; then
-            # The example's certificate paths name example.com; use the real lineage.
-            run sed -i "s|/etc/letsencrypt/live/example\.com/|/etc/letsencrypt/live/$DOMAIN/|g" "$CONF"
+            apply_domain
         fi
-        say "review $CONF before going live (listen addresses, cert/key, limits)"
+        say "review $CONF before going live (listen addresses, acme-domain or cert/key, limits)"
     else
         die "$REPO/deploy/tollgate.conf is missing from the checkout, and $CONF does not exist"
     fi
@@ -308,11 +322,15 @@ fi
 # Paths the server will read, from the installed config (or the example in a dry run).
 [ -r "$CONF" ] && CONF_SRC="$CONF"
 USERS_FILE="$(conf_get users)"; USERS_FILE="${USERS_FILE:-$ETC/users.htpasswd}"
-CERT_FILE="$(conf_get cert)"; CERT_FILE="${CERT_FILE:-$ETC/fullchain.pem}"
-KEY_FILE="$(conf_get key)"; KEY_FILE="${KEY_FILE:-$ETC/privkey.pem}"
-if [ -n "$DOMAIN" ]; then   # (a dry run did not rewrite the example's paths)
-    CERT_FILE="${CERT_FILE/\/live\/example.com\//\/live\/$DOMAIN\/}"
-    KEY_FILE="${KEY_FILE/\/live\/example.com\//\/live\/$DOMAIN\/}"
+CERT_FILE="$(conf_get cert)"
+KEY_FILE="$(conf_get key)"
+ACME_DOMAIN="$(conf_all acme-domain | head -n 1)"
+if [ -n "$DOMAIN" ] && [ "$CONF_SRC" != "$CONF" ]; then   # (a dry run did not rewrite the example)
+    [ "$ACME_DOMAIN" = example.com ] && ACME_DOMAIN="$DOMAIN"
+    if [ -d "/etc/letsencrypt/live/$DOMAIN" ]; then
+        CERT_FILE="/etc/letsencrypt/live/$DOMAIN/fullchain.pem"
+        KEY_FILE="/etc/letsencrypt/live/$DOMAIN/privkey.pem"
+    fi
 fi
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -350,22 +368,35 @@ run chown root:"$SVC_USER" "$USERS_FILE"
 run chmod 0640 "$USERS_FILE"
 
 # ---------------------------------------------------------------------------------------------------------------
-step "8. certificate ($CERT_FILE, $KEY_FILE)"
+step "8. certificate"
 HOOK_SRC="$REPO/deploy/certbot-deploy-hook.sh"
-if [ -n "$DOMAIN" ]; then
-    if [ -d "/etc/letsencrypt/live/$DOMAIN" ]; then
-        run env TOLLGATE_CONF="$CONF" TOLLGATE_VERIFY=no bash "$HOOK_SRC" "$DOMAIN"
-    else
-        warn "/etc/letsencrypt/live/$DOMAIN does not exist: get a certificate first (deploy/README.md, step 5)"
-    fi
+if [ -n "$DOMAIN" ] && [ -n "$CERT_FILE" ] && [ -d "/etc/letsencrypt/live/$DOMAIN" ]; then
+    run env TOLLGATE_CONF="$CONF" TOLLGATE_VERIFY=no bash "$HOOK_SRC" "$DOMAIN"
 fi
 CERT_OK=yes
-for f in "$CERT_FILE" "$KEY_FILE"; do
-    if [ ! -e "$f" ]; then
+CERT_FILES=()
+if [ -n "$CERT_FILE" ] || [ -n "$KEY_FILE" ]; then
+    CERT_FILES=("$CERT_FILE" "$KEY_FILE")
+    for f in "${CERT_FILES[@]}"; do
+        if [ -z "$f" ] || [ ! -e "$f" ]; then
+            CERT_OK=no
+            [ "$DRY_RUN" = yes ] || warn "${f:-cert or key} does not exist yet: the service will not start until it does (sudo certbot certonly ..., then sudo $HOOK_DEST DOMAIN)"
+        fi
+    done
+fi
+case "$ACME_DOMAIN" in
+    "")
+        if [ "${#CERT_FILES[@]}" -eq 0 ]; then
+            CERT_OK=no
+            warn "no certificate configured: set acme-domain (or cert and key) in $CONF"
+        fi ;;
+    example.com|*.example.com|example.net|*.example.net|example.org|*.example.org)
         CERT_OK=no
-        [ "$DRY_RUN" = yes ] || warn "$f does not exist yet: the service will not start until it does (sudo certbot certonly ..., then sudo $HOOK_DEST DOMAIN)"
-    fi
-done
+        warn "acme-domain in $CONF is still the example's $ACME_DOMAIN: set this server's name, or run again with --domain NAME (deploy/README.md, step 5)" ;;
+    *)
+        say "from Let's Encrypt for $ACME_DOMAIN (acme-domain): Tollgate gets it at its first start and renews it itself;"
+        say "  the name's DNS must point here and port 443 be reachable from the internet${CERT_FILE:+ ($CERT_FILE is served until then)}" ;;
+esac
 
 # ---------------------------------------------------------------------------------------------------------------
 step "9. systemd unit, certbot hook, logrotate, docs"
@@ -414,7 +445,7 @@ fi
 step "10. service"
 # Can the service user read what it needs? (`tollgate users` and a hand copy easily leave files root-only.)
 if [ "$DRY_RUN" = no ] && [ "$CERT_OK" = yes ]; then
-    for f in "$CONF" "$USERS_FILE" "$CERT_FILE" "$KEY_FILE"; do
+    for f in "$CONF" "$USERS_FILE" "${CERT_FILES[@]}"; do
         runuser -u "$SVC_USER" -- test -r "$f" || die "$f is not readable by $SVC_USER (chown root:$SVC_USER $f; chmod 0640 $f)"
     done
     # (only once the binary has the subcommand: `tollgate --help` lists it)

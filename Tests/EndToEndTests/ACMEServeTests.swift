@@ -213,7 +213,7 @@ struct ACMEServeTests {
 
         // A restart: serve starts on the stored pair (Startup), and the thread plans the renewal, not an order.
         let stored = try #require(try store.issued())
-        let restartClock = ManualACMEClock(clock.now())
+        let restartClock = ManualACMEClock()   // now: the renewed certificate has two thirds of its hour left
         try Self.withACMEServer(store: store, ca: pebble.directoryURL, caRoot: pebble.serverRootFile,
                                 tlsPort: tlsPort, certificate: store.chainPath, key: store.keyPath,
                                 clock: restartClock, upstream: fake) { proxy in

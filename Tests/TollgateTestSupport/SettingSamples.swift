@@ -20,7 +20,7 @@ public enum SettingSamples {
         "listen-redirect": ["127.0.0.1:9081"],
         "cert": ["other-cert.pem"],
         "key": ["other-key.pem"],
-        "acme-domain": ["tollgate.example.com"],
+        "acme-domain": ["ollama.tollgate.test"],
         "acme-email": ["ops@example.com"],
         "acme-ca": ["staging"],
         "acme-ca-root": ["acme-root.pem"],

@@ -15,6 +15,9 @@ extension SettingReader {
                         + "answer; list each name", item: i)
             } else if !Self.isDomainName(lower) {
                 problem("\(text.debugDescription) is not a domain name like tollgate.example.com", item: i)
+            } else if Self.isExampleName(lower) {
+                problem("\(lower) is an example name (RFC 2606), no CA issues for it: set this server's own name "
+                        + "(its DNS pointing here)", item: i)
             } else if names.contains(lower) {
                 problem("\(lower) is listed twice", item: i)
             } else {
@@ -23,6 +26,12 @@ extension SettingReader {
         }
         if names.count > 100 { problem("\(names.count) names; a certificate holds at most 100") }
         return names
+    }
+
+    /// Whether `name` is example.com, example.net or example.org or a name under them: the example config's
+    /// placeholder, which a CA refuses.
+    static func isExampleName(_ name: String) -> Bool {
+        ["example.com", "example.net", "example.org"].contains { name == $0 || name.hasSuffix("." + $0) }
     }
 
     /// The `acme-email` address: one `@`, no spaces or commas (it becomes a `mailto:` URL).

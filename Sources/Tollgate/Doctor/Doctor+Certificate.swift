@@ -4,13 +4,25 @@ extension Doctor {
     /// Warn this many days before the certificate expires (certbot renews at 30 days left).
     static let certificateWarningDays: Int64 = 30
 
+    /// What to do about a certificate Tollgate's ACME client should have renewed.
+    static let acmeRenewalFix = "Tollgate renews it itself (acme-domain) once a third of its lifetime is left: the "
+        + "acme: lines of its log have the CA's answer (DNS, port 443 reachable, rate limits); a restart tries again at once"
+
     /// The certificate: readable and matching its key, not expired, chaining to a trusted issuer.
     func certificateChecks() -> [DoctorCheck] {
         let config = subject.config
         guard !config.listen.isEmpty else {
             return [DoctorCheck("certificate", .skip, "no TLS listener (listen is off)")]
         }
+        let acme = !config.acmeDomains.isEmpty
         guard let path = config.certificatePath, let keyPath = config.keyPath else {
+            if acme {
+                return [DoctorCheck("certificate", .warn,
+                                    "acme-domain \(config.acmeDomains.joined(separator: ", ")): none issued yet; serve starts "
+                                        + "on a self-signed certificate and orders one from \(config.acmeCA)",
+                                    fix: "start tollgate with the name's DNS pointing here and port 443 reachable from "
+                                        + "the internet; the acme: lines of its log say how the order went")]
+            }
             return [DoctorCheck("certificate", .warn,
                                 "no cert and key configured: serve uses a self-signed development certificate",
                                 fix: "get one from a CA (certbot certonly --standalone -d HOST) and set "
@@ -32,10 +44,11 @@ extension Doctor {
         let daysLeft = (certificate.notAfter - now) / 86_400
         if certificate.notAfter <= now {
             checks.append(DoctorCheck("certificate", .fail, "\(path) expired on \(until)",
-                                      fix: "renew it (certbot renew), then tollgate reload"))
+                                      fix: acme ? Doctor.acmeRenewalFix : "renew it (certbot renew), then tollgate reload"))
         } else if daysLeft < Doctor.certificateWarningDays {
             checks.append(DoctorCheck("certificate", .warn, "\(path) expires in \(daysLeft) day(s), on \(until)",
-                                      fix: "renew it (certbot renew; is certbot.timer running?), then tollgate reload"))
+                                      fix: acme ? Doctor.acmeRenewalFix
+                                          : "renew it (certbot renew; is certbot.timer running?), then tollgate reload"))
         } else {
             checks.append(DoctorCheck("certificate", .ok, "\(path) matches its key, \(daysLeft) days left (until \(until))"))
         }

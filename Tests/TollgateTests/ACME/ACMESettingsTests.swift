@@ -25,14 +25,14 @@ import TollgateIO
 
     @Test func domainsAreRepeatableAndStagingIsAShorthand() {
         let (problems, config, _) = load("""
-            acme-domain = Ollama.Example.com
-            acme-domain = api.example.com
+            acme-domain = Ollama.Tollgate.test
+            acme-domain = api.tollgate.test
             acme-email = ops@example.com
             acme-ca = staging
             acme-ca-root = /etc/ssl/private-ca.pem
             """)
         #expect(problems.isEmpty, "\(problems)")
-        #expect(config.acmeDomains == ["ollama.example.com", "api.example.com"])
+        #expect(config.acmeDomains == ["ollama.tollgate.test", "api.tollgate.test"])
         #expect(config.acmeEmail == "ops@example.com")
         #expect(config.acmeCA == "https://acme-staging-v02.api.letsencrypt.org/directory")
         #expect(config.acmeCARoot == "/etc/ssl/private-ca.pem")
@@ -40,21 +40,25 @@ import TollgateIO
 
     @Test func badValuesNameTheFileAndLine() {
         let (problems, _, path) = load("""
-            acme-domain = ok.example.com
-            acme-domain = *.example.com
+            acme-domain = ok.tollgate.test
+            acme-domain = *.tollgate.test
             acme-domain = not_a_name
             acme-email = nobody
             acme-ca = http://acme.example.com/directory
+            acme-domain = Ollama.EXAMPLE.com
             """)
-        #expect(problems.count == 4, "\(problems)")
+        #expect(problems.count == 5, "\(problems)")
         #expect(problems.contains { $0.hasPrefix("\(path):2:") && $0.contains("wildcard") }, "\(problems)")
         #expect(problems.contains { $0.hasPrefix("\(path):3:") && $0.contains("not a domain name") }, "\(problems)")
         #expect(problems.contains { $0.hasPrefix("\(path):4:") && $0.contains("email") }, "\(problems)")
         #expect(problems.contains { $0.hasPrefix("\(path):5:") && $0.contains("https") }, "\(problems)")
+        // The example config's placeholder: no CA issues for it, so it is refused before any order.
+        #expect(problems.contains { $0.hasPrefix("\(path):6:") && $0.contains("ollama.example.com is an example name") },
+                "\(problems)")
     }
 
     @Test func aDomainWithoutATLSListenerIsAProblem() {
-        let (problems, _, path) = load("listen-plain = 127.0.0.1:8080\nacme-domain = a.example.com\n")
+        let (problems, _, path) = load("listen-plain = 127.0.0.1:8080\nacme-domain = a.tollgate.test\n")
         #expect(problems.count == 1 && problems[0].hasPrefix("\(path):2:") && problems[0].contains("TLS listener"),
                 "\(problems)")
     }

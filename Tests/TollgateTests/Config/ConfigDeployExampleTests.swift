@@ -13,8 +13,12 @@ import Testing
         let text = try String(contentsOfFile: path, encoding: .utf8)
         #expect(text.contains("# listen-redirect = 0.0.0.0:80, [::]:80"))
         #expect(c.list("listen-plain") == [])
-        #expect(c.string("cert") == "/etc/letsencrypt/live/example.com/fullchain.pem")
-        #expect(c.string("key") == "/etc/letsencrypt/live/example.com/privkey.pem")
+        // The certificate comes from Let's Encrypt (acme-domain, its placeholder refused until set); certbot's pair is
+        // the commented-out fallback, at the paths install.sh --domain rewrites.
+        #expect(c.list("acme-domain") == ["example.com"])
+        #expect(c.string("cert") == nil && c.string("key") == nil)
+        #expect(text.contains("# cert = /etc/letsencrypt/live/example.com/fullchain.pem\n"))
+        #expect(text.contains("# key = /etc/letsencrypt/live/example.com/privkey.pem\n"))
         #expect(c.list("upstream") == ["http://127.0.0.1:11434"])
         #expect(c.string("users") == "/etc/tollgate/users.htpasswd")
         #expect(c.double("rate") == 10)
