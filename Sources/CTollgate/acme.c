@@ -415,3 +415,14 @@ int tg_certificate_ari_parts(const char *pem, size_t pem_len, unsigned char *aki
     ERR_clear_error();
     return ok;
 }
+
+int tg_certificate_covers_host_pem(const char *pem, size_t pem_len, const char *host) {
+    BIO *in = BIO_new_mem_buf(pem, (int)pem_len);
+    if (!in) return 0;
+    X509 *x = PEM_read_bio_X509(in, NULL, no_password, NULL);
+    BIO_free(in);
+    int ok = x && X509_check_host(x, host, strlen(host), X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, NULL) == 1;
+    X509_free(x);
+    ERR_clear_error();
+    return ok;
+}

@@ -77,6 +77,28 @@ public struct TLSCertificate: Sendable {
         }
     }
 
+    /// A pair held in memory (a certificate just issued, not yet stored); `certificatePath` and `keyPath` name it
+    /// in messages.
+    public init(certificatePEM: [UInt8], keyPEM: [UInt8], certificatePath: String, keyPath: String) {
+        self.certificatePath = certificatePath
+        self.keyPath = keyPath
+        self.certificatePEM = certificatePEM
+        self.keyPEM = keyPEM
+        notAfter = certificatePEM.withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) { Int64(tg_certificate_not_after_pem($0.baseAddress, $0.count)) }
+        }
+        notBefore = certificatePEM.withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) { Int64(tg_certificate_not_before_pem($0.baseAddress, $0.count)) }
+        }
+    }
+
+    /// Whether the leaf is valid for the DNS name `host`.
+    public func covers(host: String) -> Bool {
+        certificatePEM.withUnsafeBufferPointer { p in
+            p.withMemoryRebound(to: CChar.self) { tg_certificate_covers_host_pem($0.baseAddress, $0.count, host) == 1 }
+        }
+    }
+
     /// The leaf's Authority Key Identifier (keyIdentifier) and serial number (DER content octets): the parts of its
     /// ACME Renewal Information identifier (RFC 9773). nil without an AKI keyIdentifier.
     public var renewalInfoParts: (keyIdentifier: [UInt8], serial: [UInt8])? {

@@ -155,6 +155,8 @@ int tg_SSL_is_acme_challenge(const SSL *ssl);
 /// The parts of a certificate's ACME Renewal Information identifier (RFC 9773 section 4.1), from the first
 /// certificate in PEM: its Authority Key Identifier's keyIdentifier and its serial number's DER content octets.
 /// 1 on success; 0 when the certificate cannot be read, has no AKI keyIdentifier, or a part exceeds its buffer.
+/// 1 when the first certificate in PEM is valid for the DNS name `host` (its subjectAltName), else 0.
+int tg_certificate_covers_host_pem(const char *pem, size_t pem_len, const char *host);
 int tg_certificate_ari_parts(const char *pem, size_t pem_len, unsigned char *aki, size_t aki_cap, size_t *aki_len,
                              unsigned char *serial, size_t serial_cap, size_t *serial_len);
 #endif

@@ -228,6 +228,7 @@ public final class ACMEManager: @unchecked Sendable {
                 Diagnostics.error("acme: \(what) for \(names) from \(caName) failed: \(error.description)")
                 return false
             }
+            try Self.check(issued, domains: domains, now: clock.now())
             try store.save(issued, domains: domains)
             try install(store.chainPath, store.keyPath)
         } catch {
@@ -239,6 +240,20 @@ public final class ACMEManager: @unchecked Sendable {
         issuedCount.add(1, ordering: .relaxed)
         Diagnostics.info("acme: installed the certificate for \(names) from \(caName) (\(store.chainPath))")
         return true
+    }
+
+    /// What the CA sent, checked before it replaces the stored pair: a chain whose leaf is valid now, for every
+    /// name, and matches the key (a context is built from them as every worker would).
+    static func check(_ issued: IssuedCertificate, domains: [String], now: Int64) throws(SocketError) {
+        let candidate = TLSCertificate(certificatePEM: issued.chain, keyPEM: issued.key,
+                                       certificatePath: "the certificate the CA sent", keyPath: "its key")
+        guard candidate.notAfter > now, candidate.notBefore <= now + 3_600 else {
+            throw SocketError("the certificate the CA sent is not valid now (or cannot be read)")
+        }
+        if let missing = domains.first(where: { !candidate.covers(host: $0) }) {
+            throw SocketError("the certificate the CA sent is not valid for \(missing)")
+        }
+        _ = try TLSContext(certificate: candidate, library: TLSLibrary())
     }
 
     /// "2025-01-02 04:00:00 UTC".

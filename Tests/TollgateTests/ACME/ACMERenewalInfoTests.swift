@@ -99,6 +99,28 @@ import TollgateTestSupport
                                  key: Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/key.pem"))))
     }
 
+    /// What a CA sends is checked before it replaces the stored pair: valid now, for every name, with its key.
+    @Test func aCertificateForOtherNamesOrWithAnotherKeyIsRefused() throws {
+        let good = try Self.issued()
+        let other = try Self.issued()
+        let now = Int64(time(nil))
+        try ACMEManager.check(good, domains: ["a.tollgate.test"], now: now)
+        #expect(throws: SocketError.self) {
+            try ACMEManager.check(good, domains: ["a.tollgate.test", "b.tollgate.test"], now: now)
+        }
+        #expect(throws: SocketError.self) {
+            try ACMEManager.check(IssuedCertificate(chain: good.chain, key: other.key), domains: ["a.tollgate.test"],
+                                  now: now)
+        }
+        #expect(throws: SocketError.self) {
+            try ACMEManager.check(good, domains: ["a.tollgate.test"], now: now + 100 * 86_400)
+        }
+        #expect(throws: SocketError.self) {
+            try ACMEManager.check(IssuedCertificate(chain: Array("not a certificate".utf8), key: good.key),
+                                  domains: ["a.tollgate.test"], now: now)
+        }
+    }
+
     /// How many times the CA was asked for renewal information.
     final class Asked: Sendable { let count = Atomic<Int>(0) }
 
