@@ -214,6 +214,25 @@ public final class ACMEManager: @unchecked Sendable {
         return advice
     }
 
+    /// The last failure logged in full (the ACME thread's); nil after a success.
+    private var lastFailure: String?
+    /// Failures logged in full so far (a repeat is logged in one short line); read by tests.
+    public let failuresLoggedInFull = Atomic<Int>(0)
+
+    /// Counts a failed attempt and logs it: in full (the CA's problem document included) the first time, then only
+    /// that it failed the same way again, so a CA that keeps refusing does not fill the log.
+    private func failed(_ message: String) {
+        metrics?.acmeFailed()
+        if message == lastFailure {
+            Diagnostics.warn("acme: attempt \(consecutiveFailures.load(ordering: .relaxed) + 1) in a row failed the same "
+                             + "way (logged above)")
+        } else {
+            Diagnostics.error(message)
+            lastFailure = message
+            failuresLoggedInFull.add(1, ordering: .relaxed)
+        }
+    }
+
     /// One order: true when a certificate was obtained, saved and installed; a failure is logged once and counted.
     private func attempt(renewing stored: StoredCertificate?) -> Bool {
         let names = domains.joined(separator: ", ")
@@ -224,18 +243,17 @@ public final class ACMEManager: @unchecked Sendable {
             do throws(ACMEError) {
                 issued = try issue()
             } catch {
-                metrics?.acmeFailed()
-                Diagnostics.error("acme: \(what) for \(names) from \(caName) failed: \(error.description)")
+                failed("acme: \(what) for \(names) from \(caName) failed: \(error.description)")
                 return false
             }
             try Self.check(issued, domains: domains, now: clock.now())
             try store.save(issued, domains: domains)
             try install(store.chainPath, store.keyPath)
         } catch {
-            metrics?.acmeFailed()
-            Diagnostics.error("acme: \(what) for \(names) failed: \(error.description)")
+            failed("acme: \(what) for \(names) failed: \(error.description)")
             return false
         }
+        lastFailure = nil
         consecutiveFailures.store(0, ordering: .relaxed)
         issuedCount.add(1, ordering: .relaxed)
         Diagnostics.info("acme: installed the certificate for \(names) from \(caName) (\(store.chainPath))")

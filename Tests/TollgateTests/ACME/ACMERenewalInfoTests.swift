@@ -121,6 +121,36 @@ import TollgateTestSupport
         }
     }
 
+    /// A CA that keeps refusing: each attempt is counted, the refusal logged in full once, then briefly; the waits
+    /// grow; a different refusal is logged in full again.
+    @Test func aRepeatedFailureIsLoggedInFullOnce() throws {
+        let now = Int64(time(nil))
+        let clock = ManualACMEClock(now)
+        let store = ACMEStore(directory: try makeTemporaryDirectory() + "/acme")
+        try store.prepare()
+        let refusals = Mutex(["rate limited", "rate limited", "rate limited", "DNS problem"])
+        let manager = ACMEManager(
+            domains: ["a.tollgate.test"], store: store, caName: "scripted CA",
+            issue: { () throws(ACMEError) -> IssuedCertificate in
+                throw ACMEError(refusals.withLock { $0.count > 1 ? $0.removeFirst() : $0[0] })
+            },
+            install: { (_: String, _: String) throws(SocketError) in }, clock: clock, random: { 0.5 })
+        manager.start()
+        defer { manager.stop() }
+        var planned: [Int64] = []
+        for failures in 1...4 {
+            #expect(Self.waitFor { manager.consecutiveFailures.load(ordering: .relaxed) == failures
+                                   && manager.nextAttempt.load(ordering: .relaxed) > clock.now() })
+            planned.append(manager.nextAttempt.load(ordering: .relaxed))
+            clock.advance(to: planned.last!)
+        }
+        #expect(Self.waitFor { manager.consecutiveFailures.load(ordering: .relaxed) == 5 })
+        #expect(manager.failuresLoggedInFull.load(ordering: .relaxed) == 2, "rate limited once, DNS problem once")
+        let waits = zip(planned.dropFirst(), planned).map { $0 - $1 }
+        #expect(waits == waits.sorted() && waits.first! < waits.last!, "the waits grow: \(waits)")
+        #expect(try store.issued() == nil)
+    }
+
     /// How many times the CA was asked for renewal information.
     final class Asked: Sendable { let count = Atomic<Int>(0) }
 
