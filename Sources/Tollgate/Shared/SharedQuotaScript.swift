@@ -24,7 +24,8 @@ import TollgateIO
 /// balances are rebuilt as the sum of every instance's spending instead of starting from zero. An instance that
 /// restarts beside a Redis that kept its data is a member already and adds nothing (its spending is in the
 /// balances). A settlement carries its process nonce and charge number: one the member's join already added (sent
-/// again after the join, by any of the process's loops) releases its hold and charges nothing.
+/// again after the join, by any of the process's loops) releases its hold and charges nothing. Each join also
+/// records `#<nonce>` → through, which a take-over of the member's entry by another process leaves in place.
 ///
 /// A `joined` hash that is missing while the current windows' balances exist means the balances were written by a
 /// Tollgate that kept no members (the release before them): the first join then adopts them (`*adopted`), and
@@ -51,6 +52,25 @@ enum SharedQuotaScript {
             dec('m:' .. hm, tonumber(t))
             redis.call('HDEL', KEYS[2], id)
             redis.call('ZREM', KEYS[1], id)
+            return true
+        end
+        """#
+
+    /// `release` with the holds and held keys as arguments (the heartbeat covers several users).
+    private static let release2 = #"""
+        local function release2(holds, held, id)
+            local detail = redis.call('HGET', held, id)
+            if not detail then return false end
+            local t, hd, hm = string.match(detail, '^(%d+) (%d+) (%d+)$')
+            local function dec(field, by)
+                if by == 0 then return end
+                if redis.call('HINCRBY', held, field, -by) <= 0 then redis.call('HDEL', held, field) end
+            end
+            dec('d:' .. hd, tonumber(t))
+            dec('r:' .. hd, 1)
+            dec('m:' .. hm, tonumber(t))
+            redis.call('HDEL', held, id)
+            redis.call('ZREM', holds, id)
             return true
         end
         """#
@@ -145,6 +165,9 @@ enum SharedQuotaScript {
         local held = release(ARGV[1])
         local nonce, through = string.match(entry, '^(%S+) (%d+)$')
         if nonce == ARGV[8] and tonumber(ARGV[9]) <= tonumber(through) then return 3 end
+        -- The entry may name another process now (a take-over): what this process's own join added still counts.
+        local own = tonumber(redis.call('HGET', KEYS[5], '#' .. ARGV[8]))
+        if own and tonumber(ARGV[9]) <= own then return 3 end
         if ARGV[3] == '1' then
             local t = tonumber(ARGV[2])
             local dayTTL, monthTTL = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -176,23 +199,35 @@ enum SharedQuotaScript {
         return 1
         """#)
 
-    /// KEYS: holds and held of each hold's user, in pairs. ARGV: 1 now ms, 2 lease ms, then the hold ids. Extends
-    /// every hold still held (an expired one is not brought back: the next reservation releases it) and returns 1 or
-    /// 0 per hold.
-    static let heartbeat = RedisScript(#"""
+    /// KEYS: holds and held of each hold's user, in pairs. ARGV: 1 now ms, 2 lease ms, then each hold as
+    /// `"<id> <tokens> <day> <month>"`. Extends every hold still held and returns 1 for it; a hold that is gone (Redis
+    /// lost its data) or past its deadline (this instance was cut off longer than the lease, and another reservation
+    /// may have released it) is released if still there and held again with its tokens in its windows, and returns
+    /// 2: its request is still running, so what it will charge stays reserved and no other request is granted it.
+    static let heartbeat = RedisScript(release2 + "\n" + #"""
         local now, lease = tonumber(ARGV[1]), tonumber(ARGV[2])
         local out = {}
         for i = 1, #KEYS / 2 do
             local holds, held = KEYS[2 * i - 1], KEYS[2 * i]
-            local score = tonumber(redis.call('ZSCORE', holds, ARGV[i + 2]))
+            local id, t, hd, hm = string.match(ARGV[i + 2], '^(%S+) (%d+) (%d+) (%d+)$')
+            local score = tonumber(redis.call('ZSCORE', holds, id))
             if score and score > now then
-                redis.call('ZADD', holds, now + lease, ARGV[i + 2])
-                redis.call('PEXPIRE', holds, 2 * lease + 60000)
-                redis.call('PEXPIRE', held, 2 * lease + 60000)
+                redis.call('ZADD', holds, now + lease, id)
                 out[i] = 1
             else
-                out[i] = 0
+                release2(holds, held, id)
+                local tokens = tonumber(t)
+                redis.call('HSET', held, id, t .. ' ' .. hd .. ' ' .. hm)
+                if tokens > 0 then
+                    redis.call('HINCRBY', held, 'd:' .. hd, tokens)
+                    redis.call('HINCRBY', held, 'm:' .. hm, tokens)
+                end
+                redis.call('HINCRBY', held, 'r:' .. hd, 1)
+                redis.call('ZADD', holds, now + lease, id)
+                out[i] = 2
             end
+            redis.call('PEXPIRE', holds, 2 * lease + 60000)
+            redis.call('PEXPIRE', held, 2 * lease + 60000)
         end
         return out
         """#)
@@ -227,6 +262,10 @@ enum SharedQuotaScript {
         end
         -- The first write: a full Redis refuses it before anything is added.
         redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+        -- What this join added, by process: kept when another process takes the member's entry over, so that a
+        -- settlement this process sends again later is still known as added.
+        local n, th = string.match(ARGV[4], '^(%S+) (%d+)$')
+        if n then redis.call('HSET', KEYS[1], '#' .. n, th) end
         if adopted then
             if fresh then redis.call('HSET', KEYS[1], '*adopted', '1') end
             return {1, ARGV[4]}

@@ -51,14 +51,15 @@ public final class SharedQuotas: @unchecked Sendable {
         public var refused: UInt64 = 0
         /// Reservations, settlements, shrinks or heartbeats Redis could not answer.
         public var unavailable: UInt64 = 0
-        /// Held holds a heartbeat found already expired (this instance was cut off longer than the lease).
+        /// Holds a heartbeat found gone (Redis lost its data) or expired (this instance was cut off longer than the
+        /// lease), and held again for their requests still running.
         public var lost: UInt64 = 0
         /// Settlements dropped because too many were waiting for Redis.
         public var droppedSettlements: UInt64 = 0
         /// Times this instance added its spending to the balances of a Redis that had none of it (started empty).
         public var joins: UInt64 = 0
         /// Times Redis named another running process as this instance's member: two running Tollgates share one
-        /// `fleet-member-id` (one state directory on purpose, or a copy of it).
+        /// `fleet-member-id` (one state directory shared, or a copy of it).
         public var memberConflicts: UInt64 = 0
         /// All zero.
         public init() {}
@@ -100,7 +101,15 @@ public final class SharedQuotas: @unchecked Sendable {
     private var joinWaiters: [(Bool) -> Void]?
     private var nextSerial: UInt64 = 0
     /// Holds of this instance's requests in flight: id → user.
-    private var held: [String: String] = [:]
+    private var held: [String: HeldHold] = [:]
+
+    /// A hold of this instance's request in flight: enough to hold it again where Redis lost it.
+    struct HeldHold {
+        var user: String
+        var tokens: Int
+        var day: Int64
+        var month: Int64
+    }
     private var unsettled: [Settlement] = []
     private var heartbeating = false
     /// Running totals.
@@ -188,7 +197,7 @@ public final class SharedQuotas: @unchecked Sendable {
                 if r.last?.int == 1 && (r.count == 5 || r.count == 7) { entryNamesAnotherProcess() }
                 if flag == 1, let tokens = r[1].int, let cap = r[2].int, let capped = r[3].int {
                     counters.granted += 1
-                    held[hold] = user
+                    held[hold] = HeldHold(user: user, tokens: Int(tokens), day: windows.day, month: windows.month)
                     completion(.decided(.granted(QuotaReservation(
                         user: user, tokens: Int(tokens), predictCap: cap < 0 ? nil : Int(cap), capped: capped == 1,
                         day: windows.day, month: windows.month, hold: hold))))
@@ -360,10 +369,9 @@ public final class SharedQuotas: @unchecked Sendable {
         }
         counters.memberConflicts += 1
         if process.conflictNoticed() {
-            Diagnostics.warn("quotas: fleet member id \(instanceID) is used by another running Tollgate too. Servers "
-                             + "sharing one state directory on purpose are one member; a copy of this state directory "
-                             + "running elsewhere is not, and when Redis loses its data only one of the two adds its "
-                             + "spending back: give each server its own state directory")
+            Diagnostics.warn("quotas: fleet member id \(instanceID) is used by another running Tollgate too (one "
+                             + "state directory shared, or a copy of it running elsewhere): when Redis loses its data "
+                             + "only one of the two adds its spending back; give each server its own state directory")
         }
     }
 
@@ -405,6 +413,7 @@ public final class SharedQuotas: @unchecked Sendable {
         guard let hold = reservation.hold, let cap = reservation.predictCap, predict < cap else { return reservation }
         let release = cap - max(0, predict)
         let windows = UTCWindows(unixSeconds: clock())
+        held[hold]?.tokens = reservation.tokens - release
         client.evalScript(SharedQuotaScript.shrink, keys: Array(keys(reservation.user, windows)[0..<2]),
                           args: [Array(hold.utf8), Array(String(release).utf8)]) { [self] result in
             if case .failure = result { counters.unavailable += 1 }
@@ -427,9 +436,9 @@ public final class SharedQuotas: @unchecked Sendable {
             let holds = all[start..<min(all.count, start + Self.heartbeatBatch)]
             var keys: [[UInt8]] = []
             var args: [[UInt8]] = [Array(String(clock() * 1000).utf8), Array(String(settings.leaseMillis).utf8)]
-            for (hold, user) in holds {
-                keys.append(contentsOf: self.keys(user, windows)[0..<2])
-                args.append(Array(hold.utf8))
+            for (hold, h) in holds {
+                keys.append(contentsOf: self.keys(h.user, windows)[0..<2])
+                args.append(Array("\(hold) \(h.tokens) \(h.day) \(h.month)".utf8))
             }
             client.evalScript(SharedQuotaScript.heartbeat, keys: keys, args: args) { [self] result in
                 switch result {
@@ -443,11 +452,10 @@ public final class SharedQuotas: @unchecked Sendable {
                         firstError = firstError ?? .protocolViolation(reply.errorMessage ?? "unexpected script reply")
                         break
                     }
+                    // 2: the hold was gone (Redis lost its data, or this instance was cut off past the lease) and
+                    // is held again: the request is still running, and what it will charge stays reserved.
                     var lost = 0
-                    for (i, hold) in holds.enumerated() where flags[i].int != 1 {
-                        lost += 1
-                        held.removeValue(forKey: hold.key)
-                    }
+                    for flag in flags where flag.int != 1 { lost += 1 }
                     lostTotal += lost
                     counters.lost += UInt64(lost)
                 }
