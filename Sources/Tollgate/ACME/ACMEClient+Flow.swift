@@ -75,6 +75,7 @@ extension ACMEClient {
                 polls += 1
                 guard polls < maxPolls else { throw ACMEError("the authorization at \(url) is still \(status)") }
                 wait(Self.retryAfter(response))
+                if cancelled() { throw ACMEError("stopped while the authorization at \(url) was \(status)") }
             default:
                 // The failed challenge holds the reason (RFC 8555 section 7.1.4: `error` on the challenge).
                 let failed = (json["challenges"]?.arrayValue ?? []).first { $0["error"] != nil }?["error"]
@@ -107,7 +108,10 @@ extension ACMEClient {
             guard polls < maxPolls else { throw ACMEError("the order \(current.url) is still \(current.status)") }
             let response = try post(current.url, payload: nil)
             current = try Self.order(url: current.url, response)
-            if !statuses.contains(current.status) { wait(Self.retryAfter(response)) }
+            if !statuses.contains(current.status) {
+                wait(Self.retryAfter(response))
+                if cancelled() { throw ACMEError("stopped while the order \(current.url) was \(current.status)") }
+            }
         }
         return current
     }

@@ -53,6 +53,8 @@ final class ACMEClient {
     let wait: @Sendable (Double) -> Void
     /// How many times an order or authorization is polled before the client gives up.
     var maxPolls = 60
+    /// Whether the server is stopping: polling ends with an error after the current wait (which ends early too).
+    var cancelled: @Sendable () -> Bool = { false }
 
     private var nonce: String?
     private(set) var directory: Directory?

@@ -34,6 +34,9 @@ struct ACMEHTTPClient: Sendable {
     let tls: TLSClient
     /// The limit on connecting and on each send and receive.
     let timeoutMillis: Int32
+    /// The limit on one whole answer, however it trickles in (each read alone is within `timeoutMillis`): a CA
+    /// that sends a byte now and then cannot hold the ACME thread, and so a stop of the server, for long.
+    var answerMillis: UInt64 = 90_000
 
     /// Sends `method` to `url` with `headers` and `body`; the answer, whatever its status.
     func send(_ method: String, _ url: String, headers: [(String, String)] = [], body: [UInt8]? = nil)
@@ -47,15 +50,18 @@ struct ACMEHTTPClient: Sendable {
         if let body { head += "Content-Length: \(body.count)\r\n" }
         head += "\r\n"
         try stream.write(Array(head.utf8) + (body ?? []))
-        return try Self.readResponse(from: stream, requestWasHead: method == "HEAD")
+        return try Self.readResponse(from: stream, requestWasHead: method == "HEAD",
+                                     deadline: Syscall.monotonicNanos() + answerMillis * 1_000_000)
     }
 
-    /// Reads one whole response from `stream`.
-    static func readResponse(from stream: TLSClientStream, requestWasHead: Bool) throws(SocketError) -> Response {
+    /// Reads one whole response from `stream`, by `deadline` (monotonic ns).
+    static func readResponse(from stream: TLSClientStream, requestWasHead: Bool,
+                             deadline: UInt64) throws(SocketError) -> Response {
         var buffer = [UInt8](repeating: 0, count: 16 << 10)
         var filled = 0
         var eof = false
         func fill() throws(SocketError) {
+            guard Syscall.monotonicNanos() < deadline else { throw SocketError("the answer took too long to arrive") }
             if filled == buffer.count {
                 guard buffer.count < maxBytes else { throw SocketError("answer larger than \(maxBytes) bytes") }
                 buffer += [UInt8](repeating: 0, count: buffer.count)

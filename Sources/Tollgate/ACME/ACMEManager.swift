@@ -118,8 +118,23 @@ public final class ACMEManager: @unchecked Sendable {
         thread = spawnThread(name: "tollgate-acme") { [self] in run() }
     }
 
-    /// Stops the thread (an attempt under way finishes first) and waits for it.
+    /// Set by `stop`: a conversation with the CA under way ends at its next wait (`ACMEClient.cancelled`).
+    public let stopping = Atomic<Bool>(false)
+
+    /// Waits `seconds` between polls of the CA, in steps, ending early once `stopping` is set.
+    public func pause(seconds: Double) {
+        var left = Int(min(max(seconds, 0), 3_600) * 1_000)
+        while left > 0 && !stopping.load(ordering: .relaxed) {
+            let step = min(left, 100)
+            usleep(UInt32(step * 1_000))
+            left -= step
+        }
+    }
+
+    /// Stops the thread and waits for it: an attempt under way ends at its next wait for the CA, or when the
+    /// exchange in progress ends (each is bounded: `ACMEHTTPClient.answerMillis`).
     public func stop() {
+        stopping.store(true, ordering: .relaxed)
         clock.interrupt()
         if let thread { pthread_join(thread, nil) }
         thread = nil

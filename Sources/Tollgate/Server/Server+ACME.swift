@@ -13,6 +13,8 @@ extension Server {
         let caRoot = config.acmeCARoot
         let responder = ServerChallengeResponder(hasTLSListener: !config.listen.isEmpty,
                                                  hasRedirectListener: !config.listenRedirect.isEmpty)
+        /// Set once the manager exists: the conversation's waits and cancellation follow its `stopping`.
+        let owner = ACMEOwner()
         /// A client for one conversation with the CA (the ACME thread's).
         let connect = { @Sendable () throws(ACMEError) -> ACMEClient in
             let tls: TLSClient
@@ -23,11 +25,13 @@ extension Server {
             } catch {
                 throw ACMEError(error.description)
             }
-            return ACMEClient(directoryURL: ca, transport: ACMEHTTPClient(tls: tls, timeoutMillis: 30_000),
-                              key: key) { seconds in
-                // Retry-After between polls, within reason (this is the ACME thread).
-                usleep(UInt32(min(max(seconds, 0.2), 10) * 1_000_000))
+            let client = ACMEClient(directoryURL: ca, transport: ACMEHTTPClient(tls: tls, timeoutMillis: 30_000),
+                                    key: key) { seconds in
+                // Retry-After between polls, within reason (this is the ACME thread), ended by a stop.
+                owner.manager?.pause(seconds: min(max(seconds, 0.2), 10))
             }
+            client.cancelled = { owner.manager?.stopping.load(ordering: .relaxed) ?? false }
+            return client
         }
         let manager = ACMEManager(domains: domains, store: store, caName: ca, issue: { () throws(ACMEError) in
             try connect().issue(domains: domains, email: email, responder: responder)
@@ -37,7 +41,13 @@ extension Server {
             guard let id = RenewalWindow.certificateID(certificate) else { return nil }
             return try connect().renewalInfo(certificateID: id)
         }, clock: acmeClock ?? SystemACMEClock(), metrics: metrics)
+        owner.manager = manager
         acme = manager
         manager.start()
     }
+}
+
+/// The manager a conversation's closures (made before it) belong to; set once, before its thread starts.
+final class ACMEOwner: @unchecked Sendable {
+    var manager: ACMEManager?
 }

@@ -108,6 +108,24 @@ import TollgateIO
         #expect(waits.withLock { $0 } == [3, 60])
     }
 
+    /// A stop while the order is still processing ends the conversation at the next wait, with an error, instead of
+    /// polling on.
+    @Test func aStopEndsPollingAtTheNextWait() throws {
+        let stopped = Atomic<Bool>(false)
+        let order = ACMEHTTPClient.Response(status: 200, headers: [("Replay-Nonce", "n"), ("Retry-After", "1")], body: Array(
+            #"{"status":"processing","authorizations":[],"finalize":"https://ca/fin"}"#.utf8))
+        let ca = ScriptedCA([Self.directory, Self.nonce("n0"), order, order, order])
+        let client = ACMEClient(directoryURL: "https://ca/dir", transport: ca, key: AccountKey(P256Key())) { _ in
+            stopped.store(true, ordering: .relaxed)   // the server stops during this wait
+        }
+        client.cancelled = { stopped.load(ordering: .relaxed) }
+        client.useAccount("https://ca/acct/1")
+        let start = ACMEClient.Order(url: "https://ca/o/1", status: "processing", authorizations: [],
+                                     finalize: "https://ca/fin", certificate: nil)
+        #expect(throws: ACMEError.self) { _ = try client.awaitOrder(start, until: ["valid"]) }
+        #expect(ca.sent.withLock { $0.count } == 3, "one poll, then the stop")
+    }
+
     @Test func httpsURLs() {
         let le = HTTPSURL("https://acme-v02.api.letsencrypt.org/directory")
         #expect(le?.host == "acme-v02.api.letsencrypt.org")

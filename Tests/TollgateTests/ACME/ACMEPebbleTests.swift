@@ -81,6 +81,57 @@ struct ACMEPebbleTests {
         _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
     }
 
+    /// A CA that trickles its answer, each byte well within the read timeout: the whole answer has a deadline, so
+    /// the ACME thread (and a stop of the server) is not held for as long as the CA likes.
+    @Test func anAnswerThatTricklesIsCutAtItsDeadline() throws {
+        // As the server does: the trickling side writes on after the client has gone.
+        signal(SIGPIPE, SIG_IGN)
+        let directory = FileManager.default.temporaryDirectory.path + "/trickle-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try DevelopmentCertificate.generate(keyPath: directory + "/ca-key.pem", certificatePath: directory + "/ca.pem",
+                                            commonName: "trickle CA", subjectAltNames: nil, isCA: true)
+        try DevelopmentCertificate.generate(keyPath: directory + "/key.pem", certificatePath: directory + "/cert.pem",
+                                            commonName: "127.0.0.1", subjectAltNames: "IP:127.0.0.1",
+                                            caKeyPath: directory + "/ca-key.pem", caCertificatePath: directory + "/ca.pem")
+        let port = try PebbleProcess.freePort()
+        let listener = try Socket.listen(on: SocketAddress(parsing: "127.0.0.1:\(port)")!, reusePort: false)
+        Syscall.setBlocking(listener)
+        let context = try TLSContext(certificate: TLSCertificate(certificatePath: directory + "/cert.pem",
+                                                                 keyPath: directory + "/key.pem"), library: TLSLibrary())
+        let ended = DispatchSemaphore(value: 0)
+        let server = Thread {
+            defer { ended.signal() }
+            let fd = accept(listener, nil, nil)
+            guard fd >= 0 else { return }
+            defer { Syscall.close(fd) }
+            Self.limitWaits(fd)
+            guard let session = context.makeSession(fd: fd) else { return }
+            defer { session.free() }
+            guard case .bytes = session.handshake() else { return }
+            var request = [UInt8](repeating: 0, count: 4096)
+            _ = session.read(into: &request, at: 0, count: request.count)
+            var answer = Array("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n".utf8)
+            for _ in 0..<40 {   // a byte every 50 ms, for two seconds at most
+                guard case .bytes = session.write(answer, at: 0, count: answer.count) else { return }
+                answer = [UInt8(ascii: "x")]
+                usleep(50_000)
+            }
+        }
+        server.start()
+        defer {
+            Socket.shutdownBoth(listener)
+            ended.wait()
+            Syscall.close(listener)
+        }
+        var http = ACMEHTTPClient(tls: try TLSClient(extraRootFile: directory + "/ca.pem"), timeoutMillis: 10_000)
+        http.answerMillis = 300
+        #expect {
+            _ = try http.send("GET", "https://127.0.0.1:\(port)/directory")
+        } throws: { error in
+            "\(error)".contains("took too long")
+        }
+    }
+
     private func client(_ pebble: PebbleProcess) throws -> ACMEClient {
         let http = ACMEHTTPClient(tls: try TLSClient(extraRootFile: pebble.serverRootFile), timeoutMillis: 10_000)
         return ACMEClient(directoryURL: pebble.directoryURL, transport: http, key: AccountKey(P256Key())) { seconds in
