@@ -180,6 +180,20 @@ public final class ACMEManager: @unchecked Sendable {
             attempts.add(1, ordering: .relaxed)
             if attempt(renewing: stored) {
                 advice = nil
+                // A certificate that is due again at once (issued already old, a clock far ahead, a renewal window
+                // that stays in the past) must not make the thread order in a loop: each such success waits as a
+                // failure would, longer each time.
+                let again = due(try? store.issued(), now: clock.now())
+                if again <= clock.now() + Self.firstRetrySeconds {
+                    quickRenewals += 1
+                    let wait = Self.backoff(failures: quickRenewals, random: random())
+                    retryAt = clock.now() + wait
+                    consecutiveFailures.store(quickRenewals, ordering: .relaxed)
+                    Diagnostics.warn("acme: the certificate \(caName) just issued is already due for renewal (its "
+                                     + "validity, or this server's clock); next order in \(Self.describe(seconds: wait))")
+                } else {
+                    quickRenewals = 0
+                }
                 continue
             }
             let failures = consecutiveFailures.add(1, ordering: .relaxed).newValue
@@ -229,6 +243,8 @@ public final class ACMEManager: @unchecked Sendable {
         return advice
     }
 
+    /// Successes in a row whose certificate was due again at once (the ACME thread's).
+    private var quickRenewals = 0
     /// The last failure logged in full (the ACME thread's); nil after a success.
     private var lastFailure: String?
     /// Failures logged in full so far (a repeat is logged in one short line); read by tests.

@@ -42,6 +42,16 @@ public struct ACMEStore: Sendable {
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             throw SocketError("cannot create \(directory): \(Syscall.describe(errno))")
         }
+        // A link (or anything but a directory of this user) planted there is refused, never followed: the keys
+        // would be written wherever it points, and that place narrowed to 0700.
+        var info = stat()
+        guard lstat(directory, &info) == 0 else {
+            throw SocketError("cannot read \(directory): \(Syscall.describe(errno))")
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid() else {
+            throw SocketError("\(directory) is not a directory of this user (a link, or another owner's): remove it, "
+                              + "and the certificate store is made again")
+        }
         if chmod(directory, 0o700) != 0 {
             throw SocketError("cannot make \(directory) private (chmod 0700): \(Syscall.describe(errno))")
         }
@@ -68,6 +78,13 @@ public struct ACMEStore: Sendable {
         let certificate = try TLSCertificate(certificatePath: chainPath, keyPath: keyPath)
         guard certificate.notAfter > 0, certificate.notBefore > 0 else {
             throw SocketError("\(chainPath) holds no readable certificate")
+        }
+        // A chain beside another key (a save cut between its two renames) cannot be served: it counts as none, so
+        // serve starts on another certificate and a new one is ordered at once.
+        do throws(SocketError) {
+            _ = try TLSContext(certificate: certificate, library: TLSLibrary())
+        } catch {
+            throw SocketError("\(chainPath) and \(keyPath) cannot be served together (\(error.description))")
         }
         let domains = (try? read(domainsPath)).map { bytes in
             String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)

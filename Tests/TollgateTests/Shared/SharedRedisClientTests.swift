@@ -51,7 +51,12 @@ struct SharedRedisClientTests {
         }
         #expect(message.contains("WRONGPASS") || message.contains("invalid"))
         #expect(await loop.run { wrong.health } == .down)
-        #expect(await command(wrong, on: loop, "PING") == .failure(.notConnected))
+        // Refused without being sent: not connected, or (a busy machine reaching the reconnect) the AUTH again.
+        let again = await command(wrong, on: loop, "PING")
+        switch again {
+        case .failure(.notConnected)?, .failure(.setupRefused)?: break
+        default: Issue.record("a command to a client whose AUTH failed: \(String(describing: again))")
+        }
         for c in [db3, db0, wrong] { await closeClient(c, on: loop) }
     }
 
