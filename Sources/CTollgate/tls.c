@@ -285,7 +285,9 @@ done:
     return rc;
 }
 
-long long tg_certificate_not_after_pem(const char *cert, size_t cert_len) {
+// One of the first certificate's validity bounds (notBefore when `before`, else notAfter), seconds since the epoch,
+// or -1.
+static long long certificate_bound_pem(const char *cert, size_t cert_len, int before) {
     BIO *in = BIO_new_mem_buf(cert, (int)cert_len);
     if (!in) return -1;
     X509 *x = PEM_read_bio_X509(in, NULL, no_password, NULL);
@@ -296,25 +298,19 @@ long long tg_certificate_not_after_pem(const char *cert, size_t cert_len) {
     }
     struct tm tm;
     long long result = -1;
-    if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1) result = (long long)timegm(&tm);
+    if (ASN1_TIME_to_tm(before ? X509_get0_notBefore(x) : X509_get0_notAfter(x), &tm) == 1) {
+        result = (long long)timegm(&tm);
+    }
     X509_free(x);
     return result;
 }
 
+long long tg_certificate_not_after_pem(const char *cert, size_t cert_len) {
+    return certificate_bound_pem(cert, cert_len, 0);
+}
+
 long long tg_certificate_not_before_pem(const char *cert, size_t cert_len) {
-    BIO *in = BIO_new_mem_buf(cert, (int)cert_len);
-    if (!in) return -1;
-    X509 *x = PEM_read_bio_X509(in, NULL, no_password, NULL);
-    BIO_free(in);
-    if (!x) {
-        ERR_clear_error();
-        return -1;
-    }
-    struct tm tm;
-    long long result = -1;
-    if (ASN1_TIME_to_tm(X509_get0_notBefore(x), &tm) == 1) result = (long long)timegm(&tm);
-    X509_free(x);
-    return result;
+    return certificate_bound_pem(cert, cert_len, 1);
 }
 
 int tg_certificate_verify_chain_pem(const char *cert, size_t cert_len, const char *ca_file, long long at,
