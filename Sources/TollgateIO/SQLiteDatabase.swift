@@ -250,6 +250,15 @@ public final class SQLiteStatement: @unchecked Sendable {
         return String(decoding: UnsafeBufferPointer(start: bytes, count: count), as: UTF8.self)
     }
 
+    /// `body` with column `index`'s text as its bytes (as stored, not copied: valid during `body` only), or nil
+    /// when NULL.
+    public func withText<R>(_ index: Int32, _ body: (UnsafeBufferPointer<UInt8>?) -> R) -> R {
+        if isNull(index) { return body(nil) }
+        let text = sqlite3_column_text(statement, index)
+        let count = Int(sqlite3_column_bytes(statement, index))
+        return body(UnsafeBufferPointer(start: text, count: count))
+    }
+
     /// Whether column `index` is NULL in the current row.
     public func isNull(_ index: Int32) -> Bool {
         sqlite3_column_type(statement, index) == SQLITE_NULL

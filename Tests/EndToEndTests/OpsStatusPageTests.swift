@@ -45,11 +45,12 @@ import TollgateTestSupport
     }
 
     /// `GET path` on the proxy's metrics listener.
-    static func metricsGet(_ proxy: Proxy, _ path: String = "/status", method: String = "GET") throws -> Response {
+    static func metricsGet(_ proxy: Proxy, _ path: String = "/status", method: String = "GET",
+                           host: String = "localhost") throws -> Response {
         let port = try #require(proxy.server.metricsAddresses.first?.port)
         let client = HTTPClient(try PlainStream(port: port))
         defer { client.close() }
-        try client.send("\(method) \(path) HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        try client.send("\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\n\r\n")
         return try client.readResponse(requestWasHead: method == "HEAD")
     }
 
@@ -86,6 +87,30 @@ import TollgateTestSupport
             #expect(head.status == 200 && head.body.isEmpty)
             let other = try Self.metricsGet(proxy, "/nothing")
             #expect(other.status == 404 && other.text.contains("GET /metrics and GET /status only"))
+        }
+    }
+
+    @Test func theMetricsListenerServesThePageOnlyForThisMachinesNames() throws {
+        // A page elsewhere that rebinds its own name to the listener's address reaches it from the operator's
+        // browser with that name as Host: it gets no page.
+        try Self.withTraffic(configure: { $0.acmeDomains = ["gpu.example.net"] }) { proxy in
+            let port = try #require(proxy.server.metricsAddresses.first?.port)
+            for host in ["localhost", "127.0.0.1:\(port)", "[::1]:\(port)", "LOCALHOST.", "gpu.example.net",
+                         "app.localhost:8080"] {
+                #expect(try Self.metricsGet(proxy, host: host).status == 200, "\(host)")
+            }
+            for host in ["evil.example", "evil.example:\(port)", "127.0.0.1.evil.example", "localhost.evil.example",
+                         "[::1", "localhost:x"] {
+                let refused = try Self.metricsGet(proxy, host: host)
+                #expect(refused.status == 421, "\(host)")
+                #expect(refused.text.contains("answers only for this machine's addresses and names"), "\(refused.text)")
+                #expect(!refused.text.contains("alice"))
+            }
+            // An absolute-form target names its host too.
+            #expect(try Self.metricsGet(proxy, "http://evil.example/status").status == 421)
+            #expect(try Self.metricsGet(proxy, "http://127.0.0.1:\(port)/status").status == 200)
+            // Prometheus may scrape by any name.
+            #expect(try Self.metricsGet(proxy, "/metrics", host: "metrics.internal").status == 200)
         }
     }
 

@@ -56,8 +56,11 @@ public struct UsageRow: Sendable, Equatable {
     public static let maxModelBytes = 256
 
     /// `model` as the ledger writes it: its first `maxModelBytes` bytes, cut before a Unicode scalar that would
-    /// not fit whole (so the text stays valid UTF-8). Names that share those bytes are counted as one.
+    /// not fit whole (so the text stays valid UTF-8), a NUL replaced by U+FFFD. Names that share those bytes are
+    /// counted as one.
     public static func storedModel(_ model: String) -> String {
+        // A NUL would end the name for SQLite's text functions (the status page's ranking): shown as U+FFFD.
+        if model.utf8.contains(0) { return storedModel(String(model.map { $0 == "\0" ? "\u{FFFD}" : $0 })) }
         guard model.utf8.count > maxModelBytes else { return model }
         var kept = 0
         for scalar in model.unicodeScalars {

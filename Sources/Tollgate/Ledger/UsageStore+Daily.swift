@@ -47,68 +47,191 @@ public struct UsageDayTokens: Sendable, Equatable {
 /// What the status page's token charts are split by.
 public enum UsageTokenSplit: Sendable {
     case user, model
+}
 
-    var column: String { self == .user ? "user" : "model" }
+/// The status page's history as one pass over the ledger's rows reads it: totals per day, and the tokens per day
+/// of the users and models that used the most.
+public struct UsageDayHistory: Sendable, Equatable {
+    public var days: [UsageDayTotals] = []
+    public var users: [UsageDayTokens] = []
+    public var models: [UsageDayTokens] = []
 }
 
 extension UsageStore {
     /// Characters of a user or model name the status page's queries keep: the page shows fewer, and however long
-    /// the names in the ledger (rows written before `UsageRow.maxModelBytes`, or by another program), a query's
-    /// groups stay this small.
+    /// the names in the ledger (rows written before `UsageRow.maxModelBytes`, or by another program), what is
+    /// tallied stays this small.
     public static let pageNameLength = 256
 
-    /// Totals per UTC day of the rows from `since` to before `until` (Unix ms), oldest first: one line per day
-    /// that has rows, so at most one per day of the range, whatever the ledger holds. One scan of those rows: call
-    /// it from a thread of its own (`StatusHistoryReader`), never on an event loop.
-    public func dayTotals(since: Int64, until: Int64) throws(SQLiteError) -> [UsageDayTotals] {
-        guard try hasTable() else { return [] }
+    /// Distinct names (users, then models) a pass tallies at most; the tokens of names past them count in the
+    /// days' totals only, so they are drawn as "others".
+    public static let pageNamesTallied = 10_000
+
+    /// The rows from `since` to before `until` (Unix ms) as the status page draws them, in one pass over them (the
+    /// index on time: the rows outside the range are not read): per UTC day that has rows, oldest first, its totals;
+    /// and the tokens per day of the `top` users and of the `top` models with the most tokens over the range (ties
+    /// by name, rows without a name last; names with no tokens left out), names cut to `pageNameLength` characters.
+    ///
+    /// The names are tallied here, not by SQLite: a `GROUP BY` sorts every row of the range through temporary
+    /// files. Only rows with tokens are read for them: a name a client makes up (a request that is refused, a
+    /// model that does not exist) has none. Memory is bounded by the days, and by the names with tokens (at most
+    /// `pageNamesTallied`); sums saturate instead of failing. Reads for as long as the range has rows: call it from
+    /// a thread of its own (`StatusHistoryReader`), never on an event loop.
+    public func dayHistory(since: Int64, until: Int64, top: Int) throws(SQLiteError) -> UsageDayHistory {
+        guard try hasTable() else { return UsageDayHistory() }
+        var out = UsageDayHistory(days: try dayTotals(since: since, until: until))
+        guard top > 0 else { return out }
+        let tokens = "coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)"
         let query = try database.prepare("""
-            SELECT time / 86400000, count(*),
-                   coalesce(sum(status >= 400 AND status < 500), 0), coalesce(sum(status >= 500), 0),
-                   coalesce(sum(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)), 0),
-                   coalesce(sum(CASE WHEN status < 400 THEN ttfb_us END), 0),
-                   coalesce(sum(status < 400 AND ttfb_us IS NOT NULL), 0)
-            FROM usage WHERE time >= ?1 AND time < ?2 GROUP BY 1 ORDER BY 1
+            SELECT time, \(tokens), user, model FROM usage WHERE time >= ?1 AND time < ?2 AND \(tokens) > 0
             """)
         try query.bind([.integer(since), .integer(until)])
         defer { query.reset() }
-        var out: [UsageDayTotals] = []
+        var users = NameTally(), models = NameTally()
         while try query.step() {
+            let day = Self.day(of: query.int64(0) ?? 0)
+            let tokens = Self.clamped(query.int64(1) ?? 0)
+            users.add(query, column: 2, day: day, tokens: tokens)
+            models.add(query, column: 3, day: day, tokens: tokens)
+        }
+        out.users = users.lines(top: top)
+        out.models = models.lines(top: top)
+        return out
+    }
+
+    /// Totals per UTC day of the rows from `since` to before `until` (Unix ms), oldest first: one line per day
+    /// that has rows. Each day is summed by SQLite on its own (`GROUP BY` over the range would sort every row
+    /// through temporary files), found by a seek on the index on time; sums saturate instead of failing.
+    public func dayTotals(since: Int64, until: Int64) throws(SQLiteError) -> [UsageDayTotals] {
+        guard try hasTable() else { return [] }
+        let next = try database.prepare("SELECT min(time) FROM usage WHERE time >= ?1 AND time < ?2")
+        defer { next.reset() }
+        let sums = try database.prepare("""
+            SELECT count(*), total(status >= 400 AND status < 500), total(status >= 500),
+                   total(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)),
+                   total(CASE WHEN status < 400 THEN ttfb_us END), total(status < 400 AND ttfb_us IS NOT NULL)
+            FROM usage WHERE time >= ?1 AND time < ?2
+            """)
+        defer { sums.reset() }
+        var out: [UsageDayTotals] = []
+        var from = since
+        while from < until {
+            next.reset()
+            try next.bind([.integer(from), .integer(until)])
+            guard try next.step(), let first = next.int64(0) else { break }
+            let day = Self.day(of: first)
+            let end = min(until, (day + 1) * 86_400_000)
+            sums.reset()
+            try sums.bind([.integer(first), .integer(end)])
+            guard try sums.step() else { break }
             out.append(UsageDayTotals(
-                day: query.int64(0) ?? 0, requests: Int(query.int64(1) ?? 0), clientErrors: Int(query.int64(2) ?? 0),
-                serverErrors: Int(query.int64(3) ?? 0), tokens: Int(query.int64(4) ?? 0),
-                ttfbMicrosSum: query.int64(5) ?? 0, ttfbCount: Int(query.int64(6) ?? 0)))
+                day: day, requests: Int(sums.int64(0) ?? 0), clientErrors: sums.saturating(1),
+                serverErrors: sums.saturating(2), tokens: sums.saturating(3),
+                ttfbMicrosSum: Int64(sums.saturating(4)), ttfbCount: sums.saturating(5)))
+            from = end
         }
         return out
     }
 
+    /// The UTC day (days since 1970-01-01) of `time` (Unix ms).
+    static func day(of time: Int64) -> Int64 {
+        time >= 0 ? time / 86_400_000 : (time + 1) / 86_400_000 - 1
+    }
+
     /// The tokens per UTC day, from `since` to before `until` (Unix ms), of the `top` users or models that used
-    /// the most tokens over the range (ties by name, rows without a name last; names with no tokens left out), names
-    /// cut to `pageNameLength` characters. The ranking and the sums are made by SQLite: at most `top` names and
-    /// one line per name and day come back, whatever the ledger holds. Two scans of those rows: call it from a
-    /// thread of its own, never on an event loop.
+    /// the most tokens over the range (`dayHistory`).
     public func dayTokens(by split: UsageTokenSplit, since: Int64, until: Int64,
                           top: Int) throws(SQLiteError) -> [UsageDayTokens] {
-        guard try hasTable(), top > 0 else { return [] }
-        let name = "substr(\(split.column), 1, \(Self.pageNameLength))"
-        let tokens = "coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)"
-        // `IN` never matches NULL, so the rows without a name are let in by the second test when they ranked.
-        let query = try database.prepare("""
-            WITH top AS (
-                SELECT \(name) AS name, sum(\(tokens)) AS total FROM usage WHERE time >= ?1 AND time < ?2
-                GROUP BY 1 HAVING total > 0 ORDER BY total DESC, name IS NULL, name LIMIT ?3)
-            SELECT time / 86400000, \(name), coalesce(sum(\(tokens)), 0) FROM usage
-            WHERE time >= ?1 AND time < ?2
-              AND (\(name) IN (SELECT name FROM top WHERE name IS NOT NULL)
-                   OR (\(split.column) IS NULL AND EXISTS (SELECT 1 FROM top WHERE name IS NULL)))
-            GROUP BY 1, 2 ORDER BY 1, 2
-            """)
-        try query.bind([.integer(since), .integer(until), .integer(Int64(top))])
-        defer { query.reset() }
-        var out: [UsageDayTokens] = []
-        while try query.step() {
-            out.append(UsageDayTokens(day: query.int64(0) ?? 0, name: query.text(1), tokens: Int(query.int64(2) ?? 0)))
+        let history = try dayHistory(since: since, until: until, top: top)
+        return split == .user ? history.users : history.models
+    }
+
+    /// `value` within 0 and `Int.max` (a count a row carries: never negative on the page).
+    static func clamped(_ value: Int64) -> Int { value < 0 ? 0 : Int(value) }
+
+    /// `a + b`, `Int.max` where it would overflow.
+    static func adding(_ a: Int, _ b: Int) -> Int {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? (b > 0 ? Int.max : Int.min) : sum
+    }
+}
+
+/// One split's names and their tokens per day, as a pass reads rows. The few names seen last are recognised by
+/// their bytes, so that a name's text is made and hashed once per change of name, not once per row.
+private struct NameTally {
+    private var names: [String?] = []
+    private var slots: [String?: Int] = [:]
+    private var totals: [Int] = []
+    private var perDay: [[Int64: Int]] = []
+    /// The names seen last, by their bytes as stored (a name cut to `pageNameLength` may have several).
+    private var recent: [(bytes: [UInt8], slot: Int)] = []
+    private var recentNext = 0
+    private static let recentCount = 8
+
+    /// Adds `tokens` to `day` of the name in `column` of the current row.
+    mutating func add(_ query: SQLiteStatement, column: Int32, day: Int64, tokens: Int) {
+        guard let slot = slot(query, column) else { return }
+        totals[slot] = UsageStore.adding(totals[slot], tokens)
+        perDay[slot][day] = UsageStore.adding(perDay[slot][day] ?? 0, tokens)
+    }
+
+    /// The slot of the name in `column` of the current row; nil when it is new and `pageNamesTallied` are taken.
+    private mutating func slot(_ query: SQLiteStatement, _ column: Int32) -> Int? {
+        query.withText(column) { bytes -> Int? in
+            guard let bytes else { return slot(for: nil) }
+            for r in recent where r.bytes.count == bytes.count && r.bytes.elementsEqual(bytes) { return r.slot }
+            let name = String(String(decoding: bytes, as: UTF8.self).unicodeScalars.prefix(UsageStore.pageNameLength))
+            guard let slot = slot(for: name) else { return nil }
+            let entry = (Array(bytes), slot)
+            if recent.count < Self.recentCount { recent.append(entry) } else { recent[recentNext] = entry }
+            recentNext = (recentNext + 1) % Self.recentCount
+            return slot
         }
-        return out
+    }
+
+    private mutating func slot(for name: String?) -> Int? {
+        if let slot = slots[name] { return slot }
+        guard names.count < UsageStore.pageNamesTallied else { return nil }
+        slots[name] = names.count
+        names.append(name)
+        totals.append(0)
+        perDay.append([:])
+        return names.count - 1
+    }
+
+    /// The `top` names' lines, by day then name (nil first).
+    func lines(top: Int) -> [UsageDayTokens] {
+        guard top > 0 else { return [] }
+        let ranked = names.indices.sorted { a, b in
+            if totals[a] != totals[b] { return totals[a] > totals[b] }
+            switch (names[a], names[b]) {
+            case let (x?, y?): return x < y
+            case (_?, nil): return true
+            default: return false
+            }
+        }.prefix(top)
+        var out: [UsageDayTokens] = []
+        for slot in ranked {
+            for (day, tokens) in perDay[slot] { out.append(UsageDayTokens(day: day, name: names[slot], tokens: tokens)) }
+        }
+        return out.sorted { a, b in
+            if a.day != b.day { return a.day < b.day }
+            switch (a.name, b.name) {
+            case let (x?, y?): return x < y
+            case (nil, _?): return true
+            default: return false
+            }
+        }
+    }
+}
+
+extension SQLiteStatement {
+    /// Column `index`, a `total()` (a float: it never fails on overflow as `sum()` does), as an integer clamped to
+    /// `Int`'s range; 0 when NULL or not a number.
+    func saturating(_ index: Int32) -> Int {
+        guard let d = double(index), !d.isNaN else { return 0 }
+        if d >= 9.2e18 { return Int.max }
+        if d <= -9.2e18 { return Int.min }
+        return Int(d)
     }
 }

@@ -11,9 +11,11 @@ public final class UsageStore: @unchecked Sendable {
     private var insertStatement: SQLiteStatement?
     private var groupInsertStatement: SQLiteStatement?
 
-    /// The table and its indexes: (user, time) for balances, key_id for the tokens each key used. No index on time
-    /// alone (one index less per insert): rows are appended in time order, so retention finds the old ones first
-    /// in rowid order, and `tollgate usage` scans.
+    /// The table and its indexes: time, for every reader (each reads a range of time: the balances since the
+    /// month's start, the status page's 30 days, `tollgate usage --since`, retention's oldest rows), so that none
+    /// reads the whole ledger (a year by default); key_id for the tokens each key used. One index on time per insert,
+    /// no more: ledgers of earlier releases had one on (user, time), which no query needs, replaced at the first
+    /// open for writing (a minute for some tens of millions of rows, once).
     static let schema = """
         CREATE TABLE IF NOT EXISTS usage (
             id INTEGER PRIMARY KEY,
@@ -32,7 +34,8 @@ public final class UsageStore: @unchecked Sendable {
             charged_tokens INTEGER NOT NULL DEFAULT 0,
             counted_request INTEGER NOT NULL DEFAULT 0
         );
-        CREATE INDEX IF NOT EXISTS usage_user_time ON usage (user, time);
+        CREATE INDEX IF NOT EXISTS usage_time ON usage (time);
+        DROP INDEX IF EXISTS usage_user_time;
         CREATE INDEX IF NOT EXISTS usage_key ON usage (key_id) WHERE key_id IS NOT NULL;
         """
 
@@ -109,7 +112,7 @@ public final class UsageStore: @unchecked Sendable {
     /// repeatedly, so that the writer never holds the write lock for long.
     public func deleteOlder(than before: Int64, limit: Int = 1000) throws(SQLiteError) -> Int {
         let delete = try database.prepare(
-            "DELETE FROM usage WHERE id IN (SELECT id FROM usage WHERE time < ? ORDER BY id LIMIT ?)")
+            "DELETE FROM usage WHERE id IN (SELECT id FROM usage WHERE time < ? ORDER BY time LIMIT ?)")
         return try database.transaction { () throws(SQLiteError) -> Int in
             try delete.bind([.integer(before), .integer(Int64(limit))])
             try delete.run()

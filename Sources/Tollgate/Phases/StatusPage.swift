@@ -33,11 +33,12 @@ struct StatusPage: ConnectionPhase {
             return .answer(ErrorResponse(status: 403, message: "\(StatusPage.path) shows every user and model; this API "
                                          + "key is limited to some models and cannot use it"), .rejected)
         }
-        return StatusPage.serve(ex, on: c)
+        return StatusPage.serve(ex, on: c, for: .administrator)
     }
 
-    /// Answers `ex` with the page, later: after the readiness check and the ledger's history.
-    static func serve(_ ex: Exchange, on c: ClientConnection) -> PhaseOutcome {
+    /// Answers `ex` with the page, later: after the readiness check and the ledger's history (asked in `origin`'s
+    /// queue).
+    static func serve(_ ex: Exchange, on c: ClientConnection, for origin: StatusHistoryReader.Origin) -> PhaseOutcome {
         let worker = c.worker
         let reader = worker.statusHistory
         let loop = worker.loop
@@ -48,7 +49,7 @@ struct StatusPage: ConnectionPhase {
                 return
             }
             let box = UncheckedBox((c, ex))
-            reader.read { answer in
+            reader.read(from: origin) { answer in
                 // On the reader's thread: the page is built here, off the loop.
                 let html = StatusPageRenderer.render(now: now, history: .answer(answer))
                 loop.execute {

@@ -3,7 +3,9 @@
 enum HTMLText {
     /// `text` with `&`, `<`, `>`, `"` and `'` as character references, for element content and quoted attribute
     /// values alike; characters XML 1.0 forbids (C0 controls other than tab, newline and return; U+FFFE, U+FFFF)
-    /// become U+FFFD, so that the page also parses as XML (the tests read it with an XML parser). Longer than
+    /// become U+FFFD, so that the page also parses as XML (the tests read it with an XML parser). Characters that
+    /// are not seen but change what is seen (`isInvisible`: a right-to-left override makes `x‮b7:lartsim` read
+    /// `xmistral:7b`) are shown as their code, `[U+202E]`. Longer than
     /// `limit` characters, the text is cut there and ends in "…" (a model name is whatever a client sent).
     static func escape(_ text: String, limit: Int = 120) -> String {
         var out = ""
@@ -25,12 +27,30 @@ enum HTMLText {
             default:
                 if scalar.value < 0x20 || scalar.value == 0xFFFE || scalar.value == 0xFFFF {
                     out += "\u{FFFD}"
+                } else if HTMLText.isInvisible(scalar) {
+                    out += "[U+" + HTMLText.hex(scalar.value) + "]"
                 } else {
                     out.unicodeScalars.append(scalar)
                 }
             }
         }
         return out
+    }
+
+    /// C1 controls, format characters (bidirectional overrides and isolates, zero-width characters, soft hyphens)
+    /// and line and paragraph separators.
+    static func isInvisible(_ scalar: Unicode.Scalar) -> Bool {
+        if (0x7F...0x9F).contains(scalar.value) { return true }
+        switch scalar.properties.generalCategory {
+        case .format, .lineSeparator, .paragraphSeparator: return true
+        default: return false
+        }
+    }
+
+    /// `value` in upper-case hexadecimal, at least four digits.
+    static func hex(_ value: UInt32) -> String {
+        let digits = String(value, radix: 16, uppercase: true)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
     }
 
     /// `n` with thousands separated by commas: 1234567 → "1,234,567".

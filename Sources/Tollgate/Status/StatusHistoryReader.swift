@@ -8,11 +8,23 @@ import TollgateIO
 /// One query runs at a time, on this thread: requests that arrive while it runs wait for it and share its answer.
 /// An answer is reused for `freshMillis`, or for `busyFactor` times as long as its query took when that is longer,
 /// so a page reloaded in a loop, or opened by many at once, keeps this thread busy a small part of the time however
-/// slow the disk or large the ledger. The queries themselves are bounded in what they return (`UsageStore.dayTotals`,
-/// `dayTokens`): the page's size and this thread's memory do not grow with the ledger. The database is opened
-/// read-only on first use and again after a failure; a failure is an answer (`.unavailable`), never a crash or a
-/// wait.
+/// slow the disk or large the ledger. A failure is an answer too (`.unavailable`), reused the same way: a ledger that
+/// cannot be read (a full disk, a malformed file) is not read again for every request. The queries themselves are
+/// bounded in what they return (`UsageStore.dayHistory`) and read the page's days only: the page's size
+/// and this thread's memory do not grow with the ledger. The database is opened read-only on first use, and again
+/// after a failure or when the path names another file (the ledger was replaced); never a crash or a wait.
+///
+/// Requests from the metrics listener (anyone who reaches it) and from administrators on the client listeners wait
+/// in separate queues of `maxPending` each: a loop of anonymous requests cannot fill the administrators' queue.
 public final class StatusHistoryReader: @unchecked Sendable {
+    /// Where a request comes from: each has its own queue.
+    public enum Origin: Sendable {
+        /// The metrics listener: whoever reaches it, unauthenticated.
+        case metricsListener
+        /// An administrator, authenticated on a client listener.
+        case administrator
+    }
+
     /// What a request gets back.
     public enum Answer: Sendable {
         case history(StatusHistory)
@@ -33,7 +45,7 @@ public final class StatusHistoryReader: @unchecked Sendable {
         public var busyFactor: Int64 = 5
         /// Users and models the token charts name (the queries return no more; the page sums the rest).
         public var seriesShown = StatusPageRenderer.seriesShown
-        /// Requests waiting at most; past it a request is answered at once as unavailable.
+        /// Requests waiting at most, per `Origin`; past it a request is answered at once as unavailable.
         public var maxPending = 256
         /// Wall-clock time, Unix ms (injected by tests).
         public var clock: @Sendable () -> Int64 = UsageClock.nowMillis
@@ -45,6 +57,8 @@ public final class StatusHistoryReader: @unchecked Sendable {
 
     private struct State {
         var pending: [@Sendable (Answer) -> Void] = []
+        /// Of `pending`, those from administrators.
+        var pendingAdministrators = 0
         var stopping = false
     }
 
@@ -55,7 +69,9 @@ public final class StatusHistoryReader: @unchecked Sendable {
 
     // Reader-thread state.
     private var store: UsageStore?
-    private var cached: (at: Int64, until: Int64, history: StatusHistory)?
+    /// The open database file's identity (device, inode): a path naming another file is opened again.
+    private var opened: (device: UInt64, inode: UInt64)?
+    private var cached: (at: Int64, until: Int64, answer: Answer)?
 
     /// Queries run so far (tests check that requests together share one).
     public var queries: Int { lock.withLock { queriesRun } }
@@ -69,11 +85,15 @@ public final class StatusHistoryReader: @unchecked Sendable {
 
     /// Asks for the history; `completion` runs on the reader's thread (or at once, on the caller's, when the reader
     /// is stopping or too far behind). Never blocks on I/O: any thread, event loops included.
-    public func read(_ completion: @escaping @Sendable (Answer) -> Void) {
+    public func read(from origin: Origin = .metricsListener, _ completion: @escaping @Sendable (Answer) -> Void) {
         let refused: String? = lock.withLock {
             if state.stopping { return "the server is stopping" }
-            if state.pending.count >= settings.maxPending { return "too many status pages are being prepared" }
+            let administrators = origin == .administrator
+            let waiting = administrators ? state.pendingAdministrators
+                                         : state.pending.count - state.pendingAdministrators
+            if waiting >= settings.maxPending { return "too many status pages are being prepared" }
             state.pending.append(completion)
+            if administrators { state.pendingAdministrators += 1 }
             if thread == nil { thread = spawnThread(name: "tollgate-status") { [self] in run() } }
             return nil
         }
@@ -106,6 +126,7 @@ public final class StatusHistoryReader: @unchecked Sendable {
             lock.withLock {
                 batch = state.pending
                 state.pending.removeAll()
+                state.pendingAdministrators = 0
                 stopping = state.stopping
             }
             if !batch.isEmpty {
@@ -115,33 +136,60 @@ public final class StatusHistoryReader: @unchecked Sendable {
             if stopping { break }
         }
         store = nil
+        opened = nil
     }
 
     /// The history now: the cached one while fresh, else one query.
     private func history() -> Answer {
         let now = settings.clock()
-        if let cached, now >= cached.at, now < cached.until { return .history(cached.history) }
+        if let cached, now >= cached.at, now < cached.until { return cached.answer }
         let lastDay = UsageClock.dayStart(now) / 86_400_000
         let firstDay = lastDay - Int64(max(1, settings.days)) + 1
         let (since, until) = (firstDay * 86_400_000, (lastDay + 1) * 86_400_000)
+        lock.withLock { queriesRun += 1 }
+        let answer = query(since: since, until: until, firstDay: firstDay, lastDay: lastDay)
+        let done = settings.clock()
+        let took = max(0, done - now)
+        cached = (now, done + max(settings.freshMillis, took * settings.busyFactor), answer)
+        return answer
+    }
+
+    /// One reading of the ledger.
+    private func query(since: Int64, until: Int64, firstDay: Int64, lastDay: Int64) -> Answer {
+        if store != nil, !Self.same(Self.identity(settings.path), opened) {
+            // The path names another file now (or none): what the open connection reads is no longer the ledger.
+            store = nil
+            opened = nil
+        }
         do throws(SQLiteError) {
             let store: UsageStore
-            if let open = self.store { store = open } else { store = try UsageStore(reading: settings.path) }
+            if let open = self.store {
+                store = open
+            } else {
+                store = try UsageStore(reading: settings.path)
+                opened = Self.identity(settings.path)
+            }
             self.store = store
-            lock.withLock { queriesRun += 1 }
-            let days = try store.dayTotals(since: since, until: until)
-            let users = try store.dayTokens(by: .user, since: since, until: until, top: settings.seriesShown)
-            let models = try store.dayTokens(by: .model, since: since, until: until, top: settings.seriesShown)
-            let history = StatusHistory(firstDay: firstDay, lastDay: lastDay, days: days, users: users, models: models,
-                                        limit: settings.seriesShown)
-            let done = settings.clock()
-            let took = max(0, done - now)
-            cached = (now, done + max(settings.freshMillis, took * settings.busyFactor), history)
-            return .history(history)
+            let read = try store.dayHistory(since: since, until: until, top: settings.seriesShown)
+            return .history(StatusHistory(firstDay: firstDay, lastDay: lastDay, days: read.days, users: read.users,
+                                          models: read.models, limit: settings.seriesShown))
         } catch {
-            // Opened again at the next request: the file may not exist yet (the writer creates it) or be replaced.
+            // Opened again at the next query: the file may not exist yet (the writer creates it) or be replaced.
             store = nil
+            opened = nil
             return .unavailable("the usage ledger cannot be read: \(error.description)")
         }
+    }
+
+    private static func same(_ a: (device: UInt64, inode: UInt64)?, _ b: (device: UInt64, inode: UInt64)?) -> Bool {
+        guard let a, let b else { return false }
+        return a == b
+    }
+
+    /// The device and inode `path` names now; nil when it names nothing.
+    private static func identity(_ path: String) -> (device: UInt64, inode: UInt64)? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return (UInt64(st.st_dev), UInt64(st.st_ino))
     }
 }

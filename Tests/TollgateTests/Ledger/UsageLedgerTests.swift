@@ -64,6 +64,9 @@ func ledgerRow(_ n: Int, time: Int64, user: String? = "alice", key: String? = ni
         #expect(UsageRow.storedModel(straddling) == String(repeating: "a", count: UsageRow.maxModelBytes - 1))
         let wide = String(repeating: "é", count: 1000)   // 2 bytes each
         #expect(UsageRow.storedModel(wide) == String(repeating: "é", count: UsageRow.maxModelBytes / 2))
+        // A NUL would end the name for SQLite's text functions: two names would read as one.
+        #expect(UsageRow.storedModel("nul\u{0}A") == "nul\u{FFFD}A")
+        #expect(UsageRow.storedModel(String(repeating: "\u{0}", count: 300)).utf8.count <= UsageRow.maxModelBytes)
 
         let path = StateDatabase.path(in: try makeTemporaryDirectory())
         let store = try UsageStore(writing: path)

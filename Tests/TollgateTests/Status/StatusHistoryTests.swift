@@ -21,7 +21,10 @@ import TollgateTestSupport
     }
 
     static func database(_ rows: [UsageRow]) throws -> String {
-        let path = StateDatabase.path(in: try makeTemporaryDirectory())
+        try database(at: StateDatabase.path(in: try makeTemporaryDirectory()), rows)
+    }
+
+    static func database(at path: String, _ rows: [UsageRow]) throws -> String {
         let store = try UsageStore(writing: path)
         try store.insert(rows)
         return path
@@ -203,6 +206,157 @@ import TollgateTestSupport
         #expect(page.contains("3000" + String(repeating: "0", count: 116) + "…"), "shown names cut further")
         #expect(!page.contains("<b>"))
         #expect(page.utf8.count < 200_000)
+    }
+
+    @Test func namesWithoutTokensNeverRankAndSumsSaturate() throws {
+        // What one user can write: 2000 distinct made-up model names that Ollama refused (no tokens), beside the
+        // real ones; and rows whose counts (as a backend reported them) add up past Int64.
+        let path = try Self.database([])
+        let writer = try UsageStore(writing: path)
+        try writer.database.exec("""
+            WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 2000)
+            INSERT INTO usage (time, request_id, user, model, route, status, duration_us)
+            SELECT \(Self.noon) - (i % 30) * 86400000, printf('r%d', i), 'bob', printf('made-up-%d', i),
+                   '/api/generate', 404, 100 FROM c;
+            WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 40)
+            INSERT INTO usage (time, request_id, user, model, route, status, prompt_tokens, completion_tokens,
+                               duration_us, ttfb_us)
+            SELECT \(Self.noon), printf('h%d', i), 'carl', 'huge', '/api/generate', 200, 999999999999999999,
+                   999999999999999999, 100, 9223372036854775807 FROM c;
+            """)
+        let store = try UsageStore(reading: path)
+        let models = try store.dayTokens(by: .model, since: 0, until: Self.noon + Self.day, top: 8)
+        #expect(models.map(\.name) == ["huge"], "no made-up name ranks: \(models.prefix(3))")
+        #expect(models.first?.tokens == Int.max)
+        let days = try store.dayTotals(since: 0, until: Self.noon + Self.day)
+        #expect(days.count == 30 && days.map(\.requests).reduce(0, +) == 2040)
+        #expect(days.last?.tokens == Int.max && days.last?.ttfbMicrosSum == Int64.max && days.last?.ttfbCount == 40)
+        var settings = StatusHistoryReader.Settings(path: path)
+        settings.clock = { Self.noon }
+        let reader = StatusHistoryReader(settings: settings)
+        defer { reader.stop() }
+        let h = try Self.history(reader)
+        #expect(h.tokensByModel.map(\.name) == ["huge"] && h.tokensByUser.map(\.name) == ["carl"])
+    }
+
+    @Test func theRankingTalliesABoundedNumberOfNames() throws {
+        // More names with tokens than are tallied: the ones past the bound count as others, in the days' totals.
+        let path = try Self.database([])
+        let writer = try UsageStore(writing: path)
+        let count = UsageStore.pageNamesTallied + 50
+        try writer.database.exec("""
+            WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < \(count))
+            INSERT INTO usage (time, request_id, user, model, route, status, prompt_tokens, completion_tokens,
+                               duration_us)
+            SELECT \(Self.noon), printf('r%d', i), 'bob', printf('m%06d', i), '/api/generate', 200, 1,
+                   CASE WHEN i > \(count - 5) THEN 1000 ELSE 0 END, 100 FROM c
+            """)
+        var settings = StatusHistoryReader.Settings(path: path)
+        settings.clock = { Self.noon }
+        let reader = StatusHistoryReader(settings: settings)
+        defer { reader.stop() }
+        let h = try Self.history(reader)
+        #expect(h.tokensByModel.count == StatusPageRenderer.seriesShown)
+        #expect(h.tokensByModel.last?.isRest == true)
+        #expect(h.tokensByModel.map(\.total).reduce(0, +) == count + 5 * 1000, "every token is drawn")
+    }
+
+    @Test func aFailureIsReusedLikeAnAnswer() throws {
+        let dir = try makeTemporaryDirectory()
+        let path = dir + "/tollgate.db"
+        try Data(repeating: 0x41, count: 8192).write(to: URL(fileURLWithPath: path))
+        let clock = Mutex(Self.noon)
+        var settings = StatusHistoryReader.Settings(path: path)
+        settings.clock = { clock.withLock { $0 } }
+        let reader = StatusHistoryReader(settings: settings)
+        defer { reader.stop() }
+        for _ in 0..<3 {
+            guard case .unavailable(let why) = Self.answer(reader) else { Issue.record("read a file that is no database"); return }
+            #expect(why.contains("the usage ledger cannot be read"), "\(why)")
+        }
+        #expect(reader.queries == 1, "a failing ledger is not read again for every request")
+        // Once it may be read again, a repaired ledger is.
+        try FileManager.default.removeItem(atPath: path)
+        _ = try Self.database(at: path, [Self.row(1, time: Self.noon)])
+        clock.withLock { $0 += 6000 }
+        #expect(try Self.history(reader).days.last?.requests == 1)
+        #expect(reader.queries == 2)
+    }
+
+    @Test func aReplacedLedgerIsReadFromTheNewFile() throws {
+        let path = try Self.database([Self.row(1, time: Self.noon)])
+        let clock = Mutex(Self.noon)
+        var settings = StatusHistoryReader.Settings(path: path)
+        settings.clock = { clock.withLock { $0 } }
+        let reader = StatusHistoryReader(settings: settings)
+        defer { reader.stop() }
+        #expect(try Self.history(reader).days.last?.requests == 1)
+        // A restored backup renamed over the ledger: the open connection would go on reading the old file.
+        let other = try Self.database([Self.row(1, time: Self.noon), Self.row(2, time: Self.noon),
+                                       Self.row(3, time: Self.noon)])
+        #expect(rename(other, path) == 0)
+        clock.withLock { $0 += 6000 }
+        #expect(try Self.history(reader).days.last?.requests == 3)
+    }
+
+    @Test func anonymousRequestsCannotFillTheAdministratorsQueue() throws {
+        let path = try Self.database([Self.row(1, time: Self.noon)])
+        var settings = StatusHistoryReader.Settings(path: path)
+        settings.clock = { Self.noon }
+        settings.maxPending = 2
+        let reader = StatusHistoryReader(settings: settings)
+        defer { reader.stop() }
+        // The reader's thread is held in a completion while requests queue behind it.
+        let gate = ConditionLock()
+        let held = Mutex(false), release = Mutex(false)
+        reader.read { _ in
+            held.withLock { $0 = true }
+            gate.broadcast()
+            _ = gate.wait(until: .max) { release.withLock { $0 } }
+        }
+        _ = gate.wait(until: .max) { held.withLock { $0 } }
+        let answers = Mutex<[String]>([])
+        let done = ConditionLock()
+        func ask(_ origin: StatusHistoryReader.Origin, _ tag: String) {
+            reader.read(from: origin) { answer in
+                let what: String
+                switch answer {
+                case .history: what = "history"
+                case .unavailable(let why): what = why
+                }
+                answers.withLock { $0.append("\(tag): \(what)") }
+                done.broadcast()
+            }
+        }
+        for i in 0..<3 { ask(.metricsListener, "anonymous \(i)") }
+        #expect(answers.withLock { $0 } == ["anonymous 2: too many status pages are being prepared"])
+        ask(.administrator, "admin")
+        #expect(answers.withLock { $0.count } == 1, "the administrator waits in a queue of their own")
+        release.withLock { $0 = true }
+        gate.broadcast()
+        _ = done.wait(until: .max) { answers.withLock { $0.count } == 4 }
+        #expect(answers.withLock { $0 }.contains("admin: history"))
+    }
+
+    @Test func theLedgerIsIndexedOnTimeNotOnUserAndTime() throws {
+        // A ledger of an earlier release: its index on (user, time) is replaced at the first open for writing.
+        let path = try Self.database([])
+        let old = try UsageStore(writing: path)
+        try old.database.exec("DROP INDEX usage_time; CREATE INDEX usage_user_time ON usage (user, time)")
+        old.database.close()
+        let store = try UsageStore(writing: path)
+        let query = try store.database.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'usage'")
+        var names: Set<String> = []
+        while try query.step() { names.insert(query.text(0) ?? "") }
+        query.reset()
+        #expect(names == ["usage_time", "usage_key"])
+        let plan = try store.database.prepare("""
+            EXPLAIN QUERY PLAN SELECT count(*) FROM usage WHERE time >= 1 AND time < 2
+            """)
+        var detail = ""
+        while try plan.step() { detail += plan.text(3) ?? "" }
+        plan.reset()
+        #expect(detail.contains("USING COVERING INDEX usage_time"), "\(detail)")
     }
 
     @Test func aMissingDatabaseIsAnAnswerNotAFailure() throws {

@@ -60,6 +60,16 @@ import Testing
         #expect(HTMLText.escape("a<b", limit: 2) == "a&lt;…")
     }
 
+    /// A name that reads as another: a right-to-left override makes `x‮b7:lartsim` read `xmistral:7b`. What is
+    /// not seen but changes what is seen is shown by its code; other scripts and emoji are shown as they are.
+    @Test func invisibleCharactersAreShownByTheirCode() {
+        #expect(HTMLText.escape("x\u{202E}b7:lartsim") == "x[U+202E]b7:lartsim")
+        #expect(HTMLText.escape("a\u{200B}b\u{2066}c\u{00AD}d\u{2028}e\u{0085}f\u{FEFF}") ==
+                "a[U+200B]b[U+2066]c[U+00AD]d[U+2028]e[U+0085]f[U+FEFF]")
+        #expect(HTMLText.escape("qwen2:7b 通义 ÉTÉ 😀") == "qwen2:7b 通义 ÉTÉ 😀")
+        #expect(HTMLText.escape("nul\u{0}x") == "nul\u{FFFD}x")
+    }
+
     @Test func anEmptyLedgerSaysSo() throws {
         let page = StatusPageRenderer.render(now: Self.now(), history: Self.history([]))
         #expect(page.contains("The usage ledger has no requests in these days yet."))
