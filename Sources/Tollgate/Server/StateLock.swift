@@ -16,7 +16,7 @@ import TollgateIO
 /// own until it is released, so in `tollgate serve` that is the process's exit.
 ///
 /// The commands that edit the state database beside a running server (`tollgate keys`, `usage`) take no lock.
-/// Start-up only (file I/O).
+/// Removing `serve.lock` while a server runs defeats the check (a new file is locked anew). Start-up only (file I/O).
 public final class StateLock: Sendable {
     /// The lock file's name in the state directory.
     public static let fileName = "serve.lock"
@@ -69,6 +69,10 @@ public final class StateLock: Sendable {
             guard fd >= 0 else {
                 let code = errno
                 if code == ELOOP { throw .unusable("\(path) is a link: remove it (the lock file is never followed)") }
+                if code == EACCES {
+                    throw .unusable("cannot open \(path): \(Syscall.describe(code)) (another user's: remove it when no "
+                                    + "tollgate serve runs there)")
+                }
                 throw .unusable("cannot open \(path): \(Syscall.describe(code))")
             }
             var info = stat()
@@ -99,6 +103,12 @@ public final class StateLock: Sendable {
                 throw .unusable("cannot lock \(path): \(Syscall.describe(code))")
             }
             if info.st_mode & 0o777 != 0o600 { fchmod(fd, 0o600) }
+            // Root's start (an admin trying the server by hand) leaves the file to the directory's owner, the server's
+            // user, whose service could not open it after (as `tollgate keys` gives a new database to that owner).
+            var owner = stat()
+            if geteuid() == 0 && info.st_uid == 0 && stat(directory, &owner) == 0 && owner.st_uid != 0 {
+                fchown(fd, owner.st_uid, owner.st_gid)
+            }
             // The pid only names the holder in another server's refusal: a failure to write it costs nothing else
             // (the refusal then says the pid is unknown).
             if ftruncate(fd, 0) == 0 { _ = Syscall.writeAll(fd, Array("\(getpid())\n".utf8)) }

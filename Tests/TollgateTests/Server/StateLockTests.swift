@@ -84,6 +84,29 @@ import TollgateIO
         #expect(Self.text(target) == "keep\n")
     }
 
+    @Test(.enabled(if: geteuid() == 0, "root only: a file given to another user"))
+    func rootLeavesANewLockFileToTheDirectorysOwner() throws {
+        let dir = try Self.directory()
+        #expect(chown(dir, 65534, 65534) == 0)
+        let lock = try StateLock.acquire(directory: dir)
+        var info = stat()
+        #expect(stat(dir + "/" + StateLock.fileName, &info) == 0)
+        #expect(info.st_uid == 65534 && info.st_gid == 65534, "the server's user could not open it after")
+        #expect(lock.directory == dir)
+    }
+
+    @Test func aLockFileThatCannotBeMadeStopsAServerOnlyWhenItsLedgerIsOn() throws {
+        let dir = try Self.directory()
+        let database = dir + "/missing/state/" + StateDatabase.fileName
+        var warnings: [String] = []
+        #expect(try StateLock.forServer(databasePath: database, required: false) { warnings.append($0) } == nil)
+        #expect(warnings.allSatisfy { $0.contains("cannot create the state directory \(dir)/missing/state") })
+        #expect(throws: SocketError.self) {
+            _ = try StateLock.forServer(databasePath: database, required: true) { warnings.append($0) }
+        }
+        #expect(warnings.count <= 1, "said more than once: \(warnings)")
+    }
+
     @Test func serversOnOneStateDirectoryInOneProcessShareItsLock() throws {
         let dir = try Self.directory()
         var config = ServerConfig()
