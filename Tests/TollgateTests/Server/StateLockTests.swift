@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import Testing
 import Tollgate
@@ -6,7 +7,7 @@ import TollgateIO
 /// The state directory's lock: shared by every holder in this process (servers included), refused while another
 /// open of the file (as another process would hold it) has it, never taken through a link.
 @Suite(.serialized) struct StateLockTests {
-    /// A fresh temporary directory (left for the system's cleanup of /tmp).
+    /// A fresh temporary directory (each test removes it).
     static func directory() throws -> String {
         var template = Array("/tmp/tollgate-statelock-XXXXXX".utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
@@ -29,6 +30,7 @@ import TollgateIO
 
     @Test func holdersInOneProcessShareTheLockUntilTheLastLetsGo() throws {
         let dir = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         var first: StateLock? = try StateLock.acquire(directory: dir + "/state")
         // Another spelling of the same directory shares it too (the file is recognised, not the path).
         var second: StateLock? = try StateLock.acquire(directory: dir + "/./state/")
@@ -50,6 +52,7 @@ import TollgateIO
 
     @Test func aLockHeldElsewhereIsRefusedNamingItsPid() throws {
         let dir = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let fd = open(dir + "/" + StateLock.fileName, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         try #require(fd >= 0)
         defer { close(fd) }
@@ -69,6 +72,7 @@ import TollgateIO
 
     @Test func aLinkInPlaceOfTheLockFileIsRefusedNeverFollowed() throws {
         let dir = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let target = dir + "/elsewhere"
         let fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
         try #require(fd >= 0)
@@ -87,6 +91,7 @@ import TollgateIO
     @Test(.enabled(if: geteuid() == 0, "root only: a file given to another user"))
     func rootLeavesANewLockFileToTheDirectorysOwner() throws {
         let dir = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(chown(dir, 65534, 65534) == 0)
         let lock = try StateLock.acquire(directory: dir)
         var info = stat()
@@ -97,6 +102,7 @@ import TollgateIO
 
     @Test func aLockFileThatCannotBeMadeStopsAServerOnlyWhenItsLedgerIsOn() throws {
         let dir = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         let database = dir + "/missing/state/" + StateDatabase.fileName
         var warnings: [String] = []
         #expect(try StateLock.forServer(databasePath: database, required: false) { warnings.append($0) } == nil)
@@ -109,6 +115,7 @@ import TollgateIO
 
     @Test func serversOnOneStateDirectoryInOneProcessShareItsLock() throws {
         let dir = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         var config = ServerConfig()
         config.listen = []
         config.listenPlain = [SocketAddress(parsing: "127.0.0.1:0")!]
@@ -132,6 +139,7 @@ import TollgateIO
 
     @Test func aServerOnADirectoryHeldElsewhereIsRefusedBeforeItBinds() throws {
         let dir = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(mkdir(dir + "/state", 0o700) == 0)
         let fd = open(dir + "/state/" + StateLock.fileName, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         try #require(fd >= 0)
