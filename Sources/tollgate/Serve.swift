@@ -178,6 +178,8 @@ struct Startup {
     let config: ServerConfig
     /// What `check-config` found out about the certificate, for its report.
     private(set) var certificateReport: String?
+    /// `serve`'s lock on the state directory, taken before anything is made there (the server takes its own too).
+    private(set) var stateLock: StateLock?
 
     /// The default users file when none is configured.
     static let defaultUsersPath = "users.htpasswd"
@@ -191,7 +193,12 @@ struct Startup {
         var config = loaded.config
         var problems = loaded.problems.map(\.description)
         let troubled = Set(loaded.problems.compactMap(\.key))
-        if mode == .serve && problems.isEmpty { Diagnostics.configure(structured: config.accessLog == .json) }
+        if mode == .serve && problems.isEmpty {
+            Diagnostics.configure(structured: config.accessLog == .json)
+            // One running serve per state directory, checked before the ACME store (below) or the database (the
+            // server) is touched there.
+            stateLock = try Startup.lockStateDirectory(config, usersPath: resolved.string("users"))
+        }
         if mode != .admin && !config.listen.isEmpty && troubled.isDisjoint(with: ["cert", "key", "listen", "listen-plain"]) {
             var acmeReport: String?
             if !config.acmeDomains.isEmpty, troubled.isDisjoint(with: ["acme-domain", "acme-ca", "state-dir", "users"]),
@@ -278,6 +285,19 @@ struct Startup {
             note("warning: admin \(name) is not a user in \(config.usersPath ?? "the users file")")
         }
         self.config = config
+    }
+
+    /// The lock on the state directory `serve` will use (`state-dir`, or the folder beside the users file at
+    /// `usersPath`). Another running serve there stops the start; a lock file that cannot be made stops it when the
+    /// ledger is on (the database could not be written there either), else the server says so and runs without.
+    static func lockStateDirectory(_ config: ServerConfig, usersPath: String?) throws -> StateLock? {
+        let directory = StateDatabase.directory(configured: config.stateDirectory, usersPath: usersPath)
+        do {
+            return try StateLock.acquire(directory: directory)
+        } catch {
+            if case .unusable = error, !config.ledgerEnabled { return nil }
+            throw StartupError(error.description)
+        }
     }
 
     /// The name of the user a first start generates: an ordinary user, as its name says (admin routes need the

@@ -17,6 +17,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,6 +236,15 @@ def _start_fake_ollama(binaries, log_dir: Path) -> Server:
     return Server(proc, host, port, "http")
 
 
+def own_state_dir(extra, parent: Path, name: str) -> list[str]:
+    """`--state-dir` of a new directory under `parent` for the server `name`, unless `extra` names one. One running
+    `tollgate serve` per state directory (a second one there refuses to start), and the default one, beside the
+    users file, would be every server's that shares the session's users file."""
+    if any(a == "--state-dir" or a.startswith("--state-dir=") for a in extra):
+        return []
+    return ["--state-dir", tempfile.mkdtemp(prefix=f"{name}-state-", dir=parent)]
+
+
 def start_tollgate(binaries, tls: TLSFiles, users: Path, upstream: Server, log_dir: Path, name: str,
                    *extra: str) -> Server:
     """Starts a Tollgate on 127.0.0.1 with an OS-chosen port (it prints the bound one)."""
@@ -247,6 +257,7 @@ def start_tollgate(binaries, tls: TLSFiles, users: Path, upstream: Server, log_d
             "--upstream", f"http://{upstream.host}:{upstream.port}",
             "--users", str(users),
             "--log", "none",
+            *own_state_dir(extra, log_dir, name),
             *extra,
         ],
         log_dir,

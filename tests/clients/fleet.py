@@ -239,7 +239,7 @@ def start_tollgate(binaries, users: Path, log_dir: Path, name: str, upstreams: l
         argv += ["--upstream", u]
     if redis is not None:
         argv += ["--redis", redis.url, "--fleet-size", str(fleet_size)]
-    argv += list(extra)
+    argv += conftest.own_state_dir(extra, log_dir, name) + list(extra)
     proc = Proc(name, argv, log_dir).start(
         r"serving http://127\.0\.0\.1:(\d+)[\s\S]*metrics on http://127\.0\.0\.1:(\d+)/metrics")
     port, metrics_port = int(proc.match.group(1)), int(proc.match.group(2))

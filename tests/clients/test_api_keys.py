@@ -7,6 +7,7 @@ takes keys."""
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import anthropic
 import httpx
@@ -21,13 +22,24 @@ MESSAGES = [{"role": "user", "content": "Why is the sky blue?"}]
 EXPECTED_TEXT = "".join(f"tok{i} " for i in range(TOKENS))
 
 
-@pytest.fixture(scope="module")
-def key_env(binaries, users_file, tmp_path_factory):
-    """A users file of its own (a copy) and a state directory beside it, for the `keys` command and the server."""
-    d = tmp_path_factory.mktemp("keys")
+def new_key_env(users_file: Path, d: Path) -> dict:
+    """A users file of its own (a copy) and a state directory beside it in `d`, for the `keys` command and one
+    server (one running tollgate serve per state directory)."""
     users = d / "users.htpasswd"
     shutil.copy(users_file, users)
     return {"users": users, "state": d / "state"}
+
+
+@pytest.fixture(scope="module")
+def key_env(binaries, users_file, tmp_path_factory):
+    """The key environment `keyed` serves."""
+    return new_key_env(users_file, tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module")
+def keys_only_env(binaries, users_file, tmp_path_factory):
+    """The key environment `keys_only` serves (`keyed` holds key_env's state directory meanwhile)."""
+    return new_key_env(users_file, tmp_path_factory.mktemp("keys-only"))
 
 
 def keys_cmd(binaries, env, *args, check=True):
@@ -62,9 +74,9 @@ def keyed(binaries, tls, key_env, fake_ollama, log_dir):
 
 
 @pytest.fixture(scope="module")
-def keys_only(binaries, tls, key_env, fake_ollama, log_dir):
-    server = start_tollgate(binaries, tls, key_env["users"], fake_ollama, log_dir, "tollgate-keys-only", "--rate", "0",
-                            "--state-dir", str(key_env["state"]), "--password-logins", "nowhere")
+def keys_only(binaries, tls, keys_only_env, fake_ollama, log_dir):
+    server = start_tollgate(binaries, tls, keys_only_env["users"], fake_ollama, log_dir, "tollgate-keys-only", "--rate",
+                            "0", "--state-dir", str(keys_only_env["state"]), "--password-logins", "nowhere")
     yield server
     server.proc.stop()
 
@@ -163,8 +175,9 @@ def test_basic_with_the_key_as_password(binaries, keyed, tls, key_env):
         assert h.get(f"{keyed.url}/api/tags", auth=("mallory", key)).status_code == 401
 
 
-def test_password_logins_nowhere_refuses_passwords_and_takes_keys(binaries, keys_only, tls, key_env, monkeypatch):
-    key = create_key(binaries, key_env)
+def test_password_logins_nowhere_refuses_passwords_and_takes_keys(binaries, keys_only, tls, keys_only_env,
+                                                                   monkeypatch):
+    key = create_key(binaries, keys_only_env)
     with httpx.Client(verify=tls.context(), timeout=30) as h:
         r = h.get(f"{keys_only.url}/api/tags", auth=(USER, PASSWORD))
         assert r.status_code == 401 and "API keys only" in r.json()["error"]
@@ -193,9 +206,11 @@ def _works(call) -> bool:
 OTHER = "llama3:8b"
 
 
-def test_a_key_limited_to_models_cannot_manage_models_or_name_others(binaries, tls, key_env, fake_ollama, log_dir):
+def test_a_key_limited_to_models_cannot_manage_models_or_name_others(binaries, tls, users_file, fake_ollama, log_dir,
+                                                                     tmp_path):
     """A key with --models keeps none of its (admin) user's model management: admin and blob routes are refused in
     the caller's shape, /v1/models/{model} names only the key's models, and the status page is refused."""
+    key_env = new_key_env(users_file, tmp_path)
     key = create_key(binaries, key_env, "--name", "chat-ui", "--models", MODEL)
     server = start_tollgate(binaries, tls, key_env["users"], fake_ollama, log_dir, "tollgate-keys-admin", "--rate", "0",
                             "--state-dir", str(key_env["state"]), "--admin", USER)
@@ -225,9 +240,10 @@ def test_a_key_limited_to_models_cannot_manage_models_or_name_others(binaries, t
         server.proc.stop()
 
 
-def test_the_throttle_does_not_tell_which_key_ids_exist(binaries, tls, key_env, fake_ollama, log_dir):
+def test_the_throttle_does_not_tell_which_key_ids_exist(binaries, tls, users_file, fake_ollama, log_dir, tmp_path):
     """A throttled (prefix, user) answers a wrong secret for one of the user's key ids as for an unknown id: a key's
     failures count under the user it claims, else under tg_<id>, never under the id's owner."""
+    key_env = new_key_env(users_file, tmp_path)
     key = create_key(binaries, key_env, "--name", "oracle-target")
     server = start_tollgate(binaries, tls, key_env["users"], fake_ollama, log_dir, "tollgate-keys-oracle", "--rate", "0",
                             "--state-dir", str(key_env["state"]))

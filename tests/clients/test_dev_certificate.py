@@ -22,6 +22,7 @@ def dev_tollgate(binaries, users_file, fake_ollama, tmp_path_factory):
             "--listen", "127.0.0.1:0",
             "--upstream", f"http://{fake_ollama.host}:{fake_ollama.port}",
             "--users", str(users_file),
+            "--state-dir", str(workdir / "state"),
             "--log", "none",
             "--metrics-listen", "off",
         ],

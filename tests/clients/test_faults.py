@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MODEL, PASSWORD, USER, Proc, wait_for_port, wait_until
+from conftest import MODEL, PASSWORD, USER, Proc, own_state_dir, wait_for_port, wait_until
 
 AUTH = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 
@@ -38,7 +38,8 @@ def start_tollgate(binaries, users: Path, upstream_port: int, log_dir: Path, nam
                    wrapper: tuple = ()) -> tuple:
     p = Proc(name, [*wrapper, str(binaries["tollgate"]), "serve", "--listen-plain", "127.0.0.1:0",
                     "--upstream", f"http://127.0.0.1:{upstream_port}", "--users", str(users), "--rate", "0",
-                    "--metrics-listen", "off", *extra], log_dir).start(r"serving http://127\.0\.0\.1:(\d+)")
+                    "--metrics-listen", "off", *own_state_dir(extra, log_dir, name), *extra],
+             log_dir).start(r"serving http://127\.0\.0\.1:(\d+)")
     port = int(p.match.group(1))
     wait_for_port("127.0.0.1", port)
     # The usage ledger's thread opens its database (3 descriptors: the file, its WAL and shared memory) at start,

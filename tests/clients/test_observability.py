@@ -14,7 +14,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import PASSWORD, USER, Proc, wait_for_port, wait_until
+from conftest import PASSWORD, USER, Proc, own_state_dir, wait_for_port, wait_until
 
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
 
@@ -23,7 +23,8 @@ def start_tollgate(binaries, users: Path, upstream_port: int, log_dir: Path, nam
     """A Tollgate on a plain listener with one worker and a metrics listener; returns (proc, port, metrics port)."""
     p = Proc(name, [str(binaries["tollgate"]), "serve", "--listen-plain", "127.0.0.1:0",
                     "--upstream", f"http://127.0.0.1:{upstream_port}", "--users", str(users), "--rate", "0",
-                    "--workers", "1", "--metrics-listen", "127.0.0.1:0", "--log", log], log_dir).start(
+                    "--workers", "1", "--metrics-listen", "127.0.0.1:0", "--log", log,
+                    *own_state_dir((), log_dir, name)], log_dir).start(
         r"serving http://127\.0\.0\.1:(\d+)[\s\S]*metrics on http://127\.0\.0\.1:(\d+)/metrics")
     port, metrics_port = int(p.match.group(1)), int(p.match.group(2))
     wait_for_port("127.0.0.1", port)

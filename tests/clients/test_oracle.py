@@ -32,7 +32,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO, Proc, Server, wait_for_port
+from conftest import REPO, Proc, Server, own_state_dir, wait_for_port
 
 ADMIN, ADMIN_PW = "root", "Oracle-admin-pw-1"
 USER, USER_PW = "bob", "Oracle-user-pw-1"
@@ -141,6 +141,7 @@ def _start_gate(binaries, users: Path, oracle: Oracle, log_dir: Path, key: str, 
         "--upstream-timeout", "5",
         "--metrics-listen", "off",
         "--log", "none",
+        *own_state_dir((), log_dir, name),
     ]
     for m in allow or ():
         argv += ["--model-allow", m]

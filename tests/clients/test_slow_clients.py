@@ -177,7 +177,7 @@ def make_target(binaries, tls, users_file, tmp_path_factory, head_timeout: int, 
             "--listen", "127.0.0.1:0", "--listen-plain", "127.0.0.1:0",
             "--cert", str(tls.cert), "--key", str(tls.key),
             "--upstream", f"http://{upstream.host}:{upstream.port}",
-            "--users", str(users_file),
+            "--users", str(users_file), "--state-dir", str(log_dir / "state"),
             # Every attacking connection comes from 127.0.0.1: no per-client cap, so the timeouts are what is measured.
             "--rate", "0", "--max-inflight-per-user", "0", "--max-connections-per-client", "0",
             "--head-timeout", str(head_timeout), "--body-timeout", str(head_timeout),

@@ -219,7 +219,7 @@ def tollgate_development_pair(binaries, users_file, fake_ollama, tmp_path_factor
         [
             str(binaries["tollgate"]), "serve", "--listen", "127.0.0.1:0",
             "--upstream", f"http://{fake_ollama.host}:{fake_ollama.port}",
-            "--users", str(users_file), "--log", "none", "--metrics-listen", "off",
+            "--users", str(users_file), "--state-dir", str(d / "state"), "--log", "none", "--metrics-listen", "off",
         ],
         d,
     ).start(r"serving https://([0-9.]+):(\d+)")

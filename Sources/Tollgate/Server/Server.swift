@@ -45,6 +45,10 @@ public final class Server: @unchecked Sendable {
     public let ledger: UsageLedger?
     /// This instance's id in the fleet's quota balances (`FleetMember`).
     public let fleetMember: String
+    /// The lock on the state directory (the database's), held as long as this server lives: no other process can
+    /// serve from the directory meanwhile; other servers in this process share it (`StateLock`). Nil without a
+    /// database, or, with the ledger off, when the lock file cannot be made (said once).
+    public let stateLock: StateLock?
     /// The status page's reader of the ledger (nil with the ledger off); its thread starts at the first page.
     public let statusHistory: StatusHistoryReader?
     /// The Ollama backends shared by every loop, with several upstreams (or a `max=`); nil on the single path.
@@ -75,6 +79,10 @@ public final class Server: @unchecked Sendable {
                 quotaBook: QuotaBook = QuotaBook()) throws(SocketError) {
         self.config = config
         self.quotaBook = quotaBook
+        // First of all: a server refused because another one serves from the directory opens nothing in it.
+        stateLock = try config.databasePath.flatMap { path throws(SocketError) in
+            try StateLock.forServer(databasePath: path, required: config.ledgerEnabled) { Diagnostics.warn($0) }
+        }
         // Each worker gets a TLS context of its own, in an OpenSSL library context of its own (see TLSLibrary),
         // all built from one reading of the files; the first is built here so a bad pair fails before any loop.
         var certificate: TLSCertificate?

@@ -7,8 +7,10 @@ import TollgateIO
 /// member whose spending the balances already hold, and adds nothing again.
 ///
 /// The file is created only where it is missing: a file that cannot be read or holds no id stops the start (a new id
-/// would add this server's ledger to the fleet's balances a second time). Servers that share one state directory
-/// share its ledger and its id: they are one member. A copy of the directory running elsewhere is seen by the join
+/// would add this server's ledger to the fleet's balances a second time). One running `tollgate serve` per state
+/// directory (`StateLock`): a second process refuses to start there, so no two processes join as one member. Servers
+/// within one process (as tests run them) share the directory's ledger and id: they are one member. A copy of the
+/// directory running elsewhere (another machine, a restored backup) is seen by the join
 /// (`SharedQuotas.Counters.memberConflicts`).
 public enum FleetMember {
     /// The id's file in the state directory.

@@ -361,7 +361,8 @@ public final class SharedQuotas: @unchecked Sendable {
     }
 
     /// The member's entry names another process: this process's first start-up join could not take it over (Redis
-    /// was down), so it does now; after that, another running process holds this member id.
+    /// was down), so it does now; after that, another running process holds this member id. `StateLock` keeps a
+    /// second server off this machine's state directory, so that process runs on a copy of the directory elsewhere.
     private func entryNamesAnotherProcess() {
         guard process.claimed else {
             join(takeOver: true) { _ in }
@@ -369,9 +370,10 @@ public final class SharedQuotas: @unchecked Sendable {
         }
         counters.memberConflicts += 1
         if process.conflictNoticed() {
-            Diagnostics.warn("quotas: fleet member id \(instanceID) is used by another running Tollgate too (one "
-                             + "state directory shared, or a copy of it running elsewhere): when Redis loses its data "
-                             + "only one of the two adds its spending back; give each server its own state directory")
+            Diagnostics.warn("quotas: fleet member id \(instanceID) is used by another running Tollgate too (a copy "
+                             + "of this state directory serving elsewhere, such as a cloned machine or a restored "
+                             + "backup): when Redis loses its data only one of the two adds its spending back; give "
+                             + "each server its own state directory")
         }
     }
 

@@ -40,7 +40,7 @@ struct SharedQuotaJoinAttackTests {
     }
 
     /// A settlement kept for a retry whose charge a join added (entry `"<nonce y> <through>"`) is charged again when
-    /// another process under the same member id (one state directory shared on purpose, started while Redis was
+    /// another process under the same member id (a copy of the state directory serving elsewhere, started while Redis was
     /// down, so it never claimed the entry) takes the entry over in between: the nonce no longer matches.
     @Test func aTakeOverBetweenAJoinAndARetryChargesTwice() async throws {
         let server = try RedisServerProcess()
