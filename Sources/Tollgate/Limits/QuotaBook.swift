@@ -72,9 +72,11 @@ public final class QuotaBook: Sendable {
     }
 
     /// Every user's spending in the current windows, and the number of the last charge `record` made that it holds
-    /// (every charge numbered up to `through` is in it, none after). One lock: the two agree.
-    public func spendingSnapshot() -> (spent: [String: Spending], through: UInt64) {
-        let windows = UTCWindows(unixSeconds: clock())
+    /// (every charge numbered up to `through` is in it, none after). One lock: the two agree. `now` (Unix seconds,
+    /// the book's clock when nil): the windows, which must be those the caller writes the spending into (a join read
+    /// across midnight would add yesterday's day to today's).
+    public func spendingSnapshot(at now: Int64? = nil) -> (spent: [String: Spending], through: UInt64) {
+        let windows = UTCWindows(unixSeconds: now ?? clock())
         return balances.withLock { table in
             (Self.spending(table, windows), recorded.load(ordering: .relaxed))
         }

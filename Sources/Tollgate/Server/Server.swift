@@ -278,8 +278,9 @@ public final class Server: @unchecked Sendable {
             let redis = BlockingRedis(configuration: shared.redis, address: try shared.redis.resolve(),
                                       timeoutMillis: Int(max(1000, shared.redis.commandTimeoutMillis)))
             defer { redis.close() }
-            let (spent, through) = quotaBook.spendingSnapshot()
-            if try SharedQuotas.join(spent, member: fleetMember, lastCharge: through, now: quotaBook.clock(),
+            let now = quotaBook.clock()
+            let (spent, through) = quotaBook.spendingSnapshot(at: now)
+            if try SharedQuotas.join(spent, member: fleetMember, lastCharge: through, now: now,
                                      through: redis), !spent.isEmpty {
                 Diagnostics.info("quotas: added this server's spending in the current day and month (from its usage "
                                  + "ledger) to the fleet's balances in Redis at \(shared.redis.redactedURL)")

@@ -331,7 +331,7 @@ public final class SharedQuotas: @unchecked Sendable {
         }
         joinWaiters = [done]
         let now = clock()
-        let (spent, through) = book.spendingSnapshot()
+        let (spent, through) = book.spendingSnapshot(at: now)
         // While running, Redis lost its data: nothing to adopt (a Tollgate of this release writes no balances
         // without joining).
         let (keys, args) = Self.joinCommand(spent, member: instanceID, entry: "\(nonce) \(through)",

@@ -156,6 +156,17 @@ import Testing
         #expect(book.balance(of: "alice").dayTokens == 30)
     }
 
+    @Test func aSnapshotIsTakenInTheWindowsItIsAskedFor() {
+        // A fleet join reads the clock once and writes the snapshot into that moment's windows: read across
+        // midnight, the day's spending must not be yesterday's.
+        let book = QuotaBook(clock: Clock(Self.lateEvening).read)
+        let through = book.record(user: "alice", .counted(40), reserved: 0)
+        #expect(book.spendingSnapshot().spent["alice"] == Spending(dayTokens: 40, monthTokens: 40, dayRequests: 1))
+        let (spent, after) = book.spendingSnapshot(at: Self.lateEvening + 3600)
+        #expect(spent["alice"] == Spending(dayTokens: 0, monthTokens: 40, dayRequests: 0))
+        #expect(after == through)
+    }
+
     @Test func aRequestCutOffIsChargedItsReservation() {
         let book = QuotaBook(clock: Clock(Self.lateEvening).read)
         guard case .granted(let r) = book.reserve(user: "alice", limits: QuotaLimits(tokensPerMonth: 5000),
