@@ -344,25 +344,41 @@ static int acme_client_hello(SSL *ssl, int *alert, void *arg) {
     if (!client_hello_sni(ssl, domain, sizeof(domain))) return SSL_CLIENT_HELLO_SUCCESS;
     tg_tls_library *lib = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
     OSSL_LIB_CTX *libctx = lib ? tg_tls_library_libctx(lib) : NULL;
-    X509 *cert = NULL;
-    EVP_PKEY *key = NULL;
+    // The challenge's PEM is copied under the lock and parsed after it: a flood of such handshakes on every worker
+    // waits on one another for a copy, not for a parse.
+    char *pem_cert = NULL, *pem_key = NULL;
+    size_t cert_len = 0, key_len = 0;
     pthread_mutex_lock(&challenge_lock);
     for (int i = 0; i < TG_ACME_CHALLENGES; i++) {
         acme_challenge *c = &challenges[i];
         if (!c->cert || strcasecmp(c->domain, domain) != 0) continue;
-        BIO *in = BIO_new_mem_buf(c->cert, (int)c->cert_len);
+        pem_cert = malloc(c->cert_len);
+        pem_key = malloc(c->key_len);
+        if (pem_cert && pem_key) {
+            memcpy(pem_cert, c->cert, c->cert_len);
+            memcpy(pem_key, c->key, c->key_len);
+            cert_len = c->cert_len;
+            key_len = c->key_len;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&challenge_lock);
+    X509 *cert = NULL;
+    EVP_PKEY *key = NULL;
+    if (cert_len > 0 && key_len > 0) {
+        BIO *in = BIO_new_mem_buf(pem_cert, (int)cert_len);
         cert = in ? X509_new_ex(libctx, NULL) : NULL;
         if (cert && !PEM_read_bio_X509(in, &cert, no_password, NULL)) {
             X509_free(cert);
             cert = NULL;
         }
         BIO_free(in);
-        in = BIO_new_mem_buf(c->key, (int)c->key_len);
+        in = BIO_new_mem_buf(pem_key, (int)key_len);
         if (in) key = PEM_read_bio_PrivateKey_ex(in, NULL, no_password, NULL, libctx, NULL);
         BIO_free(in);
-        break;
     }
-    pthread_mutex_unlock(&challenge_lock);
+    free(pem_cert);
+    if (pem_key) OPENSSL_clear_free(pem_key, key_len);
     int ok = cert && key && SSL_use_certificate(ssl, cert) == 1 && SSL_use_PrivateKey(ssl, key) == 1 &&
              SSL_ctrl(ssl, SSL_CTRL_CHAIN, 0, NULL) == 1;
     X509_free(cert);

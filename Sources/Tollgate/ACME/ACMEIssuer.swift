@@ -23,6 +23,12 @@ extension ACMEClient {
                     if authorization.status == "valid" { continue }
                     throw ACMEError("the authorization for \(authorization.domain) is \(authorization.status)")
                 }
+                // Only a name this order asked for is answered: it goes into a challenge certificate and is matched
+                // against handshakes, and a CA (or whoever stands in for it) must not choose what.
+                guard domains.contains(where: { $0.lowercased() == authorization.domain.lowercased() }) else {
+                    throw ACMEError("the CA asked to validate \(DoctorJSON.quoted(String(authorization.domain.prefix(300)))), "
+                                    + "which this order did not name (\(domains.joined(separator: ", ")))")
+                }
                 guard let challenge = responder.challengeTypes.lazy.compactMap({ type in
                     authorization.challenges.first { $0.type == type }
                 }).first else {

@@ -108,6 +108,35 @@ import TollgateIO
         #expect(waits.withLock { $0 } == [3, 60])
     }
 
+    /// An authorization for a name the order did not ask for (a CA gone wrong, or whoever answers in its place) is
+    /// refused before anything is presented: the name would go into a challenge certificate.
+    @Test func anAuthorizationForAnotherNameIsRefused() throws {
+        final class Recorder: ChallengeResponder, @unchecked Sendable {
+            let presented = Mutex(0)
+            var challengeTypes: [String] { ["tls-alpn-01", "http-01"] }
+            func present(_ answer: ChallengeAnswer) { presented.withLock { $0 += 1 } }
+            func withdraw(_ answer: ChallengeAnswer) {}
+        }
+        let order = ACMEHTTPClient.Response(
+            status: 201, headers: [("Location", "https://ca/o/1"), ("Replay-Nonce", "n1")], body: Array(
+                #"{"status":"pending","authorizations":["https://ca/authz/1"],"finalize":"https://ca/fin"}"#.utf8))
+        let authorization = ACMEHTTPClient.Response(status: 200, headers: [("Replay-Nonce", "n2")], body: Array(
+            (#"{"status":"pending","identifier":{"type":"dns","value":"gpu.example.net,DNS:other.example"},"#
+             + #""challenges":[{"type":"tls-alpn-01","url":"https://ca/ch/1","token":"abc","status":"pending"}]}"#).utf8))
+        let ca = ScriptedCA([Self.directory, Self.nonce("n0"), order, authorization])
+        let client = ACMEClient(directoryURL: "https://ca/dir", transport: ca, key: AccountKey(P256Key())) { _ in }
+        client.useAccount("https://ca/acct/1")
+        let responder = Recorder()
+        do {
+            _ = try client.issue(domains: ["gpu.example.net"], email: nil, responder: responder)
+            Issue.record("answered an authorization for a name the order did not name")
+        } catch {
+            #expect(error.description.contains("which this order did not name (gpu.example.net)"), "\(error)")
+        }
+        #expect(responder.presented.withLock { $0 } == 0)
+        #expect(ca.sent.withLock { $0.count } == 4, "nothing posted after the authorization was read")
+    }
+
     /// A stop while the order is still processing ends the conversation at the next wait, with an error, instead of
     /// polling on.
     @Test func aStopEndsPollingAtTheNextWait() throws {
