@@ -43,6 +43,12 @@ public final class UsageStore: @unchecked Sendable {
     /// does), with the table.
     public init(writing path: String, busyTimeoutMillis: Int32 = 1000) throws(SQLiteError) {
         database = try StateDatabase.openForWriting(path, busyTimeoutMillis: busyTimeoutMillis)
+        let old = try database.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'usage_user_time'")
+        if try old.step() {
+            Diagnostics.info("usage ledger: \(path): indexing the rows by time (once, for this release; a few seconds "
+                             + "per ten million rows)")
+        }
+        old.reset()
         try database.exec(UsageStore.schema)
     }
 
