@@ -63,8 +63,9 @@ extension UsageStore {
     /// tallied stays this small.
     public static let pageNameLength = 256
 
-    /// Distinct names (users, then models) a pass tallies at most; the tokens of names past them count in the
-    /// days' totals only, so they are drawn as "others".
+    /// Distinct names (users, then models) a pass tallies at most. When a new name finds them all taken, the half
+    /// with the fewest tokens so far is let go (their tokens then count in the days' totals only, drawn as
+    /// "others"): names with many tokens stay named however many small ones come before or after them.
     public static let pageNamesTallied = 10_000
 
     /// The rows from `since` to before `until` (Unix ms) as the status page draws them, in one pass over them (the
@@ -150,10 +151,7 @@ extension UsageStore {
     static func clamped(_ value: Int64) -> Int { value < 0 ? 0 : Int(value) }
 
     /// `a + b`, `Int.max` where it would overflow.
-    static func adding(_ a: Int, _ b: Int) -> Int {
-        let (sum, overflow) = a.addingReportingOverflow(b)
-        return overflow ? (b > 0 ? Int.max : Int.min) : sum
-    }
+    static func adding(_ a: Int, _ b: Int) -> Int { a.saturatingAdd(b) }
 }
 
 /// One split's names and their tokens per day, as a pass reads rows. The few names seen last are recognised by
@@ -170,18 +168,18 @@ private struct NameTally {
 
     /// Adds `tokens` to `day` of the name in `column` of the current row.
     mutating func add(_ query: SQLiteStatement, column: Int32, day: Int64, tokens: Int) {
-        guard let slot = slot(query, column) else { return }
+        let slot = slot(query, column)
         totals[slot] = UsageStore.adding(totals[slot], tokens)
         perDay[slot][day] = UsageStore.adding(perDay[slot][day] ?? 0, tokens)
     }
 
-    /// The slot of the name in `column` of the current row; nil when it is new and `pageNamesTallied` are taken.
-    private mutating func slot(_ query: SQLiteStatement, _ column: Int32) -> Int? {
-        query.withText(column) { bytes -> Int? in
+    /// The slot of the name in `column` of the current row.
+    private mutating func slot(_ query: SQLiteStatement, _ column: Int32) -> Int {
+        query.withText(column) { bytes -> Int in
             guard let bytes else { return slot(for: nil) }
             for r in recent where r.bytes.count == bytes.count && r.bytes.elementsEqual(bytes) { return r.slot }
             let name = String(String(decoding: bytes, as: UTF8.self).unicodeScalars.prefix(UsageStore.pageNameLength))
-            guard let slot = slot(for: name) else { return nil }
+            let slot = slot(for: name)
             let entry = (Array(bytes), slot)
             if recent.count < Self.recentCount { recent.append(entry) } else { recent[recentNext] = entry }
             recentNext = (recentNext + 1) % Self.recentCount
@@ -189,14 +187,26 @@ private struct NameTally {
         }
     }
 
-    private mutating func slot(for name: String?) -> Int? {
+    private mutating func slot(for name: String?) -> Int {
         if let slot = slots[name] { return slot }
-        guard names.count < UsageStore.pageNamesTallied else { return nil }
+        if names.count >= UsageStore.pageNamesTallied { compact() }
         slots[name] = names.count
         names.append(name)
         totals.append(0)
         perDay.append([:])
         return names.count - 1
+    }
+
+    /// Keeps the half of the names with the most tokens so far (`pageNamesTallied`).
+    private mutating func compact() {
+        let kept = names.indices.sorted { totals[$0] > totals[$1] }.prefix(UsageStore.pageNamesTallied / 2)
+        names = kept.map { names[$0] }
+        totals = kept.map { totals[$0] }
+        perDay = kept.map { perDay[$0] }
+        slots = [:]
+        for (slot, name) in names.enumerated() { slots[name] = slot }
+        recent.removeAll()
+        recentNext = 0
     }
 
     /// The `top` names' lines, by day then name (nil first).
@@ -229,9 +239,6 @@ extension SQLiteStatement {
     /// Column `index`, a `total()` (a float: it never fails on overflow as `sum()` does), as an integer clamped to
     /// `Int`'s range; 0 when NULL or not a number.
     func saturating(_ index: Int32) -> Int {
-        guard let d = double(index), !d.isNaN else { return 0 }
-        if d >= 9.2e18 { return Int.max }
-        if d <= -9.2e18 { return Int.min }
-        return Int(d)
+        Int(clamping: double(index) ?? 0)
     }
 }

@@ -129,45 +129,67 @@ public final class UsageStore: @unchecked Sendable {
     /// Per user: tokens and requests since `dayStart` and since `monthStart` (Unix ms, UTC; see `UsageClock`): what
     /// a restarted server's quota balances are seeded from. Rows without a user are not counted.
     public func balances(dayStart: Int64, monthStart: Int64) throws(SQLiteError) -> [String: UsageBalance] {
-        guard try hasTable() else { return [:] }
-        let query = try database.prepare("""
-            SELECT user,
-                   coalesce(sum(CASE WHEN time >= ?1 THEN coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0) END), 0),
-                   coalesce(sum(time >= ?1), 0),
-                   coalesce(sum(CASE WHEN time >= ?2 THEN coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0) END), 0),
-                   coalesce(sum(time >= ?2), 0)
-            FROM usage WHERE user IS NOT NULL AND time >= min(?1, ?2) GROUP BY user
-            """)
-        try query.bind([.integer(dayStart), .integer(monthStart)])
-        defer { query.reset() }
-        var out: [String: UsageBalance] = [:]
-        while try query.step() {
-            guard let user = query.text(0) else { continue }
-            out[user] = UsageBalance(
-                day: UsageTotals(tokens: Int(query.int64(1) ?? 0), requests: Int(query.int64(2) ?? 0)),
-                month: UsageTotals(tokens: Int(query.int64(3) ?? 0), requests: Int(query.int64(4) ?? 0)))
+        try perUser(dayStart: dayStart, monthStart: monthStart).mapValues {
+            UsageBalance(day: UsageTotals(tokens: $0.dayTokens, requests: $0.dayRows),
+                         month: UsageTotals(tokens: $0.monthTokens, requests: $0.monthRows))
         }
-        return out
     }
 
     /// Per user since `dayStart` and `monthStart` (Unix ms): the tokens the quota charged and the requests it
     /// counted (`UsageRow.chargedTokens`, `countedRequest`), what the quota book is seeded from at start-up.
     public func charges(dayStart: Int64, monthStart: Int64) throws(SQLiteError) -> [String: Spending] {
+        try perUser(dayStart: dayStart, monthStart: monthStart).mapValues {
+            Spending(dayTokens: $0.dayCharged, monthTokens: $0.monthCharged, dayRequests: $0.dayCounted)
+        }
+    }
+
+    /// One user's rows since the month's (and the day's) start.
+    struct UserSums {
+        var dayTokens = 0, dayRows = 0, monthTokens = 0, monthRows = 0
+        var dayCharged = 0, monthCharged = 0, dayCounted = 0
+    }
+
+    /// The sums `balances` and `charges` return, in one pass over the rows since the earlier start (the index on
+    /// time): summed here rather than by a `GROUP BY`, which would sort a month of rows through temporary files at
+    /// every start, and saturating, so that counts a backend reported cannot make a start fail on an overflow.
+    /// Memory is one entry per user (the users file's names).
+    func perUser(dayStart: Int64, monthStart: Int64) throws(SQLiteError) -> [String: UserSums] {
         guard try hasTable() else { return [:] }
         let query = try database.prepare("""
-            SELECT user,
-                   coalesce(sum(CASE WHEN time >= ?1 THEN charged_tokens END), 0),
-                   coalesce(sum(CASE WHEN time >= ?2 THEN charged_tokens END), 0),
-                   coalesce(sum(CASE WHEN time >= ?1 THEN counted_request END), 0)
-            FROM usage WHERE user IS NOT NULL AND time >= min(?1, ?2) GROUP BY user
+            SELECT user, time, coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0), charged_tokens,
+                   counted_request
+            FROM usage WHERE time >= min(?1, ?2) AND user IS NOT NULL
             """)
         try query.bind([.integer(dayStart), .integer(monthStart)])
         defer { query.reset() }
-        var out: [String: Spending] = [:]
+        var out: [String: UserSums] = [:]
+        var lastBytes: [UInt8] = []
+        var lastUser = ""
         while try query.step() {
-            guard let user = query.text(0) else { continue }
-            out[user] = Spending(dayTokens: Int(query.int64(1) ?? 0), monthTokens: Int(query.int64(2) ?? 0),
-                                 dayRequests: Int(query.int64(3) ?? 0))
+            let user: String = query.withText(0) { bytes in
+                guard let bytes else { return "" }
+                if bytes.elementsEqual(lastBytes) { return lastUser }
+                lastBytes = Array(bytes)
+                lastUser = String(decoding: bytes, as: UTF8.self)
+                return lastUser
+            }
+            let time = query.int64(1) ?? 0
+            let tokens = Self.clamped(query.int64(2) ?? 0)
+            let charged = Self.clamped(query.int64(3) ?? 0)
+            let counted = (query.int64(4) ?? 0) != 0 ? 1 : 0
+            var sums = out[user] ?? UserSums()
+            if time >= dayStart {
+                sums.dayTokens = sums.dayTokens.saturatingAdd(tokens)
+                sums.dayRows += 1
+                sums.dayCharged = sums.dayCharged.saturatingAdd(charged)
+                sums.dayCounted += counted
+            }
+            if time >= monthStart {
+                sums.monthTokens = sums.monthTokens.saturatingAdd(tokens)
+                sums.monthRows += 1
+                sums.monthCharged = sums.monthCharged.saturatingAdd(charged)
+            }
+            out[user] = sums
         }
         return out
     }

@@ -38,9 +38,9 @@ public final class QuotaBook: Sendable {
             for (user, s) in spent {
                 var b = table[user] ?? QuotaBalance(windows)
                 b.roll(windows)
-                b.dayTokens += s.dayTokens
-                b.monthTokens += s.monthTokens
-                b.dayRequests += s.dayRequests
+                b.dayTokens = b.dayTokens.saturatingAdd(s.dayTokens)
+                b.monthTokens = b.monthTokens.saturatingAdd(s.monthTokens)
+                b.dayRequests = b.dayRequests.saturatingAdd(s.dayRequests)
                 table[user] = b
             }
         }
@@ -63,9 +63,10 @@ public final class QuotaBook: Sendable {
         return balances.withLock { table in
             var b = table[user] ?? QuotaBalance(windows)
             b.roll(windows)
-            b.dayTokens += tokens
-            b.monthTokens += tokens
-            b.dayRequests += 1
+            // Counts a backend reported: the sums stop at Int's bounds rather than trap on the loop.
+            b.dayTokens = b.dayTokens.saturatingAdd(tokens)
+            b.monthTokens = b.monthTokens.saturatingAdd(tokens)
+            b.dayRequests = b.dayRequests.saturatingAdd(1)
             table[user] = b
             return recorded.add(1, ordering: .relaxed).newValue
         }
@@ -209,7 +210,7 @@ struct QuotaBalance {
         ]
         for (window, limit, spent, held, reset, length) in windowsToCheck {
             guard let limit else { continue }
-            let remaining = limit - spent - held
+            let remaining = limit.saturatingSubtract(spent).saturatingSubtract(held)
             left = min(left, remaining)
             guard refusal == nil, remaining < needed else { continue }
             // Spent in full, or not enough for this request even once the requests in flight settle: the window's
@@ -250,8 +251,8 @@ struct QuotaBalance {
         case .reservation: tokens = r.tokens
         case .nothing: return
         }
-        dayTokens += tokens
-        monthTokens += tokens
-        dayRequests += 1
+        dayTokens = dayTokens.saturatingAdd(tokens)
+        monthTokens = monthTokens.saturatingAdd(tokens)
+        dayRequests = dayRequests.saturatingAdd(1)
     }
 }

@@ -37,12 +37,16 @@ enum HTMLText {
         return out
     }
 
-    /// C1 controls, format characters (bidirectional overrides and isolates, zero-width characters, soft hyphens)
-    /// and line and paragraph separators.
+    /// C1 controls, format characters (bidirectional overrides and isolates, zero-width characters, soft hyphens),
+    /// line and paragraph separators, the characters Unicode says to draw as nothing (default-ignorable: variation
+    /// selectors, the combining grapheme joiner, the Hangul fillers), spaces other than U+0020 and the blank Braille
+    /// pattern: each could make two names read the same.
     static func isInvisible(_ scalar: Unicode.Scalar) -> Bool {
-        if (0x7F...0x9F).contains(scalar.value) { return true }
+        if (0x7F...0x9F).contains(scalar.value) || scalar.value == 0x2800 { return true }
+        if scalar.properties.isDefaultIgnorableCodePoint { return true }
         switch scalar.properties.generalCategory {
         case .format, .lineSeparator, .paragraphSeparator: return true
+        case .spaceSeparator: return scalar != " "
         default: return false
         }
     }
@@ -77,7 +81,7 @@ enum HTMLText {
     static func decimal(_ value: Double, places: Int) -> String {
         guard value.isFinite else { return "-" }
         let scale = places <= 0 ? 1.0 : places == 1 ? 10.0 : 100.0
-        let scaled = Int((value * scale).rounded())
+        let scaled = Int(clamping: (value * scale).rounded())
         guard places > 0 else { return String(scaled) }
         let whole = scaled.magnitude / UInt(scale)
         var fraction = String(scaled.magnitude % UInt(scale))

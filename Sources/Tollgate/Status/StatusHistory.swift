@@ -38,7 +38,7 @@ public struct StatusHistory: Sendable, Equatable {
         public var values: [Int]
         /// The sum of the entries `top` left out (`name` is then nil).
         public var isRest = false
-        public var total: Int { values.reduce(0, +) }
+        public var total: Int { values.saturatingSum() }
     }
 
     /// The history from `firstDay` to `lastDay` (inclusive); lines outside them are ignored. `users` and `models`
@@ -53,12 +53,13 @@ public struct StatusHistory: Sendable, Equatable {
         for line in lines {
             let i = Int(line.day - firstDay)
             guard i >= 0 && i < count else { continue }
-            days[i].requests += line.requests
-            days[i].clientErrors += line.clientErrors
-            days[i].serverErrors += line.serverErrors
-            days[i].tokens += line.tokens
-            days[i].ttfbMicrosSum += line.ttfbMicrosSum
-            days[i].ttfbCount += line.ttfbCount
+            // Counts a backend reported: sums stop at Int's bounds rather than trap.
+            days[i].requests = days[i].requests.saturatingAdd(line.requests)
+            days[i].clientErrors = days[i].clientErrors.saturatingAdd(line.clientErrors)
+            days[i].serverErrors = days[i].serverErrors.saturatingAdd(line.serverErrors)
+            days[i].tokens = days[i].tokens.saturatingAdd(line.tokens)
+            days[i].ttfbMicrosSum = Int64(Int(days[i].ttfbMicrosSum).saturatingAdd(Int(line.ttfbMicrosSum)))
+            days[i].ttfbCount = days[i].ttfbCount.saturatingAdd(line.ttfbCount)
         }
         let dayTokens = days.map(\.tokens)
         tokensByUser = StatusHistory.series(users, firstDay: firstDay, count: count, dayTokens: dayTokens, limit: limit)
@@ -73,15 +74,16 @@ public struct StatusHistory: Sendable, Equatable {
         for line in lines {
             let i = Int(line.day - firstDay)
             guard i >= 0 && i < count, line.tokens > 0 else { continue }
-            table[line.name, default: Array(repeating: 0, count: count)][i] += line.tokens
+            table[line.name, default: Array(repeating: 0, count: count)][i] =
+                (table[line.name]?[i] ?? 0).saturatingAdd(line.tokens)
         }
         let ranked = StatusHistory.ranked(table)
         var rest = dayTokens
-        for s in ranked { for (i, v) in s.values.enumerated() { rest[i] -= v } }
+        for s in ranked { for (i, v) in s.values.enumerated() { rest[i] = rest[i].saturatingSubtract(v) } }
         guard rest.contains(where: { $0 > 0 }), limit > 1 else { return top(ranked, limit: limit) }
         // Names beyond those read: the last one read joins them, so that the chart keeps `limit` entries.
         var kept = Array(ranked.prefix(limit - 1))
-        for s in ranked.dropFirst(limit - 1) { for (i, v) in s.values.enumerated() { rest[i] += v } }
+        for s in ranked.dropFirst(limit - 1) { for (i, v) in s.values.enumerated() { rest[i] = rest[i].saturatingAdd(v) } }
         kept.append(Series(name: nil, values: rest.map { max(0, $0) }, isRest: true))
         return kept
     }
@@ -107,7 +109,7 @@ public struct StatusHistory: Sendable, Equatable {
         guard series.count > limit, limit > 1 else { return series }
         var kept = Array(series.prefix(limit - 1))
         var rest = Array(repeating: 0, count: series.first?.values.count ?? 0)
-        for s in series.dropFirst(limit - 1) { for (i, v) in s.values.enumerated() { rest[i] += v } }
+        for s in series.dropFirst(limit - 1) { for (i, v) in s.values.enumerated() { rest[i] = rest[i].saturatingAdd(v) } }
         kept.append(Series(name: nil, values: rest, isRest: true))
         return kept
     }

@@ -124,12 +124,12 @@ public enum StatusPageRenderer {
             title: "Requests per day, " + range, days: days,
             series: [
                 .init(label: "answered", color: "#59a14f",
-                      values: h.days.map { Double($0.requests - $0.clientErrors - $0.serverErrors) }),
+                      values: h.days.map { Double($0.requests) - Double($0.clientErrors) - Double($0.serverErrors) }),
                 .init(label: "4xx", color: "#edc948", values: h.days.map { Double($0.clientErrors) }),
                 .init(label: "5xx", color: "#e15759", values: h.days.map { Double($0.serverErrors) }),
             ],
-            format: { HTMLText.number(Int($0)) + " requests" }, emptyText: "no requests in these days")
-        s += figure("Requests per day", requests, legend: requests.legend { HTMLText.number(Int($0.values.reduce(0, +))) })
+            format: { HTMLText.number(Int(clamping: $0)) + " requests" }, emptyText: "no requests in these days")
+        s += figure("Requests per day", requests, legend: requests.legend { HTMLText.number(Int(clamping: $0.values.reduce(0, +))) })
         let ttfb = SVGChart(
             title: "Mean time to first byte per day (ms), " + range, days: days,
             series: [.init(label: "mean", color: "#4e79a7", values: h.days.map { $0.meanTTFBMillis ?? 0 })],
@@ -149,8 +149,8 @@ public enum StatusPageRenderer {
                             values: s.values.map(Double.init))
         }
         let chart = SVGChart(title: title + ", " + range, days: days, series: series,
-                             format: { HTMLText.number(Int($0)) + " tokens" }, emptyText: "no tokens in these days")
-        return figure(title, chart, legend: chart.legend { HTMLText.number(Int($0.values.reduce(0, +))) + " tokens" })
+                             format: { HTMLText.number(Int(clamping: $0)) + " tokens" }, emptyText: "no tokens in these days")
+        return figure(title, chart, legend: chart.legend { HTMLText.number(Int(clamping: $0.values.reduce(0, +))) + " tokens" })
     }
 
     static func figure(_ caption: String, _ chart: SVGChart, legend: String) -> String {
@@ -181,7 +181,7 @@ public enum StatusPageRenderer {
         let fraction = limit > 0 ? min(1, Double(used) / Double(limit)) : 1
         let color = fraction >= 1 ? "#e15759" : fraction >= 0.8 ? "#edc948" : "#59a14f"
         // Rounded down: 99.7% spent is not yet "100%".
-        let percent = limit > 0 ? String(used * 100 / limit) + "%" : "–"
+        let percent = limit > 0 ? String(Int(clamping: Double(used) * 100 / Double(limit))) + "%" : "–"
         return "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"meter\" viewBox=\"0 0 100 8\" role=\"img\" "
             + "aria-label=\"\(percent)\"><rect width=\"100\" height=\"8\" fill=\"#e8e8e8\"/>"
             + "<rect width=\"\(HTMLText.decimal(fraction * 100, places: 1))\" height=\"8\" fill=\"\(color)\"/></svg> "

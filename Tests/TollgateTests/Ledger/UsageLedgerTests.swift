@@ -155,6 +155,26 @@ func ledgerRow(_ n: Int, time: Int64, user: String? = "alice", key: String? = ni
         #expect(ledger.written == 1)
     }
 
+    @Test func startUpSumsOfTheLargestCountsSaturate() throws {
+        // A ledger whose counts (as a backend reported them) add up past Int64: the start-up sums stop at the
+        // bound instead of failing the start on SQLite's integer overflow.
+        let path = StateDatabase.path(in: try makeTemporaryDirectory())
+        let store = try UsageStore(writing: path)
+        try store.database.exec("""
+            WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 5000)
+            INSERT INTO usage (time, request_id, user, route, status, prompt_tokens, completion_tokens, duration_us,
+                               charged_tokens, counted_request)
+            SELECT 1000 + i, printf('r%d', i), 'alice', '/api/chat', 200, 999999999999999, 999999999999999, 1,
+                   1999999999999998, 1 FROM c
+            """)
+        let reader = try UsageStore(reading: path)
+        let charges = try reader.charges(dayStart: 0, monthStart: 0)
+        #expect(charges["alice"] == Spending(dayTokens: Int.max, monthTokens: Int.max, dayRequests: 5000))
+        let balances = try reader.balances(dayStart: 2000, monthStart: 0)
+        #expect(balances["alice"]?.month == UsageTotals(tokens: Int.max, requests: 5000))
+        #expect(balances["alice"]?.day.requests == 4001)
+    }
+
     @Test func aRestartReadsTheSameBalancesBack() throws {
         let dir = try makeTemporaryDirectory()
         let path = StateDatabase.path(in: dir)

@@ -167,6 +167,16 @@ import Testing
         #expect(after == through)
     }
 
+    @Test func theLargestCountsABackendReportsSaturate() {
+        // The usage scanner keeps up to 15 digits per count: a few thousand such answers would pass Int64, on the
+        // loop. The balance stops at the bound, and the quota stays refused.
+        let book = QuotaBook(clock: Clock(Self.lateEvening).read)
+        for _ in 0..<5000 { _ = book.record(user: "alice", .counted(1_999_999_999_999_998), reserved: 0) }
+        #expect(book.balance(of: "alice").dayTokens == Int.max)
+        guard case .refused = book.reserve(user: "alice", limits: QuotaLimits(tokensPerDay: 100), estimate: Self.chat(1))
+        else { Issue.record("granted past a saturated balance"); return }
+    }
+
     @Test func aRequestCutOffIsChargedItsReservation() {
         let book = QuotaBook(clock: Clock(Self.lateEvening).read)
         guard case .granted(let r) = book.reserve(user: "alice", limits: QuotaLimits(tokensPerMonth: 5000),

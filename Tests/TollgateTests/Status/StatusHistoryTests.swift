@@ -239,8 +239,9 @@ import TollgateTestSupport
         #expect(h.tokensByModel.map(\.name) == ["huge"] && h.tokensByUser.map(\.name) == ["carl"])
     }
 
-    @Test func theRankingTalliesABoundedNumberOfNames() throws {
-        // More names with tokens than are tallied: the ones past the bound count as others, in the days' totals.
+    @Test func theRankingTalliesABoundedNumberOfNamesAndKeepsTheLargest() throws {
+        // More names with tokens than are tallied (one user's spellings of a model, each with a few tokens), and
+        // after them, the names that carry the traffic: they are named on the page, the small ones are the others.
         let path = try Self.database([])
         let writer = try UsageStore(writing: path)
         let count = UsageStore.pageNamesTallied + 50
@@ -257,8 +258,35 @@ import TollgateTestSupport
         defer { reader.stop() }
         let h = try Self.history(reader)
         #expect(h.tokensByModel.count == StatusPageRenderer.seriesShown)
+        #expect(Array(h.tokensByModel.prefix(5).map(\.name)) == (count - 4...count).map { String(format: "m%06d", $0) })
+        #expect(h.tokensByModel.prefix(5).allSatisfy { $0.total == 1001 })
         #expect(h.tokensByModel.last?.isRest == true)
         #expect(h.tokensByModel.map(\.total).reduce(0, +) == count + 5 * 1000, "every token is drawn")
+    }
+
+    @Test func aPageOfTheLargestCountsRenders() throws {
+        // Counts as large as a backend can report, summed past Int64, then drawn: the page clamps, never traps.
+        let history = StatusHistory(
+            firstDay: 100, lastDay: 102,
+            days: [UsageDayTotals(day: 100, requests: 3, tokens: Int.max, ttfbMicrosSum: Int64.max, ttfbCount: 2),
+                   UsageDayTotals(day: 101, requests: 1, tokens: Int.max),
+                   UsageDayTotals(day: 101, requests: 1, tokens: Int.max),
+                   UsageDayTotals(day: 102, requests: 1, tokens: Int.min)],
+            users: [UsageDayTokens(day: 100, name: "a", tokens: Int.max),
+                    UsageDayTokens(day: 101, name: "a", tokens: Int.max),
+                    UsageDayTokens(day: 100, name: "b", tokens: Int.max),
+                    UsageDayTokens(day: 102, name: "c", tokens: Int.min)],
+            models: (0..<12).map { UsageDayTokens(day: 100 + Int64($0 % 3), name: "m\($0)", tokens: Int.max) },
+            limit: 8)
+        #expect(history.days.map(\.tokens) == [Int.max, Int.max, Int.min])
+        #expect(history.tokensByUser.first?.total == Int.max)
+        let quota = StatusNow.QuotaUse(user: "a", spent: Spending(dayTokens: Int.max, monthTokens: Int.max, dayRequests: 1),
+                                       limits: QuotaLimits(tokensPerDay: 10, tokensPerMonth: 10))
+        var now = StatusNow(time: Self.noon, upstreamUp: true)
+        now.quotas = [quota]
+        let page = StatusPageRenderer.render(now: now, history: .answer(.history(history)))
+        #expect(page.contains("9,223,372,036,854,775,807 tokens"))
+        #expect(page.hasSuffix("</html>\n"))
     }
 
     @Test func aFailureIsReusedLikeAnAnswer() throws {

@@ -67,6 +67,9 @@ import Testing
         #expect(HTMLText.escape("a\u{200B}b\u{2066}c\u{00AD}d\u{2028}e\u{0085}f\u{FEFF}") ==
                 "a[U+200B]b[U+2066]c[U+00AD]d[U+2028]e[U+0085]f[U+FEFF]")
         #expect(HTMLText.escape("qwen2:7b 通义 ÉTÉ 😀") == "qwen2:7b 通义 ÉTÉ 😀")
+        // Blanks that draw as nothing, or as a space that is not one.
+        #expect(HTMLText.escape("m\u{3164}i\u{2800}s\u{00A0}t\u{034F}r\u{FE0F}a\u{115F}l") ==
+                "m[U+3164]i[U+2800]s[U+00A0]t[U+034F]r[U+FE0F]a[U+115F]l")
         #expect(HTMLText.escape("nul\u{0}x") == "nul\u{FFFD}x")
     }
 
