@@ -63,6 +63,7 @@ public final class StateLock: Sendable {
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             throw .unusable("cannot create the state directory \(directory): \(Syscall.describe(errno))")
         }
+        try checkOwnership(directory)
         return try held.withLock { held throws(StateLockError) -> StateLock in
             // O_NONBLOCK: a FIFO planted there must not hang the start (it is refused below).
             let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0o600)
@@ -81,8 +82,7 @@ public final class StateLock: Sendable {
                 close(fd)
                 throw .unusable("cannot read \(path): \(Syscall.describe(code))")
             }
-            // Root may use the file of the server's user (and writes only its pid into it).
-            guard info.st_mode & S_IFMT == S_IFREG, info.st_nlink == 1, info.st_uid == geteuid() || geteuid() == 0 else {
+            guard info.st_mode & S_IFMT == S_IFREG, info.st_nlink == 1, info.st_uid == geteuid() else {
                 close(fd)
                 throw .unusable("\(path) is not a plain file of this user (a link, or another owner's): remove it")
             }
@@ -103,17 +103,33 @@ public final class StateLock: Sendable {
                 throw .unusable("cannot lock \(path): \(Syscall.describe(code))")
             }
             if info.st_mode & 0o777 != 0o600 { fchmod(fd, 0o600) }
-            // Root's start (an admin trying the server by hand) leaves the file to the directory's owner, the server's
-            // user, whose service could not open it after (as `tollgate keys` gives a new database to that owner).
-            var owner = stat()
-            if geteuid() == 0 && info.st_uid == 0 && stat(directory, &owner) == 0 && owner.st_uid != 0 {
-                fchown(fd, owner.st_uid, owner.st_gid)
-            }
             // The pid only names the holder in another server's refusal: a failure to write it costs nothing else
             // (the refusal then says the pid is unknown).
             if ftruncate(fd, 0) == 0 { _ = Syscall.writeAll(fd, Array("\(getpid())\n".utf8)) }
             held[id] = (fd, 1)
             return StateLock(directory: directory, file: id)
+        }
+    }
+
+    /// Refuses a state directory that another user owns or may write to: whoever can rename files in it can move
+    /// the lock file aside while a server runs (and start a second beside it), plant another server's fleet member
+    /// id, or hold a lock file of theirs while the server is down. A server run as root in the directory of the
+    /// service's user is refused too: the database and the member id it would create there could not be opened by
+    /// the service after; run it as that user.
+    static func checkOwnership(_ directory: String) throws(StateLockError) {
+        var info = stat()
+        guard stat(directory, &info) == 0 else {
+            throw .unusable("cannot read the state directory \(directory): \(Syscall.describe(errno))")
+        }
+        guard info.st_mode & S_IFMT == S_IFDIR else { throw .unusable("the state directory \(directory) is not a directory") }
+        let me = geteuid()
+        guard info.st_uid == me else {
+            throw .unusable("the state directory \(directory) belongs to uid \(info.st_uid), not to uid \(me) that runs "
+                            + "tollgate serve: run the server as its owner (sudo -u), or give it the directory (chown)")
+        }
+        guard info.st_mode & 0o022 == 0 else {
+            throw .unusable("the state directory \(directory) may be written by other users (mode "
+                            + "\(String(info.st_mode & 0o7777, radix: 8))): chmod go-w \(directory)")
         }
     }
 

@@ -88,16 +88,36 @@ import TollgateIO
         #expect(Self.text(target) == "keep\n")
     }
 
-    @Test(.enabled(if: geteuid() == 0, "root only: a file given to another user"))
-    func rootLeavesANewLockFileToTheDirectorysOwner() throws {
+    @Test(.enabled(if: geteuid() == 0, "root only: a directory given to another user"))
+    func aDirectoryOfAnotherUserIsRefused() throws {
+        // Root in the service user's directory would leave a database the service cannot open; any user in another's
+        // directory would let its owner move the lock aside or plant a fleet member id.
         let dir = try Self.directory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         #expect(chown(dir, 65534, 65534) == 0)
-        let lock = try StateLock.acquire(directory: dir)
-        var info = stat()
-        #expect(stat(dir + "/" + StateLock.fileName, &info) == 0)
-        #expect(info.st_uid == 65534 && info.st_gid == 65534, "the server's user could not open it after")
-        #expect(lock.directory == dir)
+        do {
+            _ = try StateLock.acquire(directory: dir)
+            Issue.record("locked a directory of another user")
+        } catch {
+            #expect(error.description.contains("belongs to uid 65534, not to uid 0"), "\(error)")
+        }
+        #expect(access(dir + "/" + StateLock.fileName, F_OK) != 0, "nothing made in it")
+    }
+
+    @Test func aDirectoryOthersMayWriteToIsRefused() throws {
+        let dir = try Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for mode: mode_t in [0o777, 0o770, 0o1777] {
+            #expect(chmod(dir, mode) == 0)
+            do {
+                _ = try StateLock.acquire(directory: dir)
+                Issue.record("locked a directory of mode \(String(mode, radix: 8))")
+            } catch {
+                #expect(error.description.contains("may be written by other users"), "\(error)")
+            }
+        }
+        #expect(chmod(dir, 0o755) == 0)
+        #expect(try StateLock.acquire(directory: dir).directory == dir)
     }
 
     @Test func aLockFileThatCannotBeMadeStopsAServerOnlyWhenItsLedgerIsOn() throws {
