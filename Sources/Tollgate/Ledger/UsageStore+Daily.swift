@@ -149,9 +149,6 @@ extension UsageStore {
 
     /// `value` within 0 and `Int.max` (a count a row carries: never negative on the page).
     static func clamped(_ value: Int64) -> Int { value < 0 ? 0 : Int(value) }
-
-    /// `a + b`, `Int.max` where it would overflow.
-    static func adding(_ a: Int, _ b: Int) -> Int { a.saturatingAdd(b) }
 }
 
 /// One split's names and their tokens per day, as a pass reads rows. The few names seen last are recognised by
@@ -169,8 +166,8 @@ private struct NameTally {
     /// Adds `tokens` to `day` of the name in `column` of the current row.
     mutating func add(_ query: SQLiteStatement, column: Int32, day: Int64, tokens: Int) {
         let slot = slot(query, column)
-        totals[slot] = UsageStore.adding(totals[slot], tokens)
-        perDay[slot][day] = UsageStore.adding(perDay[slot][day] ?? 0, tokens)
+        totals[slot] = totals[slot].saturatingAdd(tokens)
+        perDay[slot][day] = (perDay[slot][day] ?? 0).saturatingAdd(tokens)
     }
 
     /// The slot of the name in `column` of the current row.
@@ -212,13 +209,8 @@ private struct NameTally {
     /// The `top` names' lines, by day then name (nil first).
     func lines(top: Int) -> [UsageDayTokens] {
         guard top > 0 else { return [] }
-        let ranked = names.indices.sorted { a, b in
-            if totals[a] != totals[b] { return totals[a] > totals[b] }
-            switch (names[a], names[b]) {
-            case let (x?, y?): return x < y
-            case (_?, nil): return true
-            default: return false
-            }
+        let ranked = names.indices.sorted {
+            StatusHistory.ranksBefore((totals[$0], names[$0]), (totals[$1], names[$1]))
         }.prefix(top)
         var out: [UsageDayTokens] = []
         for slot in ranked {

@@ -25,12 +25,6 @@ public final class StateLock: Sendable {
     public let directory: String
     private let file: FileID
 
-    /// A file's identity: the lock is one per file, however it is named.
-    private struct FileID: Hashable {
-        var device: UInt64
-        var inode: UInt64
-    }
-
     /// The lock descriptors this process holds, each with how many `StateLock`s share it.
     private static let held = Mutex<[FileID: (fd: Int32, holders: Int)]>([:])
 
@@ -86,7 +80,7 @@ public final class StateLock: Sendable {
                 close(fd)
                 throw .unusable("\(path) is not a plain file of this user (a link, or another owner's): remove it")
             }
-            let id = FileID(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+            let id = FileID(info)
             if var entry = held[id] {
                 close(fd)
                 entry.holders += 1
@@ -149,10 +143,8 @@ public final class StateLock: Sendable {
 
     /// The number of `StateLock`s in this process sharing `directory`'s lock (0: not held here). For tests.
     public static func holders(of directory: String) -> Int {
-        var info = stat()
         let path = (directory.hasSuffix("/") ? directory : directory + "/") + fileName
-        guard stat(path, &info) == 0 else { return 0 }
-        let id = FileID(device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+        guard let id = FileID(path: path) else { return 0 }
         return held.withLock { $0[id]?.holders ?? 0 }
     }
 }

@@ -93,13 +93,17 @@ public struct StatusHistory: Sendable, Equatable {
 
     /// Largest total first; ties by name, nil last.
     private static func ranked(_ table: [String?: [Int]]) -> [Series] {
-        table.map { Series(name: $0.key, values: $0.value) }.sorted { a, b in
-            if a.total != b.total { return a.total > b.total }
-            switch (a.name, b.name) {
-            case let (x?, y?): return x < y
-            case (_?, nil): return true
-            default: return false
-            }
+        table.map { Series(name: $0.key, values: $0.value) }.sorted { ranksBefore(($0.total, $0.name), ($1.total, $1.name)) }
+    }
+
+    /// The charts' order of names: the largest total first; ties by name, the unnamed last (`UsageStore.dayHistory`
+    /// ranks the same way).
+    static func ranksBefore(_ a: (total: Int, name: String?), _ b: (total: Int, name: String?)) -> Bool {
+        if a.total != b.total { return a.total > b.total }
+        switch (a.name, b.name) {
+        case let (x?, y?): return x < y
+        case (_?, nil): return true
+        default: return false
         }
     }
 

@@ -69,8 +69,8 @@ public final class StatusHistoryReader: @unchecked Sendable {
 
     // Reader-thread state.
     private var store: UsageStore?
-    /// The open database file's identity (device, inode): a path naming another file is opened again.
-    private var opened: (device: UInt64, inode: UInt64)?
+    /// The open database file's identity: a path naming another file is opened again.
+    private var opened: FileID?
     private var cached: (at: Int64, until: Int64, answer: Answer)?
 
     /// Queries run so far (tests check that requests together share one).
@@ -156,7 +156,7 @@ public final class StatusHistoryReader: @unchecked Sendable {
 
     /// One reading of the ledger.
     private func query(since: Int64, until: Int64, firstDay: Int64, lastDay: Int64) -> Answer {
-        if store != nil, !Self.same(Self.identity(settings.path), opened) {
+        if store != nil, opened == nil || FileID(path: settings.path) != opened {
             // The path names another file now (or none): what the open connection reads is no longer the ledger.
             store = nil
             opened = nil
@@ -167,7 +167,7 @@ public final class StatusHistoryReader: @unchecked Sendable {
                 store = open
             } else {
                 store = try UsageStore(reading: settings.path)
-                opened = Self.identity(settings.path)
+                opened = FileID(path: settings.path)
             }
             self.store = store
             let read = try store.dayHistory(since: since, until: until, top: settings.seriesShown)
@@ -179,17 +179,5 @@ public final class StatusHistoryReader: @unchecked Sendable {
             opened = nil
             return .unavailable("the usage ledger cannot be read: \(error.description)")
         }
-    }
-
-    private static func same(_ a: (device: UInt64, inode: UInt64)?, _ b: (device: UInt64, inode: UInt64)?) -> Bool {
-        guard let a, let b else { return false }
-        return a == b
-    }
-
-    /// The device and inode `path` names now; nil when it names nothing.
-    private static func identity(_ path: String) -> (device: UInt64, inode: UInt64)? {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return nil }
-        return (UInt64(st.st_dev), UInt64(st.st_ino))
     }
 }

@@ -136,14 +136,7 @@ import TollgateIO
     @Test func serversOnOneStateDirectoryInOneProcessShareItsLock() throws {
         let dir = try Self.directory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var config = ServerConfig()
-        config.listen = []
-        config.listenPlain = [SocketAddress(parsing: "127.0.0.1:0")!]
-        config.workers = 1
-        config.accessLog = .none
-        config.metricsListen = []
-        config.ledgerEnabled = true
-        config.databasePath = StateDatabase.path(in: dir + "/state")
+        let config = Self.serverConfig(ledgerIn: dir + "/state")
         do {
             let a = try Server(config: config)
             defer { a.shutdown(graceSeconds: 0) }
@@ -166,6 +159,17 @@ import TollgateIO
         defer { close(fd) }
         #expect(flock(fd, LOCK_EX | LOCK_NB) == 0)
         #expect(Syscall.writeAll(fd, Array("4242\n".utf8)) == nil)
+        let config = Self.serverConfig(ledgerIn: dir + "/state")
+        #expect {
+            _ = try Server(config: config)
+        } throws: { error in
+            (error as? SocketError)?.description == StateLockError.held(directory: dir + "/state", pid: 4242).description
+        }
+        #expect(access(dir + "/state/" + StateDatabase.fileName, F_OK) != 0, "the refused server opened the ledger")
+    }
+
+    /// A one-worker plain-listener server whose ledger is in `directory`.
+    static func serverConfig(ledgerIn directory: String) -> ServerConfig {
         var config = ServerConfig()
         config.listen = []
         config.listenPlain = [SocketAddress(parsing: "127.0.0.1:0")!]
@@ -173,12 +177,7 @@ import TollgateIO
         config.accessLog = .none
         config.metricsListen = []
         config.ledgerEnabled = true
-        config.databasePath = StateDatabase.path(in: dir + "/state")
-        #expect {
-            _ = try Server(config: config)
-        } throws: { error in
-            (error as? SocketError)?.description == StateLockError.held(directory: dir + "/state", pid: 4242).description
-        }
-        #expect(access(dir + "/state/" + StateDatabase.fileName, F_OK) != 0, "the refused server opened the ledger")
+        config.databasePath = StateDatabase.path(in: directory)
+        return config
     }
 }
