@@ -293,9 +293,9 @@ struct Startup {
     static func lockStateDirectory(_ config: ServerConfig, usersPath: String?) throws -> StateLock? {
         let directory = StateDatabase.directory(configured: config.stateDirectory, usersPath: usersPath)
         do {
-            return try StateLock.acquire(directory: directory)
+            return try StateLock.forServer(databasePath: StateDatabase.path(in: directory),
+                                           required: config.ledgerEnabled) { Diagnostics.warn($0) }
         } catch {
-            if case .unusable = error, !config.ledgerEnabled { return nil }
             throw StartupError(error.description)
         }
     }
