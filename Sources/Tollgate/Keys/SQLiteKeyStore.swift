@@ -15,7 +15,7 @@ import TollgateIO
 public final class SQLiteKeyStore: KeyStore {
     /// The schema this build reads and writes.
     public static let schemaVersion: Int64 = 1
-    private let db: Mutex<SQLiteDatabase>
+    private let db: Mutex<Connection>
     /// The database file, for messages.
     public let path: String
 
@@ -67,7 +67,14 @@ public final class SQLiteKeyStore: KeyStore {
         } catch {
             throw KeyStoreError(error.description)
         }
-        db = Mutex(connection)
+        db = Mutex(Connection(database: connection))
+    }
+
+    private struct Connection: ~Copyable {
+        let database: SQLiteDatabase
+        /// The change counter's query, compiled at its first use and kept: the key watcher asks four times a second,
+        /// and compiling it each time cost an idle server more than the query itself.
+        var changeQuery: SQLiteStatement?
     }
 
     public func insert(_ key: APIKey) throws(KeyStoreError) {
@@ -143,21 +150,34 @@ public final class SQLiteKeyStore: KeyStore {
     /// The change counter (`api_keys_changes`): it moves with every committed change to a key, whoever made it,
     /// and never with a last-use time or a commit to another table.
     public func changeToken() throws(KeyStoreError) -> Int64 {
-        try run { db throws(SQLiteError) in
-            let s = try db.prepare("SELECT max(count) FROM api_keys_changes")
-            defer { s.reset() }
-            return try s.step() ? s.int64(0) ?? 0 : 0
+        do throws(SQLiteError) {
+            return try db.withLock { connection throws(SQLiteError) in
+                let s: SQLiteStatement
+                if let compiled = connection.changeQuery {
+                    s = compiled
+                } else {
+                    s = try connection.database.prepare("SELECT max(count) FROM api_keys_changes")
+                    connection.changeQuery = s
+                }
+                defer { s.reset() }
+                return try s.step() ? s.int64(0) ?? 0 : 0
+            }
+        } catch {
+            throw KeyStoreError(error.description)
         }
     }
 
     /// Closes the connection.
     public func close() {
-        db.withLock { $0.close() }
+        db.withLock { connection in
+            connection.changeQuery = nil
+            connection.database.close()
+        }
     }
 
     private func run<T>(_ body: (SQLiteDatabase) throws(SQLiteError) -> T) throws(KeyStoreError) -> T {
         do throws(SQLiteError) {
-            return try db.withLock { db throws(SQLiteError) in try body(db) }
+            return try db.withLock { connection throws(SQLiteError) in try body(connection.database) }
         } catch {
             throw KeyStoreError(error.description)
         }
