@@ -35,11 +35,6 @@ long tg_SSL_CTX_set_read_ahead(SSL_CTX *ctx, int yes) { return SSL_CTX_set_read_
 long tg_SSL_CTX_set_options(SSL_CTX *ctx, unsigned long long op) { return (long)SSL_CTX_set_options(ctx, op); }
 int tg_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) { return (int)SSL_CTX_set_min_proto_version(ctx, version); }
 int tg_SSL_CTX_set1_groups_list(SSL_CTX *ctx, const char *list) { return (int)SSL_CTX_set1_groups_list(ctx, list); }
-long tg_SSL_CTX_set_session_cache_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_session_cache_mode(ctx, mode); }
-int tg_SSL_CTX_set_session_id_context(SSL_CTX *ctx) {
-    static const unsigned char sid[] = "tollgate";
-    return SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
-}
 long tg_SSL_CTX_get_ex_cert_chain_count(SSL_CTX *ctx) {
     STACK_OF(X509) *chain = NULL;
     if (SSL_CTX_get0_chain_certs(ctx, &chain) != 1 || chain == NULL) return 0;
@@ -62,8 +57,6 @@ void tg_SSL_forget_quietly(SSL *ssl) {
     SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
 }
 const int TG_TLS1_2_VERSION = TLS1_2_VERSION;
-const long TG_SSL_SESS_CACHE_SERVER = SSL_SESS_CACHE_SERVER;
-const long TG_SSL_SESS_CACHE_OFF = SSL_SESS_CACHE_OFF;
 
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg) {

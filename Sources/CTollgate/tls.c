@@ -1,15 +1,14 @@
-// Per-worker TLS state: a library context of its own, session-ticket keys shared by every worker, and a
-// certificate and key parsed from memory into that context.
+// Per-worker TLS state: a library context of its own, one session cache shared by every worker, and a certificate
+// and key parsed from memory into that context.
 #define _GNU_SOURCE
 #include "CTollgate.h"
-#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,16 +16,13 @@
 
 struct tg_tls_library {
     OSSL_LIB_CTX *libctx;
-    // Fetched once: OpenSSL 3 would otherwise look the ticket cipher up by name for every ticket.
-    EVP_CIPHER *ticket_cipher;
 };
 
 tg_tls_library *tg_tls_library_new(void) {
     tg_tls_library *lib = calloc(1, sizeof(*lib));
     if (!lib) return NULL;
     lib->libctx = OSSL_LIB_CTX_new();
-    if (lib->libctx) lib->ticket_cipher = EVP_CIPHER_fetch(lib->libctx, "AES-256-CBC", NULL);
-    if (!lib->libctx || !lib->ticket_cipher) {
+    if (!lib->libctx) {
         tg_tls_library_free(lib);
         return NULL;
     }
@@ -37,38 +33,13 @@ OSSL_LIB_CTX *tg_tls_library_libctx(tg_tls_library *lib) { return lib->libctx; }
 
 void tg_tls_library_free(tg_tls_library *lib) {
     if (!lib) return;
-    EVP_CIPHER_free(lib->ticket_cipher);
     OSSL_LIB_CTX_free(lib->libctx);
     free(lib);
 }
 
-// ---------------------------------------------------------------------------------------------- ticket keys
-//
-// One set for the process, so a ticket issued by one worker (or by the context a certificate reload replaced)
-// resumes on any other. Key 0 encrypts; key 1, the one it replaced, still decrypts for one more period. Every
-// thread that handshakes keeps a copy and refreshes it only when the generation moves, so the handshake path
-// takes no lock and writes no shared cache line.
-
-typedef struct {
-    unsigned char name[16];
-    unsigned char aes[32];
-    unsigned char hmac[32];
-    long long created;
-} ticket_key;
-
-static pthread_mutex_t ticket_lock = PTHREAD_MUTEX_INITIALIZER;
-static ticket_key ticket_keys[2];              // guarded by ticket_lock
-static int ticket_key_count;                   // guarded by ticket_lock
-static _Atomic unsigned long ticket_generation;
-static _Atomic long long ticket_next_rotation; // 0: no key yet
-static _Atomic long long ticket_period = 7200;
-
-static __thread unsigned long local_generation;
-static __thread ticket_key local_keys[2];
-static __thread int local_key_count;
+// ---------------------------------------------------------------------------------------------- clock
 
 static _Atomic long long clock_offset;         // tests move the clock forward instead of waiting hours
-static const long long session_max_age = 86400;
 
 static long long monotonic_seconds(void) {
     struct timespec ts;
@@ -79,157 +50,250 @@ static long long monotonic_seconds(void) {
 long long tg_tls_now(void) { return monotonic_seconds(); }
 void tg_tls_clock_advance(long long seconds) { atomic_fetch_add(&clock_offset, seconds); }
 
-
-static int fill_random(unsigned char *buf, size_t len) {
-    size_t done = 0;
-    while (done < len) {
-        long n = tg_getrandom(buf + done, len - done);
-        if (n <= 0) return 0;
-        done += (size_t)n;
-    }
-    return 1;
-}
-
-static void rotate_locked(long long now) {
-    ticket_key fresh;
-    if (!fill_random(fresh.name, sizeof(fresh.name)) || !fill_random(fresh.aes, sizeof(fresh.aes)) ||
-        !fill_random(fresh.hmac, sizeof(fresh.hmac))) {
-        return; // keep the current key; the next handshake tries again
-    }
-    fresh.created = now;
-    if (ticket_key_count > 0) ticket_keys[1] = ticket_keys[0];
-    ticket_keys[0] = fresh;
-    OPENSSL_cleanse(&fresh, sizeof(fresh));
-    if (ticket_key_count < 2) ticket_key_count++;
-    atomic_store(&ticket_next_rotation, now + atomic_load(&ticket_period));
-    atomic_fetch_add_explicit(&ticket_generation, 1, memory_order_release);
-}
-
-void tg_ticket_keys_rotate(long long now) {
-    pthread_mutex_lock(&ticket_lock);
-    rotate_locked(now);
-    pthread_mutex_unlock(&ticket_lock);
-}
-
-void tg_ticket_keys_maybe_rotate(long long now) {
-    long long next = atomic_load_explicit(&ticket_next_rotation, memory_order_relaxed);
-    if (next != 0 && now < next) return;
-    pthread_mutex_lock(&ticket_lock);
-    next = atomic_load(&ticket_next_rotation);
-    if (next == 0 || now >= next) rotate_locked(now);
-    pthread_mutex_unlock(&ticket_lock);
-}
-
-void tg_ticket_keys_set_period(long long seconds) {
-    if (seconds > 0) atomic_store(&ticket_period, seconds);
-}
-
-unsigned long tg_ticket_keys_generation(void) { return atomic_load(&ticket_generation); }
-
-static void refresh_local_keys(void) {
-    if (atomic_load_explicit(&ticket_generation, memory_order_acquire) == local_generation) return;
-    pthread_mutex_lock(&ticket_lock);
-    memcpy(local_keys, ticket_keys, sizeof(local_keys));
-    local_key_count = ticket_key_count;
-    local_generation = atomic_load(&ticket_generation);
-    pthread_mutex_unlock(&ticket_lock);
-}
-
-static int set_ticket_mac(EVP_MAC_CTX *hctx, unsigned char *key) {
-    OSSL_PARAM params[3];
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
-    params[1] = OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, key, 32);
-    params[2] = OSSL_PARAM_construct_end();
-    return EVP_MAC_CTX_set_params(hctx, params);
-}
-
-// SSL_CTX_set_tlsext_ticket_key_evp_cb(3): 1 = done, 2 = decrypted with an old key (issue a new ticket),
-// 0 = no such key (a full handshake), -1 = failure.
-static int ticket_key_callback(SSL *ssl, unsigned char key_name[16], unsigned char *iv, EVP_CIPHER_CTX *cipher,
-                               EVP_MAC_CTX *hmac, int encrypt) {
-    tg_tls_library *lib = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
-    if (!lib) return -1;
-    long long now = monotonic_seconds();
-    if (encrypt) {
-        tg_ticket_keys_maybe_rotate(now);
-        refresh_local_keys();
-        if (local_key_count == 0) return -1;
-        ticket_key *key = &local_keys[0];
-        if (RAND_bytes_ex(lib->libctx, iv, 16, 0) != 1) return -1;
-        memcpy(key_name, key->name, 16);
-        if (EVP_EncryptInit_ex(cipher, lib->ticket_cipher, NULL, key->aes, iv) != 1) return -1;
-        return set_ticket_mac(hmac, key->hmac) == 1 ? 1 : -1;
-    }
-    refresh_local_keys();
-    int found = -1;
-    for (int i = 0; i < local_key_count; i++) {
-        if (CRYPTO_memcmp(key_name, local_keys[i].name, 16) == 0) { found = i; break; }
-    }
-    if (found < 0) return 0;
-    // The previous key's last tickets were issued when key 0 took over; they live one period more.
-    if (found == 1 && now >= local_keys[0].created + atomic_load(&ticket_period)) return 0;
-    ticket_key *key = &local_keys[found];
-    if (set_ticket_mac(hmac, key->hmac) != 1) return -1;
-    if (EVP_DecryptInit_ex(cipher, lib->ticket_cipher, NULL, key->aes, iv) != 1) return -1;
-    // TLS 1.3 always gets a fresh ticket (2): clients that use each ticket once (RFC 8446 appendix C.4) would
-    // otherwise fall back to a full handshake every other connection. TLS 1.2 renews only an old key's ticket.
-    if (SSL_version(ssl) >= TLS1_3_VERSION) return 2;
-    return found == 0 ? 1 : 2;
-}
-
-// ---------------------------------------------------------------------------------------------- session age
+// ---------------------------------------------------------------------------------------------- session cache
 //
-// A resumed TLS 1.3 session gets a fresh ticket, so a client resuming often enough could keep, indefinitely, a
-// session whose only certificate check was its first handshake. Every ticket carries that handshake's time (in
-// the ticket's application data, which OpenSSL copies into the session a resumption re-issues); a ticket whose
-// session began more than `session_max_age` ago is not resumed, and the client does a full handshake (RFC 8446
-// section 4.6.1: bound the total lifetime of a chain of resumptions).
+// Resumption through a session cache in the server, as Mozilla's intermediate profile configures nginx
+// (`ssl_session_cache shared`, `ssl_session_tickets off`): a TLS 1.2 session ID and a TLS 1.3 ticket (stateful,
+// SSL_OP_NO_TICKET: the ticket is the session's ID) each name an entry here. One cache for the process, so a
+// session made on one worker resumes on any other; a client only ever names an entry, it never hands the server
+// session state to decode. No ticket keys exist, so none can leak to decrypt recorded traffic.
+//
+// Entries hold the session as DER (i2d_SSL_SESSION) and are spread over 16 shards by their (random) ID, each with
+// its own lock, hash chains and least-recently-used list; a shard over its share of `cache_bytes` drops its least
+// recently used entries. An entry ends `SSL_SESSION_get_timeout` after it was made (two hours, the lifetime
+// hint a TLS 1.3 client is told), and a chain of resumptions a day after the full handshake that began it: every
+// session carries that handshake's time (ticket_appdata, which OpenSSL copies into the session a TLS 1.3
+// resumption issues next), so however often a client resumes, it checks the certificate again within a day
+// (RFC 8446 section 4.6.1). A certificate change empties the cache.
 
-static int ticket_generate(SSL *ssl, void *arg) {
-    (void)arg;
-    SSL_SESSION *session = SSL_get0_session(ssl);
-    if (!session) return 0;
+#define SHARDS 16
+#define BUCKETS 1024                            // per shard; a power of two
+#define MAX_DER 4096                            // a session bigger than this is not cached
+
+typedef struct session_entry {
+    struct session_entry *chain;                // next in the hash bucket
+    struct session_entry *newer, *older;        // least-recently-used list
+    long long began;                            // the full handshake that began the chain
+    long long expires;
+    size_t size;                                // what the entry counts against the budget
+    unsigned int id_len;
+    unsigned char id[SSL_MAX_SSL_SESSION_ID_LENGTH];
+    size_t der_len;
+    unsigned char der[];
+} session_entry;
+
+typedef struct {
+    pthread_mutex_t lock;
+    session_entry *buckets[BUCKETS];
+    session_entry *newest, *oldest;
+    size_t bytes;
+    size_t count;
+} session_shard;
+
+static session_shard shards[SHARDS];
+static pthread_once_t shards_once = PTHREAD_ONCE_INIT;
+static _Atomic size_t cache_bytes = 10u << 20; // nginx's `shared:SSL:10m`: tens of thousands of sessions
+static _Atomic unsigned long cache_generation;  // moves when the cache is emptied
+static const long long session_max_age = 86400;
+
+static void init_shards(void) {
+    for (int i = 0; i < SHARDS; i++) pthread_mutex_init(&shards[i].lock, NULL);
+}
+
+static uint64_t id_hash(const unsigned char *id, unsigned int len) {
+    uint64_t h = 1469598103934665603ull;     // FNV-1a: IDs are random, a client only chooses what it looks up
+    for (unsigned int i = 0; i < len; i++) h = (h ^ id[i]) * 1099511628211ull;
+    return h;
+}
+
+static session_shard *shard_for(uint64_t hash) {
+    pthread_once(&shards_once, init_shards);
+    return &shards[hash % SHARDS];
+}
+
+static session_entry **bucket_for(session_shard *shard, uint64_t hash) {
+    return &shard->buckets[(hash / SHARDS) & (BUCKETS - 1)];
+}
+
+static session_entry **find_locked(session_shard *shard, uint64_t hash, const unsigned char *id, unsigned int len) {
+    session_entry **at = bucket_for(shard, hash);
+    while (*at && !((*at)->id_len == len && memcmp((*at)->id, id, len) == 0)) at = &(*at)->chain;
+    return at;
+}
+
+static void unlink_lru_locked(session_shard *shard, session_entry *e) {
+    if (e->newer) e->newer->older = e->older; else shard->newest = e->older;
+    if (e->older) e->older->newer = e->newer; else shard->oldest = e->newer;
+    e->newer = e->older = NULL;
+}
+
+static void push_newest_locked(session_shard *shard, session_entry *e) {
+    e->older = shard->newest;
+    e->newer = NULL;
+    if (shard->newest) shard->newest->newer = e; else shard->oldest = e;
+    shard->newest = e;
+}
+
+// Unlinks the entry `at` points to from its bucket and the list, and frees it.
+static void remove_locked(session_shard *shard, session_entry **at) {
+    session_entry *e = *at;
+    *at = e->chain;
+    unlink_lru_locked(shard, e);
+    shard->bytes -= e->size;
+    shard->count--;
+    OPENSSL_clear_free(e, e->size);
+}
+
+static void remove_entry_locked(session_shard *shard, session_entry *e) {
+    uint64_t hash = id_hash(e->id, e->id_len);
+    remove_locked(shard, find_locked(shard, hash, e->id, e->id_len));
+}
+
+// When the session's chain of resumptions began: the time it carries, or now for a full handshake (then written
+// into it, so the sessions later resumptions issue carry it on).
+static long long chain_began(SSL_SESSION *session, long long now) {
     void *data = NULL;
     size_t len = 0;
-    if (SSL_SESSION_get0_ticket_appdata(session, &data, &len) == 1 && len == sizeof(long long)) return 1;
-    long long began = monotonic_seconds();
-    return SSL_SESSION_set1_ticket_appdata(session, &began, sizeof(began));
+    long long began;
+    if (SSL_SESSION_get0_ticket_appdata(session, &data, &len) == 1 && data && len == sizeof(began)) {
+        memcpy(&began, data, sizeof(began));
+        return began;
+    }
+    if (SSL_SESSION_set1_ticket_appdata(session, &now, sizeof(now)) != 1) return -1;
+    return now;
 }
 
-static SSL_TICKET_RETURN ticket_decrypted(SSL *ssl, SSL_SESSION *session, const unsigned char *key_name,
-                                          size_t key_name_len, SSL_TICKET_STATUS status, void *arg) {
-    (void)ssl; (void)key_name; (void)key_name_len; (void)arg;
-    switch (status) {
-    case SSL_TICKET_SUCCESS:
-    case SSL_TICKET_SUCCESS_RENEW: {
-        void *data = NULL;
-        size_t len = 0;
-        long long began;
-        if (SSL_SESSION_get0_ticket_appdata(session, &data, &len) != 1 || len != sizeof(began) || !data) {
-            return SSL_TICKET_RETURN_IGNORE_RENEW;
-        }
-        memcpy(&began, data, sizeof(began));
-        long long age = monotonic_seconds() - began;
-        if (age < 0 || age >= session_max_age) return SSL_TICKET_RETURN_IGNORE_RENEW;
-        return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE : SSL_TICKET_RETURN_USE_RENEW;
+static int session_new(SSL *ssl, SSL_SESSION *session) {
+    (void)ssl;
+    long long now = monotonic_seconds();
+    unsigned int id_len = 0;
+    const unsigned char *id = SSL_SESSION_get_id(session, &id_len);
+    long long began = chain_began(session, now);
+    if (!id || id_len == 0 || id_len > SSL_MAX_SSL_SESSION_ID_LENGTH || began < 0 || now - began >= session_max_age) {
+        return 0;
     }
-    case SSL_TICKET_EMPTY:
-    case SSL_TICKET_NO_DECRYPT:
-        return SSL_TICKET_RETURN_IGNORE_RENEW;
-    default:
-        return SSL_TICKET_RETURN_ABORT;
+    int der_len = i2d_SSL_SESSION(session, NULL);
+    if (der_len <= 0 || der_len > MAX_DER) return 0;
+    size_t size = sizeof(session_entry) + (size_t)der_len;
+    session_entry *e = OPENSSL_malloc(size);
+    if (!e) return 0;
+    unsigned char *p = e->der;
+    if (i2d_SSL_SESSION(session, &p) != der_len) {
+        OPENSSL_clear_free(e, size);
+        return 0;
     }
+    e->der_len = (size_t)der_len;
+    e->size = size;
+    e->id_len = id_len;
+    memcpy(e->id, id, id_len);
+    e->began = began;
+    long timeout = SSL_SESSION_get_timeout(session);
+    e->expires = now + (timeout > 0 ? timeout : 0);
+    if (e->expires > began + session_max_age) e->expires = began + session_max_age;
+
+    uint64_t hash = id_hash(id, id_len);
+    session_shard *shard = shard_for(hash);
+    size_t budget = atomic_load_explicit(&cache_bytes, memory_order_relaxed) / SHARDS;
+    pthread_mutex_lock(&shard->lock);
+    session_entry **at = find_locked(shard, hash, id, id_len);
+    if (*at) remove_locked(shard, at);
+    while (shard->oldest && shard->bytes + size > budget) remove_entry_locked(shard, shard->oldest);
+    if (shard->bytes + size <= budget) {
+        at = bucket_for(shard, hash);
+        e->chain = *at;
+        *at = e;
+        push_newest_locked(shard, e);
+        shard->bytes += size;
+        shard->count++;
+        e = NULL;
+    }
+    pthread_mutex_unlock(&shard->lock);
+    if (e) OPENSSL_clear_free(e, size);
+    return 0; // the cache keeps its own copy, not a reference to `session`
 }
+
+static SSL_SESSION *session_get(SSL *ssl, const unsigned char *id, int len, int *copy) {
+    (void)ssl;
+    *copy = 0;
+    if (len <= 0 || len > SSL_MAX_SSL_SESSION_ID_LENGTH) return NULL;
+    long long now = monotonic_seconds();
+    unsigned char der[MAX_DER];
+    size_t der_len = 0;
+    uint64_t hash = id_hash(id, (unsigned int)len);
+    session_shard *shard = shard_for(hash);
+    pthread_mutex_lock(&shard->lock);
+    session_entry **at = find_locked(shard, hash, id, (unsigned int)len);
+    if (*at) {
+        session_entry *e = *at;
+        if (now >= e->expires || now < e->began) {
+            remove_locked(shard, at);
+        } else {
+            der_len = e->der_len;
+            memcpy(der, e->der, der_len);
+            unlink_lru_locked(shard, e);
+            push_newest_locked(shard, e);
+        }
+    }
+    pthread_mutex_unlock(&shard->lock);
+    if (der_len == 0) return NULL;
+    const unsigned char *p = der;
+    SSL_SESSION *session = d2i_SSL_SESSION(NULL, &p, (long)der_len);
+    OPENSSL_cleanse(der, der_len);
+    return session;
+}
+
+static void session_remove(SSL_CTX *ctx, SSL_SESSION *session) {
+    (void)ctx;
+    unsigned int id_len = 0;
+    const unsigned char *id = SSL_SESSION_get_id(session, &id_len);
+    if (!id || id_len == 0 || id_len > SSL_MAX_SSL_SESSION_ID_LENGTH) return;
+    uint64_t hash = id_hash(id, id_len);
+    session_shard *shard = shard_for(hash);
+    pthread_mutex_lock(&shard->lock);
+    session_entry **at = find_locked(shard, hash, id, id_len);
+    if (*at) remove_locked(shard, at);
+    pthread_mutex_unlock(&shard->lock);
+}
+
+void tg_session_cache_clear(void) {
+    pthread_once(&shards_once, init_shards);
+    for (int i = 0; i < SHARDS; i++) {
+        session_shard *shard = &shards[i];
+        pthread_mutex_lock(&shard->lock);
+        while (shard->oldest) remove_entry_locked(shard, shard->oldest);
+        pthread_mutex_unlock(&shard->lock);
+    }
+    atomic_fetch_add(&cache_generation, 1);
+}
+
+void tg_session_cache_set_bytes(size_t bytes) {
+    atomic_store(&cache_bytes, bytes);
+    tg_session_cache_clear();
+}
+
+size_t tg_session_cache_count(void) {
+    pthread_once(&shards_once, init_shards);
+    size_t count = 0;
+    for (int i = 0; i < SHARDS; i++) {
+        pthread_mutex_lock(&shards[i].lock);
+        count += shards[i].count;
+        pthread_mutex_unlock(&shards[i].lock);
+    }
+    return count;
+}
+
+unsigned long tg_session_cache_generation(void) { return atomic_load(&cache_generation); }
 
 SSL_CTX *tg_SSL_CTX_new_server(tg_tls_library *lib) {
     SSL_CTX *ctx = SSL_CTX_new_ex(lib->libctx, NULL, TLS_server_method());
     if (!ctx) return NULL;
     SSL_CTX_set_app_data(ctx, lib);
-    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_callback);
-    if (SSL_CTX_set_session_ticket_cb(ctx, ticket_generate, ticket_decrypted, NULL) != 1) {
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
+    // The cache above only: OpenSSL's own per-context cache would be one per worker, and swept under its lock.
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL | SSL_SESS_CACHE_NO_AUTO_CLEAR);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    SSL_CTX_sess_set_new_cb(ctx, session_new);
+    SSL_CTX_sess_set_get_cb(ctx, session_get);
+    SSL_CTX_sess_set_remove_cb(ctx, session_remove);
     return ctx;
 }
 
@@ -277,6 +341,14 @@ int tg_SSL_CTX_use_pem(SSL_CTX *ctx, tg_tls_library *lib, const char *cert, size
     if (!pkey || SSL_CTX_use_PrivateKey(ctx, pkey) != 1) goto done;
     rc = TG_PEM_MISMATCH;
     if (SSL_CTX_check_private_key(ctx) != 1) goto done;
+    // Sessions are bound to this certificate: OpenSSL resumes a session only in the context (SHA-256 of the leaf)
+    // it was made in, so after a certificate change no worker resumes one authenticated with the old certificate,
+    // even while another worker is still serving it.
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    rc = TG_PEM_CERTIFICATE;
+    if (X509_digest(leaf, EVP_sha256(), digest, &digest_len) != 1 || digest_len > SSL_MAX_SID_CTX_LENGTH) goto done;
+    if (SSL_CTX_set_session_id_context(ctx, digest, digest_len) != 1) goto done;
     rc = TG_PEM_OK;
 done:
     BIO_free(in);

@@ -178,10 +178,7 @@ public final class TLSContext: @unchecked Sendable {
             SSL_CTX_free(ctx)
             throw SocketError("cannot apply the TLS profile: \(e)")
         }
-        // Session resumption through stateless tickets (TLS 1.2 and 1.3): nothing to share or lock across loops and
-        // no cache to sweep on every 255th handshake, as OpenSSL's internal session cache would.
-        _ = tg_SSL_CTX_set_session_cache_mode(ctx, TG_SSL_SESS_CACHE_OFF)
-        _ = tg_SSL_CTX_set_session_id_context(ctx)
+        // Resumption from the process's session cache (`TLSSessionCache`), set up by tg_SSL_CTX_new_server.
         // One TLS 1.3 ticket per handshake (OpenSSL's default is two): clients resume with one.
         _ = SSL_CTX_set_num_tickets(ctx, 1)
         tg_SSL_CTX_enable_alpn_http11(ctx)
@@ -366,37 +363,34 @@ public final class TLSSession {
     }
 }
 
-/// The process's session-ticket keys (kept in the C shim, shared by every context): one encrypts, the one it
-/// replaced still decrypts. A key encrypts for `periodSeconds` (the first handshake after that makes a new one)
-/// and decrypts for one period more, so a ticket resumes for at least one period and never beyond two. However
-/// often its tickets were renewed (a TLS 1.3 resumption gets a fresh one), a session resumes for at most a day after
-/// its full handshake; then the client checks the certificate again.
-public enum TLSTicketKeys {
-    /// Two hours: OpenSSL's ticket lifetime hint, so every ticket a client holds is still accepted.
-    public static let periodSeconds: Int64 = 7200
-
-    /// Replaces the encrypting key now; tickets sealed with the key before the previous one stop resuming.
-    public static func rotate() {
-        tg_ticket_keys_rotate(tg_tls_now())
+/// The process's TLS session cache (kept in the C shim, shared by every worker's context), which TLS 1.2 session
+/// IDs and TLS 1.3 tickets name: as Mozilla's intermediate profile configures nginx (a shared cache, tickets off),
+/// so no ticket key exists to protect or rotate. About 10 MB at most, least recently used sessions dropped first.
+/// A session resumes for two hours after it was issued, and however often it was renewed (a TLS 1.3 resumption
+/// gets a fresh ticket), for at most a day after its full handshake; then the client checks the certificate again.
+/// Sessions are bound to the certificate they were made with: after a change none resumes.
+public enum TLSSessionCache {
+    /// Empties the cache: no session made so far resumes.
+    public static func clear() {
+        tg_session_cache_clear()
     }
 
-    /// Makes every ticket issued so far unusable (the key that sealed them and the one before are both replaced):
-    /// after a certificate change, no session authenticated with the old certificate resumes.
-    public static func invalidateAll() {
-        rotate()
-        rotate()
+    /// Sets the cache's size in bytes and empties it (tests).
+    public static func setBytes(_ bytes: Int) {
+        tg_session_cache_set_bytes(bytes)
     }
 
-    /// Sets how many seconds a ticket key encrypts (tests; `periodSeconds` otherwise).
-    public static func setPeriod(seconds: Int64) {
-        tg_ticket_keys_set_period(seconds)
-    }
+    /// The default size, 10 MB, as nginx's `ssl_session_cache shared:SSL:10m`.
+    public static let defaultBytes = 10 << 20
 
-    /// Moves the clock ticket keys and session ages are measured on forward (tests).
+    /// Sessions in the cache now.
+    public static var count: Int { tg_session_cache_count() }
+
+    /// Moves the clock session ages are measured on forward (tests).
     public static func advanceClock(seconds: Int64) {
         tg_tls_clock_advance(seconds)
     }
 
-    /// Counts rotations since start (tests).
-    public static var generation: UInt { tg_ticket_keys_generation() }
+    /// Counts how often the cache was emptied since start (tests).
+    public static var generation: UInt { tg_session_cache_generation() }
 }

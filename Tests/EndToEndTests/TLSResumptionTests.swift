@@ -2,8 +2,8 @@ import COpenSSL
 import Testing
 import TollgateIO
 
-/// Session resumption across workers, certificate reloads and ticket-key rotation: every worker builds its own TLS
-/// context, so a ticket must be sealed with keys the whole process shares.
+/// Session resumption across workers, certificate reloads, expiry and a full cache: every worker builds its own TLS
+/// context, so the session cache is the whole process's.
 @Suite(.serialized) struct TLSResumptionTests {
     /// A first connection's session, after reading one answer (TLS 1.3 tickets arrive after the handshake).
     private func firstSession(_ proxy: Proxy, version: Int32) throws -> TLSClientSession {
@@ -27,25 +27,25 @@ import TollgateIO
         return stream.sessionReused
     }
 
-    /// `attempt`'s result, taken again (three times at most) while the process's ticket keys changed during it: the
-    /// keys are the process's, and a suite running beside this one that swaps in another certificate retires them
-    /// (as a server must). Only an attempt during which they stayed the same says whether tickets resume.
-    private func withSteadyTicketKeys<T>(_ attempt: () throws -> T) rethrows -> T {
+    /// `attempt`'s result, taken again (three times at most) while the process's session cache was emptied during
+    /// it: the cache is the process's, and a suite running beside this one that swaps in another certificate empties
+    /// it. Only an attempt during which it was not emptied says whether sessions resume.
+    private func withSteadyCache<T>(_ attempt: () throws -> T) rethrows -> T {
         var tries = 0
         while true {
-            let before = TLSTicketKeys.generation
+            let before = TLSSessionCache.generation
             let result = try attempt()
             tries += 1
-            if TLSTicketKeys.generation == before || tries == 3 { return result }
+            if TLSSessionCache.generation == before || tries == 3 { return result }
         }
     }
 
     @Test(arguments: [TLS1_3_VERSION, TLS1_2_VERSION])
     func aTicketResumesOnEveryWorker(version: Int32) throws {
-        // The kernel spreads connections over the workers' SO_REUSEPORT sockets: with per-worker keys, about half
-        // of 24 reconnections would land on a worker that cannot open the ticket.
+        // The kernel spreads connections over the workers' SO_REUSEPORT sockets: with a cache per worker, about half
+        // of 24 reconnections would land on a worker that does not know the session.
         try withProxyAndFake(configure: { $0.workers = 2 }) { proxy, _ in
-            let resumed = try withSteadyTicketKeys { () throws -> Int in
+            let resumed = try withSteadyCache { () throws -> Int in
                 let session = try firstSession(proxy, version: version)
                 var resumed = 0
                 for _ in 0..<24 where try resumes(proxy, session, version: version) { resumed += 1 }
@@ -57,7 +57,7 @@ import TollgateIO
 
     @Test func aResumedTLS13ConnectionGetsAFreshTicket() throws {
         try withProxyAndFake(configure: { $0.workers = 2 }) { proxy, _ in
-            let (reused, tickets) = try withSteadyTicketKeys { () throws -> (Int, Set<[UInt8]>) in
+            let (reused, tickets) = try withSteadyCache { () throws -> (Int, Set<[UInt8]>) in
                 var session = try firstSession(proxy, version: TLS1_3_VERSION)
                 var tickets: Set<[UInt8]> = [ticket(of: session)]
                 var reused = 0
@@ -94,18 +94,72 @@ import TollgateIO
         }
     }
 
-    @Test func aTicketSurvivesOneKeyRotationButNotTwo() throws {
+    /// A session resumes for two hours after it was issued (the lifetime TLS 1.3 clients are told), not longer.
+    @Test func aSessionEndsTwoHoursAfterItWasIssued() throws {
         try withProxyAndFake { proxy, _ in
-            let session = try firstSession(proxy, version: TLS1_3_VERSION)
-            let before = TLSTicketKeys.generation
-            TLSTicketKeys.rotate()
-            #expect(TLSTicketKeys.generation == before + 1)
-            #expect(try resumes(proxy, session, version: TLS1_3_VERSION))
+            let (before, after) = try withSteadyCache { () throws -> (Bool, Bool) in
+                let session = try firstSession(proxy, version: TLS1_2_VERSION)
+                TLSSessionCache.advanceClock(seconds: 7000)
+                let before = try resumes(proxy, session, version: TLS1_2_VERSION)
+                TLSSessionCache.advanceClock(seconds: 201)
+                return (before, try resumes(proxy, session, version: TLS1_2_VERSION))
+            }
+            #expect(before)
+            #expect(!after)
+        }
+    }
 
-            let second = try firstSession(proxy, version: TLS1_3_VERSION)
-            TLSTicketKeys.rotate()
-            TLSTicketKeys.rotate()
-            #expect(try !resumes(proxy, second, version: TLS1_3_VERSION))
+    /// The cache holds what its size allows: a full one drops its least recently used sessions, and a session used
+    /// again stays.
+    @Test func aFullCacheDropsTheLeastRecentlyUsedSessions() throws {
+        try withProxyAndFake { proxy, _ in
+            // About two sessions in each of the cache's 16 shards.
+            TLSSessionCache.setBytes(16 * 1024)
+            defer { TLSSessionCache.setBytes(TLSSessionCache.defaultBytes) }
+            let (oldest, kept, newest, count) = try withSteadyCache { () throws -> (Bool, Bool, Bool, Int) in
+                let first = try firstSession(proxy, version: TLS1_3_VERSION)
+                var kept = try firstSession(proxy, version: TLS1_3_VERSION)
+                var last = kept
+                for _ in 0..<200 {
+                    last = try firstSession(proxy, version: TLS1_3_VERSION)
+                    // Used on every round: the newest session of its chain is always among the most recent.
+                    let stream = try TLSStream(port: proxy.tlsPort, options: TLSClientOptions(session: kept))
+                    defer { stream.close() }
+                    try checkVersionRequest(HTTPClient(stream))
+                    guard stream.sessionReused else { return (true, false, false, TLSSessionCache.count) }
+                    kept = try #require(stream.session())
+                }
+                return (try resumes(proxy, first, version: TLS1_3_VERSION), try resumes(proxy, kept, version: TLS1_3_VERSION),
+                        try resumes(proxy, last, version: TLS1_3_VERSION), TLSSessionCache.count)
+            }
+            #expect(!oldest, "the first session of 400 was dropped")
+            #expect(kept, "a session in use stays")
+            #expect(newest, "the newest session resumes")
+            #expect(count <= 16 * 1024 / 200, "the cache stays within its size (\(count) sessions)")
+        }
+    }
+
+    /// A session made with one certificate does not resume on a server with another, even in the same process
+    /// and cache: sessions are bound to their certificate.
+    @Test func aSessionDoesNotResumeUnderAnotherCertificate() throws {
+        let shared = TestCertificates.shared
+        let dir = try OpsTempDirectory()
+        let cert = dir.file("other.pem"), key = dir.file("other-key.pem")
+        try DevelopmentCertificate.generate(keyPath: key, certificatePath: cert, commonName: "localhost",
+                                            subjectAltNames: "DNS:localhost,IP:127.0.0.1", days: 2,
+                                            caKeyPath: shared.caKeyPath, caCertificatePath: shared.caCertificatePath)
+        try withProxyAndFake { first, _ in
+            try withProxyAndFake(configure: { $0.certificatePath = cert; $0.keyPath = key }) { other, _ in
+                try withProxyAndFake { same, _ in
+                    let (elsewhere, sameCertificate) = try withSteadyCache { () throws -> (Bool, Bool) in
+                        let session = try firstSession(first, version: TLS1_3_VERSION)
+                        return (try resumes(other, session, version: TLS1_3_VERSION),
+                                try resumes(same, session, version: TLS1_3_VERSION))
+                    }
+                    #expect(!elsewhere)
+                    #expect(sameCertificate, "a server with the same certificate shares the process's sessions")
+                }
+            }
         }
     }
 
@@ -133,30 +187,31 @@ import TollgateIO
     }
 
     /// A resumed TLS 1.3 session gets a fresh ticket, but the chain of resumptions ends a day after the full
-    /// handshake that began it (the clock the ticket keys use is moved forward, not waited for).
+    /// handshake that began it (the cache's clock is moved forward, not waited for).
     @Test func chainedResumptionsEndADayAfterTheFullHandshake() throws {
         try withProxyAndFake { proxy, _ in
-            // Keys that outlive the test's two days, so only the session's age decides.
-            TLSTicketKeys.setPeriod(seconds: 30 * 86_400)
-            TLSTicketKeys.rotate()
-            defer {
-                TLSTicketKeys.setPeriod(seconds: TLSTicketKeys.periodSeconds)
-                TLSTicketKeys.rotate()
+            let (resumed, pastTheDay, fresh) = try withSteadyCache { () throws -> (Int, Bool, Bool) in
+                var session = try firstSession(proxy, version: TLS1_3_VERSION)
+                var resumed = 0
+                // Each ticket is used within its two hours: 15 steps of 90 minutes are 22.5 hours.
+                for _ in 0..<15 {
+                    TLSSessionCache.advanceClock(seconds: 90 * 60)
+                    let stream = try TLSStream(port: proxy.tlsPort,
+                                               options: TLSClientOptions(maxVersion: TLS1_3_VERSION, session: session))
+                    defer { stream.close() }
+                    try checkVersionRequest(HTTPClient(stream))
+                    if stream.sessionReused { resumed += 1 }
+                    session = try #require(stream.session())
+                }
+                // 90 minutes more passes the day, though the newest ticket is only 90 minutes old.
+                TLSSessionCache.advanceClock(seconds: 90 * 60)
+                let pastTheDay = try resumes(proxy, session, version: TLS1_3_VERSION)
+                let fresh = try firstSession(proxy, version: TLS1_3_VERSION)
+                return (resumed, pastTheDay, try resumes(proxy, fresh, version: TLS1_3_VERSION))
             }
-            var session = try firstSession(proxy, version: TLS1_3_VERSION)
-            for _ in 0..<4 {
-                TLSTicketKeys.advanceClock(seconds: 5 * 3600)
-                let stream = try TLSStream(port: proxy.tlsPort, options: TLSClientOptions(maxVersion: TLS1_3_VERSION, session: session))
-                defer { stream.close() }
-                try checkVersionRequest(HTTPClient(stream))
-                #expect(stream.sessionReused, "within a day of the full handshake")
-                session = try #require(stream.session())
-            }
-            // 20 h so far; 5 h more passes the day, though the newest ticket is only 5 h old.
-            TLSTicketKeys.advanceClock(seconds: 5 * 3600)
-            #expect(try !resumes(proxy, session, version: TLS1_3_VERSION))
-            let fresh = try firstSession(proxy, version: TLS1_3_VERSION)
-            #expect(try resumes(proxy, fresh, version: TLS1_3_VERSION))
+            #expect(resumed == 15, "within a day of the full handshake")
+            #expect(!pastTheDay)
+            #expect(fresh)
         }
     }
 }

@@ -31,8 +31,6 @@ long tg_SSL_CTX_set_read_ahead(SSL_CTX *ctx, int yes);
 long tg_SSL_CTX_set_options(SSL_CTX *ctx, unsigned long long op);
 int tg_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version);
 int tg_SSL_CTX_set1_groups_list(SSL_CTX *ctx, const char *list);
-long tg_SSL_CTX_set_session_cache_mode(SSL_CTX *ctx, long mode);
-int tg_SSL_CTX_set_session_id_context(SSL_CTX *ctx);
 long tg_SSL_CTX_get_ex_cert_chain_count(SSL_CTX *ctx);
 
 extern const long TG_SSL_MODE_RELEASE_BUFFERS;
@@ -51,8 +49,6 @@ extern const long TG_SSL_MODE_NO_AUTO_CHAIN;
 /// session lock to remove a session from a cache (nginx's ngx_ssl_shutdown does the same on an abortive close).
 void tg_SSL_forget_quietly(SSL *ssl);
 extern const int TG_TLS1_2_VERSION;
-extern const long TG_SSL_SESS_CACHE_SERVER;
-extern const long TG_SSL_SESS_CACHE_OFF;
 
 /// SSL_set_tlsext_host_name (a macro): the SNI a client session sends.
 long tg_SSL_set_tlsext_host_name(SSL *ssl, const char *name);
@@ -64,24 +60,25 @@ void tg_SSL_CTX_enable_alpn_http11(SSL_CTX *ctx);
 /// The negotiated protocol version name ("TLSv1.3") for logs and tests.
 const char *tg_SSL_get_version(const SSL *ssl);
 
-/// A worker's own OpenSSL library context (with the ticket cipher fetched once in it): workers share no lock
-/// or cache line inside OpenSSL, as nginx's worker processes share none. Outlives every context made in it.
+/// A worker's own OpenSSL library context: workers share no lock or cache line inside OpenSSL, as nginx's worker
+/// processes share none. Outlives every context made in it.
 typedef struct tg_tls_library tg_tls_library;
 tg_tls_library *tg_tls_library_new(void);
 void tg_tls_library_free(tg_tls_library *lib);
 /// The library context itself (acme.c parses challenge certificates into it).
 OSSL_LIB_CTX *tg_tls_library_libctx(tg_tls_library *lib);
-/// A server SSL_CTX in lib whose session tickets are sealed with the process's shared ticket keys.
+/// A server SSL_CTX in lib that resumes sessions (TLS 1.2 IDs, TLS 1.3 stateful tickets) from the process's one
+/// session cache.
 SSL_CTX *tg_SSL_CTX_new_server(tg_tls_library *lib);
-/// Rotates the process's ticket keys now (tests; `now` in monotonic seconds).
-void tg_ticket_keys_rotate(long long now);
-/// Rotates when the current key has encrypted for a whole period (the first call makes the first key).
-void tg_ticket_keys_maybe_rotate(long long now);
-/// Seconds a ticket key encrypts before the next takes over; it decrypts for one period more.
-void tg_ticket_keys_set_period(long long seconds);
-/// Moves at every rotation (tests).
-unsigned long tg_ticket_keys_generation(void);
-/// The clock ticket keys and session ages are measured on (monotonic seconds).
+/// Empties the session cache: no session made before resumes (a certificate change).
+void tg_session_cache_clear(void);
+/// Sets the cache's size in bytes (sessions as DER plus their bookkeeping) and empties it (tests).
+void tg_session_cache_set_bytes(size_t bytes);
+/// Sessions in the cache now.
+size_t tg_session_cache_count(void);
+/// Moves every time the cache is emptied (tests).
+unsigned long tg_session_cache_generation(void);
+/// The clock session ages are measured on (monotonic seconds).
 long long tg_tls_now(void);
 /// Moves that clock forward (tests).
 void tg_tls_clock_advance(long long seconds);

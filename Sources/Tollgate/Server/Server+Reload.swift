@@ -97,21 +97,19 @@ extension Server {
 
     /// Swaps a prepared certificate in for new connections on every worker.
     private func install(_ prepared: PreparedCertificate) {
-        // A different certificate or key: no session authenticated with the old one resumes. Each worker replaces
-        // every ticket key once it stopped issuing tickets from its old context, so a ticket the old context sealed
-        // meanwhile is no longer opened either.
         let certificate = prepared.certificate
         let changed = servedCertificate.withLock { served in
             defer { served = certificate }
             return served.map { !$0.isSame(as: certificate) } ?? false
         }
+        // A different certificate: no session authenticated with the old one resumes, as sessions are bound to
+        // their certificate (even one a worker still on the old context makes meanwhile); emptying the cache frees
+        // their memory now instead of at their expiry.
+        if changed { TLSSessionCache.clear() }
         for (worker, tls) in zip(workers, prepared.contexts) {
             let w = UncheckedBox(worker)
             let t = UncheckedBox(tls)
-            worker.loop.execute {
-                w.value.tls = t.value
-                if changed { TLSTicketKeys.invalidateAll() }
-            }
+            worker.loop.execute { w.value.tls = t.value }
         }
         metrics.setCertificateExpiry(prepared.certificate.notAfter)
         metrics.reloaded("certificate", ok: true)
