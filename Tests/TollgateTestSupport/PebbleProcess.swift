@@ -117,10 +117,7 @@ public final class PebbleProcess: @unchecked Sendable {
 
     /// Kills both children and waits for them.
     public func kill() {
-        for p in processes where p.isRunning {
-            Glibc.kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
-        }
+        for p in processes where p.isRunning { killAndReap(p) }
         processes = []
     }
 

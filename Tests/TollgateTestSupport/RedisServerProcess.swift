@@ -83,8 +83,7 @@ public final class RedisServerProcess: @unchecked Sendable {
     public func kill() {
         guard let p = process else { return }
         process = nil
-        Glibc.kill(p.processIdentifier, SIGKILL)
-        p.waitUntilExit()
+        killAndReap(p)
     }
 
     /// Sends one command over a fresh blocking connection and returns the first line of the reply (`:3`, `+OK`).
