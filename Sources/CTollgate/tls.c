@@ -69,6 +69,7 @@ void tg_tls_clock_advance(long long seconds) { atomic_fetch_add(&clock_offset, s
 #define SHARDS 16
 #define BUCKETS 1024                            // per shard; a power of two
 #define MAX_DER 4096                            // a session bigger than this is not cached
+#define MAX_LOOKUPS 8                           // per connection; see session_get
 
 typedef struct session_entry {
     struct session_entry *chain;                // next in the hash bucket
@@ -96,8 +97,22 @@ static _Atomic size_t cache_bytes = 10u << 20; // nginx's `shared:SSL:10m`: tens
 static _Atomic unsigned long cache_generation;  // moves when the cache is emptied
 static const long long session_max_age = 86400;
 
+static int lookups_index = -1;                  // SSL ex_data: the lookups a connection made so far
+
 static void init_shards(void) {
     for (int i = 0; i < SHARDS; i++) pthread_mutex_init(&shards[i].lock, NULL);
+    lookups_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+// Whether `ssl` may look one more session up. A TLS 1.3 ClientHello may list as many PSK identities as fit in 64 KB
+// (about 1,700 of our 32-byte IDs), and OpenSSL looks each one up until one resumes; one real ID listed 1,700 times
+// made the server decode 1,700 sessions for one ClientHello, about 18 times a plain handshake's CPU. Clients offer
+// one (two with a HelloRetryRequest), so after MAX_LOOKUPS the rest count as unknown without being looked at.
+static int may_look_up(SSL *ssl) {
+    if (lookups_index < 0) return 1;
+    intptr_t done = (intptr_t)SSL_get_ex_data(ssl, lookups_index);
+    if (done >= MAX_LOOKUPS) return 0;
+    return SSL_set_ex_data(ssl, lookups_index, (void *)(done + 1)) == 1;
 }
 
 static uint64_t id_hash(const unsigned char *id, unsigned int len) {
@@ -213,14 +228,14 @@ static int session_new(SSL *ssl, SSL_SESSION *session) {
 }
 
 static SSL_SESSION *session_get(SSL *ssl, const unsigned char *id, int len, int *copy) {
-    (void)ssl;
     *copy = 0;
     if (len <= 0 || len > SSL_MAX_SSL_SESSION_ID_LENGTH) return NULL;
+    uint64_t hash = id_hash(id, (unsigned int)len);
+    session_shard *shard = shard_for(hash);
+    if (!may_look_up(ssl)) return NULL;
     long long now = monotonic_seconds();
     unsigned char der[MAX_DER];
     size_t der_len = 0;
-    uint64_t hash = id_hash(id, (unsigned int)len);
-    session_shard *shard = shard_for(hash);
     pthread_mutex_lock(&shard->lock);
     session_entry **at = find_locked(shard, hash, id, (unsigned int)len);
     if (*at) {
@@ -338,8 +353,11 @@ int tg_SSL_CTX_use_pem(SSL_CTX *ctx, tg_tls_library *lib, const char *cert, size
     in = BIO_new_mem_buf(key, (int)key_len);
     if (!in) goto done;
     pkey = PEM_read_bio_PrivateKey_ex(in, NULL, no_password, NULL, lib->libctx, NULL);
-    if (!pkey || SSL_CTX_use_PrivateKey(ctx, pkey) != 1) goto done;
+    if (!pkey) goto done;
+    // A key that parsed but is not the certificate's: SSL_CTX_use_PrivateKey refuses it when it is of the
+    // certificate's type, SSL_CTX_check_private_key when it is not.
     rc = TG_PEM_MISMATCH;
+    if (SSL_CTX_use_PrivateKey(ctx, pkey) != 1) goto done;
     if (SSL_CTX_check_private_key(ctx) != 1) goto done;
     // Sessions are bound to this certificate: OpenSSL resumes a session only in the context (SHA-256 of the leaf)
     // it was made in, so after a certificate change no worker resumes one authenticated with the old certificate,

@@ -88,6 +88,23 @@ public struct SocketAddress: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The numeric host as UTF-8 bytes, as `hostString` spells it; an IPv4 address is written digit by digit, with
+    /// no C string or `String` in between (every accepted connection takes its peer's).
+    public var hostBytes: [UInt8] {
+        guard case .v4(let a) = host else { return Array(hostString.utf8) }
+        var out: [UInt8] = []
+        out.reserveCapacity(15)
+        let value = UInt32(bigEndian: a)
+        for shift in stride(from: 24, through: 0, by: -8) {
+            let octet = UInt8(truncatingIfNeeded: value >> UInt32(shift))
+            if octet >= 100 { out.append(0x30 + octet / 100) }
+            if octet >= 10 { out.append(0x30 + octet / 10 % 10) }
+            out.append(0x30 + octet % 10)
+            if shift > 0 { out.append(0x2E) }
+        }
+        return out
+    }
+
     /// The numeric host, "127.0.0.1" or "::1".
     public var hostString: String {
         var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)

@@ -126,8 +126,9 @@ public struct TLSCertificate: Sendable {
 ///
 /// Thread-safe once built: OpenSSL allows one `SSL_CTX` to create sessions from many threads, though each worker
 /// builds its own in its own `TLSLibrary`. Owns the `SSL_CTX` and frees it in `deinit` (sessions keep their context
-/// alive); a reload builds new contexts and swaps them in for new connections only. Session tickets are sealed with
-/// keys the whole process shares, so a client resumes on any worker, and across a certificate reload.
+/// alive); a reload builds new contexts and swaps them in for new connections only. Sessions resume from one cache
+/// the whole process shares (`TLSSessionCache`), so a client resumes on any worker, and across a reload that keeps
+/// the certificate.
 public final class TLSContext: @unchecked Sendable {
     let ctx: OpaquePointer
     /// The library context the SSL_CTX lives in (freed only after it); a reload builds the next context in it.

@@ -1,6 +1,6 @@
 import COpenSSL
 import Testing
-import TollgateIO
+@testable import TollgateIO
 
 /// Session resumption across workers, certificate reloads, expiry and a full cache: every worker builds its own TLS
 /// context, so the session cache is the whole process's.
@@ -136,6 +136,41 @@ import TollgateIO
             #expect(kept, "a session in use stays")
             #expect(newest, "the newest session resumes")
             #expect(count <= 16 * 1024 / 200, "the cache stays within its size (\(count) sessions)")
+        }
+    }
+
+    /// One connection looks a few sessions up at most: a TLS 1.3 ClientHello may list one real ticket some 1,700
+    /// times, and each lookup that finds it decodes the session. The cache's own lookup is called here as OpenSSL
+    /// calls it for each identity, on one connection and then on a fresh one.
+    @Test func aConnectionLooksUpEightSessionsAtMost() throws {
+        try withProxyAndFake { proxy, _ in
+            let session = try firstSession(proxy, version: TLS1_2_VERSION)
+            var idLength: UInt32 = 0
+            let idPointer = try #require(SSL_SESSION_get_id(session.pointer, &idLength))
+            let id = Array(UnsafeBufferPointer(start: idPointer, count: Int(idLength)))
+            let shared = TestCertificates.shared
+            let context = try TLSContext(certificatePath: shared.certificatePath, keyPath: shared.keyPath)
+            let lookUp = try #require(SSL_CTX_sess_get_get_cb(context.ctx))
+            func found(on ssl: OpaquePointer) -> Int {
+                var found = 0
+                for _ in 0..<20 {
+                    var copy: Int32 = 1
+                    if let s = id.withUnsafeBufferPointer({ lookUp(ssl, $0.baseAddress, Int32($0.count), &copy) }) {
+                        found += 1
+                        SSL_SESSION_free(s)
+                    }
+                }
+                return found
+            }
+            let (first, second) = try withSteadyCache { () throws -> (Int, Int) in
+                let a = try #require(SSL_new(context.ctx))
+                defer { SSL_free(a) }
+                let b = try #require(SSL_new(context.ctx))
+                defer { SSL_free(b) }
+                return (found(on: a), found(on: b))
+            }
+            #expect(first == 8)
+            #expect(second == 8)
         }
     }
 

@@ -16,7 +16,8 @@ final class ClientConnection: EventHandler {
     let transport: Transport
     let kind: Kind
     private(set) var peerText: [UInt8]
-    private(set) var peerString: String
+    /// The peer's address as text, made from `peerText` when asked (log lines, per-user keys with authentication off).
+    var peerString: String { String(decoding: peerText, as: UTF8.self) }
     private(set) var peerHost: SocketAddress.Host
     /// The last login verified on this connection (see `CredentialHeaders`, `Authentication`).
     var verifiedLogin: VerifiedLogin?
@@ -52,9 +53,8 @@ final class ClientConnection: EventHandler {
         self.worker = worker
         self.transport = transport
         self.kind = kind
-        self.peerString = peer.hostString
         self.peerHost = peer.host
-        self.peerText = Array(peerString.utf8)
+        self.peerText = peer.hostBytes
         self.flow = ClientFlow(outputBound: worker.config.backpressureBytes)
         let expectsProxyHeader = worker.config.proxyProtocol && (kind == .tls || kind == .plain)
         self.life = ConnectionLifecycle(proxyHeader: expectsProxyHeader, tls: kind == .tls,
@@ -113,8 +113,7 @@ final class ClientConnection: EventHandler {
     func adoptClientAddress(_ address: SocketAddress) -> Bool {
         clientFromProxyHeader = true
         peerHost = address.host
-        peerString = address.hostString
-        peerText = Array(peerString.utf8)
+        peerText = address.hostBytes
         // The per-client cap counts the client the header names, not the load balancer that connected.
         if case .admitted(let old) = limitAdmission, let limiter = worker.connectionLimiter {
             let moved = limiter.move(old, to: address.host)
