@@ -41,9 +41,11 @@ void tg_tls_library_free(tg_tls_library *lib) {
 
 static _Atomic long long clock_offset;         // tests move the clock forward instead of waiting hours
 
+// CLOCK_BOOTTIME: monotonic, and it counts the time the machine (or a paused virtual machine) was suspended, so a
+// session's two hours and a chain's day are wall time as a client lives it.
 static long long monotonic_seconds(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_BOOTTIME, &ts);
     return (long long)ts.tv_sec + atomic_load_explicit(&clock_offset, memory_order_relaxed);
 }
 

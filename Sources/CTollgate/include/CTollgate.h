@@ -78,7 +78,7 @@ void tg_session_cache_set_bytes(size_t bytes);
 size_t tg_session_cache_count(void);
 /// Moves every time the cache is emptied (tests).
 unsigned long tg_session_cache_generation(void);
-/// The clock session ages are measured on (monotonic seconds).
+/// The clock session ages are measured on (CLOCK_BOOTTIME seconds: monotonic, suspended time included).
 long long tg_tls_now(void);
 /// Moves that clock forward (tests).
 void tg_tls_clock_advance(long long seconds);
