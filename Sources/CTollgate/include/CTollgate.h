@@ -70,6 +70,8 @@ OSSL_LIB_CTX *tg_tls_library_libctx(tg_tls_library *lib);
 /// A server SSL_CTX in lib that resumes sessions (TLS 1.2 IDs, TLS 1.3 stateful tickets) from the process's one
 /// session cache.
 SSL_CTX *tg_SSL_CTX_new_server(tg_tls_library *lib);
+/// Makes `ctx` resume from the process's session cache (TLS 1.2 session IDs, TLS 1.3 stateful tickets; tickets off).
+void tg_session_cache_install(SSL_CTX *ctx);
 /// Empties the session cache: no session made before resumes (a certificate change).
 void tg_session_cache_clear(void);
 /// Sets the cache's size in bytes (sessions as DER plus their bookkeeping) and empties it (tests).
