@@ -70,7 +70,7 @@ typedef struct {
 static session_shard shards[SHARDS];
 static pthread_once_t shards_once = PTHREAD_ONCE_INIT;
 static _Atomic size_t cache_bytes = 10u << 20; // nginx's `shared:SSL:10m`: tens of thousands of sessions
-static _Atomic unsigned long cache_generation;  // moves when the cache is emptied
+static _Atomic unsigned long cache_generation;  // moves when the cache is emptied or resized
 static const long long session_max_age = 86400;
 
 static int lookups_index = -1;                  // SSL ex_data: the lookups a connection made so far
@@ -156,6 +156,8 @@ static long long chain_began(SSL_SESSION *session, long long now) {
 
 static int session_new(SSL *ssl, SSL_SESSION *session) {
     (void)ssl;
+    size_t budget = atomic_load_explicit(&cache_bytes, memory_order_relaxed) / SHARDS;
+    if (budget == 0) return 0; // `tls-session-cache = 0`: nothing is kept
     long long now = cache_clock_seconds();
     unsigned int id_len = 0;
     const unsigned char *id = SSL_SESSION_get_id(session, &id_len);
@@ -184,7 +186,6 @@ static int session_new(SSL *ssl, SSL_SESSION *session) {
 
     uint64_t hash = id_hash(id, id_len);
     session_shard *shard = shard_for(hash);
-    size_t budget = atomic_load_explicit(&cache_bytes, memory_order_relaxed) / SHARDS;
     pthread_mutex_lock(&shard->lock);
     session_entry **at = find_locked(shard, hash, id, id_len);
     if (*at) remove_locked(shard, at);
@@ -258,9 +259,18 @@ void tg_session_cache_clear(void) {
 }
 
 void tg_session_cache_set_bytes(size_t bytes) {
-    atomic_store(&cache_bytes, bytes);
-    tg_session_cache_clear();
+    if (atomic_exchange(&cache_bytes, bytes) == bytes) return;
+    pthread_once(&shards_once, init_shards);
+    for (int i = 0; i < SHARDS; i++) {
+        session_shard *shard = &shards[i];
+        pthread_mutex_lock(&shard->lock);
+        while (shard->oldest && shard->bytes > bytes / SHARDS) remove_entry_locked(shard, shard->oldest);
+        pthread_mutex_unlock(&shard->lock);
+    }
+    atomic_fetch_add(&cache_generation, 1);
 }
+
+size_t tg_session_cache_bytes(void) { return atomic_load(&cache_bytes); }
 
 size_t tg_session_cache_count(void) {
     pthread_once(&shards_once, init_shards);

@@ -376,10 +376,14 @@ public enum TLSSessionCache {
         tg_session_cache_clear()
     }
 
-    /// Sets the cache's size in bytes and empties it (tests).
+    /// Sets the cache's size in bytes (0: no resumption); sessions that no longer fit are dropped, least recently
+    /// used first. The cache is the process's: the server sets it from `tls-session-cache` at start.
     public static func setBytes(_ bytes: Int) {
-        tg_session_cache_set_bytes(bytes)
+        tg_session_cache_set_bytes(max(0, bytes))
     }
+
+    /// The cache's size in bytes.
+    public static var bytes: Int { tg_session_cache_bytes() }
 
     /// The default size, 10 MB, as nginx's `ssl_session_cache shared:SSL:10m`.
     public static let defaultBytes = 10 << 20
@@ -392,6 +396,6 @@ public enum TLSSessionCache {
         tg_tls_clock_advance(seconds)
     }
 
-    /// Counts how often the cache was emptied since start (tests).
+    /// Moves whenever the cache was emptied or resized (tests).
     public static var generation: UInt { tg_session_cache_generation() }
 }

@@ -65,6 +65,7 @@ struct ServeOptions: ParsableArguments {
     @Option(setting: "metrics-listen") var metricsListen: String?
     @Option(setting: "health-path") var healthPath: String?
     @Option(setting: "ready-path") var readyPath: String?
+    @Option(setting: "tls-session-cache") var tlsSessionCache: String?
     @Option(setting: "hsts") var hsts: String?
     @Option(setting: "pid-file") var pidFile: String?
     @Option(setting: "state-dir") var stateDir: String?

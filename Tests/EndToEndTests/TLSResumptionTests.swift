@@ -41,6 +41,51 @@ import Testing
     }
 
     @Test(arguments: [TLS1_3_VERSION, TLS1_2_VERSION])
+    func secondConnectionResumesTheSession(version: Int32) throws {
+        try withProxyAndFake { proxy, _ in
+            let resumed = try withSteadyCache { () throws -> Bool in
+                let session = try firstSession(proxy, version: version)
+                return try resumes(proxy, session, version: version)
+            }
+            #expect(resumed)
+        }
+    }
+
+    /// `tls-session-cache = 0`: no session is kept, every connection makes a full handshake. The size is the
+    /// process's, set by the server at start; it is set here again inside each attempt, as a server starting in
+    /// another suite meanwhile sets it back.
+    @Test func aCacheOfNoBytesResumesNothing() throws {
+        try withProxyAndFake(configure: { $0.tlsSessionCacheBytes = 0 }) { proxy, _ in
+            defer { TLSSessionCache.setBytes(TLSSessionCache.defaultBytes) }
+            var resumed = true
+            for _ in 0..<3 {
+                TLSSessionCache.setBytes(0)
+                let before = TLSSessionCache.generation
+                let session = try firstSession(proxy, version: TLS1_3_VERSION)
+                resumed = try resumes(proxy, session, version: TLS1_3_VERSION)
+                if TLSSessionCache.generation == before { break }
+            }
+            #expect(!resumed)
+        }
+    }
+
+    /// The server sets the process's cache to `tls-session-cache` when it starts. A server of another suite
+    /// starting meanwhile sets it back (moving the generation a second time); then the check is taken again.
+    @Test func theServerSizesTheCacheFromItsSetting() throws {
+        defer { TLSSessionCache.setBytes(TLSSessionCache.defaultBytes) }
+        var observed = 0
+        for _ in 0..<3 {
+            TLSSessionCache.setBytes(TLSSessionCache.defaultBytes)
+            let before = TLSSessionCache.generation
+            try withProxyAndFake(configure: { $0.tlsSessionCacheBytes = 123_456 }) { _, _ in
+                observed = TLSSessionCache.bytes
+            }
+            if observed == 123_456 || TLSSessionCache.generation &- before < 2 { break }
+        }
+        #expect(observed == 123_456)
+    }
+
+    @Test(arguments: [TLS1_3_VERSION, TLS1_2_VERSION])
     func aTicketResumesOnEveryWorker(version: Int32) throws {
         // The kernel spreads connections over the workers' SO_REUSEPORT sockets: with a cache per worker, about half
         // of 24 reconnections would land on a worker that does not know the session.
@@ -113,30 +158,40 @@ import Testing
     /// again stays.
     @Test func aFullCacheDropsTheLeastRecentlyUsedSessions() throws {
         try withProxyAndFake { proxy, _ in
-            // About two sessions in each of the cache's 16 shards.
-            TLSSessionCache.setBytes(16 * 1024)
             defer { TLSSessionCache.setBytes(TLSSessionCache.defaultBytes) }
-            let (oldest, kept, newest, count) = try withSteadyCache { () throws -> (Bool, Bool, Bool, Int) in
-                let first = try firstSession(proxy, version: TLS1_3_VERSION)
-                var kept = try firstSession(proxy, version: TLS1_3_VERSION)
-                var last = kept
-                for _ in 0..<200 {
-                    last = try firstSession(proxy, version: TLS1_3_VERSION)
-                    // Used on every round: the newest session of its chain is always among the most recent.
-                    let stream = try TLSStream(port: proxy.tlsPort, options: TLSClientOptions(session: kept))
-                    defer { stream.close() }
-                    try checkVersionRequest(HTTPClient(stream))
-                    guard stream.sessionReused else { return (true, false, false, TLSSessionCache.count) }
-                    kept = try #require(stream.session())
-                }
-                return (try resumes(proxy, first, version: TLS1_3_VERSION), try resumes(proxy, kept, version: TLS1_3_VERSION),
-                        try resumes(proxy, last, version: TLS1_3_VERSION), TLSSessionCache.count)
+            var result = (oldest: true, kept: false, newest: false, count: 0)
+            // A server of another suite starting meanwhile sets the size back (and moves the generation): then
+            // the attempt is made again.
+            for _ in 0..<3 {
+                // About two sessions in each of the cache's 16 shards.
+                TLSSessionCache.setBytes(16 * 1024)
+                let before = TLSSessionCache.generation
+                result = try fillAndCheck(proxy)
+                if TLSSessionCache.generation == before { break }
             }
-            #expect(!oldest, "the first session of 400 was dropped")
-            #expect(kept, "a session in use stays")
-            #expect(newest, "the newest session resumes")
-            #expect(count <= 16 * 1024 / 200, "the cache stays within its size (\(count) sessions)")
+            #expect(!result.oldest, "the first session of 400 was dropped")
+            #expect(result.kept, "a session in use stays")
+            #expect(result.newest, "the newest session resumes")
+            #expect(result.count <= 16 * 1024 / 200, "the cache stays within its size (\(result.count) sessions)")
         }
+    }
+
+    /// 200 new sessions, with one older session used again on every round; then which still resume.
+    private func fillAndCheck(_ proxy: Proxy) throws -> (oldest: Bool, kept: Bool, newest: Bool, count: Int) {
+        let first = try firstSession(proxy, version: TLS1_3_VERSION)
+        var kept = try firstSession(proxy, version: TLS1_3_VERSION)
+        var last = kept
+        for _ in 0..<200 {
+            last = try firstSession(proxy, version: TLS1_3_VERSION)
+            // Used on every round: the newest session of its chain is always among the most recent.
+            let stream = try TLSStream(port: proxy.tlsPort, options: TLSClientOptions(session: kept))
+            defer { stream.close() }
+            try checkVersionRequest(HTTPClient(stream))
+            guard stream.sessionReused else { return (true, false, false, TLSSessionCache.count) }
+            kept = try #require(stream.session())
+        }
+        return (try resumes(proxy, first, version: TLS1_3_VERSION), try resumes(proxy, kept, version: TLS1_3_VERSION),
+                try resumes(proxy, last, version: TLS1_3_VERSION), TLSSessionCache.count)
     }
 
     /// One connection looks a few sessions up at most: a TLS 1.3 ClientHello may list one real ticket some 1,700

@@ -74,11 +74,14 @@ SSL_CTX *tg_SSL_CTX_new_server(tg_tls_library *lib);
 void tg_session_cache_install(SSL_CTX *ctx);
 /// Empties the session cache: no session made before resumes (a certificate change).
 void tg_session_cache_clear(void);
-/// Sets the cache's size in bytes (sessions as DER plus their bookkeeping) and empties it (tests).
+/// Sets the cache's size in bytes (sessions as DER plus their bookkeeping; 0: no resumption), dropping the least
+/// recently used sessions that no longer fit. Nothing changes when the size is the same.
 void tg_session_cache_set_bytes(size_t bytes);
+/// The cache's size in bytes.
+size_t tg_session_cache_bytes(void);
 /// Sessions in the cache now.
 size_t tg_session_cache_count(void);
-/// Moves every time the cache is emptied (tests).
+/// Moves whenever the cache is emptied or resized (tests).
 unsigned long tg_session_cache_generation(void);
 /// The clock session ages are measured on (CLOCK_BOOTTIME seconds: monotonic, suspended time included).
 long long tg_tls_now(void);

@@ -118,6 +118,8 @@ public struct ServerConfig: Sendable {
     /// When the metrics address is the default one, a taken port is a warning rather than a start-up error
     /// (a second instance on the same machine).
     public var metricsListenOptional = false
+    /// The TLS session cache's size in bytes (`TLSSessionCache`, the process's); 0: no resumption.
+    public var tlsSessionCacheBytes = TLSSessionCache.defaultBytes
     /// Strict-Transport-Security on every response over TLS (Mozilla: two years); nil leaves it out.
     public var hsts: String?
     /// Unauthenticated paths (e.g. "/api/version" for monitoring); empty by default.

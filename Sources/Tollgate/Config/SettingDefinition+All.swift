@@ -208,6 +208,10 @@ extension SettingDefinition {
         .init("ready-path", .string, default: "/readyz", .reloadable,
               .field(\.readyPath) { $0.pathOrOff() },
               "Readiness path: 200 when Ollama accepts connections, else 503; off disables."),
+        .init("tls-session-cache", .int(0...(1 << 30)), default: "10485760", .restart,
+              .field(\.tlsSessionCacheBytes),
+              "Bytes of TLS sessions kept for resumption, shared by every worker (about 270 bytes a session; the "
+              + "least recently used go first); 0: every connection makes a full handshake."),
         .init("hsts", .string, default: "max-age=63072000", .reloadable,
               .field(\.hsts) { $0.textOrOff() },
               "Strict-Transport-Security value on TLS responses; off leaves it out."),

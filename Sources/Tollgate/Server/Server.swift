@@ -270,6 +270,8 @@ public final class Server: @unchecked Sendable {
     /// Starts one thread per loop, and the users-file watcher.
     public func start() {
         Diagnostics.prepareWriter()
+        // The session cache is the process's; setting the size it already has changes nothing.
+        TLSSessionCache.setBytes(config.tlsSessionCacheBytes)
         if let path = config.usersPath, let authenticator {
             do {
                 watcher = try UsersFileWatcher(path: path) { result in
