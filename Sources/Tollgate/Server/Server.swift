@@ -270,8 +270,11 @@ public final class Server: @unchecked Sendable {
     /// Starts one thread per loop, and the users-file watcher.
     public func start() {
         Diagnostics.prepareWriter()
-        // The session cache is the process's; setting the size it already has changes nothing.
-        TLSSessionCache.setBytes(config.tlsSessionCacheBytes)
+        // The session cache is the process's, and its size the default until a server is configured otherwise (a
+        // server with the default leaves a size another server of the same process set, as tests run several).
+        if config.tlsSessionCacheBytes != TLSSessionCache.defaultBytes {
+            TLSSessionCache.setBytes(config.tlsSessionCacheBytes)
+        }
         if let path = config.usersPath, let authenticator {
             do {
                 watcher = try UsersFileWatcher(path: path) { result in
