@@ -23,7 +23,6 @@ static long long cache_clock_seconds(void) {
     return (long long)ts.tv_sec + atomic_load_explicit(&clock_offset, memory_order_relaxed);
 }
 
-long long tg_tls_now(void) { return cache_clock_seconds(); }
 void tg_tls_clock_advance(long long seconds) { atomic_fetch_add(&clock_offset, seconds); }
 
 // ---------------------------------------------------------------------------------------------- session cache
@@ -69,7 +68,8 @@ typedef struct {
 
 static session_shard shards[SHARDS];
 static pthread_once_t shards_once = PTHREAD_ONCE_INIT;
-static _Atomic size_t cache_bytes = 10u << 20; // nginx's `shared:SSL:10m`: tens of thousands of sessions
+const size_t TG_SESSION_CACHE_DEFAULT_BYTES = 10u << 20; // nginx's `shared:SSL:10m`: tens of thousands of sessions
+static _Atomic size_t cache_bytes = 10u << 20;  // TG_SESSION_CACHE_DEFAULT_BYTES (a constant expression here)
 static _Atomic unsigned long cache_generation;  // moves when the cache is emptied or resized
 static const long long session_max_age = 86400;
 

@@ -386,7 +386,7 @@ public enum TLSSessionCache {
     public static var bytes: Int { tg_session_cache_bytes() }
 
     /// The default size, 10 MB, as nginx's `ssl_session_cache shared:SSL:10m`.
-    public static let defaultBytes = 10 << 20
+    public static let defaultBytes = Int(TG_SESSION_CACHE_DEFAULT_BYTES)
 
     /// Sessions in the cache now.
     public static var count: Int { tg_session_cache_count() }

@@ -72,6 +72,8 @@ OSSL_LIB_CTX *tg_tls_library_libctx(tg_tls_library *lib);
 SSL_CTX *tg_SSL_CTX_new_server(tg_tls_library *lib);
 /// Makes `ctx` resume from the process's session cache (TLS 1.2 session IDs, TLS 1.3 stateful tickets; tickets off).
 void tg_session_cache_install(SSL_CTX *ctx);
+/// The cache's size until it is set: 10 MB, as nginx's `ssl_session_cache shared:SSL:10m`.
+extern const size_t TG_SESSION_CACHE_DEFAULT_BYTES;
 /// Empties the session cache: no session made before resumes (a certificate change).
 void tg_session_cache_clear(void);
 /// Sets the cache's size in bytes (sessions as DER plus their bookkeeping; 0: no resumption), dropping the least
@@ -83,9 +85,8 @@ size_t tg_session_cache_bytes(void);
 size_t tg_session_cache_count(void);
 /// Moves whenever the cache is emptied or resized (tests).
 unsigned long tg_session_cache_generation(void);
-/// The clock session ages are measured on (CLOCK_BOOTTIME seconds: monotonic, suspended time included).
-long long tg_tls_now(void);
-/// Moves that clock forward (tests).
+/// Moves the clock session ages are measured on (CLOCK_BOOTTIME seconds: monotonic, suspended time included)
+/// forward (tests).
 void tg_tls_clock_advance(long long seconds);
 
 enum { TG_PEM_OK = 0, TG_PEM_CERTIFICATE = 1, TG_PEM_KEY = 2, TG_PEM_MISMATCH = 3 };

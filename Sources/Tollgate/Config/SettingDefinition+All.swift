@@ -1,3 +1,5 @@
+import TollgateIO
+
 extension SettingDefinition {
     /// Every `tollgate serve` setting, in the order `--help`, check-config and the example file list them.
     ///
@@ -208,7 +210,7 @@ extension SettingDefinition {
         .init("ready-path", .string, default: "/readyz", .reloadable,
               .field(\.readyPath) { $0.pathOrOff() },
               "Readiness path: 200 when Ollama accepts connections, else 503; off disables."),
-        .init("tls-session-cache", .int(0...(1 << 30)), default: "10485760", .restart,
+        .init("tls-session-cache", .int(0...(1 << 30)), default: String(TLSSessionCache.defaultBytes), .restart,
               .field(\.tlsSessionCacheBytes),
               "Bytes of TLS sessions kept for resumption, shared by every worker (about 270 bytes a session; the "
               + "least recently used go first); 0: every connection makes a full handshake."),

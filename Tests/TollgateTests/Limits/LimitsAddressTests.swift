@@ -6,6 +6,19 @@ import TollgateIO
 struct LimitsAddressTests {
     func key(_ text: String, _ prefix: Int = 64) -> ClientKey { ClientKey.of(host(text), ipv6PrefixLength: prefix) }
 
+    @Test func anAddressAsBytesIsSpelledAsInetNtopSpellsIt() {
+        // Every octet width (one, two, three digits) in every position, and IPv6 through inet_ntop.
+        let octets: [UInt32] = [0, 1, 9, 10, 99, 100, 199, 255]
+        for a in octets {
+            for b in octets {
+                let address = SocketAddress(host: .v4(UInt32(bigEndian: a << 24 | b << 16 | (b ^ a) << 8 | a)), port: 0)
+                #expect(address.hostBytes == Array(address.hostString.utf8), "\(address.hostString)")
+            }
+        }
+        let v6 = SocketAddress(parsing: "[2001:db8::1]:443")!
+        #expect(v6.hostBytes == Array("2001:db8::1".utf8))
+    }
+
     @Test func ipv4IsPerAddress() {
         #expect(key("192.0.2.1") == key("192.0.2.1"))
         #expect(key("192.0.2.1") != key("192.0.2.2"))
