@@ -1,7 +1,7 @@
 extension HTTPWriter {
     /// The standard reason phrase for `status` (RFC 9110 15, plus 429, 431 and nginx's 499).
     /// Unlisted codes get their class's name ("Client Error", ...), or "" outside 100...599.
-    public static func reasonPhrase(_ status: Int) -> String {
+    public static func reasonPhrase(_ status: Int) -> StaticString {
         switch status {
         case 100: return "Continue"
         case 101: return "Switching Protocols"

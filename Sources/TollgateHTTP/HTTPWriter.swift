@@ -10,6 +10,10 @@ public enum HTTPWriter {
 
     /// Appends a status line such as "HTTP/1.1 200 OK\r\n", with the standard reason phrase.
     public static func appendStatusLine(_ status: Int, version: HTTPVersion = .http11, to out: inout [UInt8]) {
+        if status == 200 && version == .http11 {
+            appendRaw("HTTP/1.1 200 OK\r\n", to: &out)
+            return
+        }
         appendRaw(version == .http11 ? "HTTP/1.1 " : "HTTP/1.0 ", to: &out)
         appendDecimal(status, to: &out)
         out.append(ASCII.sp)
@@ -18,16 +22,25 @@ public enum HTTPWriter {
     }
 
     /// Appends "name: value\r\n".
-    public static func appendHeader(_ name: String, _ value: String, to out: inout [UInt8]) {
+    public static func appendHeader(_ name: StaticString, _ value: String, to out: inout [UInt8]) {
         appendRaw(name, to: &out)
         out.append(ASCII.colon)
         out.append(ASCII.sp)
-        appendRaw(value, to: &out)
+        appendString(value, to: &out)
+        out.append(contentsOf: crlf)
+    }
+
+    /// Appends "name: value\r\n" for a name known only at run time (a configured header).
+    public static func appendField(_ name: String, _ value: String, to out: inout [UInt8]) {
+        appendString(name, to: &out)
+        out.append(ASCII.colon)
+        out.append(ASCII.sp)
+        appendString(value, to: &out)
         out.append(contentsOf: crlf)
     }
 
     /// Appends "name: value\r\n" with the value taken as bytes (for example a range of a parsed head).
-    public static func appendHeader(_ name: String, bytes value: ArraySlice<UInt8>, to out: inout [UInt8]) {
+    public static func appendHeader(_ name: StaticString, bytes value: ArraySlice<UInt8>, to out: inout [UInt8]) {
         appendRaw(name, to: &out)
         out.append(ASCII.colon)
         out.append(ASCII.sp)
@@ -35,13 +48,23 @@ public enum HTTPWriter {
         out.append(contentsOf: crlf)
     }
 
+    /// Appends the bytes of a literal unchanged: one copy, no String made or walked.
+    public static func appendRaw(_ s: StaticString, to out: inout [UInt8]) {
+        s.withUTF8Buffer { out.append(contentsOf: $0) }
+    }
+
     /// Appends the UTF-8 bytes of `s` unchanged.
-    public static func appendRaw(_ s: String, to out: inout [UInt8]) {
-        out.append(contentsOf: s.utf8)
+    public static func appendString(_ s: String, to out: inout [UInt8]) {
+        var s = s
+        s.withUTF8 { out.append(contentsOf: $0) }
     }
 
     /// Appends `n` in decimal ASCII, with a leading "-" when negative; no String is made.
     public static func appendDecimal(_ n: Int, to out: inout [UInt8]) {
+        if n >= 0 && n < 10 {
+            out.append(ASCII.zero &+ UInt8(truncatingIfNeeded: n))
+            return
+        }
         if n < 0 { out.append(0x2D) }
         // Work in UInt so Int.min's magnitude fits.
         let magnitude = n.magnitude

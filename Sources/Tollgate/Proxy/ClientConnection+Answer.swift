@@ -40,7 +40,7 @@ extension ClientConnection {
         HTTPWriter.appendRaw("X-Request-Id: ", to: &out)
         out.append(contentsOf: ex.requestID)
         out.append(contentsOf: HTTPWriter.crlf)
-        for (name, value) in headers { HTTPWriter.appendHeader(name, value, to: &out) }
+        for (name, value) in headers { HTTPWriter.appendField(name, value, to: &out) }
         if let origin = ex.corsOrigin {
             HTTPWriter.appendHeader("Access-Control-Allow-Origin", origin, to: &out)
             HTTPWriter.appendHeader("Vary", "Origin", to: &out)

@@ -42,7 +42,7 @@ public struct ErrorResponse: Sendable, Equatable {
         if let requestID {
             HTTPWriter.appendHeader("X-Request-Id", bytes: requestID[...], to: &out)
         }
-        for (name, value) in headers { HTTPWriter.appendHeader(name, value, to: &out) }
+        for (name, value) in headers { HTTPWriter.appendField(name, value, to: &out) }
         if close { HTTPWriter.appendHeader("Connection", "close", to: &out) }
         out.append(contentsOf: HTTPWriter.crlf)
         if !headOnly { out.append(contentsOf: body.utf8) }

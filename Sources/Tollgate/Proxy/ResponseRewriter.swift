@@ -78,7 +78,7 @@ public enum ResponseRewriter {
             HTTPWriter.appendHeader("Vary", "Origin", to: &out)
             if corsCredentials { HTTPWriter.appendHeader("Access-Control-Allow-Credentials", "true", to: &out) }
         }
-        for (name, value) in extraHeaders { HTTPWriter.appendHeader(name, value, to: &out) }
+        for (name, value) in extraHeaders { HTTPWriter.appendField(name, value, to: &out) }
         if close { HTTPWriter.appendRaw("Connection: close\r\n", to: &out) }
         out.append(contentsOf: HTTPWriter.crlf)
     }
