@@ -2,54 +2,54 @@
 public enum HTTPBytes {
     /// Case-insensitive ASCII comparison of buffer[range] with a lowercase literal.
     public static func equalsLowercased(_ buffer: [UInt8], _ range: Range<Int>, _ lowercase: StaticString) -> Bool {
-        lowercase.withUTF8Buffer { literal in
-            guard literal.count == range.count else { return false }
-            var i = range.lowerBound
-            for expected in literal {
-                if ASCII.lower(buffer[i]) != expected { return false }
-                i &+= 1
-            }
-            return true
-        }
+        lowercase.utf8CodeUnitCount == range.count && matches(buffer, at: range.lowerBound, lowercase, folding: true)
     }
 
     /// True when buffer[range] starts with the lowercase literal, ignoring ASCII case.
     public static func hasPrefixLowercased(_ buffer: [UInt8], _ range: Range<Int>, _ lowercase: StaticString) -> Bool {
-        lowercase.withUTF8Buffer { literal in
-            guard literal.count <= range.count else { return false }
-            var i = range.lowerBound
-            for expected in literal {
-                if ASCII.lower(buffer[i]) != expected { return false }
-                i &+= 1
-            }
-            return true
-        }
+        lowercase.utf8CodeUnitCount <= range.count && matches(buffer, at: range.lowerBound, lowercase, folding: true)
     }
 
     /// Exact (case-sensitive) comparison of buffer[range] with a literal.
     public static func equals(_ buffer: [UInt8], _ range: Range<Int>, _ literal: StaticString) -> Bool {
-        literal.withUTF8Buffer { bytes in
-            guard bytes.count == range.count else { return false }
-            var i = range.lowerBound
-            for expected in bytes {
-                if buffer[i] != expected { return false }
-                i &+= 1
-            }
-            return true
-        }
+        literal.utf8CodeUnitCount == range.count && matches(buffer, at: range.lowerBound, literal, folding: false)
     }
 
     /// True when buffer[range] starts with the literal, case-sensitively.
     public static func hasPrefix(_ buffer: [UInt8], _ range: Range<Int>, _ literal: StaticString) -> Bool {
-        literal.withUTF8Buffer { bytes in
-            guard bytes.count <= range.count else { return false }
-            var i = range.lowerBound
-            for expected in bytes {
-                if buffer[i] != expected { return false }
-                i &+= 1
+        literal.utf8CodeUnitCount <= range.count && matches(buffer, at: range.lowerBound, literal, folding: false)
+    }
+
+    /// Whether the literal's bytes are at `buffer[start...]`, with the buffer's bytes lowercased first when
+    /// `folding`. The literal must fit in the buffer from `start` (the callers compared lengths with a range of
+    /// it); a literal that does not is a programming error and traps, as subscripting would.
+    @inline(__always)
+    static func matches(_ buffer: [UInt8], at start: Int, _ literal: StaticString, folding: Bool) -> Bool {
+        buffer.withUnsafeBufferPointer { matches($0, at: start, literal, folding: folding) }
+    }
+
+    /// `matches` on bytes already in hand.
+    @inline(__always)
+    static func matches(_ bytes: UnsafeBufferPointer<UInt8>, at start: Int, _ literal: StaticString,
+                        folding: Bool) -> Bool {
+        let count = literal.utf8CodeUnitCount
+        precondition(start >= 0 && count <= bytes.count &- start, "literal past the end of the buffer")
+        guard literal.hasPointerRepresentation else {
+            // A one-scalar literal: rare; compare through the standard library.
+            return literal.withUTF8Buffer { expected in
+                expected.indices.allSatisfy {
+                    (folding ? ASCII.lower(bytes[start &+ $0]) : bytes[start &+ $0]) == expected[$0]
+                }
             }
-            return true
         }
+        let expected = literal.utf8Start
+        var k = 0
+        while k < count {
+            let b = bytes[start &+ k]
+            if (folding ? ASCII.lower(b) : b) != expected[k] { return false }
+            k &+= 1
+        }
+        return true
     }
 
     /// Splits a comma-separated header value into trimmed token ranges (for Connection, Transfer-Encoding).

@@ -3,48 +3,58 @@ extension HeaderKind {
     ///
     /// Dispatches on the length first so that most names cost one or two comparisons.
     public static func recognize(_ buffer: [UInt8], _ name: Range<Int>) -> HeaderKind {
+        precondition(name.lowerBound >= 0 && name.upperBound <= buffer.count, "name outside the buffer")
+        return buffer.withUnsafeBufferPointer { recognize($0, name) }
+    }
+
+    /// `recognize` on bytes the caller has already checked `name` against.
+    static func recognize(_ bytes: UnsafeBufferPointer<UInt8>, _ name: Range<Int>) -> HeaderKind {
+        /// Whether the name is `lowercase` ignoring ASCII case; the switch below has matched the lengths.
+        func named(_ lowercase: StaticString) -> Bool {
+            HTTPBytes.matches(bytes, at: name.lowerBound, lowercase, folding: true)
+        }
         switch name.count {
         case 2:
-            if HTTPBytes.equalsLowercased(buffer, name, "te") { return .te }
+            if named("te") { return .te }
         case 4:
-            if HTTPBytes.equalsLowercased(buffer, name, "host") { return .host }
+            if named("host") { return .host }
         case 6:
-            if HTTPBytes.equalsLowercased(buffer, name, "expect") { return .expect }
-            if HTTPBytes.equalsLowercased(buffer, name, "origin") { return .origin }
-            if HTTPBytes.equalsLowercased(buffer, name, "cookie") { return .cookie }
+            if named("expect") { return .expect }
+            if named("origin") { return .origin }
+            if named("cookie") { return .cookie }
         case 7:
-            if HTTPBytes.equalsLowercased(buffer, name, "trailer") { return .trailer }
-            if HTTPBytes.equalsLowercased(buffer, name, "upgrade") { return .upgrade }
-            if HTTPBytes.equalsLowercased(buffer, name, "referer") { return .referer }
+            if named("trailer") { return .trailer }
+            if named("upgrade") { return .upgrade }
+            if named("referer") { return .referer }
         case 9:
-            if HTTPBytes.equalsLowercased(buffer, name, "x-api-key") { return .xApiKey }
-            if HTTPBytes.equalsLowercased(buffer, name, "forwarded") { return .forwarding }
-            if HTTPBytes.equalsLowercased(buffer, name, "x-real-ip") { return .forwarding }
+            if named("x-api-key") { return .xApiKey }
+            if named("forwarded") { return .forwarding }
+            if named("x-real-ip") { return .forwarding }
         case 10:
-            if HTTPBytes.equalsLowercased(buffer, name, "connection") { return .connection }
-            if HTTPBytes.equalsLowercased(buffer, name, "keep-alive") { return .keepAlive }
+            if named("connection") { return .connection }
+            if named("keep-alive") { return .keepAlive }
         case 12:
-            if HTTPBytes.equalsLowercased(buffer, name, "content-type") { return .contentType }
-            if HTTPBytes.equalsLowercased(buffer, name, "x-request-id") { return .xRequestId }
+            if named("content-type") { return .contentType }
+            if named("x-request-id") { return .xRequestId }
         case 13:
-            if HTTPBytes.equalsLowercased(buffer, name, "authorization") { return .authorization }
+            if named("authorization") { return .authorization }
         case 14:
-            if HTTPBytes.equalsLowercased(buffer, name, "content-length") { return .contentLength }
+            if named("content-length") { return .contentLength }
         case 15:
-            if HTTPBytes.equalsLowercased(buffer, name, "x-forwarded-for") { return .xForwardedFor }
+            if named("x-forwarded-for") { return .xForwardedFor }
         case 16:
-            if HTTPBytes.equalsLowercased(buffer, name, "proxy-connection") { return .proxyConnection }
-            if HTTPBytes.equalsLowercased(buffer, name, "content-encoding") { return .contentEncoding }
+            if named("proxy-connection") { return .proxyConnection }
+            if named("content-encoding") { return .contentEncoding }
         case 17:
-            if HTTPBytes.equalsLowercased(buffer, name, "transfer-encoding") { return .transferEncoding }
-            if HTTPBytes.equalsLowercased(buffer, name, "x-forwarded-proto") { return .xForwardedProto }
+            if named("transfer-encoding") { return .transferEncoding }
+            if named("x-forwarded-proto") { return .xForwardedProto }
         case 19:
-            if HTTPBytes.equalsLowercased(buffer, name, "proxy-authorization") { return .proxyAuthorization }
+            if named("proxy-authorization") { return .proxyAuthorization }
         default:
             break
         }
-        if HTTPBytes.hasPrefixLowercased(buffer, name, "proxy-") { return .proxyOther }
-        if HTTPBytes.hasPrefixLowercased(buffer, name, "x-forwarded-") { return .forwarding }
+        if name.count >= 6 && named("proxy-") { return .proxyOther }
+        if name.count >= 12 && named("x-forwarded-") { return .forwarding }
         return .other
     }
 }

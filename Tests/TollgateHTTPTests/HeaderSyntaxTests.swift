@@ -26,6 +26,47 @@ struct HeaderSyntaxTests {
         #expect(head.headers[1].value.count == 10)
     }
 
+    @Test("Every byte value at every place of a long value gets the byte-by-byte verdict, in the head and cut short")
+    func everyByteEverywhereInAValue() {
+        // Values are scanned eight bytes at a time until a word holds a byte that is not SP, VCHAR or obs-text.
+        // Put each of the 256 values at each of 24 places (three words and their seams), with the head ending
+        // right after the value or continuing, and compare with the rule: HTAB, SP, 0x21-0x7E and 0x80-0xFF
+        // pass; NUL, LF and every other control byte and DEL refuse with 400; CR ends the value.
+        let prefix = bytes("GET / HTTP/1.1\r\nHost: h\r\nX-A: ")
+        for place in 0..<24 {
+            for value in 0...255 {
+                var line = [UInt8](repeating: UInt8(ascii: "v"), count: 24)
+                line[place] = UInt8(value)
+                let buffer = prefix + line + bytes("\r\n\r\n")
+                var head = RequestHead()
+                let result = RequestParser().parse(buffer, from: 0, to: buffer.count, into: &head)
+                let b = UInt8(value)
+                if b == 0x0D {
+                    // CR ends the value early: the byte after it must be LF, and it is "v" (or CR at the end).
+                    #expect(status(result) == 400, "CR at \(place)")
+                } else if b == 0x09 || (b >= 0x20 && b != 0x7F) {
+                    #expect(result == .complete, "byte \(value) at \(place)")
+                    if result == .complete {
+                        // Leading and trailing HTAB/SP are trimmed from the value; anything else keeps all 24 bytes.
+                        let trimmed = (place == 0 || place == 23) && (b == 0x09 || b == 0x20)
+                        #expect(head.headers[1].value.count == (trimmed ? 23 : 24), "byte \(value) at \(place)")
+                    }
+                } else {
+                    #expect(status(result) == 400, "byte \(value) at \(place)")
+                }
+                // The same bytes with the head not yet complete: a refusal already in them is made now,
+                // anything else waits for more.
+                let partial = Array(buffer[0..<(prefix.count + 24)])
+                let early = RequestParser().parse(partial, from: 0, to: partial.count, into: &head)
+                if b == 0x09 || (b >= 0x20 && b != 0x7F) || (b == 0x0D && place == 23) {
+                    #expect(early == .needMore, "byte \(value) at \(place), cut short")
+                } else {
+                    #expect(status(early) == 400, "byte \(value) at \(place), cut short")
+                }
+            }
+        }
+    }
+
     @Test("Refused field syntax is 400", arguments: [
         ("space before colon", "Content-Length : 5"),
         ("tab before colon", "X-A\t: 1"),
