@@ -4,7 +4,7 @@ import TollgateIO
 /// The password check of the credentials `CredentialHeaders` read: the verified-credential cache answers on the
 /// loop, a password check runs on the authenticator's threads while the exchange waits without blocking. A login
 /// that verifies is remembered on its connection for a minute (`VerifiedLogin`).
-struct Authentication: ConnectionPhase {
+final class Authentication: ConnectionPhase {
     let auth: Authenticator
     /// Counts failed logins beyond this process (the fleet's throttle), when the worker has one.
     let throttle: any LoginThrottleStore

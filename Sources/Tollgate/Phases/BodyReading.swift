@@ -5,7 +5,7 @@ import TollgateHTTP
 /// with several backends every body but a blob upload, so that it can be sent again to another backend. A client
 /// trickling its body holds nothing scarce meanwhile: the exchange waits for the body
 /// (`ClientConnection.startBuffering`). Other bodies stream to the upstream.
-struct BodyReading: ConnectionPhase {
+final class BodyReading: ConnectionPhase {
     init?(config: ServerConfig, worker: Worker) {}
 
     func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {

@@ -4,7 +4,7 @@ import TollgateHTTP
 /// configured origin gets `Access-Control-Allow-Origin` on its response (preflights are answered by `Preflight`).
 /// The status page gets none: it is read by a browser on its own origin, and a configured origin (an application
 /// calling the API) has no business reading every user's spending with an administrator's credentials.
-struct CORS: ConnectionPhase {
+final class CORS: ConnectionPhase {
     let origins: [String]
 
     init?(config: ServerConfig, worker: Worker) {

@@ -3,7 +3,7 @@ import TollgateHTTP
 /// The model gate's reading of the path: `/v1/models/{model}` names a model in its path, which Ollama's cloud
 /// passthrough acts on, so a cloud model there is refused as it would be in a body (`ModelGate`), and an API key
 /// limited to some models may name only those there too.
-struct CloudModelPath: ConnectionPhase {
+final class CloudModelPath: ConnectionPhase {
     /// Nil when anyone may use every cloud model (only the key's list is then checked).
     let policy: CloudModel.Policy?
 

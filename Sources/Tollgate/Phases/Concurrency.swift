@@ -4,7 +4,7 @@ import TollgateHTTP
 /// in a bounded FIFO queue for a bounded time (the exchange waits for its slot). The worker's `SlotProvider` hands
 /// the slots out: this process's, or fleet-wide leases. A slot is released the instant its request ends, however it
 /// ends (`ClientConnection.releaseAdmission`); one granted to an exchange that is gone goes straight back.
-struct Concurrency: ConnectionPhase {
+final class Concurrency: ConnectionPhase {
     /// The worker's: this process's slots, or fleet-wide leases.
     let slots: any SlotProvider
     /// For users whose `policy` line (or the `*` line) sets `max-inflight`.

@@ -5,7 +5,7 @@ import TollgateIO
 /// signature), refuses ambiguous or missing ones, and lets a login this connection verified recently through
 /// without a check. Otherwise it leaves the credentials for the password check (`Authentication`). Public paths
 /// skip it.
-struct CredentialHeaders: ConnectionPhase {
+final class CredentialHeaders: ConnectionPhase {
     let auth: Authenticator
     let realm: String
     /// The API keys (nil without a key table).

@@ -2,7 +2,7 @@ import TollgateHTTP
 
 /// One step of the request path, with one job: run by `PhaseRunner` in a fixed order, it lets the exchange go on,
 /// answers it, or waits for an asynchronous decision (Hummingbird's one-method middleware, nginx's phase handler).
-protocol ExchangePhase<Host> {
+protocol ExchangePhase<Host>: AnyObject {
     associatedtype Host: PhaseHost
 
     /// Whether `run` reads `head` (its ranges point into the host's input buffer). The runner keeps the head, and

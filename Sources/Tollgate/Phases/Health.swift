@@ -3,7 +3,7 @@ import TollgateHTTP
 /// Liveness and readiness answered by Tollgate itself, without authentication: `/healthz` never touches the
 /// upstream; `/readyz` says whether the upstream accepts connections (checked at most once a second per worker;
 /// the exchange waits for the check).
-struct Health: ConnectionPhase {
+final class Health: ConnectionPhase {
     let healthPath: String?
     let readyPath: String?
 

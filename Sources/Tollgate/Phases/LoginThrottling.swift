@@ -4,7 +4,7 @@ import TollgateHTTP
 /// process's throttle applies inside the password check itself (atomically with the credential cache), so its
 /// store always lets the check go on; the fleet's refuses a client prefix (or the user from it) throttled anywhere,
 /// and may make the exchange wait for that answer.
-struct LoginThrottling: ConnectionPhase {
+final class LoginThrottling: ConnectionPhase {
     /// The worker's: this process's throttle, or the fleet's.
     let store: any LoginThrottleStore
 

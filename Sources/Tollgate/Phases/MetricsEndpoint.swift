@@ -12,7 +12,7 @@ import TollgateHTTP
 /// that names this machine (an IP address, `localhost`, the host's name, an `acme-domain`), else 421. A web page
 /// that rebinds its own name to the listener's address (DNS rebinding) reaches the listener from the operator's
 /// browser, but with its own name as Host. `/metrics` answers any Host: a Prometheus may scrape by any name.
-struct MetricsEndpoint: ConnectionPhase {
+final class MetricsEndpoint: ConnectionPhase {
     /// The names (lower case) the status page answers for besides IP addresses and `localhost`.
     let names: Set<String>
 

@@ -5,7 +5,7 @@ import TollgateHTTP
 /// whom `cloud-models` allows. Sets `ex.model` to the model the handler will act on (for the log, the metrics and
 /// backend routing). A user's `policy` line with `models=` replaces the allow-list for that user (`models=*`: any).
 /// An API key with a model list (`ex.keyModels`) may name only those models, on top of the rest.
-struct ModelGate: ConnectionPhase {
+final class ModelGate: ConnectionPhase {
     let allowlist: Set<String>
     let cloud: CloudModel.Policy
     let policies: PolicyTable

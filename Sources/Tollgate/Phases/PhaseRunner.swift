@@ -11,7 +11,9 @@ import TollgateHTTP
 /// that rebuilds the list never moves an exchange that waits.
 ///
 /// The phases are called through their protocol, once each per exchange: a witness-table call, nothing allocated
-/// per request (the list and its phases are built per configuration). A `switch` over an enum of phases would make
+/// per request (the list and its phases are built per configuration). Phases are classes (`ExchangePhase` is
+/// class-bound): a struct held in an `any` element is copied out of its box on every call, retaining each reference
+/// it holds, which cost more than the phases' own work. A `switch` over an enum of phases would make
 /// every new phase touch the runner as well.
 ///
 /// Adding a phase is one file and one line: a type conforming to `ConnectionPhase` in its own file under

@@ -4,7 +4,7 @@ import TollgateHTTP
 /// authentication: 204 for a configured origin, 403 for any other (with no origins configured, every one). The
 /// status page's path is not answered here (`CORS.isStatusPage`): its OPTIONS goes on like any other request, to
 /// authentication (401 without credentials, which a preflight never carries) and the route policy (no such route).
-struct Preflight: ConnectionPhase {
+final class Preflight: ConnectionPhase {
     let origins: [String]
 
     init?(config: ServerConfig, worker: Worker) {

@@ -1,7 +1,7 @@
 import TollgateHTTP
 
 /// Paths named in `public-paths` are served without authentication (logged as "public").
-struct PublicPaths: ConnectionPhase {
+final class PublicPaths: ConnectionPhase {
     let paths: Set<String>
 
     init?(config: ServerConfig, worker: Worker) {

@@ -13,7 +13,7 @@ import TollgateHTTP
 /// `Retry-After` and the quota's RateLimit headers. The reservation settles with Ollama's count when the exchange
 /// ends (`ClientConnection.settleQuota`). Every authenticated user's spending is recorded, quota or not, so that a
 /// reload that adds a quota knows what was spent today.
-struct Quota: ConnectionPhase {
+final class Quota: ConnectionPhase {
     let policies: PolicyTable
     /// The worker's: this process's book, or the fleet's balances in Redis.
     let store: any QuotaStore

@@ -3,7 +3,7 @@ import TollgateHTTP
 /// The rate-limit phase: nginx's `limit_req ... nodelay` per client address, before authentication, so password
 /// guesses are capped too. The worker's `RateDecider` decides: one bucket per client across every loop and
 /// connection, or across the fleet (then the exchange may wait for the decision; the runner holds its head).
-struct RateLimiting: ConnectionPhase {
+final class RateLimiting: ConnectionPhase {
     /// The worker's: this process's limiter, or the fleet's.
     let decider: any RateDecider
 

@@ -1,7 +1,7 @@
 import TollgateHTTP
 
 /// The redirect listener's only answer: 301 to the same host and path over https. Other listeners' exchanges go on.
-struct Redirect: ConnectionPhase {
+final class Redirect: ConnectionPhase {
     init?(config: ServerConfig, worker: Worker) {
         if config.listenRedirect.isEmpty { return nil }
     }

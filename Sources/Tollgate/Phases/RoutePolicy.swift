@@ -6,7 +6,7 @@ import TollgateHTTP
 /// delete, blobs) only to configured admins, and never to an API key limited to some models; account and cloud routes are refused for everyone; unknown paths get
 /// 404 without reaching Ollama; a Content-Length already over the route's body limit gets 413 before the body is read
 /// (chunked bodies are counted as they stream and stopped at the same limit).
-struct RoutePolicy: ConnectionPhase {
+final class RoutePolicy: ConnectionPhase {
     /// Whether users authenticate (with authentication off there are no users to tell apart), and who are admins.
     let authenticates: Bool
     let admins: Set<String>
@@ -56,7 +56,11 @@ struct RoutePolicy: ConnectionPhase {
     /// "." or ".." as a path segment, plain or percent-encoded (%2e), which could walk out of an allowed prefix.
     static func hasDotSegment(_ path: String) -> Bool {
         // Most paths have neither "." nor "%": decide without allocating.
-        guard path.utf8.contains(where: { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "%") }) else { return false }
+        var path = path
+        let suspect = path.withUTF8 { bytes in
+            bytes.contains { $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "%") }
+        }
+        guard suspect else { return false }
         for segment in path.lowercased().split(separator: "/", omittingEmptySubsequences: false) {
             var rest = Substring(segment)
             var dots = 0

@@ -17,7 +17,7 @@ import TollgateHTTP
 /// - Ollama's web search (tools whose type starts `web_search` on `/v1/messages` and `/v1/responses`): Ollama runs
 ///   it through ollama.com with the server's key and generates again with each result. Refused with 403 unless
 ///   the user may use the cloud (`cloud-models`, as for cloud models).
-struct SharedModelGuard: ConnectionPhase {
+final class SharedModelGuard: ConnectionPhase {
     let authenticates: Bool
     let admins: Set<String>
     let policies: PolicyTable

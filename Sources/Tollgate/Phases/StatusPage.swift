@@ -9,7 +9,7 @@ import TollgateIO
 ///
 /// The page waits for the readiness check a scrape makes, then for the ledger's history, which is read on the
 /// `StatusHistoryReader`'s thread and rendered there; the loop only gathers the current figures and writes the answer.
-struct StatusPage: ConnectionPhase {
+final class StatusPage: ConnectionPhase {
     /// The page's path.
     static let path = "/status"
 

@@ -3,7 +3,7 @@ import TollgateHTTP
 /// The per-user request rate (`user-rate`), once the user is known: 429 with the limiter's headers when exceeded.
 /// A `policy` line's `rate=` replaces it for its user (`rate=off`: none for that user): one bucket per user whatever
 /// rate applies, so a reload that changes a rate keeps what the user has used.
-struct UserRate: ConnectionPhase {
+final class UserRate: ConnectionPhase {
     let limiter: UserRateLimiter
     /// The rate of users without a policy rate (`user-rate`, or the `*` line's), nil: none.
     let everyone: RatePolicy?

@@ -65,7 +65,7 @@ extension ClientConnection {
         if !ex.headSent {
             while true {
                 switch worker.responseParser.parse(up.input.bytes, from: up.unread.lowerBound, to: up.unread.upperBound, requestWasHead: ex.isHead,
-                                                   into: &ex.responseHead) {
+                                                   into: &worker.scratchResponse) {
                 case .needMore:
                     return
                 case .invalid(let e):
@@ -74,7 +74,9 @@ extension ClientConnection {
                 case .complete:
                     break
                 }
-                let head = ex.responseHead
+                let head = worker.scratchResponse
+                ex.responseHeadLength = head.headLength
+                ex.responseKeepAlive = head.keepAlive
                 if head.status >= 100 && head.status < 200 {
                     // Interim responses (we never forward Expect, so these are unexpected): skip them. The
                     // backend has the request, so it is never sent again.
@@ -240,14 +242,14 @@ extension ClientConnection {
     /// The response is complete: the upstream goes back to the pool if it can be reused.
     private func responseComplete(_ ex: Exchange, _ up: UpstreamConnection) {
         ex.upstream = nil
-        up.release(keepAlive: ex.responseHead.keepAlive && ex.requestDone)
+        up.release(keepAlive: ex.responseKeepAlive && ex.requestDone)
         finishExchange(ex, reason: .completed)
     }
 
     /// The upstream closed its side.
     private func upstreamEnded(_ ex: Exchange, _ up: UpstreamConnection) {
         if !ex.headSent {
-            if ex.responseHead.headLength == 0 && resendStale(ex, up) { return }
+            if ex.responseHeadLength == 0 && resendStale(ex, up) { return }
             upstreamFailed(up, reason: .upstreamClosed, detail: "the upstream closed the connection before answering")
             return
         }

@@ -147,7 +147,10 @@ final class Exchange {
     var lastBackendError = ""
 
     // response side
-    var responseHead = ResponseHead()
+    /// Whether the upstream's complete response head allows reusing its connection (`ResponseHead.keepAlive`).
+    var responseKeepAlive = false
+    /// The length of the last complete response head parsed (an interim one included); 0 before any.
+    var responseHeadLength = 0
     var headSent = false
     var mode: ResponseBodyMode = .none
     var remaining = 0

@@ -29,6 +29,9 @@ final class Worker {
     let responseParser = ResponseParser()
     /// Scratch head: parsed into, used while a request is admitted and its upstream head written, then reused.
     var scratchHead = RequestHead()
+    /// The response head being parsed, reused by every exchange on this worker: a head is parsed and written to
+    /// its client in one go on the loop thread, and only its framing outcome stays with the exchange.
+    var scratchResponse = ResponseHead()
     let upstreamHost: [UInt8]
     /// The https port redirects point at: configured, else the bound TLS port (known only after binding).
     var redirectPort: UInt16 = 443
@@ -169,7 +172,6 @@ final class Worker {
 
     // MARK: request ids
 
-    private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// A fresh 16-hex-digit request id (xorshift128+ seeded from the kernel).
     func nextRequestID() -> [UInt8] {
@@ -179,12 +181,16 @@ final class Worker {
         s1 ^= s1 << 23
         rng.1 = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26)
         var v = rng.1 &+ s0
-        var out = [UInt8](repeating: 0, count: 16)
-        for i in (0..<16).reversed() {
-            out[i] = Worker.hex[Int(v & 0xf)]
-            v >>= 4
+        return [UInt8](unsafeUninitializedCapacity: 16) { out, count in
+            var i = 16
+            while i > 0 {
+                i &-= 1
+                let nibble = UInt8(truncatingIfNeeded: v & 0xf)
+                out[i] = nibble < 10 ? 0x30 &+ nibble : 0x61 &+ nibble &- 10
+                v >>= 4
+            }
+            count = 16
         }
-        return out
     }
 
     // MARK: buffers

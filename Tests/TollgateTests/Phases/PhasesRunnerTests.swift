@@ -32,9 +32,9 @@ import TollgateIO
     }
 
     /// A phase whose decision is a closure; it logs its name on the host when it runs.
-    struct Step: ExchangePhase {
+    final class Step: ExchangePhase {
         let name: String
-        var readsHead = false
+        let readsHead: Bool
         let decide: (Exchange, RequestHead, Host) -> PhaseOutcome
 
         init(_ name: String, readsHead: Bool = false,
