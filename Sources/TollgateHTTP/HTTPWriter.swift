@@ -48,6 +48,29 @@ public enum HTTPWriter {
         out.append(contentsOf: crlf)
     }
 
+    /// Appends CRLF.
+    public static func appendCRLF(to out: inout [UInt8]) {
+        out.append(ASCII.cr)
+        out.append(ASCII.lf)
+    }
+
+    /// Appends a parsed field as "name: value\r\n" (value trimmed of OWS, as parsed). A line that was sent in
+    /// exactly that form, as nearly every client and server sends it, is copied in one piece.
+    public static func appendField(_ field: HeaderField, from buffer: [UInt8], to out: inout [UInt8]) {
+        let name = field.name, value = field.value
+        if value.lowerBound == name.upperBound &+ 2 && buffer[name.upperBound &+ 1] == ASCII.sp
+            && value.upperBound < buffer.count && buffer[value.upperBound] == ASCII.cr {
+            // name ":" SP value CR, and the scanner saw LF after that CR.
+            out.append(contentsOf: buffer[name.lowerBound..<(value.upperBound &+ 2)])
+            return
+        }
+        out.append(contentsOf: buffer[name])
+        out.append(ASCII.colon)
+        out.append(ASCII.sp)
+        out.append(contentsOf: buffer[value])
+        appendCRLF(to: &out)
+    }
+
     /// Appends the bytes of a literal unchanged: one copy, no String made or walked.
     public static func appendRaw(_ s: StaticString, to out: inout [UInt8]) {
         s.withUTF8Buffer { out.append(contentsOf: $0) }

@@ -33,6 +33,17 @@ struct HTTPWriterTests {
         #expect(written { HTTPWriter.appendField(name, value, to: &$0) } == "X-Tollgate-Lowered: num_ctx=4096; café\r\n")
     }
 
+    @Test("A parsed field is written as name: value CRLF, whether it was sent that way or not", arguments: [
+        ("X-A: value", "X-A: value"), ("X-A:value", "X-A: value"), ("X-A:  \t value \t ", "X-A: value"),
+        ("X-A: ", "X-A: "), ("X-A:", "X-A: "), ("x-a: a b", "x-a: a b"), ("X-A:\tv", "X-A: v"), ("X-A: v ", "X-A: v"),
+    ])
+    func parsedField(line: String, expected: String) throws {
+        let (result, head, buffer) = parseRequest("GET / HTTP/1.1\r\nHost: h\r\n\(line)\r\nX-B: next\r\n\r\n")
+        try #require(result == .complete)
+        #expect(written { HTTPWriter.appendField(head.headers[1], from: buffer, to: &$0) } == expected + "\r\n")
+        #expect(written { HTTPWriter.appendField(head.headers[2], from: buffer, to: &$0) } == "X-B: next\r\n")
+    }
+
     @Test("Raw strings and constants are appended unchanged")
     func raw() {
         var out = bytes("a")

@@ -35,11 +35,11 @@ extension ClientConnection {
             HTTPWriter.appendHeader("Content-Type", contentType, to: &out)
             HTTPWriter.appendRaw("Content-Length: ", to: &out)
             HTTPWriter.appendDecimal(body.count, to: &out)
-            out.append(contentsOf: HTTPWriter.crlf)
+            HTTPWriter.appendCRLF(to: &out)
         }
         HTTPWriter.appendRaw("X-Request-Id: ", to: &out)
         out.append(contentsOf: ex.requestID)
-        out.append(contentsOf: HTTPWriter.crlf)
+        HTTPWriter.appendCRLF(to: &out)
         for (name, value) in headers { HTTPWriter.appendField(name, value, to: &out) }
         if let origin = ex.corsOrigin {
             HTTPWriter.appendHeader("Access-Control-Allow-Origin", origin, to: &out)
@@ -50,7 +50,7 @@ extension ClientConnection {
         }
         if let hsts { HTTPWriter.appendHeader("Strict-Transport-Security", hsts, to: &out) }
         if closing { HTTPWriter.appendHeader("Connection", "close", to: &out) }
-        out.append(contentsOf: HTTPWriter.crlf)
+        HTTPWriter.appendCRLF(to: &out)
         if let body, !ex.isHead { out.append(contentsOf: body) }
         ex.bytesOut += out.count - before
         finishExchange(ex, reason: reason)

@@ -120,7 +120,7 @@ extension ClientConnection {
         if !ex.stagedBody.isEmpty {
             HTTPWriter.appendChunkHeader(size: ex.stagedBody.count, to: &framed)
             framed.append(contentsOf: ex.stagedBody)
-            framed.append(contentsOf: HTTPWriter.crlf)
+            HTTPWriter.appendCRLF(to: &framed)
         }
         framed.append(contentsOf: HTTPWriter.lastChunk)
         ex.stagedBody = framed
@@ -185,7 +185,7 @@ extension ClientConnection {
                     }
                     HTTPWriter.appendChunkHeader(size: range.count, to: &sink)
                     sink.append(contentsOf: input.bytes[range])
-                    sink.append(contentsOf: HTTPWriter.crlf)
+                    HTTPWriter.appendCRLF(to: &sink)
                 }
             } catch {
                 input.consumeAll()

@@ -161,7 +161,7 @@ extension ClientConnection {
             ex.responseScanner?.feed(up.input.bytes, start..<end)
             HTTPWriter.appendChunkHeader(size: end - start, to: &out)
             out.append(contentsOf: up.input.bytes[start..<end])
-            out.append(contentsOf: HTTPWriter.crlf)
+            HTTPWriter.appendCRLF(to: &out)
             up.consume(end - start)
             ex.bytesOut += out.count - before
         case .untilClose:
@@ -186,7 +186,7 @@ extension ClientConnection {
             guard !piece.isEmpty else { return }
             if chunked { HTTPWriter.appendChunkHeader(size: piece.count, to: &out) }
             out.append(contentsOf: piece)
-            if chunked { out.append(contentsOf: HTTPWriter.crlf) }
+            if chunked { HTTPWriter.appendCRLF(to: &out) }
             piece.removeAll(keepingCapacity: true)
         }
         var finished = false
@@ -235,7 +235,7 @@ extension ClientConnection {
         let before = out.count
         if ex.mode == .rechunk { HTTPWriter.appendChunkHeader(size: piece.count, to: &out) }
         out.append(contentsOf: piece)
-        if ex.mode == .rechunk { out.append(contentsOf: HTTPWriter.crlf) }
+        if ex.mode == .rechunk { HTTPWriter.appendCRLF(to: &out) }
         ex.bytesOut += out.count - before
     }
 

@@ -38,13 +38,13 @@ public struct ErrorResponse: Sendable, Equatable {
         HTTPWriter.appendHeader("Content-Type", "application/json; charset=utf-8", to: &out)
         HTTPWriter.appendRaw("Content-Length: ", to: &out)
         HTTPWriter.appendDecimal(body.utf8.count, to: &out)
-        out.append(contentsOf: HTTPWriter.crlf)
+        HTTPWriter.appendCRLF(to: &out)
         if let requestID {
             HTTPWriter.appendHeader("X-Request-Id", bytes: requestID[...], to: &out)
         }
         for (name, value) in headers { HTTPWriter.appendField(name, value, to: &out) }
         if close { HTTPWriter.appendHeader("Connection", "close", to: &out) }
-        out.append(contentsOf: HTTPWriter.crlf)
+        HTTPWriter.appendCRLF(to: &out)
         if !headOnly { out.append(contentsOf: body.utf8) }
     }
 

@@ -21,18 +21,14 @@ public enum RequestRewriter {
         }
         HTTPWriter.appendRaw(" HTTP/1.1\r\nHost: ", to: &out)
         out.append(contentsOf: upstreamHost)
-        out.append(contentsOf: HTTPWriter.crlf)
+        HTTPWriter.appendCRLF(to: &out)
 
         let nominated = connectionNominated(head, buffer)
         for field in head.headers {
             switch field.kind {
             case .other, .contentType, .contentEncoding:
                 if !nominated.isEmpty && nominated.contains(where: { equalNames(buffer, $0, field.name) }) { continue }
-                out.append(contentsOf: buffer[field.name])
-                out.append(0x3A)
-                out.append(0x20)
-                out.append(contentsOf: buffer[field.value])
-                out.append(contentsOf: HTTPWriter.crlf)
+                HTTPWriter.appendField(field, from: buffer, to: &out)
             default:
                 continue
             }
@@ -43,18 +39,18 @@ public enum RequestRewriter {
         scheme.withUTF8Buffer { out.append(contentsOf: $0) }
         HTTPWriter.appendRaw("\r\nX-Request-Id: ", to: &out)
         out.append(contentsOf: requestID)
-        out.append(contentsOf: HTTPWriter.crlf)
+        HTTPWriter.appendCRLF(to: &out)
         switch head.framing {
         case .contentLength(let n):
             HTTPWriter.appendRaw("Content-Length: ", to: &out)
             HTTPWriter.appendDecimal(n, to: &out)
-            out.append(contentsOf: HTTPWriter.crlf)
+            HTTPWriter.appendCRLF(to: &out)
         case .chunked:
             HTTPWriter.appendRaw("Transfer-Encoding: chunked\r\n", to: &out)
         case .none, .untilClose:
             break
         }
-        out.append(contentsOf: HTTPWriter.crlf)
+        HTTPWriter.appendCRLF(to: &out)
     }
 
     /// Header names listed in `Connection` (other than close/keep-alive): hop-by-hop by declaration.

@@ -38,11 +38,7 @@ public enum ResponseRewriter {
             switch field.kind {
             case .other, .contentType, .origin, .referer, .xApiKey, .authorization, .expect, .host, .xForwardedFor,
                  .xForwardedProto, .cookie, .forwarding, .contentEncoding:
-                out.append(contentsOf: buffer[field.name])
-                out.append(0x3A)
-                out.append(0x20)
-                out.append(contentsOf: buffer[field.value])
-                out.append(contentsOf: HTTPWriter.crlf)
+                HTTPWriter.appendField(field, from: buffer, to: &out)
             case .contentLength, .transferEncoding, .connection, .keepAlive, .proxyConnection, .proxyAuthorization,
                  .proxyOther, .te, .trailer, .upgrade, .xRequestId:
                 continue
@@ -52,7 +48,7 @@ public enum ResponseRewriter {
         case .length(let n):
             HTTPWriter.appendRaw("Content-Length: ", to: &out)
             HTTPWriter.appendDecimal(n, to: &out)
-            out.append(contentsOf: HTTPWriter.crlf)
+            HTTPWriter.appendCRLF(to: &out)
         case .chunkedPassthrough, .rechunk:
             HTTPWriter.appendRaw("Transfer-Encoding: chunked\r\n", to: &out)
         case .none:
@@ -63,7 +59,7 @@ public enum ResponseRewriter {
             for field in head.headers where field.kind == .contentLength && mayDeclareLength {
                 HTTPWriter.appendRaw("Content-Length: ", to: &out)
                 out.append(contentsOf: buffer[field.value])
-                out.append(contentsOf: HTTPWriter.crlf)
+                HTTPWriter.appendCRLF(to: &out)
                 break
             }
         case .dechunkToClose, .untilClose:
@@ -71,7 +67,7 @@ public enum ResponseRewriter {
         }
         HTTPWriter.appendRaw("X-Request-Id: ", to: &out)
         out.append(contentsOf: requestID)
-        out.append(contentsOf: HTTPWriter.crlf)
+        HTTPWriter.appendCRLF(to: &out)
         if let hsts { HTTPWriter.appendHeader("Strict-Transport-Security", hsts, to: &out) }
         if let corsOrigin {
             HTTPWriter.appendHeader("Access-Control-Allow-Origin", corsOrigin, to: &out)
@@ -80,7 +76,7 @@ public enum ResponseRewriter {
         }
         for (name, value) in extraHeaders { HTTPWriter.appendField(name, value, to: &out) }
         if close { HTTPWriter.appendRaw("Connection: close\r\n", to: &out) }
-        out.append(contentsOf: HTTPWriter.crlf)
+        HTTPWriter.appendCRLF(to: &out)
     }
 
     /// Whether the response is a server-sent event stream (`Content-Type: text/event-stream`).
