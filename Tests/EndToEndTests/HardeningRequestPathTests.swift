@@ -1,6 +1,7 @@
 import FakeOllama
 import Testing
 import Tollgate
+import TollgateIO
 
 /// The request path an attacker probes: the path decided on is the path Ollama routes on; the model decided on is
 /// every model Ollama reads from the body; cloud models are off; a slow body holds no slot; nothing of the
@@ -210,11 +211,16 @@ import Tollgate
             config.workers = 1
             config.bodyLimits.inference = 1000
             config.maxBodyBuffered = 2000
+            config.metricsListen = [SocketAddress(parsing: "127.0.0.1:0")!]
         }) { proxy, fake in
             let slow = try proxy.tls()
             defer { slow.close() }
             let body = #"{"model":"mistral:7b","prompt":""# + String(repeating: "a", count: 600)
             try slow.send("POST /api/generate HTTP/1.1\r\nHost: localhost\r\n\(Self.alice)Content-Length: 1000\r\n\r\n" + body)
+            // Her password is checked off the loop: the body counts once the check is done and what has come of it
+            // is held.
+            let buffered = "tollgate_request_body_buffered_bytes"
+            #expect(waitUntil { (try? MetricsScrape(proxy))?[buffered] == Double(body.utf8.count) })
             // alice's slow body holds about 630 of her 1000 (half the worker's 2000): her next 1000-byte body does
             // not fit, while root's does.
             let big = #"{"model":"mistral:7b","stream":false,"prompt":""# + String(repeating: "b", count: 1000 - 49) + #""}"#
@@ -226,7 +232,8 @@ import Tollgate
             #expect(other.status == 200)
             // Once the slow client goes, alice's share is free again.
             slow.close()
-            #expect(waitUntil { (try? proxy.fetch(Self.raw("POST", "/api/generate", big)).status) == 200 })
+            #expect(waitUntil { (try? MetricsScrape(proxy))?[buffered] == 0 })
+            #expect(try proxy.fetch(Self.raw("POST", "/api/generate", big)).status == 200)
             #expect(fake.requests.allSatisfy { $0.target == "/api/generate" })
         }
     }

@@ -36,6 +36,8 @@ struct MetricCounters: Sendable {
     /// The most bytes held in one client's output buffer while its socket was full: queued bytes plus the part
     /// already written and not yet compacted away (at most one read buffer's worth).
     var outputBufferPeak = 0
+    /// Request-body bytes held now while bodies are read whole (`BodyBudget.held`).
+    var bodyBuffered = 0
 
     mutating func add(_ other: MetricCounters) {
         for f in 0..<3 { for c in 0..<5 { requests[f][c] += other.requests[f][c] } }
@@ -61,6 +63,7 @@ struct MetricCounters: Sendable {
         outputHolds += other.outputHolds
         outputQueuedPeak = max(outputQueuedPeak, other.outputQueuedPeak)
         outputBufferPeak = max(outputBufferPeak, other.outputBufferPeak)
+        bodyBuffered += other.bodyBuffered
     }
 }
 
@@ -198,6 +201,9 @@ public final class Metrics: Sendable {
         header("tollgate_client_output_buffer_peak_bytes", "gauge",
                "The most bytes held in one client's output buffer (queued plus written, not yet reclaimed), since start.")
         s += "tollgate_client_output_buffer_peak_bytes \(c.outputBufferPeak)\n"
+        header("tollgate_request_body_buffered_bytes", "gauge",
+               "Request-body bytes held in memory now while bodies are read whole (bounded by max-body-buffered).")
+        s += "tollgate_request_body_buffered_bytes \(c.bodyBuffered)\n"
         header("tollgate_reloads_total", "counter", "Reloads of the users file, certificate and config by result.")
         for (k, v) in reloads.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
             let parts = k.split(separator: "\u{0}")

@@ -46,6 +46,8 @@ extension ClientConnection {
         settleQuota(ex)
         if ex.bufferCharge > 0 {
             worker.bodyBudget.release(ex.bufferCharge, owner: bufferOwner(ex))
+            let held = worker.bodyBudget.held
+            worker.count { $0.bodyBuffered = held }
             ex.bufferCharge = 0
         }
         releasePeer(ex)

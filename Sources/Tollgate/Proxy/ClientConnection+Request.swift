@@ -102,6 +102,8 @@ extension ClientConnection {
                 return .answer(bufferFull(), .rejected)
             }
             ex.bufferCharge += added
+            let held = worker.bodyBudget.held
+            worker.count { $0.bodyBuffered = held }
         }
         guard ex.requestDone else {
             life.bodyExpected(now: worker.loop.now, totalDeadline: ex.bodyDeadline)
