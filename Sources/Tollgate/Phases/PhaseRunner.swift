@@ -60,7 +60,8 @@ final class PhaseRunner<Host: PhaseHost> {
         let outcome = decide()
         if running {
             if case .wait = outcome { return }
-            ex.progress.state = .decided(outcome)
+            ex.progress.state = .decided
+            ex.progress.early = outcome
             return
         }
         switch outcome {
@@ -83,7 +84,10 @@ final class PhaseRunner<Host: PhaseHost> {
             let i = ex.progress.index
             ex.progress.state = .running
             var outcome = phases[i].run(ex, head: head, on: host)
-            if case .wait = outcome, case .decided(let early) = ex.progress.state { outcome = early }
+            if case .wait = outcome, ex.progress.state == .decided, let early = ex.progress.early {
+                outcome = early
+                ex.progress.early = nil
+            }
             guard host.owns(ex) else {
                 // The phase ended the exchange itself (its connection failed while it wrote).
                 ex.progress.state = .finished
