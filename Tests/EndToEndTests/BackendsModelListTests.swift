@@ -68,4 +68,17 @@ import TollgateIO
             expectError(try proxy.fetch(Req.get("/v1/models")), status: 502, family: .openAI)
         }
     }
+    @Test func aMergedListShowsOnlyTheModelsTheCallerMayName() throws {
+        try withBackends([FakeBackend(models: ["mistral:7b", "llama3"]), FakeBackend(models: ["gemma:2b"])],
+                         configure: { $0.modelAllowlist = ["gemma:2b", "llama3"] }) { proxy, fakes in
+            #expect(checkNow(proxy.server))
+            let tags = try proxy.fetch(Req.get("/api/tags"))
+            let names = try #require((try JSONSerialization.jsonObject(with: Data(tags.body)) as? [String: Any])?["models"] as? [[String: Any]])
+            // "llama3" is listed as "llama3:latest": the gate reads exact names, so only gemma:2b is offered.
+            #expect(names.compactMap { $0["name"] as? String } == ["gemma:2b"])
+            let models = try proxy.fetch(Req.get("/v1/models"))
+            let ids = try #require((try JSONSerialization.jsonObject(with: Data(models.body)) as? [String: Any])?["data"] as? [[String: Any]])
+            #expect(ids.compactMap { $0["id"] as? String } == ["gemma:2b"])
+        }
+    }
 }

@@ -16,7 +16,7 @@ import ollama
 import openai
 import pytest
 
-from conftest import MODEL, PASSWORD, TOKENS, USER, start_tollgate, wait_until
+from conftest import MODEL, PASSWORD, TOKENS, USER, Proc, Server, start_tollgate, wait_for_port, wait_until
 
 MESSAGES = [{"role": "user", "content": "Why is the sky blue?"}]
 EXPECTED_TEXT = "".join(f"tok{i} " for i in range(TOKENS))
@@ -418,3 +418,34 @@ def test_keys_create_as_root_gives_a_new_state_directory_to_the_users_files_owne
         st = os.stat(path)
         assert (st.st_uid, st.st_gid) == (65534, 65534), (path, st.st_uid)
     assert os.stat(d / "state").st_mode & 0o777 == 0o700
+
+
+def test_a_key_limited_to_models_lists_only_those(binaries, tls, users_file, log_dir, tmp_path, monkeypatch):
+    """Model lists show a key only the models it may name: ollama-python's list() and the OpenAI SDK's
+    models.list() see the key's model, its user with her password sees every local one, and the cloud model
+    (cloud-models off) to neither."""
+    cloud = "gpt-oss:120b-cloud"
+    fake = Proc("fake-ollama-models", [str(binaries["fake-ollama"]), "--listen", "127.0.0.1:0", "--model", MODEL,
+                                       "--model", OTHER, "--model", cloud], log_dir)
+    fake.start(r"fake-ollama listening on http://([0-9.]+):(\d+)")
+    upstream = Server(fake, fake.match.group(1), int(fake.match.group(2)), "http")
+    wait_for_port(upstream.host, upstream.port)
+    key_env = new_key_env(users_file, tmp_path)
+    key = create_key(binaries, key_env, "--name", "chat-ui", "--models", f"{MODEL},{cloud}")
+    server = start_tollgate(binaries, tls, key_env["users"], upstream, log_dir, "tollgate-key-lists", "--rate", "0",
+                            "--state-dir", str(key_env["state"]))
+    try:
+        o = ollama_client(server, tls, key, monkeypatch)
+        assert wait_until(lambda: _works(lambda: o.list()))
+        assert [m.model for m in o.list().models] == [MODEL]
+        o.close()
+        with openai_client(server, tls, key) as c:
+            assert [m.id for m in c.models.list()] == [MODEL]
+        with httpx.Client(base_url=server.url, verify=tls.context(), timeout=30, auth=(USER, PASSWORD)) as h:
+            r = h.get("/api/tags")
+            assert r.status_code == 200, r.text
+            assert [m["name"] for m in r.json()["models"]] == [MODEL, OTHER]
+            assert r.headers["content-length"] == str(len(r.content))
+    finally:
+        server.proc.stop()
+        fake.stop()

@@ -128,6 +128,11 @@ type Report struct {
 	// Credentials headers that reached the upstream (Ollama's cloud passthrough copies client headers to
 	// ollama.com, so a proxy must not pass its users' credentials on).
 	Credentials []string `json:"credentials"`
+	// The model lists answer in Ollama's list shapes too (an empty list, beside the report), since a proxy may
+	// read them as lists: "models" for /api/tags, "object" and "data" for /v1/models.
+	Models json.RawMessage `json:"models,omitempty"`
+	Object string          `json:"object,omitempty"`
+	Data   json.RawMessage `json:"data,omitempty"`
 }
 
 type reportKey struct{}
@@ -498,6 +503,20 @@ func finish(c *gin.Context, route, class string, readings []Reading) {
 	c.JSON(http.StatusOK, rep)
 }
 
+// listing: a model list's handler, which reads no model and answers an empty list in the route's shape.
+func listing(route, class string, openAI bool) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		rep := report(c)
+		rep.BodyLen = len(readBody(c))
+		if openAI {
+			rep.Object, rep.Data = "list", json.RawMessage("null")
+		} else {
+			rep.Models = json.RawMessage("[]")
+		}
+		finish(c, route, class, nil)
+	}
+}
+
 // plain: a handler that reads no model.
 func plain(route, class string) gin.HandlerFunc {
 	return func(c *gin.Context) {
@@ -570,7 +589,7 @@ func routes(r *gin.Engine) {
 	r.POST("/api/pull", bodyStruct("POST /api/pull", classAdmin, "model", "name"))
 	r.POST("/api/push", bodyStruct("POST /api/push", classAdmin, "model", "name"))
 	r.HEAD("/api/tags", plain("HEAD /api/tags", classReadOnly))
-	r.GET("/api/tags", plain("GET /api/tags", classReadOnly))
+	r.GET("/api/tags", listing("GET /api/tags", classReadOnly, false))
 	r.POST("/api/show", bodyStruct("POST /api/show", classReadOnly, "model", "name"))
 	r.DELETE("/api/delete", bodyStruct("DELETE /api/delete", classAdmin, "model", "name"))
 	r.POST("/api/me", plain("POST /api/me", classAccount))
@@ -598,7 +617,7 @@ func routes(r *gin.Engine) {
 	r.POST("/v1/chat/completions", cloudThenStruct("POST /v1/chat/completions"))
 	r.POST("/v1/completions", cloudThenStruct("POST /v1/completions"))
 	r.POST("/v1/embeddings", cloudThenStruct("POST /v1/embeddings"))
-	r.GET("/v1/models", plain("GET /v1/models", classReadOnly))
+	r.GET("/v1/models", listing("GET /v1/models", classReadOnly, true))
 	r.GET("/v1/models/:model", modelPath)
 	r.POST("/v1/responses", cloudThenStruct("POST /v1/responses"))
 	r.POST("/v1/audio/transcriptions", transcriptions)

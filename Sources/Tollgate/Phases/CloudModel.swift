@@ -55,6 +55,9 @@ extension CloudModel {
         /// Whether `user` may use the cloud at all.
         func allows(user: String?) -> Bool { refusingSetting(user: user) == nil }
 
+        /// Whether `user` may not use cloud models.
+        func refuses(user: String?) -> Bool { refusingSetting(user: user) != nil }
+
         /// The setting that refuses `user` the cloud, or nil when it allows it.
         private func refusingSetting(user: String?) -> CloudModels? {
             let isAdmin = user.map { admins.contains($0) } ?? false

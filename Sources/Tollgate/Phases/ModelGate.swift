@@ -4,7 +4,8 @@ import TollgateHTTP
 /// must pass the allow-list, and cloud models (forwarded by Ollama to ollama.com on the owner's account) only for
 /// whom `cloud-models` allows. Sets `ex.model` to the model the handler will act on (for the log, the metrics and
 /// backend routing). A user's `policy` line with `models=` replaces the allow-list for that user (`models=*`: any).
-/// An API key with a model list (`ex.keyModels`) may name only those models, on top of the rest.
+/// An API key with a model list (`ex.keyModels`) may name only those models, on top of the rest. A model list
+/// request gets its `ModelPermit`, by which the list is filtered (`ModelListFilter`).
 final class ModelGate: ConnectionPhase {
     let allowlist: Set<String>
     let cloud: CloudModel.Policy
@@ -17,9 +18,20 @@ final class ModelGate: ConnectionPhase {
     }
 
     func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
+        if ex.listsModels {
+            let permit = self.permit(ex)
+            if permit.restricts { ex.modelPermit = permit }
+            return .next
+        }
         guard ex.bodyNamesModel else { return .next }
         if let refusal = check(ex) { return .answer(refusal, .rejected) }
         return .next
+    }
+
+    /// The models `ex` may name, for its model list.
+    func permit(_ ex: Exchange) -> ModelPermit {
+        let allowed = policies.isEmpty ? allowlist : (policies.policy(for: ex.user).models ?? allowlist)
+        return ModelPermit(allowed: allowed, keyModels: ex.keyModels, refusesCloud: cloud.refuses(user: ex.user))
     }
 
     /// The refusal, or nil with `ex.model` set to the model the handler will act on.

@@ -97,17 +97,42 @@ extension ClientConnection {
                 // The usage Tollgate asked for leaves the event stream; Ollama streams chunked, and a stream with
                 // a Content-Length, whose length then changes, goes chunked (or, to HTTP/1.0, until the close).
                 var headMode = ex.mode
-                if ex.usageInjected && head.status == 200 && ResponseRewriter.isEventStream(head, buffer: up.input.bytes) {
+                let filterable = head.status == 200 && ex.mode != .length(0)
+                if ex.usageInjected && filterable && ResponseRewriter.isEventStream(head, buffer: up.input.bytes) {
                     ex.usageFilter = SSEUsageFilter()
                     if case .length = ex.mode {
                         headMode = ex.version == .http11 ? .chunkedPassthrough : .untilClose
                         if ex.version != .http11 { ex.closeAfter = true }
                     }
                 }
-                ResponseRewriter.write(head, buffer: up.input.bytes, mode: headMode, requestID: ex.requestID,
-                                       close: ex.closeAfter, corsOrigin: ex.corsOrigin,
-                                       corsCredentials: corsCredentials(ex), hsts: hsts,
-                                       extraHeaders: ex.responseHeaders, into: &out)
+                // A model list for an exchange that may not name every model is written with only those it may
+                // (`ModelListFilter`): the head is held until the list is whole, then sent with the narrowed
+                // list's length. A HEAD answer, with no list to narrow, leaves out the whole list's length.
+                var holdHead = false
+                if let permit = ex.modelPermit, filterable {
+                    if ResponseRewriter.isEncoded(head, buffer: up.input.bytes) {
+                        upstreamInvalid(ex, up, detail: "a model list with a Content-Encoding, which this server filters and cannot read")
+                        return
+                    }
+                    headMode = .untilClose  // no framing field
+                    if ex.mode != .none {
+                        ex.listFilter = ModelListFilter(permit: permit, openAI: ex.path == "/v1/models")
+                        holdHead = true
+                    }
+                }
+                if holdHead {
+                    var held: [UInt8] = []
+                    ResponseRewriter.write(head, buffer: up.input.bytes, mode: headMode, requestID: ex.requestID,
+                                           close: ex.closeAfter, corsOrigin: ex.corsOrigin,
+                                           corsCredentials: corsCredentials(ex), hsts: hsts,
+                                           extraHeaders: ex.responseHeaders, into: &held)
+                    ex.heldHead = held
+                } else {
+                    ResponseRewriter.write(head, buffer: up.input.bytes, mode: headMode, requestID: ex.requestID,
+                                           close: ex.closeAfter, corsOrigin: ex.corsOrigin,
+                                           corsCredentials: corsCredentials(ex), hsts: hsts,
+                                           extraHeaders: ex.responseHeaders, into: &out)
+                }
                 ex.bytesOut += out.count - before
                 up.consume(head.headLength)
                 ex.headSent = true
@@ -125,7 +150,7 @@ extension ClientConnection {
     private func relayBody(_ ex: Exchange, _ up: UpstreamConnection) {
         let start = up.unread.lowerBound, end = up.unread.upperBound
         guard start < end else { return }
-        if ex.usageFilter != nil {
+        if ex.usageFilter != nil || ex.listFilter != nil {
             relayFiltered(ex, up)
             return
         }
@@ -180,7 +205,13 @@ extension ClientConnection {
         let start = up.unread.lowerBound, end = up.unread.upperBound
         let before = out.count
         let chunked: Bool
-        if case .length = ex.mode { chunked = ex.version == .http11 } else { chunked = ex.mode == .chunkedPassthrough || ex.mode == .rechunk }
+        if ex.listFilter != nil {
+            chunked = false  // written whole, with its length (`finishList`)
+        } else if case .length = ex.mode {
+            chunked = ex.version == .http11
+        } else {
+            chunked = ex.mode == .chunkedPassthrough || ex.mode == .rechunk
+        }
         var piece: [UInt8] = []
         func emit() {
             guard !piece.isEmpty else { return }
@@ -197,6 +228,7 @@ extension ClientConnection {
                 consumed = try ex.responseDecoder.decode(up.input.bytes, from: start, to: end) { range in
                     ex.responseScanner?.feed(up.input.bytes, range)
                     ex.usageFilter?.feed(up.input.bytes, range, into: &piece)
+                    ex.listFilter?.feed(up.input.bytes, range)
                     emit()
                 }
             } catch {
@@ -210,6 +242,7 @@ extension ClientConnection {
             let n = min(ex.remaining, end - start)
             ex.responseScanner?.feed(up.input.bytes, start..<start + n)
             ex.usageFilter?.feed(up.input.bytes, start..<start + n, into: &piece)
+            ex.listFilter?.feed(up.input.bytes, start..<start + n)
             up.consume(n)
             ex.remaining -= n
             finished = ex.remaining == 0
@@ -217,26 +250,58 @@ extension ClientConnection {
         default:
             ex.responseScanner?.feed(up.input.bytes, start..<end)
             ex.usageFilter?.feed(up.input.bytes, start..<end, into: &piece)
+            ex.listFilter?.feed(up.input.bytes, start..<end)
             up.consume(end - start)
         }
         emit()
         if finished && chunked { out.append(contentsOf: HTTPWriter.lastChunk) }
         ex.bytesOut += out.count - before
+        if finished, ex.listFilter != nil, let refusal = finishList(ex) {
+            upstreamInvalid(ex, up, detail: refusal.reason)
+            return
+        }
         if finished { responseComplete(ex, up) }
     }
 
-    /// A close-delimited stream ended: what the usage filter still holds goes out (as a chunk when rechunking).
-    private func flushFilter(_ ex: Exchange) {
-        guard var filter = ex.usageFilter else { return }
+    /// A close-delimited stream ended: what the usage filter still holds goes out, or the narrowed model list
+    /// (as a chunk when rechunking); the reason when the list cannot be sent.
+    private func flushFilter(_ ex: Exchange) -> ModelListFilter.Refusal? {
         var piece: [UInt8] = []
-        filter.finish(into: &piece)
-        ex.usageFilter = filter
-        guard !piece.isEmpty else { return }
+        if var filter = ex.usageFilter {
+            filter.finish(into: &piece)
+            ex.usageFilter = filter
+        }
+        if ex.listFilter != nil { return finishList(ex) }
+        guard !piece.isEmpty else { return nil }
         let before = out.count
         if ex.mode == .rechunk { HTTPWriter.appendChunkHeader(size: piece.count, to: &out) }
         out.append(contentsOf: piece)
         if ex.mode == .rechunk { HTTPWriter.appendCRLF(to: &out) }
         ex.bytesOut += out.count - before
+        return nil
+    }
+
+    /// The model list has all arrived: the held head goes out with the narrowed list's length, then the list;
+    /// the reason when the list cannot be sent (nothing was).
+    private func finishList(_ ex: Exchange) -> ModelListFilter.Refusal? {
+        guard let list = ex.listFilter, let held = ex.heldHead else { return nil }
+        ex.listFilter = nil
+        switch list.finish() {
+        case .failure(let refusal):
+            return refusal
+        case .success(let body):
+            ex.heldHead = nil
+            let before = out.count
+            // The held head ends with its blank line: the length goes before it.
+            out.append(contentsOf: held[..<(held.count - 2)])
+            HTTPWriter.appendRaw("Content-Length: ", to: &out)
+            HTTPWriter.appendDecimal(body.count, to: &out)
+            HTTPWriter.appendCRLF(to: &out)
+            HTTPWriter.appendCRLF(to: &out)
+            out.append(contentsOf: body)
+            ex.bytesOut += out.count - before
+            return nil
+        }
     }
 
     /// The response is complete: the upstream goes back to the pool if it can be reused.
@@ -253,7 +318,20 @@ extension ClientConnection {
             upstreamFailed(up, reason: .upstreamClosed, detail: "the upstream closed the connection before answering")
             return
         }
-        if ex.mode == .rechunk || ex.mode == .untilClose { flushFilter(ex) }
+        if ex.mode == .rechunk || ex.mode == .untilClose {
+            let list = ex.listFilter != nil
+            if let refusal = flushFilter(ex) {
+                upstreamInvalid(ex, up, detail: refusal.reason)
+                return
+            }
+            if list {
+                // The list went out whole, with its length.
+                ex.upstream = nil
+                up.close()
+                finishExchange(ex, reason: .completed)
+                return
+            }
+        }
         switch ex.mode {
         case .rechunk:
             ex.upstream = nil
@@ -281,7 +359,7 @@ extension ClientConnection {
 
     private func upstreamInvalid(_ ex: Exchange, _ up: UpstreamConnection, detail: String) {
         if ex.headSent {
-            truncate(ex, up, reason: .upstreamInvalid)
+            truncate(ex, up, reason: .upstreamInvalid, detail: "invalid response from the upstream (\(detail))")
         } else {
             answerUpstreamError(ex, .badGateway("invalid response from the upstream (\(detail))"),
                                 upstream: "upstream \(worker.config.upstreams[up.backend].address.hostHeader)",
@@ -324,7 +402,19 @@ extension ClientConnection {
 
     /// The response cannot be completed: deliver what arrived, then close without a terminating chunk so the
     /// client sees a truncated response, never a falsely complete one.
-    private func truncate(_ ex: Exchange, _ up: UpstreamConnection, reason: CloseReason) {
+    private func truncate(_ ex: Exchange, _ up: UpstreamConnection, reason: CloseReason, detail: String? = nil) {
+        if ex.heldHead != nil {
+            // Nothing of the response went out (a model list is held whole): the client gets the error instead.
+            ex.heldHead = nil
+            ex.listFilter = nil
+            ex.upstream = nil
+            up.close()
+            let what = detail ?? "the upstream's model list did not arrive whole"
+            answerUpstreamError(ex, reason == .upstreamTimeout ? .gatewayTimeout(what) : .badGateway(what),
+                                upstream: "upstream \(worker.config.upstreams[up.backend].address.hostHeader)",
+                                reason: reason)
+            return
+        }
         ex.upstream = nil
         up.close()
         ex.closeAfter = true

@@ -97,6 +97,10 @@ final class Exchange {
     var usageInjected = false
     /// Removes the usage Tollgate asked for from the event stream (set when the response head arrives).
     var usageFilter: SSEUsageFilter?
+    /// The model list being held to be written narrowed (`ModelListFilter`).
+    var listFilter: ModelListFilter?
+    /// The client's response head while its model list is held: sent with the narrowed list's length.
+    var heldHead: [UInt8]?
     /// The rewritten body goes upstream with a Content-Length (a chunked body read whole is not framed again).
     var bodyLengthFramed = false
     /// More response headers Tollgate adds to the upstream's answer (`X-Tollgate-Lowered`, a quota's headers).
@@ -201,6 +205,15 @@ final class Exchange {
     var tokenUsage: TokenUsage? {
         guard status >= 200 && status < 300 else { return nil }
         return responseScanner?.usage
+    }
+
+    /// A model list whose answer is filtered for this exchange (`ModelGate`); nil: listed as the upstream lists.
+    var modelPermit: ModelPermit?
+
+    /// `GET|HEAD /api/tags` or `GET /v1/models`, the lists of the models Ollama holds (paths and methods as gin
+    /// routes them).
+    var listsModels: Bool {
+        (method == .get && (path == "/api/tags" || path == "/v1/models")) || (method == .head && path == "/api/tags")
     }
 
     /// The body names a model Ollama acts on: inference routes, and `POST /api/show`.

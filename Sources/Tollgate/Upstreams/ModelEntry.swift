@@ -7,15 +7,18 @@ struct ModelEntry: Sendable, Equatable {
     let key: String
     /// The OpenAI id as Ollama chooses it: "model" unless empty, else "name" (decoded).
     let id: String
+    /// The name it is listed by: "name" unless empty, else `id` (decoded).
+    let name: String
     /// OpenAI's `created`: "modified_at" in Unix seconds, as Go's `time.Time.Unix()` gives it (Go's zero time,
     /// -62135596800, when absent or unreadable). Also the list's sort key.
     let created: Int64
 
     /// An entry with its object's bytes, normalized name, OpenAI id and "modified_at" text (nil when absent).
-    init(json: [UInt8], key: String, id: String, modifiedAt: String?) {
+    init(json: [UInt8], key: String, id: String, name: String, modifiedAt: String?) {
         self.json = json
         self.key = key
         self.id = id
+        self.name = name
         created = modifiedAt.flatMap(ModelEntry.unixSeconds) ?? ModelEntry.goZeroTime
     }
 

@@ -120,7 +120,7 @@ extension ModelListScanner {
             let id = model.flatMap { $0.isEmpty ? nil : $0 } ?? name ?? ""
             let listedAs = name.flatMap { $0.isEmpty ? nil : $0 } ?? id
             if !listedAs.isEmpty {
-                list.append(ModelEntry(json: Array(c.bytes[start..<c.i]), key: ModelName.normalize(listedAs), id: id,
+                list.append(ModelEntry(json: Array(c.bytes[start..<c.i]), key: ModelName.normalize(listedAs), id: id, name: listedAs,
                                        modifiedAt: modifiedAt))
             }
         } while c.eat(UInt8(ascii: ","))
@@ -202,5 +202,102 @@ struct JSONCursor {
             }
             return i > start ? start..<i : nil
         }
+    }
+}
+
+extension ModelListScanner {
+    /// The names one listed model goes by: an `/api/tags` entry's "name" and "model", a `/v1/models` entry's "id".
+    struct ListedNames {
+        var name: String?
+        var model: String?
+        var id: String?
+    }
+
+    /// `body` (a JSON object) with the array under `listKey` ("models" in `/api/tags`, "data" in `/v1/models`)
+    /// keeping only the objects `keep` accepts, every other byte as sent (the body itself when all are kept). A list
+    /// left empty is written `[]`, or `null` when `emptyIsNull` (Go's nil slice, as Ollama's OpenAI layer writes no
+    /// models). nil when the body is not a JSON object whose `listKey` is an array of objects or null.
+    static func filtered(_ body: [UInt8], listKey: StaticString, emptyIsNull: Bool,
+                         keep: (ListedNames) -> Bool) -> [UInt8]? {
+        var c = JSONCursor(bytes: body)
+        guard c.eat(UInt8(ascii: "{")) else { return nil }
+        var list: (range: Range<Int>, kept: [Range<Int>], count: Int)?
+        if !c.eat(UInt8(ascii: "}")) {
+            repeat {
+                guard let key = c.string(), c.eat(UInt8(ascii: ":")) else { return nil }
+                let isList = listKey.withUTF8Buffer { name in
+                    key.count == name.count + 2 && body[(key.lowerBound + 1)..<(key.upperBound - 1)].elementsEqual(name)
+                }
+                // A key spelled with an escape could be the list's under another spelling, and a repeated list
+                // key is read as the first by some parsers and the last by others: neither is filtered, refused.
+                guard !body[key].contains(UInt8(ascii: "\\")) else { return nil }
+                if isList {
+                    guard list == nil, let found = keptObjects(&c, keep) else { return nil }
+                    list = found
+                } else {
+                    guard c.value(depth: 0) != nil else { return nil }
+                }
+            } while c.eat(UInt8(ascii: ","))
+            guard c.eat(UInt8(ascii: "}")) else { return nil }
+        }
+        c.skipBlanks()
+        guard c.i == body.count, let list else { return nil }
+        // Nothing taken out: the body as it came.
+        if list.kept.count == list.count { return body }
+        var out = Array(body[..<list.range.lowerBound])
+        if list.kept.isEmpty && emptyIsNull {
+            out.append(contentsOf: "null".utf8)
+        } else {
+            out.append(UInt8(ascii: "["))
+            for (n, object) in list.kept.enumerated() {
+                if n > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(contentsOf: body[object])
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        out.append(contentsOf: body[list.range.upperBound...])
+        return out
+    }
+
+    /// The array (or null) next, and the ranges of the objects in it that `keep` accepts.
+    private static func keptObjects(_ c: inout JSONCursor,
+                                    _ keep: (ListedNames) -> Bool) -> (range: Range<Int>, kept: [Range<Int>], count: Int)? {
+        c.skipBlanks()
+        let start = c.i
+        if c.i + 4 <= c.bytes.count && c.bytes[c.i..<(c.i + 4)].elementsEqual("null".utf8) {
+            c.i += 4
+            return (start..<c.i, [], 0)
+        }
+        guard c.eat(UInt8(ascii: "[")) else { return nil }
+        var kept: [Range<Int>] = []
+        var count = 0
+        if c.eat(UInt8(ascii: "]")) { return (start..<c.i, kept, 0) }
+        repeat {
+            count += 1
+            c.skipBlanks()
+            let objectStart = c.i
+            guard c.eat(UInt8(ascii: "{")) else { return nil }
+            var names = ListedNames()
+            var hidden = false
+            if !c.eat(UInt8(ascii: "}")) {
+                repeat {
+                    guard let key = c.string(), c.eat(UInt8(ascii: ":")), let value = c.value(depth: 1) else { return nil }
+                    // A non-string value is no name.
+                    let text = c.bytes[value.lowerBound] == UInt8(ascii: "\"") ? decode(c.bytes, value) : nil
+                    switch String(decoding: c.bytes[key], as: UTF8.self) {
+                    case #""name""#: names.name = text
+                    case #""model""#: names.model = text
+                    case #""id""#: names.id = text
+                    default:
+                        // A key spelled with an escape may be one of those: the entry is not shown.
+                        if c.bytes[key].contains(UInt8(ascii: "\\")) { hidden = true }
+                    }
+                } while c.eat(UInt8(ascii: ","))
+                guard c.eat(UInt8(ascii: "}")) else { return nil }
+            }
+            if !hidden && keep(names) { kept.append(objectStart..<c.i) }
+        } while c.eat(UInt8(ascii: ","))
+        guard c.eat(UInt8(ascii: "]")) else { return nil }
+        return (start..<c.i, kept, count)
     }
 }

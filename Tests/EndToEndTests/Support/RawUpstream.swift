@@ -56,11 +56,14 @@ final class RawUpstream: @unchecked Sendable {
         _ = reply.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 
-    /// A request with a Content-Length whose body has all arrived.
+    /// A request with a Content-Length whose body has all arrived, or one without a body.
     static func lengthComplete(_ received: [UInt8]) -> Bool {
         let text = String(decoding: received, as: UTF8.self)
-        guard let end = text.range(of: "\r\n\r\n"),
-              let field = text[..<end.lowerBound].range(of: "\r\nContent-Length: ") else { return false }
+        guard let end = text.range(of: "\r\n\r\n") else { return false }
+        let head = text[..<end.lowerBound]
+        // A head with neither framing field has no body (a GET): complete at its end.
+        if !head.contains("\r\nContent-Length: ") && !head.contains("\r\nTransfer-Encoding: chunked") { return true }
+        guard let field = head.range(of: "\r\nContent-Length: ") else { return false }
         let digits = text[field.upperBound...].prefix { $0.isNumber }
         guard let n = Int(digits) else { return false }
         return received.afterHead.count >= n
