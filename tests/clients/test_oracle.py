@@ -45,6 +45,7 @@ SOCKET_TIMEOUT = 10.0
 SCALE = float(os.environ.get("ORACLE_EXAMPLES", "1"))
 N_TARGETS = int(2400 * SCALE)
 N_BODIES = int(1200 * SCALE)
+N_HEADERS = int(600 * SCALE)
 
 settings.register_profile(
     "oracle-ci",
@@ -181,6 +182,7 @@ class Case:
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     chunked: bool = False
     note: str = ""
+    auth_name: bytes = b"Authorization"  # the name of the header carrying the user's credentials, as sent
 
     def describe(self) -> str:
         body = self.body if len(self.body) <= 160 else self.body[:120] + b"...(%d bytes)" % len(self.body)
@@ -193,7 +195,7 @@ def wire(case: Case, gate: Gate, case_id: str, auth: bytes) -> bytes:
     head = [
         case.method.encode() + b" " + case.target + b" HTTP/1.1",
         b"Host: %s:%d" % (gate.server.host.encode(), gate.server.port),
-        b"Authorization: " + auth,
+        case.auth_name + b": " + auth,
         b"X-Oracle-Case: " + case_id.encode(),
         b"Connection: close",
     ]
@@ -771,6 +773,69 @@ def test_generated_bodies(oracle, which, request):
     report_figures(request, tally.summary())
     assert tally.sent >= N_BODIES // 2, tally.summary()
     fail_with([tally])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Generated header fields: credentials headers in any letter case, with values of every length around the
+# parser's eight-byte steps, beside names that only look like them.
+
+CREDENTIAL_NAMES = [b"Authorization", b"X-Api-Key", b"Cookie", b"Proxy-Authorization"]
+DECOY_NAMES = [b"Authorizatio", b"Authorizations", b"X-Api-Ke", b"X-Api-Keys", b"Cookie2", b"X-Cookie",
+               b"Proxy-Authorization2", b"Proxy-Authorizatio", b"Accept", b"User-Agent", b"X-Request-Ids"]
+VALUE_LENGTHS = [0, 1, 2, 7, 8, 9, 15, 16, 17, 23, 24, 25, 31, 32, 33, 40, 63, 64, 65]
+
+
+@st.composite
+def mixed_case(draw, name: bytes) -> bytes:
+    flips = draw(st.lists(st.booleans(), min_size=len(name), max_size=len(name)))
+    return bytes(b ^ 0x20 if flip and chr(b).isalpha() else b for b, flip in zip(name, flips))
+
+
+@st.composite
+def field_values(draw) -> bytes:
+    n = draw(st.sampled_from(VALUE_LENGTHS))
+    # VCHAR mostly, with SP and HTAB inside and obs-text now and then (all allowed in a field value).
+    alphabet = st.one_of(st.integers(0x21, 0x7E), st.integers(0x21, 0x7E), st.integers(0x21, 0x7E),
+                         st.sampled_from([0x20, 0x09]), st.integers(0x80, 0xFF))
+    value = bytes(draw(st.lists(alphabet, min_size=n, max_size=n)))
+    ows = st.sampled_from([b"", b"", b" ", b"\t", b" \t "])
+    return draw(ows) + value + draw(ows)
+
+
+@st.composite
+def header_cases(draw) -> Case:
+    method, path, body = draw(st.sampled_from([("POST", b"/api/chat", OK_BODY), ("GET", b"/api/tags", b""),
+                                               ("POST", b"/v1/chat/completions", OK_BODY)]))
+    headers = [(b"Content-Type", b"application/json")] if body else []
+    for _ in range(draw(st.integers(0, 4))):
+        name = draw(st.sampled_from(CREDENTIAL_NAMES + DECOY_NAMES + DECOY_NAMES))
+        headers.append((draw(mixed_case(name)), draw(field_values())))
+    return Case(method, path, body, headers, auth_name=draw(mixed_case(b"Authorization")))
+
+
+def test_generated_header_fields(oracle, gate_allow, request):
+    """No credentials header reaches the upstream whatever its letter case and value, and the user's own
+    Authorization is recognised in any letter case: a request with only look-alike names beside it is answered."""
+    tally = Tally(f"headers/{gate_allow.name}")
+    oracle.new_entries()
+    counter = iter(range(10**9))
+    unanswered = []
+
+    @settings(PROFILE, max_examples=N_HEADERS)
+    @given(case=header_cases())
+    def one(case):
+        case_id = f"hdr-{gate_allow.key}-{next(counter)}"
+        status, entries = run_case(oracle, gate_allow, tally, case, case_id)
+        credentials = {n.lower() for n in (b"authorization", b"x-api-key", b"cookie", b"proxy-authorization")}
+        if not any(k.lower() in credentials for k, _ in case.headers) and (status != 200 or len(entries) != 1):
+            unanswered.append(f"{case_id}: {status}, {len(entries)} request(s) at the oracle for {case.describe()}")
+
+    one()
+    report_figures(request, tally.summary())
+    assert tally.sent >= N_HEADERS // 2, tally.summary()
+    fail_with([tally])
+    assert not unanswered, ("look-alike names only, yet not answered 200 through the oracle:\n"
+                            + "\n".join(unanswered[:25]))
 
 
 # ---------------------------------------------------------------------------------------------------------------
