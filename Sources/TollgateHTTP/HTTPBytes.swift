@@ -2,22 +2,22 @@
 public enum HTTPBytes {
     /// Case-insensitive ASCII comparison of buffer[range] with a lowercase literal.
     public static func equalsLowercased(_ buffer: [UInt8], _ range: Range<Int>, _ lowercase: StaticString) -> Bool {
-        lowercase.utf8CodeUnitCount == range.count && matches(buffer, at: range.lowerBound, lowercase, folding: true)
+        literalCount(lowercase) == range.count && matches(buffer, at: range.lowerBound, lowercase, folding: true)
     }
 
     /// True when buffer[range] starts with the lowercase literal, ignoring ASCII case.
     public static func hasPrefixLowercased(_ buffer: [UInt8], _ range: Range<Int>, _ lowercase: StaticString) -> Bool {
-        lowercase.utf8CodeUnitCount <= range.count && matches(buffer, at: range.lowerBound, lowercase, folding: true)
+        literalCount(lowercase) <= range.count && matches(buffer, at: range.lowerBound, lowercase, folding: true)
     }
 
     /// Exact (case-sensitive) comparison of buffer[range] with a literal.
     public static func equals(_ buffer: [UInt8], _ range: Range<Int>, _ literal: StaticString) -> Bool {
-        literal.utf8CodeUnitCount == range.count && matches(buffer, at: range.lowerBound, literal, folding: false)
+        literalCount(literal) == range.count && matches(buffer, at: range.lowerBound, literal, folding: false)
     }
 
     /// True when buffer[range] starts with the literal, case-sensitively.
     public static func hasPrefix(_ buffer: [UInt8], _ range: Range<Int>, _ literal: StaticString) -> Bool {
-        literal.utf8CodeUnitCount <= range.count && matches(buffer, at: range.lowerBound, literal, folding: false)
+        literalCount(literal) <= range.count && matches(buffer, at: range.lowerBound, literal, folding: false)
     }
 
     /// Whether the literal's bytes are at `buffer[start...]`, with the buffer's bytes lowercased first when
@@ -28,11 +28,18 @@ public enum HTTPBytes {
         buffer.withUnsafeBufferPointer { matches($0, at: start, literal, folding: folding) }
     }
 
+    /// The literal's length in bytes, whichever way it is stored (`utf8CodeUnitCount` traps on a literal kept as one
+    /// Unicode scalar).
+    @inline(__always)
+    static func literalCount(_ literal: StaticString) -> Int {
+        literal.hasPointerRepresentation ? literal.utf8CodeUnitCount : literal.withUTF8Buffer { $0.count }
+    }
+
     /// `matches` on bytes already in hand.
     @inline(__always)
     static func matches(_ bytes: UnsafeBufferPointer<UInt8>, at start: Int, _ literal: StaticString,
                         folding: Bool) -> Bool {
-        let count = literal.utf8CodeUnitCount
+        let count = literalCount(literal)
         precondition(start >= 0 && count <= bytes.count &- start, "literal past the end of the buffer")
         guard literal.hasPointerRepresentation else {
             // A one-scalar literal: rare; compare through the standard library.
