@@ -63,6 +63,24 @@ import TollgateIO
         }
     }
 
+    @Test func theLoadedModelsListIsNarrowedToo() throws {
+        // GET /api/ps lists the models loaded, in /api/tags' shape: a caller under an allow-list must not learn
+        // there the models it may not name.
+        var config = FakeOllamaConfig(port: 0, tokens: 2, intervalMs: 0)
+        config.model = Self.models[0]
+        config.extraModels = Array(Self.models.dropFirst())
+        config.loaded = Self.models
+        let fake = try FakeOllamaServer(config: config)
+        fake.start()
+        defer { fake.stop() }
+        try withProxy(configure: { $0.modelAllowlist = ["mistral:7b"] }, upstream: fake) { proxy in
+            let ps = try proxy.fetch(Req.get("/api/ps"))
+            #expect(ps.status == 200 && ps.head.header("Content-Length") == String(ps.body.count))
+            #expect(try Self.names(ps.text, list: "models", field: "name") == ["mistral:7b"])
+            #expect(try Self.names(ps.text, list: "models", field: "model") == ["mistral:7b"])
+        }
+    }
+
     @Test func anAllowListThatNamesNothingListedLeavesEmptyListsInOllamasShapes() throws {
         let fake = try Self.fake()
         defer { fake.stop() }
