@@ -81,6 +81,16 @@ import TollgateIO
         }
     }
 
+    @Test func anAllowListedCallerCannotAskForAModelItMayNotNameByItsName() throws {
+        // The list hides llama3:8b; asking for it by name must not tell that it is there.
+        let fake = try Self.fake()
+        defer { fake.stop() }
+        try withProxy(configure: { $0.modelAllowlist = ["mistral:7b"] }, upstream: fake) { proxy in
+            #expect(try proxy.fetch(Req.get("/v1/models/mistral:7b")).status == 200)
+            expectError(try proxy.fetch(Req.get("/v1/models/llama3:8b")), status: 403, family: .openAI)
+        }
+    }
+
     @Test func anAllowListThatNamesNothingListedLeavesEmptyListsInOllamasShapes() throws {
         let fake = try Self.fake()
         defer { fake.stop() }
