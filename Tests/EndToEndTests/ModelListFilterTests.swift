@@ -88,6 +88,9 @@ import TollgateIO
         try withProxy(configure: { $0.modelAllowlist = ["mistral:7b"] }, upstream: fake) { proxy in
             #expect(try proxy.fetch(Req.get("/v1/models/mistral:7b")).status == 200)
             expectError(try proxy.fetch(Req.get("/v1/models/llama3:8b")), status: 403, family: .openAI)
+            #expect(try proxy.fetch(Req.post("/api/show", #"{"model":"mistral:7b"}"#)).status == 200)
+            expectError(try proxy.fetch(Req.post("/api/show", #"{"model":"llama3:8b"}"#)), status: 403, family: .ollama)
+            expectError(try proxy.fetch(Req.post("/api/show", #"{"name":"llama3:8b"}"#)), status: 403, family: .ollama)
         }
     }
 

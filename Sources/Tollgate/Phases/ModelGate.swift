@@ -77,6 +77,13 @@ final class ModelGate: ConnectionPhase {
                 return ErrorResponse(status: 403, message: "model \"\(name)\" is not available on this server")
             }
         }
+        // /api/show answers whether a model is there: only for those the allow-list allows, as the lists show only
+        // those.
+        if ex.method == .post && ex.path == "/api/show" {
+            for name in names where !allowlist.isEmpty && !allowlist.contains(name) {
+                return ErrorResponse(status: 403, message: "model \"\(name)\" is not available on this server")
+            }
+        }
         // An API key's models narrow its user's, in addition to every other limit (never instead of one).
         if let keyModels = ex.keyModels {
             for name in names where !keyModels.contains(name) {
