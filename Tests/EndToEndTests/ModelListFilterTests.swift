@@ -78,6 +78,15 @@ import TollgateIO
             #expect(ps.status == 200 && ps.head.header("Content-Length") == String(ps.body.count))
             #expect(try Self.names(ps.text, list: "models", field: "name") == ["mistral:7b"])
             #expect(try Self.names(ps.text, list: "models", field: "model") == ["mistral:7b"])
+
+            // Pipelined on one connection: each list narrowed, in order, and the connection goes on.
+            let client = try proxy.tls()
+            defer { client.close() }
+            try client.send(Req.get("/api/ps") + Req.get("/v1/models") + Req.get("/api/tags"))
+            #expect(try client.readResponse().text == ps.text)
+            #expect(try Self.names(client.readResponse().text, list: "data", field: "id") == ["mistral:7b"])
+            #expect(try Self.names(client.readResponse().text, list: "models", field: "name") == ["mistral:7b"])
+            #expect(try client.exchange(Req.get("/api/ps")).text == ps.text)
         }
     }
 
