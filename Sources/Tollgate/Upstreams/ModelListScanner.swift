@@ -72,7 +72,7 @@ enum ModelListScanner {
 extension ModelListScanner {
     /// The entries of an `/api/tags` body's top-level "models" array, each object's bytes kept as sent; nil when the
     /// body is not a JSON object whose "models" is an array of objects. Entries with neither a "name" nor a "model"
-    /// string are left out (nothing to list them by).
+    /// string are left out (nothing to list them by), and so are those a client could read under another name.
     static func entries(in body: [UInt8]) -> [ModelEntry]? {
         var c = JSONCursor(bytes: body)
         guard c.eat(UInt8(ascii: "{")) else { return nil }
@@ -103,6 +103,7 @@ extension ModelListScanner {
             let start = c.i
             guard c.eat(UInt8(ascii: "{")) else { return nil }
             var name: String?, model: String?, modifiedAt: String?
+            var unclear = false
             if !c.eat(UInt8(ascii: "}")) {
                 repeat {
                     guard let key = c.string(), c.eat(UInt8(ascii: ":")), let value = c.value(depth: 1) else { return nil }
@@ -112,14 +113,18 @@ extension ModelListScanner {
                     case #""name""#: name = text
                     case #""model""#: model = text
                     case #""modified_at""#: modifiedAt = text
-                    default: break
+                    default:
+                        // A key with an escape, or one Go's encoding/json matches to a name without regard to case,
+                        // could be read by a client as another name than the one the list is narrowed by.
+                        if c.bytes[key].contains(UInt8(ascii: "\\"))
+                            || ["name", "model"].contains(where: { foldsTo(c.bytes, key, $0) }) { unclear = true }
                     }
                 } while c.eat(UInt8(ascii: ","))
                 guard c.eat(UInt8(ascii: "}")) else { return nil }
             }
             let id = model.flatMap { $0.isEmpty ? nil : $0 } ?? name ?? ""
             let listedAs = name.flatMap { $0.isEmpty ? nil : $0 } ?? id
-            if !listedAs.isEmpty {
+            if !listedAs.isEmpty && !unclear {
                 list.append(ModelEntry(json: Array(c.bytes[start..<c.i]), key: ModelName.normalize(listedAs), id: id, name: listedAs,
                                        modifiedAt: modifiedAt))
             }
