@@ -63,6 +63,46 @@ import TollgateIO
         }
     }
 
+    @Test func theLoadedModelsListIsNarrowedToo() throws {
+        // GET /api/ps lists the models loaded, in /api/tags' shape: a caller under an allow-list must not learn
+        // there the models it may not name.
+        var config = FakeOllamaConfig(port: 0, tokens: 2, intervalMs: 0)
+        config.model = Self.models[0]
+        config.extraModels = Array(Self.models.dropFirst())
+        config.loaded = Self.models
+        let fake = try FakeOllamaServer(config: config)
+        fake.start()
+        defer { fake.stop() }
+        try withProxy(configure: { $0.modelAllowlist = ["mistral:7b"] }, upstream: fake) { proxy in
+            let ps = try proxy.fetch(Req.get("/api/ps"))
+            #expect(ps.status == 200 && ps.head.header("Content-Length") == String(ps.body.count))
+            #expect(try Self.names(ps.text, list: "models", field: "name") == ["mistral:7b"])
+            #expect(try Self.names(ps.text, list: "models", field: "model") == ["mistral:7b"])
+
+            // Pipelined on one connection: each list narrowed, in order, and the connection goes on.
+            let client = try proxy.tls()
+            defer { client.close() }
+            try client.send(Req.get("/api/ps") + Req.get("/v1/models") + Req.get("/api/tags"))
+            #expect(try client.readResponse().text == ps.text)
+            #expect(try Self.names(client.readResponse().text, list: "data", field: "id") == ["mistral:7b"])
+            #expect(try Self.names(client.readResponse().text, list: "models", field: "name") == ["mistral:7b"])
+            #expect(try client.exchange(Req.get("/api/ps")).text == ps.text)
+        }
+    }
+
+    @Test func anAllowListedCallerCannotAskForAModelItMayNotNameByItsName() throws {
+        // The list hides llama3:8b; asking for it by name must not tell that it is there.
+        let fake = try Self.fake()
+        defer { fake.stop() }
+        try withProxy(configure: { $0.modelAllowlist = ["mistral:7b"] }, upstream: fake) { proxy in
+            #expect(try proxy.fetch(Req.get("/v1/models/mistral:7b")).status == 200)
+            expectError(try proxy.fetch(Req.get("/v1/models/llama3:8b")), status: 403, family: .openAI)
+            #expect(try proxy.fetch(Req.post("/api/show", #"{"model":"mistral:7b"}"#)).status == 200)
+            expectError(try proxy.fetch(Req.post("/api/show", #"{"model":"llama3:8b"}"#)), status: 403, family: .ollama)
+            expectError(try proxy.fetch(Req.post("/api/show", #"{"name":"llama3:8b"}"#)), status: 403, family: .ollama)
+        }
+    }
+
     @Test func anAllowListThatNamesNothingListedLeavesEmptyListsInOllamasShapes() throws {
         let fake = try Self.fake()
         defer { fake.stop() }

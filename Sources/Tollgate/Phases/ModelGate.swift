@@ -23,6 +23,16 @@ final class ModelGate: ConnectionPhase {
             if permit.restricts { ex.modelPermit = permit }
             return .next
         }
+        // `/v1/models/{model}` answers whether a model is there: under an allow-list (or a policy's models=), only
+        // for those it allows, as the lists show only those (the key's models and cloud: `CloudModelPath`).
+        if ex.path.hasPrefix("/v1/models/") {
+            let allowed = permit(ex).allowed
+            let name = String(ex.path.dropFirst("/v1/models/".count))
+            if !allowed.isEmpty && !allowed.contains(name) {
+                return .answer(ErrorResponse(status: 403, message: "model \"\(name)\" is not available on this server"), .rejected)
+            }
+            return .next
+        }
         guard ex.bodyNamesModel else { return .next }
         if let refusal = check(ex) { return .answer(refusal, .rejected) }
         return .next
@@ -63,6 +73,13 @@ final class ModelGate: ConnectionPhase {
             guard !names.isEmpty else {
                 return ErrorResponse(status: 400, message: "the body names no \"model\" (this server checks the model of every inference request)")
             }
+            for name in names where !allowlist.isEmpty && !allowlist.contains(name) {
+                return ErrorResponse(status: 403, message: "model \"\(name)\" is not available on this server")
+            }
+        }
+        // /api/show answers whether a model is there: only for those the allow-list allows, as the lists show only
+        // those.
+        if ex.method == .post && ex.path == "/api/show" {
             for name in names where !allowlist.isEmpty && !allowlist.contains(name) {
                 return ErrorResponse(status: 403, message: "model \"\(name)\" is not available on this server")
             }

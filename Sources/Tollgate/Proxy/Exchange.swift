@@ -210,10 +210,11 @@ final class Exchange {
     /// A model list whose answer is filtered for this exchange (`ModelGate`); nil: listed as the upstream lists.
     var modelPermit: ModelPermit?
 
-    /// `GET|HEAD /api/tags` or `GET /v1/models`, the lists of the models Ollama holds (paths and methods as gin
-    /// routes them).
+    /// `GET|HEAD /api/tags` or `GET /v1/models`, the lists of the models Ollama holds, or `GET /api/ps`, the list
+    /// of those loaded, in `/api/tags`' shape (paths and methods as gin routes them).
     var listsModels: Bool {
-        (method == .get && (path == "/api/tags" || path == "/v1/models")) || (method == .head && path == "/api/tags")
+        (method == .get && (path == "/api/tags" || path == "/v1/models" || path == "/api/ps"))
+            || (method == .head && path == "/api/tags")
     }
 
     /// The body names a model Ollama acts on: inference routes, and `POST /api/show`.

@@ -72,7 +72,7 @@ enum ModelListScanner {
 extension ModelListScanner {
     /// The entries of an `/api/tags` body's top-level "models" array, each object's bytes kept as sent; nil when the
     /// body is not a JSON object whose "models" is an array of objects. Entries with neither a "name" nor a "model"
-    /// string are left out (nothing to list them by).
+    /// string are left out (nothing to list them by), and so are those a client could read under another name.
     static func entries(in body: [UInt8]) -> [ModelEntry]? {
         var c = JSONCursor(bytes: body)
         guard c.eat(UInt8(ascii: "{")) else { return nil }
@@ -103,6 +103,7 @@ extension ModelListScanner {
             let start = c.i
             guard c.eat(UInt8(ascii: "{")) else { return nil }
             var name: String?, model: String?, modifiedAt: String?
+            var unclear = false
             if !c.eat(UInt8(ascii: "}")) {
                 repeat {
                     guard let key = c.string(), c.eat(UInt8(ascii: ":")), let value = c.value(depth: 1) else { return nil }
@@ -112,14 +113,18 @@ extension ModelListScanner {
                     case #""name""#: name = text
                     case #""model""#: model = text
                     case #""modified_at""#: modifiedAt = text
-                    default: break
+                    default:
+                        // A key with an escape, or one Go's encoding/json matches to a name without regard to case,
+                        // could be read by a client as another name than the one the list is narrowed by.
+                        if c.bytes[key].contains(UInt8(ascii: "\\"))
+                            || ["name", "model"].contains(where: { foldsTo(c.bytes, key, $0) }) { unclear = true }
                     }
                 } while c.eat(UInt8(ascii: ","))
                 guard c.eat(UInt8(ascii: "}")) else { return nil }
             }
             let id = model.flatMap { $0.isEmpty ? nil : $0 } ?? name ?? ""
             let listedAs = name.flatMap { $0.isEmpty ? nil : $0 } ?? id
-            if !listedAs.isEmpty {
+            if !listedAs.isEmpty && !unclear {
                 list.append(ModelEntry(json: Array(c.bytes[start..<c.i]), key: ModelName.normalize(listedAs), id: id, name: listedAs,
                                        modifiedAt: modifiedAt))
             }
@@ -231,6 +236,8 @@ extension ModelListScanner {
                 // A key spelled with an escape could be the list's under another spelling, and a repeated list
                 // key is read as the first by some parsers and the last by others: neither is filtered, refused.
                 guard !body[key].contains(UInt8(ascii: "\\")) else { return nil }
+                // Go's encoding/json reads "MODELS" (or "modelſ") as "models" too: another list it could be read as.
+                guard isList || !foldsTo(body, key, listKey.description) else { return nil }
                 if isList {
                     guard list == nil, let found = keptObjects(&c, keep) else { return nil }
                     list = found
@@ -257,6 +264,22 @@ extension ModelListScanner {
         }
         out.append(contentsOf: body[list.range.upperBound...])
         return out
+    }
+
+    /// Whether the key literal at `key` (quotes included) is `name` as Go's encoding/json matches a key to a field:
+    /// ASCII case ignored, "ſ" (U+017F) read as "s" and the Kelvin sign (U+212A) as "k".
+    static func foldsTo(_ bytes: [UInt8], _ key: Range<Int>, _ name: String) -> Bool {
+        guard key.count >= 2 else { return false }
+        var folded = String.UnicodeScalarView()
+        for scalar in String(decoding: bytes[(key.lowerBound + 1)..<(key.upperBound - 1)], as: UTF8.self).unicodeScalars {
+            switch scalar.value {
+            case 0x17F: folded.append("s")
+            case 0x212A: folded.append("k")
+            case 0x41...0x5A: folded.append(Unicode.Scalar(UInt8(scalar.value) + 0x20))
+            default: folded.append(scalar)
+            }
+        }
+        return String(folded) == name
     }
 
     /// The array (or null) next, and the ranges of the objects in it that `keep` accepts.
@@ -291,6 +314,8 @@ extension ModelListScanner {
                     default:
                         // A key spelled with an escape may be one of those: the entry is not shown.
                         if c.bytes[key].contains(UInt8(ascii: "\\")) { hidden = true }
+                        // So may one Go's encoding/json matches to a name without regard to case ("NAME", "Id").
+                        if ["name", "model", "id"].contains(where: { foldsTo(c.bytes, key, $0) }) { hidden = true }
                     }
                 } while c.eat(UInt8(ascii: ","))
                 guard c.eat(UInt8(ascii: "}")) else { return nil }

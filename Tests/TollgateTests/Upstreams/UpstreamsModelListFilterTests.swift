@@ -94,6 +94,20 @@ struct UpstreamsModelListFilterTests {
         guard case .failure = keyed.finish() else { Issue.record("a list a key may not see was passed"); return }
     }
 
+    @Test func keysGosDecoderMatchesWithoutRegardToCaseAreNotPassed() {
+        // Go's encoding/json (the ollama CLI's client) matches a key to a field ignoring case, "ſ" as "s" and the
+        // Kelvin sign as "k", the last match winning: such a list, or such a name, would be read as the real one.
+        for key in ["MODELS", "Models", "model\u{17F}"] {
+            #expect(filtered(tags([Self.mistral], around: ("", #", "\#(key)":[\#(Self.llama)]"#)), Self.onlyMistral) == nil)
+        }
+        #expect(filtered(Array(#"{"object":"list","data":[],"DATA":[{"id":"llama3:8b"}]}"#.utf8), openAI: true,
+                         Self.onlyMistral) == nil)
+        for key in ["NAME", "Model", "ID"] {
+            let entry = #"{"name":"mistral:7b","model":"mistral:7b","id":"mistral:7b","\#(key)":"llama3:8b"}"#
+            #expect(filtered(tags([entry]), Self.onlyMistral) == #"{"models":[]}"#)
+        }
+    }
+
     @Test func aListHeldPastItsBoundIsRefused() {
         var filter = ModelListFilter(permit: Self.onlyMistral, openAI: false)
         let piece = [UInt8](repeating: 0x20, count: 1 << 20)

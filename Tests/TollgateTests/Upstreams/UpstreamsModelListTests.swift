@@ -23,6 +23,15 @@ struct UpstreamsModelListTests {
         #expect(ModelListScanner.entries(in: Array(#"{"models":[]}"#.utf8)) == [])
     }
 
+    @Test func anEntryAClientCouldReadUnderAnotherNameIsLeftOut() throws {
+        // A key spelled with an escape, or one Go's encoding/json matches to "name" without regard to case, could
+        // make a client read another name than the one the merged list is narrowed by.
+        for key in [#"NAME"#, #"Model"#, #"n\u0061me"#] {
+            let entry = #"{"name":"mistral:7b","model":"mistral:7b","\#(key)":"llama3:8b"}"#
+            #expect(try entries([entry, Self.llama]).map(\.name) == ["llama3:latest"])
+        }
+    }
+
     @Test func notAListIsNil() {
         for body in [#"{"error":"boom"}"#, "<html>", #"{"models":{}}"#, #"{"models":["a"]}"#, #"{"models":[{"name":"a"}"#,
                      #"{"models":[{"name":"a"}]} x"#, #"{"models":[{"name":"a",}]}"#,
