@@ -202,6 +202,22 @@ import TollgateIO
         }
     }
 
+    @Test func aListWithAnotherSuccessStatusIsNarrowedToo() throws {
+        let body = #"{"models":[{"name":"llama3:8b","model":"llama3:8b"},{"name":"mistral:7b","model":"mistral:7b"}]}"#
+        let upstream = try RawUpstream(reply: bytes("HTTP/1.1 203 Non-Authoritative Information\r\nContent-Type: application/json\r\n"
+            + "Content-Length: \(body.utf8.count)\r\n\r\n" + body))
+        let fake = try FakeOllamaHarness.start()
+        defer { fake.stop() }
+        try withProxy(configure: {
+            $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(upstream.port)")!
+            $0.modelAllowlist = ["mistral:7b"]
+        }, upstream: fake) { proxy in
+            let tags = try proxy.fetch(Req.get("/api/tags"))
+            #expect(tags.status == 203)
+            #expect(tags.text == #"{"models":[{"name":"mistral:7b","model":"mistral:7b"}]}"#)
+        }
+    }
+
     @Test func aCompressedListIsAnUpstreamError() throws {
         let upstream = try RawUpstream(reply: bytes("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
             + "Content-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc"))

@@ -109,7 +109,8 @@ extension ClientConnection {
                 // (`ModelListFilter`): the head is held until the list is whole, then sent with the narrowed
                 // list's length. A HEAD answer, with no list to narrow, leaves out the whole list's length.
                 var holdHead = false
-                if let permit = ex.modelPermit, filterable {
+                // Any success is narrowed (a list is a list whatever 2xx it comes with); errors pass as they are.
+                if let permit = ex.modelPermit, head.status >= 200 && head.status < 300 && ex.mode != .length(0) {
                     if ResponseRewriter.isEncoded(head, buffer: up.input.bytes) {
                         upstreamInvalid(ex, up, detail: "a model list with a Content-Encoding, which this server filters and cannot read")
                         return
