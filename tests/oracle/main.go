@@ -129,7 +129,7 @@ type Report struct {
 	// ollama.com, so a proxy must not pass its users' credentials on).
 	Credentials []string `json:"credentials"`
 	// The model lists answer in Ollama's list shapes too (an empty list, beside the report), since a proxy may
-	// read them as lists: "models" for /api/tags, "object" and "data" for /v1/models.
+	// read them as lists: "models" for /api/tags and /api/ps, "object" and "data" for /v1/models.
 	Models json.RawMessage `json:"models,omitempty"`
 	Object string          `json:"object,omitempty"`
 	Data   json.RawMessage `json:"data,omitempty"`
@@ -314,8 +314,8 @@ type Generation struct {
 	// (num_ctx and num_batch turn their automatic sizing off, draft_num_predict keeps its default).
 	PresentOptionKeys []string `json:"present_option_keys"`
 	Shift             *bool    `json:"shift"`
-	Template   string   `json:"template"`
-	WebSearch  bool     `json:"web_search"`
+	Template          string   `json:"template"`
+	WebSearch         bool     `json:"web_search"`
 }
 
 type toolType struct {
@@ -607,7 +607,7 @@ func routes(r *gin.Engine) {
 		plain("GET /api/experimental/model-recommendations", classAccount))
 
 	// Inference
-	r.GET("/api/ps", plain("GET /api/ps", classReadOnly))
+	r.GET("/api/ps", listing("GET /api/ps", classReadOnly, false))
 	r.POST("/api/generate", bodyStruct("POST /api/generate", classInference, "model"))
 	r.POST("/api/chat", bodyStruct("POST /api/chat", classInference, "model"))
 	r.POST("/api/embed", bodyStruct("POST /api/embed", classInference, "model"))
