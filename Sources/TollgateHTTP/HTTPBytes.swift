@@ -2,61 +2,41 @@
 public enum HTTPBytes {
     /// Case-insensitive ASCII comparison of buffer[range] with a lowercase literal.
     public static func equalsLowercased(_ buffer: [UInt8], _ range: Range<Int>, _ lowercase: StaticString) -> Bool {
-        literalCount(lowercase) == range.count && matches(buffer, at: range.lowerBound, lowercase, folding: true)
+        matches(buffer.span, range, lowercase, folding: true, prefix: false)
     }
 
     /// True when buffer[range] starts with the lowercase literal, ignoring ASCII case.
     public static func hasPrefixLowercased(_ buffer: [UInt8], _ range: Range<Int>, _ lowercase: StaticString) -> Bool {
-        literalCount(lowercase) <= range.count && matches(buffer, at: range.lowerBound, lowercase, folding: true)
+        matches(buffer.span, range, lowercase, folding: true, prefix: true)
     }
 
     /// Exact (case-sensitive) comparison of buffer[range] with a literal.
     public static func equals(_ buffer: [UInt8], _ range: Range<Int>, _ literal: StaticString) -> Bool {
-        literalCount(literal) == range.count && matches(buffer, at: range.lowerBound, literal, folding: false)
+        matches(buffer.span, range, literal, folding: false, prefix: false)
     }
 
     /// True when buffer[range] starts with the literal, case-sensitively.
     public static func hasPrefix(_ buffer: [UInt8], _ range: Range<Int>, _ literal: StaticString) -> Bool {
-        literalCount(literal) <= range.count && matches(buffer, at: range.lowerBound, literal, folding: false)
+        matches(buffer.span, range, literal, folding: false, prefix: true)
     }
 
-    /// Whether the literal's bytes are at `buffer[start...]`, with the buffer's bytes lowercased first when
-    /// `folding`. The literal must fit in the buffer from `start` (the callers compared lengths with a range of
-    /// it); a literal that does not is a programming error and traps, as subscripting would.
+    /// Whether `bytes[range]` is the literal (or, with `prefix`, starts with it), with the bytes lowercased first
+    /// when `folding`. One loop inside one `withUTF8Buffer`, the bytes read through a span: no closure per byte and
+    /// no copy of the buffer; a range outside the bytes traps, as subscripting does.
     @inline(__always)
-    static func matches(_ buffer: [UInt8], at start: Int, _ literal: StaticString, folding: Bool) -> Bool {
-        buffer.withUnsafeBufferPointer { matches($0, at: start, literal, folding: folding) }
-    }
-
-    /// The literal's length in bytes, whichever way it is stored (`utf8CodeUnitCount` traps on a literal kept as one
-    /// Unicode scalar).
-    @inline(__always)
-    static func literalCount(_ literal: StaticString) -> Int {
-        literal.hasPointerRepresentation ? literal.utf8CodeUnitCount : literal.withUTF8Buffer { $0.count }
-    }
-
-    /// `matches` on bytes already in hand.
-    @inline(__always)
-    static func matches(_ bytes: UnsafeBufferPointer<UInt8>, at start: Int, _ literal: StaticString,
-                        folding: Bool) -> Bool {
-        let count = literalCount(literal)
-        precondition(start >= 0 && count <= bytes.count &- start, "literal past the end of the buffer")
-        guard literal.hasPointerRepresentation else {
-            // A one-scalar literal: rare; compare through the standard library.
-            return literal.withUTF8Buffer { expected in
-                expected.indices.allSatisfy {
-                    (folding ? ASCII.lower(bytes[start &+ $0]) : bytes[start &+ $0]) == expected[$0]
-                }
+    static func matches(_ bytes: borrowing Span<UInt8>, _ range: Range<Int>, _ literal: StaticString, folding: Bool,
+                        prefix: Bool) -> Bool {
+        literal.withUTF8Buffer { expected in
+            guard prefix ? expected.count <= range.count : expected.count == range.count else { return false }
+            let start = range.lowerBound
+            var k = 0
+            while k < expected.count {
+                let b = bytes[start &+ k]
+                if (folding ? ASCII.lower(b) : b) != expected[k] { return false }
+                k &+= 1
             }
+            return true
         }
-        let expected = literal.utf8Start
-        var k = 0
-        while k < count {
-            let b = bytes[start &+ k]
-            if (folding ? ASCII.lower(b) : b) != expected[k] { return false }
-            k &+= 1
-        }
-        return true
     }
 
     /// Splits a comma-separated header value into trimmed token ranges (for Connection, Transfer-Encoding).

@@ -84,24 +84,23 @@ struct HeadScanner {
     /// Scans header fields from `start` through the empty line, appending them to `headers`.
     /// Returns `.done(indexAfterFinalCRLF)`.
     func scanFields(from start: Int, maxCount: Int, into headers: inout [HeaderField]) -> Step {
-        // Every index read below is under `stop`, so the bytes are read without a bounds check each.
+        // The bytes are read through a span: its bounds are checked against a count held in hand, not the array's.
         let stop = min(end, headLimit, buffer.count)
-        return buffer.withUnsafeBufferPointer { bytes in
-            var i = start
-            while true {
-                guard i < stop else { return exhausted(at: i) }
-                let first = bytes[i]
-                if first == ASCII.cr { return expectLF(afterCR: i) }
-                if first == ASCII.lf { return Self.error(400, "Bare LF in head") }
-                if ASCII.isOWS(first) { return Self.error(400, "Obsolete line folding") }
-                guard headers.count < maxCount else { return Self.error(431, "Too many header fields") }
-                switch scanField(bytes, at: i, stop: stop) {
-                case .field(let field, let next):
-                    headers.append(field)
-                    i = next
-                case .step(let step):
-                    return step
-                }
+        let bytes = buffer.span
+        var i = start
+        while true {
+            guard i < stop else { return exhausted(at: i) }
+            let first = bytes[i]
+            if first == ASCII.cr { return expectLF(afterCR: i) }
+            if first == ASCII.lf { return Self.error(400, "Bare LF in head") }
+            if ASCII.isOWS(first) { return Self.error(400, "Obsolete line folding") }
+            guard headers.count < maxCount else { return Self.error(431, "Too many header fields") }
+            switch scanField(bytes, at: i, stop: stop) {
+            case .field(let field, let next):
+                headers.append(field)
+                i = next
+            case .step(let step):
+                return step
             }
         }
     }
@@ -112,7 +111,7 @@ struct HeadScanner {
     }
 
     /// Scans one `name ":" OWS value OWS CRLF` line starting at `lineStart`; `stop` is at most `bytes.count`.
-    private func scanField(_ bytes: UnsafeBufferPointer<UInt8>, at lineStart: Int, stop: Int) -> FieldStep {
+    private func scanField(_ bytes: borrowing Span<UInt8>, at lineStart: Int, stop: Int) -> FieldStep {
         var i = lineStart
         while i < stop && ASCII.isTchar(bytes[i]) { i &+= 1 }
         guard i < stop else { return .step(exhausted(at: i)) }
@@ -157,13 +156,17 @@ struct HeadScanner {
     /// end (CR, HTAB, a control byte, DEL) and a short tail. Every byte it skips is one that loop would have
     /// accepted (0x20-0x7E, 0x80-0xFF).
     @inline(__always)
-    static func skipPlainValueBytes(_ bytes: UnsafeBufferPointer<UInt8>, from: Int, stop: Int) -> Int {
-        guard let base = bytes.baseAddress else { return from }
+    static func skipPlainValueBytes(_ bytes: borrowing Span<UInt8>, from: Int, stop: Int) -> Int {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
         var i = from
         while i &+ 8 <= stop {
-            let word = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
+            var word: UInt64 = 0
+            var k = 0
+            while k < 8 {
+                word |= UInt64(bytes[i &+ k]) &<< UInt64(k &* 8)
+                k &+= 1
+            }
             // A byte below 0x20 (controls, HTAB, CR, LF, NUL), and a byte equal to 0x7F: the standard
             // "has less than" and "has zero" tests, exact as a yes/no for the word.
             let below = (word &- ones &* 0x20) & ~word & highs
