@@ -99,38 +99,49 @@ extension ModelListScanner {
         var list: [ModelEntry] = []
         if c.eat(UInt8(ascii: "]")) { return list }
         repeat {
-            c.skipBlanks()
-            let start = c.i
-            guard c.eat(UInt8(ascii: "{")) else { return nil }
-            var name: String?, model: String?, modifiedAt: String?
-            var unclear = false
-            if !c.eat(UInt8(ascii: "}")) {
-                repeat {
-                    guard let key = c.string(), c.eat(UInt8(ascii: ":")), let value = c.value(depth: 1) else { return nil }
-                    // As Go's encoding/json: the last of repeated keys wins; a non-string value is no name.
-                    let text = c.bytes[value.lowerBound] == UInt8(ascii: "\"") ? decode(c.bytes, value) : nil
-                    switch String(decoding: c.bytes[key], as: UTF8.self) {
-                    case #""name""#: name = text
-                    case #""model""#: model = text
-                    case #""modified_at""#: modifiedAt = text
-                    default:
-                        // A key with an escape, or one Go's encoding/json matches to a name without regard to case,
-                        // could be read by a client as another name than the one the list is narrowed by.
-                        if c.bytes[key].contains(UInt8(ascii: "\\"))
-                            || ["name", "model"].contains(where: { foldsTo(c.bytes, key, $0) }) { unclear = true }
-                    }
-                } while c.eat(UInt8(ascii: ","))
-                guard c.eat(UInt8(ascii: "}")) else { return nil }
-            }
+            guard let object = listedObject(&c, nameKeys: ["name", "model"]) else { return nil }
+            let name = object.names.name, model = object.names.model
             let id = model.flatMap { $0.isEmpty ? nil : $0 } ?? name ?? ""
             let listedAs = name.flatMap { $0.isEmpty ? nil : $0 } ?? id
-            if !listedAs.isEmpty && !unclear {
-                list.append(ModelEntry(json: Array(c.bytes[start..<c.i]), key: ModelName.normalize(listedAs), id: id, name: listedAs,
-                                       modifiedAt: modifiedAt))
+            if !listedAs.isEmpty && !object.unclear {
+                list.append(ModelEntry(json: Array(c.bytes[object.range]), key: ModelName.normalize(listedAs), id: id, name: listedAs,
+                                       modifiedAt: object.modifiedAt))
             }
         } while c.eat(UInt8(ascii: ","))
         guard c.eat(UInt8(ascii: "]")) else { return nil }
         return list
+    }
+
+    /// One object of a model list, next at `c`: its bytes' range, the names it is listed by (the keys `nameKeys`
+    /// names, of "name", "model" and "id"), its "modified_at", and whether a client could read it under another
+    /// name: a key spelled with an escape, or one Go's encoding/json matches to a name key without regard to case.
+    /// As Go's encoding/json, the last of repeated keys wins; a non-string value is no name. nil when malformed.
+    private static func listedObject(_ c: inout JSONCursor, nameKeys: [String])
+        -> (range: Range<Int>, names: ListedNames, modifiedAt: String?, unclear: Bool)? {
+        c.skipBlanks()
+        let start = c.i
+        guard c.eat(UInt8(ascii: "{")) else { return nil }
+        var names = ListedNames()
+        var modifiedAt: String?
+        var unclear = false
+        if !c.eat(UInt8(ascii: "}")) {
+            repeat {
+                guard let key = c.string(), c.eat(UInt8(ascii: ":")), let value = c.value(depth: 1) else { return nil }
+                let text = c.bytes[value.lowerBound] == UInt8(ascii: "\"") ? decode(c.bytes, value) : nil
+                let spelled = String(decoding: c.bytes[key].dropFirst().dropLast(), as: UTF8.self)
+                switch spelled {
+                case "name" where nameKeys.contains("name"): names.name = text
+                case "model" where nameKeys.contains("model"): names.model = text
+                case "id" where nameKeys.contains("id"): names.id = text
+                case "modified_at": modifiedAt = text
+                default:
+                    if c.bytes[key].contains(UInt8(ascii: "\\"))
+                        || nameKeys.contains(where: { foldsTo(c.bytes, key, $0) }) { unclear = true }
+                }
+            } while c.eat(UInt8(ascii: ","))
+            guard c.eat(UInt8(ascii: "}")) else { return nil }
+        }
+        return (start..<c.i, names, modifiedAt, unclear)
     }
 
     /// The text of the JSON string literal at `range` (quotes included), escapes decoded as `readString` does.
@@ -297,30 +308,8 @@ extension ModelListScanner {
         if c.eat(UInt8(ascii: "]")) { return (start..<c.i, kept, 0) }
         repeat {
             count += 1
-            c.skipBlanks()
-            let objectStart = c.i
-            guard c.eat(UInt8(ascii: "{")) else { return nil }
-            var names = ListedNames()
-            var hidden = false
-            if !c.eat(UInt8(ascii: "}")) {
-                repeat {
-                    guard let key = c.string(), c.eat(UInt8(ascii: ":")), let value = c.value(depth: 1) else { return nil }
-                    // A non-string value is no name.
-                    let text = c.bytes[value.lowerBound] == UInt8(ascii: "\"") ? decode(c.bytes, value) : nil
-                    switch String(decoding: c.bytes[key], as: UTF8.self) {
-                    case #""name""#: names.name = text
-                    case #""model""#: names.model = text
-                    case #""id""#: names.id = text
-                    default:
-                        // A key spelled with an escape may be one of those: the entry is not shown.
-                        if c.bytes[key].contains(UInt8(ascii: "\\")) { hidden = true }
-                        // So may one Go's encoding/json matches to a name without regard to case ("NAME", "Id").
-                        if ["name", "model", "id"].contains(where: { foldsTo(c.bytes, key, $0) }) { hidden = true }
-                    }
-                } while c.eat(UInt8(ascii: ","))
-                guard c.eat(UInt8(ascii: "}")) else { return nil }
-            }
-            if !hidden && keep(names) { kept.append(objectStart..<c.i) }
+            guard let object = listedObject(&c, nameKeys: ["name", "model", "id"]) else { return nil }
+            if !object.unclear && keep(object.names) { kept.append(object.range) }
         } while c.eat(UInt8(ascii: ","))
         guard c.eat(UInt8(ascii: "]")) else { return nil }
         return (start..<c.i, kept, count)
