@@ -24,6 +24,17 @@ import TollgateIO
         return entries.compactMap { $0[field] as? String }
     }
 
+    /// A proxy under `model-allow = mistral:7b` whose upstream answers `reply` (bytes as sent) once.
+    static func withOneAnswer(_ reply: [UInt8], body: (Proxy) throws -> Void) throws {
+        let upstream = try RawUpstream(reply: reply)
+        let fake = try FakeOllamaHarness.start()
+        defer { fake.stop() }
+        try withProxy(configure: {
+            $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(upstream.port)")!
+            $0.modelAllowlist = ["mistral:7b"]
+        }, upstream: fake, body: body)
+    }
+
     @Test func anAllowListShowsOnlyItsModelsInEveryShapeAndVersion() throws {
         let fake = try Self.fake()
         defer { fake.stop() }
@@ -149,13 +160,7 @@ import TollgateIO
         let reply = "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\nTransfer-Encoding: chunked\r\n\r\n"
             + String(first.utf8.count, radix: 16) + "\r\n" + first + "\r\n"
             + String(second.utf8.count, radix: 16) + "\r\n" + second + "\r\n0\r\n\r\n"
-        let upstream = try RawUpstream(reply: bytes(reply))
-        let fake = try FakeOllamaHarness.start()
-        defer { fake.stop() }
-        try withProxy(configure: {
-            $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(upstream.port)")!
-            $0.modelAllowlist = ["mistral:7b"]
-        }, upstream: fake) { proxy in
+        try Self.withOneAnswer(bytes(reply)) { proxy in
             let tags = try proxy.fetch(Req.get("/api/tags"))
             #expect(tags.status == 200)
             #expect(tags.text == #"{"models":[{"name":"mistral:7b","model":"mistral:7b"}]}"#)
@@ -164,13 +169,7 @@ import TollgateIO
 
     @Test func aCloseDelimitedListIsNarrowedAtTheClose() throws {
         let body = #"{"models":[{"name":"llama3:8b","model":"llama3:8b"},{"name":"mistral:7b","model":"mistral:7b"}]}"#
-        let upstream = try RawUpstream(reply: bytes("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" + body))
-        let fake = try FakeOllamaHarness.start()
-        defer { fake.stop() }
-        try withProxy(configure: {
-            $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(upstream.port)")!
-            $0.modelAllowlist = ["mistral:7b"]
-        }, upstream: fake) { proxy in
+        try Self.withOneAnswer(bytes("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" + body)) { proxy in
             let client = try proxy.tls()
             defer { client.close() }
             let tags = try client.exchange(Req.get("/api/tags"))
@@ -187,13 +186,7 @@ import TollgateIO
         ("Content-Length: 15\r\n\r\n{\"models\":[1]}\n", "entries not objects"),
     ])
     func aListThatCannotBeReadIsAnUpstreamErrorNeverPassed(rest: String, label: String) throws {
-        let upstream = try RawUpstream(reply: bytes("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + rest))
-        let fake = try FakeOllamaHarness.start()
-        defer { fake.stop() }
-        try withProxy(configure: {
-            $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(upstream.port)")!
-            $0.modelAllowlist = ["mistral:7b"]
-        }, upstream: fake) { proxy in
+        try Self.withOneAnswer(bytes("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + rest)) { proxy in
             // Nothing was sent before the list was whole: the client gets Ollama's error shape.
             let response = try proxy.fetch(Req.get("/api/tags"))
             expectError(response, status: 502, family: .ollama)
@@ -204,14 +197,8 @@ import TollgateIO
 
     @Test func aListWithAnotherSuccessStatusIsNarrowedToo() throws {
         let body = #"{"models":[{"name":"llama3:8b","model":"llama3:8b"},{"name":"mistral:7b","model":"mistral:7b"}]}"#
-        let upstream = try RawUpstream(reply: bytes("HTTP/1.1 203 Non-Authoritative Information\r\nContent-Type: application/json\r\n"
-            + "Content-Length: \(body.utf8.count)\r\n\r\n" + body))
-        let fake = try FakeOllamaHarness.start()
-        defer { fake.stop() }
-        try withProxy(configure: {
-            $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(upstream.port)")!
-            $0.modelAllowlist = ["mistral:7b"]
-        }, upstream: fake) { proxy in
+        try Self.withOneAnswer(bytes("HTTP/1.1 203 Non-Authoritative Information\r\nContent-Type: application/json\r\n"
+            + "Content-Length: \(body.utf8.count)\r\n\r\n" + body)) { proxy in
             let tags = try proxy.fetch(Req.get("/api/tags"))
             #expect(tags.status == 203)
             #expect(tags.text == #"{"models":[{"name":"mistral:7b","model":"mistral:7b"}]}"#)
@@ -219,14 +206,8 @@ import TollgateIO
     }
 
     @Test func aCompressedListIsAnUpstreamError() throws {
-        let upstream = try RawUpstream(reply: bytes("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-            + "Content-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc"))
-        let fake = try FakeOllamaHarness.start()
-        defer { fake.stop() }
-        try withProxy(configure: {
-            $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(upstream.port)")!
-            $0.modelAllowlist = ["mistral:7b"]
-        }, upstream: fake) { proxy in
+        try Self.withOneAnswer(bytes("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            + "Content-Encoding: gzip\r\nContent-Length: 3\r\n\r\nabc")) { proxy in
             expectError(try proxy.fetch(Req.get("/api/tags")), status: 502, family: .ollama)
         }
     }
