@@ -39,6 +39,13 @@ public enum HTTPBytes {
         }
     }
 
+    /// Whether `headers` declare a Content-Encoding other than `identity` (a request's or a response's).
+    public static func declaresEncoding(_ headers: [HeaderField], _ buffer: [UInt8]) -> Bool {
+        headers.contains { field in
+            field.kind == .contentEncoding && !equalsLowercased(buffer, trimOWS(buffer, field.value), "identity")
+        }
+    }
+
     /// Splits a comma-separated header value into trimmed token ranges (for Connection, Transfer-Encoding).
     ///
     /// Empty elements (",,", leading or trailing commas) are skipped, as RFC 9110 5.6.1 asks of recipients.

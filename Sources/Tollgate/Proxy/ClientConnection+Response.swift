@@ -111,7 +111,7 @@ extension ClientConnection {
                 var holdHead = false
                 // Any success is narrowed (a list is a list whatever 2xx it comes with); errors pass as they are.
                 if let permit = ex.modelPermit, head.status >= 200 && head.status < 300 && ex.mode != .length(0) {
-                    if ResponseRewriter.isEncoded(head, buffer: up.input.bytes) {
+                    if HTTPBytes.declaresEncoding(head.headers, up.input.bytes) {
                         upstreamInvalid(ex, up, detail: "a model list with a Content-Encoding, which this server filters and cannot read")
                         return
                     }

@@ -182,9 +182,7 @@ final class Exchange {
         self.bodyLimit = bodyLimit
         self.expectContinue = head.expectContinue
         if case .chunked = head.framing { isChunked = true } else { isChunked = false }
-        contentEncoded = head.headers.contains { field in
-            field.kind == .contentEncoding && !HTTPBytes.equalsLowercased(buffer, HTTPBytes.trimOWS(buffer, field.value), "identity")
-        }
+        contentEncoded = HTTPBytes.declaresEncoding(head.headers, buffer)
         switch head.framing {
         case .contentLength(let n) where n > 0: body = .length(remaining: n)
         case .chunked: body = .chunked

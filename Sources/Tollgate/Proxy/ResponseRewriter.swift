@@ -79,13 +79,6 @@ public enum ResponseRewriter {
         HTTPWriter.appendCRLF(to: &out)
     }
 
-    /// Whether the response declares a Content-Encoding other than `identity`.
-    public static func isEncoded(_ head: ResponseHead, buffer: [UInt8]) -> Bool {
-        head.headers.contains { field in
-            field.kind == .contentEncoding && !HTTPBytes.equalsLowercased(buffer, HTTPBytes.trimOWS(buffer, field.value), "identity")
-        }
-    }
-
     /// Whether the response is a server-sent event stream (`Content-Type: text/event-stream`).
     public static func isEventStream(_ head: ResponseHead, buffer: [UInt8]) -> Bool {
         for field in head.headers where field.kind == .contentType {
