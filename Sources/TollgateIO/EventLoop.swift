@@ -26,7 +26,13 @@ public final class EventLoop: @unchecked Sendable {
     private var nextGeneration: UInt32 = 1
     private let pending = Mutex<[@Sendable () -> Void]>([])
     private var oneShots: [(deadline: UInt64, body: () -> Void)] = []
+    /// The earliest deadline in `oneShots` (`UInt64.max` when there is none): a pass with nothing due looks at this
+    /// one value, not at every timer.
+    private var earliestOneShot = UInt64.max
     private var afterIteration: [() -> Void] = []
+    /// The deferred work of the pass now running; `afterIteration` and this swap buffers, so deferring allocates
+    /// nothing once both have grown.
+    private var runningAfterIteration: [() -> Void] = []
     private var lastSweep: UInt64 = 0
     private var running = false
     private let tick: UInt64
@@ -131,7 +137,9 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Runs body on this loop once `delayNanos` have passed (at most one tick late). Loop thread only.
     public func schedule(afterNanos delayNanos: UInt64, _ body: @escaping () -> Void) {
-        oneShots.append((now &+ delayNanos, body))
+        let deadline = now &+ delayNanos
+        oneShots.append((deadline, body))
+        if deadline < earliestOneShot { earliestOneShot = deadline }
     }
 
     /// Runs body at the end of the current iteration, after all events were handled (log flushing). Work deferred
@@ -163,7 +171,7 @@ public final class EventLoop: @unchecked Sendable {
         let events = UnsafeMutablePointer<epoll_event>.allocate(capacity: capacity)
         defer { events.deallocate() }
         while running {
-            let timeout = oneShots.isEmpty && afterIteration.isEmpty ? Int32(tick / 1_000_000) : computeTimeout()
+            let timeout = earliestOneShot == .max && afterIteration.isEmpty ? Int32(tick / 1_000_000) : computeTimeout()
             let n = epoll_wait(epfd, events, Int32(capacity), timeout)
             now = Syscall.monotonicNanos()
             iterationCount.add(1, ordering: .relaxed)
@@ -195,8 +203,7 @@ public final class EventLoop: @unchecked Sendable {
 
     private func computeTimeout() -> Int32 {
         if !afterIteration.isEmpty { return 0 }
-        var earliest = now &+ tick
-        for s in oneShots where s.deadline < earliest { earliest = s.deadline }
+        let earliest = min(now &+ tick, earliestOneShot)
         return earliest <= now ? 0 : Int32((earliest - now + 999_999) / 1_000_000)
     }
 
@@ -212,12 +219,15 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func runOneShots() {
-        guard !oneShots.isEmpty else { return }
+        guard now >= earliestOneShot else { return }
         var due: [() -> Void] = []
+        var earliest = UInt64.max
         oneShots.removeAll { entry in
             if entry.deadline <= now { due.append(entry.body); return true }
+            if entry.deadline < earliest { earliest = entry.deadline }
             return false
         }
+        earliestOneShot = earliest
         for body in due { body() }
     }
 
@@ -225,9 +235,9 @@ public final class EventLoop: @unchecked Sendable {
     /// a zero timeout, see `computeTimeout`): a body that keeps deferring itself cannot starve sockets and timers.
     private func runAfterIteration() {
         guard !afterIteration.isEmpty else { return }
-        let work = afterIteration
-        afterIteration.removeAll(keepingCapacity: true)
-        for body in work { body() }
+        swap(&afterIteration, &runningAfterIteration)
+        for body in runningAfterIteration { body() }
+        runningAfterIteration.removeAll(keepingCapacity: true)
     }
 
     private func sweep() {

@@ -22,6 +22,37 @@ import TollgateIO
         }
         #expect(stopped.wait(timeout: .now() + 30) == .success, "the timer never fired: the loop is starved")
     }
+
+    /// Timers fire when due, whatever order they were scheduled in; one a timer schedules is seen at once, though
+    /// the only other timer left is an hour away (the loop keeps the earliest deadline, not a scan of all).
+    @Test func timersFireWhenDueWhateverTheOrderTheyWereScheduledIn() throws {
+        let loop = try EventLoop(index: 0, tickMillis: 10)
+        let stopped = DispatchSemaphore(value: 0)
+        let box = LoopBox(loop)
+        let fired = FiredTimers()
+        DispatchQueue.global().async {
+            box.loop.execute {
+                box.loop.schedule(afterNanos: 3_600_000_000_000) { fired.names.append("an hour") }
+                box.loop.schedule(afterNanos: 2_000_000) {
+                    fired.names.append("second")
+                    box.loop.schedule(afterNanos: 0) {
+                        fired.names.append("third")
+                        box.loop.stop()
+                    }
+                }
+                box.loop.schedule(afterNanos: 0) { fired.names.append("first") }
+            }
+            box.loop.run()
+            stopped.signal()
+        }
+        #expect(stopped.wait(timeout: .now() + 30) == .success, "a due timer waited for a later one")
+        #expect(fired.names == ["first", "second", "third"])
+    }
+}
+
+/// What the timers of one loop did, written on the loop's thread and read after it stopped.
+final class FiredTimers: @unchecked Sendable {
+    var names: [String] = []
 }
 
 /// Hands the loop to its thread (it is only touched there and through `execute`).
