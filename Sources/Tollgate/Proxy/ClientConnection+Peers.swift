@@ -138,7 +138,7 @@ extension ClientConnection {
         }
         // The whole request as a pooled connection got it: sent once more on a new connection if the backend had
         // closed the pooled one while it was idle.
-        if up.reused && ex.requestDone { ex.replay = up.unsentRequest }
+        if up.reused && ex.requestDone { ex.replay = up.lendUnsentRequest() }
         if !ex.requestDone { life.bodyExpected(now: worker.loop.now) }
         up.attach(self)
         if !up.isConnecting && !up.flush() {
@@ -208,7 +208,11 @@ extension ClientConnection {
     /// The backend began to answer (an interim 1xx counts: it has the request): the kept copy is no longer sent
     /// anywhere again.
     func peerResponding(_ ex: Exchange) {
-        ex.replay = nil
+        if var replay = ex.replay {
+            // Its buffer was the request's write buffer: pooled again rather than freed.
+            ex.replay = nil
+            worker.recycleOutput(&replay)
+        }
         if ex.replayable {
             ex.replayable = false
             ex.stagedBody = []

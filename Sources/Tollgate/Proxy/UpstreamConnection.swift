@@ -21,6 +21,9 @@ final class UpstreamConnection: EventHandler {
     /// Bytes waiting to go upstream (request head and body).
     private var out: [UInt8] = []
     private var outStart = 0
+    /// Whether `out`'s buffer was lent (`lendUnsentRequest`) and may be shared: once written it is let go, not
+    /// emptied in place, which would copy it into a new buffer while the borrower holds the old one.
+    private var outLent = false
     /// Bytes read from upstream not yet relayed: `input.bytes[unread]`, given up with `consume`.
     private(set) var input = ReadWindow()
     /// Whether the connection has been in the pool (a failure before any response byte may be a stale connection).
@@ -99,8 +102,23 @@ final class UpstreamConnection: EventHandler {
     /// Whether any byte of the current exchange's request was written (the backend may have acted on it).
     private(set) var wroteAny = false
 
-    /// The whole queued request while none of it has been written, else nil.
-    var unsentRequest: [UInt8]? { outStart == 0 ? out : nil }
+    /// The whole queued request while none of it has been written, else nil. The bytes are shared, not copied;
+    /// the borrower hands the buffer back (`Worker.recycleOutput`) when it is done with it.
+    func lendUnsentRequest() -> [UInt8]? {
+        guard outStart == 0 else { return nil }
+        outLent = true
+        return out
+    }
+
+    /// Empties `out`: in place when the buffer is this connection's alone, else by letting it go.
+    private func dropOutput() {
+        if outLent {
+            out = []
+            outLent = false
+        } else {
+            out.removeAll(keepingCapacity: true)
+        }
+    }
 
     /// The exchange is done with the connection: back to its backend's pool when the response allows keep-alive
     /// and nothing is left over either way, else closed.
@@ -146,6 +164,7 @@ final class UpstreamConnection: EventHandler {
         state = .idle
         reused = true
         wroteAny = false
+        dropOutput()
         worker.recycleOutput(&out)
         outStart = 0
         worker.recycleInput(&input)
@@ -187,7 +206,7 @@ final class UpstreamConnection: EventHandler {
                 return false
             }
         }
-        out.removeAll(keepingCapacity: true)
+        dropOutput()
         outStart = 0
         updateInterest()
         return true
@@ -260,6 +279,7 @@ final class UpstreamConnection: EventHandler {
         worker.loop.deregister(fd)
         Syscall.close(fd)
         worker.recycleInput(&input)
+        dropOutput()
         worker.recycleOutput(&out)
     }
 }
