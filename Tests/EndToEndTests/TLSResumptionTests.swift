@@ -51,6 +51,27 @@ import Testing
         }
     }
 
+    /// `tollgate_tls_resumed_total` counts the connections that resumed, and only those.
+    @Test(arguments: [TLS1_3_VERSION, TLS1_2_VERSION])
+    func resumedHandshakesAreCounted(version: Int32) throws {
+        try withProxyAndFake(configure: { $0.metricsListen = [SocketAddress(parsing: "127.0.0.1:0")!] }) { proxy, _ in
+            let before = try MetricsScrape(proxy)
+            #expect(before["tollgate_tls_resumed_total"] == 0)
+            let session = try firstSession(proxy, version: version)
+            var resumed = 0
+            for _ in 0..<3 where try resumes(proxy, session, version: version) { resumed += 1 }
+            let fresh = try TLSStream(port: proxy.tlsPort, options: TLSClientOptions(maxVersion: version))
+            try checkVersionRequest(HTTPClient(fresh))
+            #expect(!fresh.sessionReused)
+            fresh.close()
+            // Resumptions depend on the process's cache, which a suite running beside this one may empty.
+            #expect(resumed > 0)
+            let after = try MetricsScrape(proxy)
+            #expect(after["tollgate_tls_resumed_total"] == Double(resumed))
+            #expect(after["tollgate_tls_handshakes_total{result=\"ok\"}"] == 5)
+        }
+    }
+
     /// `tls-session-cache = 0`: no session is kept, every connection makes a full handshake. (The size is the
     /// process's; only this suite changes it, and puts the default back.)
     @Test func aCacheOfNoBytesResumesNothing() throws {

@@ -23,6 +23,8 @@ struct MetricCounters: Sendable {
     /// "user\u{0}model" → (prompt, completion)
     var tokens: [String: (Int, Int)] = [:]
     var handshakes = 0
+    /// Of `handshakes`, those that resumed a session (from the session cache) instead of a full handshake.
+    var handshakesResumed = 0
     var handshakeFailures = 0
     var openConnections = 0
     /// Connections closed unread on a PROXY protocol listener: the peer is not in `proxy-protocol-from`.
@@ -56,6 +58,7 @@ struct MetricCounters: Sendable {
             tokens[k] = (old.0 + v.0, old.1 + v.1)
         }
         handshakes += other.handshakes
+        handshakesResumed += other.handshakesResumed
         handshakeFailures += other.handshakeFailures
         openConnections += other.openConnections
         proxyProtocolRefused += other.proxyProtocolRefused
@@ -184,6 +187,9 @@ public final class Metrics: Sendable {
         }
         header("tollgate_tls_handshakes_total", "counter", "TLS handshakes by result.")
         s += "tollgate_tls_handshakes_total{result=\"ok\"} \(c.handshakes)\ntollgate_tls_handshakes_total{result=\"failed\"} \(c.handshakeFailures)\n"
+        header("tollgate_tls_resumed_total", "counter",
+               "TLS handshakes that resumed a session from the session cache (counted among result=\"ok\" too).")
+        s += "tollgate_tls_resumed_total \(c.handshakesResumed)\n"
         header("tollgate_open_connections", "gauge", "Client connections open now.")
         s += "tollgate_open_connections \(c.openConnections)\n"
         header("tollgate_proxy_protocol_refused_total", "counter",

@@ -137,7 +137,10 @@ final class ClientConnection: EventHandler {
             }
             life.handshakeFinished()
             handshakeWantsWrite = false
-            worker.count { $0.handshakes += 1 }
+            worker.count {
+                $0.handshakes += 1
+                if session.resumed { $0.handshakesResumed += 1 }
+            }
             updateInterest()
             // The client may have sent its first request in the same flight as its Finished message.
             readAvailable()
