@@ -1,0 +1,322 @@
+import Foundation
+import Glibc
+import Synchronization
+import Testing
+import Tollgate
+
+/// Many users at once, requests of random sizes, through an upstream that answers some requests early, some after
+/// an interim `100 Continue`, and closes some pooled connections as a request arrives (a stale connection): every
+/// request the upstream saw is byte for byte one a client sent (credentials dropped), a resent one is the same
+/// bytes as the first try, nothing is sent twice that may not be, and every client gets its own answer. Upstream
+/// write buffers are pooled per worker and lent to the copy kept for a resend; this is what they must never break.
+@Suite struct UpstreamBufferMixTests {
+    @Test(arguments: [1, 2]) func everyRequestReachesTheUpstreamAsItsClientSentIt(workers: Int) throws {
+        let upstream = try MixUpstream()
+        try withProxyAndFake(configure: {
+            $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(upstream.port)")!
+            $0.workers = workers
+            $0.concurrency = nil
+        }) { proxy, _ in
+            let users = 6, perUser = 40
+            let run = MixRun(proxy)
+            let group = DispatchGroup()
+            for u in 0..<users {
+                group.enter()
+                Thread {
+                    defer { group.leave() }
+                    do {
+                        var client = MixClient(user: u, seed: UInt64(1000 * workers + u), run: run)
+                        try client.run(perUser)
+                    } catch {
+                        run.failures.withLock { $0.append("user \(u): \(error)") }
+                    }
+                }.start()
+            }
+            #expect(group.wait(timeout: .now() + 120) == .success, "the clients did not finish")
+            for f in run.failures.withLock({ $0 }) { Issue.record("\(f)") }
+            let requests = run.sent.withLock { $0 }
+            #expect(requests.count == users * perUser)
+            upstream.check(against: requests)
+        }
+    }
+}
+
+/// One request a client sent: its parts, and what the upstream must have seen of it.
+struct MixRequest: Sendable {
+    let user: Int
+    let seq: Int
+    /// n: answered after the body; e: answered before reading the body; c: `100 Continue`, then answered;
+    /// s / x: a reused upstream connection closes as it arrives (a GET, then a POST).
+    let act: Character
+    let method: String
+    let body: [UInt8]
+    var key: String { "\(user)/\(seq)" }
+    /// Routes the proxy forwards (a blob upload may not be sent twice, a version read may), naming the request.
+    var path: String {
+        let name = "mix-\(user)-\(seq)-\(act)-\(body.count)"
+        return method == "GET" ? "/api/version?\(name)" : "/api/blobs/\(name)"
+    }
+
+    /// The user, sequence number and act a target names, or nil.
+    static func parse(target: String) -> (key: String, act: String)? {
+        guard let start = target.range(of: "mix-") else { return nil }
+        let parts = target[start.upperBound...].split(separator: "-").map(String.init)
+        guard parts.count == 4 else { return nil }
+        return ("\(parts[0])/\(parts[1])", parts[2])
+    }
+
+    var text: [UInt8] {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nX-User: \(user)\r\nX-Seq: \(seq)\r\n"
+            + Credential.basic("user\(user)", "secret\(user)")
+        if method == "POST" { head += "Content-Type: application/octet-stream\r\nContent-Length: \(body.count)\r\n" }
+        return Array((head + "\r\n").utf8) + body
+    }
+
+    /// A body that names its request in every byte run, so bytes of another request show.
+    static func body(user: Int, seq: Int, size: Int) -> [UInt8] {
+        let unit = Array("<u\(user)s\(seq)>".utf8)
+        var b: [UInt8] = []
+        b.reserveCapacity(size)
+        while b.count < size { b.append(unit[b.count % unit.count]) }
+        return b
+    }
+}
+
+/// What the client threads share: the proxy, what they sent, how they failed.
+private final class MixRun: @unchecked Sendable {
+    let proxy: Proxy
+    let failures = Mutex<[String]>([])
+    let sent = Mutex<[String: MixRequest]>([:])
+
+    init(_ proxy: Proxy) { self.proxy = proxy }
+}
+
+/// A deterministic mix of requests for one user on one keep-alive connection (reopened when the proxy closes it).
+private struct MixClient {
+    let user: Int
+    var rng: UInt64
+    let run: MixRun
+
+    init(user: Int, seed: UInt64, run: MixRun) {
+        self.user = user
+        self.rng = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        self.run = run
+    }
+
+    mutating func next(_ bound: Int) -> Int {
+        rng ^= rng << 13
+        rng ^= rng >> 7
+        rng ^= rng << 17
+        return Int(rng % UInt64(bound))
+    }
+
+    mutating func makeRequest(_ seq: Int) -> MixRequest {
+        let acts: [Character] = ["n", "n", "n", "e", "c", "s", "s", "x", "h"]
+        let act = acts[next(acts.count)]
+        let size: Int
+        switch act {
+        case "n", "c": size = [0, 1, 100, 4_000, 16_384, 16_385, 70_000, 300_000][next(8)]
+        case "e", "x": size = [0, 10, 2_000, 8_000][next(4)]
+        default: size = 0
+        }
+        let method = act == "s" ? "GET" : act == "h" ? "HEAD" : "POST"
+        return MixRequest(user: user, seq: seq, act: act, method: method, body: MixRequest.body(user: user, seq: seq, size: size))
+    }
+
+    mutating func run(_ count: Int) throws {
+        var client = try run.proxy.plain()
+        defer { client.close() }
+        var seq = 0
+        while seq < count {
+            // Sometimes two small plain requests pipelined in one write.
+            var batch = [makeRequest(seq)]
+            seq += 1
+            if seq < count, next(4) == 0, batch[0].act == "n", batch[0].body.count <= 4_000 {
+                let second = makeRequest(seq)
+                if second.act == "n" && second.body.count <= 4_000 {
+                    batch.append(second)
+                    seq += 1
+                }
+            }
+            run.sent.withLock { for r in batch { $0[r.key] = r } }
+            try client.send(batch.flatMap(\.text))
+            var reopen = false
+            for r in batch {
+                let response = try client.readResponse(requestWasHead: r.method == "HEAD")
+                if response.head.header("Connection")?.lowercased() == "close" { reopen = true }
+                if r.act == "x" && response.status == 502 { continue }
+                guard response.status == 200, response.head.header("X-Resp") == r.key else {
+                    throw WireError("\(r.path): got \(response.status) X-Resp \(response.head.header("X-Resp") ?? "-") \(response.text.prefix(200))")
+                }
+                if r.method != "HEAD" && response.body != Array("resp \(r.key)".utf8) {
+                    throw WireError("\(r.path): body \(response.text.prefix(100))")
+                }
+            }
+            if reopen {
+                client.close()
+                client = try run.proxy.plain()
+            }
+        }
+    }
+}
+
+/// An upstream that serves each connection on its own thread, acts as each request's path says, and records every
+/// request it got (head and body, exactly as received) and every one it dropped by closing.
+private final class MixUpstream: @unchecked Sendable {
+    struct Seen {
+        let connection: Int
+        let head: [UInt8]
+        let body: [UInt8]
+        let dropped: Bool
+    }
+
+    let port: UInt16
+    private let listenFD: Int32
+    private let state = Mutex<(connections: Int, seen: [Seen], droppedKeys: Set<String>)>((0, [], []))
+
+    init() throws {
+        (listenFD, port) = try RawUpstream.listenOnLoopback()
+        Thread { [self] in acceptLoop() }.start()
+    }
+
+    deinit {
+        shutdown(listenFD, Int32(SHUT_RDWR))
+        Glibc.close(listenFD)
+    }
+
+    private func acceptLoop() {
+        while true {
+            let fd = accept(listenFD, nil, nil)
+            guard fd >= 0 else { return }
+            let index = state.withLock { s -> Int in
+                s.connections += 1
+                return s.connections
+            }
+            Thread { [self] in serve(fd, connection: index) }.start()
+        }
+    }
+
+    private func serve(_ fd: Int32, connection: Int) {
+        defer { Glibc.close(fd) }
+        var tv = timeval(tv_sec: ClientSocket.ioTimeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var served = 0
+        func more() -> Bool {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+            if n <= 0 { return false }
+            received += buffer[0..<n]
+            return true
+        }
+        func write(_ text: String) {
+            let b = Array(text.utf8)
+            _ = b.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
+        }
+        while true {
+            var end = received.headEndIndex
+            while end == nil {
+                guard more() else { return }
+                end = received.headEndIndex
+            }
+            let head = Array(received[0..<end!])
+            received.removeFirst(end!)
+            let text = String(decoding: head, as: UTF8.self)
+            let line = text.split(separator: "\r\n").first.map(String.init) ?? ""
+            let parts = line.split(separator: " ")
+            let method = parts.first.map(String.init) ?? ""
+            let named = parts.count > 1 ? MixRequest.parse(target: String(parts[1])) : nil
+            let length = text.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+            guard let named else {
+                // A health check or anything else: a plain answer, not recorded.
+                while received.count < length { guard more() else { return } }
+                received.removeFirst(length)
+                write("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 13\r\n\r\n{\"models\":[]}")
+                continue
+            }
+            let (key, act) = named
+            let reply = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Resp: \(key)\r\nContent-Length: \(("resp " + key).utf8.count)\r\n\r\n"
+                + (method == "HEAD" ? "" : "resp \(key)")
+            if (act == "s" || act == "x") && served > 0 {
+                let first = state.withLock { s -> Bool in
+                    guard !s.droppedKeys.contains(key) else { return false }
+                    s.droppedKeys.insert(key)
+                    s.seen.append(Seen(connection: connection, head: head, body: [], dropped: true))
+                    return true
+                }
+                if first { return }
+            }
+            if act == "e" { write(reply) }
+            if act == "c" { write("HTTP/1.1 100 Continue\r\n\r\n") }
+            while received.count < length { guard more() else { return } }
+            let body = Array(received[0..<length])
+            received.removeFirst(length)
+            state.withLock { $0.seen.append(Seen(connection: connection, head: head, body: body, dropped: false)) }
+            if act != "e" { write(reply) }
+            served += 1
+        }
+    }
+
+    /// Checks every request seen against the requests the clients sent.
+    func check(against sent: [String: MixRequest], sourceLocation: SourceLocation = #_sourceLocation) {
+        let (seen, dropped) = state.withLock { ($0.seen, $0.droppedKeys) }
+        var answered: [String: Int] = [:]
+        var firstTry: [String: [UInt8]] = [:]
+        for s in seen {
+            let text = String(decoding: s.head, as: UTF8.self)
+            let lines = text.split(separator: "\r\n").map(String.init)
+            let path = lines.first?.split(separator: " ").dropFirst().first.map(String.init) ?? ""
+            guard let named = MixRequest.parse(target: path), let r = sent[named.key] else {
+                Issue.record("the upstream got a request no client sent: \(text.prefix(300))", sourceLocation: sourceLocation)
+                continue
+            }
+            let context = "\(r.path) on upstream connection \(s.connection)"
+            #expect(lines.first == "\(r.method) \(r.path) HTTP/1.1", "\(context): \(text.prefix(300))", sourceLocation: sourceLocation)
+            func values(_ name: String) -> [String] {
+                lines.dropFirst().compactMap { l in
+                    guard let colon = l.firstIndex(of: ":"), l[..<colon].lowercased() == name else { return nil }
+                    return l[l.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+                }
+            }
+            #expect(values("x-user") == ["\(r.user)"], "\(context)", sourceLocation: sourceLocation)
+            #expect(values("x-seq") == ["\(r.seq)"], "\(context)", sourceLocation: sourceLocation)
+            #expect(values("authorization").isEmpty && !text.contains("secret"), "\(context): credentials reached the upstream",
+                    sourceLocation: sourceLocation)
+            #expect(values("host").count == 1, "\(context)", sourceLocation: sourceLocation)
+            if r.method == "POST" {
+                #expect(values("content-length") == ["\(r.body.count)"], "\(context)", sourceLocation: sourceLocation)
+            }
+            if s.dropped {
+                firstTry[r.key] = s.head
+                continue
+            }
+            #expect(s.body == r.body, "\(context): the body differs (\(s.body.count) bytes: \(String(decoding: s.body.prefix(60), as: UTF8.self)))",
+                    sourceLocation: sourceLocation)
+            if let first = firstTry[r.key] {
+                #expect(first == s.head, "\(context): the resend's head differs from the first try's", sourceLocation: sourceLocation)
+            }
+            answered[r.key, default: 0] += 1
+        }
+        // The mix did what it is for: stale pooled connections, resent reads, dropped uploads.
+        #expect(sent.values.contains { $0.act == "s" && dropped.contains($0.key) }, sourceLocation: sourceLocation)
+        #expect(sent.values.contains { $0.act == "x" && dropped.contains($0.key) }, sourceLocation: sourceLocation)
+        for r in sent.values {
+            // A POST the upstream dropped may have run: never sent again, so it was answered nowhere.
+            let expected = r.act == "x" && dropped.contains(r.key) ? 0 : 1
+            #expect(answered[r.key, default: 0] == expected, "\(r.path) was answered upstream \(answered[r.key, default: 0]) times",
+                    sourceLocation: sourceLocation)
+        }
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// The index just past the first CRLF CRLF, or nil.
+    fileprivate var headEndIndex: Int? {
+        guard count >= 4 else { return nil }
+        for i in 0...(count - 4) where self[i] == 0x0D && self[i + 1] == 0x0A && self[i + 2] == 0x0D && self[i + 3] == 0x0A {
+            return i + 4
+        }
+        return nil
+    }
+}
