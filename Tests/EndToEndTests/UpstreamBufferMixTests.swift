@@ -17,27 +17,49 @@ import Tollgate
             $0.workers = workers
             $0.concurrency = nil
         }) { proxy, _ in
-            let users = 6, perUser = 40
-            let run = MixRun(proxy)
-            let group = DispatchGroup()
-            for u in 0..<users {
-                group.enter()
-                Thread {
-                    defer { group.leave() }
-                    do {
-                        var client = MixClient(user: u, seed: UInt64(1000 * workers + u), run: run)
-                        try client.run(perUser)
-                    } catch {
-                        run.failures.withLock { $0.append("user \(u): \(error)") }
-                    }
-                }.start()
-            }
-            #expect(group.wait(timeout: .now() + 120) == .success, "the clients did not finish")
-            for f in run.failures.withLock({ $0 }) { Issue.record("\(f)") }
-            let requests = run.sent.withLock { $0 }
-            #expect(requests.count == users * perUser)
-            upstream.check(against: requests)
+            try runMix(proxy, [upstream], seed: UInt64(1000 * workers))
         }
+    }
+
+    /// Two backends: reads are kept for another backend and fail over when one closes before answering.
+    @Test(arguments: [1, 2]) func everyRequestReachesOneOfTwoBackendsAsItsClientSentIt(workers: Int) throws {
+        let upstreams = [try MixUpstream(), try MixUpstream()]
+        try withProxyAndFake(configure: { config in
+            config.upstreams = upstreams.map {
+                BackendSpec(address: UpstreamAddress(parsing: "http://127.0.0.1:\($0.port)")!, maxInFlight: nil)
+            }
+            config.upstream = config.upstreams[0].address
+            config.workers = workers
+            config.concurrency = nil
+            config.healthInterval = 3_600
+            // The failures here are the test's, one request at a time: no backend is ejected for them.
+            config.healthFails = 1_000_000
+        }) { proxy, _ in
+            try runMix(proxy, upstreams, seed: UInt64(5000 * workers))
+        }
+    }
+
+    private func runMix(_ proxy: Proxy, _ upstreams: [MixUpstream], seed: UInt64) throws {
+        let users = 6, perUser = 40
+        let run = MixRun(proxy)
+        let group = DispatchGroup()
+        for u in 0..<users {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                do {
+                    var client = MixClient(user: u, seed: seed + UInt64(u), run: run)
+                    try client.run(perUser)
+                } catch {
+                    run.failures.withLock { $0.append("user \(u): \(error)") }
+                }
+            }.start()
+        }
+        #expect(group.wait(timeout: .now() + 120) == .success, "the clients did not finish")
+        for f in run.failures.withLock({ $0 }) { Issue.record("\(f)") }
+        let requests = run.sent.withLock { $0 }
+        #expect(requests.count == users * perUser)
+        MixUpstream.check(upstreams, against: requests, statuses: run.statuses.withLock { $0 })
     }
 }
 
@@ -46,7 +68,8 @@ struct MixRequest: Sendable {
     let user: Int
     let seq: Int
     /// n: answered after the body; e: answered before reading the body; c: `100 Continue`, then answered;
-    /// s / x: a reused upstream connection closes as it arrives (a GET, then a POST).
+    /// s / x: a reused upstream connection closes as it arrives (a GET, then a POST); f: the first connection it
+    /// arrives on closes, reused or new (a GET); h: a HEAD.
     let act: Character
     let method: String
     let body: [UInt8]
@@ -87,6 +110,8 @@ private final class MixRun: @unchecked Sendable {
     let proxy: Proxy
     let failures = Mutex<[String]>([])
     let sent = Mutex<[String: MixRequest]>([:])
+    /// The status each request was answered with.
+    let statuses = Mutex<[String: Int]>([:])
 
     init(_ proxy: Proxy) { self.proxy = proxy }
 }
@@ -111,7 +136,7 @@ private struct MixClient {
     }
 
     mutating func makeRequest(_ seq: Int) -> MixRequest {
-        let acts: [Character] = ["n", "n", "n", "e", "c", "s", "s", "x", "h"]
+        let acts: [Character] = ["n", "n", "n", "e", "c", "s", "s", "x", "h", "f"]
         let act = acts[next(acts.count)]
         let size: Int
         switch act {
@@ -119,7 +144,7 @@ private struct MixClient {
         case "e", "x": size = [0, 10, 2_000, 8_000][next(4)]
         default: size = 0
         }
-        let method = act == "s" ? "GET" : act == "h" ? "HEAD" : "POST"
+        let method = act == "s" || act == "f" ? "GET" : act == "h" ? "HEAD" : "POST"
         return MixRequest(user: user, seq: seq, act: act, method: method, body: MixRequest.body(user: user, seq: seq, size: size))
     }
 
@@ -144,7 +169,8 @@ private struct MixClient {
             for r in batch {
                 let response = try client.readResponse(requestWasHead: r.method == "HEAD")
                 if response.head.header("Connection")?.lowercased() == "close" { reopen = true }
-                if r.act == "x" && response.status == 502 { continue }
+                run.statuses.withLock { $0[r.key] = response.status }
+                if (r.act == "x" || r.act == "f") && response.status == 502 { continue }
                 guard response.status == 200, response.head.header("X-Resp") == r.key else {
                     throw WireError("\(r.path): got \(response.status) X-Resp \(response.head.header("X-Resp") ?? "-") \(response.text.prefix(200))")
                 }
@@ -172,7 +198,7 @@ private final class MixUpstream: @unchecked Sendable {
 
     let port: UInt16
     private let listenFD: Int32
-    private let state = Mutex<(connections: Int, seen: [Seen], droppedKeys: Set<String>)>((0, [], []))
+    fileprivate let state = Mutex<(connections: Int, seen: [Seen], droppedKeys: Set<String>)>((0, [], []))
 
     init() throws {
         (listenFD, port) = try RawUpstream.listenOnLoopback()
@@ -238,7 +264,7 @@ private final class MixUpstream: @unchecked Sendable {
             let (key, act) = named
             let reply = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Resp: \(key)\r\nContent-Length: \(("resp " + key).utf8.count)\r\n\r\n"
                 + (method == "HEAD" ? "" : "resp \(key)")
-            if (act == "s" || act == "x") && served > 0 {
+            if ((act == "s" || act == "x") && served > 0) || act == "f" {
                 let first = state.withLock { s -> Bool in
                     guard !s.droppedKeys.contains(key) else { return false }
                     s.droppedKeys.insert(key)
@@ -258,11 +284,17 @@ private final class MixUpstream: @unchecked Sendable {
         }
     }
 
-    /// Checks every request seen against the requests the clients sent.
-    func check(against sent: [String: MixRequest], sourceLocation: SourceLocation = #_sourceLocation) {
-        let (seen, dropped) = state.withLock { ($0.seen, $0.droppedKeys) }
+    /// Checks every request the upstreams saw against the requests the clients sent and the statuses they got.
+    static func check(_ upstreams: [MixUpstream], against sent: [String: MixRequest], statuses: [String: Int],
+                      sourceLocation: SourceLocation = #_sourceLocation) {
+        var seen: [Seen] = [], dropped: Set<String> = []
+        for u in upstreams {
+            let (s, d) = u.state.withLock { ($0.seen, $0.droppedKeys) }
+            seen += s
+            dropped.formUnion(d)
+        }
         var answered: [String: Int] = [:]
-        var firstTry: [String: [UInt8]] = [:]
+        var firstTry: [String: [String]] = [:]
         for s in seen {
             let text = String(decoding: s.head, as: UTF8.self)
             let lines = text.split(separator: "\r\n").map(String.init)
@@ -287,23 +319,34 @@ private final class MixUpstream: @unchecked Sendable {
             if r.method == "POST" {
                 #expect(values("content-length") == ["\(r.body.count)"], "\(context)", sourceLocation: sourceLocation)
             }
+            // The Host line names the backend (another one after a failover); the rest is the same bytes.
+            let withoutHost = lines.filter { !$0.lowercased().hasPrefix("host:") }
             if s.dropped {
-                firstTry[r.key] = s.head
+                firstTry[r.key] = withoutHost
                 continue
             }
             #expect(s.body == r.body, "\(context): the body differs (\(s.body.count) bytes: \(String(decoding: s.body.prefix(60), as: UTF8.self)))",
                     sourceLocation: sourceLocation)
             if let first = firstTry[r.key] {
-                #expect(first == s.head, "\(context): the resend's head differs from the first try's", sourceLocation: sourceLocation)
+                #expect(first == withoutHost, "\(context): the resend's head differs from the first try's", sourceLocation: sourceLocation)
             }
             answered[r.key, default: 0] += 1
         }
         // The mix did what it is for: stale pooled connections, resent reads, dropped uploads.
         #expect(sent.values.contains { $0.act == "s" && dropped.contains($0.key) }, sourceLocation: sourceLocation)
         #expect(sent.values.contains { $0.act == "x" && dropped.contains($0.key) }, sourceLocation: sourceLocation)
+        #expect(sent.values.contains { $0.act == "f" && dropped.contains($0.key) && statuses[$0.key] == 200 },
+                sourceLocation: sourceLocation)
+        for u in upstreams {
+            #expect(u.state.withLock { !$0.seen.isEmpty }, "a backend got no request", sourceLocation: sourceLocation)
+        }
         for r in sent.values {
-            // A POST the upstream dropped may have run: never sent again, so it was answered nowhere.
-            let expected = r.act == "x" && dropped.contains(r.key) ? 0 : 1
+            // A POST the upstream dropped may have run: never sent again, so it was answered nowhere; a read is
+            // sent again (502 only with no other backend for a new connection's failure).
+            let status = statuses[r.key]
+            #expect(status == 200 || (status == 502 && (r.act == "x" || r.act == "f") && dropped.contains(r.key)),
+                    "\(r.path) got \(status.map(String.init) ?? "nothing")", sourceLocation: sourceLocation)
+            let expected = status == 200 ? 1 : 0
             #expect(answered[r.key, default: 0] == expected, "\(r.path) was answered upstream \(answered[r.key, default: 0]) times",
                     sourceLocation: sourceLocation)
         }
