@@ -39,6 +39,40 @@ import Tollgate
         }
     }
 
+    /// A client that leaves while its request waits for the upstream's answer: the upstream connection that carries
+    /// the unanswered request is closed, never pooled again for the next request (whose answer would be the
+    /// abandoned request's).
+    @Test func aConnectionWhoseClientLeftBeforeTheAnswerCarriesNoOtherRequest() throws {
+        let upstream = try MixUpstream()
+        try withProxyAndFake(configure: {
+            $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(upstream.port)")!
+            $0.concurrency = nil
+        }) { proxy, _ in
+            let alice = try proxy.plain()
+            let first = MixRequest(user: 0, seq: 0, act: "n", method: "POST", body: MixRequest.body(user: 0, seq: 0, size: 10))
+            #expect(try alice.exchange(String(decoding: first.text, as: UTF8.self)).status == 200)
+            #expect(upstream.recorded.wait(timeout: .now() + eventTimeout) == .success)
+            // Alice's second request goes out on the pooled connection; she leaves before any answer.
+            let abandoned = MixRequest(user: 0, seq: 1, act: "d", method: "POST", body: MixRequest.body(user: 0, seq: 1, size: 10))
+            try alice.send(abandoned.text)
+            #expect(upstream.recorded.wait(timeout: .now() + eventTimeout) == .success, "the upstream never got the request")
+            alice.close()
+            // Bob's requests, one after another.
+            let bob = try proxy.plain()
+            defer { bob.close() }
+            var sent = [first.key: first, abandoned.key: abandoned]
+            var statuses = [first.key: 200]
+            for seq in 0..<5 {
+                let r = MixRequest(user: 1, seq: seq, act: "n", method: "POST", body: MixRequest.body(user: 1, seq: seq, size: 10))
+                sent[r.key] = r
+                let response = try bob.exchange(String(decoding: r.text, as: UTF8.self))
+                statuses[r.key] = response.status
+                #expect(response.status == 200 && response.head.header("X-Resp") == r.key, "\(r.path): \(response.status) \(response.text)")
+            }
+            MixUpstream.check([upstream], against: sent, statuses: statuses, scenarios: false)
+        }
+    }
+
     private func runMix(_ proxy: Proxy, _ upstreams: [MixUpstream], seed: UInt64) throws {
         let users = 6, perUser = 40
         let run = MixRun(proxy, readPosts: upstreams.count > 1)
@@ -144,12 +178,12 @@ private struct MixClient {
     }
 
     mutating func makeRequest(_ seq: Int) -> MixRequest {
-        let acts: [Character] = ["n", "n", "n", "e", "c", "s", "s", "x", "h", "f"]
+        let acts: [Character] = ["n", "n", "n", "e", "c", "s", "s", "x", "h", "f", "d"]
         let act = acts[next(acts.count)]
         let size: Int
         switch act {
         case "n", "c": size = [0, 1, 100, 4_000, 16_384, 16_385, 70_000, 300_000][next(8)]
-        case "e", "x": size = [0, 10, 2_000, 8_000][next(4)]
+        case "e", "x", "d": size = [0, 10, 2_000, 8_000][next(4)]
         default: size = 0
         }
         let method = act == "s" || act == "f" ? "GET" : act == "h" ? "HEAD" : "POST"
@@ -169,18 +203,25 @@ private struct MixClient {
         defer { client.close() }
         var seq = 0
         while seq < count {
-            // Sometimes two small plain requests pipelined in one write.
+            // Sometimes two small requests pipelined in one write.
             var batch = [makeRequest(seq)]
             seq += 1
-            if seq < count, next(4) == 0, batch[0].act == "n", batch[0].body.count <= 4_000 {
+            let pipelined: Set<Character> = ["n", "c", "s", "h"]
+            if seq < count, next(3) == 0, pipelined.contains(batch[0].act), batch[0].body.count <= 4_000 {
                 let second = makeRequest(seq)
-                if second.act == "n" && second.body.count <= 4_000 {
+                if pipelined.contains(second.act) && second.body.count <= 4_000 {
                     batch.append(second)
                     seq += 1
                 }
             }
             run.sent.withLock { for r in batch { $0[r.key] = r } }
             try client.send(batch.flatMap(\.text))
+            if batch[0].act == "d" {
+                // Gone before the answer: the proxy drops the exchange and its upstream connection.
+                client.close()
+                client = try run.proxy.plain()
+                continue
+            }
             var reopen = false
             for r in batch {
                 let response = try client.readResponse(requestWasHead: r.method == "HEAD")
@@ -218,8 +259,11 @@ private final class MixUpstream: @unchecked Sendable {
     private let listenFD: Int32
     /// Requests answered early whose body is still being read (recorded when it has come, or the connection closed).
     private let early = NSCondition()
+    /// Signalled each time a whole request was recorded.
+    let recorded = DispatchSemaphore(value: 0)
     private var earlyOpen = 0
-    fileprivate let state = Mutex<(connections: Int, seen: [Seen], droppedKeys: Set<String>)>((0, [], []))
+    /// `lingered`: requests whose client went away and whose upstream connection the proxy kept open (or wrote more on).
+    fileprivate let state = Mutex<(connections: Int, seen: [Seen], droppedKeys: Set<String>, lingered: [String])>((0, [], [], []))
 
     init() throws {
         (listenFD, port) = try RawUpstream.listenOnLoopback()
@@ -294,15 +338,15 @@ private final class MixUpstream: @unchecked Sendable {
                 }
                 if first { return }
             }
-            if act == "e" {
+            if act == "e" || act == "d" {
                 early.lock()
                 earlyOpen += 1
                 early.unlock()
-                write(reply)
+                if act == "e" { write(reply) }
             }
             // Whatever way this request ends, an early one is settled: recorded, or its connection gone.
             defer {
-                if act == "e" {
+                if act == "e" || act == "d" {
                     early.lock()
                     earlyOpen -= 1
                     early.broadcast()
@@ -312,7 +356,7 @@ private final class MixUpstream: @unchecked Sendable {
             if act == "c" { write("HTTP/1.1 100 Continue\r\n\r\n") }
             while received.count < length {
                 guard more() else {
-                    if act == "e" {
+                    if act == "e" || act == "d" {
                         let partial = Seen(connection: connection, head: head, body: received, dropped: false, truncated: true)
                         state.withLock { $0.seen.append(partial) }
                     }
@@ -322,6 +366,16 @@ private final class MixUpstream: @unchecked Sendable {
             let body = Array(received[0..<length])
             received.removeFirst(length)
             state.withLock { $0.seen.append(Seen(connection: connection, head: head, body: body, dropped: false)) }
+            recorded.signal()
+            if act == "d" {
+                // No answer: the proxy closes this connection when its client goes.
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+                if n != 0 {
+                    let what = n > 0 ? "\(key) then got: \(String(decoding: buffer[0..<min(n, 120)], as: UTF8.self))" : "\(key) errno \(errno)"
+                    state.withLock { $0.lingered.append(what) }
+                }
+                return
+            }
             if act != "e" { write(reply) }
             served += 1
         }
@@ -329,7 +383,7 @@ private final class MixUpstream: @unchecked Sendable {
 
     /// Checks every request the upstreams saw against the requests the clients sent and the statuses they got.
     static func check(_ upstreams: [MixUpstream], against sent: [String: MixRequest], statuses: [String: Int],
-                      sourceLocation: SourceLocation = #_sourceLocation) {
+                      scenarios: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) {
         var seen: [Seen] = [], dropped: Set<String> = []
         for u in upstreams {
             // The clients have all their answers; an early one's body may still be on its way.
@@ -338,7 +392,8 @@ private final class MixUpstream: @unchecked Sendable {
             while u.earlyOpen > 0 && u.early.wait(until: deadline) {}
             #expect(u.earlyOpen == 0, "an early-answered request never finished", sourceLocation: sourceLocation)
             u.early.unlock()
-            let (s, d) = u.state.withLock { ($0.seen, $0.droppedKeys) }
+            let (s, d, lingered) = u.state.withLock { ($0.seen, $0.droppedKeys, $0.lingered) }
+            #expect(lingered.isEmpty, "upstream connections left open after their client went: \(lingered)", sourceLocation: sourceLocation)
             seen += s
             dropped.formUnion(d)
         }
@@ -382,6 +437,7 @@ private final class MixUpstream: @unchecked Sendable {
             answered[r.key, default: 0] += 1
         }
         // The mix did what it is for: stale pooled connections, resent reads, dropped uploads.
+        if scenarios {
         #expect(sent.values.contains { $0.act == "s" && dropped.contains($0.key) }, sourceLocation: sourceLocation)
         #expect(sent.values.contains { $0.act == "x" && dropped.contains($0.key) }, sourceLocation: sourceLocation)
         #expect(sent.values.contains { $0.act == "f" && dropped.contains($0.key) && statuses[$0.key] == 200 },
@@ -389,9 +445,15 @@ private final class MixUpstream: @unchecked Sendable {
         for u in upstreams {
             #expect(u.state.withLock { !$0.seen.isEmpty }, "a backend got no request", sourceLocation: sourceLocation)
         }
+        }
         for r in sent.values {
             // A POST the upstream dropped may have run: never sent again, so it was answered nowhere; a read is
             // sent again (502 only with no other backend for a new connection's failure).
+            if r.act == "d" {
+                // Its client left: it reached the upstream once or, when the proxy saw the client go first, not at all.
+                #expect(answered[r.key, default: 0] <= 1, "\(r.path) reached the upstream more than once", sourceLocation: sourceLocation)
+                continue
+            }
             let status = statuses[r.key]
             #expect(status == 200 || (status == 502 && (r.act == "x" || r.act == "f") && dropped.contains(r.key)),
                     "\(r.path) got \(status.map(String.init) ?? "nothing")", sourceLocation: sourceLocation)
