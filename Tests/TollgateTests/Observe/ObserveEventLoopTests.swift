@@ -48,6 +48,63 @@ import TollgateIO
         #expect(stopped.wait(timeout: .now() + 30) == .success, "a due timer waited for a later one")
         #expect(fired.names == ["first", "second", "third"])
     }
+
+    /// Timers scheduled every way a loop schedules them (from `execute`, from inside another timer's body, from
+    /// deferred work), in random order with random delays: each fires exactly once, never before its deadline.
+    @Test func everyTimerFiresOnceAndNotEarlyWhereverItWasScheduled() throws {
+        let loop = try EventLoop(index: 0, tickMillis: 10)
+        let stopped = DispatchSemaphore(value: 0)
+        let box = LoopBox(loop)
+        let record = TimerRecord()
+        let total = 300
+        DispatchQueue.global().async {
+            box.loop.execute {
+                var rng: UInt64 = 0x2545_F491_4F6C_DD1D
+                func next(_ bound: UInt64) -> UInt64 {
+                    rng ^= rng << 13
+                    rng ^= rng >> 7
+                    rng ^= rng << 17
+                    return rng % bound
+                }
+                var scheduled = 0
+                func add() {
+                    guard scheduled < total else { return }
+                    let id = scheduled
+                    scheduled += 1
+                    let delay = [0, 1, 1_000, 500_000, 2_000_000, 7_000_000][Int(next(6))]
+                    let deadline = box.loop.now &+ UInt64(delay)
+                    let from = next(3)
+                    box.loop.schedule(afterNanos: UInt64(delay)) {
+                        record.fired[id, default: 0] += 1
+                        if box.loop.now < deadline { record.early.append(id) }
+                        // Each body schedules more: at once, from deferred work, or not at all.
+                        if from == 0 { add(); add() }
+                        if from == 1 { box.loop.deferUntilIterationEnd { add(); add() } }
+                        if record.fired.count == total { box.loop.stop() }
+                    }
+                }
+                for _ in 0..<10 { add() }
+                // Deferred work that keeps scheduling until all are in, then stops deferring.
+                func keepAdding() {
+                    add()
+                    if scheduled < total { box.loop.deferUntilIterationEnd { keepAdding() } }
+                }
+                box.loop.deferUntilIterationEnd { keepAdding() }
+            }
+            box.loop.run()
+            stopped.signal()
+        }
+        #expect(stopped.wait(timeout: .now() + 30) == .success, "a timer never fired")
+        #expect(record.fired.count == total)
+        #expect(record.fired.values.allSatisfy { $0 == 1 }, "a timer fired more than once")
+        #expect(record.early.isEmpty, "timers fired before their deadline: \(record.early)")
+    }
+}
+
+/// Which timers fired how often, and which fired early, written on the loop's thread and read after it stopped.
+final class TimerRecord: @unchecked Sendable {
+    var fired: [Int: Int] = [:]
+    var early: [Int] = []
 }
 
 /// What the timers of one loop did, written on the loop's thread and read after it stopped.

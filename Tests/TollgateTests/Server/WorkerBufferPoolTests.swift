@@ -34,4 +34,21 @@ import TollgateIO
         let again = w.takeOutput()
         #expect(again.isEmpty && again.capacity >= Worker.bufferSize)
     }
+
+    /// A buffer still held elsewhere when it is handed back (a request's copy kept for a resend, let go while its
+    /// connection still writes it): the next taker's bytes never show in the holder's, nor the other way round.
+    @Test func aBufferHandedBackWhileStillHeldIsNotSharedWithTheNextTaker() throws {
+        let w = try worker()
+        var connectionOut = w.takeOutput()
+        connectionOut.append(contentsOf: Array("POST /a HTTP/1.1\r\nX-User: alice\r\n\r\nalice's body".utf8))
+        let sent = connectionOut
+        var kept = connectionOut
+        w.recycleOutput(&kept)
+        var next = w.takeOutput()
+        #expect(next.isEmpty && next.capacity >= Worker.bufferSize)
+        next.append(contentsOf: Array("POST /b HTTP/1.1\r\nX-User: bob\r\n\r\n".utf8))
+        connectionOut.append(contentsOf: Array("more of alice".utf8))
+        #expect(Array(connectionOut.prefix(sent.count)) == sent)
+        #expect(next == Array("POST /b HTTP/1.1\r\nX-User: bob\r\n\r\n".utf8))
+    }
 }
