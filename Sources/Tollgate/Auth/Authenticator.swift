@@ -84,9 +84,13 @@ public final class Authenticator: @unchecked Sendable {
         completion: @escaping @Sendable (AuthOutcome) -> Void
     ) -> Check {
         let now = clock()
-        let users = state.withLock { $0.users }
-        let entry = users.entries[credentials.user]
-        let standIn = entry == nil ? users.standIn(for: credentials.user) : nil
+        // The user's entry only: a copy of the whole users file would retain each of its buffers, which every
+        // worker shares (one contended reference count each, per request). The file is taken only for a stand-in.
+        let (entry, users) = state.withLock { s -> (UserEntry?, UsersFile?) in
+            if let entry = s.users.entries[credentials.user] { return (entry, nil) }
+            return (nil, s.users)
+        }
+        let standIn = users?.standIn(for: credentials.user)
         let hash = entry?.hash ?? standIn!.hash
         let format = entry?.format ?? standIn!.format
         // The HMAC runs outside the lock; the users snapshot above is what this check started with.
@@ -136,8 +140,7 @@ public final class Authenticator: @unchecked Sendable {
     /// hashing, no counting): the fleet-wide throttle lets such a credential through without asking Redis, as the
     /// local one does.
     public func isVerified(_ credentials: Credentials, clientIP: String) -> Bool {
-        let users = state.withLock { $0.users }
-        guard let entry = users.entries[credentials.user] else { return false }
+        guard let entry = state.withLock({ $0.users.entries[credentials.user] }) else { return false }
         let key = cache.makeKey(user: credentials.user, storedHash: entry.hash, password: credentials.password)
         let now = clock()
         let prefix = LoginThrottle.Key(clientIP: clientIP, user: credentials.user).prefix
