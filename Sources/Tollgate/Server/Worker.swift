@@ -181,16 +181,15 @@ final class Worker {
         s1 ^= s1 << 23
         rng.1 = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26)
         var v = rng.1 &+ s0
-        return [UInt8](unsafeUninitializedCapacity: 16) { out, count in
-            var i = 16
-            while i > 0 {
-                i &-= 1
-                let nibble = UInt8(truncatingIfNeeded: v & 0xf)
-                out[i] = nibble < 10 ? 0x30 &+ nibble : 0x61 &+ nibble &- 10
-                v >>= 4
-            }
-            count = 16
+        var out = [UInt8](repeating: 0, count: 16)
+        var i = 16
+        while i > 0 {
+            i &-= 1
+            let nibble = UInt8(truncatingIfNeeded: v & 0xf)
+            out[i] = nibble < 10 ? 0x30 &+ nibble : 0x61 &+ nibble &- 10
+            v >>= 4
         }
+        return out
     }
 
     // MARK: buffers
