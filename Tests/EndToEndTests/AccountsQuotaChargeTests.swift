@@ -170,20 +170,11 @@ final class ScriptedUpstream: @unchecked Sendable {
     init(reply: @escaping @Sendable ([UInt8]) -> [UInt8]?) throws {
         (listenFD, port) = try RawUpstream.listenOnLoopback()
         self.reply = reply
-        Thread.detachNewThread { [self] in acceptLoop() }
+        RawUpstream.acceptEach(listenFD) { [self] fd in { [self] in serve(fd) } }
     }
 
     static func json(_ status: Int, _ body: String) -> [UInt8] {
         bytes("HTTP/1.1 \(status) X\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
-    }
-
-    private func acceptLoop() {
-        while true {
-            let fd = accept(listenFD, nil, nil)
-            if fd < 0 { return }
-            // A real thread each (the global dispatch queue has as many threads as cores, and these block).
-            Thread.detachNewThread { [self] in serve(fd) }
-        }
     }
 
     private func serve(_ fd: Int32) {
@@ -191,7 +182,7 @@ final class ScriptedUpstream: @unchecked Sendable {
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            if let end = received.scriptedHeadEnd {
+            if let end = received.headEnd {
                 let head = String(decoding: received[..<end], as: UTF8.self).lowercased()
                 var length = 0
                 if let r = head.range(of: "content-length: ") {
@@ -210,16 +201,5 @@ final class ScriptedUpstream: @unchecked Sendable {
             return
         }
         _ = answer.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
-    }
-}
-
-extension Array where Element == UInt8 {
-    /// The index just past the first CRLF CRLF, nil when not there yet.
-    fileprivate var scriptedHeadEnd: Int? {
-        guard count >= 4 else { return nil }
-        for i in 0...(count - 4) where self[i] == 0x0D && self[i + 1] == 0x0A && self[i + 2] == 0x0D && self[i + 3] == 0x0A {
-            return i + 4
-        }
-        return nil
     }
 }

@@ -267,24 +267,18 @@ private final class MixUpstream: @unchecked Sendable {
 
     init() throws {
         (listenFD, port) = try RawUpstream.listenOnLoopback()
-        Thread { [self] in acceptLoop() }.start()
+        RawUpstream.acceptEach(listenFD) { [self] fd in
+            let index = state.withLock { s -> Int in
+                s.connections += 1
+                return s.connections
+            }
+            return { [self] in serve(fd, connection: index) }
+        }
     }
 
     deinit {
         shutdown(listenFD, Int32(SHUT_RDWR))
         Glibc.close(listenFD)
-    }
-
-    private func acceptLoop() {
-        while true {
-            let fd = accept(listenFD, nil, nil)
-            guard fd >= 0 else { return }
-            let index = state.withLock { s -> Int in
-                s.connections += 1
-                return s.connections
-            }
-            Thread { [self] in serve(fd, connection: index) }.start()
-        }
     }
 
     private func serve(_ fd: Int32, connection: Int) {
@@ -305,10 +299,10 @@ private final class MixUpstream: @unchecked Sendable {
             _ = b.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
         }
         while true {
-            var end = received.headEndIndex
+            var end = received.headEnd
             while end == nil {
                 guard more() else { return }
-                end = received.headEndIndex
+                end = received.headEnd
             }
             let head = Array(received[0..<end!])
             received.removeFirst(end!)
@@ -461,16 +455,5 @@ private final class MixUpstream: @unchecked Sendable {
             #expect(answered[r.key, default: 0] == expected, "\(r.path) was answered upstream \(answered[r.key, default: 0]) times",
                     sourceLocation: sourceLocation)
         }
-    }
-}
-
-extension Array where Element == UInt8 {
-    /// The index just past the first CRLF CRLF, or nil.
-    fileprivate var headEndIndex: Int? {
-        guard count >= 4 else { return nil }
-        for i in 0...(count - 4) where self[i] == 0x0D && self[i + 1] == 0x0A && self[i + 2] == 0x0D && self[i + 3] == 0x0A {
-            return i + 4
-        }
-        return nil
     }
 }

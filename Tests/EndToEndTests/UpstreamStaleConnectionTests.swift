@@ -76,24 +76,18 @@ private final class StaleUpstream: @unchecked Sendable {
     init(interimBeforeClose: Bool = false) throws {
         self.interimBeforeClose = interimBeforeClose
         (listenFD, port) = try RawUpstream.listenOnLoopback()
-        DispatchQueue.global().async { [self] in acceptLoop() }
+        RawUpstream.acceptEach(listenFD) { [self] fd in
+            let index = counts.withLock { c -> Int in
+                c.connections += 1
+                return c.connections
+            }
+            return { [self] in serve(fd, stale: index == 1) }
+        }
     }
 
     deinit {
         shutdown(listenFD, Int32(SHUT_RDWR))
         Glibc.close(listenFD)
-    }
-
-    private func acceptLoop() {
-        while true {
-            let fd = accept(listenFD, nil, nil)
-            guard fd >= 0 else { return }
-            let index = counts.withLock { c -> Int in
-                c.connections += 1
-                return c.connections
-            }
-            DispatchQueue.global().async { [self] in serve(fd, stale: index == 1) }
-        }
     }
 
     private func serve(_ fd: Int32, stale: Bool) {
@@ -107,7 +101,7 @@ private final class StaleUpstream: @unchecked Sendable {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
             if n <= 0 { return }
             received += buffer[0..<n]
-            while let end = headEnd(received) {
+            while let end = received.headEnd {
                 let head = String(decoding: received[0..<end], as: UTF8.self)
                 received.removeFirst(end)
                 // A body, if any, is small and arrives with its head in these tests: drop it.
@@ -135,14 +129,5 @@ private final class StaleUpstream: @unchecked Sendable {
                 _ = reply.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
             }
         }
-    }
-
-    /// Where the first request head (no body) ends, or nil.
-    private func headEnd(_ b: [UInt8]) -> Int? {
-        guard b.count >= 4 else { return nil }
-        for i in 0...(b.count - 4) where b[i] == 0x0D && b[i + 1] == 0x0A && b[i + 2] == 0x0D && b[i + 3] == 0x0A {
-            return i + 4
-        }
-        return nil
     }
 }

@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Glibc
 import Synchronization
 
@@ -22,6 +23,19 @@ final class RawUpstream: @unchecked Sendable {
     deinit { Glibc.close(listenFD) }
 
     /// A blocking listening socket on 127.0.0.1 and a free port, for the hand-written upstreams of the tests.
+    /// Accepts on `listenFD` until it is shut down, on a thread of its own. `accepted` runs on that thread, in the
+    /// order the connections came (to number them); the work it returns runs on a new thread each (a real thread:
+    /// test upstreams block, and the global dispatch queue has only as many threads as cores).
+    static func acceptEach(_ listenFD: Int32, _ accepted: @escaping @Sendable (Int32) -> @Sendable () -> Void) {
+        Thread.detachNewThread {
+            while true {
+                let fd = accept(listenFD, nil, nil)
+                guard fd >= 0 else { return }
+                Thread.detachNewThread(accepted(fd))
+            }
+        }
+    }
+
     static func listenOnLoopback() throws -> (fd: Int32, port: UInt16) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var sin = sockaddr_in()
@@ -80,12 +94,15 @@ extension Array where Element == UInt8 {
     /// Whether the array ends with `suffix`.
     func ends(with suffix: [UInt8]) -> Bool { count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix }
 
-    /// The bytes after the first CRLF CRLF (the body of a message), or [] when there is none.
-    var afterHead: [UInt8] {
-        guard count >= 4 else { return [] }
+    /// The index just past the first CRLF CRLF (where a message's head ends), nil when there is none yet.
+    var headEnd: Int? {
+        guard count >= 4 else { return nil }
         for i in 0...(count - 4) where self[i] == 0x0D && self[i + 1] == 0x0A && self[i + 2] == 0x0D && self[i + 3] == 0x0A {
-            return Array(self[(i + 4)...])
+            return i + 4
         }
-        return []
+        return nil
     }
+
+    /// The bytes after the first CRLF CRLF (the body of a message), or [] when there is none.
+    var afterHead: [UInt8] { headEnd.map { Array(self[$0...]) } ?? [] }
 }
