@@ -74,15 +74,36 @@ extension ModelListScanner {
     /// body is not a JSON object whose "models" is an array of objects. Entries with neither a "name" nor a "model"
     /// string are left out (nothing to list them by), and so are those a client could read under another name.
     static func entries(in body: [UInt8]) -> [ModelEntry]? {
+        // The merged list is written from the entries read, not from the body: the last "models" is the one read,
+        // and other keys are dropped with the rest of the body.
+        listValue(body, listKey: "models", strict: false, modelArray)
+    }
+
+    /// The value under `listKey` in the JSON object `body`, read by `read`; every other value is skipped. nil when
+    /// the body is not one JSON object, `read` fails, or the key is absent. The last of repeated keys is the one
+    /// read, unless `strict` (for a body passed on with its other bytes as sent): then a repeated list key, a key
+    /// spelled with an escape (it could be the list's under another spelling, and repeated keys are read as the
+    /// first by some parsers and the last by others), and a key Go's encoding/json reads as `listKey` ("MODELS",
+    /// "modelſ") make it nil.
+    private static func listValue<T>(_ body: [UInt8], listKey: StaticString, strict: Bool,
+                                     _ read: (inout JSONCursor) -> T?) -> T? {
         var c = JSONCursor(bytes: body)
         guard c.eat(UInt8(ascii: "{")) else { return nil }
-        var found: [ModelEntry]?
+        var found: T?
         if !c.eat(UInt8(ascii: "}")) {
             repeat {
                 guard let key = c.string(), c.eat(UInt8(ascii: ":")) else { return nil }
-                if body[key].elementsEqual(#""models""#.utf8) {
-                    guard let list = modelArray(&c) else { return nil }
-                    found = list
+                let isList = listKey.withUTF8Buffer { name in
+                    key.count == name.count + 2 && body[(key.lowerBound + 1)..<(key.upperBound - 1)].elementsEqual(name)
+                }
+                if strict {
+                    guard !body[key].contains(UInt8(ascii: "\\")) else { return nil }
+                    guard isList || !foldsTo(body, key, listKey.description) else { return nil }
+                    guard !isList || found == nil else { return nil }
+                }
+                if isList {
+                    guard let value = read(&c) else { return nil }
+                    found = value
                 } else {
                     guard c.value(depth: 0) != nil else { return nil }
                 }
@@ -235,31 +256,7 @@ extension ModelListScanner {
     /// models). nil when the body is not a JSON object whose `listKey` is an array of objects or null.
     static func filtered(_ body: [UInt8], listKey: StaticString, emptyIsNull: Bool,
                          keep: (ListedNames) -> Bool) -> [UInt8]? {
-        var c = JSONCursor(bytes: body)
-        guard c.eat(UInt8(ascii: "{")) else { return nil }
-        var list: (range: Range<Int>, kept: [Range<Int>], count: Int)?
-        if !c.eat(UInt8(ascii: "}")) {
-            repeat {
-                guard let key = c.string(), c.eat(UInt8(ascii: ":")) else { return nil }
-                let isList = listKey.withUTF8Buffer { name in
-                    key.count == name.count + 2 && body[(key.lowerBound + 1)..<(key.upperBound - 1)].elementsEqual(name)
-                }
-                // A key spelled with an escape could be the list's under another spelling, and a repeated list
-                // key is read as the first by some parsers and the last by others: neither is filtered, refused.
-                guard !body[key].contains(UInt8(ascii: "\\")) else { return nil }
-                // Go's encoding/json reads "MODELS" (or "modelſ") as "models" too: another list it could be read as.
-                guard isList || !foldsTo(body, key, listKey.description) else { return nil }
-                if isList {
-                    guard list == nil, let found = keptObjects(&c, keep) else { return nil }
-                    list = found
-                } else {
-                    guard c.value(depth: 0) != nil else { return nil }
-                }
-            } while c.eat(UInt8(ascii: ","))
-            guard c.eat(UInt8(ascii: "}")) else { return nil }
-        }
-        c.skipBlanks()
-        guard c.i == body.count, let list else { return nil }
+        guard let list = listValue(body, listKey: listKey, strict: true, { keptObjects(&$0, keep) }) else { return nil }
         // Nothing taken out: the body as it came.
         if list.kept.count == list.count { return body }
         var out = Array(body[..<list.range.lowerBound])
