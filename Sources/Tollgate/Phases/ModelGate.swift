@@ -26,7 +26,7 @@ final class ModelGate: ConnectionPhase {
         // `/v1/models/{model}` answers whether a model is there: under an allow-list (or a policy's models=), only
         // for those it allows, as the lists show only those (the key's models and cloud: `CloudModelPath`).
         if ex.path.hasPrefix("/v1/models/") {
-            let allowed = permit(ex).allowed
+            let allowed = allowed(ex)
             let name = String(ex.path.dropFirst("/v1/models/".count))
             if !allowed.isEmpty && !allowed.contains(name) {
                 return .answer(ErrorResponse(status: 403, message: "model \"\(name)\" is not available on this server"), .rejected)
@@ -40,13 +40,17 @@ final class ModelGate: ConnectionPhase {
 
     /// The models `ex` may name, for its model list.
     func permit(_ ex: Exchange) -> ModelPermit {
-        let allowed = policies.isEmpty ? allowlist : (policies.policy(for: ex.user).models ?? allowlist)
-        return ModelPermit(allowed: allowed, keyModels: ex.keyModels, refusesCloud: cloud.refuses(user: ex.user))
+        ModelPermit(allowed: allowed(ex), keyModels: ex.keyModels, refusesCloud: cloud.refuses(user: ex.user))
+    }
+
+    /// The allow-list in force for `ex`'s user: its policy's `models=` where it has one, else `model-allow`.
+    private func allowed(_ ex: Exchange) -> Set<String> {
+        policies.isEmpty ? allowlist : (policies.policy(for: ex.user).models ?? allowlist)
     }
 
     /// The refusal, or nil with `ex.model` set to the model the handler will act on.
     private func check(_ ex: Exchange) -> ErrorResponse? {
-        let allowlist = policies.isEmpty ? self.allowlist : (policies.policy(for: ex.user).models ?? self.allowlist)
+        let allowlist = allowed(ex)
         let gateNeeded = ex.route == .inference && (!allowlist.isEmpty || ex.keyModels != nil)
         guard !ex.stagedBody.isEmpty else {
             // No body: nothing for Ollama to act on (it answers 400 itself), unless the allow-list needs a model.

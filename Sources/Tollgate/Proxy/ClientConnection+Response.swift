@@ -121,18 +121,13 @@ extension ClientConnection {
                         holdHead = true
                     }
                 }
+                ResponseRewriter.write(head, buffer: up.input.bytes, mode: headMode, requestID: ex.requestID,
+                                       close: ex.closeAfter, corsOrigin: ex.corsOrigin,
+                                       corsCredentials: corsCredentials(ex), hsts: hsts,
+                                       extraHeaders: ex.responseHeaders, into: &out)
                 if holdHead {
-                    var held: [UInt8] = []
-                    ResponseRewriter.write(head, buffer: up.input.bytes, mode: headMode, requestID: ex.requestID,
-                                           close: ex.closeAfter, corsOrigin: ex.corsOrigin,
-                                           corsCredentials: corsCredentials(ex), hsts: hsts,
-                                           extraHeaders: ex.responseHeaders, into: &held)
-                    ex.heldHead = held
-                } else {
-                    ResponseRewriter.write(head, buffer: up.input.bytes, mode: headMode, requestID: ex.requestID,
-                                           close: ex.closeAfter, corsOrigin: ex.corsOrigin,
-                                           corsCredentials: corsCredentials(ex), hsts: hsts,
-                                           extraHeaders: ex.responseHeaders, into: &out)
+                    ex.heldHead = Array(out[before...])
+                    out.removeSubrange(before...)
                 }
                 ex.bytesOut += out.count - before
                 up.consume(head.headLength)
