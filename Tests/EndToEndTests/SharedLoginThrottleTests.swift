@@ -42,6 +42,27 @@ struct SharedLoginThrottleTests {
         }
     }
 
+    @Test func everySpellingOfAListedUserCountsUnderOneName() throws {
+        // Swift finds "jose\u{301}" under the entry written "jos\u{E9}"; Redis compares bytes. Failures sent in
+        // either form are counted under the users file's spelling, so switching forms does not evade the throttle.
+        let redis = try RedisServerProcess()
+        let composed = "jos\u{E9}"
+        let decomposed = "jose\u{301}"
+        try withTwoProxies(configure: { config in
+            try Self.configure(&config, redis: redis, limit: 2)
+            config.users = try TestUsers.parse("\(composed):{PLAIN}pw-j\n")
+        }) { a, b, _ in
+            #expect(try a.fetch(Req.get("/api/tags", Credential.basic(decomposed, "nope"))).status == 401)
+            #expect(try b.fetch(Req.get("/api/tags", Credential.basic(composed, "nope"))).status == 401)
+            for (proxy, name) in [(a, composed), (b, decomposed)] {
+                expectError(try proxy.fetch(Req.get("/api/tags", Credential.basic(name, "pw-j"))), status: 429,
+                            family: .ollama)
+            }
+            #expect(try redis.command("EXISTS", "tollgate:login:127.0.0.1:\(composed)") == ":1")
+            #expect(try redis.command("EXISTS", "tollgate:login:127.0.0.1:\(decomposed)") == ":0")
+        }
+    }
+
     @Test func failuresForManyUsersThrottleTheAddressEverywhere() throws {
         let redis = try RedisServerProcess()
         try withTwoProxies(configure: { try Self.configure(&$0, redis: redis, limit: 1) }) { a, b, _ in

@@ -1,6 +1,7 @@
 /// The answer to one authentication check.
 public enum AuthOutcome: Sendable, Equatable {
-    /// The credentials are right; proceed as `user`.
+    /// The credentials are right; proceed as `user`, the name as the users file writes it (whatever Unicode form
+    /// the client sent it in).
     case allowed(user: String)
     /// Unknown user or wrong password (indistinguishable on purpose): 401.
     case denied

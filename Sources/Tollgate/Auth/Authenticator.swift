@@ -101,11 +101,14 @@ public final class Authenticator: @unchecked Sendable {
             if s.stopped { return .done(.overloaded) }
             let cached = cache.lookup(key, now: now)
             let refusal = throttle ? s.throttle.retryAfter(login, now: now) : nil
-            if cached == true, refusal == nil || s.throttle.wasVerified(login.prefix, credential: key, now: now) {
+            // Only a listed user is ever allowed (a stand-in's verdict is never cached as right, see `runWorker`),
+            // under the name as the users file writes it: Swift finds "jose\u{301}" under "jos\u{E9}", and what is
+            // keyed by user outside this process (Redis, the ledger) compares bytes, so it must see one spelling.
+            if cached == true, let entry, refusal == nil || s.throttle.wasVerified(login.prefix, credential: key, now: now) {
                 s.stats.cacheHits += 1
                 s.stats.allowed += 1
                 s.throttle.recordSuccess(login.prefix, credential: key, now: now)
-                return .done(.allowed(user: credentials.user))
+                return .done(.allowed(user: entry.name))
             }
             if let seconds = refusal {
                 s.stats.throttled += 1
@@ -127,7 +130,7 @@ public final class Authenticator: @unchecked Sendable {
                 return .done(.overloaded)
             }
             s.inflight[key] = [waiter]
-            s.enqueue(Job(key: key, user: credentials.user, password: credentials.password, hash: hash,
+            s.enqueue(Job(key: key, user: entry?.name ?? credentials.user, password: credentials.password, hash: hash,
                           format: format, knownUser: entry != nil))
             return .pending
         }
@@ -153,6 +156,13 @@ public final class Authenticator: @unchecked Sendable {
     public func replaceUsers(_ users: UsersFile) {
         state.withLock { $0.users = users }
         generation.add(1, ordering: .releasing)
+    }
+
+    /// `user` as the users file writes it when it names an entry (Swift compares names by canonical equivalence, so
+    /// a decomposed "é" finds an entry written composed), else as given: what is keyed by user outside this process
+    /// (the fleet's throttle in Redis) then counts every spelling of one user together.
+    public func canonicalName(_ user: String) -> String {
+        state.withLock { $0.users.entries[user]?.name } ?? user
     }
 
     /// Changes whenever the users change: a connection that remembers a verified login re-checks after a change.
@@ -209,7 +219,8 @@ public final class Authenticator: @unchecked Sendable {
                 if state.withLock({ $0.stopped }) { return }
                 continue
             }
-            let valid = verifier(job.password, job.hash, job.format)
+            // A stand-in's hash is random, so no password matches it; were one to, it is still no user.
+            let valid = verifier(job.password, job.hash, job.format) && job.knownUser
             let now = clock()
             var throttledNow: [(String, Int)] = []
             let waiters: [Waiter] = state.withLock { s in

@@ -143,6 +143,8 @@ public struct ServerConfig: Sendable {
     /// Its keys as loaded at start-up (nil: none configured, or authentication off).
     public var authorizedKeys: AuthorizedKeys?
     public var authSettings = Authenticator.Settings()
+    /// Replaces the password check (tests: a check that does something while a hash is being computed).
+    var passwordVerifier: (@Sendable (_ password: [UInt8], _ hash: String, _ format: HashFormat) -> Bool)?
     /// The realm in `WWW-Authenticate`.
     public var realm = ""
     /// The Redis shared by a fleet (`redis`); nil keeps every limit local to this process.

@@ -23,32 +23,36 @@ final class Authentication: ConnectionPhase {
         if let signed = login.signed { return authenticateSigned(signed, login, ex, on: c) }
         let key = LoginThrottle.Key(clientIP: login.clientIP, user: login.credentials.user)
         if let apiKey = login.key, let ring = c.worker.keys {
-            return decideKey(ex, auth.checkKey(apiKey.token, claimedUser: apiKey.claimedUser,
+            let generation = auth.usersGeneration
+            return decideKey(ex, generation: generation, auth.checkKey(apiKey.token, claimedUser: apiKey.claimedUser,
                                                throttleUser: login.credentials.user, clientIP: login.clientIP,
                                                throttle: login.throttle, ring: ring), key, on: c)
         }
+        // The users' generation as the check starts: a reload while the password is hashed makes the remembered
+        // login stale at once, so the next request is checked against the new users.
+        let generation = auth.usersGeneration
         let box = UncheckedBox((c, ex, self))
         let loop = c.worker.loop
         let check = auth.check(login.credentials, clientIP: login.clientIP, throttle: login.throttle) { outcome in
             loop.execute {
                 let (c, ex, phase) = box.value
-                ex.phases.resume(ex, on: c) { phase.decide(ex, outcome, key, on: c) }
+                ex.phases.resume(ex, on: c) { phase.decide(ex, outcome, key, generation: generation, on: c) }
             }
         }
         switch check {
-        case .done(let outcome): return decide(ex, outcome, key, on: c)
+        case .done(let outcome): return decide(ex, outcome, key, generation: generation, on: c)
         case .pending: return .wait
         }
     }
 
-    private func decide(_ ex: Exchange, _ outcome: AuthOutcome, _ key: LoginThrottle.Key,
+    private func decide(_ ex: Exchange, _ outcome: AuthOutcome, _ key: LoginThrottle.Key, generation: Int,
                         on c: ClientConnection) -> PhaseOutcome {
         switch outcome {
         case .allowed(let user):
             ex.user = user
             ex.authResult = .allowed
             if let fingerprint = ex.credentialFingerprint {
-                c.verifiedLogin = VerifiedLogin(fingerprint: fingerprint, user: user, generation: auth.usersGeneration,
+                c.verifiedLogin = VerifiedLogin(fingerprint: fingerprint, user: user, generation: generation,
                                                 until: c.worker.loop.now &+ Authentication.loginMemoNanos)
             }
             return .next
@@ -69,7 +73,7 @@ final class Authentication: ConnectionPhase {
     // MARK: API keys (begin)
 
     /// The exchange's outcome for a key login, checked on the spot (`Authenticator.checkKey`).
-    private func decideKey(_ ex: Exchange, _ outcome: Authenticator.KeyLogin, _ key: LoginThrottle.Key,
+    private func decideKey(_ ex: Exchange, generation: Int, _ outcome: Authenticator.KeyLogin, _ key: LoginThrottle.Key,
                            on c: ClientConnection) -> PhaseOutcome {
         switch outcome {
         case .allowed(let grant):
@@ -79,7 +83,7 @@ final class Authentication: ConnectionPhase {
             ex.authResult = .allowed
             if let fingerprint = ex.credentialFingerprint {
                 c.verifiedLogin = VerifiedLogin(fingerprint: fingerprint, user: grant.user,
-                                                generation: auth.usersGeneration,
+                                                generation: generation,
                                                 until: c.worker.loop.now &+ Authentication.loginMemoNanos,
                                                 keyID: grant.id)
             }

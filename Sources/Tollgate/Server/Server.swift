@@ -107,10 +107,10 @@ public final class Server: @unchecked Sendable {
             localAuth.failureLimit = shared.share(localAuth.failureLimit)
         }
         let authenticator = config.users.map { users in
-            Authenticator(users: users, settings: localAuth, onThrottle: { subject, seconds in
+            Authenticator(users: users, settings: localAuth, clock: { Syscall.monotonicNanos() }, onThrottle: { subject, seconds in
                 if let sharedStatus, !sharedStatus.isInFallback(.login) { return }
                 Diagnostics.warn("client \(subject) throttled for \(seconds) s after repeated failed logins")
-            })
+            }, verifier: config.passwordVerifier ?? PasswordVerifier.verify)
         }
         self.authenticator = authenticator
         let signedLogins = authenticator == nil ? nil : config.authorizedKeys.map { SignedLogins(keys: $0) }

@@ -1,7 +1,8 @@
 /// The failed-login throttle across the fleet: before a password is checked, Redis says whether the client prefix,
 /// or the user from it, is throttled anywhere (a throttle cached in the process answers at once, Redis later); a
 /// failed login is counted there too. A credential this process has already verified from the same client prefix
-/// goes through without asking, as it would locally. While Redis is unavailable the `redis-fallback` policy
+/// goes through without asking, as it would locally. A listed user is counted under the name as the users file
+/// writes it, however the client spelled it (`Authenticator.canonicalName`). While Redis is unavailable the `redis-fallback` policy
 /// decides: `local` applies this process's throttle (at limit/N), `open` none, `closed` refuses with 503. The
 /// password check itself never involves Redis. Loop thread only.
 struct SharedLoginThrottleStore: LoginThrottleStore {
@@ -27,7 +28,7 @@ struct SharedLoginThrottleStore: LoginThrottleStore {
             return .now(fallback)
         }
         let limits = self.limits
-        let key = LoginThrottle.Key(clientIP: clientIP, user: credentials.user)
+        let key = LoginThrottle.Key(clientIP: clientIP, user: auth.canonicalName(credentials.user))
         return NowOrLater<SharedRateOutcome>.asking({ throttle.check(key, completion: $0) }, later: { outcome in
             switch outcome {
             case .decided: limits.answered(.login)
@@ -37,15 +38,19 @@ struct SharedLoginThrottleStore: LoginThrottleStore {
         }).map(verdict)
     }
 
-    func recordFailure(_ key: LoginThrottle.Key) {
+    func recordFailure(_ failed: LoginThrottle.Key) {
         guard !limits.isDown else { return }
+        // Redis compares names as bytes: every spelling of a listed user counts under the users file's one.
+        var key = failed
+        key.user = auth.canonicalName(failed.user)
+        let counted = key
         let limits = self.limits
-        throttle.recordFailure(key) { result in
+        throttle.recordFailure(counted) { result in
             switch result {
             case .success(let nowThrottled):
                 limits.answered(.login)
                 if nowThrottled {
-                    Diagnostics.warn("client \(key.prefixText) (user \(key.user.debugDescription)) throttled "
+                    Diagnostics.warn("client \(counted.prefixText) (user \(counted.user.debugDescription)) throttled "
                         + "fleet-wide after repeated failed logins")
                 }
             case .failure(let error):

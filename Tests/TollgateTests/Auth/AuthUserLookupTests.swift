@@ -79,23 +79,54 @@ import Testing
         #expect(auth.stats.hashesComputed == 4)
     }
 
+    /// The user an outcome allows, as bytes (`==` on `String` would not tell two spellings apart).
+    private func allowedName(_ outcome: AuthOutcome?) -> [UInt8]? {
+        if case .allowed(let user) = outcome { return Array(user.utf8) }
+        return nil
+    }
+
     @Test func theLookupMatchesNamesAsSwiftStringsCompareThem() throws {
         // The entries are keyed by String, and Swift compares strings by canonical equivalence: a name sent
-        // decomposed finds the entry written composed. The check and isVerified look up the same way, the outcome
-        // names the user as sent, and each form is its own cache entry (the cache key has the name's bytes).
+        // decomposed finds the entry written composed. The check and isVerified look up the same way, and each form
+        // is its own cache entry (the cache key has the name's bytes). The outcome names the user as the users file
+        // writes it, whatever the spelling sent: quotas, leases and the ledger are keyed by it, in Redis and SQLite,
+        // which compare bytes.
         let recorder = Recorder()
         let composed = "jos\u{E9}"
         let decomposed = "jose\u{301}"
         #expect(Array(composed.utf8) != Array(decomposed.utf8))
         let auth = authenticator(users("\(composed):{PLAIN}pw\n"), recorder)
         defer { auth.shutdown() }
-        #expect(checkAndWait(auth, decomposed, "pw") == .allowed(user: decomposed))
+        #expect(allowedName(checkAndWait(auth, decomposed, "pw")) == Array(composed.utf8))
         #expect(recorder.seen == ["{PLAIN}pw"])
         #expect(auth.isVerified(Credentials(user: decomposed, password: Array("pw".utf8)), clientIP: "192.0.2.1"))
         #expect(!auth.isVerified(Credentials(user: composed, password: Array("pw".utf8)), clientIP: "192.0.2.1"))
-        #expect(checkAndWait(auth, composed, "pw") == .allowed(user: composed))
+        // Answered from the cache this time: the same name.
+        #expect(allowedName(checkAndWait(auth, decomposed, "pw")) == Array(composed.utf8))
+        #expect(recorder.seen == ["{PLAIN}pw"])
+        #expect(allowedName(checkAndWait(auth, composed, "pw")) == Array(composed.utf8))
         #expect(checkAndWait(auth, decomposed, "wrong") == .denied)
         #expect(recorder.seen == ["{PLAIN}pw", "{PLAIN}pw", "{PLAIN}pw"])
         #expect(auth.stats.dummyVerifications == 0)
+        #expect(Array(auth.canonicalName(decomposed).utf8) == Array(composed.utf8))
+        #expect(Array(auth.canonicalName(composed).utf8) == Array(composed.utf8))
+        // A name the file does not hold stays as sent.
+        #expect(Array(auth.canonicalName("zo\u{EB}").utf8) == Array("zo\u{EB}".utf8))
+        #expect(Array(auth.canonicalName("zoe\u{308}").utf8) == Array("zoe\u{308}".utf8))
+    }
+
+    @Test func aStandInThatMatchesStillAllowsNoOne() throws {
+        // The stand-in hash an unknown name is checked against is random, so no password matches it. Were a
+        // verifier to say it matched, the name is still no user: denied, and not cached as right.
+        let auth = Authenticator(users: users("alice:{PLAIN}pw\n"),
+                                 settings: Authenticator.Settings(workers: 1, failureLimit: 100),
+                                 clock: TestClock().function, onThrottle: nil, verifier: { _, _, _ in true })
+        defer { auth.shutdown() }
+        #expect(checkAndWait(auth, "mallory", "anything") == .denied)
+        #expect(checkAndWait(auth, "mallory", "anything") == .denied)
+        #expect(!auth.isVerified(Credentials(user: "mallory", password: Array("anything".utf8)), clientIP: "192.0.2.1"))
+        #expect(auth.stats.dummyVerifications == 1)
+        #expect(auth.stats.allowed == 0)
+        #expect(checkAndWait(auth, "alice", "whatever") == .allowed(user: "alice"))
     }
 }
