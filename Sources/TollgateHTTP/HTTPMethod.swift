@@ -21,6 +21,22 @@ public enum HTTPMethod: Sendable, Equatable {
     /// Any other token; read its name from `RequestHead.methodRange`.
     case other
 
+    /// The name of a method this enum names, nil for `.other` (read that from `RequestHead.methodRange`).
+    public var name: String? {
+        switch self {
+        case .get: return "GET"
+        case .head: return "HEAD"
+        case .post: return "POST"
+        case .put: return "PUT"
+        case .delete: return "DELETE"
+        case .options: return "OPTIONS"
+        case .patch: return "PATCH"
+        case .connect: return "CONNECT"
+        case .trace: return "TRACE"
+        case .other: return nil
+        }
+    }
+
     /// Whether the method only reads (RFC 9110 9.2.1, GET, HEAD, OPTIONS, TRACE): a request with it may be sent
     /// again after a connection failed under it (Go's transport replays only these). PUT and DELETE are idempotent by
     /// the RFC, but a server's DELETE may act and then fail: they are not sent twice.

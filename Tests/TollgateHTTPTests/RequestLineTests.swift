@@ -28,12 +28,15 @@ struct RequestLineTests {
         if name == "CONNECT" {
             let buffer = bytes(name)
             #expect(HTTPMethod.recognize(buffer, 0..<buffer.count) == .connect)
+            #expect(HTTPMethod.connect.name == name)
             return
         }
         let (result, head, buffer) = parseRequest("\(name) / HTTP/1.1\r\nHost: h\r\n\r\n")
         #expect(result == .complete)
         #expect(head.method == method)
         #expect(text(buffer, head.methodRange) == name)
+        // A recognised method's name is the token as sent (it names the method in logs and signatures).
+        #expect(head.method.name == (method == .other ? nil : name))
     }
 
     @Test("Malformed request lines are 400", arguments: [

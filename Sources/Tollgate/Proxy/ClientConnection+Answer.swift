@@ -38,7 +38,7 @@ extension ClientConnection {
             HTTPWriter.appendCRLF(to: &out)
         }
         HTTPWriter.appendRaw("X-Request-Id: ", to: &out)
-        out.append(contentsOf: ex.requestID)
+        ex.requestID.append(to: &out)
         HTTPWriter.appendCRLF(to: &out)
         for (name, value) in headers { HTTPWriter.appendField(name, value, to: &out) }
         if let origin = ex.corsOrigin {

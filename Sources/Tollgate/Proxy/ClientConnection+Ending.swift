@@ -147,7 +147,7 @@ extension ClientConnection {
         // log with its own lines.
         guard worker.log.enabled, kind != .metrics else { return }
         worker.log.record(AccessRecord(
-            requestID: ex.requestID, client: peerText,
+            requestID: ex.requestID.bytes, client: peerText,
             user: ex.user ?? ex.attemptedUser.map(AccessRecord.clippedUser), method: ex.methodText,
             path: AccessRecord.clipped(ex.path),
             status: status, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut, durationNanos: now &- ex.start,
@@ -169,7 +169,7 @@ extension ClientConnection {
                                                   : ex.authResult == .allowed
         guard counted else { return }
         ledger.record(UsageRow(
-            time: ledger.settings.clock(), requestID: String(decoding: ex.requestID, as: UTF8.self), user: ex.user,
+            time: ledger.settings.clock(), requestID: ex.requestID.text, user: ex.user,
             keyID: ex.keyID, model: ex.model, route: AccessRecord.clipped(ex.path), status: status,
             promptTokens: ex.tokenUsage?.prompt, completionTokens: ex.tokenUsage?.completion,
             durationMicros: Int64((now &- ex.start) / 1000),

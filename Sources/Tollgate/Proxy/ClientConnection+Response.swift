@@ -381,7 +381,7 @@ extension ClientConnection {
     /// address is internal, so only the error log names it (`upstream`: "upstream HOST:PORT", as nginx's error log
     /// does), with the request id that finds the access-log line.
     func answerUpstreamError(_ ex: Exchange, _ error: ErrorResponse, upstream: String, reason: CloseReason) {
-        Diagnostics.warn("\(error.message) (\(upstream), request \(String(decoding: ex.requestID, as: UTF8.self)), "
+        Diagnostics.warn("\(error.message) (\(upstream), request \(ex.requestID.text), "
                          + "client \(String(decoding: peerText, as: UTF8.self)))")
         respond(ex, error, reason: reason)
     }

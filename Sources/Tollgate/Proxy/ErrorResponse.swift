@@ -32,7 +32,7 @@ public struct ErrorResponse: Sendable, Equatable {
     }
 
     /// Serializes the whole response: status line, headers, JSON body.
-    public func serialize(for family: APIFamily, requestID: [UInt8]?, close: Bool, headOnly: Bool = false, into out: inout [UInt8]) {
+    public func serialize(for family: APIFamily, requestID: RequestID?, close: Bool, headOnly: Bool = false, into out: inout [UInt8]) {
         let body = self.body(for: family)
         HTTPWriter.appendStatusLine(status, to: &out)
         HTTPWriter.appendHeader("Content-Type", "application/json; charset=utf-8", to: &out)
@@ -40,7 +40,9 @@ public struct ErrorResponse: Sendable, Equatable {
         HTTPWriter.appendDecimal(body.utf8.count, to: &out)
         HTTPWriter.appendCRLF(to: &out)
         if let requestID {
-            HTTPWriter.appendHeader("X-Request-Id", bytes: requestID[...], to: &out)
+            HTTPWriter.appendRaw("X-Request-Id: ", to: &out)
+            requestID.append(to: &out)
+            HTTPWriter.appendCRLF(to: &out)
         }
         for (name, value) in headers { HTTPWriter.appendField(name, value, to: &out) }
         if close { HTTPWriter.appendHeader("Connection", "close", to: &out) }

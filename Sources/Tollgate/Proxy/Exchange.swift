@@ -9,7 +9,7 @@ final class Exchange {
         case chunked
     }
 
-    let requestID: [UInt8]
+    let requestID: RequestID
     let method: HTTPMethod
     let methodText: String
     /// The path Ollama routes on (percent-decoded as Go decodes it): what every policy and the log use.
@@ -167,11 +167,11 @@ final class Exchange {
     var closeAfter = false
 
     /// `decodedPath`: the path as Ollama decodes it when that differs from the bytes sent (see `RequestTarget`).
-    init(requestID: [UInt8], head: RequestHead, buffer: [UInt8], decodedPath: [UInt8]? = nil, family: APIFamily,
+    init(requestID: RequestID, head: RequestHead, buffer: [UInt8], decodedPath: [UInt8]? = nil, family: APIFamily,
          route: RouteClass, bodyLimit: Int, start: UInt64, phases: PhaseRunner<ClientConnection>) {
         self.requestID = requestID
         self.method = head.method
-        self.methodText = String(decoding: buffer[head.methodRange], as: UTF8.self)
+        self.methodText = head.method.name ?? String(decoding: buffer[head.methodRange], as: UTF8.self)
         self.path = decodedPath.map { String(decoding: $0, as: UTF8.self) } ?? String(decoding: buffer[head.path], as: UTF8.self)
         self.version = head.version
         self.family = family

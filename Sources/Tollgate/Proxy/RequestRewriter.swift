@@ -10,7 +10,7 @@ public enum RequestRewriter {
     /// Appends the upstream head to `out`. `target`: the origin-form target to send instead of the one received
     /// (`RequestTarget.Canonical.rewritten`); nil sends the received one, which must then be origin-form.
     public static func write(_ head: RequestHead, buffer: [UInt8], target: [UInt8]? = nil, upstreamHost: [UInt8],
-                             clientAddress: [UInt8], scheme: StaticString, requestID: [UInt8],
+                             clientAddress: [UInt8], scheme: StaticString, requestID: RequestID,
                              into out: inout [UInt8]) {
         out.append(contentsOf: buffer[head.methodRange])
         out.append(0x20)
@@ -38,7 +38,7 @@ public enum RequestRewriter {
         HTTPWriter.appendRaw("\r\nX-Forwarded-Proto: ", to: &out)
         scheme.withUTF8Buffer { out.append(contentsOf: $0) }
         HTTPWriter.appendRaw("\r\nX-Request-Id: ", to: &out)
-        out.append(contentsOf: requestID)
+        requestID.append(to: &out)
         HTTPWriter.appendCRLF(to: &out)
         switch head.framing {
         case .contentLength(let n):

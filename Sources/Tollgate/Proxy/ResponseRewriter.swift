@@ -30,7 +30,7 @@ public enum ResponseRewriter {
 
     /// Appends the client-facing head: the upstream's status and end-to-end headers, our framing, the request id,
     /// and `Connection: close` when the connection ends after this response.
-    public static func write(_ head: ResponseHead, buffer: [UInt8], mode: ResponseBodyMode, requestID: [UInt8],
+    public static func write(_ head: ResponseHead, buffer: [UInt8], mode: ResponseBodyMode, requestID: RequestID,
                              close: Bool, corsOrigin: String? = nil, corsCredentials: Bool = false, hsts: String? = nil,
                              extraHeaders: [(String, String)] = [], into out: inout [UInt8]) {
         HTTPWriter.appendStatusLine(head.status, to: &out)
@@ -66,7 +66,7 @@ public enum ResponseRewriter {
             break
         }
         HTTPWriter.appendRaw("X-Request-Id: ", to: &out)
-        out.append(contentsOf: requestID)
+        requestID.append(to: &out)
         HTTPWriter.appendCRLF(to: &out)
         if let hsts { HTTPWriter.appendHeader("Strict-Transport-Security", hsts, to: &out) }
         if let corsOrigin {

@@ -173,23 +173,14 @@ final class Worker {
     // MARK: request ids
 
 
-    /// A fresh 16-hex-digit request id (xorshift128+ seeded from the kernel).
-    func nextRequestID() -> [UInt8] {
+    /// A fresh request id (xorshift128+ seeded from the kernel).
+    func nextRequestID() -> RequestID {
         var s1 = rng.0
         let s0 = rng.1
         rng.0 = s0
         s1 ^= s1 << 23
         rng.1 = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26)
-        var v = rng.1 &+ s0
-        var out = [UInt8](repeating: 0, count: 16)
-        var i = 16
-        while i > 0 {
-            i &-= 1
-            let nibble = UInt8(truncatingIfNeeded: v & 0xf)
-            out[i] = nibble < 10 ? 0x30 &+ nibble : 0x61 &+ nibble &- 10
-            v >>= 4
-        }
-        return out
+        return RequestID(rng.1 &+ s0)
     }
 
     // MARK: buffers

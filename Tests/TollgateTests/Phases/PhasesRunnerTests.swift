@@ -65,7 +65,7 @@ import TollgateIO
     /// An exchange owned by `host` (its own runner is unused here: these tests drive theirs).
     static func exchange(on host: Host) throws -> Exchange {
         let head = try head()
-        let ex = Exchange(requestID: Array("0".utf8), head: head, buffer: request, family: .ollama, route: .readOnly,
+        let ex = Exchange(requestID: RequestID(0), head: head, buffer: request, family: .ollama, route: .readOnly,
                           bodyLimit: 0, start: 0, phases: PhaseRunner<ClientConnection>([]))
         host.owned = ex
         return ex

@@ -13,7 +13,7 @@ import TollgateHTTP
         if case .success(.rewritten(_, let t)) = RequestTarget.canonicalize(bytes, head) { target = t }
         RequestRewriter.write(head, buffer: bytes, target: target, upstreamHost: Array("127.0.0.1:11434".utf8),
                               clientAddress: Array("203.0.113.9".utf8), scheme: "https",
-                              requestID: Array("0123456789abcdef".utf8), into: &out)
+                              requestID: RequestID(0x0123_4567_89ab_cdef), into: &out)
         return String(decoding: out, as: UTF8.self)
     }
 
@@ -45,11 +45,11 @@ import TollgateHTTP
         var out: [UInt8] = []
         let mode = ResponseRewriter.bodyMode(head.framing, clientVersion: .http11)
         #expect(mode == .chunkedPassthrough)
-        ResponseRewriter.write(head, buffer: raw, mode: mode, requestID: Array("r1".utf8), close: true,
+        ResponseRewriter.write(head, buffer: raw, mode: mode, requestID: RequestID(0xfedc_ba98_7654_3210), close: true,
                                corsOrigin: "https://app", corsCredentials: true, hsts: "max-age=1", into: &out)
         #expect(String(decoding: out, as: UTF8.self) ==
                 "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nDate: x\r\nTransfer-Encoding: chunked\r\n" +
-                "X-Request-Id: r1\r\nStrict-Transport-Security: max-age=1\r\nAccess-Control-Allow-Origin: https://app\r\n" +
+                "X-Request-Id: fedcba9876543210\r\nStrict-Transport-Security: max-age=1\r\nAccess-Control-Allow-Origin: https://app\r\n" +
                 "Vary: Origin\r\nAccess-Control-Allow-Credentials: true\r\nConnection: close\r\n\r\n")
     }
 
@@ -70,10 +70,10 @@ import TollgateHTTP
         try #require(ResponseParser().parse(raw, from: 0, to: raw.count, requestWasHead: false, into: &head) == .complete)
         #expect(ResponseRewriter.isEventStream(head, buffer: raw))
         var out: [UInt8] = []
-        ResponseRewriter.write(head, buffer: raw, mode: .length(0), requestID: Array("r1".utf8), close: false,
+        ResponseRewriter.write(head, buffer: raw, mode: .length(0), requestID: RequestID(0xfedc_ba98_7654_3210), close: false,
                                extraHeaders: [("X-Tollgate-Lowered", "num_ctx=4096 num_predict=256")], into: &out)
         #expect(String(decoding: out, as: UTF8.self).hasSuffix(
-            "X-Request-Id: r1\r\nX-Tollgate-Lowered: num_ctx=4096 num_predict=256\r\n\r\n"))
+            "X-Request-Id: fedcba9876543210\r\nX-Tollgate-Lowered: num_ctx=4096 num_predict=256\r\n\r\n"))
     }
 
     @Test(arguments: [(204, false), (101, false), (304, true), (200, true)])
@@ -83,7 +83,7 @@ import TollgateHTTP
         // As for a HEAD request: no body follows whatever the length says.
         try #require(ResponseParser().parse(raw, from: 0, to: raw.count, requestWasHead: true, into: &head) == .complete)
         var out: [UInt8] = []
-        ResponseRewriter.write(head, buffer: raw, mode: .none, requestID: Array("r1".utf8), close: false, into: &out)
+        ResponseRewriter.write(head, buffer: raw, mode: .none, requestID: RequestID(0xfedc_ba98_7654_3210), close: false, into: &out)
         #expect(String(decoding: out, as: UTF8.self).contains("Content-Length") == keepsLength)
     }
 
