@@ -25,7 +25,7 @@ struct LoginAttackThrottleTests {
     func theFleetThrottleDoesNotTellAListedNameFromAnUnlistedOne() throws {
         let redis = try RedisServerProcess()
         try withProxyAndFake(configure: { config in
-            config.users = try! TestUsers.parse("jos\u{E9}:{PLAIN}pw-j\nalice:{PLAIN}pw-a\n")
+            config.users = try! TestUsers.parse("jos\u{E9}:{PLAIN}pw-j\nKim:{PLAIN}pw-k\nre\u{301}my:{PLAIN}pw-r\n")
             config.authSettings = Authenticator.Settings(workers: 1, failureLimit: 2, failureWindowSeconds: 600)
             config.sharedLimits = redis.sharedLimits()
             config.trustedProxies = [CIDR(parsing: "127.0.0.1/32")!]
@@ -33,6 +33,13 @@ struct LoginAttackThrottleTests {
             let listed = try Self.probe(proxy, composed: "jos\u{E9}", decomposed: "jose\u{301}", from: "198.51.100.1")
             let unlisted = try Self.probe(proxy, composed: "zo\u{E9}", decomposed: "zoe\u{301}", from: "198.51.100.2")
             #expect(listed == unlisted, "a listed name answers \(listed), an unlisted one \(unlisted)")
+            // KELVIN SIGN for K, the users file writing the decomposed form: the same.
+            let kelvinListed = try Self.probe(proxy, composed: "Kim", decomposed: "\u{212A}im", from: "198.51.100.3")
+            let kelvinUnlisted = try Self.probe(proxy, composed: "Kat", decomposed: "\u{212A}at", from: "198.51.100.4")
+            #expect(kelvinListed == kelvinUnlisted, "a listed name answers \(kelvinListed), an unlisted one \(kelvinUnlisted)")
+            let nfdListed = try Self.probe(proxy, composed: "r\u{E9}my", decomposed: "re\u{301}my", from: "198.51.100.5")
+            let nfdUnlisted = try Self.probe(proxy, composed: "r\u{E9}na", decomposed: "re\u{301}na", from: "198.51.100.6")
+            #expect(nfdListed == nfdUnlisted, "a listed name answers \(nfdListed), an unlisted one \(nfdUnlisted)")
         }
     }
 
