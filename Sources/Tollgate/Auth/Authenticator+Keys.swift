@@ -47,10 +47,14 @@ extension Authenticator {
         case .valid(let grant):
             if let claimedUser, claimedUser != grant.user {
                 outcome = .denied(message: "invalid API key")
-            } else if users.entries[grant.user] == nil {
-                outcome = .denied(message: "the API key's user can no longer log in")
+            } else if let entry = users.entries[grant.user] {
+                // Under the users file's spelling, as a password login is: `keys create` found the user by Swift's
+                // `==` and stored the name as typed, while the ledger and Redis compare bytes.
+                var listed = grant
+                listed.user = entry.name
+                outcome = .allowed(listed)
             } else {
-                outcome = .allowed(grant)
+                outcome = .denied(message: "the API key's user can no longer log in")
             }
         case .unknown, .wrongSecret:
             outcome = .denied(message: "invalid API key")

@@ -2,7 +2,6 @@ extension Authenticator {
     /// One hash computation waiting for (or running on) a worker.
     struct Job: Sendable {
         var key: [UInt8]
-        var user: String
         var password: [UInt8]
         var hash: String
         var format: HashFormat
@@ -12,6 +11,9 @@ extension Authenticator {
     /// A check waiting for a job's verdict.
     struct Waiter: Sendable {
         var login: LoginThrottle.Key
+        /// The name it is allowed under when the password is right: the users file's spelling as its check began
+        /// (a check that joins a running hash after a reload respelled the name gets the new spelling).
+        var user: String
         var completion: @Sendable (AuthOutcome) -> Void
     }
 

@@ -119,7 +119,7 @@ public final class Authenticator: @unchecked Sendable {
                 newlyThrottled = record(false, login, key: key, now: now, in: &s)
                 return .done(.denied)
             }
-            let waiter = Waiter(login: login, completion: completion)
+            let waiter = Waiter(login: login, user: entry?.name ?? credentials.user, completion: completion)
             if s.inflight[key] != nil {
                 s.inflight[key]!.append(waiter)
                 s.stats.collapsed += 1
@@ -130,8 +130,7 @@ public final class Authenticator: @unchecked Sendable {
                 return .done(.overloaded)
             }
             s.inflight[key] = [waiter]
-            s.enqueue(Job(key: key, user: entry?.name ?? credentials.user, password: credentials.password, hash: hash,
-                          format: format, knownUser: entry != nil))
+            s.enqueue(Job(key: key, password: credentials.password, hash: hash, format: format, knownUser: entry != nil))
             return .pending
         }
         if let (subject, seconds) = newlyThrottled { onThrottle?(subject, seconds) }
@@ -238,8 +237,7 @@ public final class Authenticator: @unchecked Sendable {
                 return waiters
             }
             for (subject, seconds) in throttledNow { onThrottle?(subject, seconds) }
-            let outcome: AuthOutcome = valid ? .allowed(user: job.user) : .denied
-            for waiter in waiters { waiter.completion(outcome) }
+            for waiter in waiters { waiter.completion(valid ? .allowed(user: waiter.user) : .denied) }
         }
     }
 }

@@ -25,8 +25,8 @@ struct LoginThrottle: Sendable {
         var prefix: ClientKey
         /// The bits an IPv6 prefix keeps (for its text form).
         var ipv6PrefixLength: UInt8
-        /// The user name as sent (known or not); the fleet's throttle counts a listed user under the users file's
-        /// spelling (`Authenticator.canonicalName`).
+        /// The user name as sent (known or not); the fleet's throttle counts it in its NFC form
+        /// (`SharedLoginThrottleStore.fleetName`).
         var user: String
     }
 

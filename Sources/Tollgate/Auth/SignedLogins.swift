@@ -82,7 +82,7 @@ public final class SignedLogins: Sendable {
                verifier: Ed25519Verifier) -> Verdict {
         let generationBefore = generation.load(ordering: .acquiring)
         guard let entry = entry(for: request.credential) else { return .refused(.unknownKey) }
-        guard users.entries[entry.user] != nil else {
+        guard let listed = users.entries[entry.user] else {
             let disabled = users.disabled.contains { $0.user == entry.user }
             return .refused(disabled ? .disabledUser : .unknownUser)
         }
@@ -102,7 +102,8 @@ public final class SignedLogins: Sendable {
         }
         switch seen {
         case .fresh, .sameConnection:
-            return .allowed(user: entry.user, secondsLeft: ts + SignedLogins.windowSeconds - now)
+            // Under the users file's spelling (the `authorized-keys` line may spell the name otherwise).
+            return .allowed(user: listed.name, secondsLeft: ts + SignedLogins.windowSeconds - now)
         case .replayed:
             return .refused(.replayed)
         case .keyOverShare(let seconds):

@@ -53,7 +53,8 @@ final class Authentication: ConnectionPhase {
             ex.authResult = .allowed
             if let fingerprint = ex.credentialFingerprint {
                 c.verifiedLogin = VerifiedLogin(fingerprint: fingerprint, user: user, generation: generation,
-                                                until: c.worker.loop.now &+ Authentication.loginMemoNanos)
+                                                until: c.worker.loop.now &+ Authentication.loginMemoNanos,
+                                                client: ex.client)
             }
             return .next
         case .denied:
@@ -85,7 +86,7 @@ final class Authentication: ConnectionPhase {
                 c.verifiedLogin = VerifiedLogin(fingerprint: fingerprint, user: grant.user,
                                                 generation: generation,
                                                 until: c.worker.loop.now &+ Authentication.loginMemoNanos,
-                                                keyID: grant.id)
+                                                client: ex.client, keyID: grant.id)
             }
             return .next
         case .denied(let message):
@@ -116,12 +117,18 @@ final class Authentication: ConnectionPhase {
     }
 }
 
-/// A login this connection verified: the credentials header's keyed hash, the user, the users' generation, expiry.
+/// A login this connection verified: the credentials header's keyed hash, the user, the users' generation, expiry,
+/// and the client it was verified for.
 struct VerifiedLogin {
     var fingerprint: Int
     var user: String
     var generation: Int
     var until: UInt64
+    /// The forwarded client it was verified for (`Exchange.client`; nil: the connection's peer). Through a trusted
+    /// proxy one connection carries many clients: another client sending the same header is checked as on a
+    /// connection of its own (through its throttle), or a client throttled for guessing would learn from a 200
+    /// that its guess is the password someone else verified here.
+    var client: SocketAddress.Host?
     /// The API key it logged in with (re-checked against the key ring on every reuse), nil for a password.
     var keyID: String? = nil
 }

@@ -52,12 +52,13 @@ final class CredentialHeaders: ConnectionPhase {
             return .answer(ErrorResponse(status: 400, message: "Authorization and x-api-key carry different credentials"),
                            .rejected)
         }
-        // The same credentials again on this keep-alive connection, verified recently and with the users unchanged:
+        // The same credentials again on this keep-alive connection, from the same client (behind a trusted proxy,
+        // the same forwarded address), verified recently and with the users unchanged:
         // no decoding, no HMAC, no lock. Only a per-process keyed hash of the header is kept, never the password.
         // Signed logins (the ollama CLI's key) are never remembered: each signature covers one request only.
         let fingerprint = CredentialHeaders.fingerprint(authorization, apiKey)
         if let memo = c.verifiedLogin, memo.fingerprint == fingerprint, memo.generation == auth.usersGeneration,
-           c.worker.loop.now < memo.until {
+           memo.client == ex.client, c.worker.loop.now < memo.until {
             // A key is looked up again (no hashing): revoked or expired since, it stops here, not a minute later.
             if let id = memo.keyID {
                 if let grant = keys?.recheck(id), grant.user == memo.user {

@@ -1,10 +1,10 @@
 /// The failed-login throttle across the fleet: before a password is checked, Redis says whether the client prefix,
 /// or the user from it, is throttled anywhere (a throttle cached in the process answers at once, Redis later); a
 /// failed login is counted there too. A credential this process has already verified from the same client prefix
-/// goes through without asking, as it would locally. A listed user is counted under the name as the users file
-/// writes it, however the client spelled it (`Authenticator.canonicalName`). While Redis is unavailable the `redis-fallback` policy
-/// decides: `local` applies this process's throttle (at limit/N), `open` none, `closed` refuses with 503. The
-/// password check itself never involves Redis. Loop thread only.
+/// goes through without asking, as it would locally. Every name is counted in its NFC form (`fleetName`), listed or
+/// not, however the client spelled it. While Redis is unavailable the `redis-fallback` policy decides: `local`
+/// applies this process's throttle (at limit/N), `open` none, `closed` refuses with 503. The password check itself
+/// never involves Redis. Loop thread only.
 struct SharedLoginThrottleStore: LoginThrottleStore {
     /// Knows the credentials this process has verified, and holds this process's throttle.
     let auth: Authenticator
@@ -28,7 +28,7 @@ struct SharedLoginThrottleStore: LoginThrottleStore {
             return .now(fallback)
         }
         let limits = self.limits
-        let key = LoginThrottle.Key(clientIP: clientIP, user: auth.canonicalName(credentials.user))
+        let key = LoginThrottle.Key(clientIP: clientIP, user: Self.fleetName(credentials.user))
         return NowOrLater<SharedRateOutcome>.asking({ throttle.check(key, completion: $0) }, later: { outcome in
             switch outcome {
             case .decided: limits.answered(.login)
@@ -40,9 +40,8 @@ struct SharedLoginThrottleStore: LoginThrottleStore {
 
     func recordFailure(_ failed: LoginThrottle.Key) {
         guard !limits.isDown else { return }
-        // Redis compares names as bytes: every spelling of a listed user counts under the users file's one.
         var key = failed
-        key.user = auth.canonicalName(failed.user)
+        key.user = Self.fleetName(failed.user)
         let counted = key
         let limits = self.limits
         throttle.recordFailure(counted) { result in
@@ -57,6 +56,15 @@ struct SharedLoginThrottleStore: LoginThrottleStore {
                 limits.unavailable(.login, error)
             }
         }
+    }
+
+    /// `user` as the fleet's throttle counts it: its NFC form. Swift compares names by canonical equivalence (so this
+    /// process's throttle and the users file find "jose\u{301}" under "jos\u{E9}"), Redis compares bytes: every
+    /// spelling of a name must count under one key there. The same for every name, listed or not: a listed name
+    /// mapped to the users file's spelling while an unlisted one kept its bytes would let a client tell them apart
+    /// (failures with one spelling throttle the other only when the name is listed).
+    static func fleetName(_ user: String) -> String {
+        String(decoding: user._nfcCodeUnits, as: UTF8.self)
     }
 
     private func verdict(_ outcome: SharedRateOutcome) -> LoginVerdict {
