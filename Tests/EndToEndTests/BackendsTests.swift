@@ -75,6 +75,8 @@ import TollgateIO
             #expect(waitUntil { set.snapshot.map(\.inFlight) == [1, 0] })
             try second.send(Self.generate("mistral:7b", stream: true))
             #expect(waitUntil { set.snapshot.map(\.inFlight) == [1, 1] })
+            // Counted in flight as the proxy sends it; seen by the backend a moment later.
+            #expect(waitUntil { fakes.map { $0.proxiedRequests.count } == [1, 1] })
             try third.send(Self.generate("mistral:7b", stream: true))
             #expect(waitUntil { set.queued == 1 }, "the third request did not wait")
             #expect(fakes.map { $0.proxiedRequests.count } == [1, 1], "the third request reached a full backend")

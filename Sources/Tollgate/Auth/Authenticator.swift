@@ -157,13 +157,6 @@ public final class Authenticator: @unchecked Sendable {
         generation.add(1, ordering: .releasing)
     }
 
-    /// `user` as the users file writes it when it names an entry (Swift compares names by canonical equivalence, so
-    /// a decomposed "é" finds an entry written composed), else as given: what is keyed by user outside this process
-    /// (the fleet's throttle in Redis) then counts every spelling of one user together.
-    public func canonicalName(_ user: String) -> String {
-        state.withLock { $0.users.entries[user]?.name } ?? user
-    }
-
     /// Changes whenever the users change: a connection that remembers a verified login re-checks after a change.
     public var usersGeneration: Int { generation.load(ordering: .acquiring) }
     let generation = Atomic<Int>(0)
