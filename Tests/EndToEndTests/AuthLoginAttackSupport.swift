@@ -6,7 +6,7 @@ import TollgateIO
 
 /// Helpers of the login attack tests: a proxy with a key store (API keys), the usage ledger's rows after a run,
 /// and names compared as bytes (Swift's `==` hides a second spelling; Redis and SQLite do not).
-enum LoginAttack {
+enum AuthLoginAttack {
     /// As `withProxyAndFake`, with `keyStore` holding the API keys (the server loads them at start).
     static func withProxy(keyStore: (any KeyStore)?, configure: (inout ServerConfig) -> Void,
                           body: (Proxy, FakeOllamaServer) throws -> Void) throws {
@@ -54,7 +54,7 @@ enum LoginAttack {
 }
 
 /// An `ollama` CLI key (ed25519, fixed seed) and the signed header it sends.
-struct LoginAttackCLIKey {
+struct AuthLoginAttackCLIKey {
     let key: Ed25519PrivateKey
     let keyText: String
 

@@ -3,7 +3,7 @@ import Testing
 
 /// The authenticator's single flight across a reload: a check that joins a hash already running answers under the
 /// users it started with, like one that runs its own.
-@Suite struct LoginAttackAuthenticatorTests {
+@Suite struct AuthLoginAttackAuthenticatorTests {
     /// The users file respells a name (same line otherwise) while its password is hashed: a check of the same
     /// credentials that starts after the reload joins that hash (same name sent, same stored hash), and must be
     /// allowed under the spelling in force when it started, the one every later login gets, not the one the hash

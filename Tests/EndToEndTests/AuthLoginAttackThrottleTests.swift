@@ -6,7 +6,7 @@ import TollgateTestSupport
 
 /// The failed-login throttle probed from the network: it must not tell a listed name from an unlisted one, and it
 /// must not let a throttled client learn whether a password is right.
-struct LoginAttackThrottleTests {
+struct AuthLoginAttackThrottleTests {
     /// Two failures (the limit) with one spelling of a name, then a wrong password with another: its status. Each
     /// probe comes from an address of its own (X-Forwarded-For), so no probe throttles another's prefix.
     static func probe(_ proxy: Proxy, composed: String, decomposed: String, from address: String) throws -> Int {

@@ -6,7 +6,7 @@ import TollgateIO
 /// Reloads of the users against every way a login is remembered: a connection's `VerifiedLogin` (password forms and
 /// API keys), the verified-credential cache (`Authenticator.check` answering on the spot), and the stand-in hash of
 /// unknown names. A removed or changed user stops logging in on the next request, however it logged in before.
-@Suite struct LoginAttackReloadTests {
+@Suite struct AuthLoginAttackReloadTests {
     /// One credential header form for a password.
     struct Form: Sendable, CustomTestStringConvertible {
         let name: String
@@ -169,14 +169,14 @@ import TollgateIO
         let store = InMemoryKeyStore()
         let token = APIKeyToken.generate()
         try store.insert(APIKey(id: token.id, user: "alice", hash: token.hash, created: 1))
-        try LoginAttack.withProxy(keyStore: store, configure: { config in
+        try AuthLoginAttack.withProxy(keyStore: store, configure: { config in
             config.users = UsersFile.parse("alice:{PLAIN}pw-a\nbob:{PLAIN}pw-b\n", path: "users.htpasswd")
             config.authSettings = Authenticator.Settings(workers: 1, failureLimit: 0)
         }) { proxy, _ in
             let auth = try #require(proxy.server.authenticator)
             let bare = try proxy.tls(), claimed = try proxy.tls()
             defer { bare.close(); claimed.close() }
-            let headers = [(bare, LoginAttack.keyHeader(token)), (claimed, LoginAttack.keyHeader(token, claiming: "alice"))]
+            let headers = [(bare, AuthLoginAttack.keyHeader(token)), (claimed, AuthLoginAttack.keyHeader(token, claiming: "alice"))]
             for (client, header) in headers {
                 for _ in 0..<2 { #expect(try client.exchange(Req.get("/api/tags", header)).status == 200) }
             }

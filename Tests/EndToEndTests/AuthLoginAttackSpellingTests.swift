@@ -8,7 +8,7 @@ import TollgateIO
 /// user outside the process (the ledger in SQLite, Redis) compares bytes. Whatever spelling a client sends, and
 /// whichever way it logs in (password, API key, `ollama` key), the user must be recorded under one spelling: the
 /// users file's.
-@Suite struct LoginAttackSpellingTests {
+@Suite struct AuthLoginAttackSpellingTests {
     /// The users file's spelling of a name, and a canonically equivalent one a client may send instead.
     struct Spelling: Sendable, CustomTestStringConvertible {
         let file: String
@@ -29,8 +29,8 @@ import TollgateIO
 
     @Test(arguments: spellings)
     func everyPasswordFormIsRecordedUnderTheUsersFilesSpelling(_ spelling: Spelling) throws {
-        #expect(spelling.file == spelling.sent && LoginAttack.utf8(spelling.file) != LoginAttack.utf8(spelling.sent))
-        let path = try LoginAttack.databasePath()
+        #expect(spelling.file == spelling.sent && AuthLoginAttack.utf8(spelling.file) != AuthLoginAttack.utf8(spelling.sent))
+        let path = try AuthLoginAttack.databasePath()
         try withProxyAndFake(configure: { config in
             config.users = try! TestUsers.parse("\(spelling.file):{PLAIN}pw\n")
             config.databasePath = path
@@ -49,9 +49,9 @@ import TollgateIO
             }
             try #require(proxy.server.ledger).sync()
         }
-        let users = try LoginAttack.ledgerUsers(path)
+        let users = try AuthLoginAttack.ledgerUsers(path)
         #expect(users.count == 8)
-        #expect(users.allSatisfy { $0 == LoginAttack.utf8(spelling.file) }, "ledger users: \(users)")
+        #expect(users.allSatisfy { $0 == AuthLoginAttack.utf8(spelling.file) }, "ledger users: \(users)")
     }
 
     /// `tollgate keys create` finds the user by Swift's `==` and stores the name as typed: a key record may spell its
@@ -62,8 +62,8 @@ import TollgateIO
         let store = InMemoryKeyStore()
         let token = APIKeyToken.generate()
         try store.insert(APIKey(id: token.id, user: decomposed, hash: token.hash, created: 1))
-        let path = try LoginAttack.databasePath()
-        try LoginAttack.withProxy(keyStore: store, configure: { config in
+        let path = try AuthLoginAttack.databasePath()
+        try AuthLoginAttack.withProxy(keyStore: store, configure: { config in
             config.users = try! TestUsers.parse("\(composed):{PLAIN}pw\n")
             config.databasePath = path
         }) { proxy, _ in
@@ -71,23 +71,23 @@ import TollgateIO
             let client = try proxy.tls()
             defer { client.close() }
             for _ in 0..<2 {
-                let response = try client.exchange(Req.get("/api/tags", LoginAttack.keyHeader(token)))
+                let response = try client.exchange(Req.get("/api/tags", AuthLoginAttack.keyHeader(token)))
                 #expect(response.status == 200, "\(response.text)")
             }
-            let claimed = try proxy.fetch(Req.get("/api/tags", LoginAttack.keyHeader(token, claiming: composed)))
+            let claimed = try proxy.fetch(Req.get("/api/tags", AuthLoginAttack.keyHeader(token, claiming: composed)))
             #expect(claimed.status == 200, "\(claimed.text)")
             try #require(proxy.server.ledger).sync()
         }
-        let users = try LoginAttack.ledgerUsers(path)
+        let users = try AuthLoginAttack.ledgerUsers(path)
         #expect(users.count == 4)
-        #expect(users.allSatisfy { $0 == LoginAttack.utf8(composed) }, "ledger users: \(users)")
+        #expect(users.allSatisfy { $0 == AuthLoginAttack.utf8(composed) }, "ledger users: \(users)")
     }
 
     /// The same for an `ollama` key whose `authorized-keys` line spells its user otherwise than the users file.
     @Test func anOllamaKeyLoginIsRecordedUnderTheUsersFilesSpelling() throws {
         let composed = "jos\u{E9}", decomposed = "jose\u{301}"
-        let key = LoginAttackCLIKey(seed: 7)
-        let path = try LoginAttack.databasePath()
+        let key = AuthLoginAttackCLIKey(seed: 7)
+        let path = try AuthLoginAttack.databasePath()
         try withProxyAndFake(configure: { config in
             config.users = try! TestUsers.parse("\(composed):{PLAIN}pw\n")
             config.authorizedKeys = AuthorizedKeys.parse("\(key.line(decomposed))\n", path: "authorized_keys")
@@ -100,8 +100,8 @@ import TollgateIO
             #expect(signed.status == 200, "\(signed.text)")
             try #require(proxy.server.ledger).sync()
         }
-        let users = try LoginAttack.ledgerUsers(path)
+        let users = try AuthLoginAttack.ledgerUsers(path)
         #expect(users.count == 2)
-        #expect(users.allSatisfy { $0 == LoginAttack.utf8(composed) }, "ledger users: \(users)")
+        #expect(users.allSatisfy { $0 == AuthLoginAttack.utf8(composed) }, "ledger users: \(users)")
     }
 }
