@@ -18,6 +18,8 @@ final class Authentication: ConnectionPhase {
     }
 
     func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
+        // The tag first: a remembered login leaves none, and copying the optional out to look costs more.
+        if ex.login == nil { return .next }
         guard let login = ex.login else { return .next }
         ex.login = nil
         if let signed = login.signed { return authenticateSigned(signed, login, ex, on: c) }

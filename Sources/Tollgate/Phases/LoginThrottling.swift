@@ -14,6 +14,7 @@ final class LoginThrottling: ConnectionPhase {
     }
 
     func run(_ ex: Exchange, head: RequestHead, on c: ClientConnection) -> PhaseOutcome {
+        if ex.login == nil { return .next }
         guard let login = ex.login else { return .next }
         let later = Resumption(ex: ex, host: c, read: LoginThrottling.read)
         return later.outcome(store.gate(login.credentials, key: login.key?.token, clientIP: login.clientIP, later: later))

@@ -40,11 +40,9 @@ extension ClientConnection {
             let client = clientHost(head)
             if client != peerHost { ex.client = client }
         }
-        let clientText = ex.client.map { Array(SocketAddress(host: $0, port: 0).hostString.utf8) } ?? peerText
         ex.upstreamHead = worker.takeOutput()
-        RequestRewriter.write(head, buffer: input.bytes, target: forwardTarget, upstreamHost: worker.upstreamHost,
-                              clientAddress: clientText, scheme: scheme, requestID: ex.requestID,
-                              into: &ex.upstreamHead)
+        RequestRewriter.write(head, buffer: input.bytes, target: forwardTarget, parts: upstreamHeadParts(ex),
+                              requestID: ex.requestID, into: &ex.upstreamHead)
         exchange = ex
         life.exchangeStarted()
         // The head's bytes stay where they are (ranges into `input` remain valid until the next read compacts
@@ -53,6 +51,20 @@ extension ClientConnection {
         scanned = input.start
 
         ex.phases.run(ex, head: head, on: self)
+    }
+
+    /// The parts of `ex`'s upstream head that its connection and client fix: kept for the connection's peer, made
+    /// afresh for a client a trusted proxy names (who may change from one request to the next).
+    private func upstreamHeadParts(_ ex: Exchange) -> RequestRewriter.Parts {
+        if let client = ex.client {
+            return RequestRewriter.Parts(upstreamHost: worker.upstreamHost,
+                                         clientAddress: Array(SocketAddress(host: client, port: 0).hostString.utf8),
+                                         scheme: scheme)
+        }
+        if let kept = headParts { return kept }
+        let parts = RequestRewriter.Parts(upstreamHost: worker.upstreamHost, clientAddress: peerText, scheme: scheme)
+        headParts = parts
+        return parts
     }
 
     /// Starts reading the body into `stagedBody`, under the between-reads timeout and a total deadline (the

@@ -123,7 +123,7 @@ extension ClientConnection {
                 }
                 ResponseRewriter.write(head, buffer: up.input.bytes, mode: headMode, requestID: ex.requestID,
                                        close: ex.closeAfter, corsOrigin: ex.corsOrigin,
-                                       corsCredentials: corsCredentials(ex), hsts: hsts,
+                                       corsCredentials: corsCredentials(ex), hsts: hstsLine,
                                        extraHeaders: ex.responseHeaders, into: &out)
                 if holdHead {
                     ex.heldHead = Array(out[before...])

@@ -16,6 +16,8 @@ final class ClientConnection: EventHandler {
     let transport: Transport
     let kind: Kind
     private(set) var peerText: [UInt8]
+    /// The upstream head's fixed parts for the peer's requests (`RequestRewriter.Parts`), made at its first request.
+    var headParts: RequestRewriter.Parts?
     /// The peer's address as text, made from `peerText` when asked (log lines, per-user keys with authentication off).
     var peerString: String { String(decoding: peerText, as: UTF8.self) }
     private(set) var peerHost: SocketAddress.Host
@@ -74,6 +76,8 @@ final class ClientConnection: EventHandler {
 
     /// The HSTS value for responses on this connection (TLS listeners only).
     var hsts: String? { kind == .tls ? worker.config.hsts : nil }
+    /// The same as the whole header line (`Worker.hstsLine`), for proxied responses.
+    var hstsLine: [UInt8]? { kind == .tls ? worker.hstsLine : nil }
 
     // MARK: EventHandler
 
@@ -114,6 +118,7 @@ final class ClientConnection: EventHandler {
         clientFromProxyHeader = true
         peerHost = address.host
         peerText = address.hostBytes
+        headParts = nil
         // The per-client cap counts the client the header names, not the load balancer that connected.
         if case .admitted(let old) = limitAdmission, let limiter = worker.connectionLimiter {
             let moved = limiter.move(old, to: address.host)

@@ -7,11 +7,34 @@ import TollgateHTTP
 /// dropped; `X-Forwarded-For`,
 /// `X-Forwarded-Proto` and `X-Request-Id` are set; framing is re-declared from what the parser validated.
 public enum RequestRewriter {
+    /// What every request from one client on one connection sends alike, written once (a connection keeps them):
+    /// each bulk copy into the head costs about as much as a hundred bytes copied, so fewer, longer ones.
+    public struct Parts: Sendable {
+        /// The request line's end and the Host line: ` HTTP/1.1\r\nHost: <upstream>\r\n`.
+        public let lineEnd: [UInt8]
+        /// `X-Forwarded-For: <client>\r\nX-Forwarded-Proto: <scheme>\r\nX-Request-Id: ` (the id follows).
+        public let forwarding: [UInt8]
+
+        public init(upstreamHost: [UInt8], clientAddress: [UInt8], scheme: StaticString) {
+            var lineEnd: [UInt8] = []
+            HTTPWriter.appendRaw(" HTTP/1.1\r\nHost: ", to: &lineEnd)
+            lineEnd.append(contentsOf: upstreamHost)
+            HTTPWriter.appendCRLF(to: &lineEnd)
+            self.lineEnd = lineEnd
+            var forwarding: [UInt8] = []
+            HTTPWriter.appendRaw("X-Forwarded-For: ", to: &forwarding)
+            forwarding.append(contentsOf: clientAddress)
+            HTTPWriter.appendRaw("\r\nX-Forwarded-Proto: ", to: &forwarding)
+            HTTPWriter.appendRaw(scheme, to: &forwarding)
+            HTTPWriter.appendRaw("\r\nX-Request-Id: ", to: &forwarding)
+            self.forwarding = forwarding
+        }
+    }
+
     /// Appends the upstream head to `out`. `target`: the origin-form target to send instead of the one received
     /// (`RequestTarget.Canonical.rewritten`); nil sends the received one, which must then be origin-form.
-    public static func write(_ head: RequestHead, buffer: [UInt8], target: [UInt8]? = nil, upstreamHost: [UInt8],
-                             clientAddress: [UInt8], scheme: StaticString, requestID: RequestID,
-                             into out: inout [UInt8]) {
+    public static func write(_ head: RequestHead, buffer: [UInt8], target: [UInt8]? = nil, parts: Parts,
+                             requestID: RequestID, into out: inout [UInt8]) {
         out.append(contentsOf: buffer[head.methodRange])
         out.append(0x20)
         if let target {
@@ -19,9 +42,7 @@ public enum RequestRewriter {
         } else {
             out.append(contentsOf: buffer[head.target])
         }
-        HTTPWriter.appendRaw(" HTTP/1.1\r\nHost: ", to: &out)
-        out.append(contentsOf: upstreamHost)
-        HTTPWriter.appendCRLF(to: &out)
+        out.append(contentsOf: parts.lineEnd)
 
         let nominated = connectionNominated(head, buffer)
         for field in head.headers {
@@ -33,11 +54,7 @@ public enum RequestRewriter {
                 continue
             }
         }
-        HTTPWriter.appendRaw("X-Forwarded-For: ", to: &out)
-        out.append(contentsOf: clientAddress)
-        HTTPWriter.appendRaw("\r\nX-Forwarded-Proto: ", to: &out)
-        scheme.withUTF8Buffer { out.append(contentsOf: $0) }
-        HTTPWriter.appendRaw("\r\nX-Request-Id: ", to: &out)
+        out.append(contentsOf: parts.forwarding)
         requestID.append(to: &out)
         HTTPWriter.appendCRLF(to: &out)
         switch head.framing {

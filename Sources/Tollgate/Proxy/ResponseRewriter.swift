@@ -28,10 +28,18 @@ public enum ResponseRewriter {
         }
     }
 
+    /// The whole `Strict-Transport-Security` line for `value`, CRLF included: made once, copied into each head
+    /// (the `hsts` of `write`).
+    public static func hstsLine(_ value: String) -> [UInt8] {
+        var line: [UInt8] = []
+        HTTPWriter.appendHeader("Strict-Transport-Security", value, to: &line)
+        return line
+    }
+
     /// Appends the client-facing head: the upstream's status and end-to-end headers, our framing, the request id,
     /// and `Connection: close` when the connection ends after this response.
     public static func write(_ head: ResponseHead, buffer: [UInt8], mode: ResponseBodyMode, requestID: RequestID,
-                             close: Bool, corsOrigin: String? = nil, corsCredentials: Bool = false, hsts: String? = nil,
+                             close: Bool, corsOrigin: String? = nil, corsCredentials: Bool = false, hsts: [UInt8]? = nil,
                              extraHeaders: [(String, String)] = [], into out: inout [UInt8]) {
         HTTPWriter.appendStatusLine(head.status, to: &out)
         for field in head.headers {
@@ -68,7 +76,7 @@ public enum ResponseRewriter {
         HTTPWriter.appendRaw("X-Request-Id: ", to: &out)
         requestID.append(to: &out)
         HTTPWriter.appendCRLF(to: &out)
-        if let hsts { HTTPWriter.appendHeader("Strict-Transport-Security", hsts, to: &out) }
+        if let hsts { out.append(contentsOf: hsts) }
         if let corsOrigin {
             HTTPWriter.appendHeader("Access-Control-Allow-Origin", corsOrigin, to: &out)
             HTTPWriter.appendHeader("Vary", "Origin", to: &out)

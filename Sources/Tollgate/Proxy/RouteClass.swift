@@ -20,22 +20,39 @@ public enum RouteClass: Sendable, Equatable {
     public static func of(_ buffer: [UInt8], path: Range<Int>) -> RouteClass {
         func eq(_ s: StaticString) -> Bool { HTTPBytes.equals(buffer, path, s) }
         func prefix(_ s: StaticString) -> Bool { HTTPBytes.hasPrefix(buffer, path, s) }
-        if eq("/api/generate") || eq("/api/chat") || eq("/api/embed") || eq("/api/embeddings") ||
-            eq("/v1/chat/completions") || eq("/v1/completions") || eq("/v1/responses") || eq("/v1/embeddings") ||
-            eq("/v1/messages") {
-            return .inference
+        // The exact paths by length first: most requests cost one or two comparisons.
+        switch path.count {
+        case 1: if eq("/") { return .readOnly }
+        case 7:
+            if eq("/api/ps") { return .readOnly }
+            if eq("/api/me") { return .account }
+        case 9:
+            if eq("/api/chat") { return .inference }
+            if eq("/api/tags") || eq("/api/show") { return .readOnly }
+            if eq("/api/pull") || eq("/api/push") || eq("/api/copy") { return .admin }
+        case 10:
+            if eq("/api/embed") { return .inference }
+            if eq("/v1/models") { return .readOnly }
+        case 11:
+            if eq("/api/create") || eq("/api/delete") { return .admin }
+        case 12:
+            if eq("/v1/messages") { return .inference }
+            if eq("/api/version") { return .readOnly }
+            if eq("/api/signout") { return .account }
+        case 13:
+            if eq("/api/generate") || eq("/v1/responses") { return .inference }
+        case 14:
+            if eq("/v1/embeddings") { return .inference }
+        case 15:
+            if eq("/api/embeddings") || eq("/v1/completions") { return .inference }
+        case 20:
+            if eq("/v1/chat/completions") { return .inference }
+        default:
+            break
         }
-        if eq("/") || eq("/api/version") || eq("/api/tags") || eq("/api/ps") || eq("/api/show") ||
-            eq("/v1/models") || prefix("/v1/models/") {
-            return .readOnly
-        }
-        if eq("/api/pull") || eq("/api/push") || eq("/api/create") || eq("/api/copy") || eq("/api/delete") {
-            return .admin
-        }
+        if prefix("/v1/models/") { return .readOnly }
         if prefix("/api/blobs/") { return .blobs }
-        if eq("/api/me") || eq("/api/signout") || prefix("/api/user/") || prefix("/api/experimental/") {
-            return .account
-        }
+        if prefix("/api/user/") || prefix("/api/experimental/") { return .account }
         return .unknown
     }
 

@@ -11,6 +11,7 @@ final class Worker {
     /// the next one armed.
     var config: ServerConfig {
         didSet {
+            hstsLine = config.hsts.map(ResponseRewriter.hstsLine)
             requestParser = RequestParser(limits: config.limits)
             phases = ConnectionPhases.runner(config: config, worker: self)
             if config.timeouts != oldValue.timeouts {
@@ -33,6 +34,8 @@ final class Worker {
     /// its client in one go on the loop thread, and only its framing outcome stays with the exchange.
     var scratchResponse = ResponseHead()
     let upstreamHost: [UInt8]
+    /// `config.hsts` as the whole header line, for the heads of TLS responses.
+    private(set) var hstsLine: [UInt8]?
     /// The https port redirects point at: configured, else the bound TLS port (known only after binding).
     var redirectPort: UInt16 = 443
     let log: AccessLog
@@ -129,6 +132,7 @@ final class Worker {
         self.tls = tls
         self.requestParser = RequestParser(limits: config.limits)
         self.upstreamHost = Array(config.upstream.hostHeader.utf8)
+        hstsLine = config.hsts.map(ResponseRewriter.hstsLine)
         self.log = AccessLog(format: config.accessLog, loop: loop, sink: logSink)
         let seed = Syscall.randomBytes(16)
         var a: UInt64 = 0, b: UInt64 = 0

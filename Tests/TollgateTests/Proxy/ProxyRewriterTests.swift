@@ -11,8 +11,9 @@ import TollgateHTTP
         var out: [UInt8] = []
         var target: [UInt8]?
         if case .success(.rewritten(_, let t)) = RequestTarget.canonicalize(bytes, head) { target = t }
-        RequestRewriter.write(head, buffer: bytes, target: target, upstreamHost: Array("127.0.0.1:11434".utf8),
-                              clientAddress: Array("203.0.113.9".utf8), scheme: "https",
+        let parts = RequestRewriter.Parts(upstreamHost: Array("127.0.0.1:11434".utf8),
+                                          clientAddress: Array("203.0.113.9".utf8), scheme: "https")
+        RequestRewriter.write(head, buffer: bytes, target: target, parts: parts,
                               requestID: RequestID(0x0123_4567_89ab_cdef), into: &out)
         return String(decoding: out, as: UTF8.self)
     }
@@ -46,7 +47,7 @@ import TollgateHTTP
         let mode = ResponseRewriter.bodyMode(head.framing, clientVersion: .http11)
         #expect(mode == .chunkedPassthrough)
         ResponseRewriter.write(head, buffer: raw, mode: mode, requestID: RequestID(0xfedc_ba98_7654_3210), close: true,
-                               corsOrigin: "https://app", corsCredentials: true, hsts: "max-age=1", into: &out)
+                               corsOrigin: "https://app", corsCredentials: true, hsts: ResponseRewriter.hstsLine("max-age=1"), into: &out)
         #expect(String(decoding: out, as: UTF8.self) ==
                 "HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nDate: x\r\nTransfer-Encoding: chunked\r\n" +
                 "X-Request-Id: fedcba9876543210\r\nStrict-Transport-Security: max-age=1\r\nAccess-Control-Allow-Origin: https://app\r\n" +
