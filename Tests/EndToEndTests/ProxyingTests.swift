@@ -1,5 +1,6 @@
 import FakeOllama
 import Testing
+import Tollgate
 
 /// Plain request/response proxying: bodies as the upstream sent them, keep-alive, pipelining, and what the
 /// upstream sees of the client's request.
@@ -83,6 +84,25 @@ import Testing
             #expect(seen.headers.filter { $0.name.lowercased() == "x-forwarded-proto" }.map(\.value) == ["https"])
             #expect(seen.header("X-Custom") == "kept")
             #expect(seen.header("User-Agent") == "e2e")
+        }
+    }
+
+    @Test func eachRequestOnAConnectionNamesItsOwnClientUpstream() throws {
+        // Behind a trusted proxy one connection carries many clients: each request's forwarding headers name the
+        // client it came from, not the first one's (the connection keeps the head parts of its own peer only).
+        try withProxyAndFake(configure: { $0.trustedProxies = [CIDR(parsing: "127.0.0.1/32")!] }) { proxy, fake in
+            let client = try proxy.tls()
+            defer { client.close() }
+            for forwarded in ["203.0.113.7", "198.51.100.9", nil, "2001:db8::1", nil] {
+                let header = forwarded.map { "X-Forwarded-For: \($0)\r\n" } ?? ""
+                try client.send("GET /api/version HTTP/1.1\r\nHost: localhost\r\n\(header)\r\n")
+                #expect(try client.readResponse().status == 200)
+            }
+            let seen = fake.requests
+            #expect(seen.map { $0.headers.filter { $0.name.lowercased() == "x-forwarded-for" }.map(\.value) }
+                == [["203.0.113.7"], ["198.51.100.9"], ["127.0.0.1"], ["2001:db8::1"], ["127.0.0.1"]])
+            #expect(seen.allSatisfy { $0.header("X-Forwarded-Proto") == "https" })
+            #expect(seen.allSatisfy { $0.header("Host") == proxy.upstreamHost })
         }
     }
 
