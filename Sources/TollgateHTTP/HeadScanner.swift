@@ -151,8 +151,8 @@ struct HeadScanner {
         }
     }
 
-    /// The index of the first byte at or after `from` that is not SP, VCHAR or obs-text, or of the first byte of
-    /// the last 8 before `stop`: eight bytes at a time, so the byte-by-byte loop after it only sees the value's
+    /// The index of the first byte at or after `from` that is not SP, VCHAR or obs-text, or of a byte among
+    /// the last 7 before `stop`: eight bytes at a time, so the byte-by-byte loop after it only sees the value's
     /// end (CR, HTAB, a control byte, DEL) and a short tail. Every byte it skips is one that loop would have
     /// accepted (0x20-0x7E, 0x80-0xFF).
     @inline(__always)
@@ -160,19 +160,20 @@ struct HeadScanner {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let highs: UInt64 = 0x8080_8080_8080_8080
         var i = from
+        // One bounds-checked load of eight bytes (its `unsafe` is about the type loaded, and any bits are a valid
+        // UInt64), byte k in bits 8k to 8k+7 on every host.
+        let raw = bytes.bytes
         while i &+ 8 <= stop {
-            var word: UInt64 = 0
-            var k = 0
-            while k < 8 {
-                word |= UInt64(bytes[i &+ k]) &<< UInt64(k &* 8)
-                k &+= 1
-            }
+            let word = UInt64(littleEndian: raw.unsafeLoadUnaligned(fromByteOffset: i, as: UInt64.self))
             // A byte below 0x20 (controls, HTAB, CR, LF, NUL), and a byte equal to 0x7F: the standard
             // "has less than" and "has zero" tests, exact as a yes/no for the word.
             let below = (word &- ones &* 0x20) & ~word & highs
             let del = word ^ (ones &* 0x7F)
             let hasDel = (del &- ones) & ~del & highs
-            if below | hasDel != 0 { break }
+            let found = below | hasDel
+            // The lowest flagged byte is exact (a borrow can flag only bytes above a true one): every byte before
+            // it is plain.
+            if found != 0 { return i &+ (found.trailingZeroBitCount &>> 3) }
             i &+= 8
         }
         return i
