@@ -21,8 +21,8 @@ final class RateLimiting: ConnectionPhase {
     /// Whether `ex` is for the liveness or readiness path (decided at once, by this process).
     static func isHealthRequest(_ ex: Exchange, on c: ClientConnection) -> Bool {
         guard ex.method == .get || ex.method == .head else { return false }
-        let config = c.worker.config
-        return ex.path == config.healthPath || ex.path == config.readyPath
+        // The two fields only: a copy of the whole configuration retains each of its buffers.
+        return ex.path == c.worker.config.healthPath || ex.path == c.worker.config.readyPath
     }
 
     /// The exchange's outcome for `verdict`.

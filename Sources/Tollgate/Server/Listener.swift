@@ -44,8 +44,9 @@ final class Listener: EventHandler {
         // trusted proxy's) count in the total at once and per client once the client is known, if ever.
         var admission: ConnectionLimiter.Verdict?
         if kind != .metrics, let limiter = worker.connectionLimiter {
-            let config = worker.config
-            let perClient = !config.proxyProtocol && !config.trustedProxies.contains { $0.contains(peer.host) }
+            // The two fields only: a copy of the whole configuration retains each of its buffers.
+            let perClient = !worker.config.proxyProtocol
+                && !worker.config.trustedProxies.contains { $0.contains(peer.host) }
             let verdict = limiter.admit(perClient ? peer.host : nil)
             switch verdict {
             case .admitted:
