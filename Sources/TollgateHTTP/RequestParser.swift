@@ -86,8 +86,14 @@ public struct RequestParser: Sendable {
 
     /// Reads "HTTP/1.1" or "HTTP/1.0"; another "HTTP/d.d" is 505, anything else 400.
     static func parseVersion(_ buffer: [UInt8], _ range: Range<Int>) -> Result<HTTPVersion, HTTPParseError> {
-        if HTTPBytes.equals(buffer, range, "HTTP/1.1") { return .success(.http11) }
-        if HTTPBytes.equals(buffer, range, "HTTP/1.0") { return .success(.http10) }
+        // The two versions as eight-byte words (byte k in bits 8k to 8k+7): one bounds-checked load and a compare,
+        // where a request and a response each read one (its `unsafe` is about the type loaded).
+        if range.count == 8 {
+            let word = UInt64(littleEndian: buffer.span.bytes.unsafeLoadUnaligned(fromByteOffset: range.lowerBound,
+                                                                                 as: UInt64.self))
+            if word == 0x312e_312f_5054_5448 { return .success(.http11) } // HTTP/1.1
+            if word == 0x302e_312f_5054_5448 { return .success(.http10) } // HTTP/1.0
+        }
         if range.count == 8, HTTPBytes.hasPrefix(buffer, range, "HTTP/"),
            ASCII.isDigit(buffer[range.lowerBound &+ 5]), buffer[range.lowerBound &+ 6] == 0x2E,
            ASCII.isDigit(buffer[range.lowerBound &+ 7]) {

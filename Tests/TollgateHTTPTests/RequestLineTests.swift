@@ -149,3 +149,36 @@ struct RequestLineTests {
         #expect(status(parseRequest(long).0) == 414)
     }
 }
+
+/// The version token compared as one word: exactly `HTTP/1.1` and `HTTP/1.0`, case-sensitive; another `HTTP/d.d`
+/// is 505, anything else 400; in any position of a buffer.
+@Suite struct VersionWordTests {
+    @Test func everyOneByteChangeOfBothVersions() {
+        for version in ["HTTP/1.1", "HTTP/1.0"] {
+            let base = Array(version.utf8)
+            for position in 0..<8 {
+                for b in [UInt8](arrayLiteral: 0x00, 0x20, 0x30, 0x31, 0x32, 0x39, 0x2E, 0x68, 0x74, 0x70, 0x48,
+                                 0x54, 0x50, 0x2F, 0x7F, 0xFF) {
+                    var token = base
+                    token[position] = b
+                    let buffer = Array("GET / ".utf8) + token + Array("\r\n".utf8)
+                    let result = RequestParser.parseVersion(buffer, 6..<14)
+                    let text = String(decoding: token, as: UTF8.self)
+                    switch result {
+                    case .success(let v):
+                        #expect(text == "HTTP/1.1" && v == .http11 || text == "HTTP/1.0" && v == .http10, "\(token)")
+                    case .failure(let error):
+                        #expect(text != "HTTP/1.1" && text != "HTTP/1.0")
+                        let otherVersion = text.hasPrefix("HTTP/") && token[5] >= 0x30 && token[5] <= 0x39
+                            && token[6] == 0x2E && token[7] >= 0x30 && token[7] <= 0x39
+                        #expect(error.status == (otherVersion ? 505 : 400), "\(token)")
+                    }
+                }
+            }
+        }
+        // Shorter or longer than eight bytes: never a version.
+        let buffer = Array("HTTP/1.11".utf8)
+        if case .success = RequestParser.parseVersion(buffer, 0..<9) { Issue.record("HTTP/1.11 accepted") }
+        if case .success = RequestParser.parseVersion(buffer, 0..<7) { Issue.record("HTTP/1. accepted") }
+    }
+}
