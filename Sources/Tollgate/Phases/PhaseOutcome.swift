@@ -1,4 +1,8 @@
 /// What a phase decided about an exchange: nginx's handler return codes, as `PhaseRunner` reads them.
+///
+/// The two answers are held indirectly (boxed): the outcome is then one word, returned in a register, where
+/// inline payloads made it seven, written and read through memory on every phase of every request. Only an
+/// answer, which ends the exchange, pays for a box.
 enum PhaseOutcome {
     /// This phase lets the exchange go on to the next one (nginx `NGX_DECLINED`/`NGX_OK`).
     case next
@@ -6,9 +10,9 @@ enum PhaseOutcome {
     /// `PhaseRunner.resume`, which goes on from here (nginx `NGX_AGAIN`).
     case wait
     /// Refused: the error in the exchange's API family's shape; the exchange ends with `reason`.
-    case answer(ErrorResponse, CloseReason)
+    indirect case answer(ErrorResponse, CloseReason)
     /// Answered by Tollgate itself (health, readiness, preflight, metrics, redirect); the exchange ends.
-    case reply(Reply)
+    indirect case reply(Reply)
 
     /// A response of Tollgate's own, as `ClientConnection.answer` writes it.
     struct Reply {
