@@ -57,6 +57,26 @@ import Tollgate
         }
     }
 
+    @Test func behindATrustedProxyTheClientItNamesIsLogged() throws {
+        // As the rate limit and the login throttle count it: the forwarded client, not the proxy's address.
+        let dir = try OpsTempDirectory()
+        let log = dir.file("access.log")
+        let users = try TestUsers.parse("alice:{PLAIN}\(Self.password)\n")
+        try withProxyAndFake(configure: { config in
+            config.users = users
+            config.accessLog = .json
+            config.accessLogPath = log
+            config.trustedProxies = [CIDR(parsing: "127.0.0.1/32")!]
+        }) { proxy, _ in
+            let client = try proxy.tls()
+            defer { client.close() }
+            #expect(try client.exchange(Req.get("/api/version", "X-Forwarded-For: 203.0.113.7\r\n" + Self.basic)).status == 200)
+            #expect(try client.exchange(Req.get("/api/version", Self.basic)).status == 200)
+            let lines = OpsFiles.waitForLines(log, count: 2)
+            #expect(accessLogObjects(lines).map { $0?["client"] as? String } == ["203.0.113.7", "127.0.0.1"])
+        }
+    }
+
     @Test func aStreamedGenerateLogsUserModelAndOllamasTokenCounts() throws {
         let dir = try OpsTempDirectory()
         let log = dir.file("access.log")

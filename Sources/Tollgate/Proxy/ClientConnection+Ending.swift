@@ -147,7 +147,9 @@ extension ClientConnection {
         // log with its own lines.
         guard worker.log.enabled, kind != .metrics else { return }
         worker.log.record(AccessRecord(
-            requestID: ex.requestID.bytes, client: peerText,
+            // The client a trusted proxy names, as the rate limit and the login throttle count it; else the peer.
+            requestID: ex.requestID.bytes,
+            client: ex.client.map { Array(SocketAddress(host: $0, port: 0).hostString.utf8) } ?? peerText,
             user: ex.user ?? ex.attemptedUser.map(AccessRecord.clippedUser), method: ex.methodText,
             path: AccessRecord.clipped(ex.path),
             status: status, bytesIn: ex.bytesIn, bytesOut: ex.bytesOut, durationNanos: now &- ex.start,

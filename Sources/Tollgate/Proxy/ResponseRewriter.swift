@@ -44,6 +44,10 @@ public enum ResponseRewriter {
         HTTPWriter.appendStatusLine(head.status, to: &out)
         for field in head.headers {
             switch field.kind {
+            case .other where hsts != nil && field.name.count == 25
+                && HTTPBytes.equalsLowercased(buffer, field.name, "strict-transport-security"):
+                // Tollgate's own line below is the one: two would leave the browser to pick.
+                continue
             case .other, .contentType, .origin, .referer, .xApiKey, .authorization, .expect, .host, .xForwardedFor,
                  .xForwardedProto, .cookie, .forwarding, .contentEncoding:
                 HTTPWriter.appendField(field, from: buffer, to: &out)

@@ -54,6 +54,23 @@ import TollgateHTTP
                 "Vary: Origin\r\nAccess-Control-Allow-Credentials: true\r\nConnection: close\r\n\r\n")
     }
 
+    @Test func anUpstreamsHSTSGivesWayToTollgatesOwn() throws {
+        let raw = Array(("HTTP/1.1 200 OK\r\nStrict-Transport-Security: max-age=5\r\nSTRICT-TRANSPORT-SECURITY: x\r\n"
+                         + "Strict-Transport-Securit: kept\r\nContent-Length: 0\r\n\r\n").utf8)
+        var head = ResponseHead()
+        try #require(ResponseParser().parse(raw, from: 0, to: raw.count, requestWasHead: false, into: &head) == .complete)
+        var ours: [UInt8] = []
+        ResponseRewriter.write(head, buffer: raw, mode: .length(0), requestID: RequestID(1), close: false,
+                               hsts: ResponseRewriter.hstsLine("max-age=63072000"), into: &ours)
+        #expect(String(decoding: ours, as: UTF8.self) ==
+                "HTTP/1.1 200 OK\r\nStrict-Transport-Securit: kept\r\nContent-Length: 0\r\n"
+                + "X-Request-Id: 0000000000000001\r\nStrict-Transport-Security: max-age=63072000\r\n\r\n")
+        // Without a line of Tollgate's own (plain HTTP, or `hsts off`), the upstream's passes as any header does.
+        var passed: [UInt8] = []
+        ResponseRewriter.write(head, buffer: raw, mode: .length(0), requestID: RequestID(1), close: false, into: &passed)
+        #expect(String(decoding: passed, as: UTF8.self).contains("Strict-Transport-Security: max-age=5\r\n"))
+    }
+
     @Test func aRewrittenBodyIsRedeclaredWithItsLength() throws {
         for raw in ["POST /api/chat HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
                     "POST /api/chat HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"] {
