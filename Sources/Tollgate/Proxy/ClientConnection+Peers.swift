@@ -97,6 +97,8 @@ extension ClientConnection {
     /// Sends the request to the leased backend on a pooled connection to it, or a new one. `resend`: the request
     /// exactly as a pooled connection that turned out stale was given it, for a new connection to the same backend.
     private func send(_ ex: Exchange, _ lease: BackendLease, resend: [UInt8]? = nil) {
+        // One reference to the worker for the whole send, not one around each use.
+        let worker = self.worker
         let b = lease.backend
         ex.backendLease = lease
         ex.backend = b

@@ -7,42 +7,7 @@ extension ClientConnection {
     /// (`ConnectionPhases`: rate limit → authenticate → route policy → ...), which end in `proxy` or an answer.
     func startExchange() {
         let head = worker.scratchHead
-        // One request-target, one path: every decision below is made on the path Ollama will route on, and the
-        // upstream gets a target that Go decodes to that same path.
-        let canonical: RequestTarget.Canonical
-        switch RequestTarget.canonicalize(input.bytes, head) {
-        case .success(let c): canonical = c
-        case .failure(let error):
-            refuse(ErrorResponse.fromParse(error))
-            return
-        }
-        let family: APIFamily
-        let route: RouteClass
-        let forwardTarget: [UInt8]?
-        let decodedPath: [UInt8]?
-        switch canonical {
-        case .asSent:
-            family = APIFamily.of(path: input.bytes, head.path)
-            route = RouteClass.of(input.bytes, path: head.path)
-            forwardTarget = nil
-            decodedPath = nil
-        case .rewritten(let path, let target):
-            family = APIFamily.of(path: path, 0..<path.count)
-            route = RouteClass.of(path, path: 0..<path.count)
-            forwardTarget = target
-            decodedPath = path
-        }
-        let ex = Exchange(requestID: worker.nextRequestID(), head: head, buffer: input.bytes, decodedPath: decodedPath,
-                          family: family, route: route, bodyLimit: route.bodyLimit(worker.config.bodyLimits),
-                          start: worker.loop.now, phases: worker.phases)
-        if worker.draining { ex.clientKeepAlive = false }
-        if !worker.config.trustedProxies.isEmpty {
-            let client = clientHost(head)
-            if client != peerHost { ex.client = client }
-        }
-        ex.upstreamHead = worker.takeOutput()
-        RequestRewriter.write(head, buffer: input.bytes, target: forwardTarget, parts: upstreamHeadParts(ex),
-                              requestID: ex.requestID, into: &ex.upstreamHead)
+        guard let ex = makeExchange(head) else { return }
         exchange = ex
         life.exchangeStarted()
         // The head's bytes stay where they are (ranges into `input` remain valid until the next read compacts
@@ -51,6 +16,51 @@ extension ClientConnection {
         scanned = input.start
 
         ex.phases.run(ex, head: head, on: self)
+    }
+
+    /// The exchange for `head` with its upstream head written, or nil after refusing a target that cannot be
+    /// forwarded. The buffer and the worker are held in locals for the while (one reference each, not one per use),
+    /// and let go before the phases run: a phase that reads the body must find the buffer unshared.
+    private func makeExchange(_ head: RequestHead) -> Exchange? {
+        let bytes = input.bytes
+        let worker = self.worker
+        // One request-target, one path: every decision below is made on the path Ollama will route on, and the
+        // upstream gets a target that Go decodes to that same path.
+        let canonical: RequestTarget.Canonical
+        switch RequestTarget.canonicalize(bytes, head) {
+        case .success(let c): canonical = c
+        case .failure(let error):
+            refuse(ErrorResponse.fromParse(error))
+            return nil
+        }
+        let family: APIFamily
+        let route: RouteClass
+        let forwardTarget: [UInt8]?
+        let decodedPath: [UInt8]?
+        switch canonical {
+        case .asSent:
+            family = APIFamily.of(path: bytes, head.path)
+            route = RouteClass.of(bytes, path: head.path)
+            forwardTarget = nil
+            decodedPath = nil
+        case .rewritten(let path, let target):
+            family = APIFamily.of(path: path, 0..<path.count)
+            route = RouteClass.of(path, path: 0..<path.count)
+            forwardTarget = target
+            decodedPath = path
+        }
+        let ex = Exchange(requestID: worker.nextRequestID(), head: head, buffer: bytes, decodedPath: decodedPath,
+                          family: family, route: route, bodyLimit: route.bodyLimit(worker.config.bodyLimits),
+                          start: worker.loop.now, phases: worker.phases)
+        if worker.draining { ex.clientKeepAlive = false }
+        if !worker.config.trustedProxies.isEmpty {
+            let client = clientHost(head)
+            if client != peerHost { ex.client = client }
+        }
+        ex.upstreamHead = worker.takeOutput()
+        RequestRewriter.write(head, buffer: bytes, target: forwardTarget, parts: upstreamHeadParts(ex),
+                              requestID: ex.requestID, into: &ex.upstreamHead)
+        return ex
     }
 
     /// The parts of `ex`'s upstream head that its connection and client fix: kept for the connection's peer, made
