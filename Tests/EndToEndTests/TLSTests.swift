@@ -37,6 +37,36 @@ import TollgateIO
         }
     }
 
+    /// Which protocol each kind of key gets: TLS 1.3 for those it can sign with, TLS 1.2 for an EC key on a curve
+    /// TLS 1.3 has no signature scheme for (brainpool, secp256k1) rather than a failed handshake. Tollgate answers
+    /// OpenSSL's per-handshake "is TLS 1.3 possible?" at once (a certificate callback) only for the former.
+    @Test(arguments: [("ec:P-256", TLS1_3_VERSION), ("ec:P-384", TLS1_3_VERSION), ("rsa:2048", TLS1_3_VERSION),
+                      ("ed25519", TLS1_3_VERSION), ("ec:brainpoolP256r1", TLS1_2_VERSION),
+                      ("ec:secp256k1", TLS1_2_VERSION)])
+    func eachKeyGetsTheHighestVersionItCanSignFor(key: String, expected: Int32) throws {
+        let dir = try OpsTempDirectory()
+        let cert = dir.file("cert.pem"), keyFile = dir.file("key.pem")
+        let parts = key.split(separator: ":").map(String.init)
+        var arguments = ["req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                         "-addext", "subjectAltName=DNS:localhost", "-keyout", keyFile, "-out", cert]
+        switch parts[0] {
+        case "ec": arguments += ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:\(parts[1])"]
+        case "rsa": arguments += ["-newkey", "rsa:\(parts[1])"]
+        default: arguments += ["-newkey", parts[0]]
+        }
+        let made = try #require(ChildProcess.run(["openssl"] + arguments, timeoutMillis: 30_000))
+        try #require(made.status == 0, "openssl \(arguments): \(made.text)")
+        try withProxyAndFake(configure: { config in
+            config.certificatePath = cert
+            config.keyPath = keyFile
+        }) { proxy, _ in
+            let stream = try TLSStream(port: proxy.tlsPort, options: TLSClientOptions(
+                verifies: false, groups: "X25519:P-256:P-384:brainpoolP256r1:secp256k1"))
+            #expect(stream.version == expected, "\(key)")
+            try checkVersionRequest(HTTPClient(stream))
+        }
+    }
+
     @Test func tls12HandshakeVerifiesAndServes() throws {
         try withProxyAndFake { proxy, _ in
             let stream = try TLSStream(port: proxy.tlsPort, options: TLSClientOptions(maxVersion: TLS1_2_VERSION))

@@ -15,6 +15,8 @@ struct TLSClientOptions {
     var caFile: String?
     /// false: the chain is not verified (to look at whatever certificate is served).
     var verifies = true
+    /// The groups offered (`SSL_CTX_set1_groups_list`, e.g. "brainpoolP256r1:P-256"); nil: OpenSSL's.
+    var groups: String?
 }
 
 /// A TLS session kept for resumption; frees its `SSL_SESSION` when released.
@@ -50,6 +52,10 @@ final class TLSStream: ByteStream {
         }
         if options.maxVersion != 0 {
             _ = SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MAX_PROTO_VERSION, Int(options.maxVersion), nil)
+        }
+        if let groups = options.groups {
+            let set = groups.withCString { SSL_CTX_ctrl(ctx, SSL_CTRL_SET_GROUPS_LIST, 0, UnsafeMutableRawPointer(mutating: $0)) }
+            guard set == 1 else { throw WireError("cannot offer the groups \(groups): \(TLSStream.errors())") }
         }
         fd = try ClientSocket.connect(port: port)
         guard let ssl = SSL_new(ctx) else { throw WireError("SSL_new failed") }
