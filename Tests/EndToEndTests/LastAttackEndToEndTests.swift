@@ -121,6 +121,9 @@ import Tollgate
         (["127.0.0.1"], "127.0.0.1"),
         ([], "127.0.0.1"),
         ([" , ,203.0.113.12 , "], "203.0.113.12"),
+        // An IPv4-mapped IPv6 entry is the IPv4 client; leading zeros are garbage (the peer).
+        (["::ffff:203.0.113.13"], "203.0.113.13"),
+        (["203.000.113.014"], "127.0.0.1"),
     ]
 
     @Test func behindATrustedProxyTheLogTheUpstreamAndTheRateLimitNameTheSameClient() throws {
