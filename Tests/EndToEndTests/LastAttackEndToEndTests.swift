@@ -181,17 +181,18 @@ import Tollgate
         }
     }
 
-    @Test func aRefusedTargetBehindATrustedProxyIsLoggedWithThePeer() throws {
-        // A target refused before the exchange exists (`refuse`) is logged with the connection's peer, not the
-        // client the proxy names: the one place the log and the rate limit's client can still differ.
+    @Test func aRefusedTargetBehindATrustedProxyIsLoggedWithTheClientItNames() throws {
+        // A target refused before the exchange exists (`refuse`) is logged with the client the proxy names, as an
+        // exchange is; without a forwarded client, with the peer.
         try Self.withTrustedProxyLog(burst: nil) { proxy, _, log in
             let client = try proxy.tls()
             defer { client.close() }
             #expect(try client.exchange(Req.get("/api/%2Fversion", "X-Forwarded-For: 203.0.113.7\r\n")).status == 400)
-            let objects = accessLogObjects(OpsFiles.waitForLines(log, count: 1))
-            withKnownIssue("refuse() logs peerText") {
-                #expect(objects.map { $0?["client"] as? String } == ["203.0.113.7"])
-            }
+            let second = try proxy.tls()
+            defer { second.close() }
+            #expect(try second.exchange(Req.get("/api/%2Fversion")).status == 400)
+            let objects = accessLogObjects(OpsFiles.waitForLines(log, count: 2))
+            #expect(objects.map { $0?["client"] as? String } == ["203.0.113.7", "127.0.0.1"])
         }
     }
 

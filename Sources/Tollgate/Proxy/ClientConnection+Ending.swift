@@ -65,12 +65,12 @@ extension ClientConnection {
     }
 
     /// Answers a request Tollgate refuses before any exchange exists (bad framing) and closes.
-    func refuse(_ error: ErrorResponse) {
+    func refuse(_ error: ErrorResponse, client: [UInt8]? = nil) {
         var error = error
         if let hsts { error.headers.append(("Strict-Transport-Security", hsts)) }
         error.serialize(for: .ollama, requestID: nil, close: true, into: &out)
         worker.log.record(AccessRecord(
-            requestID: Array("-".utf8), client: peerText, user: nil, method: "-", path: "-", status: error.status,
+            requestID: Array("-".utf8), client: client ?? peerText, user: nil, method: "-", path: "-", status: error.status,
             bytesIn: input.count, bytesOut: out.count - outStart, durationNanos: 0, ttfbNanos: nil,
             upstreamNanos: nil, model: nil, promptTokens: nil, completionTokens: nil, rateLimit: .notReached, auth: .notReached,
             reason: .badRequest))

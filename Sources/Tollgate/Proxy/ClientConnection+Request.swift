@@ -30,7 +30,10 @@ extension ClientConnection {
         switch RequestTarget.canonicalize(bytes, head) {
         case .success(let c): canonical = c
         case .failure(let error):
-            refuse(ErrorResponse.fromParse(error))
+            // Logged under the client a trusted proxy names, as an exchange would be.
+            let client = worker.config.trustedProxies.isEmpty ? peerHost : clientHost(head)
+            refuse(ErrorResponse.fromParse(error),
+                   client: client == peerHost ? nil : Array(SocketAddress(host: client, port: 0).hostString.utf8))
             return nil
         }
         let family: APIFamily
