@@ -66,13 +66,22 @@ import TollgateIO
     @Test(arguments: forms)
     func aPasswordChangedWhileItIsHashedIsCheckedAgainOnTheNextRequest(_ form: Form) throws {
         try Self.withReloadDuringFirstHash(users: "alice:{PLAIN}old-pw\n") { proxy, auth, arm, hashes in
+            let before = auth.usersGeneration
             arm { auth.replaceUsers(UsersFile.parse("alice:{PLAIN}new-pw\n", path: "users.htpasswd")) }
             let client = try proxy.tls()
             defer { client.close() }
             let old = Req.get("/api/tags", form.header("alice", "old-pw"))
+            // Verified against the users it started with, the reload landing during the hash.
             #expect(try client.exchange(old).status == 200)
+            #expect(auth.usersGeneration == before + 1)
+            #expect(hashes() == 1)
+            // Same connection, same credentials: checked again, against the new users, and refused.
             #expect(try client.exchange(old).status == 401)
+            #expect(hashes() == 2)
             #expect(try proxy.fetch(old).status == 401)
+            #expect(try client.exchange(Req.get("/api/tags", form.header("alice", "new-pw"))).status == 200)
+            #expect(hashes() == 3)
+            // Remembered from here on: no further hash.
             #expect(try client.exchange(Req.get("/api/tags", form.header("alice", "new-pw"))).status == 200)
             #expect(hashes() == 3)
         }
@@ -169,7 +178,7 @@ import TollgateIO
         let store = InMemoryKeyStore()
         let token = APIKeyToken.generate()
         try store.insert(APIKey(id: token.id, user: "alice", hash: token.hash, created: 1))
-        try AuthLoginAttack.withProxy(keyStore: store, configure: { config in
+        try withProxyAndFake(keyStore: store, configure: { config in
             config.users = UsersFile.parse("alice:{PLAIN}pw-a\nbob:{PLAIN}pw-b\n", path: "users.htpasswd")
             config.authSettings = Authenticator.Settings(workers: 1, failureLimit: 0)
         }) { proxy, _ in

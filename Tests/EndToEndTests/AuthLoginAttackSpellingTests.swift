@@ -63,7 +63,7 @@ import TollgateIO
         let token = APIKeyToken.generate()
         try store.insert(APIKey(id: token.id, user: decomposed, hash: token.hash, created: 1))
         let path = try AuthLoginAttack.databasePath()
-        try AuthLoginAttack.withProxy(keyStore: store, configure: { config in
+        try withProxyAndFake(keyStore: store, configure: { config in
             config.users = try! TestUsers.parse("\(composed):{PLAIN}pw\n")
             config.databasePath = path
         }) { proxy, _ in
@@ -86,7 +86,7 @@ import TollgateIO
     /// The same for an `ollama` key whose `authorized-keys` line spells its user otherwise than the users file.
     @Test func anOllamaKeyLoginIsRecordedUnderTheUsersFilesSpelling() throws {
         let composed = "jos\u{E9}", decomposed = "jose\u{301}"
-        let key = AuthLoginAttackCLIKey(seed: 7)
+        let key = OllamaCLIKey(seed: 7)
         let path = try AuthLoginAttack.databasePath()
         try withProxyAndFake(configure: { config in
             config.users = try! TestUsers.parse("\(composed):{PLAIN}pw\n")

@@ -4,34 +4,13 @@ import Testing
 import Tollgate
 import TollgateIO
 
-/// A key as the `ollama` CLI keeps it, and the header it sends with `OLLAMA_AUTH` set.
-private struct CLIKey {
-    let key: Ed25519PrivateKey
-    /// The second field of its `id_ed25519.pub` line: base64 of the ssh-ed25519 wire blob.
-    let keyText: String
-
-    init(seed: UInt8) {
-        key = Ed25519PrivateKey(seed: [UInt8](repeating: seed, count: 32))
-        let blob: [UInt8] = [0, 0, 0, 11] + Array("ssh-ed25519".utf8) + [0, 0, 0, 32] + key.publicRaw
-        keyText = Data(blob).base64EncodedString()
-    }
-
-    func line(_ user: String) -> String { "ssh-ed25519 \(keyText) \(user)" }
-
-    /// `Authorization: KEY:SIG` over `METHOD,PATH?ts=TS`, as Ollama's client signs.
-    func header(_ method: String, _ path: String, ts: Int64) -> String {
-        let signature = key.sign(Array("\(method),\(path)?ts=\(ts)".utf8))
-        return "Authorization: \(keyText):\(Data(signature).base64EncodedString())\r\n"
-    }
-}
-
 /// Logins with the `ollama` CLI's own keys through the running proxy over TLS: served as the key's user with its
 /// rights, `ts` forwarded and the header not, refusals (replay, stale, unknown key, bad signature) as 401 in the
 /// caller's API shape, and refusals counted by the failed-login throttle.
 @Suite struct AuthOllamaKeyTests {
-    private static let alice = CLIKey(seed: 1)
-    private static let dave = CLIKey(seed: 2)
-    private static let stranger = CLIKey(seed: 3)
+    private static let alice = OllamaCLIKey(seed: 1)
+    private static let dave = OllamaCLIKey(seed: 2)
+    private static let stranger = OllamaCLIKey(seed: 3)
 
     private static func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
 
@@ -112,7 +91,7 @@ private struct CLIKey {
     }
 
     @Test func theKeyOfAUserDisabledInTheUsersFileIsRefused() throws {
-        let carol = CLIKey(seed: 4)
+        let carol = OllamaCLIKey(seed: 4)
         try Self.withKeyProxy({ config in
             // carol's line is unusable (an unknown hash format): she is disabled, her key with her.
             config.users = try? TestUsers.parse("alice:{PLAIN}pw\ncarol:$unknown$x\n")

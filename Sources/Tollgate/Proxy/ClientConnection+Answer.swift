@@ -48,7 +48,7 @@ extension ClientConnection {
                 HTTPWriter.appendHeader("Access-Control-Allow-Credentials", "true", to: &out)
             }
         }
-        if let hsts { HTTPWriter.appendHeader("Strict-Transport-Security", hsts, to: &out) }
+        if let hstsLine { out.append(contentsOf: hstsLine) }
         if closing { HTTPWriter.appendHeader("Connection", "close", to: &out) }
         HTTPWriter.appendCRLF(to: &out)
         if let body, !ex.isHead { out.append(contentsOf: body) }

@@ -76,7 +76,7 @@ final class ClientConnection: EventHandler {
 
     /// The HSTS value for responses on this connection (TLS listeners only).
     var hsts: String? { kind == .tls ? worker.config.hsts : nil }
-    /// The same as the whole header line (`Worker.hstsLine`), for proxied responses.
+    /// The same as the whole header line (`Worker.hstsLine`), for the heads Tollgate writes itself.
     var hstsLine: [UInt8]? { kind == .tls ? worker.hstsLine : nil }
 
     // MARK: EventHandler

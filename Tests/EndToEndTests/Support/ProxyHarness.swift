@@ -41,7 +41,7 @@ let stopTimeoutSeconds = 40.0
 /// that never comes fails the test. `configure` runs last, so it may override anything, the upstream address
 /// included.
 func withProxy(configure: (inout ServerConfig) -> Void = { _ in }, upstream: FakeOllamaServer,
-               body: (Proxy) throws -> Void) throws {
+               keyStore: (any KeyStore)? = nil, body: (Proxy) throws -> Void) throws {
     let certificates = TestCertificates.shared
     var config = ServerConfig()
     config.listen = [SocketAddress(parsing: "127.0.0.1:0")!]
@@ -57,7 +57,7 @@ func withProxy(configure: (inout ServerConfig) -> Void = { _ in }, upstream: Fak
     // limit's own tests turn it on.
     config.rateLimit = nil
     configure(&config)
-    let server = try Server(config: config)
+    let server = try Server(config: config, keyStore: keyStore)
     server.start()
     let proxy = Proxy(server: server, upstream: upstream, tlsPort: server.tlsAddresses.first?.port ?? 0,
                       plainPort: server.plainAddresses.first?.port, redirectPort: server.redirectAddresses.first?.port)
@@ -66,11 +66,12 @@ func withProxy(configure: (inout ServerConfig) -> Void = { _ in }, upstream: Fak
 }
 
 /// Starts a fake Ollama on 127.0.0.1:0 and a proxy in front of it; stops both afterwards.
-func withProxyAndFake(tokens: Int = 5, configure: (inout ServerConfig) -> Void = { _ in },
+/// `keyStore`: the API keys the server loads at start.
+func withProxyAndFake(tokens: Int = 5, keyStore: (any KeyStore)? = nil, configure: (inout ServerConfig) -> Void = { _ in },
                       body: (Proxy, FakeOllamaServer) throws -> Void) throws {
     let fake = try FakeOllamaHarness.start(tokens: tokens)
     defer { fake.stop() }
-    try withProxy(configure: configure, upstream: fake) { proxy in try body(proxy, fake) }
+    try withProxy(configure: configure, upstream: fake, keyStore: keyStore) { proxy in try body(proxy, fake) }
 }
 
 /// Asks the server to stop at once and waits, bounded, for its loops to exit.
