@@ -162,7 +162,9 @@ struct SharedRedisClientTests {
         let url = server.url()
         server.kill()
         let loop = try TestLoop()
-        let client = try await makeClient(url, on: loop)
+        // A backoff far longer than the test: the client stays down after its first failed connect, so the PING
+        // meets it down however late a busy machine sends it (with 20 ms it could be reconnecting by then).
+        let client = try await makeClient(url, on: loop, backoffMillis: 60_000)
         #expect(await loop.waitUntil { client.health == .down })
         #expect(await command(client, on: loop, "PING") == .failure(.notConnected))
         #expect(await loop.run { client.counters.connectFailures } >= 1)
