@@ -379,6 +379,9 @@ static int acme_client_hello(SSL *ssl, int *alert, void *arg) {
     }
     free(pem_cert);
     if (pem_key) OPENSSL_clear_free(pem_key, key_len);
+    // The challenge pair replaces every certificate the connection holds: with an RSA certificate served beside it,
+    // a validator preferring RSA signatures would be shown the served one and the validation would fail.
+    if (cert && key) SSL_certs_clear(ssl);
     int ok = cert && key && SSL_use_certificate(ssl, cert) == 1 && SSL_use_PrivateKey(ssl, key) == 1 &&
              SSL_ctrl(ssl, SSL_CTRL_CHAIN, 0, NULL) == 1;
     X509_free(cert);

@@ -76,20 +76,10 @@ import Testing
         let expected = try #require(PEM_read_bio_X509(bio, nil, nil, nil))
         BIO_free(bio)
         defer { X509_free(expected) }
-        // Known issue (not the certificate callback's: the same without it): with an RSA certificate served, the P-256
-        // challenge certificate goes into the connection's EC slot beside the RSA one, and TLS 1.3 signs with the
-        // first of the client's signature schemes the connection has a key for (TLS 1.2: the first of its ciphers), so
-        // a validator listing RSA-PSS first (Go's crypto/tls does) or ECDHE-RSA first is shown the served RSA
-        // certificate and the TLS- ALPN-01 validation fails. Serving starts with an operator's `cert` until the first
-        // issuance, so an RSA one there blocks that issuance with such a validator. SSL_certs_clear(ssl) before the
-        // challenge pair is installed in acme_client_hello fixes it.
+        // With an RSA certificate served, the challenge pair must replace it, not sit beside it: TLS 1.3 signs with
+        // the first of the client's signature schemes the connection has a key for (TLS 1.2: the first of its
+        // ciphers), so a validator listing RSA-PSS first (Go's crypto/tls does) would be shown the served RSA one.
         let isChallenge = X509_cmp(peer, expected) == 0
-        if kind.hasPrefix("rsa") {
-            withKnownIssue("the served RSA certificate is shown to a validator preferring RSA") {
-                #expect(isChallenge, "\(kind) at \(maxVersion)")
-            }
-        } else {
-            #expect(isChallenge, "\(kind) at \(maxVersion): the validation saw the served certificate, not the challenge's")
-        }
+        #expect(isChallenge, "\(kind) at \(maxVersion): the validation saw the served certificate, not the challenge's")
     }
 }
