@@ -32,6 +32,29 @@ import Tollgate
         }
     }
 
+    /// The counts the access log (and the usage ledger) take from a stream come from its data, never from its
+    /// trailer section, and the client still gets the data as it came.
+    @Test func aStreamedGenerationWithTrailerFieldsIsCountedFromItsData() throws {
+        let lines = [#"{"model":"mistral:7b","response":"a","done":false}"# + "\n",
+                     #"{"model":"mistral:7b","response":"","done":true,"prompt_eval_count":7,"eval_count":3}"# + "\n"]
+        let body = lines.map { String($0.utf8.count, radix: 16) + "\r\n" + $0 + "\r\n" }.joined() + "0\r\n"
+        let raw = try RawUpstream(reply: bytes(TrailerReply.head + body + "Eval-Count: 99\r\nSet-Cookie: a=b\r\n\r\n"))
+        let dir = try OpsTempDirectory()
+        let log = dir.file("access.log")
+        try withProxyAndFake(configure: {
+            $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(raw.port)")!
+            $0.accessLog = .json
+            $0.accessLogPath = log
+        }) { proxy, _ in
+            let response = try proxy.fetch(Req.post("/api/generate", #"{"model":"mistral:7b","prompt":"hi"}"#))
+            #expect(response.status == 200)
+            #expect(response.rawBody == bytes(body + "\r\n"), "\(String(decoding: response.rawBody, as: UTF8.self))")
+            let object = try #require(accessLogObjects(OpsFiles.waitForLines(log, count: 1)).first ?? nil)
+            #expect(object["completion_tokens"] as? Int == 3)
+            #expect(object["prompt_tokens"] as? Int == 7)
+        }
+    }
+
     /// One request whose reply the upstream writes in random pieces; after each piece the client reads what the
     /// proxy must have relayed of it by then (a proxy holding bytes back would leave the read waiting, and failing).
     private func exchange(_ reply: TrailerReply, _ client: HTTPClient, _ upstream: PacedUpstream,
