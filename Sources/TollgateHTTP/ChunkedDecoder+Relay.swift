@@ -1,7 +1,4 @@
 extension ChunkedDecoder {
-    /// The CRLF that ends a relayed body in place of the trailer section it came with.
-    static let emptyTrailerSection: [UInt8] = [ASCII.cr, ASCII.lf]
-
     /// Decodes buffer[start..<end] like `decode` and appends to `out` the body as a proxy relays it: every byte as it
     /// came (chunk-size lines with their extensions, data, CRLFs, the last-chunk line) except the trailer section,
     /// which is dropped and replaced, once the body ends, by the bare CRLF of an empty one. Returns the bytes
@@ -20,7 +17,7 @@ extension ChunkedDecoder {
         let trailerRead = trailerBytes &- trailerBefore
         out.append(contentsOf: buffer[start..<(start &+ consumed &- trailerRead)])
         // The final LF is a trailer byte, so a body that ended before this call read none here.
-        if state == .done && trailerRead > 0 { out.append(contentsOf: Self.emptyTrailerSection) }
+        if state == .done && trailerRead > 0 { HTTPWriter.appendCRLF(to: &out) }
         return consumed
     }
 }
