@@ -137,6 +137,53 @@ import TollgateTestSupport
         }
     }
 
+    /// The body relays other than the byte-for-byte one, each with a chunked upstream reply carrying trailer fields:
+    /// a model list (held whole, then sent with its length), an OpenAI event stream whose usage Tollgate asked for
+    /// (decoded, filtered and framed again), and an HTTP/1.0 client (decoded, then the connection closed). None of
+    /// the fields reaches the client, and the data does.
+    @Test(arguments: ["model list", "event stream with injected usage", "HTTP/1.0 client"])
+    func noTrailerFieldReachesAClientOnTheOtherRelays(relay: String) throws {
+        let trailer = "Set-Cookie: leaked=1\r\nX-Leak: trailer\r\n\r\n"
+        let path: String, request: String, data: String, contentType: String
+        switch relay {
+        case "model list":
+            path = "/api/tags"
+            request = Req.get(path)
+            data = #"{"models":[{"name":"mistral:7b","model":"mistral:7b"}]}"#
+            contentType = "application/json; charset=utf-8"
+        case "event stream with injected usage":
+            path = "/v1/chat/completions"
+            request = Req.post(path, #"{"model":"mistral:7b","stream":true,"messages":[{"role":"user","content":"hi"}]}"#)
+            data = #"data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hi"}}]}"# + "\n\n"
+                + "data: [DONE]\n\n"
+            contentType = "text/event-stream"
+        default:
+            path = "/api/version"
+            request = "GET /api/version HTTP/1.0\r\nHost: localhost\r\n\r\n"
+            data = #"{"version":"0.0.0"}"#
+            contentType = "application/json; charset=utf-8"
+        }
+        let reply = "HTTP/1.1 200 OK\r\nContent-Type: \(contentType)\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + String(data.utf8.count, radix: 16) + "\r\n" + data + "\r\n0\r\n" + trailer
+        let upstream = try PiecewiseUpstream(replies: [(path, [bytes(reply)])])
+        try withProxyAndFake(configure: {
+            $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(upstream.port)")!
+        }) { proxy, _ in
+            let client = try proxy.plain()
+            defer { client.close() }
+            try client.send(request)
+            let response = try client.readResponse()
+            let seen = String(decoding: response.head.raw + response.rawBody, as: UTF8.self)
+            #expect(response.status == 200, "\(relay): \(seen.debugDescription)")
+            #expect(!seen.contains("leaked") && !seen.contains("X-Leak"), "\(relay): \(seen.debugDescription)")
+            #expect(response.text.contains("mistral:7b") || response.text.contains("hi") || response.text.contains("0.0.0"),
+                    "\(relay): \(seen.debugDescription)")
+            if response.head.isChunked {
+                #expect(response.rawBody.suffix(5) == bytes("0\r\n\r\n")[...], "\(relay): \(seen.debugDescription)")
+            }
+        }
+    }
+
     /// HEAD, 204 and 304 have no body, whatever framing their head names; on one upstream connection they come
     /// before and after chunked replies with trailer fields, and every answer is whole.
     @Test func bodilessAnswersAroundTrailerBearingRepliesAreLeftAlone() throws {
