@@ -137,6 +137,29 @@ import TollgateTestSupport
         }
     }
 
+    /// Bytes the upstream wrote after a body's trailer section, in the same write (a response nobody asked for):
+    /// the client gets its body whole, ending in the empty trailer section, and never those bytes; the upstream
+    /// connection, with them unread, is closed rather than pooled, and the next request gets a new one.
+    @Test func bytesAfterATrailerSectionAreNeitherRelayedNorLeftOnAPooledConnection() throws {
+        let body = "2\r\nok\r\n0;last=1\r\n"
+        let extra = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{\"x\":\"y\"}"
+        let upstream = try PiecewiseUpstream(replies: [
+            ("/api/version", [bytes(Self.ndjsonHead + body + "Set-Cookie: a=b\r\n\r\n" + extra)]),
+        ])
+        try withProxyAndFake(configure: {
+            $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(upstream.port)")!
+        }) { proxy, _ in
+            let client = try proxy.plain()
+            defer { client.close() }
+            let first = try client.exchange(Req.get("/api/version"))
+            #expect(first.rawBody == bytes(body + "\r\n"), "\(String(decoding: first.rawBody, as: UTF8.self).debugDescription)")
+            #expect(upstream.waitForClose(), "the upstream connection with bytes left over was closed")
+            let second = try client.exchange(Req.get("/api/version"))
+            #expect(second.status == 200 && second.text == "{}", "\(second.text)")
+            #expect(upstream.connections == 2)
+        }
+    }
+
     /// The body relays other than the byte-for-byte one, each with a chunked upstream reply carrying trailer fields:
     /// a model list (held whole, then sent with its length), an OpenAI event stream whose usage Tollgate asked for
     /// (decoded, filtered and framed again), and an HTTP/1.0 client (decoded, then the connection closed). None of
