@@ -7,6 +7,11 @@
 /// range lies within the bytes the call consumed; a call returns less than it was given only once done; after
 /// done a call consumes nothing; after a refusal every call throws; decoded ≤ consumed ≤ input count; and a
 /// finished body decodes to exactly what a plain reference decoder (below) reads from it.
+///
+/// `relay` over the same pieces: every call appends a prefix of the bytes it consumed (then a bare CRLF in the
+/// call that ends the body) and nothing when it refuses; it consumes and ends as `decode` does; its output does
+/// not depend on the split except through where a refusal came; a finished body relays as everything up to the
+/// reference decoder's end of the last-chunk line, then CRLF.
 
 /// How a run over the input ended.
 enum ChunkedEnd: Equatable {
@@ -84,9 +89,81 @@ func runChunked(_ decoder: ChunkedDecoder, _ input: [UInt8], pieces: [Int], fres
     return run
 }
 
+/// What a relay of the input produced.
+struct RelayRun {
+    var out: [UInt8] = []
+    var consumed = 0
+    var end = ChunkedEnd.waiting
+    /// The input range of the piece whose call threw.
+    var refusedIn: Range<Int>?
+}
+
+/// Relays `input` through a fresh copy of `decoder` in pieces of the given lengths, checking each call's output.
+func runRelay(_ decoder: ChunkedDecoder, _ input: [UInt8], pieces: [Int], freshArrays: Bool) -> RelayRun {
+    var decoder = decoder
+    var run = RelayRun()
+    var position = 0
+    run.out.reserveCapacity(input.count + 2)
+    for length in pieces {
+        let buffer = freshArrays ? Array(input[position..<(position + length)]) : input
+        let from = freshArrays ? 0 : position
+        let before = run.out.count
+        let wasDone = decoder.isDone
+        do {
+            let count = try decoder.relay(buffer, from: from, to: from + length, into: &run.out) { _ in }
+            // A prefix of what this call consumed, then the CRLF of an empty trailer section if it ended the body.
+            let closing = decoder.isDone && !wasDone ? 2 : 0
+            let added = run.out.count - before - closing
+            Fuzz.check(added >= 0 && added <= count, "relay added \(added) of \(count) consumed")
+            Fuzz.check(run.out[before..<(before + added)].elementsEqual(buffer[from..<(from + added)]),
+                       "relay added bytes that are not the input's")
+            if closing > 0 {
+                Fuzz.check(run.out.suffix(2).elementsEqual([13, 10]), "relay did not end with an empty trailer section")
+            }
+            Fuzz.check(!wasDone || (count == 0 && run.out.count == before), "relay went on after done")
+            if run.end == .waiting { run.consumed += count }
+            if decoder.isDone { run.end = .done }
+        } catch {
+            Fuzz.check(run.out.count == before, "a refusing relay call appended \(run.out.count - before) bytes")
+            run.end = .refused(error)
+            run.refusedIn = position..<(position + length)
+            return run
+        }
+        position += length
+    }
+    return run
+}
+
+/// Relay's checks for one decoder configuration, against `decode`'s runs over the same pieces.
+func fuzzRelay(_ input: [UInt8], _ decoder: ChunkedDecoder, whole: ChunkedRun, pieces: [Int]) {
+    let n = input.count
+    let relayWhole = runRelay(decoder, input, pieces: n == 0 ? [] : [n], freshArrays: false)
+    let bytewise = runRelay(decoder, input, pieces: Array(repeating: 1, count: n), freshArrays: false)
+    let split = runRelay(decoder, input, pieces: pieces, freshArrays: true)
+    for (name, run) in [("whole", relayWhole), ("byte-by-byte", bytewise), ("split", split)] {
+        Fuzz.check(run.end == whole.end, "relay \(name) ends \(run.end), decode ends \(whole.end)")
+        if whole.end != .done { continue }
+        Fuzz.check(run.consumed == whole.consumed, "relay \(name) consumed \(run.consumed), decode \(whole.consumed)")
+        Fuzz.check(run.out == relayWhole.out, "relay \(name) output differs from the whole input's")
+    }
+    if whole.end == .waiting {
+        Fuzz.check(bytewise.out == relayWhole.out && split.out == relayWhole.out, "a waiting relay depends on the split")
+    }
+    // A refusal: byte by byte has relayed all it could before the bad byte; a split, what precedes its piece.
+    if let piece = split.refusedIn {
+        Fuzz.check(split.out.elementsEqual(bytewise.out.prefix(piece.lowerBound)),
+                   "split relay refused in \(piece) after \(split.out.count) bytes, byte-by-byte \(bytewise.out.count)")
+    }
+    if whole.end == .done, let reference = referenceChunked(input) {
+        Fuzz.check(relayWhole.out.elementsEqual(input[0..<reference.lastChunkEnd] + [13, 10]),
+                   "relay of a finished body is not its bytes up to the last-chunk line and CRLF")
+    }
+}
+
 /// A lenient chunked decoder written independently of ChunkedDecoder: hex size, anything up to CRLF, data, CRLF;
-/// after the zero chunk, lines up to an empty one. Returns the data and the bytes used, or nil if it never ends.
-func referenceChunked(_ b: [UInt8]) -> (data: [UInt8], consumed: Int)? {
+/// after the zero chunk, lines up to an empty one. Returns the data, the bytes used and where the last-chunk line
+/// ends, or nil if it never ends.
+func referenceChunked(_ b: [UInt8]) -> (data: [UInt8], consumed: Int, lastChunkEnd: Int)? {
     let n = b.count
     var i = 0
     var data: [UInt8] = []
@@ -125,9 +202,10 @@ func referenceChunked(_ b: [UInt8]) -> (data: [UInt8], consumed: Int)? {
         guard b[i] == 13, b[i + 1] == 10 else { return nil }
         i += 2
     }
+    let lastChunkEnd = i
     while true {
         guard let next = afterCRLF(i) else { return nil }
-        if next == i + 2 { return (data, next) }
+        if next == i + 2 { return (data, next, lastChunkEnd) }
         i = next
     }
 }
@@ -137,7 +215,9 @@ func fuzzChunked(_ input: [UInt8], _ decoder: ChunkedDecoder) {
     let n = input.count
     let whole = runChunked(decoder, input, pieces: n == 0 ? [] : [n], freshArrays: false)
     let bytewise = runChunked(decoder, input, pieces: Array(repeating: 1, count: n), freshArrays: false)
-    let split = runChunked(decoder, input, pieces: Fuzz.pieces(count: n, seed: Fuzz.seed(input)), freshArrays: true)
+    let pieces = Fuzz.pieces(count: n, seed: Fuzz.seed(input))
+    let split = runChunked(decoder, input, pieces: pieces, freshArrays: true)
+    fuzzRelay(input, decoder, whole: whole, pieces: pieces)
 
     for (name, run) in [("byte-by-byte", bytewise), ("split", split)] {
         Fuzz.check(run.end == whole.end, "\(name) ends \(run.end), whole ends \(whole.end)")

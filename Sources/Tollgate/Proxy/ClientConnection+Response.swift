@@ -163,18 +163,23 @@ extension ClientConnection {
             ex.bytesOut += out.count - before
             if ex.remaining == 0 { responseComplete(ex, up) }
         case .chunkedPassthrough, .dechunkToClose:
-            let passthrough = ex.mode == .chunkedPassthrough
             let consumed: Int
             do {
-                consumed = try ex.responseDecoder.decode(up.input.bytes, from: start, to: end) { range in
-                    ex.responseScanner?.feed(up.input.bytes, range)
-                    if !passthrough { out.append(contentsOf: up.input.bytes[range]) }
+                if ex.mode == .chunkedPassthrough {
+                    // The upstream's framing as it came, without its trailer fields (`ChunkedDecoder.relay`).
+                    consumed = try ex.responseDecoder.relay(up.input.bytes, from: start, to: end, into: &out) { range in
+                        ex.responseScanner?.feed(up.input.bytes, range)
+                    }
+                } else {
+                    consumed = try ex.responseDecoder.decode(up.input.bytes, from: start, to: end) { range in
+                        ex.responseScanner?.feed(up.input.bytes, range)
+                        out.append(contentsOf: up.input.bytes[range])
+                    }
                 }
             } catch {
                 upstreamInvalid(ex, up, detail: error.reason)
                 return
             }
-            if passthrough { out.append(contentsOf: up.input.bytes[start..<start + consumed]) }
             up.consume(consumed)
             ex.bytesOut += out.count - before
             if ex.responseDecoder.isDone { responseComplete(ex, up) }

@@ -6,7 +6,8 @@ public enum ResponseBodyMode: Sendable, Equatable {
     case none
     /// Content-Length bytes, forwarded as they are.
     case length(Int)
-    /// The upstream's chunked bytes, forwarded byte for byte while a decoder tracks where they end.
+    /// The upstream's chunked bytes, forwarded byte for byte while a decoder tracks where they end, except the
+    /// trailer section: its fields are dropped (`ChunkedDecoder.relay`).
     case chunkedPassthrough
     /// Chunked upstream, HTTP/1.0 client: the decoded data is sent and the connection closed at the end.
     case dechunkToClose
