@@ -24,7 +24,8 @@ public final class EventLoop: @unchecked Sendable {
     private let wakeFD: Int32
     private var slots: [Slot] = []
     private var nextGeneration: UInt32 = 1
-    private let pending = Mutex<[@Sendable () -> Void]>([])
+    /// Work from other threads, run at the next wakeup; nil once `run` has returned (see `releaseEverything`).
+    private let pending = Mutex<[@Sendable () -> Void]?>([])
     private var oneShots: [(deadline: UInt64, body: () -> Void)] = []
     /// The earliest deadline in `oneShots` (`UInt64.max` when there is none): a pass with nothing due looks at this
     /// one value, not at every timer.
@@ -130,7 +131,12 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Runs body on the loop's thread soon. Safe from any thread.
     public func execute(_ body: @escaping @Sendable () -> Void) {
-        pending.withLock { $0.append(body) }
+        // A loop that has finished never runs it: the body is dropped here rather than kept (with all it holds).
+        guard pending.withLock({ queue in
+            guard queue != nil else { return false }
+            queue!.append(body)
+            return true
+        }) else { return }
         var one: UInt64 = 1
         _ = Glibc.write(wakeFD, &one, 8)
     }
@@ -199,6 +205,30 @@ public final class EventLoop: @unchecked Sendable {
             if now &- lastSweep >= tick { sweep() }
             runAfterIteration()
         }
+        releaseEverything()
+    }
+
+    /// Lets go of everything the loop held to run once it has stopped: timers, deferred and pending work, and its
+    /// handlers; `execute` drops work from then on. A periodic timer's body holds the workers it visits, each of
+    /// which holds its loop, so without this a stopped server's workers, their TLS contexts and their descriptors
+    /// were never freed: harmless for the one server of a `tollgate serve`, but every test's server stayed, until a
+    /// long test run ran out of OpenSSL's per-context thread keys.
+    private func releaseEverything() {
+        // Moved out first and dropped when this returns, outside the lock and outside any access to the loop's own
+        // state: what they hold may deinitialise then, and a handler's deinit may call back (`deregister`).
+        let work = pending.withLock { queue -> [@Sendable () -> Void] in
+            let w = queue ?? []
+            queue = nil
+            return w
+        }
+        let timers = oneShots, deferred = afterIteration, handlers = slots
+        oneShots = []
+        earliestOneShot = .max
+        afterIteration = []
+        runningAfterIteration = []
+        slots = []
+        registeredCount = 0
+        withExtendedLifetime((work, timers, deferred, handlers)) {}
     }
 
     private func computeTimeout() -> Int32 {
@@ -211,8 +241,8 @@ public final class EventLoop: @unchecked Sendable {
         var value: UInt64 = 0
         _ = Glibc.read(wakeFD, &value, 8)
         let work = pending.withLock { queue -> [@Sendable () -> Void] in
-            let w = queue
-            queue.removeAll(keepingCapacity: true)
+            let w = queue ?? []
+            queue?.removeAll(keepingCapacity: true)
             return w
         }
         for body in work { body() }

@@ -1,4 +1,5 @@
 import Dispatch
+import Glibc
 import Testing
 import TollgateIO
 
@@ -99,6 +100,79 @@ import TollgateIO
         #expect(record.fired.values.allSatisfy { $0 == 1 }, "a timer fired more than once")
         #expect(record.early.isEmpty, "timers fired before their deadline: \(record.early)")
     }
+
+    /// A loop that has stopped lets go of what it held to run: a timer that never came due, deferred work, a handler
+    /// still registered, work sent to it before and after it stopped. Each holds an object here; every one is freed
+    /// once `run` has returned, and none of the work runs. (A periodic timer holding the workers that hold its loop
+    /// kept every stopped server alive, each with its TLS contexts and descriptors.)
+    @Test func aStoppedLoopLetsGoOfWhatItHeldAndDropsLaterWork() throws {
+        let loop = try EventLoop(index: 0, tickMillis: 10)
+        let box = LoopBox(loop)
+        let ran = FiredTimers()
+        weak var timerHeld: Marker?, deferredHeld: Marker?, handlerHeld: Marker?, pendingHeld: Marker?
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let readFD = fds[0]
+        do {
+            let timerMarker = Marker(), deferredMarker = Marker(), handler = Marker(), pendingMarker = Marker()
+            timerHeld = timerMarker
+            deferredHeld = deferredMarker
+            handlerHeld = handler
+            pendingHeld = pendingMarker
+            let held = UncheckedSendable((timerMarker, deferredMarker, handler, pendingMarker))
+            // Queued before the loop runs, so only this work holds the markers (not the thread that runs the loop,
+            // whose closure may be released a moment after it signals).
+            loop.execute {
+                let (timerMarker, deferredMarker, handler, pendingMarker) = held.value
+                box.loop.register(readFD, interest: .read, handler: handler)
+                box.loop.schedule(afterNanos: 3_600_000_000_000) { ran.names.append("timer \(timerMarker)") }
+                box.loop.stop()
+                // Run after this pass's events and timers: the loop stops at the end of this iteration, and
+                // this work defers itself once more, to an iteration that never comes.
+                box.loop.deferUntilIterationEnd {
+                    box.loop.deferUntilIterationEnd { ran.names.append("deferred \(deferredMarker)") }
+                }
+                // Queued for the next wakeup, which never comes: the loop ends with this iteration.
+                let pending = UncheckedSendable(pendingMarker)
+                box.loop.execute { ran.names.append("pending \(pending.value)") }
+            }
+            let stopped = DispatchSemaphore(value: 0)
+            DispatchQueue.global().async {
+                box.loop.run()
+                stopped.signal()
+            }
+            #expect(stopped.wait(timeout: .now() + 30) == .success, "the loop did not stop")
+        }
+        #expect(timerHeld == nil, "the hour timer's body is still held")
+        #expect(deferredHeld == nil, "deferred work is still held")
+        #expect(handlerHeld == nil, "the registered handler is still held")
+        #expect(pendingHeld == nil, "work sent before the stop is still held")
+        #expect(ran.names.isEmpty, "\(ran.names)")
+        // Work sent to the stopped loop is dropped at once, not kept.
+        weak var lateHeld: Marker?
+        do {
+            let late = Marker()
+            lateHeld = late
+            let sent = UncheckedSendable(late)
+            loop.execute { ran.names.append("late \(sent.value)") }
+        }
+        #expect(lateHeld == nil, "work sent after the stop is still held")
+        #expect(ran.names.isEmpty)
+    }
+}
+
+/// An object whose lifetime a test watches; as a handler it ignores every event.
+final class Marker: EventHandler {
+    func ready(_ events: ReadyEvents) {}
+    var deadline: UInt64 { 0 }
+    func deadlineExpired(now: UInt64) {}
+}
+
+/// Moves a value into a `@Sendable` closure (the test hands it to the loop's thread once).
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }
 
 /// Which timers fired how often, and which fired early, written on the loop's thread and read after it stopped.
