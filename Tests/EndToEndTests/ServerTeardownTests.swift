@@ -1,6 +1,7 @@
 import Testing
 @testable import Tollgate
 import TollgateIO
+import TollgateTestSupport
 
 /// A stopped server lets go of everything it built: its workers, their event loops, TLS contexts and OpenSSL
 /// library contexts. One server runs per `tollgate serve`, but a process that starts many (this test run, an
@@ -38,5 +39,44 @@ import TollgateIO
         for (i, held) in heldWorkers.enumerated() {
             #expect(held() == nil, "worker \(i / 4): its \(["worker", "loop", "TLS context", "library context"][i % 4]) is still alive")
         }
+    }
+}
+
+/// With shared limits, each worker also holds a Redis client, which asserts when it is freed with its socket open:
+/// a stopped server frees those too, after its drain closed them, whether Redis was up at the stop or had gone away
+/// (the client then between reconnect attempts).
+@Suite(.enabled(if: RedisServerProcess.available, "redis-server not installed (apt-get install redis-server)"))
+struct ServerTeardownRedisTests {
+    @Test(arguments: [true, false]) func aStoppedServerFreesItsRedisClientsClosed(redisUpAtTheStop: Bool) throws {
+        let redis = try RedisServerProcess()
+        weak var server: Server?
+        var held: [(String, () -> AnyObject?)] = []
+        try withProxyAndFake(configure: { config in
+            config.workers = 2
+            config.users = try? TestUsers.parse("alice:{PLAIN}pw-a\n")
+            var caps = ConcurrencyLimiter.Settings()
+            caps.perUser = 4
+            caps.global = 4
+            config.concurrency = caps
+            config.sharedLimits = redis.sharedLimits()
+        }) { proxy, _ in
+            server = proxy.server
+            let status = try #require(proxy.server.sharedStatus)
+            #expect(eventually { status.isUp }, "the Redis clients never connected")
+            for (i, worker) in proxy.server.workers.enumerated() {
+                let shared = try #require(worker.shared)
+                weak var w = worker, limits = shared, client = shared.client
+                held += [("worker \(i)", { w }), ("shared limits \(i)", { limits }), ("Redis client \(i)", { client })]
+            }
+            // Slots leased and given back through Redis.
+            for _ in 0..<4 {
+                #expect(try proxy.fetch(Req.generate(Credential.basic("alice", "pw-a"))).status == 200)
+            }
+            if !redisUpAtTheStop { try redis.kill(seenBy: proxy) }
+        }
+        _ = waitUntil { server == nil && held.allSatisfy { $0.1() == nil } }
+        #expect(server == nil, "the server is still alive")
+        #expect(held.count == 6)
+        for (name, object) in held { #expect(object() == nil, "\(name) is still alive") }
     }
 }

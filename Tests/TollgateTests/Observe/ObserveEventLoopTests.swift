@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+import Synchronization
 import Testing
 import TollgateIO
 
@@ -160,6 +161,52 @@ import TollgateIO
         #expect(lateHeld == nil, "work sent after the stop is still held")
         #expect(ran.names.isEmpty)
     }
+
+    /// Work sent from other threads while the loop stops (one of those bodies stops it) either runs, once, or is let
+    /// go of, never kept: once the loop and the senders have finished, every body has been freed, none ran twice,
+    /// and every body the stopping thread sent before the stop ran. `execute` decides under the queue's lock, and
+    /// the loop closes the queue under the same lock, so a body is queued for a wakeup that comes or dropped at once.
+    @Test func workSentWhileTheLoopStopsRunsOnceOrIsLetGo() throws {
+        let loop = try EventLoop(index: 0, tickMillis: 10)
+        let box = LoopBox(loop)
+        let senders = 4, each = 2_000
+        let tally = WorkTally(count: senders * each)
+        let stopped = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            box.loop.run()
+            stopped.signal()
+        }
+        DispatchQueue.concurrentPerform(iterations: senders) { sender in
+            for k in 0..<each {
+                let token = WorkToken(id: sender * each + k, tally: tally)
+                box.loop.execute { token.tally.ran[token.id] += 1 }
+                if sender == 0 && k == each / 2 { box.loop.execute { box.loop.stop() } }
+            }
+        }
+        #expect(stopped.wait(timeout: .now() + 30) == .success, "the loop did not stop")
+        #expect(tally.released.load(ordering: .relaxed) == senders * each, "work sent to the loop is still held")
+        #expect(tally.ran.allSatisfy { $0 <= 1 }, "a body ran more than once")
+        #expect(tally.ran[0...each / 2].allSatisfy { $0 == 1 }, "work sent before the stop, by the thread that stopped it, was dropped")
+    }
+}
+
+/// What the bodies of `workSentWhileTheLoopStopsRunsOnceOrIsLetGo` did: `ran` is written on the loop's thread and
+/// read after it stopped; `released` counts the bodies freed, on whatever thread.
+final class WorkTally: @unchecked Sendable {
+    var ran: [Int]
+    let released = Atomic<Int>(0)
+    init(count: Int) { ran = Array(repeating: 0, count: count) }
+}
+
+/// One body's capture: counts itself released when the body holding it is freed.
+final class WorkToken: @unchecked Sendable {
+    let id: Int
+    let tally: WorkTally
+    init(id: Int, tally: WorkTally) {
+        self.id = id
+        self.tally = tally
+    }
+    deinit { tally.released.add(1, ordering: .relaxed) }
 }
 
 /// An object whose lifetime a test watches; as a handler it ignores every event.
