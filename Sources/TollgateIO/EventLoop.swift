@@ -208,19 +208,31 @@ public final class EventLoop: @unchecked Sendable {
         releaseEverything()
     }
 
-    /// Lets go of everything the loop held to run once it has stopped: timers, deferred and pending work, and its
-    /// handlers; `execute` drops work from then on. A periodic timer's body holds the workers it visits, each of
-    /// which holds its loop, so without this a stopped server's workers, their TLS contexts and their descriptors
-    /// were never freed: harmless for the one server of a `tollgate serve`, but every test's server stayed, until a
-    /// long test run ran out of OpenSSL's per-context thread keys.
+    /// Lets go of everything the loop held to run once it has stopped: timers, deferred work and its handlers, after
+    /// running the work other threads sent before this, and `execute` drops work from then on.
+    /// A periodic timer's body holds the workers it visits, each of which holds its loop, so without this a stopped
+    /// server's workers, their TLS contexts and their descriptors were never freed: harmless for the one server of a
+    /// `tollgate serve`, but every test's server stayed, until a long test run ran out of OpenSSL's per-context
+    /// thread keys. The work sent before the stop still runs because some of it gives something back: a slot the
+    /// concurrency limiter handed to a request whose connection closed in the pass that stopped the loop returns
+    /// through that hand-over.
     private func releaseEverything() {
-        // Moved out first and dropped when this returns, outside the lock and outside any access to the loop's own
-        // state: what they hold may deinitialise then, and a handler's deinit may call back (`deregister`).
-        let work = pending.withLock { queue -> [@Sendable () -> Void] in
-            let w = queue ?? []
-            queue = nil
-            return w
+        // Rounds, for work that sends more: bounded, so that work which always sends itself again cannot keep a
+        // stopped loop's thread forever.
+        var rounds = 0
+        while let work = pending.withLock({ queue -> [@Sendable () -> Void]? in
+            guard let queued = queue, !queued.isEmpty, rounds < 16 else {
+                queue = nil
+                return nil
+            }
+            queue = []
+            return queued
+        }) {
+            rounds += 1
+            for body in work { body() }
         }
+        // Moved out first and dropped when this returns, outside any access to the loop's own state: what they hold
+        // may deinitialise then, and a handler's deinit may call back (`deregister`).
         let timers = oneShots, deferred = afterIteration, handlers = slots
         oneShots = []
         earliestOneShot = .max
@@ -228,7 +240,7 @@ public final class EventLoop: @unchecked Sendable {
         runningAfterIteration = []
         slots = []
         registeredCount = 0
-        withExtendedLifetime((work, timers, deferred, handlers)) {}
+        withExtendedLifetime((timers, deferred, handlers)) {}
     }
 
     private func computeTimeout() -> Int32 {
