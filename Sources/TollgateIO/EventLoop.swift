@@ -220,14 +220,24 @@ public final class EventLoop: @unchecked Sendable {
         // Rounds, for work that sends more: bounded, so that work which always sends itself again cannot keep a
         // stopped loop's thread forever.
         var rounds = 0
-        while let work = pending.withLock({ queue -> [@Sendable () -> Void]? in
-            guard let queued = queue, !queued.isEmpty, rounds < 16 else {
-                queue = nil
-                return nil
+        while true {
+            // What is dropped leaves the lock first: a body's deinit may call `execute`, which takes it.
+            let (work, dropped) = pending.withLock { queue -> ([@Sendable () -> Void]?, [@Sendable () -> Void]) in
+                guard let queued = queue, !queued.isEmpty else {
+                    queue = nil
+                    return (nil, [])
+                }
+                guard rounds < 16 else {
+                    queue = nil
+                    return (nil, queued)
+                }
+                queue = []
+                return (queued, [])
             }
-            queue = []
-            return queued
-        }) {
+            guard let work else {
+                withExtendedLifetime(dropped) {}
+                break
+            }
             rounds += 1
             for body in work { body() }
         }

@@ -168,6 +168,28 @@ import TollgateIO
         #expect(ran.names == ["pending", "sent by pending"])
     }
 
+    /// Work that sends itself again forever does not keep a stopped loop's thread: the loop runs what was sent before
+    /// the stop for a bounded number of rounds, then drops the rest. A dropped body whose deinit sends more work (here
+    /// every body holds an object that does) is let go of outside the queue's lock, so that send is refused, not a
+    /// deadlock.
+    @Test func workThatAlwaysSendsMoreCannotKeepAStoppedLoop() throws {
+        let loop = try EventLoop(index: 0, tickMillis: 10)
+        let box = LoopBox(loop)
+        let resender = Resender(loop: loop)
+        loop.execute {
+            box.loop.stop()
+            resender.send()
+        }
+        let stopped = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            box.loop.run()
+            stopped.signal()
+        }
+        #expect(stopped.wait(timeout: .now() + 30) == .success, "a stopped loop kept running work that sends more")
+        #expect((1...17).contains(resender.rounds), "\(resender.rounds) rounds")
+        #expect(resender.last == nil, "the last body sent is still held")
+    }
+
     /// Work sent from other threads while the loop stops (one of those bodies stops it) either runs, once, or is let
     /// go of, never kept: once the loop and the senders have finished, every body has been freed, none ran twice,
     /// and every body the stopping thread sent before the stop ran. `execute` decides under the queue's lock, and
@@ -213,6 +235,33 @@ final class WorkToken: @unchecked Sendable {
         self.tally = tally
     }
     deinit { tally.released.add(1, ordering: .relaxed) }
+}
+
+/// Work that sends itself to its loop again each time it runs, each body holding a `SendsOnDeinit`. `rounds` and
+/// `last` are written on the loop's thread and read after it stopped.
+final class Resender: @unchecked Sendable {
+    let loop: EventLoop
+    var rounds = 0
+    weak var last: SendsOnDeinit?
+    init(loop: EventLoop) { self.loop = loop }
+
+    func send() {
+        let holder = SendsOnDeinit(loop: loop)
+        last = holder
+        let sent = UncheckedSendable(holder)
+        loop.execute { [self] in
+            _ = sent.value
+            rounds += 1
+            send()
+        }
+    }
+}
+
+/// Sends work to its loop when it is freed (which a stopped loop refuses).
+final class SendsOnDeinit: @unchecked Sendable {
+    let loop: EventLoop
+    init(loop: EventLoop) { self.loop = loop }
+    deinit { loop.execute {} }
 }
 
 /// An object whose lifetime a test watches; as a handler it ignores every event.
