@@ -47,17 +47,6 @@ import Testing
             groups: "X25519:P-256:P-384:P-521:brainpoolP256r1:brainpoolP512r1"))
     }
 
-    /// As TLSResumptionTests: an attempt retaken while another suite emptied the process's session cache during it.
-    private func withSteadyCache<T>(_ attempt: () throws -> T) rethrows -> T {
-        var tries = 0
-        while true {
-            let before = TLSSessionCache.generation
-            let result = try attempt()
-            tries += 1
-            if TLSSessionCache.generation == before || tries == 3 { return result }
-        }
-    }
-
     /// Keys at the edge of the callback's test get the version OpenSSL alone gives them (the commit's parent): an EC
     /// key whose P-256 parameters are spelled out is still P-256 (TLS 1.3 signs with it); brainpool spelled out is
     /// still brainpool (TLS 1.2, not a failed handshake); P-521, Ed448 and RSA-PSS keys (restricted to SHA-512 too)

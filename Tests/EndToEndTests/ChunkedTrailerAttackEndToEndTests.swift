@@ -41,19 +41,14 @@ import TollgateTestSupport
             ("/api/generate", [bytes(Self.ndjsonHead + generateBody + "X-Pad"),
                                bytes(String(generateTrailer.dropFirst(5)))]),
         ])
-        let dir = try OpsTempDirectory()
-        let log = dir.file("access.log")
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("tollgate-ledger-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         let path = StateDatabase.path(in: url.path + "/state")
         let users = try TestUsers.parse("alice:{PLAIN}pw-a\n")
-        try withProxyAndFake(configure: {
-            $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(upstream.port)")!
+        try withProxyLoggingJSON(upstreamPort: upstream.port, configure: {
             $0.users = users
             $0.databasePath = path
-            $0.accessLog = .json
-            $0.accessLogPath = log
-        }) { proxy, _ in
+        }) { proxy, log in
             let client = try proxy.plain()
             defer { client.close() }
             try client.send(Req.post("/api/chat", #"{"model":"mistral:7b","messages":[{"role":"user","content":"hi"}]}"#,
@@ -110,13 +105,7 @@ import TollgateTestSupport
         let trailer = try #require(Self.refusedTrailers[what])
         let body = Self.framed([#"{"response":"a","done":false}"# + "\n"])
         let upstream = try PiecewiseUpstream(replies: [("/api/version", [bytes(Self.ndjsonHead + body), bytes(trailer)])])
-        let dir = try OpsTempDirectory()
-        let log = dir.file("access.log")
-        try withProxyAndFake(configure: {
-            $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(upstream.port)")!
-            $0.accessLog = .json
-            $0.accessLogPath = log
-        }) { proxy, _ in
+        try withProxyLoggingJSON(upstreamPort: upstream.port) { proxy, log in
             let client = try proxy.plain()
             defer { client.close() }
             try client.send(Req.get("/api/version"))

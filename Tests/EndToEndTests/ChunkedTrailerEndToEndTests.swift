@@ -39,13 +39,7 @@ import Tollgate
                      #"{"model":"mistral:7b","response":"","done":true,"prompt_eval_count":7,"eval_count":3}"# + "\n"]
         let body = lines.map { String($0.utf8.count, radix: 16) + "\r\n" + $0 + "\r\n" }.joined() + "0\r\n"
         let raw = try RawUpstream(reply: bytes(TrailerReply.head + body + "Eval-Count: 99\r\nSet-Cookie: a=b\r\n\r\n"))
-        let dir = try OpsTempDirectory()
-        let log = dir.file("access.log")
-        try withProxyAndFake(configure: {
-            $0.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(raw.port)")!
-            $0.accessLog = .json
-            $0.accessLogPath = log
-        }) { proxy, _ in
+        try withProxyLoggingJSON(upstreamPort: raw.port) { proxy, log in
             let response = try proxy.fetch(Req.post("/api/generate", #"{"model":"mistral:7b","prompt":"hi"}"#))
             #expect(response.status == 200)
             #expect(response.rawBody == bytes(body + "\r\n"), "\(String(decoding: response.rawBody, as: UTF8.self))")

@@ -27,19 +27,6 @@ import Testing
         return stream.sessionReused
     }
 
-    /// `attempt`'s result, taken again (three times at most) while the process's session cache was emptied during
-    /// it: the cache is the process's, and a suite running beside this one that swaps in another certificate empties
-    /// it. Only an attempt during which it was not emptied says whether sessions resume.
-    private func withSteadyCache<T>(_ attempt: () throws -> T) rethrows -> T {
-        var tries = 0
-        while true {
-            let before = TLSSessionCache.generation
-            let result = try attempt()
-            tries += 1
-            if TLSSessionCache.generation == before || tries == 3 { return result }
-        }
-    }
-
     @Test(arguments: [TLS1_3_VERSION, TLS1_2_VERSION])
     func secondConnectionResumesTheSession(version: Int32) throws {
         try withProxyAndFake { proxy, _ in

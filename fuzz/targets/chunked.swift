@@ -25,6 +25,7 @@ enum ChunkedEnd: Equatable {
 
 /// What a run produced.
 struct ChunkedRun {
+    /// The decoded data (`decode`), or the bytes relayed (`relay`).
     var data: [UInt8] = []
     var consumed = 0
     var end = ChunkedEnd.waiting
@@ -89,42 +90,33 @@ func runChunked(_ decoder: ChunkedDecoder, _ input: [UInt8], pieces: [Int], fres
     return run
 }
 
-/// What a relay of the input produced.
-struct RelayRun {
-    var out: [UInt8] = []
-    var consumed = 0
-    var end = ChunkedEnd.waiting
-    /// The input range of the piece whose call threw.
-    var refusedIn: Range<Int>?
-}
-
 /// Relays `input` through a fresh copy of `decoder` in pieces of the given lengths, checking each call's output.
-func runRelay(_ decoder: ChunkedDecoder, _ input: [UInt8], pieces: [Int], freshArrays: Bool) -> RelayRun {
+func runRelay(_ decoder: ChunkedDecoder, _ input: [UInt8], pieces: [Int], freshArrays: Bool) -> ChunkedRun {
     var decoder = decoder
-    var run = RelayRun()
+    var run = ChunkedRun()
     var position = 0
-    run.out.reserveCapacity(input.count + 2)
+    run.data.reserveCapacity(input.count + 2)
     for length in pieces {
         let buffer = freshArrays ? Array(input[position..<(position + length)]) : input
         let from = freshArrays ? 0 : position
-        let before = run.out.count
+        let before = run.data.count
         let wasDone = decoder.isDone
         do {
-            let count = try decoder.relay(buffer, from: from, to: from + length, into: &run.out) { _ in }
+            let count = try decoder.relay(buffer, from: from, to: from + length, into: &run.data) { _ in }
             // A prefix of what this call consumed, then the CRLF of an empty trailer section if it ended the body.
             let closing = decoder.isDone && !wasDone ? 2 : 0
-            let added = run.out.count - before - closing
+            let added = run.data.count - before - closing
             Fuzz.check(added >= 0 && added <= count, "relay added \(added) of \(count) consumed")
-            Fuzz.check(run.out[before..<(before + added)].elementsEqual(buffer[from..<(from + added)]),
+            Fuzz.check(run.data[before..<(before + added)].elementsEqual(buffer[from..<(from + added)]),
                        "relay added bytes that are not the input's")
             if closing > 0 {
-                Fuzz.check(run.out.suffix(2).elementsEqual([13, 10]), "relay did not end with an empty trailer section")
+                Fuzz.check(run.data.suffix(2).elementsEqual([13, 10]), "relay did not end with an empty trailer section")
             }
-            Fuzz.check(!wasDone || (count == 0 && run.out.count == before), "relay went on after done")
+            Fuzz.check(!wasDone || (count == 0 && run.data.count == before), "relay went on after done")
             if run.end == .waiting { run.consumed += count }
             if decoder.isDone { run.end = .done }
         } catch {
-            Fuzz.check(run.out.count == before, "a refusing relay call appended \(run.out.count - before) bytes")
+            Fuzz.check(run.data.count == before, "a refusing relay call appended \(run.data.count - before) bytes")
             run.end = .refused(error)
             run.refusedIn = position..<(position + length)
             return run
@@ -144,18 +136,18 @@ func fuzzRelay(_ input: [UInt8], _ decoder: ChunkedDecoder, whole: ChunkedRun, p
         Fuzz.check(run.end == whole.end, "relay \(name) ends \(run.end), decode ends \(whole.end)")
         if whole.end != .done { continue }
         Fuzz.check(run.consumed == whole.consumed, "relay \(name) consumed \(run.consumed), decode \(whole.consumed)")
-        Fuzz.check(run.out == relayWhole.out, "relay \(name) output differs from the whole input's")
+        Fuzz.check(run.data == relayWhole.data, "relay \(name) output differs from the whole input's")
     }
     if whole.end == .waiting {
-        Fuzz.check(bytewise.out == relayWhole.out && split.out == relayWhole.out, "a waiting relay depends on the split")
+        Fuzz.check(bytewise.data == relayWhole.data && split.data == relayWhole.data, "a waiting relay depends on the split")
     }
     // A refusal: byte by byte has relayed all it could before the bad byte; a split, what precedes its piece.
     if let piece = split.refusedIn {
-        Fuzz.check(split.out.elementsEqual(bytewise.out.prefix(piece.lowerBound)),
-                   "split relay refused in \(piece) after \(split.out.count) bytes, byte-by-byte \(bytewise.out.count)")
+        Fuzz.check(split.data.elementsEqual(bytewise.data.prefix(piece.lowerBound)),
+                   "split relay refused in \(piece) after \(split.data.count) bytes, byte-by-byte \(bytewise.data.count)")
     }
     if whole.end == .done, let reference = referenceChunked(input) {
-        Fuzz.check(relayWhole.out.elementsEqual(input[0..<reference.lastChunkEnd] + [13, 10]),
+        Fuzz.check(relayWhole.data.elementsEqual(input[0..<reference.lastChunkEnd] + [13, 10]),
                    "relay of a finished body is not its bytes up to the last-chunk line and CRLF")
     }
 }

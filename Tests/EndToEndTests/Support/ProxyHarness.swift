@@ -74,6 +74,20 @@ func withProxyAndFake(tokens: Int = 5, keyStore: (any KeyStore)? = nil, configur
     try withProxy(configure: configure, upstream: fake, keyStore: keyStore) { proxy in try body(proxy, fake) }
 }
 
+/// A proxy in front of a test upstream listening on 127.0.0.1:`port` instead of the fake Ollama, writing a JSON access
+/// log into a temporary directory; `configure` runs after those settings. `body` gets the log's path.
+func withProxyLoggingJSON(upstreamPort port: UInt16, configure: (inout ServerConfig) -> Void = { _ in },
+                          body: (Proxy, String) throws -> Void) throws {
+    let dir = try OpsTempDirectory()
+    let log = dir.file("access.log")
+    try withProxyAndFake(configure: { config in
+        config.upstream = UpstreamAddress(parsing: "http://127.0.0.1:\(port)")!
+        config.accessLog = .json
+        config.accessLogPath = log
+        configure(&config)
+    }) { proxy, _ in try body(proxy, log) }
+}
+
 /// Asks the server to stop at once and waits, bounded, for its loops to exit.
 func stop(_ server: Server) {
     server.shutdown(graceSeconds: 0)
