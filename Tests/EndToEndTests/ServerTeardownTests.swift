@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import Tollgate
 import TollgateIO
@@ -39,6 +40,34 @@ import TollgateTestSupport
         for (i, held) in heldWorkers.enumerated() {
             #expect(held() == nil, "worker \(i / 4): its \(["worker", "loop", "TLS context", "library context"][i % 4]) is still alive")
         }
+    }
+
+    /// Waiting for a stop twice (a test waits, then its harness does; an embedding may wait from two threads) stops
+    /// things once: the second wait used to close the access log's descriptor again, and with it whatever the
+    /// process had opened under that number in between.
+    @Test func waitingForTheStopAgainClosesNoDescriptorItDoesNotOwn() throws {
+        let dir = try OpsTempDirectory()
+        let log = dir.file("access.log")
+        var opened: [Int32] = []
+        defer { for fd in opened where fd >= 0 { close(fd) } }
+        try withProxyAndFake(configure: { config in
+            config.accessLog = .json
+            config.accessLogPath = log
+        }) { proxy, _ in
+            let client = try proxy.tls()
+            defer { client.close() }
+            try client.send("GET /api/version HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            #expect(try client.readResponse().status == 200)
+            proxy.server.shutdown(graceSeconds: 0)
+            #expect(waitUntilStopped(proxy.server, timeoutSeconds: stopTimeoutSeconds), "the server did not stop")
+            // The numbers the stopped server let go of are the lowest free ones: what opens next takes them.
+            opened = (0..<16).map { _ in open("/dev/null", O_RDONLY) }
+            #expect(opened.allSatisfy { $0 >= 0 })
+            // The harness waits for the stop again when this returns.
+        }
+        let closed = opened.filter { fcntl($0, F_GETFD) == -1 }
+        #expect(closed.isEmpty, "waiting for the stop again closed descriptors \(closed)")
+        #expect(OpsFiles.lines(log).count == 1)
     }
 }
 

@@ -95,9 +95,14 @@ public final class LogSink: @unchecked Sendable {
         wake.post()
     }
 
-    /// Writes what is queued, then stops the thread.
+    /// Writes what is queued, then stops the thread and closes the file. Only the first call does anything: a second
+    /// one closing the file's descriptor again would close whatever the process opened under that number since.
     public func stop() {
-        state.withLock { $0.stopping = true }
+        let first = state.withLock { s -> Bool in
+            defer { s.stopping = true }
+            return !s.stopping
+        }
+        guard first else { return }
         wake.post()
         if let thread { pthread_join(thread, nil) }
         thread = nil

@@ -69,6 +69,8 @@ public final class Server: @unchecked Sendable {
     let servedCertificate = Mutex<TLSCertificate?>(nil)
     private let stopped = Mutex<Int>(0)
     private let shuttingDown = Atomic<Bool>(false)
+    /// Held by `waitUntilStopped` while it stops what the loops used.
+    private let stopping = Mutex<Void>(())
 
     /// Loads the certificate, creates the loops and binds every listener; fails with a clear message. `keyStore`
     /// holds the API keys (the state directory's database; memory in tests): they are loaded now and followed by a
@@ -407,8 +409,14 @@ public final class Server: @unchecked Sendable {
     /// grows while an attack is held.
     public var loopIterations: [UInt64] { workers.map { $0.loop.iterations } }
 
-    /// Blocks until every loop has exited, then stops the watcher and the password-checking threads.
+    /// Blocks until every loop has exited, then stops the watcher and the password-checking threads. Callable from
+    /// several threads and more than once: a later call waits for the first to finish and finds nothing left to stop
+    /// (joining a thread twice, or closing a descriptor twice, would act on whatever reused it).
     public func waitUntilStopped() {
+        stopping.withLock { _ in stopEverything() }
+    }
+
+    private func stopEverything() {
         for t in threads { pthread_join(t, nil) }
         Diagnostics.flush()
         threads.removeAll()

@@ -24,6 +24,24 @@ import Testing
         #expect(Array(buffer[0..<max(0, n)]) == Array("first line\na\n".utf8))
     }
 
+    /// Stopping a second time does nothing: it used to close the file's descriptor again, and with it whatever the
+    /// process had opened under that number since (in a test run, another server's socket or log file).
+    @Test func stoppingTwiceClosesNoDescriptorItDoesNotOwn() throws {
+        let path = "/tmp/tollgate-logsink-twice-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
+        defer { unlink(path) }
+        let sink = try LogSink(path: path)
+        sink.submit(Array("a\n".utf8))
+        sink.stop()
+        // The numbers the sink let go of are the lowest free ones: what opens next takes them.
+        let opened = (0..<8).map { _ in open("/dev/null", O_RDONLY) }
+        defer { for fd in opened where fd >= 0 { close(fd) } }
+        #expect(opened.allSatisfy { $0 >= 0 })
+        sink.stop()
+        let closed = opened.filter { fcntl($0, F_GETFD) == -1 }
+        #expect(closed.isEmpty, "the second stop closed descriptors \(closed)")
+        #expect((try? String(contentsOfFile: path, encoding: .utf8)) == "a\n")
+    }
+
     /// A destination that takes lines slowly makes the sink `isBehind` (loops then hold new requests instead of
     /// having lines dropped); once it is read again, the sink catches up and nothing was dropped. A destination
     /// stuck for longer than `stuckAfterSeconds` is not waited for.
