@@ -129,16 +129,19 @@ public final class EventLoop: @unchecked Sendable {
 
     // MARK: work from this thread and others
 
-    /// Runs body on the loop's thread soon. Safe from any thread.
-    public func execute(_ body: @escaping @Sendable () -> Void) {
-        // A loop that has finished never runs it: the body is dropped here rather than kept (with all it holds).
+    /// Runs body on the loop's thread soon. Safe from any thread. False when the loop has finished: it never runs
+    /// `body`, which is dropped here rather than kept (with all it holds), and a sender that was handing something
+    /// over (a slot, a lease) gives it back itself.
+    @discardableResult
+    public func execute(_ body: @escaping @Sendable () -> Void) -> Bool {
         guard pending.withLock({ queue in
             guard queue != nil else { return false }
             queue!.append(body)
             return true
-        }) else { return }
+        }) else { return false }
         var one: UInt64 = 1
         _ = Glibc.write(wakeFD, &one, 8)
+        return true
     }
 
     /// Runs body on this loop once `delayNanos` have passed (at most one tick late). Loop thread only.

@@ -25,7 +25,9 @@ extension ClientConnection {
             let box = UncheckedBox((self, ex))
             let loop = worker.loop
             return UpstreamPeers.Waiter(nowMillis: loop.now / 1_000_000, onGranted: { lease in
-                loop.execute { box.value.0.peerGranted(box.value.1, lease) }
+                // A loop that has stopped never runs the hand-over: the lease goes back here (the backend set is
+                // thread-safe), or the backend keeps it counted.
+                if !loop.execute({ box.value.0.peerGranted(box.value.1, lease) }) { peers.free(lease) }
             }, onExpired: {
                 loop.execute { box.value.0.peerExpired(box.value.1) }
             }, onUnservable: { choice in

@@ -105,8 +105,9 @@ import TollgateIO
     /// A loop that has stopped lets go of what it held to run: a timer that never came due, deferred work, a handler
     /// still registered, work sent to it before and after it stopped. Each holds an object here; every one is freed
     /// once `run` has returned. Of the work, only what was sent before the stop runs (it may give something back,
-    /// such as a concurrency slot); timers and deferred work do not, and work sent later is dropped at once. (A periodic timer holding the workers that hold its loop
-    /// kept every stopped server alive, each with its TLS contexts and descriptors.)
+    /// such as a concurrency slot); timers and deferred work do not, and work sent later is refused and dropped at
+    /// once. (A periodic timer holding the workers that hold its loop kept every stopped server alive, each with its
+    /// TLS contexts and descriptors.)
     @Test func aStoppedLoopLetsGoOfWhatItHeldAndDropsLaterWork() throws {
         let loop = try EventLoop(index: 0, tickMillis: 10)
         let box = LoopBox(loop)
@@ -162,7 +163,9 @@ import TollgateIO
             let late = Marker()
             lateHeld = late
             let sent = UncheckedSendable(late)
-            loop.execute { ran.names.append("late \(sent.value)") }
+            let accepted = loop.execute { ran.names.append("late \(sent.value)") }
+            // Said to its sender, who gives back what the work was handing over.
+            #expect(!accepted, "the stopped loop took work it will never run")
         }
         #expect(lateHeld == nil, "work sent after the stop is still held")
         #expect(ran.names == ["pending", "sent by pending"])
