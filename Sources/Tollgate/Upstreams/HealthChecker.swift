@@ -46,10 +46,13 @@ final class HealthChecker: @unchecked Sendable {
     }
 
     /// Runs a round that starts after this call (any thread) and calls `done` on the loop once every backend's
-    /// checks in it have finished.
+    /// checks in it have finished. Once stopped, no round starts (its probes would outlive the loop's last pass):
+    /// `done` is called at once; never when the loop itself has finished.
     func checkNow(_ done: @escaping @Sendable () -> Void) {
         loop.execute { [self] in
-            if pending == 0 {
+            if stopped {
+                done()
+            } else if pending == 0 {
                 roundWaiters.append(done)
                 round()
             } else {
