@@ -325,16 +325,20 @@ public final class Server: @unchecked Sendable {
             }
         }
         startACME()
-        // Queue timeouts: one loop sweeps every process-wide wait queue; expired waiters hop back to their own loops.
+        // Queue timeouts: every loop sweeps the process-wide wait queues (whichever comes first expires a waiter, which
+        // hops back to its own loop). Not one loop for all: a draining loop stops once its own connections are done,
+        // and the requests still queued on the others would then wait past their timeout.
         let queues: [any TimedWaitQueue] = [concurrency as (any TimedWaitQueue)?, backends].compactMap { $0 }
-        if !queues.isEmpty, let first = workers.first {
-            let loop = UncheckedBox(first.loop)
-            @Sendable func sweep() {
-                let nowMillis = loop.value.now / 1_000_000
-                for queue in queues { queue.expire(nowMillis: nowMillis) }
-                loop.value.schedule(afterNanos: ConcurrencyLimiter.sweepNanos) { sweep() }
+        if !queues.isEmpty {
+            for worker in workers {
+                let loop = UncheckedBox(worker.loop)
+                @Sendable func sweep() {
+                    let nowMillis = loop.value.now / 1_000_000
+                    for queue in queues { queue.expire(nowMillis: nowMillis) }
+                    loop.value.schedule(afterNanos: ConcurrencyLimiter.sweepNanos) { sweep() }
+                }
+                worker.loop.execute { sweep() }
             }
-            first.loop.execute { sweep() }
         }
         if let backends, let first = workers.first {
             // Health checks run on the first loop.
