@@ -99,10 +99,62 @@ import TollgateIO
     static func isDraining(_ worker: Worker) -> Bool {
         let answer = Mutex<Bool?>(nil)
         let box = UncheckedBox(worker)
-        worker.loop.execute { answer.withLock { $0 = box.value.draining } }
-        // A loop that has stopped runs nothing more: it drained.
+        // A loop that has stopped refuses the question: it drained.
+        guard worker.loop.execute({ answer.withLock { $0 = box.value.draining } }) else { return true }
+        // Work a loop took runs, even in its last pass.
         _ = waitUntil { answer.withLock { $0 } != nil }
-        return answer.withLock { $0 } ?? true
+        return answer.withLock { $0 } ?? false
+    }
+
+    /// `worker`'s open client connections, read on its own loop (-1 once it has stopped).
+    static func connections(_ worker: Worker) -> Int {
+        let answer = Mutex<Int?>(nil)
+        let box = UncheckedBox(worker)
+        guard worker.loop.execute({ answer.withLock { $0 = box.value.clientConnections } }) else { return -1 }
+        _ = waitUntil { answer.withLock { $0 } != nil }
+        return answer.withLock { $0 } ?? -1
+    }
+
+    /// A request queued on the second loop still times out (429) when the first loop, with nothing left to drain,
+    /// has stopped: every loop sweeps the wait queues, not the first alone. The one slot is held by the test, and
+    /// the grace period is far longer than the test, so the queue timeout is the only thing that can answer it.
+    @Test func aRequestQueuedOnTheSecondLoopTimesOutAfterTheFirstLoopHasStopped() throws {
+        var settings = ConcurrencyLimiter.Settings()
+        settings.global = 1
+        settings.queueTimeoutMillis = 2_000
+        try withProxyAndFake(configure: { config in
+            config.workers = 2
+            config.users = try? TestUsers.parse("alice:{PLAIN}pw-a\n")
+            config.concurrency = settings
+        }) { proxy, fake in
+            let limiter = try #require(proxy.server.concurrency)
+            guard case .acquired(let held) = limiter.acquire(user: "bob", nowMillis: 0, onGranted: { _ in }, onExpired: {}) else {
+                Issue.record("the only slot was not free")
+                return
+            }
+            defer { limiter.release(held) }
+            // Connections land on a loop by their address's hash: open them until one is on the second loop. The
+            // others stay idle, and the drain closes them.
+            var others: [HTTPClient] = []
+            defer { for c in others { c.close() } }
+            var onSecond: HTTPClient?
+            for _ in 0..<64 where onSecond == nil {
+                let before = Self.connections(proxy.server.workers[1])
+                let client = try proxy.tls()
+                if Self.connections(proxy.server.workers[1]) > before { onSecond = client } else { others.append(client) }
+            }
+            let client = try #require(onSecond, "no connection landed on the second loop")
+            defer { client.close() }
+            try client.send(Req.generate(Self.alice))
+            try #require(waitUntil { limiter.queued == 1 }, "the request did not queue")
+            #expect(Self.stopAccepting(proxy, graceSeconds: 3_600), "the loops did not start draining")
+            // The first loop had nothing in flight: it has stopped, or stops now.
+            #expect(waitUntil { Self.connections(proxy.server.workers[0]) == -1 }, "the first loop did not stop")
+            let answer = try client.readResponse()
+            #expect(answer.status == 429)
+            #expect(answer.head.header("Retry-After") != nil)
+            #expect(fake.requests.isEmpty)
+        }
     }
 
     @Test(arguments: [1, 2]) func aDrainWithTimeLeftAnswersTheStreamAndTheQueuedRequestInFull(workers: Int) throws {
