@@ -221,26 +221,19 @@ public final class EventLoop: @unchecked Sendable {
     /// through that hand-over.
     private func releaseEverything() {
         // Rounds, for work that sends more: bounded, so that work which always sends itself again cannot keep a
-        // stopped loop's thread forever.
+        // stopped loop's thread forever. The queue closes before the last round runs: what that round sends is
+        // refused (its sender gives back what it was handing over), never taken and then dropped.
         var rounds = 0
         while true {
-            // What is dropped leaves the lock first: a body's deinit may call `execute`, which takes it.
-            let (work, dropped) = pending.withLock { queue -> ([@Sendable () -> Void]?, [@Sendable () -> Void]) in
+            let work = pending.withLock { queue -> [@Sendable () -> Void]? in
                 guard let queued = queue, !queued.isEmpty else {
                     queue = nil
-                    return (nil, [])
+                    return nil
                 }
-                guard rounds < 16 else {
-                    queue = nil
-                    return (nil, queued)
-                }
-                queue = []
-                return (queued, [])
+                queue = rounds < 15 ? [] : nil
+                return queued
             }
-            guard let work else {
-                withExtendedLifetime(dropped) {}
-                break
-            }
+            guard let work else { break }
             rounds += 1
             for body in work { body() }
         }
