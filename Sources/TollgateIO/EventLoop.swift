@@ -129,9 +129,10 @@ public final class EventLoop: @unchecked Sendable {
 
     // MARK: work from this thread and others
 
-    /// Runs body on the loop's thread soon. Safe from any thread. False when the loop has finished: it never runs
-    /// `body`, which is dropped here rather than kept (with all it holds), and a sender that was handing something
-    /// over (a slot, a lease) gives it back itself.
+    /// Runs body on the loop's thread soon. Safe from any thread. True: `body` runs, even if the loop stops first.
+    /// False when the loop has finished (or runs its last round of work after stopping): it never runs `body`, which
+    /// is dropped here rather than kept (with all it holds), and a sender that was handing something over (a slot, a
+    /// lease) gives it back itself.
     @discardableResult
     public func execute(_ body: @escaping @Sendable () -> Void) -> Bool {
         guard pending.withLock({ queue in
