@@ -129,9 +129,10 @@ public final class EventLoop: @unchecked Sendable {
 
     // MARK: work from this thread and others
 
-    /// Runs body on the loop's thread soon. Safe from any thread. False when the loop has finished: it never runs
-    /// `body`, which is dropped here rather than kept (with all it holds), and a sender that was handing something
-    /// over (a slot, a lease) gives it back itself.
+    /// Runs body on the loop's thread soon. Safe from any thread. True: `body` runs, even if the loop stops first.
+    /// False when the loop has finished (or runs its last round of work after stopping): it never runs `body`, which
+    /// is dropped here rather than kept (with all it holds), and a sender that was handing something over (a slot, a
+    /// lease) gives it back itself.
     @discardableResult
     public func execute(_ body: @escaping @Sendable () -> Void) -> Bool {
         guard pending.withLock({ queue in
@@ -221,26 +222,19 @@ public final class EventLoop: @unchecked Sendable {
     /// through that hand-over.
     private func releaseEverything() {
         // Rounds, for work that sends more: bounded, so that work which always sends itself again cannot keep a
-        // stopped loop's thread forever.
+        // stopped loop's thread forever. The queue closes before the last round runs: what that round sends is
+        // refused (its sender gives back what it was handing over), never taken and then dropped.
         var rounds = 0
         while true {
-            // What is dropped leaves the lock first: a body's deinit may call `execute`, which takes it.
-            let (work, dropped) = pending.withLock { queue -> ([@Sendable () -> Void]?, [@Sendable () -> Void]) in
+            let work = pending.withLock { queue -> [@Sendable () -> Void]? in
                 guard let queued = queue, !queued.isEmpty else {
                     queue = nil
-                    return (nil, [])
+                    return nil
                 }
-                guard rounds < 16 else {
-                    queue = nil
-                    return (nil, queued)
-                }
-                queue = []
-                return (queued, [])
+                queue = rounds < 15 ? [] : nil
+                return queued
             }
-            guard let work else {
-                withExtendedLifetime(dropped) {}
-                break
-            }
+            guard let work else { break }
             rounds += 1
             for body in work { body() }
         }

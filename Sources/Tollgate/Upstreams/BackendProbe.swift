@@ -42,6 +42,12 @@ final class BackendProbe: EventHandler {
         }
     }
 
+    /// A loop that finishes lets go of its handlers, this one too when the server stopped during a round: unfinished,
+    /// it still owns its socket and closes it here (without calling `done`: nothing runs on a finished loop).
+    deinit {
+        if !finished { Syscall.close(fd) }
+    }
+
     private init(loop: EventLoop, fd: Int32, request: [UInt8], connected: Bool, timeoutNanos: UInt64,
                  done: @escaping (Outcome) -> Void) {
         self.loop = loop

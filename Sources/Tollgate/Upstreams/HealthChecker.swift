@@ -127,11 +127,18 @@ final class HealthChecker: @unchecked Sendable {
         if pending == 0 { endRound() }
     }
 
+    /// Answers the round's waiters and starts the round asked for meanwhile, unless the checker has stopped: then
+    /// those waiters are answered too, without probing (as `checkNow` answers once stopped).
     private func endRound() {
-        let waiters = roundWaiters
+        var waiters = roundWaiters
         roundWaiters = nextRoundWaiters
         nextRoundWaiters.removeAll()
-        if !roundWaiters.isEmpty { round() }
+        if stopped {
+            waiters += roundWaiters
+            roundWaiters.removeAll()
+        } else if !roundWaiters.isEmpty {
+            round()
+        }
         for w in waiters { w() }
     }
 }

@@ -172,9 +172,9 @@ import TollgateIO
     }
 
     /// Work that sends itself again forever does not keep a stopped loop's thread: the loop runs what was sent before
-    /// the stop for a bounded number of rounds, then drops the rest. A dropped body whose deinit sends more work (here
-    /// every body holds an object that does) is let go of outside the queue's lock, so that send is refused, not a
-    /// deadlock.
+    /// the stop for a bounded number of rounds, then refuses the rest. A refused body whose deinit sends more work
+    /// (here every body holds an object that does) is let go of outside the queue's lock, so that send is refused
+    /// too, not a deadlock.
     @Test func workThatAlwaysSendsMoreCannotKeepAStoppedLoop() throws {
         let loop = try EventLoop(index: 0, tickMillis: 10)
         let box = LoopBox(loop)
@@ -191,6 +191,27 @@ import TollgateIO
         #expect(stopped.wait(timeout: .now() + 30) == .success, "a stopped loop kept running work that sends more")
         #expect((1...17).contains(resender.rounds), "\(resender.rounds) rounds")
         #expect(resender.last == nil, "the last body sent is still held")
+    }
+
+    /// A body the loop took (`execute` said true) runs, even when work that keeps sending more reaches the bound on a
+    /// stopped loop's rounds: what the last round sends is refused, not taken and then dropped. A sender hands
+    /// something over (a slot, a lease) and gives it back only when refused; taken and dropped, it stayed counted.
+    @Test func aStoppedLoopRunsEveryBodyItTookEvenAtItsBoundOnRounds() throws {
+        let loop = try EventLoop(index: 0, tickMillis: 10)
+        let box = LoopBox(loop)
+        let resender = CountingResender(loop: loop)
+        loop.execute {
+            box.loop.stop()
+            resender.send()
+        }
+        let stopped = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            box.loop.run()
+            stopped.signal()
+        }
+        #expect(stopped.wait(timeout: .now() + 30) == .success, "a stopped loop kept running work that sends more")
+        #expect(resender.refused, "the loop never refused the work that kept sending more")
+        #expect(resender.taken == resender.rounds, "taken \(resender.taken) bodies, ran \(resender.rounds)")
     }
 
     /// Work sent from other threads while the loop stops (one of those bodies stops it) either runs, once, or is let
@@ -256,6 +277,27 @@ final class Resender: @unchecked Sendable {
             _ = sent.value
             rounds += 1
             send()
+        }
+    }
+}
+
+/// Work that sends itself to its loop again each time it runs, counting the sends the loop took and whether one was
+/// refused. Written on the loop's thread and read after it stopped.
+final class CountingResender: @unchecked Sendable {
+    let loop: EventLoop
+    var rounds = 0
+    var taken = 0
+    var refused = false
+    init(loop: EventLoop) { self.loop = loop }
+
+    func send() {
+        if loop.execute({ [self] in
+            rounds += 1
+            send()
+        }) {
+            taken += 1
+        } else {
+            refused = true
         }
     }
 }
