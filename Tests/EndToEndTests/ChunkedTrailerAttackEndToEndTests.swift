@@ -278,10 +278,7 @@ private final class PiecewiseUpstream: @unchecked Sendable {
 
     private func serve(_ fd: Int32, _ number: Int) {
         defer { Glibc.close(fd) }
-        var tv = timeval(tv_sec: ClientSocket.ioTimeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var one: Int32 = 1
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        setTestSocketOptions(fd)
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         /// Reads more; on the proxy's close, counts it.

@@ -95,24 +95,24 @@ import TollgateIO
         return waitUntil { server.workers.allSatisfy { isDraining($0) } }
     }
 
-    /// Whether `worker` drains, read on its own loop.
+    /// Whether `worker` drains, read on its own loop (a loop that has stopped drained).
     static func isDraining(_ worker: Worker) -> Bool {
-        let answer = Mutex<Bool?>(nil)
-        let box = UncheckedBox(worker)
-        // A loop that has stopped refuses the question: it drained.
-        guard worker.loop.execute({ answer.withLock { $0 = box.value.draining } }) else { return true }
-        // Work a loop took runs, even in its last pass.
-        _ = waitUntil { answer.withLock { $0 } != nil }
-        return answer.withLock { $0 } ?? false
+        read(worker, ifStopped: true, ifUnanswered: false) { $0.draining }
     }
 
     /// `worker`'s open client connections, read on its own loop (-1 once it has stopped).
     static func connections(_ worker: Worker) -> Int {
-        let answer = Mutex<Int?>(nil)
-        let box = UncheckedBox(worker)
-        guard worker.loop.execute({ answer.withLock { $0 = box.value.clientConnections } }) else { return -1 }
+        read(worker, ifStopped: -1, ifUnanswered: -1) { $0.clientConnections }
+    }
+
+    /// `value` of `worker`, read on its own loop: `ifStopped` when the loop has stopped and refuses the question,
+    /// `ifUnanswered` when a question it took (which runs, even in its last pass) was not answered in time.
+    static func read<T>(_ worker: Worker, ifStopped: T, ifUnanswered: T, _ value: @escaping (Worker) -> T) -> T {
+        let answer = Mutex<T?>(nil)
+        let box = UncheckedBox((worker, value))
+        guard worker.loop.execute({ answer.withLock { $0 = box.value.1(box.value.0) } }) else { return ifStopped }
         _ = waitUntil { answer.withLock { $0 } != nil }
-        return answer.withLock { $0 } ?? -1
+        return answer.withLock { $0 } ?? ifUnanswered
     }
 
     /// A request queued on the second loop still times out (429) when the first loop, with nothing left to drain,

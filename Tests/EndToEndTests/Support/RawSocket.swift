@@ -1,5 +1,14 @@
 import Glibc
 
+/// Bounds blocking reads on a test's own socket by the harness's I/O timeout (a missing answer fails the test instead
+/// of hanging it) and sends each write at once (TCP_NODELAY: a paced write arrives as paced).
+func setTestSocketOptions(_ fd: Int32) {
+    var tv = timeval(tv_sec: ClientSocket.ioTimeoutSeconds, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var one: Int32 = 1
+    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+}
+
 /// A plain TCP connection the test shapes itself: from a chosen loopback source address, with small kernel
 /// buffers, non-blocking writes, half-close. Blocking reads bounded by the harness's I/O timeout.
 final class RawSocket: ByteStream {
@@ -11,11 +20,9 @@ final class RawSocket: ByteStream {
     init(port: UInt16, source: String = "127.0.0.1", buffer: Int32? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw WireError("socket: errno \(errno)") }
+        setTestSocketOptions(fd)
         var tv = timeval(tv_sec: ClientSocket.ioTimeoutSeconds, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var one: Int32 = 1
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         if var size = buffer {
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
             setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))

@@ -1,4 +1,3 @@
-import Dispatch
 import Glibc
 import Testing
 import TollgateHTTP
@@ -46,14 +45,9 @@ import TollgateIO
 
         /// Runs the loop on another thread until it has stopped for good.
         func stopLoop() -> Bool {
-            let box = UncheckedBox(loop)
-            loop.execute { box.value.stop() }
-            let stopped = DispatchSemaphore(value: 0)
-            DispatchQueue.global().async {
-                box.value.run()
-                stopped.signal()
-            }
-            return stopped.wait(timeout: .now() + 30) == .success
+            let box = LoopBox(loop)
+            loop.execute { box.loop.stop() }
+            return box.runInBackground()()
         }
 
         deinit { for fd in fds { close(fd) } }

@@ -145,12 +145,7 @@ import TollgateIO
                     box.loop.execute { ran.names.append("sent by pending") }
                 }
             }
-            let stopped = DispatchSemaphore(value: 0)
-            DispatchQueue.global().async {
-                box.loop.run()
-                stopped.signal()
-            }
-            #expect(stopped.wait(timeout: .now() + 30) == .success, "the loop did not stop")
+            #expect(box.runInBackground()(), "the loop did not stop")
         }
         #expect(timerHeld == nil, "the hour timer's body is still held")
         #expect(deferredHeld == nil, "deferred work is still held")
@@ -183,12 +178,7 @@ import TollgateIO
             box.loop.stop()
             resender.send()
         }
-        let stopped = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            box.loop.run()
-            stopped.signal()
-        }
-        #expect(stopped.wait(timeout: .now() + 30) == .success, "a stopped loop kept running work that sends more")
+        #expect(box.runInBackground()(), "a stopped loop kept running work that sends more")
         #expect((1...17).contains(resender.rounds), "\(resender.rounds) rounds")
         #expect(resender.last == nil, "the last body sent is still held")
     }
@@ -204,12 +194,7 @@ import TollgateIO
             box.loop.stop()
             resender.send()
         }
-        let stopped = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            box.loop.run()
-            stopped.signal()
-        }
-        #expect(stopped.wait(timeout: .now() + 30) == .success, "a stopped loop kept running work that sends more")
+        #expect(box.runInBackground()(), "a stopped loop kept running work that sends more")
         #expect(resender.refused, "the loop never refused the work that kept sending more")
         #expect(resender.taken == resender.rounds, "taken \(resender.taken) bodies, ran \(resender.rounds)")
     }
@@ -223,11 +208,7 @@ import TollgateIO
         let box = LoopBox(loop)
         let senders = 4, each = 2_000
         let tally = WorkTally(count: senders * each)
-        let stopped = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            box.loop.run()
-            stopped.signal()
-        }
+        let waitUntilStopped = box.runInBackground()
         DispatchQueue.concurrentPerform(iterations: senders) { sender in
             for k in 0..<each {
                 let token = WorkToken(id: sender * each + k, tally: tally)
@@ -235,7 +216,7 @@ import TollgateIO
                 if sender == 0 && k == each / 2 { box.loop.execute { box.loop.stop() } }
             }
         }
-        #expect(stopped.wait(timeout: .now() + 30) == .success, "the loop did not stop")
+        #expect(waitUntilStopped(), "the loop did not stop")
         #expect(tally.released.load(ordering: .relaxed) == senders * each, "work sent to the loop is still held")
         #expect(tally.ran.allSatisfy { $0 <= 1 }, "a body ran more than once")
         #expect(tally.ran[0...each / 2].allSatisfy { $0 == 1 }, "work sent before the stop, by the thread that stopped it, was dropped")
@@ -337,4 +318,15 @@ final class FiredTimers: @unchecked Sendable {
 final class LoopBox: @unchecked Sendable {
     let loop: EventLoop
     init(_ loop: EventLoop) { self.loop = loop }
+
+    /// Runs the loop on a dispatch thread. The function returned waits for `run` to return and says whether it did
+    /// (after 30 s it gives up, so that a loop that never stops fails its test instead of hanging the run).
+    func runInBackground() -> () -> Bool {
+        let stopped = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async { [self] in
+            loop.run()
+            stopped.signal()
+        }
+        return { stopped.wait(timeout: .now() + 30) == .success }
+    }
 }

@@ -8,25 +8,26 @@ import TollgateIO
 /// The health checker once stopped (the server shutting down) starts no more rounds, even when asked for one: its
 /// probes would outlive the loop's last pass, their sockets never closed.
 @Suite struct UpstreamsHealthCheckerTests {
-    @Test func aStoppedCheckerAnswersARoundAskedForWithoutProbing() throws {
+    /// A checker of one backend on 127.0.0.1:`port`, with hour-long rounds (only `checkNow` starts one), on a loop
+    /// that is not running yet.
+    static func checker(port: UInt16, failuresToEject: Int) throws -> (LoopBox, BackendSet, HealthChecker) {
         let loop = try EventLoop(index: 0, tickMillis: 10)
+        let backends = BackendSet(backends: [(UpstreamAddress(parsing: "http://127.0.0.1:\(port)")!, nil)], queueLimit: 4,
+                                  queueTimeoutMillis: 1_000, failuresToEject: failuresToEject)
+        return (LoopBox(loop), backends, HealthChecker(set: backends, loop: loop, intervalSeconds: 3_600))
+    }
+
+    @Test func aStoppedCheckerAnswersARoundAskedForWithoutProbing() throws {
         // Nothing listens on port 1: a probe fails at once, and one failure ejects the backend.
-        let backends = BackendSet(backends: [(UpstreamAddress(parsing: "http://127.0.0.1:1")!, nil)], queueLimit: 4,
-                                  queueTimeoutMillis: 1_000, failuresToEject: 1)
-        let checker = HealthChecker(set: backends, loop: loop, intervalSeconds: 3_600)
-        loop.execute { checker.stop() }
+        let (box, backends, checker) = try Self.checker(port: 1, failuresToEject: 1)
+        box.loop.execute { checker.stop() }
         let done = DispatchSemaphore(value: 0)
         checker.checkNow { done.signal() }
-        let box = UncheckedBox(loop)
-        let stopped = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            box.value.run()
-            stopped.signal()
-        }
+        let waitUntilStopped = box.runInBackground()
         #expect(done.wait(timeout: .now() + 30) == .success, "the round asked for was never answered")
         // Stopped after the answer, from the loop: a probe started would have failed and ejected the backend first.
-        loop.execute { box.value.stop() }
-        #expect(stopped.wait(timeout: .now() + 30) == .success, "the loop did not stop")
+        box.loop.execute { box.loop.stop() }
+        #expect(waitUntilStopped(), "the loop did not stop")
         #expect(backends.snapshot.first?.healthy == true, "a stopped checker probed the backend")
     }
 }
@@ -37,26 +38,18 @@ extension UpstreamsHealthCheckerTests {
     /// The three requests reach the loop in one batch: the first starts a round (its refused probe reports at the
     /// end of the pass), the second waits for the next round, then the checker stops.
     @Test func aRoundAskedForDuringAnotherIsNotStartedOnceStopped() throws {
-        let loop = try EventLoop(index: 0, tickMillis: 10)
         // Nothing listens on port 1: each probe fails at once; two failures eject the backend, one does not.
-        let backends = BackendSet(backends: [(UpstreamAddress(parsing: "http://127.0.0.1:1")!, nil)], queueLimit: 4,
-                                  queueTimeoutMillis: 1_000, failuresToEject: 2)
-        let checker = HealthChecker(set: backends, loop: loop, intervalSeconds: 3_600)
+        let (box, backends, checker) = try Self.checker(port: 1, failuresToEject: 2)
         let first = DispatchSemaphore(value: 0)
         let second = DispatchSemaphore(value: 0)
         checker.checkNow { first.signal() }
         checker.checkNow { second.signal() }
-        loop.execute { checker.stop() }
-        let box = UncheckedBox(loop)
-        let stopped = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            box.value.run()
-            stopped.signal()
-        }
+        box.loop.execute { checker.stop() }
+        let waitUntilStopped = box.runInBackground()
         #expect(first.wait(timeout: .now() + 30) == .success, "the round in progress was never answered")
         #expect(second.wait(timeout: .now() + 30) == .success, "the round asked for next was never answered")
-        loop.execute { box.value.stop() }
-        #expect(stopped.wait(timeout: .now() + 30) == .success, "the loop did not stop")
+        box.loop.execute { box.loop.stop() }
+        #expect(waitUntilStopped(), "the loop did not stop")
         #expect(backends.snapshot.first?.healthy == true, "a stopped checker started the next round and probed again")
     }
 }
@@ -70,23 +63,14 @@ extension UpstreamsHealthCheckerTests {
         let listener = try Socket.listen(on: SocketAddress(parsing: "127.0.0.1:0")!, reusePort: false, backlog: 4)
         defer { close(listener) }
         let port = try #require(Socket.localAddress(listener)).port
-        let loop = try EventLoop(index: 0, tickMillis: 10)
-        let backends = BackendSet(backends: [(UpstreamAddress(parsing: "http://127.0.0.1:\(port)")!, nil)], queueLimit: 4,
-                                  queueTimeoutMillis: 1_000, failuresToEject: 1)
-        let checker = HealthChecker(set: backends, loop: loop, intervalSeconds: 3_600)
+        let (box, _, checker) = try Self.checker(port: port, failuresToEject: 1)
         let answered = Atomic<Bool>(false)
         checker.checkNow { answered.store(true, ordering: .relaxed) }
-        let box = UncheckedBox(loop)
-        loop.execute {
+        box.loop.execute {
             checker.stop()
-            box.value.stop()
+            box.loop.stop()
         }
-        let stopped = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
-            box.value.run()
-            stopped.signal()
-        }
-        #expect(stopped.wait(timeout: .now() + 30) == .success, "the loop did not stop")
+        #expect(box.runInBackground()(), "the loop did not stop")
         let wasAnswered = answered.load(ordering: .relaxed)
         #expect(!wasAnswered, "the backend answered a probe it never read")
         guard case .connection(let fd, _) = Socket.accept(listener) else {
